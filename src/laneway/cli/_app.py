@@ -1,0 +1,29 @@
+"""Assembles the command groups into one Typer application."""
+
+from __future__ import annotations
+
+import typer
+
+from laneway.cli import _catalog, _serve, _usage
+
+__all__ = ["build_app", "main"]
+
+_GROUPS = (_serve, _catalog, _usage)
+
+
+def build_app() -> typer.Typer:
+    app = typer.Typer(
+        name="laneway",
+        help="Laneway: one OpenAI-compatible gateway over closed, open-weight, self-hosted and "
+        "embedded models, with routing, governance, evals and cost advice.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+    for group in _GROUPS:
+        group.register(app)
+    return app
+
+
+def main() -> None:
+    build_app()()

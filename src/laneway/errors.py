@@ -1,0 +1,215 @@
+"""The one exception tree of Laneway.
+
+Every error a client can see carries an HTTP ``status``, an OpenAI ``type`` and a
+stable ``code`` string (documented in the README). The server turns any
+``LanewayError`` into ``{"error": {"message", "type", "param", "code"}}`` in exactly
+one place (``laneway.server``); adapters convert foreign errors into this tree in
+exactly one place each, by exception type and HTTP status, never by message text.
+
+::
+
+    LanewayError
+    ├── ConfigError                      (start-up: invalid settings file)
+    ├── InvalidRequest          400 invalid_request
+    │   └── UnsupportedParameter 400 unsupported_parameter
+    ├── AuthenticationFailed    401 invalid_api_key
+    ├── PermissionDenied        403 permission_denied
+    ├── ModelNotFound           404 model_not_found
+    ├── PayloadTooLarge         413 payload_too_large
+    ├── RateLimited             429 rate_limited
+    │   └── QueueFull           429 queue_full
+    ├── NoDeploymentAvailable   503 no_deployment_available
+    └── UpstreamError           502 upstream_error
+        ├── UpstreamRateLimited   (upstream said 429; retryable, honours Retry-After)
+        ├── UpstreamServerError   (upstream 5xx; retryable)
+        ├── UpstreamConnectionError (connect/reset; retryable)
+        ├── UpstreamTimeout     504 upstream_timeout (retryable)
+        ├── UpstreamBadResponse   (malformed body; retryable once)
+        ├── UpstreamAuthError     (upstream 401/403: Laneway's key is wrong; next deployment)
+        ├── UpstreamInvalidRequest 400 (upstream rejected the request; not retried)
+        │   └── ContextLengthExceeded 400 context_length_exceeded (never sent elsewhere)
+        ├── ContentFiltered     400 content_filter (never retried, never sent elsewhere)
+        └── StreamInterrupted     (failure after the first byte of a stream)
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthenticationFailed",
+    "ConfigError",
+    "ContentFiltered",
+    "ContextLengthExceeded",
+    "InvalidRequest",
+    "LanewayError",
+    "ModelNotFound",
+    "NoDeploymentAvailable",
+    "PayloadTooLarge",
+    "PermissionDenied",
+    "QueueFull",
+    "RateLimited",
+    "StreamInterrupted",
+    "UnsupportedParameter",
+    "UpstreamAuthError",
+    "UpstreamBadResponse",
+    "UpstreamConnectionError",
+    "UpstreamError",
+    "UpstreamInvalidRequest",
+    "UpstreamRateLimited",
+    "UpstreamServerError",
+    "UpstreamTimeout",
+]
+
+
+class LanewayError(Exception):
+    """Base of every error Laneway raises on purpose."""
+
+    status: int = 500
+    type: str = "server_error"
+    code: str = "internal_error"
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+
+    def headers(self) -> dict[str, str]:
+        """Extra HTTP headers to send with the error response."""
+        return {}
+
+
+class ConfigError(LanewayError):
+    """The settings file or environment is invalid; raised at start-up only."""
+
+    code = "config_error"
+
+
+class InvalidRequest(LanewayError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class UnsupportedParameter(InvalidRequest):
+    """A parameter the chosen provider cannot honour (rejected, never dropped)."""
+
+    code = "unsupported_parameter"
+
+
+class AuthenticationFailed(LanewayError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(LanewayError):
+    status = 403
+    type = "permission_error"
+    code = "permission_denied"
+
+
+class ModelNotFound(LanewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class PayloadTooLarge(LanewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "payload_too_large"
+
+
+class RateLimited(LanewayError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limited"
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, param: str | None = None
+    ) -> None:
+        super().__init__(message, param=param)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"retry-after": str(max(1, round(self.retry_after)))}
+
+
+class QueueFull(RateLimited):
+    code = "queue_full"
+
+
+class NoDeploymentAvailable(LanewayError):
+    """Every deployment that could serve the request was skipped or failed."""
+
+    status = 503
+    type = "server_error"
+    code = "no_deployment_available"
+
+
+class UpstreamError(LanewayError):
+    """The upstream provider failed. ``upstream_status`` is its HTTP status, if any."""
+
+    status = 502
+    type = "server_error"
+    code = "upstream_error"
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        upstream_status: int | None = None,
+        retry_after: float | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message, param=param)
+        self.upstream_status = upstream_status
+        self.retry_after = retry_after
+
+
+class UpstreamRateLimited(UpstreamError):
+    retryable = True
+
+
+class UpstreamServerError(UpstreamError):
+    retryable = True
+
+
+class UpstreamConnectionError(UpstreamError):
+    retryable = True
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+    retryable = True
+
+
+class UpstreamBadResponse(UpstreamError):
+    retryable = True
+
+
+class UpstreamAuthError(UpstreamError):
+    """Laneway's own credentials were refused upstream: not retried, next deployment."""
+
+
+class UpstreamInvalidRequest(UpstreamError):
+    status = 400
+    type = "invalid_request_error"
+    code = "upstream_invalid_request"
+
+
+class ContextLengthExceeded(UpstreamInvalidRequest):
+    code = "context_length_exceeded"
+
+
+class ContentFiltered(UpstreamError):
+    status = 400
+    type = "invalid_request_error"
+    code = "content_filter"
+
+
+class StreamInterrupted(UpstreamError):
+    """A stream failed after its first byte reached the client."""

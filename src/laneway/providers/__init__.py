@@ -1,0 +1,50 @@
+"""Adapters (one per upstream wire format), the upstream HTTP client and the core types."""
+
+from laneway.providers._http import (
+    AiohttpUpstream,
+    Timeouts,
+    UpstreamClient,
+    UpstreamResponse,
+    UpstreamStream,
+)
+from laneway.providers._openai_chat import OpenAIChatAdapter
+from laneway.providers._sse import SSEEvent, iter_sse
+from laneway.providers._status import Endpoint, error_for_status, parse_retry_after
+from laneway.providers._types import (
+    ChatModel,
+    ChatRequest,
+    ChatResult,
+    ContentPart,
+    FunctionCall,
+    Message,
+    StreamDelta,
+    Tool,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+)
+
+__all__ = [
+    "AiohttpUpstream",
+    "ChatModel",
+    "ChatRequest",
+    "ChatResult",
+    "ContentPart",
+    "Endpoint",
+    "FunctionCall",
+    "Message",
+    "OpenAIChatAdapter",
+    "SSEEvent",
+    "StreamDelta",
+    "Timeouts",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "UpstreamClient",
+    "UpstreamResponse",
+    "UpstreamStream",
+    "Usage",
+    "error_for_status",
+    "iter_sse",
+    "parse_retry_after",
+]

@@ -1,0 +1,166 @@
+"""The upstream HTTP client: a small protocol of our own, and its aiohttp implementation.
+
+Adapters receive an :class:`UpstreamClient`; nothing builds a client at import time.
+Transport failures are mapped to Laneway's exception tree here, in one place, by
+exception type: connection problems → ``UpstreamConnectionError``, time-outs →
+``UpstreamTimeout``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
+from typing import Protocol
+
+import aiohttp
+
+from laneway.errors import UpstreamConnectionError, UpstreamTimeout
+
+__all__ = [
+    "AiohttpUpstream",
+    "Timeouts",
+    "UpstreamClient",
+    "UpstreamResponse",
+    "UpstreamStream",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. ``read`` bounds a whole non-streaming try; for streams ``idle`` bounds
+    each wait for the next bytes (the first byte included)."""
+
+    connect: float = 10.0
+    read: float = 120.0
+    idle: float = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class UpstreamResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+class UpstreamStream(Protocol):
+    status: int
+    headers: Mapping[str, str]
+
+    async def read_body(self) -> bytes: ...
+
+    def lines(self) -> AsyncIterator[bytes]:
+        """The body split into lines (without the line ending), as it arrives."""
+        ...
+
+
+class UpstreamClient(Protocol):
+    async def post(
+        self, url: str, headers: Mapping[str, str], body: bytes, timeouts: Timeouts
+    ) -> UpstreamResponse: ...
+
+    def post_stream(
+        self, url: str, headers: Mapping[str, str], body: bytes, timeouts: Timeouts
+    ) -> AbstractAsyncContextManager[UpstreamStream]: ...
+
+    async def close(self) -> None: ...
+
+
+class _AiohttpStream:
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self._response = response
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+
+    async def read_body(self) -> bytes:
+        try:
+            return await self._response.read()
+        except TimeoutError as exc:
+            raise UpstreamTimeout("upstream stalled while sending its body") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectionError(
+                f"upstream connection failed: {type(exc).__name__}"
+            ) from exc
+
+    async def lines(self) -> AsyncIterator[bytes]:
+        buffer = b""
+        try:
+            async for chunk in self._response.content.iter_any():
+                buffer += chunk
+                if b"\n" not in chunk:
+                    continue
+                *complete, buffer = buffer.split(b"\n")
+                for line in complete:
+                    yield line.rstrip(b"\r")
+        except TimeoutError as exc:
+            raise UpstreamTimeout("upstream stream stalled") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectionError(f"upstream stream broke: {type(exc).__name__}") from exc
+        if buffer:
+            yield buffer.rstrip(b"\r")
+
+
+class AiohttpUpstream:
+    """:class:`UpstreamClient` over one shared ``aiohttp.ClientSession``.
+
+    The session is created on first use inside the running event loop.
+    """
+
+    def __init__(self, *, limit: int = 1000) -> None:
+        self._limit = limit
+        self._session: aiohttp.ClientSession | None = None
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            connector = aiohttp.TCPConnector(limit=self._limit, ttl_dns_cache=300)
+            self._session = aiohttp.ClientSession(
+                connector=connector, auto_decompress=True, trust_env=False
+            )
+        return self._session
+
+    async def post(
+        self, url: str, headers: Mapping[str, str], body: bytes, timeouts: Timeouts
+    ) -> UpstreamResponse:
+        timeout = aiohttp.ClientTimeout(total=timeouts.read, connect=timeouts.connect)
+        try:
+            async with self._get_session().post(
+                url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            ) as response:
+                data = await response.read()
+                return UpstreamResponse(response.status, response.headers, data)
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"upstream did not answer within {timeouts.read:g} s") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectionError(
+                f"upstream connection failed: {type(exc).__name__}"
+            ) from exc
+
+    @asynccontextmanager
+    async def post_stream(
+        self, url: str, headers: Mapping[str, str], body: bytes, timeouts: Timeouts
+    ) -> AsyncIterator[UpstreamStream]:
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=timeouts.connect, sock_read=timeouts.idle
+        )
+        try:
+            response = await self._get_session().post(
+                url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+            )
+        except TimeoutError as exc:
+            raise UpstreamTimeout(
+                f"upstream sent no response headers within {timeouts.idle:g} s"
+            ) from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectionError(
+                f"upstream connection failed: {type(exc).__name__}"
+            ) from exc
+        try:
+            yield _AiohttpStream(response)
+        finally:
+            response.close()
+
+    async def close(self) -> None:
+        if self._session is not None and not self._session.closed:
+            await self._session.close()
+            await asyncio.sleep(0)

@@ -1,0 +1,96 @@
+"""Mapping of upstream HTTP statuses to Laneway's exception tree (shared by adapters).
+
+Each adapter first recognises its provider's structured error codes (for example
+OpenAI's ``context_length_exceeded``) and then falls back on :func:`error_for_status`.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from laneway.errors import (
+    UpstreamAuthError,
+    UpstreamError,
+    UpstreamInvalidRequest,
+    UpstreamRateLimited,
+    UpstreamServerError,
+    UpstreamTimeout,
+)
+from laneway.providers._http import Timeouts
+
+__all__ = ["Endpoint", "error_for_status", "parse_retry_after"]
+
+_DEFAULT_TIMEOUTS = Timeouts()
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Everything an adapter needs to reach one deployment's upstream.
+
+    ``quirks`` come from the vendor table (``vendors.yaml``) and the deployment config.
+    """
+
+    deployment: str
+    api_base: str
+    upstream_model: str
+    api_key: str | None = None
+    timeouts: Timeouts = _DEFAULT_TIMEOUTS
+    quirks: Mapping[str, Any] | None = None
+    extra_headers: Mapping[str, str] | None = None
+
+    def quirk(self, name: str, default: Any = None) -> Any:
+        return default if self.quirks is None else self.quirks.get(name, default)
+
+
+MAX_RETRY_AFTER_HEADER = 3600.0
+
+
+def parse_retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            return min(max(float(value) / 1000.0, 0.0), MAX_RETRY_AFTER_HEADER)
+        except ValueError:
+            pass
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return min(max(float(value), 0.0), MAX_RETRY_AFTER_HEADER)
+    except ValueError:
+        pass
+    try:
+        parsed = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return min(max(parsed.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER_HEADER)
+
+
+def error_for_status(
+    status: int, headers: Mapping[str, str], message: str, *, provider: str
+) -> UpstreamError:
+    """The exception for an upstream HTTP error status, by status alone."""
+    text = (
+        f"{provider} returned HTTP {status}: {message}"
+        if message
+        else (f"{provider} returned HTTP {status}")
+    )
+    retry_after = parse_retry_after(headers)
+    if status == 429:
+        return UpstreamRateLimited(text, upstream_status=status, retry_after=retry_after)
+    if status in (408, 504):
+        return UpstreamTimeout(text, upstream_status=status)
+    if status >= 500:
+        return UpstreamServerError(text, upstream_status=status, retry_after=retry_after)
+    if status in (401, 403):
+        return UpstreamAuthError(text, upstream_status=status)
+    if status == 404:
+        # The upstream does not know the model or path: a configuration problem of
+        # this deployment, so the next deployment may still serve the request.
+        return UpstreamError(text, upstream_status=status)
+    return UpstreamInvalidRequest(text, upstream_status=status)

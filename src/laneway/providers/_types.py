@@ -1,0 +1,183 @@
+"""Typed shapes that cross the core interface between the server and the adapters.
+
+The canonical request is OpenAI's chat-completions request, validated once by the
+server into a frozen :class:`ChatRequest`. Adapters translate it to their upstream
+wire format and translate the answer back into :class:`ChatResult` (non-streaming)
+or a sequence of :class:`StreamDelta` (streaming). The server alone renders OpenAI
+JSON and SSE from those.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, NotRequired, Protocol, Required, TypedDict
+
+__all__ = [
+    "ChatModel",
+    "ChatRequest",
+    "ChatResult",
+    "ContentPart",
+    "FunctionCall",
+    "Message",
+    "StreamDelta",
+    "Tool",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+]
+
+
+class ImageURL(TypedDict, total=False):
+    url: Required[str]
+    detail: str
+
+
+class ContentPart(TypedDict, total=False):
+    """One part of a multi-part message: ``{"type": "text", "text"}`` or ``image_url``."""
+
+    type: Required[str]
+    text: str
+    image_url: ImageURL
+
+
+class FunctionCall(TypedDict):
+    name: str
+    arguments: str
+
+
+class ToolCall(TypedDict):
+    id: str
+    type: Literal["function"]
+    function: FunctionCall
+
+
+class Message(TypedDict, total=False):
+    role: Required[str]
+    content: str | list[ContentPart] | None
+    name: str
+    tool_calls: list[ToolCall]
+    tool_call_id: str
+
+
+class FunctionDef(TypedDict, total=False):
+    name: Required[str]
+    description: str
+    parameters: dict[str, Any]
+    strict: bool
+
+
+class Tool(TypedDict):
+    type: Literal["function"]
+    function: FunctionDef
+
+
+class FunctionDelta(TypedDict, total=False):
+    name: str
+    arguments: str
+
+
+class ToolCallDelta(TypedDict):
+    index: int
+    id: NotRequired[str]
+    type: NotRequired[Literal["function"]]
+    function: NotRequired[FunctionDelta]
+
+
+@dataclass(frozen=True, slots=True)
+class ChatRequest:
+    """A validated OpenAI chat-completions request.
+
+    ``stop`` is always a tuple, ``max_tokens`` merges ``max_completion_tokens``.
+    ``tool_choice`` is ``"none" | "auto" | "required"`` or
+    ``{"type": "function", "function": {"name": ...}}``. ``response_format`` is the
+    OpenAI object (``{"type": "json_schema", "json_schema": {"name", "schema", ...}}``).
+    ``options`` holds the remaining OpenAI parameters that only OpenAI-format upstreams
+    accept (``presence_penalty``, ``logprobs`` …); other adapters reject them.
+    """
+
+    model: str
+    messages: tuple[Message, ...]
+    stream: bool = False
+    include_usage: bool = False
+    max_tokens: int | None = None
+    temperature: float | None = None
+    top_p: float | None = None
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    user: str | None = None
+    tools: tuple[Tool, ...] = ()
+    tool_choice: str | dict[str, Any] | None = None
+    parallel_tool_calls: bool | None = None
+    response_format: Mapping[str, Any] | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def json_schema(self) -> Mapping[str, Any] | None:
+        """The JSON schema object asked for, or ``None``."""
+        rf = self.response_format
+        if rf is None or rf.get("type") != "json_schema":
+            return None
+        spec = rf.get("json_schema")
+        return spec if isinstance(spec, Mapping) else None
+
+    @property
+    def has_images(self) -> bool:
+        for message in self.messages:
+            content = message.get("content")
+            if isinstance(content, list) and any(p.get("type") == "image_url" for p in content):
+                return True
+        return False
+
+
+@dataclass(slots=True)
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cached_tokens: int = 0
+    cache_creation_tokens: int = 0
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True)
+class ChatResult:
+    """A complete (non-streaming) answer, already translated to OpenAI terms.
+
+    ``finish_reason`` is one of ``stop``, ``length``, ``tool_calls``, ``content_filter``.
+    """
+
+    content: str | None
+    finish_reason: str
+    model: str
+    usage: Usage | None = None
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    refusal: str | None = None
+
+
+@dataclass(slots=True)
+class StreamDelta:
+    """One streamed increment. The last delta of a stream carries ``finish_reason``;
+    ``usage`` may come on the last or on a separate final delta."""
+
+    content: str | None = None
+    tool_calls: list[ToolCallDelta] | None = None
+    finish_reason: str | None = None
+    usage: Usage | None = None
+    model: str | None = None
+
+
+class ChatModel(Protocol):
+    """What every adapter and every wrapper (retry, fallback, routing) implements."""
+
+    def check(self, request: ChatRequest) -> None:
+        """Raise ``UnsupportedParameter`` for anything this model cannot honour."""
+
+    async def complete(self, request: ChatRequest) -> ChatResult: ...
+
+    def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+        """An async iterator of deltas; errors before the first delta are raised
+        from the first ``__anext__``."""
+        ...
