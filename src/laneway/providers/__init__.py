@@ -1,5 +1,7 @@
 """Adapters (one per upstream wire format), the upstream HTTP client and the core types."""
 
+from laneway.providers._anthropic import AnthropicAdapter
+from laneway.providers._gemini import GeminiAdapter
 from laneway.providers._http import (
     AiohttpUpstream,
     Timeouts,
@@ -26,12 +28,14 @@ from laneway.providers._types import (
 
 __all__ = [
     "AiohttpUpstream",
+    "AnthropicAdapter",
     "ChatModel",
     "ChatRequest",
     "ChatResult",
     "ContentPart",
     "Endpoint",
     "FunctionCall",
+    "GeminiAdapter",
     "Message",
     "OpenAIChatAdapter",
     "SSEEvent",

@@ -5,7 +5,10 @@ it records what it received (``.received``) and plays scripted faults
 (``.fail_next(Fault("status", status=429, retry_after=1))``).
 """
 
+from laneway.testing._fake_anthropic import FakeAnthropic
+from laneway.testing._fake_gemini import FakeGemini
 from laneway.testing._fake_openai import FakeOpenAI
+from laneway.testing._gateway import RunningGateway
 from laneway.testing._server import (
     FakeReply,
     FakeTurn,
@@ -19,6 +22,8 @@ from laneway.testing._server import (
 )
 
 __all__ = [
+    "FakeAnthropic",
+    "FakeGemini",
     "FakeOpenAI",
     "FakeReply",
     "FakeTurn",
@@ -26,6 +31,7 @@ __all__ = [
     "Fault",
     "ReceivedRequest",
     "Responder",
+    "RunningGateway",
     "count_tokens",
     "default_responder",
     "running",

@@ -126,6 +126,7 @@ class FakeUpstreamServer:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._started = threading.Event()
+        self._socket: socket.socket | None = None
         self.port = 0
 
     # -- scripting ---------------------------------------------------------
@@ -217,6 +218,7 @@ class FakeUpstreamServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", 0))
         self.port = sock.getsockname()[1]
+        self._socket = sock
         self._thread = threading.Thread(target=self._serve, args=(sock,), daemon=True)
         self._thread.start()
         if not self._started.wait(10):
@@ -243,6 +245,9 @@ class FakeUpstreamServer:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
             self._loop = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
 
     def __enter__(self) -> Self:
         return self.start()

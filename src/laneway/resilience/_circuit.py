@@ -1,0 +1,76 @@
+"""Per-deployment circuit breaker: consecutive failures → open for a cooldown →
+half-open (one probe) → closed on success, open again on failure."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from enum import Enum
+
+from laneway.settings import CircuitSettings
+
+__all__ = ["CircuitBreaker", "CircuitState"]
+
+
+class CircuitState(Enum):
+    CLOSED = "closed"
+    OPEN = "open"
+    HALF_OPEN = "half_open"
+
+
+class CircuitBreaker:
+    def __init__(
+        self, settings: CircuitSettings, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._threshold = settings.failure_threshold
+        self._cooldown = settings.cooldown
+        self._clock = clock
+        self._failures = 0
+        self._opened_at: float | None = None
+        self._probing = False
+        self._lock = threading.Lock()
+        self.opened_count = 0
+
+    @property
+    def state(self) -> CircuitState:
+        with self._lock:
+            return self._state()
+
+    def _state(self) -> CircuitState:
+        if self._opened_at is None:
+            return CircuitState.CLOSED
+        if self._clock() - self._opened_at >= self._cooldown:
+            return CircuitState.HALF_OPEN
+        return CircuitState.OPEN
+
+    def allows(self) -> bool:
+        """True when a call may go ahead now (closed, or the half-open probe)."""
+        with self._lock:
+            state = self._state()
+            if state is CircuitState.CLOSED:
+                return True
+            return state is CircuitState.HALF_OPEN and not self._probing
+
+    def begin(self) -> None:
+        """Mark a call as started (claims the probe slot when half-open)."""
+        with self._lock:
+            if self._state() is CircuitState.HALF_OPEN:
+                self._probing = True
+
+    def success(self) -> None:
+        with self._lock:
+            self._failures = 0
+            self._opened_at = None
+            self._probing = False
+
+    def failure(self) -> None:
+        with self._lock:
+            self._failures += 1
+            state = self._state()
+            if state is CircuitState.HALF_OPEN or (
+                state is CircuitState.CLOSED and self._failures >= self._threshold
+            ):
+                self._opened_at = self._clock()
+                self.opened_count += 1
+            self._probing = False

