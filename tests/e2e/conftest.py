@@ -31,7 +31,9 @@ def fake_backup() -> Iterator[FakeOpenAI]:
         yield server
 
 
-def openai_deployment(name: str, api_base: str, model: str = "gpt-4o", **extra: Any) -> dict[str, Any]:
+def openai_deployment(
+    name: str, api_base: str, model: str = "gpt-4o", **extra: Any
+) -> dict[str, Any]:
     return {
         "name": name,
         "model": model,

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import openai
@@ -13,7 +13,6 @@ from openai import AsyncOpenAI, OpenAI
 
 from laneway.testing import FakeOpenAI, Fault
 from tests.e2e.conftest import GatewayFactory, ledger_rows, openai_deployment
-
 
 _CLIENTS: list[OpenAI] = []
 
@@ -35,8 +34,12 @@ def test_sync_completion_with_headers_and_cost(
     fake_openai: FakeOpenAI, start_gateway: GatewayFactory, tmp_path: Path
 ) -> None:
     price = {"input_per_mtok": "2.50", "output_per_mtok": "10.00"}
-    gw = start_gateway({"deployments": [openai_deployment("gpt", fake_openai.url, price=price)],
-                        "tiers": {"frontier": ["gpt"]}})
+    gw = start_gateway(
+        {
+            "deployments": [openai_deployment("gpt", fake_openai.url, price=price)],
+            "tiers": {"frontier": ["gpt"]},
+        }
+    )
     raw = _client(gw.base_url).chat.completions.with_raw_response.create(
         model="gpt", messages=[{"role": "user", "content": "hello there"}]
     )
@@ -49,8 +52,10 @@ def test_sync_completion_with_headers_and_cost(
     assert raw.headers["x-laneway-fallbacks"] == "0"
     assert raw.headers["x-laneway-request-id"].startswith("chatcmpl-")
     usage = completion.usage
-    expected = (Decimal(usage.prompt_tokens) * Decimal("2.50")
-                + Decimal(usage.completion_tokens) * Decimal("10.00")) / 1_000_000
+    expected = (
+        Decimal(usage.prompt_tokens) * Decimal("2.50")
+        + Decimal(usage.completion_tokens) * Decimal("10.00")
+    ) / 1_000_000
     assert Decimal(raw.headers["x-laneway-cost-usd"]) == expected
     sent = fake_openai.received[0]
     assert sent.headers["Authorization"] == "Bearer sk-upstream-secret"
@@ -65,8 +70,12 @@ def test_sync_completion_with_headers_and_cost(
 
 
 def test_model_resolution_order(fake_openai: FakeOpenAI, start_gateway: GatewayFactory) -> None:
-    gw = start_gateway({"deployments": [openai_deployment("main", fake_openai.url)],
-                        "tiers": {"frontier": ["main"]}})
+    gw = start_gateway(
+        {
+            "deployments": [openai_deployment("main", fake_openai.url)],
+            "tiers": {"frontier": ["main"]},
+        }
+    )
     client = _client(gw.base_url)
     for name in ("main", "gpt-4o", "tier:frontier"):
         raw = client.chat.completions.with_raw_response.create(
@@ -89,7 +98,9 @@ async def test_async_streaming_with_usage(
     gw = start_gateway({"deployments": [openai_deployment("gpt", fake_openai.url, price=price)]})
     client = AsyncOpenAI(base_url=gw.base_url, api_key="unused", max_retries=0)
     stream = await client.chat.completions.create(
-        model="gpt", stream=True, stream_options={"include_usage": True},
+        model="gpt",
+        stream=True,
+        stream_options={"include_usage": True},
         messages=[{"role": "user", "content": "one two three four"}],
     )
     text, usage_chunks, finish = "", [], None
@@ -111,10 +122,18 @@ async def test_async_streaming_with_usage(
 def test_tools_round_trip(fake_openai: FakeOpenAI, start_gateway: GatewayFactory) -> None:
     gw = start_gateway({"deployments": [openai_deployment("gpt", fake_openai.url)]})
     client = _client(gw.base_url)
-    tools = [{"type": "function", "function": {
-        "name": "lookup", "parameters": {"type": "object", "properties": {"query": {"type": "string"}}}}}]
+    tools = [
+        {
+            "type": "function",
+            "function": {
+                "name": "lookup",
+                "parameters": {"type": "object", "properties": {"query": {"type": "string"}}},
+            },
+        }
+    ]
     first = client.chat.completions.create(
-        model="gpt", tools=tools,  # type: ignore[arg-type]
+        model="gpt",
+        tools=tools,  # type: ignore[arg-type]
         messages=[{"role": "user", "content": "weather in Paris"}],
     )
     call = first.choices[0].message.tool_calls[0]  # type: ignore[index]
@@ -122,7 +141,8 @@ def test_tools_round_trip(fake_openai: FakeOpenAI, start_gateway: GatewayFactory
     assert call.function.name == "lookup"
     assert json.loads(call.function.arguments) == {"query": "weather in Paris"}
     second = client.chat.completions.create(
-        model="gpt", tools=tools,  # type: ignore[arg-type]
+        model="gpt",
+        tools=tools,  # type: ignore[arg-type]
         messages=[
             {"role": "user", "content": "weather in Paris"},
             {"role": "assistant", "content": None, "tool_calls": [call.model_dump()]},  # type: ignore[list-item]
@@ -134,7 +154,9 @@ def test_tools_round_trip(fake_openai: FakeOpenAI, start_gateway: GatewayFactory
     assert sent["messages"][2] == {"role": "tool", "tool_call_id": call.id, "content": "sunny"}
     # streamed tool calls arrive as OpenAI tool-call deltas
     stream = client.chat.completions.create(
-        model="gpt", tools=tools, stream=True,  # type: ignore[arg-type]
+        model="gpt",
+        tools=tools,
+        stream=True,  # type: ignore[arg-type]
         messages=[{"role": "user", "content": "weather in Rome"}],
     )
     args = ""
@@ -145,18 +167,27 @@ def test_tools_round_trip(fake_openai: FakeOpenAI, start_gateway: GatewayFactory
 
 
 def test_fallback_after_retries(
-    fake_openai: FakeOpenAI, fake_backup: FakeOpenAI, start_gateway: GatewayFactory,
+    fake_openai: FakeOpenAI,
+    fake_backup: FakeOpenAI,
+    start_gateway: GatewayFactory,
     tmp_path: Path,
 ) -> None:
-    gw = start_gateway({
-        "deployments": [
-            openai_deployment("primary", fake_openai.url),
-            openai_deployment("backup", fake_backup.url, model="llama-3.1-70b-instruct",
-                              provider="openai_compatible", api_key=None),
-        ],
-        "tiers": {"complex": ["primary", "backup"]},
-        "retry": {"max_retries": 1, "base_delay": 0.01, "max_delay": 0.02},
-    })
+    gw = start_gateway(
+        {
+            "deployments": [
+                openai_deployment("primary", fake_openai.url),
+                openai_deployment(
+                    "backup",
+                    fake_backup.url,
+                    model="llama-3.1-70b-instruct",
+                    provider="openai_compatible",
+                    api_key=None,
+                ),
+            ],
+            "tiers": {"complex": ["primary", "backup"]},
+            "retry": {"max_retries": 1, "base_delay": 0.01, "max_delay": 0.02},
+        }
+    )
     fake_openai.fail_next(Fault("status", status=503), Fault("status", status=500))
     raw = _client(gw.base_url).chat.completions.with_raw_response.create(
         model="tier:complex", messages=[{"role": "user", "content": "hi"}]
@@ -169,15 +200,21 @@ def test_fallback_after_retries(
     gw.stop()
     attempts = [r for r in ledger_rows(tmp_path) if r["attempt"] > 0]
     assert [(r["deployment"], r["status"]) for r in attempts] == [
-        ("primary", 503), ("primary", 500), ("backup", 200)
+        ("primary", 503),
+        ("primary", 500),
+        ("backup", 200),
     ]
 
 
 def test_rate_limit_retry_after_is_honoured(
     fake_openai: FakeOpenAI, start_gateway: GatewayFactory
 ) -> None:
-    gw = start_gateway({"deployments": [openai_deployment("gpt", fake_openai.url)],
-                        "retry": {"max_retries": 2, "max_retry_after": 5}})
+    gw = start_gateway(
+        {
+            "deployments": [openai_deployment("gpt", fake_openai.url)],
+            "retry": {"max_retries": 2, "max_retry_after": 5},
+        }
+    )
     fake_openai.fail_next(Fault("status", status=429, retry_after=0.3))
     import time
 
@@ -193,14 +230,17 @@ def test_rate_limit_retry_after_is_honoured(
 def test_context_length_error_is_not_retried_or_sent_elsewhere(
     fake_openai: FakeOpenAI, fake_backup: FakeOpenAI, start_gateway: GatewayFactory
 ) -> None:
-    gw = start_gateway({
-        "deployments": [
-            openai_deployment("primary", fake_openai.url),
-            openai_deployment("backup", fake_backup.url, provider="openai_compatible",
-                              api_key=None),
-        ],
-        "tiers": {"complex": ["primary", "backup"]},
-    })
+    gw = start_gateway(
+        {
+            "deployments": [
+                openai_deployment("primary", fake_openai.url),
+                openai_deployment(
+                    "backup", fake_backup.url, provider="openai_compatible", api_key=None
+                ),
+            ],
+            "tiers": {"complex": ["primary", "backup"]},
+        }
+    )
     fake_openai.fail_next(Fault("status", status=400, error_code="context_length_exceeded"))
     with pytest.raises(openai.BadRequestError) as info:
         _client(gw.base_url).chat.completions.create(
@@ -213,8 +253,12 @@ def test_context_length_error_is_not_retried_or_sent_elsewhere(
 
 
 def test_upstream_timeout_gives_504(fake_openai: FakeOpenAI, start_gateway: GatewayFactory) -> None:
-    gw = start_gateway({"deployments": [openai_deployment(
-        "gpt", fake_openai.url, timeouts={"read": 0.3})], "retry": {"max_retries": 0}})
+    gw = start_gateway(
+        {
+            "deployments": [openai_deployment("gpt", fake_openai.url, timeouts={"read": 0.3})],
+            "retry": {"max_retries": 0},
+        }
+    )
     fake_openai.fail_next(Fault("stall", seconds=2))
     with pytest.raises(openai.APIStatusError) as info:
         _client(gw.base_url).chat.completions.create(
@@ -230,7 +274,8 @@ def test_stream_cut_mid_way_is_an_error_not_a_success(
     gw = start_gateway({"deployments": [openai_deployment("gpt", fake_openai.url)]})
     fake_openai.fail_next(Fault("cut", after_chunks=3))
     stream = _client(gw.base_url).chat.completions.create(
-        model="gpt", stream=True,
+        model="gpt",
+        stream=True,
         messages=[{"role": "user", "content": "a b c d e f g h i j"}],
     )
     received = []
@@ -247,15 +292,18 @@ def test_stream_cut_mid_way_is_an_error_not_a_success(
 def test_stream_failure_before_first_byte_falls_back(
     fake_openai: FakeOpenAI, fake_backup: FakeOpenAI, start_gateway: GatewayFactory
 ) -> None:
-    gw = start_gateway({
-        "deployments": [
-            openai_deployment("primary", fake_openai.url),
-            openai_deployment("backup", fake_backup.url, provider="openai_compatible",
-                              api_key=None),
-        ],
-        "tiers": {"complex": ["primary", "backup"]},
-        "retry": {"max_retries": 0},
-    })
+    gw = start_gateway(
+        {
+            "deployments": [
+                openai_deployment("primary", fake_openai.url),
+                openai_deployment(
+                    "backup", fake_backup.url, provider="openai_compatible", api_key=None
+                ),
+            ],
+            "tiers": {"complex": ["primary", "backup"]},
+            "retry": {"max_retries": 0},
+        }
+    )
     fake_openai.fail_next(Fault("status", status=502))
     raw = _client(gw.base_url).chat.completions.with_raw_response.create(
         model="tier:complex", stream=True, messages=[{"role": "user", "content": "yo"}]
@@ -268,9 +316,18 @@ def test_stream_failure_before_first_byte_falls_back(
 def test_unknown_price_is_null_not_zero(
     fake_backup: FakeOpenAI, start_gateway: GatewayFactory, tmp_path: Path
 ) -> None:
-    gw = start_gateway({"deployments": [{
-        "name": "mystery", "model": "some-fine-tune", "provider": "openai_compatible",
-        "api_base": fake_backup.url + "/v1"}]})
+    gw = start_gateway(
+        {
+            "deployments": [
+                {
+                    "name": "mystery",
+                    "model": "some-fine-tune",
+                    "provider": "openai_compatible",
+                    "api_base": fake_backup.url + "/v1",
+                }
+            ]
+        }
+    )
     raw = _client(gw.base_url).chat.completions.with_raw_response.create(
         model="mystery", messages=[{"role": "user", "content": "hi"}]
     )

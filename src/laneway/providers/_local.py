@@ -215,7 +215,8 @@ class LocalLlamaAdapter:
                 for chunk in chunks:
                     if stop.is_set():
                         break
-                    completion += 1
+                    if _is_token(chunk):
+                        completion += 1
                     put(chunk)
                 put(Usage(prompt_tokens=prompt_tokens, completion_tokens=completion))
             except BaseException as exc:  # forwarded to the event loop, re-raised there
@@ -245,18 +246,10 @@ class LocalLlamaAdapter:
 
     def _count_prompt(self, kwargs: dict[str, Any]) -> int:
         """Prompt tokens of a streamed request (llama-cpp-python's stream chunks carry
-        no usage): the prompt rendered by the model's own chat template, tokenized."""
+        no usage): the prompt rendered by the model's own chat template, tokenized the
+        way llama-cpp-python does it for the non-streaming usage figure."""
         self.load()
-        render = getattr(self._llama, "laneway_render_prompt", None)
-        text = (
-            render(kwargs["messages"])
-            if render is not None
-            else "".join(
-                f"<|im_start|>{m['role']}\n{m['content']}<|im_end|>\n" for m in kwargs["messages"]
-            )
-            + "<|im_start|>assistant\n"
-        )
-        return len(self._llama.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+        return _prompt_tokens(self._llama, kwargs["messages"])
 
     def _stream_chunks(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
         try:
@@ -266,6 +259,31 @@ class LocalLlamaAdapter:
                 f"the prompt does not fit the embedded model's context ({self.settings.n_ctx})",
                 upstream_status=400,
             ) from exc
+
+
+def _prompt_tokens(llama: Any, messages: list[dict[str, Any]]) -> int:
+    template = (getattr(llama, "metadata", None) or {}).get("tokenizer.chat_template")
+    if not template:
+        text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
+        return len(llama.tokenize(text.encode("utf-8"), add_bos=True))
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+    formatter = Jinja2ChatFormatter(
+        template=template,
+        eos_token=llama._model.token_get_text(llama.token_eos()),
+        bos_token=llama._model.token_get_text(llama.token_bos()),
+    )
+    rendered = formatter(messages=messages)  # type: ignore[arg-type]
+    tokens = llama.tokenize(
+        rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special, special=True
+    )
+    return len(tokens)
+
+
+def _is_token(chunk: dict[str, Any]) -> bool:
+    """One generated token per chunk that carries content (not the role/finish chunks)."""
+    choices = chunk.get("choices") or []
+    return bool(choices) and (choices[0].get("delta") or {}).get("content") is not None
 
 
 def _chunk_delta(chunk: dict[str, Any]) -> StreamDelta | None:

@@ -1,0 +1,44 @@
+"""Laneway's model catalog: every model with maker, origin, license, parameters,
+context, capabilities, dated and sourced prices per provider and benchmark figures.
+
+The data lives in the packaged ``models.yaml`` (top-level ``version``, ``updated``,
+``models``). Every figure carries its source (a seed file such as
+``seeds/003_89ce8b6907b2801f.txt`` or a URL) and its date; unknown is ``null``, never
+estimated or zero. Where sources disagree (they do, on prices) each figure is kept
+with its own source: ``ModelInfo.prices_for`` returns them all, ``price_for`` the
+newest-dated.
+
+Prices are USD per million tokens (``Decimal``), keyed by provider. Provider keys are
+the gateway's vendor ids -- ``openai``, ``anthropic``, ``gemini``, ``together``,
+``deepinfra``, ``fireworks``, ``groq``, ``openrouter``, ``deepseek``, ``mistral`` --
+plus makers whose own API a seed prices: ``moonshot``, ``minimax``, ``alibaba``,
+``xiaomi``, ``stepfun`` (``PROVIDERS``).
+
+License ids are SPDX ids where one exists (``Apache-2.0``, ``MIT``), else a named id
+(``llama-4-community``, ``proprietary``); tiers are ``permissive``, ``bespoke``,
+``community`` and ``closed``. Origins are ISO 3166-1 alpha-2 codes.
+"""
+
+from laneway.catalog._catalog import Catalog
+from laneway.catalog._load import PROVIDERS, default_catalog, load_catalog
+from laneway.catalog._model import (
+    LICENSE_TIERS,
+    Benchmark,
+    Capabilities,
+    LicenseTier,
+    ModelInfo,
+    Price,
+)
+
+__all__ = [
+    "LICENSE_TIERS",
+    "PROVIDERS",
+    "Benchmark",
+    "Capabilities",
+    "Catalog",
+    "LicenseTier",
+    "ModelInfo",
+    "Price",
+    "default_catalog",
+    "load_catalog",
+]

@@ -1,0 +1,229 @@
+"""Loading and validating ``models.yaml`` (the packaged catalog or any file like it)."""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+import pathlib
+import re
+from typing import cast
+
+import yaml
+
+from laneway.catalog._catalog import Catalog
+from laneway.catalog._fields import Fields
+from laneway.catalog._model import (
+    LICENSE_TIERS,
+    Benchmark,
+    Capabilities,
+    ModelInfo,
+    Price,
+)
+from laneway.errors import ConfigError
+
+__all__ = ["PROVIDERS", "default_catalog", "load_catalog"]
+
+#: Provider keys a price may name: the gateway's vendor ids, plus makers whose own API a
+#: seed prices (moonshot, minimax, alibaba, xiaomi, stepfun).
+PROVIDERS = frozenset(
+    {
+        "openai",
+        "anthropic",
+        "gemini",
+        "together",
+        "deepinfra",
+        "fireworks",
+        "groq",
+        "openrouter",
+        "deepseek",
+        "mistral",
+        "moonshot",
+        "minimax",
+        "alibaba",
+        "xiaomi",
+        "stepfun",
+    }
+)
+
+_ORIGIN = re.compile(r"^[A-Z]{2}$")
+_ID = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+_MODEL_KEYS = frozenset(
+    {
+        "id",
+        "name",
+        "aliases",
+        "maker",
+        "origin",
+        "license_id",
+        "license_tier",
+        "open_weights",
+        "params_total_b",
+        "params_active_b",
+        "modalities",
+        "capabilities",
+        "prices",
+        "benchmarks",
+        "release_date",
+        "deprecation_date",
+        "sources",
+        "notes",
+    }
+)
+_CAP_KEYS = frozenset({"tools", "json_schema", "images", "context_window", "max_output_tokens"})
+_PRICE_KEYS = frozenset({"provider", "input", "output", "cached_input", "date", "source", "note"})
+_BENCH_KEYS = frozenset({"name", "value", "unit", "source", "date", "note"})
+_SOURCE_KEYS = frozenset({"ref", "date", "covers"})
+
+
+def _price(data: object, where: str) -> Price:
+    f = Fields(data, where)
+    f.check_keys(_PRICE_KEYS)
+    provider = f.text("provider").lower()
+    if provider not in PROVIDERS:
+        f.fail("provider", f"unknown provider {provider!r} (known: {', '.join(sorted(PROVIDERS))})")
+    amounts = (f.money("input"), f.money("output"), f.money("cached_input"))
+    note = f.opt_text("note")
+    if note is None and any(a is not None and a == 0 for a in amounts):
+        f.fail("input", "a zero price needs a note saying why (free tier, preview…)")
+    if note is None and all(a is None for a in amounts):
+        f.fail("input", "a price with no amount at all needs a note")
+    return Price(
+        provider=provider,
+        input_per_mtok=amounts[0],
+        output_per_mtok=amounts[1],
+        cached_input_per_mtok=amounts[2],
+        date=cast(str, f.date("date")),
+        source=f.text("source"),
+        note=note,
+    )
+
+
+def _benchmark(data: object, where: str) -> Benchmark:
+    f = Fields(data, where)
+    f.check_keys(_BENCH_KEYS)
+    return Benchmark(
+        name=f.text("name"),
+        value=f.number("value"),
+        unit=f.text("unit"),
+        source=f.text("source"),
+        date=cast(str, f.date("date")),
+        note=f.opt_text("note"),
+    )
+
+
+def _source(data: object, where: str) -> str:
+    f = Fields(data, where)
+    f.check_keys(_SOURCE_KEYS)
+    ref, date, covers = f.text("ref"), f.date("date"), f.opt_text("covers")
+    return f"{ref} ({date}): {covers}" if covers else f"{ref} ({date})"
+
+
+def _capabilities(data: object, where: str) -> Capabilities:
+    f = Fields(data, where)
+    f.check_keys(_CAP_KEYS)
+    return Capabilities(
+        tools=f.opt_flag("tools"),
+        json_schema=f.opt_flag("json_schema"),
+        images=f.opt_flag("images"),
+        context_window=f.opt_int("context_window"),
+        max_output_tokens=f.opt_int("max_output_tokens"),
+    )
+
+
+def _model(data: object, where: str) -> ModelInfo:
+    f = Fields(data, where)
+    model_id = f.text("id")
+    f = Fields(data, f"{where} (model {model_id!r})")
+    f.check_keys(_MODEL_KEYS)
+    if not _ID.match(model_id):
+        f.fail("id", "must be lower-case letters, digits, '.', '_' or '-'")
+    origin = f.opt_text("origin", required=True)
+    if origin is not None and not _ORIGIN.match(origin):
+        f.fail("origin", f"must be an ISO 3166-1 alpha-2 code like 'US' (got {origin!r})")
+    tier = f.text("license_tier")
+    if tier not in LICENSE_TIERS:
+        f.fail("license_tier", f"{tier!r} is not one of {', '.join(LICENSE_TIERS)}")
+    sources = tuple(_source(s, f"{f.where} sources[{i}]") for i, s in enumerate(f.items("sources")))
+    if not sources:
+        f.fail("sources", "every model needs at least one source (seed file or URL) with a date")
+    total, active = f.opt_float("params_total_b"), f.opt_float("params_active_b")
+    if total is not None and active is not None and active > total:
+        f.fail("params_active_b", f"{active} active exceeds {total} total")
+    return ModelInfo(
+        id=model_id,
+        name=f.text("name"),
+        aliases=f.names("aliases", required=False),
+        maker=f.text("maker"),
+        origin=origin,
+        license_id=f.text("license_id"),
+        license_tier=tier,
+        open_weights=f.flag("open_weights"),
+        params_total_b=total,
+        params_active_b=active,
+        modalities=f.names("modalities"),
+        capabilities=_capabilities(f.raw("capabilities", required=True), f"{f.where} capabilities"),
+        prices=tuple(_price(p, f"{f.where} prices[{i}]") for i, p in enumerate(f.items("prices"))),
+        benchmarks=tuple(
+            _benchmark(b, f"{f.where} benchmarks[{i}]") for i, b in enumerate(f.items("benchmarks"))
+        ),
+        release_date=f.date("release_date", required=False),
+        deprecation_date=f.full_date("deprecation_date"),
+        sources=sources,
+        notes=f.opt_text("notes"),
+    )
+
+
+def _check_unique(models: list[ModelInfo], where: str) -> None:
+    owner: dict[str, str] = {}
+    for model in models:
+        names = [("id", model.id)] + [("aliases", a) for a in model.aliases]
+        for field, name in names:
+            key = name.lower()
+            other = owner.get(key)
+            if other is not None:
+                raise ConfigError(
+                    f"{where} (model {model.id!r}): field {field!r}: {name!r} is already "
+                    f"the id or an alias of {other!r}",
+                    param=field,
+                )
+            owner[key] = model.id
+
+
+def _parse(text: str, where: str) -> Catalog:
+    try:
+        document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{where}: not valid YAML: {exc}") from exc
+    top = Fields(document, where)
+    top.check_keys(frozenset({"version", "updated", "models"}))
+    version = top.raw("version", required=True)
+    if isinstance(version, bool) or not isinstance(version, int):
+        top.fail("version", "must be an integer")
+    updated = top.date("updated")
+    entries = top.items("models")
+    if not entries:
+        top.fail("models", "must be a non-empty list")
+    models = [_model(entry, f"{where}: models[{i}]") for i, entry in enumerate(entries)]
+    _check_unique(models, where)
+    return Catalog(models, version=version, updated=updated)
+
+
+def load_catalog(path: pathlib.Path | None = None) -> Catalog:
+    """Load and validate a catalog file; the packaged ``models.yaml`` by default.
+
+    Raises ``ConfigError`` naming the file, the model id and the field on any problem.
+    """
+    if path is None:
+        resource = importlib.resources.files("laneway.catalog").joinpath("models.yaml")
+        return _parse(resource.read_text(encoding="utf-8"), "laneway/catalog/models.yaml")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read catalog file: {exc}") from exc
+    return _parse(text, str(path))
+
+
+@functools.cache
+def default_catalog() -> Catalog:
+    """The packaged catalog, loaded once per process."""
+    return load_catalog()

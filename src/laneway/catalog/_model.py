@@ -1,0 +1,99 @@
+"""The catalog's value types: prices, benchmark figures, capabilities, one model."""
+
+from __future__ import annotations
+
+import datetime
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal
+
+__all__ = [
+    "LICENSE_TIERS",
+    "Benchmark",
+    "Capabilities",
+    "LicenseTier",
+    "ModelInfo",
+    "Price",
+    "date_key",
+]
+
+LicenseTier = Literal["permissive", "bespoke", "community", "closed"]
+LICENSE_TIERS: tuple[LicenseTier, ...] = ("permissive", "bespoke", "community", "closed")
+
+
+def date_key(date: str) -> str:
+    """Sort key for ``YYYY-MM-DD`` or ``YYYY-MM`` dates; a month sorts as its first day."""
+    return date if len(date) == 10 else f"{date}-01"
+
+
+@dataclass(frozen=True, slots=True)
+class Price:
+    """One provider's price for a model, USD per million tokens; ``None`` is unknown."""
+
+    provider: str
+    input_per_mtok: Decimal | None
+    output_per_mtok: Decimal | None
+    cached_input_per_mtok: Decimal | None
+    date: str
+    source: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Benchmark:
+    """One published benchmark figure, as reported by ``source`` on ``date``."""
+
+    name: str
+    value: float
+    unit: str
+    source: str
+    date: str
+    note: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Capabilities:
+    """What a model can be asked to do; ``None`` is unknown."""
+
+    tools: bool | None
+    json_schema: bool | None
+    images: bool | None
+    context_window: int | None
+    max_output_tokens: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelInfo:
+    """One catalog entry. ``origin`` is an ISO 3166-1 alpha-2 code."""
+
+    id: str
+    name: str
+    aliases: tuple[str, ...]
+    maker: str
+    origin: str | None
+    license_id: str
+    license_tier: LicenseTier
+    open_weights: bool
+    params_total_b: float | None
+    params_active_b: float | None
+    modalities: tuple[str, ...]
+    capabilities: Capabilities
+    prices: tuple[Price, ...]
+    benchmarks: tuple[Benchmark, ...]
+    release_date: str | None
+    deprecation_date: datetime.date | None
+    sources: tuple[str, ...]
+    notes: str | None
+
+    def prices_for(self, provider: str) -> tuple[Price, ...]:
+        """Every recorded price of ``provider``, disagreeing sources included, file order."""
+        wanted = provider.lower()
+        return tuple(p for p in self.prices if p.provider == wanted)
+
+    def price_for(self, provider: str) -> Price | None:
+        """The newest-dated price of ``provider`` (the first one listed on a tie)."""
+        best: Price | None = None
+        for price in self.prices_for(provider):
+            if best is None or date_key(price.date) > date_key(best.date):
+                best = price
+        return best

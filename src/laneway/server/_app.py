@@ -1,0 +1,185 @@
+"""The ASGI application factory and the small endpoints (models, health, metrics)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import AsyncIterator, Callable, Mapping
+
+import orjson
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from laneway.catalog import Catalog, default_catalog
+from laneway.errors import InvalidRequest, LanewayError, ModelNotFound
+from laneway.ledger import LedgerWriter, open_database
+from laneway.providers import AiohttpUpstream, ChatModel, UpstreamClient
+from laneway.providers._registry import build_adapter
+from laneway.resilience import CircuitState
+from laneway.server._chat import chat_completions, error_response
+from laneway.server._deployments import load_deployments
+from laneway.server._gateway import Gateway
+from laneway.server._metrics import Metrics
+from laneway.settings import DeploymentSettings, Settings
+
+__all__ = ["create_app"]
+
+log = logging.getLogger("laneway.server")
+_JSON = "application/json"
+
+
+def _json(payload: object, status: int = 200) -> Response:
+    return Response(orjson.dumps(payload), status_code=status, media_type=_JSON)
+
+
+async def list_models(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    created = int(gateway.started_at)
+    data: list[dict[str, object]] = []
+    for name, d in gateway.deployments.items():
+        data.append(
+            {
+                "id": name,
+                "object": "model",
+                "created": created,
+                "owned_by": "laneway",
+                "laneway": {"kind": "deployment", "model": d.model_id, "hosting": d.hosting},
+            }
+        )
+    for tier, members in gateway.resolver.tiers.items():
+        data.append(
+            {
+                "id": f"tier:{tier}",
+                "object": "model",
+                "created": created,
+                "owned_by": "laneway",
+                "laneway": {"kind": "tier", "deployments": list(members)},
+            }
+        )
+    for name in gateway.resolver.model_names():
+        data.append(
+            {
+                "id": name,
+                "object": "model",
+                "created": created,
+                "owned_by": "laneway",
+                "laneway": {
+                    "kind": "model",
+                    "deployments": list(gateway.resolver.resolve(name).deployments),
+                },
+            }
+        )
+    return _json({"object": "list", "data": data})
+
+
+async def health_live(request: Request) -> Response:
+    return _json({"status": "ok"})
+
+
+async def health_ready(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    report = {}
+    any_ready = False
+    for name, d in gateway.deployments.items():
+        state = d.breaker.state
+        loaded = getattr(d.adapter, "loaded", True)
+        ready = loaded and state is not CircuitState.OPEN
+        any_ready = any_ready or ready
+        report[name] = {
+            "ready": ready,
+            "circuit": state.value,
+            "hosting": d.hosting,
+            "model": d.model_id,
+            "loaded": loaded,
+        }
+    return _json(
+        {"status": "ok" if any_ready else "unavailable", "deployments": report},
+        200 if any_ready else 503,
+    )
+
+
+async def metrics(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    return Response(gateway.metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if exc.status_code == 404:
+        err: LanewayError = ModelNotFound(f"no route {request.url.path}")
+        err.code = "not_found"
+    else:
+        err = InvalidRequest(str(exc.detail))
+        err.status = exc.status_code
+    return error_response(err)
+
+
+async def _unhandled(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s", request.url.path)
+    err = LanewayError("internal error (see the gateway's log)")
+    return error_response(err)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    upstream: UpstreamClient | None = None,
+    catalog: Catalog | None = None,
+    env: Mapping[str, str] | None = None,
+    engine: Engine | None = None,
+    local_factory: Callable[[DeploymentSettings], ChatModel] | None = None,
+) -> Starlette:
+    """Build the gateway app. ``upstream`` is the HTTP client for every provider
+    (default: one shared aiohttp session); ``engine`` the ledger database (default:
+    ``settings.database.url``)."""
+    env = os.environ if env is None else env
+    catalog = catalog or default_catalog()
+    client = upstream or AiohttpUpstream()
+    adapters = {
+        d.name: build_adapter(d, client, env, local_factory=local_factory)
+        for d in settings.deployments
+    }
+    deployments = load_deployments(settings, catalog, adapters)
+    engine = engine or open_database(settings.database.url)
+    ledger = LedgerWriter(engine, flush_interval=settings.ledger.flush_interval)
+    gateway = Gateway(settings, catalog, deployments, ledger, Metrics())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        ledger.start()
+        loop = asyncio.get_running_loop()
+        for d in deployments.values():
+            load = getattr(d.adapter, "load", None)
+            if load is not None:
+                await loop.run_in_executor(None, load)
+        try:
+            yield
+        finally:
+            for d in deployments.values():
+                close = getattr(d.adapter, "close", None)
+                if close is not None:
+                    close()
+            if upstream is None:
+                await client.close()
+            ledger.close()
+
+    app = Starlette(
+        routes=[
+            Route("/v1/chat/completions", chat_completions, methods=["POST"]),
+            Route("/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/models", list_models, methods=["GET"]),
+            Route("/health/live", health_live, methods=["GET"]),
+            Route("/health/ready", health_ready, methods=["GET"]),
+            Route("/metrics", metrics, methods=["GET"]),
+        ],
+        exception_handlers={HTTPException: _http_error, Exception: _unhandled},
+        lifespan=lifespan,
+    )
+    app.state.gateway = gateway
+    return app

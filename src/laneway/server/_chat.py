@@ -1,0 +1,209 @@
+"""``POST /v1/chat/completions``: non-streaming and streaming (SSE)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import orjson
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response, StreamingResponse
+
+from laneway.errors import (
+    InvalidRequest,
+    LanewayError,
+    PayloadTooLarge,
+    StreamInterrupted,
+    UpstreamBadResponse,
+)
+from laneway.providers import ChatRequest, StreamDelta, Usage
+from laneway.server._gateway import CallOutcome, Gateway, RequestContext
+from laneway.server._render import (
+    DONE,
+    error_body,
+    error_event,
+    money,
+    render_chunk,
+    render_completion,
+    render_usage_chunk,
+)
+from laneway.server._validate import parse_chat_request
+
+__all__ = ["chat_completions", "error_response", "read_body"]
+
+_JSON = "application/json"
+
+
+def error_response(exc: LanewayError, request_id: str | None = None) -> Response:
+    headers = exc.headers()
+    if request_id:
+        headers["x-laneway-request-id"] = request_id
+    return Response(error_body(exc), status_code=exc.status, media_type=_JSON, headers=headers)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None:
+        try:
+            size = int(declared)
+        except ValueError:
+            raise InvalidRequest("invalid Content-Length header") from None
+        if size > limit:
+            raise PayloadTooLarge(f"request body of {size} bytes exceeds the {limit}-byte limit")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise PayloadTooLarge(f"request body exceeds the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _route_headers(gateway: Gateway, ctx: RequestContext) -> dict[str, str]:
+    resolution = ctx.resolution
+    headers = {
+        "x-laneway-request-id": ctx.request_id,
+        "x-laneway-deployment": ctx.trace.served_by or "",
+        "x-laneway-tier": (resolution.tier or "") if resolution else "",
+        "x-laneway-route-reason": resolution.reason if resolution else "",
+        "x-laneway-fallbacks": str(ctx.trace.fallbacks),
+    }
+    return headers
+
+
+async def chat_completions(request: Request) -> Response:
+    gateway: Gateway = request.app.state.gateway
+    limits = gateway.settings.server
+    request_id = gateway.new_request_id()
+    ctx = RequestContext(request_id=request_id, started=time.perf_counter(), requested_model="")
+    try:
+        body = await read_body(request, limits.max_body_bytes)
+        chat = parse_chat_request(body, max_depth=limits.max_json_depth)
+    except ClientDisconnect:
+        return Response(status_code=499)
+    except LanewayError as exc:
+        return error_response(exc, request_id)
+    ctx.requested_model = chat.model
+    ctx.stream = chat.stream
+    if gateway.settings.ledger.log_prompts:
+        ctx.prompt = orjson.dumps(chat.messages).decode()
+    if chat.stream:
+        return await _stream(gateway, ctx, chat)
+    return await _complete(gateway, ctx, chat)
+
+
+async def _complete(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) -> Response:
+    try:
+        result = await gateway.complete(ctx, chat)
+    except LanewayError as exc:
+        gateway.finish(ctx, CallOutcome(status=exc.status, error=exc))
+        return error_response(exc, ctx.request_id)
+    except asyncio.CancelledError:
+        gateway.finish(ctx, CallOutcome(status=499, partial=True))
+        raise
+    cost = gateway.request_cost(ctx)
+    headers = _route_headers(gateway, ctx)
+    cost_text = money(cost)
+    if cost_text is not None:
+        headers["x-laneway-cost-usd"] = cost_text
+    body = render_completion(
+        result,
+        request_id=ctx.request_id,
+        created=int(time.time()),
+        model=_served_model(gateway, ctx, chat),
+        cost=cost,
+    )
+    gateway.finish(ctx, CallOutcome(status=200, usage=result.usage))
+    return Response(body, media_type=_JSON, headers=headers)
+
+
+def _served_model(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) -> str:
+    served = ctx.trace.served_by
+    deployment = gateway.deployments.get(served) if served else None
+    return deployment.model_id if deployment is not None else chat.model
+
+
+async def _stream(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) -> Response:
+    try:
+        first, rest = await gateway.open_stream(ctx, chat)
+    except LanewayError as exc:
+        gateway.finish(ctx, CallOutcome(status=exc.status, error=exc))
+        return error_response(exc, ctx.request_id)
+    ttft = time.perf_counter() - ctx.started
+    headers = _route_headers(gateway, ctx)
+    headers["cache-control"] = "no-cache"
+    headers["x-accel-buffering"] = "no"
+    return StreamingResponse(
+        _sse(gateway, ctx, chat, first, rest, ttft),
+        media_type="text/event-stream",
+        headers=headers,
+    )
+
+
+async def _sse(
+    gateway: Gateway,
+    ctx: RequestContext,
+    chat: ChatRequest,
+    first: StreamDelta,
+    rest: AsyncIterator[StreamDelta],
+    ttft: float,
+) -> AsyncIterator[bytes]:
+    created = int(time.time())
+    model = _served_model(gateway, ctx, chat)
+    usage: Usage | None = None
+    finish: str | None = None
+    chunks = 0
+    outcome = CallOutcome(status=200, ttft=ttft, partial=True)
+    try:
+        delta: StreamDelta | None = first
+        is_first = True
+        while delta is not None:
+            if delta.usage is not None:
+                usage = delta.usage
+            if delta.finish_reason is not None:
+                finish = delta.finish_reason
+            if delta.content is not None or delta.tool_calls or delta.finish_reason or is_first:
+                chunks += 1
+                yield render_chunk(
+                    delta,
+                    request_id=ctx.request_id,
+                    created=created,
+                    model=model,
+                    first=is_first,
+                )
+                is_first = False
+            delta = await anext(rest, None)
+        if finish is None:
+            raise StreamInterrupted(
+                "the upstream stream ended without a finish reason (truncated answer)"
+            ) from UpstreamBadResponse("no finish_reason")
+        outcome.partial = False
+        if chat.include_usage:
+            yield render_usage_chunk(
+                usage,
+                request_id=ctx.request_id,
+                created=created,
+                model=model,
+                cost=gateway.request_cost(ctx),
+            )
+        yield DONE
+    except LanewayError as exc:
+        outcome.error = exc
+        outcome.status = exc.status
+        yield error_event(exc)
+    finally:
+        if usage is None and outcome.partial:
+            # The upstream never sent usage (cut or client gone): bill what was generated.
+            usage = Usage(completion_tokens=chunks)
+            last = ctx.trace.attempts[-1] if ctx.trace.attempts else None
+            if last is not None and last.usage is None:
+                last.usage = usage
+        outcome.usage = usage
+        if outcome.partial and outcome.error is None:
+            outcome.status = 499
+        gateway.finish(ctx, outcome)
+        close = getattr(rest, "aclose", None)
+        if close is not None:
+            await close()

@@ -1,0 +1,225 @@
+"""Deployments at run time: adapter, circuit breaker, hosting, catalog entry, price; the
+name table that resolves a request's ``model``; candidate selection inside a tier."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import orjson
+
+from laneway.catalog import Catalog, ModelInfo
+from laneway.errors import LanewayError, ModelNotFound, NoDeploymentAvailable, UnsupportedParameter
+from laneway.providers import ChatModel, ChatRequest
+from laneway.providers._registry import vendor_for
+from laneway.resilience import CircuitBreaker, CircuitState, Trace
+from laneway.settings import DeploymentSettings, Settings
+
+__all__ = ["Deployment", "Prices", "Resolution", "Resolver", "select_candidates"]
+
+
+@dataclass(frozen=True, slots=True)
+class Prices:
+    """USD per million tokens for one deployment; ``None`` = unknown."""
+
+    input_per_mtok: Decimal | None
+    output_per_mtok: Decimal | None
+    cached_input_per_mtok: Decimal | None
+    source: str
+
+
+@dataclass(slots=True)
+class Deployment:
+    settings: DeploymentSettings
+    adapter: ChatModel
+    breaker: CircuitBreaker
+    hosting: str
+    info: ModelInfo | None
+    prices: Prices | None
+    hourly_cost: Decimal | None
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def model_id(self) -> str:
+        return self.info.id if self.info is not None else self.settings.model
+
+    @property
+    def amortised(self) -> bool:
+        return self.hosting in ("self_hosted", "embedded")
+
+
+def hosting_of(settings: DeploymentSettings) -> str:
+    if settings.hosting is not None:
+        return settings.hosting
+    if settings.provider == "local":
+        return "embedded"
+    vendor = vendor_for(settings)
+    return vendor.hosting if vendor is not None else "self_hosted"
+
+
+def prices_of(settings: DeploymentSettings, info: ModelInfo | None) -> Prices | None:
+    if settings.price is not None:
+        p = settings.price
+        return Prices(p.input_per_mtok, p.output_per_mtok, p.cached_input_per_mtok, "config")
+    if info is None:
+        return None
+    vendor = vendor_for(settings)
+    key = vendor.id if vendor is not None else settings.provider
+    price = info.price_for(key)
+    if price is None:
+        return None
+    return Prices(
+        price.input_per_mtok,
+        price.output_per_mtok,
+        price.cached_input_per_mtok,
+        f"catalog:{price.source}@{price.date}",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """What a request's ``model`` named: the deployments to try, in order."""
+
+    deployments: tuple[str, ...]
+    tier: str | None
+    reason: str
+
+
+class Resolver:
+    """Resolves ``model`` in the documented order: deployment name → catalog model id or
+    alias → ``tier:<name>`` (``auto`` is added by the router)."""
+
+    def __init__(self, settings: Settings, deployments: Mapping[str, Deployment]) -> None:
+        self._tiers = {name: tuple(members) for name, members in settings.tiers.items()}
+        tier_of: dict[str, str] = {}
+        for tier, members in self._tiers.items():
+            for member in members:
+                tier_of.setdefault(member, tier)
+        self._tier_of = tier_of
+        by_model: dict[str, list[str]] = {}
+        for deployment in deployments.values():
+            keys = {deployment.settings.model.lower()}
+            if deployment.info is not None:
+                keys.add(deployment.info.id.lower())
+                keys.update(a.lower() for a in deployment.info.aliases)
+            for key in keys:
+                by_model.setdefault(key, []).append(deployment.name)
+        self._by_model = {k: tuple(v) for k, v in by_model.items()}
+        self._deployments = tuple(deployments)
+
+    @property
+    def tiers(self) -> Mapping[str, tuple[str, ...]]:
+        return self._tiers
+
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(sorted(set(self._by_model) - set(self._deployments)))
+
+    def resolve(self, model: str) -> Resolution:
+        if model in self._deployments:
+            return Resolution((model,), self._tier_of.get(model), f"deployment:{model}")
+        found = self._by_model.get(model.lower())
+        if found is not None:
+            return Resolution(found, self._tier_of.get(found[0]), f"model:{model}")
+        if model.startswith("tier:"):
+            tier = model[5:]
+            members = self._tiers.get(tier)
+            if members:
+                return Resolution(members, tier, f"tier:{tier}")
+        valid = [*self._deployments, *(f"tier:{t}" for t in self._tiers), *self.model_names()]
+        raise ModelNotFound(
+            f"model {model!r} is not served here; valid names: {', '.join(valid)}",
+            param="model",
+        )
+
+
+def _estimated_prompt_tokens(request: ChatRequest) -> int:
+    """A deliberately generous estimate (1 token per 3 bytes) used only to skip
+    deployments whose context window clearly cannot hold the request."""
+    size = len(orjson.dumps(request.messages))
+    if request.tools:
+        size += len(orjson.dumps(request.tools))
+    return size // 3
+
+
+def _capability_gap(deployment: Deployment, request: ChatRequest) -> str | None:
+    info = deployment.info
+    if info is None:
+        return None
+    caps = info.capabilities
+    if request.tools and caps.tools is False:
+        return "model does not support tools"
+    if request.has_images and caps.images is False:
+        return "model does not accept images"
+    if request.json_schema is not None and caps.json_schema is False:
+        return "model does not support JSON schema output"
+    if caps.context_window is not None:
+        needed = _estimated_prompt_tokens(request) + (request.max_tokens or 0)
+        if needed > caps.context_window:
+            return f"request (~{needed} tokens) exceeds the context window ({caps.context_window})"
+    return None
+
+
+def select_candidates(
+    names: Sequence[str],
+    deployments: Mapping[str, Deployment],
+    request: ChatRequest,
+    trace: Trace,
+) -> list[Deployment]:
+    """The deployments to try in order: those that cannot serve the request are skipped
+    with the reason recorded in ``trace``; circuit-open ones go last."""
+    ready: list[Deployment] = []
+    tripped: list[Deployment] = []
+    refusals: list[LanewayError] = []
+    for name in names:
+        deployment = deployments[name]
+        gap = _capability_gap(deployment, request)
+        if gap is not None:
+            trace.skipped.append((name, gap))
+            refusals.append(UnsupportedParameter(f"{name}: {gap}"))
+            continue
+        try:
+            deployment.adapter.check(request)
+        except UnsupportedParameter as exc:
+            trace.skipped.append((name, exc.message))
+            refusals.append(exc)
+            continue
+        if deployment.breaker.state is CircuitState.OPEN:
+            trace.skipped.append((name, "circuit open (tried last)"))
+            tripped.append(deployment)
+        else:
+            ready.append(deployment)
+    if ready or tripped:
+        return ready + tripped
+    if len(refusals) == 1:
+        raise refusals[0]
+    if refusals:
+        raise UnsupportedParameter(
+            "no deployment can serve this request: " + "; ".join(e.message for e in refusals)
+        )
+    raise NoDeploymentAvailable("no deployment is available for this request")
+
+
+def load_deployments(
+    settings: Settings,
+    catalog: Catalog,
+    adapters: Mapping[str, ChatModel],
+    make_breaker: type[CircuitBreaker] = CircuitBreaker,
+) -> dict[str, Deployment]:
+    result: dict[str, Deployment] = {}
+    for spec in settings.deployments:
+        info = catalog.get(spec.model)
+        hosting = hosting_of(spec)
+        result[spec.name] = Deployment(
+            settings=spec,
+            adapter=adapters[spec.name],
+            breaker=make_breaker(settings.circuit),
+            hosting=hosting,
+            info=info,
+            prices=None if hosting in ("self_hosted", "embedded") else prices_of(spec, info),
+            hourly_cost=spec.hourly_cost_usd,
+        )
+    return result

@@ -1,0 +1,197 @@
+from __future__ import annotations
+
+import gzip
+import json
+import pathlib
+import re
+from decimal import Decimal
+
+import pytest
+
+import laneway.catalog
+from laneway.catalog import Catalog, ModelInfo, default_catalog, load_catalog
+from laneway.errors import ModelNotFound
+
+SHARED = pathlib.Path("/work/shared/data")
+DATA_MODELS = (
+    "gpt-4o-2024-05-13",
+    "gemini-1.5-pro-002",
+    "gemini-1.5-flash-002",
+    "llama-3.1-70b-instruct",
+    "deepseek-coder-v2",
+    "jamba-1.5-large",
+    "qwen1.5-72b-chat",
+    "llama-3.1-8b-instruct",
+    "phi-3-mini-4k-instruct",
+    "mixtral-8x7b-instruct-v0.1",
+    "mistral-7b-instruct-v0.2",
+)
+DATE = re.compile(r"^\d{4}-\d{2}(-\d{2})?$")
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog()
+
+
+def test_exports_are_sorted_and_complete() -> None:
+    names = laneway.catalog.__all__
+    # isort-style order, as ruff's RUF022 keeps it: CONSTANTS, Classes, functions
+    assert names == sorted(names, key=lambda n: (not n.isupper(), not n[0].isupper(), n))
+    for name in laneway.catalog.__all__:
+        assert hasattr(laneway.catalog, name)
+
+
+def test_packaged_file_loads_with_at_least_25_models(catalog: Catalog) -> None:
+    assert len(catalog.models) >= 25
+    assert catalog.updated is not None
+    assert DATE.match(catalog.updated)
+    assert default_catalog() is default_catalog()
+    assert [m.id for m in default_catalog().models] == [m.id for m in catalog.models]
+
+
+def test_every_model_of_the_shared_data_file_is_present(catalog: Catalog) -> None:
+    for model_id in DATA_MODELS:
+        model = catalog.get(model_id)
+        assert model is not None
+        assert model.id == model_id
+        assert any(b.name.startswith("MMLU-Pro") for b in model.benchmarks)
+
+
+@pytest.mark.skipif(not (SHARED / "mmlu-pro-outcomes.jsonl.gz").exists(), reason="no shared data")
+def test_outcome_file_model_names_map_to_catalog_ids(catalog: Catalog) -> None:
+    with gzip.open(SHARED / "mmlu-pro-outcomes.jsonl.gz", "rt", encoding="utf-8") as fh:
+        first = json.loads(fh.readline())
+    names = set(first["outcomes"])
+    assert names == set(DATA_MODELS)
+    assert all(catalog.require(n).id == n for n in names)
+
+
+def test_embedded_local_model_is_catalogued(catalog: Catalog) -> None:
+    model = catalog.require("smollm2")
+    assert model.id == "smollm2-135m-instruct"
+    assert (model.license_id, model.license_tier, model.open_weights) == (
+        "Apache-2.0",
+        "permissive",
+        True,
+    )
+    assert model.params_total_b == 0.135
+
+
+def test_every_price_and_benchmark_is_sourced_and_dated(catalog: Catalog) -> None:
+    for model in catalog.models:
+        assert model.sources, model.id
+        for item in (*model.prices, *model.benchmarks):
+            assert item.source.startswith(("seeds/", "data/", "https://")), (model.id, item)
+            assert DATE.match(item.date), (model.id, item)
+        for price in model.prices:
+            assert price.provider in laneway.catalog.PROVIDERS
+
+
+def test_no_price_is_silently_zero_and_none_negative(catalog: Catalog) -> None:
+    zeros = 0
+    for model in catalog.models:
+        for price in model.prices:
+            amounts = (price.input_per_mtok, price.output_per_mtok, price.cached_input_per_mtok)
+            assert all(a is None or isinstance(a, Decimal) for a in amounts)
+            assert all(a is None or a >= 0 for a in amounts)
+            if any(a == 0 for a in amounts if a is not None):
+                zeros += 1
+                assert price.note, (model.id, price)
+            if all(a is None for a in amounts):
+                assert price.note, (model.id, price)
+    assert zeros >= 1  # the free preview / free tier entries exist and carry notes
+
+
+def test_origins_are_alpha2_and_tiers_valid(catalog: Catalog) -> None:
+    for model in catalog.models:
+        assert model.origin is None or re.fullmatch(r"[A-Z]{2}", model.origin)
+        assert model.license_tier in laneway.catalog.LICENSE_TIERS
+        if not model.open_weights:
+            assert model.license_tier == "closed", model.id
+
+
+def test_seed_facts_are_recorded_exactly(catalog: Catalog) -> None:
+    mimo = catalog.require("mimo-v2-pro")
+    assert mimo.params_active_b == 42
+    price = mimo.price_for("xiaomi")
+    assert price is not None
+    assert (price.input_per_mtok, price.output_per_mtok) == (Decimal("1"), Decimal("3"))
+    gpt = catalog.require("gpt-5.4").price_for("openai")
+    assert gpt is not None
+    assert gpt.input_per_mtok == Decimal("2.50")
+    assert catalog.require("mistral-7b-instruct-v0.2").license_id == "Apache-2.0"
+    assert catalog.require("llama-4-maverick").license_id == "llama-4-community"
+
+
+def test_disagreeing_seed_prices_are_both_kept(catalog: Catalog) -> None:
+    opus = catalog.require("claude-opus-4.8")
+    prices = opus.prices_for("anthropic")
+    assert {(p.input_per_mtok, p.output_per_mtok, p.source) for p in prices} == {
+        (Decimal("5"), Decimal("25"), "seeds/003_89ce8b6907b2801f.txt"),
+        (Decimal("25"), Decimal("100"), "seeds/001_27521362463f7233.txt"),
+    }
+    newest = opus.price_for("anthropic")
+    assert newest is not None
+    assert newest.date == "2026-06-30"
+    assert opus.price_for("openai") is None
+    assert opus.prices_for("openai") == ()
+
+
+def test_unknown_facts_are_none(catalog: Catalog) -> None:
+    gpt4o = catalog.require("gpt-4o")
+    assert gpt4o.params_total_b is None
+    assert gpt4o.prices == ()
+    flash = catalog.require("deepseek-v4-flash").price_for("deepseek")
+    assert flash is not None
+    assert flash.input_per_mtok is None
+    assert flash.output_per_mtok is None
+
+
+def test_lookup_by_alias_is_case_insensitive(catalog: Catalog) -> None:
+    assert catalog.get("GPT-4o") is catalog.get("gpt-4o-2024-05-13")
+    assert catalog.get("  Gemini-1.5-Pro ") is catalog.get("gemini-1.5-pro-002")
+    assert catalog.get("qwen3") is catalog.get("qwen3-235b-a22b")
+    assert catalog.get("no-such-model") is None
+
+
+def test_ids_and_aliases_are_unique(catalog: Catalog) -> None:
+    names = [n.lower() for m in catalog.models for n in (m.id, *m.aliases)]
+    assert len(names) == len(set(names))
+
+
+def test_require_names_close_matches(catalog: Catalog) -> None:
+    with pytest.raises(ModelNotFound) as info:
+        catalog.require("claude-opus-4-9")
+    assert "claude-opus-4-9" in info.value.message
+    assert "claude-opus-4-8" in info.value.message
+    with pytest.raises(ModelNotFound, match=r"not in the catalog$"):
+        catalog.require("zzzzzzzzzzzzzzzzzzzz")
+
+
+def _ids(models: tuple[ModelInfo, ...]) -> set[str]:
+    return {m.id for m in models}
+
+
+def test_filters(catalog: Catalog) -> None:
+    open_ = catalog.filter(open_weights=True)
+    closed = catalog.filter(open_weights=False)
+    assert _ids(open_) | _ids(closed) == _ids(catalog.models)
+    assert not _ids(open_) & _ids(closed)
+    assert "llama-3.1-8b-instruct" in _ids(open_)
+    assert "gpt-5.4" in _ids(closed)
+
+    permissive = catalog.filter(license="PERMISSIVE")
+    assert permissive
+    assert all(m.license_tier == "permissive" for m in permissive)
+    apache = catalog.filter(license="apache-2.0")
+    assert "mistral-large-3" in _ids(apache)
+    assert all(m.license_id == "Apache-2.0" for m in apache)
+
+    cn = catalog.filter(origin="cn")
+    assert cn
+    assert all(m.origin == "CN" for m in cn)
+    both = catalog.filter(open_weights=False, origin="CN")
+    assert _ids(both) == {"qwen3.6-plus", "qwen3.5-omni"}
+    assert catalog.filter(origin="ZZ") == ()
+    assert catalog.filter() == catalog.models
