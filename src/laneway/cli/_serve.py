@@ -1,9 +1,88 @@
-"""Placeholder: replaced by the real command group."""
+"""``laneway serve``: run the gateway."""
 
 from __future__ import annotations
 
+import logging
+import os
+from pathlib import Path
+from typing import Annotated
+
 import typer
+import uvicorn
+from rich.console import Console
+
+from laneway.errors import ConfigError
+from laneway.settings import Settings, find_config, load_settings
+
+__all__ = ["register"]
+
+
+def _banner(settings: Settings, host: str, port: int, workers: int, source: str) -> None:
+    console = Console(stderr=True)
+    console.print(f"[bold]Laneway[/bold] gateway on http://{host}:{port}/v1  ({source})")
+    for d in settings.deployments:
+        console.print(f"  deployment [cyan]{d.name}[/cyan]: {d.model} via {d.provider}")
+    for tier, members in settings.tiers.items():
+        console.print(f"  tier [magenta]{tier}[/magenta]: {', '.join(members)}")
+    console.print(f"  ledger: {settings.database.url}   workers: {workers}")
+
+
+def serve(
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="YAML config file. Default: $LANEWAY_CONFIG, else ./laneway.yaml, else "
+            "built-in defaults (the embedded local model, plus one deployment per provider "
+            "key found in the environment).",
+        ),
+    ] = None,
+    host: Annotated[
+        str | None, typer.Option(help="Address to bind. Default 127.0.0.1 (local only).")
+    ] = None,
+    port: Annotated[int | None, typer.Option(help="Port to bind. Default 4000.")] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(help="Worker processes (each loads its own embedded model). Default 1."),
+    ] = None,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run the OpenAI-compatible gateway: point any OpenAI SDK at http://HOST:PORT/v1."""
+    try:
+        path = find_config(config, os.environ)
+        settings = load_settings(path)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    host = host or settings.server.host
+    port = settings.server.port if port is None else port
+    workers = workers or settings.server.workers
+    _banner(settings, host, port, workers, f"config {path}" if path else "built-in defaults")
+    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    common = {
+        "host": host,
+        "port": port,
+        "log_level": log_level,
+        "access_log": False,
+        "loop": "auto",
+        "http": "auto",
+        "timeout_graceful_shutdown": 10,
+    }
+    if workers > 1:
+        if path is not None:
+            os.environ["LANEWAY_CONFIG"] = str(path.resolve())
+        uvicorn.run("laneway.server:app_from_environment", factory=True, workers=workers, **common)  # type: ignore[arg-type]
+        return
+    from laneway.server import create_app
+
+    try:
+        app = create_app(settings)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    uvicorn.run(app, **common)  # type: ignore[arg-type]
 
 
 def register(app: typer.Typer) -> None:
-    """Add this module's commands to ``app``."""
+    app.command("serve")(serve)

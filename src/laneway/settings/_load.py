@@ -190,10 +190,10 @@ def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
             and 0 <= part < len(node.value)
         ):
             child = node.value[part]
+            line = child.start_mark.line + 1
         if child is None:
             return line
         node = child
-        line = max(line, node.start_mark.line + 1)
     return line
 
 
