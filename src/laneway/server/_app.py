@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import logging
 import os
@@ -28,7 +27,7 @@ from laneway.server._gateway import Gateway
 from laneway.server._metrics import Metrics
 from laneway.settings import DeploymentSettings, Settings
 
-__all__ = ["create_app"]
+__all__ = ["build_gateway", "create_app"]
 
 log = logging.getLogger("laneway.server")
 _JSON = "application/json"
@@ -126,7 +125,7 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
     return error_response(err)
 
 
-def create_app(
+def build_gateway(
     settings: Settings,
     *,
     upstream: UpstreamClient | None = None,
@@ -134,10 +133,11 @@ def create_app(
     env: Mapping[str, str] | None = None,
     engine: Engine | None = None,
     local_factory: Callable[[DeploymentSettings], ChatModel] | None = None,
-) -> Starlette:
-    """Build the gateway app. ``upstream`` is the HTTP client for every provider
-    (default: one shared aiohttp session); ``engine`` the ledger database (default:
-    ``settings.database.url``)."""
+) -> Gateway:
+    """The gateway without HTTP (used by the server, evals and benchmarks). ``upstream``
+    is the HTTP client for every provider (default: one shared aiohttp session, closed by
+    :meth:`Gateway.aclose`); ``engine`` the ledger database (default:
+    ``settings.database.url``). Call ``await gateway.start()`` before use."""
     env = os.environ if env is None else env
     catalog = catalog or default_catalog()
     client = upstream or AiohttpUpstream()
@@ -148,26 +148,43 @@ def create_app(
     deployments = load_deployments(settings, catalog, adapters)
     engine = engine or open_database(settings.database.url)
     ledger = LedgerWriter(engine, flush_interval=settings.ledger.flush_interval)
-    gateway = Gateway(settings, catalog, deployments, ledger, Metrics())
+    return Gateway(
+        settings,
+        catalog,
+        deployments,
+        ledger,
+        Metrics(),
+        upstream=client,
+        owns_upstream=upstream is None,
+    )
+
+
+def create_app(
+    settings: Settings,
+    *,
+    upstream: UpstreamClient | None = None,
+    catalog: Catalog | None = None,
+    env: Mapping[str, str] | None = None,
+    engine: Engine | None = None,
+    local_factory: Callable[[DeploymentSettings], ChatModel] | None = None,
+) -> Starlette:
+    """The ASGI app (arguments as for :func:`build_gateway`)."""
+    gateway = build_gateway(
+        settings,
+        upstream=upstream,
+        catalog=catalog,
+        env=env,
+        engine=engine,
+        local_factory=local_factory,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        ledger.start()
-        loop = asyncio.get_running_loop()
-        for d in deployments.values():
-            load = getattr(d.adapter, "load", None)
-            if load is not None:
-                await loop.run_in_executor(None, load)
+        await gateway.start()
         try:
             yield
         finally:
-            for d in deployments.values():
-                close = getattr(d.adapter, "close", None)
-                if close is not None:
-                    close()
-            if upstream is None:
-                await client.close()
-            ledger.close()
+            await gateway.aclose()
 
     app = Starlette(
         routes=[

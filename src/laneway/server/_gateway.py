@@ -15,7 +15,14 @@ from decimal import Decimal
 from laneway.catalog import Catalog
 from laneway.errors import LanewayError
 from laneway.ledger import LedgerRow, LedgerWriter, token_cost
-from laneway.providers import ChatModel, ChatRequest, ChatResult, StreamDelta, Usage
+from laneway.providers import (
+    ChatModel,
+    ChatRequest,
+    ChatResult,
+    StreamDelta,
+    UpstreamClient,
+    Usage,
+)
 from laneway.resilience import (
     Attempt,
     Candidate,
@@ -66,6 +73,9 @@ class Gateway:
         deployments: Mapping[str, Deployment],
         ledger: LedgerWriter | None,
         metrics: Metrics,
+        *,
+        upstream: UpstreamClient | None = None,
+        owns_upstream: bool = False,
     ) -> None:
         self.settings = settings
         self.catalog = catalog
@@ -75,6 +85,29 @@ class Gateway:
         self.metrics = metrics
         self.retry_budget = RetryBudget(settings.retry)
         self.started_at = time.time()
+        self._upstream = upstream
+        self._owns_upstream = owns_upstream
+
+    async def start(self) -> None:
+        """Start the ledger writer and load embedded models (off the event loop)."""
+        if self.ledger is not None:
+            self.ledger.start()
+        loop = asyncio.get_running_loop()
+        for d in self.deployments.values():
+            load = getattr(d.adapter, "load", None)
+            if load is not None:
+                await loop.run_in_executor(None, load)
+
+    async def aclose(self) -> None:
+        """Stop embedded models, close the upstream client, flush the ledger."""
+        for d in self.deployments.values():
+            close = getattr(d.adapter, "close", None)
+            if close is not None:
+                close()
+        if self._owns_upstream and self._upstream is not None:
+            await self._upstream.close()
+        if self.ledger is not None:
+            self.ledger.close()
 
     @staticmethod
     def new_request_id() -> str:
