@@ -103,7 +103,7 @@ class RetryBudget:
             now = self._clock()
             self._tokens = min(self._cap, self._tokens + (now - self._last) * self._per_second)
             self._last = now
-            if self._tokens >= 1.0:
+            if self._tokens >= 1.0 - 1e-9:  # tolerate float sums of the ratio
                 self._tokens -= 1.0
                 return True
             return False

@@ -1,0 +1,136 @@
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from typer.testing import CliRunner
+
+from laneway.cli import build_app
+from laneway.ledger import LedgerRow
+
+from .conftest import row
+
+D = Decimal
+
+
+@pytest.fixture
+def seeded(engine: sa.Engine, db_url: str, write_rows: Callable[[list[LedgerRow]], None]) -> str:
+    now = datetime.now(UTC).replace(microsecond=0)
+    old = now - timedelta(days=3)
+    write_rows(
+        [
+            row("n1", 0, ts=now, deployment="gpt-mini", tier="simple", latency_ms=120.0),
+            row("n1", 1, ts=now, deployment="gpt-mini", prompt_tokens=1200, completion_tokens=300,
+                cost_usd=D("0.000000123")),
+            row("n2", 0, ts=now, deployment="mystery", tier="simple", latency_ms=80.0,
+                status=502, error_kind="upstream_error"),
+            row("n2", 1, ts=now, deployment="mystery", prompt_tokens=10, completion_tokens=0),
+            row("e1", 0, ts=now, source="eval", deployment="gpt-mini"),
+            row("o1", 0, ts=old, deployment="gpt-old", cost_usd=D("1")),
+        ]
+    )  # fmt: skip
+    return db_url
+
+
+def _invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    result = CliRunner().invoke(build_app(), ["usage", *args], env=env)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_json_output_has_decimal_strings_nulls_and_utc_times(seeded: str) -> None:
+    code, out, _ = _invoke("--database", seeded, "--json")
+    assert code == 0
+    groups = {g["key"]: g for g in json.loads(out)}
+    assert set(groups) == {"gpt-mini", "mystery"}  # default: last 24h, api traffic only
+    mini, mystery = groups["gpt-mini"], groups["mystery"]
+    assert mini["cost_usd"] == "0.000000123"
+    assert (mini["requests"], mini["prompt_tokens"], mini["completion_tokens"]) == (1, 1200, 300)
+    assert mini["latency_p50_ms"] == 120.0
+    assert mystery["cost_usd"] is None
+    assert (mystery["cost_known_usd"], mystery["cost_unknown_requests"]) == ("0", 1)
+    assert (mystery["errors"], mystery["error_rate"]) == (1, 1.0)
+    assert mini["first_at"].endswith("Z")
+    assert datetime.fromisoformat(mini["first_at"]).tzinfo is not None
+
+
+def test_json_since_all_source_all_and_group_by_tier(seeded: str) -> None:
+    code, out, _ = _invoke(
+        "--database", seeded, "--json", "--since", "all", "--source", "all", "--by", "tier"
+    )
+    assert code == 0
+    groups = {g["key"]: g for g in json.loads(out)}
+    assert groups["simple"]["requests"] == 2
+    assert groups[None]["requests"] == 2  # the eval row and the old row have no tier
+    # the eval request has no price: the group's cost is unknown, the known part is shown
+    assert groups[None]["cost_usd"] is None
+    assert (groups[None]["cost_known_usd"], groups[None]["cost_unknown_requests"]) == ("1", 1)
+
+
+def test_table_output(seeded: str) -> None:
+    code, out, _ = _invoke("--database", seeded, "--by", "deployment")
+    assert code == 0
+    assert "gpt-mini" in out
+    assert "mystery" in out
+    assert "unknown" in out
+    assert "1,200" in out
+    assert "gpt-old" not in out
+
+
+def test_database_url_from_the_environment(seeded: str) -> None:
+    code, out, _ = _invoke("--json", "--by", "day", env={"LANEWAY_DATABASE_URL": seeded})
+    assert code == 0
+    (day,) = json.loads(out)
+    assert day["requests"] == 2
+    assert day["key"] == day["first_at"][:10]
+
+
+def test_empty_window_says_so(seeded: str) -> None:
+    code, out, _ = _invoke("--database", seeded, "--since", "2099-01-01")
+    assert code == 0
+    assert "No requests" in out
+
+
+def test_missing_database_is_a_one_line_error_and_creates_nothing(tmp_path: Path) -> None:
+    path = tmp_path / "absent" / "laneway.db"
+    code, _, err = _invoke("--database", f"sqlite:///{path}")
+    assert code == 1
+    assert "no ledger database" in err
+    assert len(err.strip().splitlines()) == 1
+    assert not path.exists()
+    assert not path.parent.exists()
+
+
+def test_unmigrated_database_is_reported(tmp_path: Path) -> None:
+    path = tmp_path / "bare.db"
+    sa.create_engine(f"sqlite:///{path}").connect().close()
+    path.touch()
+    code, _, err = _invoke("--database", f"sqlite:///{path}")
+    assert code == 1
+    assert "not migrated" in err
+
+
+def test_a_file_that_is_not_a_database_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is not sqlite" * 100)
+    code, _, err = _invoke("--database", f"sqlite:///{path}")
+    assert code == 1
+    assert err.startswith("error: cannot read the ledger")
+
+
+@pytest.mark.parametrize("since", ["yesterday", "24", "2026-02-30"])
+def test_bad_since_gives_a_clear_message(seeded: str, since: str) -> None:
+    code, _, err = _invoke("--database", seeded, "--since", since)
+    assert code == 2
+    assert "--since" in err
+    assert "24h, 30d" in err
+
+
+def test_bad_grouping_is_refused(seeded: str) -> None:
+    code, _, err = _invoke("--database", seeded, "--by", "colour")
+    assert code == 2
+    assert "colour" in err
