@@ -14,11 +14,17 @@ exactly one place each, by exception type and HTTP status, never by message text
     │   └── UnsupportedParameter 400 unsupported_parameter
     ├── AuthenticationFailed    401 invalid_api_key
     ├── PermissionDenied        403 permission_denied
+    │   ├── PolicyDenied        403 policy_denied  (license / origin / open-weights / key scope)
+    │   └── SensitiveDataBlocked 403 sensitive_data_blocked
     ├── ModelNotFound           404 model_not_found
     ├── PayloadTooLarge         413 payload_too_large
     ├── RateLimited             429 rate_limited
-    │   └── QueueFull           429 queue_full
+    │   ├── QueueFull           429 queue_full
+    │   └── BudgetExceeded      429 budget_exceeded
     ├── NoDeploymentAvailable   503 no_deployment_available
+    │   ├── NoPrivateRoute      503 no_private_route   (sensitive data, no healthy private model)
+    │   └── DeploymentDisabled  503 deployment_disabled (kill switch)
+    ├── InvalidOutput           502 invalid_output     (answer fails the requested JSON schema)
     └── UpstreamError           502 upstream_error
         ├── UpstreamRateLimited   (upstream said 429; retryable, honours Retry-After)
         ├── UpstreamServerError   (upstream 5xx; retryable)
@@ -36,17 +42,23 @@ from __future__ import annotations
 
 __all__ = [
     "AuthenticationFailed",
+    "BudgetExceeded",
     "ConfigError",
     "ContentFiltered",
     "ContextLengthExceeded",
+    "DeploymentDisabled",
+    "InvalidOutput",
     "InvalidRequest",
     "LanewayError",
     "ModelNotFound",
     "NoDeploymentAvailable",
+    "NoPrivateRoute",
     "PayloadTooLarge",
     "PermissionDenied",
+    "PolicyDenied",
     "QueueFull",
     "RateLimited",
+    "SensitiveDataBlocked",
     "StreamInterrupted",
     "UnsupportedParameter",
     "UpstreamAuthError",
@@ -140,12 +152,46 @@ class QueueFull(RateLimited):
     code = "queue_full"
 
 
+class PolicyDenied(PermissionDenied):
+    """No deployment passes the license / origin / open-weights policy or the key's scope."""
+
+    code = "policy_denied"
+
+
+class SensitiveDataBlocked(PermissionDenied):
+    code = "sensitive_data_blocked"
+
+
+class BudgetExceeded(RateLimited):
+    code = "budget_exceeded"
+
+
 class NoDeploymentAvailable(LanewayError):
     """Every deployment that could serve the request was skipped or failed."""
 
     status = 503
     type = "server_error"
     code = "no_deployment_available"
+
+
+class NoPrivateRoute(NoDeploymentAvailable):
+    """Sensitive data may only go to self-hosted or embedded models, and none is healthy."""
+
+    code = "no_private_route"
+
+
+class DeploymentDisabled(NoDeploymentAvailable):
+    """Only killed deployments could serve the request."""
+
+    code = "deployment_disabled"
+
+
+class InvalidOutput(LanewayError):
+    """The answer did not satisfy the requested JSON schema, after retries."""
+
+    status = 502
+    type = "server_error"
+    code = "invalid_output"
 
 
 class UpstreamError(LanewayError):

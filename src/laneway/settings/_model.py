@@ -8,6 +8,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from laneway.settings._policies import PolicySettings
+
 __all__ = [
     "DEFAULT_TIERS",
     "CircuitSettings",
@@ -79,6 +81,8 @@ class DeploymentSettings(_Frozen):
     price: PriceOverride | None = None
     hourly_cost_usd: Decimal | None = Field(default=None, ge=0)
     local: LocalModelSettings | None = None
+    model_file: str | None = None  # a local weights file to verify (default for local: its GGUF)
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
 
     @field_validator("name")
     @classmethod
@@ -163,6 +167,7 @@ class Settings(_Frozen):
     default_tier: str | None = None
     retry: RetrySettings = RetrySettings()
     circuit: CircuitSettings = CircuitSettings()
+    policies: PolicySettings = PolicySettings()
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
