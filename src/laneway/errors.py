@@ -15,7 +15,8 @@ exactly one place each, by exception type and HTTP status, never by message text
     ├── AuthenticationFailed    401 invalid_api_key
     ├── PermissionDenied        403 permission_denied
     │   ├── PolicyDenied        403 policy_denied  (license / origin / open-weights / key scope)
-    │   └── SensitiveDataBlocked 403 sensitive_data_blocked
+    │   ├── SensitiveDataBlocked 403 sensitive_data_blocked
+    │   └── InjectionBlocked    403 prompt_injection_blocked (opt-in)
     ├── ModelNotFound           404 model_not_found
     ├── PayloadTooLarge         413 payload_too_large
     ├── RateLimited             429 rate_limited
@@ -47,6 +48,7 @@ __all__ = [
     "ContentFiltered",
     "ContextLengthExceeded",
     "DeploymentDisabled",
+    "InjectionBlocked",
     "InvalidOutput",
     "InvalidRequest",
     "LanewayError",
@@ -160,6 +162,10 @@ class PolicyDenied(PermissionDenied):
 
 class SensitiveDataBlocked(PermissionDenied):
     code = "sensitive_data_blocked"
+
+
+class InjectionBlocked(PermissionDenied):
+    code = "prompt_injection_blocked"
 
 
 class BudgetExceeded(RateLimited):

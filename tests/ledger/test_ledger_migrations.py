@@ -45,12 +45,13 @@ def test_migrate_is_idempotent(db_url: str) -> None:
         assert migrate(engine) == []
         with engine.connect() as conn:
             rows = conn.exec_driver_sql("SELECT number, name FROM schema_migrations").all()
-        assert [tuple(r) for r in rows] == [(1, "ledger")]
+        assert [tuple(r) for r in rows] == [(m.number, m.name) for m in MIGRATIONS]
+        assert rows[0] == (1, "ledger")
     finally:
         engine.dispose()
     again = open_database(db_url)
     try:
-        assert applied_migrations(again) == [1]
+        assert applied_migrations(again) == [m.number for m in MIGRATIONS]
     finally:
         again.dispose()
 
@@ -66,12 +67,13 @@ def test_new_migrations_apply_in_order_and_only_once(db_url: str) -> None:
 
         return Migration(number, f"extra_{number}", apply)
 
-    extended = (*MIGRATIONS, add_table(2), add_table(3))
+    n = MIGRATIONS[-1].number
+    extended = (*MIGRATIONS, add_table(n + 1), add_table(n + 2))
     try:
-        assert pending_migrations(engine, extended) == [2, 3]
-        assert migrate(engine, extended) == [2, 3]
+        assert pending_migrations(engine, extended) == [n + 1, n + 2]
+        assert migrate(engine, extended) == [n + 1, n + 2]
         assert migrate(engine, extended) == []
-        assert order == [2, 3]
+        assert order == [n + 1, n + 2]
     finally:
         engine.dispose()
 
@@ -85,7 +87,7 @@ def test_a_failing_migration_rolls_back_the_whole_run(db_url: str) -> None:
 
     try:
         with pytest.raises(RuntimeError):
-            migrate(engine, (*MIGRATIONS, Migration(2, "broken", broken)))
+            migrate(engine, (*MIGRATIONS, Migration(MIGRATIONS[-1].number + 1, "broken", broken)))
         assert applied_migrations(engine) == []
         with engine.connect() as conn:
             assert not sa.inspect(conn).has_table("half_done")
@@ -118,7 +120,7 @@ _WORKER = textwrap.dedent(
     ready.touch()
     while not go.exists():
         time.sleep(0.005)
-    done = migrate(engine, (*MIGRATIONS, Migration(2, "slow", slow)))
+    done = migrate(engine, (*MIGRATIONS, Migration(MIGRATIONS[-1].number + 1, "slow", slow)))
     print(json.dumps(done))
     """
 )
@@ -142,17 +144,23 @@ def test_two_processes_migrating_at_once_apply_each_migration_once(
         assert time.monotonic() < deadline, "workers did not start"
         time.sleep(0.01)
     go.touch()  # both are waiting on the start line: they race for the migrations
-    results = []
+    outputs = []
     for proc in procs:
-        out, err = proc.communicate(timeout=60)
+        try:
+            outputs.append(proc.communicate(timeout=60))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            outputs.append(proc.communicate())
+    for proc, (_, err) in zip(procs, outputs, strict=True):
         assert proc.returncode == 0, err
-        results.append(json.loads(out))
-    assert sorted(results, key=len) == [[], [1, 2]]
+    results = [json.loads(out) for out, _ in outputs]
+    everything = [m.number for m in MIGRATIONS] + [MIGRATIONS[-1].number + 1]
+    assert sorted(results, key=len) == [[], everything]
     engine = open_database(db_url, migrate=False)
     try:
         with engine.connect() as conn:
             rows = conn.exec_driver_sql("SELECT number FROM schema_migrations").all()
-        assert sorted(r[0] for r in rows) == [1, 2]
+        assert sorted(r[0] for r in rows) == everything
     finally:
         engine.dispose()
 

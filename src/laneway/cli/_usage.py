@@ -1,9 +1,191 @@
-"""Placeholder: replaced by the real command group."""
+"""``laneway usage``: requests, tokens, cost, error rate and latency from the ledger."""
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+from decimal import Decimal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, cast
+
 import typer
+from rich import box
+from rich.console import Console
+from rich.table import Table
+
+from laneway.errors import LanewayError
+
+if TYPE_CHECKING:
+    from laneway.ledger import GroupBy, UsageGroup
+
+# The ledger (and SQLAlchemy, ~0.2 s to import) is imported inside the functions so that
+# other ``laneway`` commands do not pay for it.
+
+__all__ = ["register", "usage_command", "usage_to_json"]
+
+_DEFAULT_URL = "sqlite:///laneway.db"
+
+
+class _By(StrEnum):
+    deployment = "deployment"
+    tier = "tier"
+    key = "key"
+    day = "day"
+    model = "model"
+
+
+class _Source(StrEnum):
+    api = "api"
+    eval = "eval"
+    all = "all"
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to ``app``."""
+    app.command("usage")(usage_command)
+
+
+def _iso(ts: datetime | None) -> str | None:
+    return None if ts is None else ts.isoformat().replace("+00:00", "Z")
+
+
+def usage_to_json(groups: list[UsageGroup]) -> list[dict[str, Any]]:
+    """JSON-ready objects: money as decimal strings (``null`` when unknown), UTC ISO times."""
+    from laneway.ledger import format_usd
+
+    return [
+        {
+            "by": g.by,
+            "key": g.key,
+            "requests": g.requests,
+            "errors": g.errors,
+            "error_rate": g.error_rate,
+            "attempts": g.attempts,
+            "prompt_tokens": g.prompt_tokens,
+            "completion_tokens": g.completion_tokens,
+            "cached_tokens": g.cached_tokens,
+            "cost_usd": format_usd(g.cost_usd),
+            "cost_known_usd": format_usd(g.cost_known_usd),
+            "cost_unknown_requests": g.cost_unknown_requests,
+            "latency_p50_ms": g.latency_p50_ms,
+            "latency_p95_ms": g.latency_p95_ms,
+            "ttft_p50_ms": g.ttft_p50_ms,
+            "first_at": _iso(g.first_at),
+            "last_at": _iso(g.last_at),
+        }
+        for g in groups
+    ]
+
+
+def _money_cell(group: UsageGroup) -> str:
+    from laneway.ledger import format_usd
+
+    def money(value: Decimal) -> str:
+        if value >= Decimal("0.01") or value == 0:
+            return f"${value:,.4f}"
+        return f"${format_usd(value.quantize(Decimal('1e-9')))}"
+
+    if group.cost_usd is not None:
+        return money(group.cost_usd)
+    if group.cost_known_usd == 0:
+        return "unknown"
+    return f"≥ {money(group.cost_known_usd)}"
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _render_table(groups: list[UsageGroup], by: str, caption: str) -> Table:
+    table = Table(
+        title="Laneway usage",
+        caption=caption,
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1),
+        collapse_padding=True,
+        show_edge=False,
+    )
+    table.add_column(by, overflow="fold", min_width=10)
+    for header in ("requests", "err %", "tokens in/out"):
+        table.add_column(header, justify="right", no_wrap=True)
+    table.add_column("cost", justify="right", min_width=12)
+    for header in ("p50/p95 ms", "ttft ms"):
+        table.add_column(header, justify="right", no_wrap=True)
+    for g in groups:
+        table.add_row(
+            g.key if g.key is not None else "-",
+            f"{g.requests:,}",
+            "-" if g.error_rate is None else f"{g.error_rate:.1%}",
+            f"{g.prompt_tokens:,}/{g.completion_tokens:,}",
+            _money_cell(g),
+            f"{_ms(g.latency_p50_ms)}/{_ms(g.latency_p95_ms)}",
+            _ms(g.ttft_p50_ms),
+        )
+    return table
+
+
+def _since(value: str) -> datetime | None:
+    from laneway.ledger import parse_since
+
+    if value.strip().lower() == "all":
+        return None
+    try:
+        return parse_since(value)
+    except LanewayError as exc:
+        raise typer.BadParameter(exc.message, param_hint="'--since'") from None
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(1)
+
+
+def _load(url: str, start: datetime | None, by: str, source: str | None) -> list[UsageGroup]:
+    import sqlalchemy as sa
+
+    from laneway.ledger import open_database, pending_migrations, usage_summary
+
+    shown = sa.make_url(url).render_as_string(hide_password=True)
+    try:
+        engine = open_database(url, create=False, migrate=False)
+    except LanewayError as exc:
+        raise _fail(f"{exc.message} (run `laneway serve` first or pass --database)") from None
+    try:
+        if pending_migrations(engine):
+            raise _fail(f"the ledger at {shown} is not migrated yet: start `laneway serve` once")
+        return usage_summary(engine, since=start, by=cast("GroupBy", by), source=source)
+    except sa.exc.SQLAlchemyError as exc:
+        raise _fail(f"cannot read the ledger at {shown}: {type(exc).__name__}") from None
+    finally:
+        engine.dispose()
+
+
+def usage_command(
+    since: Annotated[
+        str, typer.Option(help="Window: 24h, 30d, 90m, 2w, an ISO date or time, or 'all'.")
+    ] = "24h",
+    by: Annotated[_By, typer.Option(help="Group rows by this.")] = _By.deployment,
+    source: Annotated[_Source, typer.Option(help="Traffic to count.")] = _Source.api,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    database: Annotated[
+        str, typer.Option(envvar="LANEWAY_DATABASE_URL", help="Ledger database URL.")
+    ] = _DEFAULT_URL,
+) -> None:
+    """Requests, tokens, cost, error rate and p50/p95 latency from the ledger."""
+    start = _since(since)
+    groups = _load(database, start, by.value, None if source is _Source.all else source.value)
+    if as_json:
+        typer.echo(json.dumps(usage_to_json(groups), indent=2))
+        return
+    window = "all time" if start is None else f"since {_iso(start)}"
+    caption = f"{window} · source {source.value} · times UTC"
+    if any(g.cost_usd is None for g in groups):
+        caption += "\nunknown / ≥: some requests ran on deployments without a price"
+    if not groups:
+        typer.echo(f"No requests in the ledger ({caption}).")
+        return
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=160)  # piped or captured: do not squeeze into 80 columns
+    console.print(_render_table(groups, by.value, caption))

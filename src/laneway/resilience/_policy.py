@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from laneway.errors import (
+    ContentFiltered,
+    InvalidOutput,
     LanewayError,
     UpstreamError,
     UpstreamInvalidRequest,
@@ -57,11 +59,9 @@ def may_fall_back(exc: BaseException) -> bool:
     Upstream faults and refused credentials fall back; a request the upstream judged
     invalid (context length included) or filtered is never sent elsewhere.
     """
-    from laneway.errors import ContentFiltered
-
     if isinstance(exc, UpstreamInvalidRequest | ContentFiltered):
         return False
-    return isinstance(exc, UpstreamError)
+    return isinstance(exc, UpstreamError | InvalidOutput)
 
 
 def backoff_delay(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import os
@@ -17,10 +18,12 @@ from starlette.routing import Route
 
 from laneway.catalog import Catalog, default_catalog
 from laneway.errors import InvalidRequest, LanewayError, ModelNotFound
+from laneway.governance import Governance, GovernanceStore, KeyCache, KillSwitchCache, Scanner
 from laneway.ledger import LedgerWriter, open_database
 from laneway.providers import AiohttpUpstream, ChatModel, UpstreamClient
 from laneway.providers._registry import build_adapter
 from laneway.resilience import CircuitState
+from laneway.server._admin import admin_routes
 from laneway.server._chat import chat_completions, error_response
 from laneway.server._deployments import load_deployments
 from laneway.server._gateway import Gateway
@@ -39,6 +42,13 @@ def _json(payload: object, status: int = 200) -> Response:
 
 async def list_models(request: Request) -> Response:
     gateway: Gateway = request.app.state.gateway
+    if gateway.governance.auth_required:
+        try:
+            await asyncio.to_thread(
+                gateway.governance.authenticate, request.headers.get("authorization")
+            )
+        except LanewayError as exc:
+            return error_response(exc)
     created = int(gateway.started_at)
     data: list[dict[str, object]] = []
     for name, d in gateway.deployments.items():
@@ -88,7 +98,8 @@ async def health_ready(request: Request) -> Response:
     for name, d in gateway.deployments.items():
         state = d.breaker.state
         loaded = getattr(d.adapter, "loaded", True)
-        ready = loaded and state is not CircuitState.OPEN
+        problem = d.disabled_reason or gateway.governance.killed_reason(d)
+        ready = loaded and state is not CircuitState.OPEN and problem is None
         any_ready = any_ready or ready
         report[name] = {
             "ready": ready,
@@ -96,6 +107,7 @@ async def health_ready(request: Request) -> Response:
             "hosting": d.hosting,
             "model": d.model_id,
             "loaded": loaded,
+            "disabled": problem,
         }
     return _json(
         {"status": "ok" if any_ready else "unavailable", "deployments": report},
@@ -148,12 +160,24 @@ def build_gateway(
     deployments = load_deployments(settings, catalog, adapters)
     engine = engine or open_database(settings.database.url)
     ledger = LedgerWriter(engine, flush_interval=settings.ledger.flush_interval)
+    store = GovernanceStore(engine)
+    governance = Governance(
+        settings,
+        deployments,
+        settings.tiers,
+        scanner=Scanner(settings.policies.sensitive),
+        store=store,
+        kills=KillSwitchCache(store.active_kills),
+        keys=KeyCache(store),
+        master_key=env.get("LANEWAY_MASTER_KEY") or None,
+    )
     return Gateway(
         settings,
         catalog,
         deployments,
         ledger,
         Metrics(),
+        governance,
         upstream=client,
         owns_upstream=upstream is None,
     )
@@ -194,6 +218,7 @@ def create_app(
             Route("/health/live", health_live, methods=["GET"]),
             Route("/health/ready", health_ready, methods=["GET"]),
             Route("/metrics", metrics, methods=["GET"]),
+            *admin_routes(),
         ],
         exception_handlers={HTTPException: _http_error, Exception: _unhandled},
         lifespan=lifespan,

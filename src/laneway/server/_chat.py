@@ -6,7 +6,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 
@@ -79,6 +78,10 @@ async def chat_completions(request: Request) -> Response:
     request_id = gateway.new_request_id()
     ctx = RequestContext(request_id=request_id, started=time.perf_counter(), requested_model="")
     try:
+        governance = gateway.governance
+        if governance.auth_required:
+            header = request.headers.get("authorization")
+            ctx.key = await asyncio.to_thread(governance.authenticate, header)
         body = await read_body(request, limits.max_body_bytes)
         chat = parse_chat_request(body, max_depth=limits.max_json_depth)
     except ClientDisconnect:
@@ -87,8 +90,7 @@ async def chat_completions(request: Request) -> Response:
         return error_response(exc, request_id)
     ctx.requested_model = chat.model
     ctx.stream = chat.stream
-    if gateway.settings.ledger.log_prompts:
-        ctx.prompt = orjson.dumps(chat.messages).decode()
+    ctx.request = chat
     if chat.stream:
         return await _stream(gateway, ctx, chat)
     return await _complete(gateway, ctx, chat)
@@ -99,7 +101,7 @@ async def _complete(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) ->
         result = await gateway.complete(ctx, chat)
     except LanewayError as exc:
         gateway.finish(ctx, CallOutcome(status=exc.status, error=exc))
-        return error_response(exc, ctx.request_id)
+        return error_response(gateway.sanitize(exc), ctx.request_id)
     except asyncio.CancelledError:
         gateway.finish(ctx, CallOutcome(status=499, partial=True))
         raise
@@ -130,7 +132,7 @@ async def _stream(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) -> R
         first, rest = await gateway.open_stream(ctx, chat)
     except LanewayError as exc:
         gateway.finish(ctx, CallOutcome(status=exc.status, error=exc))
-        return error_response(exc, ctx.request_id)
+        return error_response(gateway.sanitize(exc), ctx.request_id)
     ttft = time.perf_counter() - ctx.started
     headers = _route_headers(gateway, ctx)
     headers["cache-control"] = "no-cache"
@@ -192,7 +194,7 @@ async def _sse(
     except LanewayError as exc:
         outcome.error = exc
         outcome.status = exc.status
-        yield error_event(exc)
+        yield error_event(gateway.sanitize(exc))
     finally:
         if usage is None and outcome.partial:
             # The upstream never sent usage (cut or client gone): bill what was generated.

@@ -38,6 +38,8 @@ class Deployment:
     info: ModelInfo | None
     prices: Prices | None
     hourly_cost: Decimal | None
+    provider_names: tuple[str, ...] = ()
+    disabled_reason: str | None = None
 
     @property
     def name(self) -> str:
@@ -213,6 +215,8 @@ def load_deployments(
     for spec in settings.deployments:
         info = catalog.get(spec.model)
         hosting = hosting_of(spec)
+        vendor = vendor_for(spec)
+        providers = (spec.provider,) + ((vendor.id,) if vendor is not None else ())
         result[spec.name] = Deployment(
             settings=spec,
             adapter=adapters[spec.name],
@@ -221,5 +225,6 @@ def load_deployments(
             info=info,
             prices=None if hosting in ("self_hosted", "embedded") else prices_of(spec, info),
             hourly_cost=spec.hourly_cost_usd,
+            provider_names=tuple(dict.fromkeys(providers)),
         )
     return result

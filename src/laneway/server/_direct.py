@@ -49,10 +49,8 @@ async def run_request(
         source=source,
         stream=request.stream,
     )
-    if log_prompt if log_prompt is not None else gateway.settings.ledger.log_prompts:
-        import orjson
-
-        ctx.prompt = orjson.dumps(request.messages).decode()
+    ctx.request = request
+    ctx.log_prompt = log_prompt
     outcome = CallOutcome(status=200)
     result: ChatResult | None = None
     try:

@@ -11,9 +11,19 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
+
+import orjson
 
 from laneway.catalog import Catalog
-from laneway.errors import LanewayError
+from laneway.errors import LanewayError, UpstreamError
+from laneway.governance import (
+    PRIVATE_HOSTING,
+    Admission,
+    Governance,
+    RedactingModel,
+    SchemaCheckedModel,
+)
 from laneway.ledger import LedgerRow, LedgerWriter, token_cost
 from laneway.providers import (
     ChatModel,
@@ -53,7 +63,11 @@ class RequestContext:
     stream: bool = False
     resolution: Resolution | None = None
     trace: Trace = field(default_factory=Trace)
-    prompt: str | None = None
+    request: ChatRequest | None = None
+    log_prompt: bool | None = None
+    key: Any = None
+    admission: Admission | None = None
+    reservation: Any = None
 
 
 @dataclass(slots=True)
@@ -73,6 +87,7 @@ class Gateway:
         deployments: Mapping[str, Deployment],
         ledger: LedgerWriter | None,
         metrics: Metrics,
+        governance: Governance,
         *,
         upstream: UpstreamClient | None = None,
         owns_upstream: bool = False,
@@ -83,6 +98,7 @@ class Gateway:
         self.resolver = Resolver(settings, self.deployments)
         self.ledger = ledger
         self.metrics = metrics
+        self.governance = governance
         self.retry_budget = RetryBudget(settings.retry)
         self.started_at = time.time()
         self._upstream = upstream
@@ -93,7 +109,14 @@ class Gateway:
         if self.ledger is not None:
             self.ledger.start()
         loop = asyncio.get_running_loop()
+        from laneway.governance import pin_problem
+
         for d in self.deployments.values():
+            problem = await loop.run_in_executor(None, pin_problem, d.settings)
+            if problem is not None:
+                d.disabled_reason = problem
+                log.error("deployment %s disabled: %s", d.name, problem)
+                continue
             load = getattr(d.adapter, "load", None)
             if load is not None:
                 await loop.run_in_executor(None, load)
@@ -108,38 +131,81 @@ class Gateway:
             await self._upstream.close()
         if self.ledger is not None:
             self.ledger.close()
+        kills = self.governance.kills
+        if kills is not None:
+            kills.stop()
+
+    def sanitize(self, exc: LanewayError) -> LanewayError:
+        """Upstream error messages may echo the prompt: replace any detected secret or
+        sensitive value with its kind before the message reaches the client."""
+        if isinstance(exc, UpstreamError) or self.governance.scanner.scan_text(exc.message):
+            from laneway.governance import redact_text
+
+            exc.message = redact_text(exc.message, self.governance.scanner)
+        return exc
 
     @staticmethod
     def new_request_id() -> str:
         return "chatcmpl-" + secrets.token_hex(12)
 
     # -- building the chain ----------------------------------------------------
-    def _chain(self, ctx: RequestContext, request: ChatRequest) -> tuple[ChatModel, Resolution]:
+    async def _govern(self, ctx: RequestContext, request: ChatRequest) -> list[Deployment]:
+        """Governance before routing: scan, rate limit, policy / kill / sensitive filters,
+        capability selection and the budget reservation. Raises the client's error."""
+        governance = self.governance
+        admission = governance.admit(request, ctx.key)
+        ctx.admission = admission
+        key = ctx.key
+        if key is not None and (key.rpm or key.tpm) and governance.store is not None:
+            estimate = len(request.messages) and _estimate_tokens(request)
+            await asyncio.to_thread(governance.store.take_rate, key, estimate)
         resolution = self.resolver.resolve(request.model)
         ctx.resolution = resolution
-        chosen = select_candidates(resolution.deployments, self.deployments, request, ctx.trace)
+        names = governance.filter(resolution.deployments, resolution.tier, request.model, admission)
+        probe = admission.redacted if admission.redacted is not None else request
+        chosen = select_candidates(names, self.deployments, probe, ctx.trace)
+        if key is not None and key.budget_usd is not None and governance.store is not None:
+            amount = governance.max_cost(request, [d.name for d in chosen])
+            ctx.reservation = await asyncio.to_thread(governance.store.reserve, key, amount)
+        return chosen
+
+    def _member(self, ctx: RequestContext, d: Deployment, request: ChatRequest) -> ChatModel:
+        model: ChatModel = RetryingModel(
+            Candidate(d.name, d.adapter, d.breaker),
+            self.settings.retry,
+            self.retry_budget,
+            ctx.trace,
+        )
+        admission = ctx.admission
+        if (
+            admission is not None
+            and admission.redacted is not None
+            and d.hosting not in PRIVATE_HOSTING
+        ):
+            model = RedactingModel(model, admission.redacted, admission.redaction)
+        schema = request.json_schema
+        if schema is not None and not request.stream and isinstance(schema.get("schema"), dict):
+            model = SchemaCheckedModel(model, schema["schema"])
+        return model
+
+    async def _chain(self, ctx: RequestContext, request: ChatRequest) -> ChatModel:
+        chosen = await self._govern(ctx, request)
         self.retry_budget.deposit()
-        members: list[ChatModel] = [
-            RetryingModel(
-                Candidate(d.name, d.adapter, d.breaker),
-                self.settings.retry,
-                self.retry_budget,
-                ctx.trace,
-            )
-            for d in chosen
-        ]
-        return (members[0] if len(members) == 1 else FallbackModel(members)), resolution
+        members = [self._member(ctx, d, request) for d in chosen]
+        return members[0] if len(members) == 1 else FallbackModel(members)
 
     async def complete(self, ctx: RequestContext, request: ChatRequest) -> ChatResult:
-        chain, _ = self._chain(ctx, request)
-        return await chain.complete(request)
+        chain = await self._chain(ctx, request)
+        result = await chain.complete(request)
+        self._scan_output(ctx, result)
+        return result
 
     async def open_stream(
         self, ctx: RequestContext, request: ChatRequest
     ) -> tuple[StreamDelta, AsyncIterator[StreamDelta]]:
         """Start the stream and wait for its first delta, so that every failure before
         the first byte can still fall back or become a normal JSON error."""
-        chain, _ = self._chain(ctx, request)
+        chain = await self._chain(ctx, request)
         iterator = aiter(chain.stream(request))
         try:
             first = await anext(iterator)
@@ -147,6 +213,23 @@ class Gateway:
             await _aclose(iterator)
             raise
         return first, iterator
+
+    def _scan_output(self, ctx: RequestContext, result: ChatResult) -> None:
+        """Optional output scan of answers from external deployments (audit; redaction
+        where the policy says so)."""
+        policies = self.settings.policies
+        if not policies.output_scan or result.content is None:
+            return
+        served = self.deployments.get(ctx.trace.served_by or "")
+        if served is None or served.hosting in PRIVATE_HOSTING:
+            return
+        from laneway.governance import redact_text, scan_output
+
+        counts = scan_output(result.content, self.governance.scanner)
+        if counts and ctx.admission is not None:
+            ctx.admission.audit["output"] = dict(counts)
+            if policies.redact_output:
+                result.content = redact_text(result.content, self.governance.scanner)
 
     # -- money ---------------------------------------------------------------------
     def cost_of(self, deployment: str | None, usage: Usage | None) -> Decimal | None:
@@ -219,7 +302,11 @@ class Gateway:
         ts = datetime.now(UTC)
         resolution = ctx.resolution
         usage = outcome.usage
-        audit = {"skipped": [{"deployment": n, "reason": r} for n, r in ctx.trace.skipped]}
+        audit: dict[str, Any] = dict(ctx.admission.audit) if ctx.admission else {}
+        if ctx.trace.skipped:
+            audit["skipped"] = [{"deployment": n, "reason": r} for n, r in ctx.trace.skipped]
+        if ctx.reservation is not None:
+            self._settle(ctx)
         self.ledger.record(
             LedgerRow(
                 request_id=ctx.request_id,
@@ -246,12 +333,43 @@ class Gateway:
                 partial=outcome.partial,
                 route_reason=resolution.reason if resolution else None,
                 route_score=None,
-                prompt=ctx.prompt,
+                prompt=self._ledger_prompt(ctx),
                 audit=audit,
             )
         )
         for number, attempt in enumerate(ctx.trace.attempts, start=1):
             self.ledger.record(self._attempt_row(ctx, number, attempt, ts))
+
+    def _ledger_prompt(self, ctx: RequestContext) -> str | None:
+        """Prompt text for the ledger: only when prompt logging is on (globally, per key
+        or per call), and with detected sensitive values replaced by placeholders."""
+        wanted = ctx.log_prompt
+        if wanted is None:
+            wanted = self.settings.ledger.log_prompts or bool(
+                getattr(ctx.key, "log_prompts", False)
+            )
+        if not wanted or ctx.request is None:
+            return None
+        messages = ctx.request.messages
+        admission = ctx.admission
+        if admission is not None and admission.sensitive:
+            from laneway.governance import redact_request
+
+            redacted = admission.redacted or redact_request(ctx.request, self.governance.scanner)[0]
+            messages = redacted.messages
+        return orjson.dumps(messages).decode()
+
+    def _settle(self, ctx: RequestContext) -> None:
+        """Settle the budget reservation with the actual cost, off the event loop."""
+        store = self.governance.store
+        reservation, ctx.reservation = ctx.reservation, None
+        cost = self.request_cost(ctx)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            store.settle(reservation, cost)
+            return
+        loop.run_in_executor(None, store.settle, reservation, cost)
 
     def _attempt_row(
         self, ctx: RequestContext, number: int, attempt: Attempt, ts: datetime
@@ -287,6 +405,12 @@ class Gateway:
             prompt=None,
             audit=None,
         )
+
+
+def _estimate_tokens(request: ChatRequest) -> int:
+    """Prompt tokens + output cap, roughly (for tokens-per-minute limits)."""
+    size = sum(len(str(m.get("content") or "")) for m in request.messages)
+    return size // 4 + 1 + (request.max_tokens or 0)
 
 
 def _attempt_status(error: LanewayError | None) -> int:

@@ -1,0 +1,86 @@
+"""Build the router shipped in the package (numpy only; run in Laneway's venv).
+
+    python scripts/router/build_default.py BUILD_DIR [--embedding]
+
+From ``distill_embeddings.py``'s output: writes ``src/laneway/router/default/`` —
+``embeddings.npz`` (64-d float16 static table), ``vocab.json``, the scorer trained on
+every non-dev row of the shared MMLU-Pro file (question text only), the dev split as
+``calibration.json`` (prompts + per-model outcomes: the shipped calibration set, never
+trained on), and the profiles calibrated on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from laneway.router._calibration_set import calibrate_router, calibration_rows
+from laneway.router._conversation import conversation_from_prompt
+from laneway.router._fit import train_scorer
+from laneway.router._profiles import Goal
+from laneway.router._scorer import default_router_dir, load_embedder
+from laneway.router._training import DEFAULT_TIER_MODELS, DEFAULT_TIERS, dev_mask, pca_sif_table
+
+DATA = Path("/work/shared/data/mmlu-pro-outcomes.jsonl.gz")
+PROFILES = {
+    "default": Goal(quality_floor=0.95),
+    "quality": Goal(quality_floor=0.98),
+    "economy": Goal(strong_share=0.2),
+}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("build", type=Path)
+    ap.add_argument("--embedding", action="store_true", help="add the static embedding")
+    args = ap.parse_args()
+    out = default_router_dir()
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    table = pca_sif_table(np.load(args.build / "raw_embeddings.npy"), 64).astype(np.float16)
+    np.savez_compressed(out / "embeddings.npz", table=table)
+    shutil.copyfile(args.build / "vocab.json", out / "vocab.json")
+
+    with gzip.open(DATA, "rt") as handle:
+        raw = [json.loads(line) for line in handle]
+    dev = dev_mask([r["id"] for r in raw])
+    train = [
+        {"conversation": conversation_from_prompt(r["question"]), "outcomes": r["outcomes"]}
+        for r, d in zip(raw, dev, strict=True)
+        if not d
+    ]
+    scorer = train_scorer(
+        train,
+        DEFAULT_TIERS,
+        DEFAULT_TIER_MODELS,
+        load_embedder(out),
+        use_embedding=args.embedding,
+        meta={
+            "trained_on": "MMLU-Pro outcomes of 11 models (TIGER-AI-Lab, Apache-2.0), "
+            "question text only, dev split (1 id in 10 by hash) held out",
+            "score": "P(cheapest tier answers worse than the strongest)",
+        },
+    )
+    scorer.save(out)
+    calib = [
+        {"id": r["id"], "prompt": r["question"], "outcomes": r["outcomes"]}
+        for r, d in zip(raw, dev, strict=True)
+        if d
+    ]
+    (out / "calibration.json").write_text(json.dumps(calib, ensure_ascii=False), "utf-8")
+    rows = calibration_rows(out / "calibration.json")
+    for name, goal in PROFILES.items():
+        profile = calibrate_router(scorer, rows, name, goal)
+        (out / "profiles").mkdir(exist_ok=True)
+        (out / "profiles" / f"{name}.json").write_text(profile.to_json(), "utf-8")
+        print(name, json.dumps(dict(profile.thresholds)), json.dumps(dict(profile.report)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,331 @@
+"""Named, sourced, overridable assumptions of the cost model, and the GPU data file.
+
+Every number the advisor uses that is not the user's own workload is an ``Assumption``:
+a name, a value, a unit and where it comes from (a seed file and the quoted figure, or
+"Laneway default" with the reasoning). ``Assumptions.override`` replaces values and marks
+their source as the user's.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import yaml
+
+from laneway.errors import ConfigError, InvalidRequest
+
+__all__ = [
+    "Assumption",
+    "Assumptions",
+    "GpuSpec",
+    "GpuTable",
+    "default_assumptions",
+    "gpu_table",
+]
+
+_S003 = "seeds/003_89ce8b6907b2801f.txt"
+_S004 = "seeds/004_a6d65108d83e476c.txt"
+
+
+@dataclass(frozen=True, slots=True)
+class Assumption:
+    """One input of the model that is not the workload itself."""
+
+    name: str
+    value: Decimal | str
+    unit: str
+    source: str
+
+
+@dataclass(frozen=True, slots=True)
+class GpuSpec:
+    """One GPU type: memory, rent (``None``: unknown) and throughput relative to an H100."""
+
+    key: str
+    name: str
+    memory_gb: Decimal
+    memory_source: str
+    hourly_usd: Decimal | None
+    hourly_source: str
+    throughput_factor: Decimal
+    throughput_factor_source: str
+
+
+@dataclass(frozen=True, slots=True)
+class GpuTable:
+    """The packaged ``gpus.yaml``: GPUs, the throughput table, model lists by role."""
+
+    gpus: Mapping[str, GpuSpec]
+    buckets: tuple[tuple[Decimal, Decimal], ...]
+    throughput_source: str
+    frontier_models: tuple[str, ...]
+    frontier_source: str
+    self_hosting_models: tuple[str, ...]
+    self_hosting_source: str
+
+    def gpu(self, key: str) -> GpuSpec:
+        spec = self.gpus.get(key.lower())
+        if spec is None:
+            raise InvalidRequest(
+                f"unknown GPU {key!r}: use one of {', '.join(sorted(self.gpus))}", param="gpu"
+            )
+        return spec
+
+    def output_tps(self, active_b: Decimal, gpu: GpuSpec) -> Decimal:
+        """Output tokens/s per GPU for a model with ``active_b`` billion active params."""
+        for limit, tps in self.buckets:
+            if active_b <= limit:
+                return tps * gpu.throughput_factor
+        return self.buckets[-1][1] * gpu.throughput_factor
+
+
+def _dec(value: object, where: str) -> Decimal:
+    try:
+        return Decimal(str(value))
+    except InvalidOperation:
+        raise ConfigError(f"{where}: {value!r} is not a number") from None
+
+
+def _gpu(key: str, data: Mapping[str, Any]) -> GpuSpec:
+    hourly = data.get("hourly_usd")
+    return GpuSpec(
+        key=key,
+        name=str(data["name"]),
+        memory_gb=_dec(data["memory_gb"], f"gpus.{key}.memory_gb"),
+        memory_source=str(data["memory_source"]),
+        hourly_usd=None if hourly is None else _dec(hourly, f"gpus.{key}.hourly_usd"),
+        hourly_source=" ".join(str(data["hourly_source"]).split()),
+        throughput_factor=_dec(data["throughput_factor"], f"gpus.{key}.throughput_factor"),
+        throughput_factor_source=" ".join(str(data["throughput_factor_source"]).split()),
+    )
+
+
+@functools.cache
+def gpu_table() -> GpuTable:
+    """The packaged GPU table (read once, on first use)."""
+    text = importlib.resources.files("laneway.advisor").joinpath("gpus.yaml").read_text("utf-8")
+    data = yaml.safe_load(text)
+    table = data["throughput_h100"]
+    return GpuTable(
+        gpus={key: _gpu(key, spec) for key, spec in data["gpus"].items()},
+        buckets=tuple(
+            (_dec(b["max_active_b"], "max_active_b"), _dec(b["output_tps"], "output_tps"))
+            for b in table["buckets"]
+        ),
+        throughput_source=" ".join(str(table["source"]).split()),
+        frontier_models=tuple(data["frontier_reasoning"]["models"]),
+        frontier_source=" ".join(str(data["frontier_reasoning"]["source"]).split()),
+        self_hosting_models=tuple(data["self_hosting_defaults"]["models"]),
+        self_hosting_source=" ".join(str(data["self_hosting_defaults"]["source"]).split()),
+    )
+
+
+class Assumptions:
+    """An immutable, ordered set of named assumptions."""
+
+    __slots__ = ("_items",)
+
+    def __init__(self, items: Mapping[str, Assumption]) -> None:
+        self._items = dict(items)
+
+    def __iter__(self) -> Iterator[Assumption]:
+        return iter(self._items.values())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def get(self, name: str) -> Assumption:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise InvalidRequest(
+                f"unknown assumption {name!r}: use one of {', '.join(self._items)}"
+            ) from None
+
+    def number(self, name: str) -> Decimal:
+        value = self.get(name).value
+        if not isinstance(value, Decimal):
+            raise InvalidRequest(f"assumption {name!r} is not a number")
+        return value
+
+    def maybe_number(self, name: str) -> Decimal | None:
+        """The value, or ``None`` when it is ``"unknown"`` (never read as 0)."""
+        value = self.get(name).value
+        return value if isinstance(value, Decimal) else None
+
+    def text(self, name: str) -> str:
+        return str(self.get(name).value)
+
+    def override(self, values: Mapping[str, object], *, source: str = "override") -> Assumptions:
+        """A copy with ``values`` replacing the named assumptions (unknown names raise)."""
+        items = dict(self._items)
+        for name, value in values.items():
+            old = self.get(name)
+            new: Decimal | str
+            if isinstance(old.value, Decimal) or old.value in ("unknown", "table"):
+                try:
+                    new = Decimal(str(value))
+                except InvalidOperation:
+                    raise InvalidRequest(f"{name}: {value!r} is not a number") from None
+                if new < 0:
+                    raise InvalidRequest(f"{name}: must not be negative, got {value}")
+            else:
+                new = str(value)
+            items[name] = replace(old, value=new, source=source)
+        return Assumptions(items)
+
+    def add(self, item: Assumption) -> Assumptions:
+        return Assumptions({**self._items, item.name: item})
+
+
+def _a(name: str, value: str, unit: str, source: str) -> Assumption:
+    return Assumption(name, Decimal(value), unit, source)
+
+
+def _defaults_ops() -> list[Assumption]:
+    return [
+        _a(
+            "ml_engineer_usd_per_year",
+            "145000",
+            "USD/year",
+            f'{_S003}: "ML engineering for optimisation ... averages $145,000 per year"',
+        ),
+        _a(
+            "ops_fte_share",
+            "1",
+            "FTE",
+            f'{_S004}: "Real ops cost: 1-3 FTE for production-grade serving" (lower end); '
+            'seeds/002: "This is not a part-time responsibility"',
+        ),
+        _a(
+            "update_cycle_usd",
+            "12000",
+            "USD/cycle",
+            f'{_S003}: "Model update cycles cost approximately $12,000 in engineering time"',
+        ),
+        _a(
+            "update_cycles_per_year",
+            "7.43",
+            "cycles/year",
+            f'{_S003}: "per six-to-eight week cycle" -> 52 weeks / 7 weeks (the midpoint)',
+        ),
+        _a(
+            "infra_overhead_multiplier",
+            "1.10",
+            "x GPU rent",
+            f"Laneway default: {_S003} says networking, load balancing, monitoring and "
+            'incident response "adds further multipliers" without a figure; 10% is assumed',
+        ),
+        _a(
+            "work_hours_per_year",
+            "2080",
+            "hours",
+            "Laneway default: 52 weeks x 40 hours, to turn a salary into an hourly rate",
+        ),
+    ]
+
+
+def _defaults_serving() -> list[Assumption]:
+    return [
+        _a(
+            "days_per_month",
+            "30",
+            "days",
+            f'{_S003}: "1 million tokens per day (roughly 30 million tokens per month)"',
+        ),
+        _a(
+            "precision_bytes",
+            "2",
+            "bytes/param",
+            "Laneway default: BF16 weights (FP8 = 1, INT4 = 0.5)",
+        ),
+        _a(
+            "kv_cache_bytes_per_token",
+            "327680",
+            "bytes/token",
+            "Laneway default: 2 (K,V) x 80 layers x 8 KV heads x 128 head dim x 2 bytes "
+            "(Llama 3 70B geometry, BF16 cache)",
+        ),
+        _a(
+            "gpu_memory_usable_fraction",
+            "0.9",
+            "fraction",
+            "vLLM default --gpu-memory-utilization 0.9",
+        ),
+        _a(
+            "max_gpu_utilisation",
+            "0.8",
+            "fraction",
+            "Laneway default: headroom at the peak hour so latency holds (20% spare)",
+        ),
+        _a(
+            "input_token_weight",
+            "0.2",
+            "output-token equivalents",
+            "Laneway default: prefill is batched and compute-bound, about 5x cheaper per "
+            "token than decode",
+        ),
+        _a(
+            "time_in_system_s",
+            "30",
+            "seconds",
+            "Laneway default when the workload has no latency SLO: how long a request holds "
+            "its KV cache (Little's law: concurrency = peak rate x time in system)",
+        ),
+    ]
+
+
+def _defaults_finetune() -> list[Assumption]:
+    return [
+        _a(
+            "lora_gpu_hours",
+            "32",
+            "GPU-hours",
+            "Laneway default: seeds/001's LoRA recipe (4 GPUs, 3 epochs) for about 8 hours",
+        ),
+        _a(
+            "lora_data_prep_hours",
+            "80",
+            "engineer-hours",
+            "Laneway default: two weeks to collect, clean and label a narrow-task training set",
+        ),
+        _a(
+            "lora_reeval_hours",
+            "16",
+            "engineer-hours/cycle",
+            "Laneway default: retrain and re-run the eval suite after each model update "
+            "(seeds/001: a fine-tune needs re-evaluation; seeds/003: update cycles)",
+        ),
+    ]
+
+
+def default_assumptions(gpu: str = "h100") -> Assumptions:
+    """The defaults, with the GPU-dependent ones taken from ``gpus.yaml`` for ``gpu``."""
+    spec = gpu_table().gpu(gpu)
+    items: list[Assumption] = [
+        Assumption("gpu", spec.key, "", f"Laneway default: {spec.name}"),
+        Assumption(
+            "gpu_hourly_usd",
+            spec.hourly_usd if spec.hourly_usd is not None else "unknown",
+            "USD/GPU-hour",
+            spec.hourly_source,
+        ),
+        Assumption("gpu_memory_gb", spec.memory_gb, "GB", spec.memory_source),
+        Assumption(
+            "throughput_tps_per_gpu",
+            "table",
+            "output tokens/s/GPU",
+            f"gpus.yaml table by active parameters x {spec.key} factor "
+            f"{spec.throughput_factor} ({spec.throughput_factor_source}); table: "
+            f"{gpu_table().throughput_source}",
+        ),
+        *_defaults_serving(),
+        *_defaults_ops(),
+        *_defaults_finetune(),
+    ]
+    return Assumptions({item.name: item for item in items})

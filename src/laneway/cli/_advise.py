@@ -1,0 +1,274 @@
+"""``laneway advise`` (workload file, ledger or seed check) and ``laneway tco``."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from laneway.errors import LanewayError
+
+if TYPE_CHECKING:
+    from laneway.advisor import Advice, SeedCheck
+
+# The advisor (and the catalog, SQLAlchemy, matplotlib) load inside the commands only.
+
+__all__ = ["advise_command", "register", "tco_command"]
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``advise`` and ``tco`` to ``app``."""
+    app.command("advise")(advise_command)
+    app.command("tco")(tco_command)
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def _print_checks(checks: tuple[SeedCheck, ...], as_json: bool) -> None:
+    if as_json:
+        rows = [
+            {
+                "id": c.id,
+                "seed": c.seed,
+                "claim": c.claim,
+                "inputs": dict(c.inputs),
+                "figure": c.figure,
+                "verdict": c.verdict,
+                "why": c.why,
+            }
+            for c in checks
+        ]
+        typer.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(
+        title="Seed check: the seeds' worked figures from their own inputs",
+        box=box.SIMPLE_HEAD,
+        show_lines=True,
+    )
+    for header in ("claim (seed)", "inputs", "Laneway's figure", "verdict", "why"):
+        table.add_column(header, overflow="fold")
+    for c in checks:
+        inputs = "\n".join(f"{k}: {v}" for k, v in c.inputs)
+        table.add_row(f"{c.claim}\n({c.seed})", inputs, c.figure, c.verdict, c.why)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)
+    console.print(table)
+
+
+def _print_advice(advice: Advice) -> None:
+    from laneway.advisor import advice_to_json
+
+    data = advice_to_json(advice)
+    out = [f"Recommendation: {data['recommendation']['summary']}", "", "Tiers:"]
+    for t in data["recommendation"]["tiers"]:
+        cost = t["monthly_usd"] or "unknown"
+        out.append(f"  {t['tier']}: {t['path']} · {t['model']} · ${cost}/month · {t['reason']}")
+    out += ["", "Gates:"]
+    for g in data["gates"]:
+        out.append(f"  [{'pass' if g['passed'] else 'FAIL'}] {g['name']}: {g['reason']}")
+    out += ["", "Monthly cost, whole workload:"]
+    for row in data["totals"]:
+        out.append(f"  {row['name']}: {'$' + row['monthly_usd'] if row['monthly_usd'] else 'n/a'}")
+    for name, cross in data["crossover_tokens_per_day"].items():
+        value = cross["tokens_per_day"]
+        where = f"{int(value):,} tokens/day (tier {cross['tier']})" if value else "none found"
+        out.append(f"  self-hosting beats {name} above: {where}")
+    for f in data["fine_tune"]:
+        out.append(f"  fine-tune {f['task']}: {f['winner']} ({f['reason']})")
+    out.append("\nAssumptions: --json lists every one with its source.")
+    typer.echo("\n".join(out))
+
+
+def _overrides(values: list[str]) -> dict[str, str]:
+    result = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{item!r}: use NAME=VALUE", param_hint="'--set'")
+        result[name.strip()] = value.strip()
+    return result
+
+
+def _ledger_workload(database: str, since: str, ops: str) -> Any:
+    import sqlalchemy as sa
+
+    from laneway.advisor import workload_from_ledger
+    from laneway.ledger import open_database, parse_since
+
+    start = None if since.strip().lower() == "all" else parse_since(since)
+    try:
+        engine = open_database(database, create=False, migrate=False)
+    except LanewayError as exc:
+        raise _fail(f"{exc.message} (pass --database)") from None
+    try:
+        return workload_from_ledger(engine, since=start, ops_capacity=ops)  # type: ignore[arg-type]
+    except sa.exc.SQLAlchemyError as exc:
+        raise _fail(f"cannot read the ledger: {type(exc).__name__}") from None
+    finally:
+        engine.dispose()
+
+
+def advise_command(
+    workload: Annotated[
+        Path | None, typer.Argument(help="Workload profile YAML (see examples/workload.yaml).")
+    ] = None,
+    from_ledger: Annotated[
+        bool, typer.Option("--from-ledger", help="Build the profile from the ledger's API traffic.")
+    ] = False,
+    since: Annotated[
+        str, typer.Option(help="Ledger window: 30d, 24h, an ISO date, or 'all'.")
+    ] = "30d",
+    ops: Annotated[
+        str, typer.Option(help="With --from-ledger: MLOps capacity none|partial|full.")
+    ] = "none",
+    database: Annotated[
+        str, typer.Option(envvar="LANEWAY_DATABASE_URL", help="Ledger database URL.")
+    ] = "sqlite:///laneway.db",
+    seed_check: Annotated[
+        bool,
+        typer.Option(
+            "--seed-check", help="Recompute the seeds' worked figures and say which hold."
+        ),
+    ] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override an assumption: NAME=VALUE (repeatable)."),
+    ] = None,
+    gpu: Annotated[str, typer.Option(help="GPU type: h100, h200, a100, b200, l40s.")] = "h100",
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the documented JSON schema.")
+    ] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Also write an HTML report here.")
+    ] = None,
+) -> None:
+    """Advise on closed API vs serverless open-weight vs self-hosted for a workload: costs per
+    path and tier, crossover volume, the six questions and four gates, a recommendation."""
+    from laneway.advisor import (
+        advice_to_json,
+        advise,
+        default_assumptions,
+        load_workload,
+        seed_checks,
+    )
+
+    if seed_check:
+        _print_checks(seed_checks(), as_json)
+        return
+    if (workload is None) == (not from_ledger):
+        raise _fail("give a workload file or --from-ledger (one of them)", 2)
+    if ops not in ("none", "partial", "full"):
+        raise _fail(f"--ops: {ops!r} is not one of none, partial, full", 2)
+    try:
+        profile = (
+            _ledger_workload(database, since, ops) if from_ledger else load_workload(workload)  # type: ignore[arg-type]
+        )
+        assumptions = default_assumptions(gpu).override(_overrides(set_ or []), source="--set")
+        advice = advise(profile, assumptions=assumptions)
+        if out is not None:
+            from laneway.advisor._html import write_html
+
+            write_html(advice, out)
+    except LanewayError as exc:
+        raise _fail(exc.message) from None
+    if as_json:
+        typer.echo(json.dumps(advice_to_json(advice), indent=2, ensure_ascii=False))
+    else:
+        _print_advice(advice)
+        if out is not None:
+            typer.echo(f"HTML report: {out}")
+
+
+def tco_command(
+    tokens_per_day: Annotated[float, typer.Option(help="Total tokens per day.", min=0)],
+    model: Annotated[
+        str, typer.Option(help="Catalog model id (open weights, with a parameter count).")
+    ],
+    gpu: Annotated[str, typer.Option(help="GPU type: h100, h200, a100, b200, l40s.")] = "h100",
+    gpu_hourly: Annotated[float | None, typer.Option(help="USD per GPU-hour.")] = None,
+    throughput: Annotated[
+        float | None, typer.Option(help="Measured output tokens/s per GPU.")
+    ] = None,
+    output_share: Annotated[
+        float, typer.Option(help="Share of tokens that are output.", min=0, max=1)
+    ] = 0.25,
+    peak_to_mean: Annotated[
+        float, typer.Option(help="Busiest hour over the mean hour.", min=1)
+    ] = 1.0,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override an assumption: NAME=VALUE.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """A quick self-hosting sum: GPUs, utilisation and monthly cost for one model at a volume."""
+    from laneway.advisor import Load, ModelSize, default_assumptions, self_hosted_monthly
+    from laneway.catalog import default_catalog
+
+    try:
+        info = default_catalog().require(model)
+        if info.params_total_b is None:
+            raise _fail(f"{info.id} has no parameter count in the catalog: cannot size GPUs")
+        values: dict[str, object] = dict(_overrides(set_ or []))
+        if gpu_hourly is not None:
+            values["gpu_hourly_usd"] = gpu_hourly
+        if throughput is not None:
+            values["throughput_tps_per_gpu"] = throughput
+        a = default_assumptions(gpu).override(values, source="command line")
+        total = Decimal(str(tokens_per_day))
+        out_t = total * Decimal(str(output_share))
+        load = Load(
+            total / 1000,
+            total - out_t,
+            out_t,
+            Decimal(0),
+            Decimal(str(peak_to_mean)),
+            a.number("time_in_system_s"),
+        )
+        size = ModelSize(
+            Decimal(str(info.params_total_b)),
+            Decimal(str(info.params_active_b or info.params_total_b)),
+        )
+        cost = self_hosted_monthly(load, size, a)
+    except LanewayError as exc:
+        raise _fail(exc.message) from None
+    if cost is None or cost.sizing is None:
+        raise _fail(f"no price for {gpu}: pass --gpu-hourly")
+    s = cost.sizing
+    per_m = cost.total / (total * a.number("days_per_month")) * 1_000_000 if total else None
+    data: dict[str, Any] = {
+        "model": info.id,
+        "gpu": a.text("gpu"),
+        "gpus": s.gpus,
+        "utilisation": f"{s.utilisation:.4f}",
+        "monthly_usd": {
+            "gpu_rent": f"{cost.gpu_rent:.2f}",
+            "infra_overhead": f"{cost.infra_overhead:.2f}",
+            "ops_staff": f"{cost.ops_staff:.2f}",
+            "model_updates": f"{cost.model_updates:.2f}",
+            "total": f"{cost.total:.2f}",
+        },
+        "multiple_of_gpu_rent": f"{cost.multiple_of_gpu_rent:.2f}",
+        "usd_per_million_tokens": None if per_m is None else f"{per_m:.4f}",
+        "assumptions": [{"name": x.name, "value": str(x.value), "source": x.source} for x in a],
+    }
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    m = data["monthly_usd"]
+    typer.echo(
+        f"{info.id} on {s.gpus} × {data['gpu']} (utilisation {s.utilisation:.0%}): "
+        f"${m['total']}/month = GPU rent ${m['gpu_rent']} + overhead ${m['infra_overhead']} + "
+        f"ops staff ${m['ops_staff']} + model updates ${m['model_updates']} "
+        f"({data['multiple_of_gpu_rent']}x GPU rent; ${data['usd_per_million_tokens']}/M tokens)"
+    )

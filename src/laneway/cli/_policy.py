@@ -1,0 +1,207 @@
+"""``laneway policy check`` and ``laneway audit``: governance reports for people."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from laneway.catalog import default_catalog
+from laneway.errors import ConfigError, LanewayError
+from laneway.governance import deprecation_status, effective_policy, evaluate, pin_problem
+from laneway.settings import Settings, load_settings
+
+__all__ = ["audit_rows", "policy_report", "register"]
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config", "-c", help="Config file (default: $LANEWAY_CONFIG or ./laneway.yaml)."
+    ),
+]
+
+
+def _settings(config: Path | None) -> Settings:
+    try:
+        return load_settings(config)
+    except ConfigError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+
+
+def policy_report(settings: Settings, *, today: date | None = None) -> list[dict[str, Any]]:
+    """One entry per deployment: the policies it passes or fails and why."""
+    catalog = default_catalog()
+    policy = effective_policy(settings.policies, None)
+    today = today or datetime.now(UTC).date()
+    rows = []
+    for d in settings.deployments:
+        info = catalog.get(d.model)
+        verdict = evaluate(d.name, info, policy)
+        status = deprecation_status(info, today, settings.policies.deprecation_warning_days)
+        try:
+            pin = pin_problem(d)
+        except ConfigError as exc:
+            pin = exc.message
+        rows.append(
+            {
+                "deployment": d.name,
+                "model": info.id if info else d.model,
+                "in_catalog": info is not None,
+                "license": info.license_id if info else None,
+                "license_tier": info.license_tier if info else None,
+                "origin": info.origin if info else None,
+                "maker": info.maker if info else None,
+                "open_weights": info.open_weights if info else None,
+                "passed": verdict.passed and pin is None,
+                "checks": [
+                    {"rule": c.rule, "passed": c.passed, "detail": c.detail} for c in verdict.checks
+                ],
+                "deprecation": None
+                if status is None
+                else {"status": status[0], "date": str(status[1])},
+                "pinned": d.sha256 is not None,
+                "pin_problem": pin,
+            }
+        )
+    return rows
+
+
+def policy_check(
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """List every deployment with the license, origin and open-weights policies it passes
+    or fails and why, plus deprecation dates and weight-file pinning."""
+    settings = _settings(config)
+    rows = policy_report(settings)
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"policies": settings.policies.model_dump(mode="json"), "deployments": rows},
+                indent=2,
+            )
+        )
+        return
+    console = Console()
+    p = settings.policies
+    console.print(
+        f"allowed licenses: {', '.join(p.allowed_licenses) or 'any'}   denied origins: "
+        f"{', '.join(p.denied_origins) or 'none'}   open weights required: "
+        f"{'yes' if p.require_open_weights else 'no'}   sensitive data: {p.sensitive.action}"
+    )
+    table = Table("deployment", "model", "license (tier)", "origin", "open", "verdict", "why")
+    for row in rows:
+        reasons = [c["detail"] for c in row["checks"] if not c["passed"]]
+        if row["pin_problem"]:
+            reasons.append(row["pin_problem"])
+        if row["deprecation"]:
+            reasons.append(f"{row['deprecation']['status']} {row['deprecation']['date']}")
+        table.add_row(
+            row["deployment"],
+            row["model"],
+            f"{row['license'] or '?'} ({row['license_tier'] or '?'})",
+            row["origin"] or "?",
+            {True: "yes", False: "no", None: "?"}[row["open_weights"]],
+            "[green]pass[/green]" if row["passed"] else "[red]FAIL[/red]",
+            "; ".join(reasons) or "passes every policy",
+        )
+    console.print(table)
+
+
+def audit_rows(url: str, *, since: datetime | None, request_id: str | None) -> list[dict[str, Any]]:
+    import sqlalchemy as sa
+
+    from laneway.ledger import LEDGER, open_database
+
+    engine = open_database(url)
+    query = sa.select(LEDGER).where(LEDGER.c.attempt == 0).order_by(LEDGER.c.ts)
+    if since is not None:
+        query = query.where(LEDGER.c.ts >= since)
+    if request_id is not None:
+        query = query.where(LEDGER.c.request_id == request_id)
+    with engine.connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    engine.dispose()
+    out = []
+    for row in rows:
+        audit = row["audit"]
+        if isinstance(audit, str):
+            audit = json.loads(audit)
+        ts = row["ts"]
+        out.append(
+            {
+                "ts": ts.replace(tzinfo=UTC).isoformat() if isinstance(ts, datetime) else ts,
+                "request_id": row["request_id"],
+                "key": row["key_id"],
+                "source": row["source"],
+                "requested_model": row["requested_model"],
+                "tier": row["tier"],
+                "deployment": row["deployment"],
+                "status": row["status"],
+                "error": row["error_kind"],
+                "fallbacks": row["fallbacks"],
+                "route_reason": row["route_reason"],
+                "route_score": row["route_score"],
+                "audit": audit or {},
+            }
+        )
+    return out
+
+
+def audit(
+    since: Annotated[
+        str | None, typer.Option(help="Only since: 24h, 30d, 90m or an ISO date.")
+    ] = "24h",
+    request: Annotated[str | None, typer.Option("--request", help="One request id.")] = None,
+    database: Annotated[str | None, typer.Option(help="Ledger database URL.")] = None,
+    config: ConfigOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Every routing decision: policies that removed deployments, detectors that fired
+    (kinds and counts, never the values), tier, score and fallbacks."""
+    from laneway.ledger import parse_since, sqlite_path
+
+    url = database or _settings(config).database.url
+    path = sqlite_path(url)
+    if path is not None and not Path(path).exists():
+        typer.echo(f"error: no ledger at {path} (has the gateway run here?)", err=True)
+        raise typer.Exit(1)
+    try:
+        start = None if request or not since else parse_since(since)
+    except LanewayError as exc:
+        typer.echo(f"error: {exc.message}", err=True)
+        raise typer.Exit(2) from None
+    rows = audit_rows(url, since=start, request_id=request)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2, default=str))
+        return
+    table = Table(
+        "time", "request", "model → deployment", "status", "sensitive", "removed", "fallbacks"
+    )
+    for row in rows:
+        a = row["audit"]
+        detectors = ", ".join(f"{k}×{v}" for k, v in (a.get("detectors") or {}).items())
+        removed = ", ".join(f"{r['deployment']} ({r['rule']})" for r in a.get("removed", []))
+        table.add_row(
+            str(row["ts"])[:19],
+            row["request_id"][-8:],
+            f"{row['requested_model']} → {row['deployment'] or '-'}",
+            str(row["status"]),
+            f"{a.get('action', 'yes')}: {detectors}" if a.get("sensitive") else "no",
+            removed or "-",
+            str(row["fallbacks"]),
+        )
+    Console().print(table)
+
+
+def register(app: typer.Typer) -> None:
+    group = typer.Typer(help="Governance policy reports.", no_args_is_help=True)
+    group.command("check")(policy_check)
+    app.add_typer(group, name="policy")
+    app.command("audit")(audit)

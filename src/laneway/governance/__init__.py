@@ -1,0 +1,52 @@
+"""Governance: sensitive data stays on self-hosted models (fail closed), license and origin
+policy, keys and budgets, rate limits, kill switches, output checks and the audit trail."""
+
+from laneway.governance._engine import PRIVATE_HOSTING, Admission, DeploymentView, Governance
+from laneway.governance._injection import InjectionFinding, injection_score
+from laneway.governance._kill import KillRecord, KillSwitchCache
+from laneway.governance._pinning import pin_problem, sha256_of
+from laneway.governance._policy import (
+    Check,
+    EffectivePolicy,
+    PolicyVerdict,
+    deprecation_status,
+    effective_policy,
+    evaluate,
+)
+from laneway.governance._redact import Redaction, StreamRestorer, redact_request
+from laneway.governance._sanitize import redact_text
+from laneway.governance._scan import Finding, Scanner, ScanResult, scan_output
+from laneway.governance._store import GovernanceStore, KeyCache
+from laneway.governance._wrappers import RedactingModel, SchemaCheckedModel, schema_errors
+
+__all__ = [
+    "PRIVATE_HOSTING",
+    "Admission",
+    "Check",
+    "DeploymentView",
+    "EffectivePolicy",
+    "Finding",
+    "Governance",
+    "GovernanceStore",
+    "InjectionFinding",
+    "KeyCache",
+    "KillRecord",
+    "KillSwitchCache",
+    "PolicyVerdict",
+    "RedactingModel",
+    "Redaction",
+    "ScanResult",
+    "Scanner",
+    "SchemaCheckedModel",
+    "StreamRestorer",
+    "deprecation_status",
+    "effective_policy",
+    "evaluate",
+    "injection_score",
+    "pin_problem",
+    "redact_request",
+    "redact_text",
+    "scan_output",
+    "schema_errors",
+    "sha256_of",
+]

@@ -1,0 +1,197 @@
+"""The scanner: runs the detectors over every text a request carries.
+
+Positions scanned: ``system`` / ``developer``, ``user`` and ``assistant`` content (plain or
+multi-part text parts), assistant ``tool_calls[].function.arguments`` (the JSON is parsed
+and each string / number leaf scanned after its key, ``phone: …``; invalid JSON is
+scanned raw) and ``tool`` results.
+A :class:`Finding` holds a kind and offsets only, never the matched text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from laneway.errors import ConfigError
+from laneway.governance._detectors import (
+    Detector,
+    Hit,
+    custom_detector,
+    fast_detectors,
+    resolve_overlaps,
+)
+from laneway.providers._types import ChatRequest, Message
+from laneway.settings._policies import FAST_KINDS, NER_KINDS, SensitivePolicy
+
+__all__ = [
+    "DETECTOR_ERROR",
+    "Finding",
+    "ScanResult",
+    "Scanner",
+    "iter_request_texts",
+    "json_leaves",
+    "leaf_prefix",
+    "scan_output",
+]
+
+DETECTOR_ERROR = "detector_error"  # the key scan_output counts failing detectors under
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    kind: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class ScanResult:
+    """What a request contains: finding counts per kind, per position (``system``,
+    ``user``, ``assistant``, ``tool_call``, ``tool_result``) and detectors that raised."""
+
+    counts: Mapping[str, int]
+    errors: tuple[str, ...] = ()
+    positions: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def sensitive(self) -> bool:
+        """Any finding, or any detector error (fail closed)."""
+        return bool(self.errors) or any(n > 0 for n in self.counts.values())
+
+
+class Scanner:
+    """Compiled detectors for one :class:`SensitivePolicy`; pure and thread-safe.
+
+    ``extra`` detectors (plugins, tests) run alongside the configured ones and count
+    towards :attr:`kinds`."""
+
+    __slots__ = ("_detectors", "kinds")
+
+    def __init__(self, policy: SensitivePolicy, *, extra: Sequence[Detector] = ()) -> None:
+        custom_kinds = tuple(c.kind for c in policy.custom)
+        known = set(FAST_KINDS) | set(custom_kinds) | set(NER_KINDS)
+        if policy.kinds is None:
+            kinds = set(FAST_KINDS) | set(custom_kinds) | (set(NER_KINDS) if policy.ner else set())
+        else:
+            kinds = set(policy.kinds)
+            unknown = sorted(kinds - known)
+            if unknown:
+                raise ConfigError(f"policies.sensitive.kinds: unknown kind(s) {unknown}")
+            if kinds & set(NER_KINDS) and not policy.ner:
+                raise ConfigError("policies.sensitive.kinds names NER kinds: set ner: true")
+        detectors = fast_detectors(kinds)
+        rank = len(FAST_KINDS)
+        detectors += [custom_detector(c, rank) for c in policy.custom if c.kind in kinds]
+        ner_kinds = frozenset(kinds & set(NER_KINDS))
+        if policy.ner and ner_kinds:
+            from laneway.governance._ner import ner_detector
+
+            detectors.append(ner_detector(ner_kinds, rank + 1))
+        detectors += list(extra)
+        self._detectors: tuple[Detector, ...] = tuple(detectors)
+        self.kinds: frozenset[str] = frozenset(kinds).union(*(d.kinds for d in extra))
+
+    @property
+    def detector_names(self) -> tuple[str, ...]:
+        return tuple(d.name for d in self._detectors)
+
+    def scan_text_checked(self, text: str) -> tuple[list[Finding], tuple[str, ...]]:
+        """Findings (non-overlapping, sorted) and the names of detectors that raised."""
+        if not text:
+            return [], ()
+        hits: list[tuple[int, Hit]] = []
+        errors: list[str] = []
+        for detector in self._detectors:
+            try:
+                found = detector.find(text)
+            except Exception:  # fail closed: the caller treats the text as sensitive
+                errors.append(detector.name)
+                continue
+            hits.extend((detector.priority, h) for h in found if h[0] in self.kinds)
+        return [Finding(k, s, e) for k, s, e in resolve_overlaps(hits)], tuple(errors)
+
+    def scan_text(self, text: str) -> list[Finding]:
+        """Findings only; use :meth:`scan_text_checked` where a detector error matters."""
+        return self.scan_text_checked(text)[0]
+
+    def scan_request(self, request: ChatRequest) -> ScanResult:
+        counts: Counter[str] = Counter()
+        positions: Counter[str] = Counter()
+        errors: dict[str, None] = {}
+        for position, text in iter_request_texts(request):
+            findings, errs = self.scan_text_checked(text)
+            errors.update(dict.fromkeys(errs))
+            counts.update(f.kind for f in findings)
+            if findings:
+                positions[position] += len(findings)
+        return ScanResult(dict(counts), tuple(errors), dict(positions))
+
+
+def scan_output(text: str, scanner: Scanner) -> Mapping[str, int]:
+    """Finding counts per kind in a model's answer; failing detectors are counted under
+    ``"detector_error"`` (treat a non-zero count as a finding)."""
+    findings, errors = scanner.scan_text_checked(text)
+    counts = Counter(f.kind for f in findings)
+    if errors:
+        counts[DETECTOR_ERROR] = len(errors)
+    return dict(counts)
+
+
+def _position(role: str) -> str:
+    if role in ("system", "developer"):
+        return "system"
+    if role in ("tool", "function"):
+        return "tool_result"
+    return role if role in ("user", "assistant") else "other"
+
+
+def json_leaves(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
+    """``(key, text)`` for the string and number leaves of a parsed JSON value; ``key`` is
+    the nearest object key (context for detectors that need a word such as ``phone``)."""
+    if isinstance(value, str):
+        yield key, value
+    elif isinstance(value, bool) or value is None:
+        return
+    elif isinstance(value, int | float):
+        yield key, str(value)
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            yield from json_leaves(item, str(name))
+    elif isinstance(value, list):
+        for item in value:
+            yield from json_leaves(item, key)
+
+
+def leaf_prefix(key: str) -> str:
+    """The context put before a JSON leaf when it is scanned (``"phone: "``)."""
+    return f"{key.replace('_', ' ')}: " if key else ""
+
+
+def _message_texts(message: Message) -> Iterator[tuple[str, str]]:
+    position = _position(message.get("role", ""))
+    content = message.get("content")
+    if isinstance(content, str):
+        yield position, content
+    elif isinstance(content, list):
+        for part in content:
+            text = part.get("text")
+            if isinstance(text, str):
+                yield position, text
+    for call in message.get("tool_calls") or ():
+        arguments = call["function"]["arguments"]
+        try:
+            parsed = json.loads(arguments)
+        except ValueError:
+            yield "tool_call", arguments
+            continue
+        for key, leaf in json_leaves(parsed):
+            yield "tool_call", leaf_prefix(key) + leaf
+
+
+def iter_request_texts(request: ChatRequest) -> Iterator[tuple[str, str]]:
+    """``(position, text)`` for every text of every message."""
+    for message in request.messages:
+        yield from _message_texts(message)

@@ -1,0 +1,66 @@
+"""``LedgerRow``: one request (``attempt == 0``) or one upstream attempt (``attempt >= 1``).
+
+How the gateway fills rows (the contract the usage queries rely on):
+
+* every request gets one **summary row** with ``attempt=0``: the status given to the client,
+  the deployment that finally answered (``None`` when none did), end-to-end latency and TTFT,
+  the number of fallbacks, the route reason/score, the audit data and, optionally, the totals
+  of tokens and cost that were reported to the client;
+* every upstream call gets an **attempt row** (``attempt=1..n``) with what that call actually
+  consumed: its own deployment, hosting, tokens, cost, latency, upstream status and error kind;
+* request-level fields (``key_id``, ``source``, ``requested_model``, ``tier``) are repeated on
+  attempt rows; the queries take them from the summary row when it exists.
+
+Usage figures count requests, errors and latency from summary rows and tokens and cost from
+attempt rows (what really ran and what the providers bill), so nothing is counted twice; a
+request with no attempt rows falls back to the tokens and cost of its summary row.
+
+Costs: ``cost_usd`` is ``None`` when the price is unknown, never 0. Self-hosted and embedded
+deployments leave ``cost_usd`` ``None`` and set ``hourly_cost_usd``; the query layer amortises
+it over the tokens the deployment served in that UTC hour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+__all__ = ["HOSTINGS", "SOURCES", "LedgerRow"]
+
+SOURCES = ("api", "eval")
+HOSTINGS = ("closed_api", "serverless", "self_hosted", "embedded")
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRow:
+    """One ledger row. ``ts`` is when the request (or attempt) started, timezone-aware UTC."""
+
+    request_id: str
+    attempt: int
+    ts: datetime
+    requested_model: str
+    status: int
+    key_id: str | None = None
+    source: str = "api"
+    tier: str | None = None
+    deployment: str | None = None
+    hosting: str | None = None
+    model_id: str | None = None
+    stream: bool = False
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    cached_tokens: int | None = None
+    cost_usd: Decimal | None = None
+    hourly_cost_usd: Decimal | None = None
+    latency_ms: float | None = None
+    ttft_ms: float | None = None
+    error_kind: str | None = None
+    fallbacks: int = 0
+    partial: bool = False
+    route_reason: str | None = None
+    route_score: float | None = None
+    prompt: str | None = None
+    audit: Mapping[str, Any] | None = None

@@ -1,0 +1,149 @@
+"""The ledger's current table shape (what the writer and the queries use).
+
+Migrations create and change the tables with their own frozen definitions
+(``_migrations.py``); this module mirrors the schema after the latest migration.
+Conversions between ``LedgerRow`` and database values live here and nowhere else.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+from laneway.ledger._money import nusd_to_usd, usd_to_nusd
+from laneway.ledger._row import LedgerRow
+
+__all__ = ["LEDGER", "UtcDateTime", "row_from_mapping", "row_to_params", "to_utc"]
+
+
+def to_utc(value: datetime) -> datetime:
+    """An aware UTC datetime; a naive one is taken to be UTC already."""
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+class UtcDateTime(sa.TypeDecorator[datetime]):
+    """Timezone-aware UTC in and out (TIMESTAMPTZ on PostgreSQL, sortable text on SQLite)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        utc = to_utc(value)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        return None if value is None else to_utc(value)
+
+
+def _ledger_table() -> sa.Table:
+    return sa.Table(
+        "ledger",
+        sa.MetaData(),
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+        sa.Column("request_id", sa.Text, nullable=False),
+        sa.Column("attempt", sa.Integer, nullable=False),
+        sa.Column("ts", UtcDateTime(), nullable=False),
+        sa.Column("key_id", sa.Text),
+        sa.Column("source", sa.Text, nullable=False),
+        sa.Column("requested_model", sa.Text, nullable=False),
+        sa.Column("tier", sa.Text),
+        sa.Column("deployment", sa.Text),
+        sa.Column("hosting", sa.Text),
+        sa.Column("model_id", sa.Text),
+        sa.Column("stream", sa.Boolean, nullable=False),
+        sa.Column("prompt_tokens", sa.Integer),
+        sa.Column("completion_tokens", sa.Integer),
+        sa.Column("cached_tokens", sa.Integer),
+        sa.Column("cost_nusd", sa.BigInteger),
+        sa.Column("hourly_cost_nusd", sa.BigInteger),
+        sa.Column("latency_ms", sa.Float),
+        sa.Column("ttft_ms", sa.Float),
+        sa.Column("status", sa.Integer, nullable=False),
+        sa.Column("error_kind", sa.Text),
+        sa.Column("fallbacks", sa.Integer, nullable=False),
+        sa.Column("partial", sa.Boolean, nullable=False),
+        sa.Column("route_reason", sa.Text),
+        sa.Column("route_score", sa.Float),
+        sa.Column("prompt", sa.Text),
+        sa.Column("audit", sa.JSON),
+    )
+
+
+LEDGER = _ledger_table()
+
+
+def _json_safe(value: Any) -> Any:
+    """A JSON-ready copy: anything orjson cannot encode natively becomes its ``str``."""
+    return orjson.loads(orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS))
+
+
+def row_to_params(row: LedgerRow) -> dict[str, Any]:
+    """Database values for one row (raises on a row that cannot be stored)."""
+    return {
+        "request_id": row.request_id,
+        "attempt": int(row.attempt),
+        "ts": to_utc(row.ts),
+        "key_id": row.key_id,
+        "source": row.source,
+        "requested_model": row.requested_model,
+        "tier": row.tier,
+        "deployment": row.deployment,
+        "hosting": row.hosting,
+        "model_id": row.model_id,
+        "stream": bool(row.stream),
+        "prompt_tokens": row.prompt_tokens,
+        "completion_tokens": row.completion_tokens,
+        "cached_tokens": row.cached_tokens,
+        "cost_nusd": usd_to_nusd(row.cost_usd),
+        "hourly_cost_nusd": usd_to_nusd(row.hourly_cost_usd),
+        "latency_ms": row.latency_ms,
+        "ttft_ms": row.ttft_ms,
+        "status": int(row.status),
+        "error_kind": row.error_kind,
+        "fallbacks": int(row.fallbacks),
+        "partial": bool(row.partial),
+        "route_reason": row.route_reason,
+        "route_score": row.route_score,
+        "prompt": row.prompt,
+        "audit": None if row.audit is None else _json_safe(dict(row.audit)),
+    }
+
+
+def row_from_mapping(values: Any) -> LedgerRow:
+    """A ``LedgerRow`` from a result row's mapping (``result.mappings()``)."""
+    return LedgerRow(
+        request_id=values["request_id"],
+        attempt=values["attempt"],
+        ts=values["ts"],
+        key_id=values["key_id"],
+        source=values["source"],
+        requested_model=values["requested_model"],
+        tier=values["tier"],
+        deployment=values["deployment"],
+        hosting=values["hosting"],
+        model_id=values["model_id"],
+        stream=bool(values["stream"]),
+        prompt_tokens=values["prompt_tokens"],
+        completion_tokens=values["completion_tokens"],
+        cached_tokens=values["cached_tokens"],
+        cost_usd=nusd_to_usd(values["cost_nusd"]),
+        hourly_cost_usd=nusd_to_usd(values["hourly_cost_nusd"]),
+        latency_ms=values["latency_ms"],
+        ttft_ms=values["ttft_ms"],
+        status=values["status"],
+        error_kind=values["error_kind"],
+        fallbacks=values["fallbacks"],
+        partial=bool(values["partial"]),
+        route_reason=values["route_reason"],
+        route_score=values["route_score"],
+        prompt=values["prompt"],
+        audit=values["audit"],
+    )

@@ -1,0 +1,179 @@
+"""``LedgerWriter``: ledger rows written in batches by a background thread.
+
+``record()`` only appends to a deque (about a microsecond, never blocks on the database,
+never raises), so the request path does not wait for SQLite. A thread wakes every
+``flush_interval`` seconds and writes what has queued in batches of at most ``max_batch``
+rows, one ``executemany`` per batch. A process crash therefore loses at most the rows of
+the last interval; ``close()`` (called at shutdown, and at interpreter exit as a safety
+net) writes everything still queued.
+
+A failing batch (database locked, disk full) is kept and retried on the next ticks, up to
+``max_retries`` times; then it is dropped and counted in ``dropped``. Failures are logged
+with the exception type only, never row contents (prompts, keys). When the database stays
+down, the queue is capped at ``max_pending`` rows and further rows are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import sqlalchemy as sa
+
+from laneway.ledger._row import LedgerRow
+from laneway.ledger._schema import LEDGER, row_to_params
+
+__all__ = ["LedgerWriter"]
+
+_log = logging.getLogger("laneway.ledger")
+
+
+def _describe(exc: BaseException) -> str:
+    """The error's type and first line, without SQL parameters (row contents)."""
+    orig = getattr(exc, "orig", None)
+    cause = orig if isinstance(orig, BaseException) else exc
+    first_line = (str(cause).splitlines() or [""])[0][:200]
+    if isinstance(cause, sa.exc.StatementError):
+        first_line = ""
+    return f"{type(cause).__name__}: {first_line}" if first_line else type(cause).__name__
+
+
+class LedgerWriter:
+    """Batches ledger rows off the request path. Thread-safe; one per process."""
+
+    def __init__(
+        self,
+        engine: sa.Engine,
+        *,
+        flush_interval: float = 0.1,
+        max_batch: int = 1000,
+        max_retries: int = 3,
+        max_pending: int = 100_000,
+    ) -> None:
+        if flush_interval <= 0 or max_batch < 1 or max_retries < 0 or max_pending < 1:
+            raise ValueError("flush_interval, max_batch and max_pending must be positive")
+        self._engine = engine
+        self._flush_interval = flush_interval
+        self._max_batch = max_batch
+        self._max_retries = max_retries
+        self._max_pending = max_pending
+        self._queue: deque[LedgerRow] = deque()
+        self._pending: list[dict[str, Any]] = []
+        self._pending_tries = 0
+        self._flush_lock = threading.Lock()
+        self._count_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._closed = False
+        self.written = 0
+        self.dropped = 0
+        self.failed_flushes = 0
+
+    @property
+    def queued(self) -> int:
+        """Rows waiting to be written (queued plus a batch being retried)."""
+        return len(self._queue) + len(self._pending)
+
+    def start(self) -> None:
+        """Start the background thread (idempotent)."""
+        if self._thread is not None or self._closed:
+            return
+        self._thread = threading.Thread(target=self._run, name="laneway-ledger", daemon=True)
+        self._thread.start()
+        atexit.register(self.close)
+
+    def record(self, row: LedgerRow) -> None:
+        """Queue one row. Never blocks on the database and never raises."""
+        try:
+            if self._closed or len(self._queue) >= self._max_pending:
+                self._count_dropped(1)
+                return
+            self._queue.append(row)
+        except Exception:  # pragma: no cover - the append itself cannot fail in practice
+            self._count_dropped(1)
+
+    def flush(self) -> None:
+        """Write everything queued now (synchronously); failures are counted, not raised."""
+        with self._flush_lock:
+            self._drain()
+
+    def close(self) -> None:
+        """Stop the thread and write what is left, retrying a failing batch a few times."""
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        with self._flush_lock:
+            while self._queue or self._pending:
+                if not self._drain():
+                    time.sleep(self._flush_interval)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._flush_interval):
+            try:
+                self.flush()
+            except Exception:  # pragma: no cover - _drain already catches database errors
+                _log.exception("ledger writer tick failed")
+
+    def _count_dropped(self, n: int) -> None:
+        with self._count_lock:
+            self.dropped += n
+
+    def _take_batch(self) -> list[dict[str, Any]]:
+        batch: list[dict[str, Any]] = []
+        while self._queue and len(batch) < self._max_batch:
+            row = self._queue.popleft()
+            try:
+                batch.append(row_to_params(row))
+            except Exception as exc:
+                self._count_dropped(1)
+                _log.error("ledger row dropped: it cannot be stored (%s)", type(exc).__name__)
+        return batch
+
+    def _drain(self) -> bool:
+        """Write queued rows until none are left; ``False`` when a batch failed."""
+        while True:
+            if not self._pending:
+                self._pending = self._take_batch()
+                self._pending_tries = 0
+            if not self._pending:
+                return True
+            if not self._write(self._pending):
+                return False
+            self._pending = []
+
+    def _write(self, batch: list[dict[str, Any]]) -> bool:
+        try:
+            with (
+                self._engine.connect().execution_options(laneway_begin="IMMEDIATE") as conn,
+                conn.begin(),
+            ):
+                conn.execute(LEDGER.insert(), batch)
+        except Exception as exc:
+            self._pending_tries += 1
+            with self._count_lock:
+                self.failed_flushes += 1
+            give_up = self._pending_tries > self._max_retries
+            _log.warning(
+                "ledger write of %d rows failed (try %d of %d)%s: %s",
+                len(batch),
+                self._pending_tries,
+                self._max_retries + 1,
+                "; rows dropped" if give_up else "",
+                _describe(exc),
+            )
+            if give_up:
+                self._count_dropped(len(batch))
+                self._pending = []
+                return True
+            return False
+        with self._count_lock:
+            self.written += len(batch)
+        return True

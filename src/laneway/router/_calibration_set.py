@@ -1,0 +1,77 @@
+"""Calibration sets and calibrating a router's profile on one.
+
+A calibration set is a list of conversations, with per-model outcomes where known
+(the shipped set is the MMLU-Pro dev split, which the shipped scorer never saw).
+Prompts without outcomes (e.g. sampled from the ledger) calibrate on the router's
+own estimates of quality.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from laneway.errors import InvalidRequest
+from laneway.router._fit import feature_matrix
+from laneway.router._io import conversation_of, iter_jsonl, read_outcomes
+from laneway.router._profiles import Goal, Profile, calibrate
+from laneway.router._scorer import Scorer, default_router_dir
+from laneway.router._training import targets_for
+
+__all__ = ["calibrate_router", "calibration_rows", "default_calibration_path"]
+
+
+def default_calibration_path(directory: Path) -> Path:
+    own = directory / "calibration.json"
+    return own if own.is_file() else default_router_dir() / "calibration.json"
+
+
+def calibration_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows with ``conversation`` and ``outcomes`` (possibly empty)."""
+    if path.suffix == ".json":
+        records = json.loads(path.read_text(encoding="utf-8"))
+        return [
+            {"conversation": conversation_of(r), "outcomes": dict(r.get("outcomes") or {})}
+            for r in records
+        ]
+    try:
+        return read_outcomes(path)
+    except InvalidRequest:
+        pass
+    rows: list[dict[str, Any]] = []
+    for number, line in iter_jsonl(path):
+        try:
+            rows.append({"conversation": conversation_of(json.loads(line)), "outcomes": {}})
+        except (ValueError, InvalidRequest) as exc:
+            raise InvalidRequest(f"{path}:{number}: {exc}") from exc
+    return rows
+
+
+def calibrate_router(
+    scorer: Scorer,
+    rows: Sequence[Mapping[str, Any]],
+    name: str,
+    goal: Goal,
+) -> Profile:
+    """Calibrate profile ``name`` for ``scorer`` on ``rows`` to meet ``goal``."""
+    if not rows:
+        raise InvalidRequest("the calibration set is empty")
+    x = feature_matrix([r["conversation"] for r in rows], scorer.embedder, scorer.use_embedding)
+    estimates = scorer.predict_matrix(x)[:, : len(scorer.tiers)]
+    quality = None
+    if any(r["outcomes"] for r in rows):
+        observed = targets_for_tiers(rows, scorer)
+        quality = observed if np.isfinite(observed).any() else None
+    return calibrate(name, scorer.tiers, estimates, goal, quality)
+
+
+def targets_for_tiers(rows: Sequence[Mapping[str, Any]], scorer: Scorer) -> np.ndarray:
+    """Observed tier outcomes (NaN where a tier has no model in a row)."""
+    try:
+        return targets_for(rows, scorer.tier_models, scorer.tiers)[:, : len(scorer.tiers)]
+    except ValueError:
+        return np.full((len(rows), len(scorer.tiers)), np.nan)

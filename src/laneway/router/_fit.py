@@ -1,0 +1,69 @@
+"""Training a scorer from outcome rows (numpy only; no scikit-learn needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from laneway.errors import InvalidRequest
+from laneway.router._conversation import Conversation
+from laneway.router._features import StaticEmbedder, structural_features
+from laneway.router._linear import LinearHeads
+from laneway.router._scorer import Scorer
+from laneway.router._training import targets_for, tiers_with_data
+
+__all__ = ["DEFAULT_L2", "feature_matrix", "train_scorer"]
+
+# Chosen on the category-held-out folds (scripts/router/experiments.py): strong
+# shrinkage keeps topic words from standing in for difficulty on unseen subjects.
+DEFAULT_L2 = 3000.0
+
+
+def feature_matrix(
+    convs: Sequence[Conversation], embedder: StaticEmbedder, use_embedding: bool
+) -> npt.NDArray[np.float64]:
+    structural = np.array([structural_features(c) for c in convs], dtype=np.float64)
+    if not use_embedding:
+        return structural
+    emb = np.stack([embedder.embed(c) for c in convs]).astype(np.float64)
+    return np.hstack([structural, emb])
+
+
+def train_scorer(
+    rows: Sequence[Mapping[str, Any]],
+    tiers: Sequence[str],
+    tier_models: Mapping[str, Sequence[str]],
+    embedder: StaticEmbedder,
+    *,
+    use_embedding: bool = True,
+    l2: float = DEFAULT_L2,
+    meta: Mapping[str, Any] | None = None,
+) -> Scorer:
+    """Fit one logistic head per tier and one for the score on ``rows``.
+
+    Each row has ``conversation`` and ``outcomes``; models not mapped to a tier
+    are ignored.
+    """
+    if len(rows) < 10:
+        raise InvalidRequest("need at least 10 outcome rows to train a router")
+    present = {m for r in rows for m in r["outcomes"]}
+    trained = tiers_with_data(tiers, tier_models, present)
+    try:
+        targets = targets_for(rows, tier_models, tiers)
+    except ValueError as exc:
+        raise InvalidRequest(str(exc)) from exc
+    x = feature_matrix([r["conversation"] for r in rows], embedder, use_embedding)
+    heads = LinearHeads.fit(x, targets, l2)
+    info = dict(meta or {})
+    info.update(trained_tiers=trained, train_rows=len(rows), l2=l2)
+    return Scorer(
+        tuple(tiers),
+        {t: tuple(tier_models.get(t, ())) for t in tiers},
+        use_embedding,
+        embedder,
+        heads,
+        info,
+    )

@@ -1,0 +1,65 @@
+"""Reading prompt and outcome files (JSON Lines, optionally gzip-compressed)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, TextIO
+
+from laneway.errors import InvalidRequest
+from laneway.router._conversation import (
+    Conversation,
+    conversation_from_messages,
+    conversation_from_prompt,
+)
+
+__all__ = ["conversation_of", "iter_jsonl", "open_text", "read_outcomes"]
+
+
+def open_text(path: Path) -> TextIO:
+    if path.suffix == ".gz":
+        return gzip.open(path, "rt", encoding="utf-8")
+    return path.open(encoding="utf-8")
+
+
+def iter_jsonl(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, raw line) for every non-blank line."""
+    with open_text(path) as handle:
+        for number, line in enumerate(handle, start=1):
+            if line.strip():
+                yield number, line
+
+
+def conversation_of(record: Any) -> Conversation:
+    """The conversation in a record with ``prompt``, ``question`` or ``messages``."""
+    if not isinstance(record, Mapping):
+        raise InvalidRequest("line is not a JSON object")
+    messages = record.get("messages")
+    if isinstance(messages, list) and messages:
+        return conversation_from_messages(messages)
+    for key in ("prompt", "question"):
+        value = record.get(key)
+        if isinstance(value, str):
+            return conversation_from_prompt(value)
+    raise InvalidRequest("line has no 'prompt', 'question' or 'messages'")
+
+
+def read_outcomes(path: Path) -> list[dict[str, Any]]:
+    """Outcome rows: ``conversation`` and ``outcomes`` (model → score in [0, 1])."""
+    rows: list[dict[str, Any]] = []
+    for number, line in iter_jsonl(path):
+        try:
+            record = json.loads(line)
+            conv = conversation_of(record)
+            outcomes = record["outcomes"]
+            if not isinstance(outcomes, Mapping):
+                raise InvalidRequest("'outcomes' is not an object")
+            scores = {str(k): float(v) for k, v in outcomes.items() if v is not None}
+        except (ValueError, KeyError, TypeError, InvalidRequest) as exc:
+            raise InvalidRequest(f"{path}:{number}: {exc}") from exc
+        if any(not 0.0 <= v <= 1.0 for v in scores.values()):
+            raise InvalidRequest(f"{path}:{number}: outcome scores must lie in [0, 1]")
+        rows.append({"id": record.get("id"), "conversation": conv, "outcomes": scores})
+    return rows

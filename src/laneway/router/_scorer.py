@@ -1,0 +1,124 @@
+"""The scorer: conversation → features → per-tier estimates and the score.
+
+A router directory holds ``router.json`` (tiers, training mapping, feature set),
+``model.npz`` (the logistic heads) and optionally ``embeddings.npz`` +
+``vocab.json`` (the static token table); without them, the table shipped in the
+package is used. Everything is read once at load; scoring does no I/O.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from laneway.errors import ConfigError
+from laneway.router._conversation import Conversation
+from laneway.router._features import STRUCTURAL_NAMES, StaticEmbedder, structural_features
+from laneway.router._linear import LinearHeads
+from laneway.router._tokenizer import WordPieceTokenizer
+
+__all__ = ["FORMAT_VERSION", "Scorer", "default_router_dir", "load_embedder"]
+
+FORMAT_VERSION = 1
+
+
+def default_router_dir() -> Path:
+    return Path(__file__).resolve().parent / "default"
+
+
+def load_embedder(directory: Path, max_tokens: int = 256) -> StaticEmbedder:
+    """The static embedder in ``directory``, else the one shipped in the package."""
+    if not (directory / "embeddings.npz").is_file():
+        directory = default_router_dir()
+    vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
+    with np.load(directory / "embeddings.npz") as data:
+        table = np.asarray(data["table"])
+    return StaticEmbedder(WordPieceTokenizer(vocab), table, max_tokens)
+
+
+@dataclass(frozen=True, slots=True)
+class Scorer:
+    """Per-tier probabilities of a good answer, plus the routing score."""
+
+    tiers: tuple[str, ...]
+    tier_models: Mapping[str, tuple[str, ...]]
+    use_embedding: bool
+    embedder: StaticEmbedder
+    heads: LinearHeads
+    meta: Mapping[str, Any]
+
+    def features(self, conv: Conversation) -> npt.NDArray[np.float64]:
+        parts = [np.asarray(structural_features(conv), dtype=np.float64)]
+        if self.use_embedding:
+            parts.append(self.embedder.embed(conv).astype(np.float64))
+        return np.concatenate(parts)
+
+    def predict(self, conv: Conversation) -> tuple[dict[str, float], float]:
+        """(estimate per tier, score) for one conversation."""
+        out = self.heads.predict(self.features(conv))
+        return self._unpack(out)
+
+    def predict_matrix(self, x: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """Raw head outputs for a feature matrix: tier columns, then the score."""
+        return self._fill_missing(self.heads.predict(x))
+
+    def _unpack(self, out: npt.NDArray[np.float64]) -> tuple[dict[str, float], float]:
+        out = self._fill_missing(out[None, :])[0]
+        estimates = {t: float(out[i]) for i, t in enumerate(self.tiers)}
+        return estimates, float(out[-1])
+
+    def _fill_missing(self, out: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+        """A tier trained on no model takes the estimate of the next cheaper one."""
+        trained = self.meta.get("trained_tiers", list(self.tiers))
+        out = out.copy()
+        for i, tier in enumerate(self.tiers):
+            if tier not in trained:
+                j = i - 1
+                while j >= 0 and self.tiers[j] not in trained:
+                    j -= 1
+                out[:, i] = out[:, j] if j >= 0 else 0.0
+        return out
+
+    def save(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        meta = dict(self.meta)
+        meta.update(
+            format=FORMAT_VERSION,
+            tiers=list(self.tiers),
+            tier_models={t: list(m) for t, m in self.tier_models.items()},
+            structural=list(STRUCTURAL_NAMES),
+            use_embedding=self.use_embedding,
+            embedding_dim=self.embedder.dim,
+        )
+        (directory / "router.json").write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
+        arrays: dict[str, Any] = dict(self.heads.to_arrays(""))
+        np.savez(directory / "model.npz", **arrays)
+
+    @classmethod
+    def load(cls, directory: Path) -> Scorer:
+        try:
+            meta = json.loads((directory / "router.json").read_text(encoding="utf-8"))
+            if meta.get("format") != FORMAT_VERSION:
+                raise ConfigError(f"{directory}: unsupported router format {meta.get('format')}")
+            if tuple(meta["structural"]) != STRUCTURAL_NAMES:
+                raise ConfigError(f"{directory}: router built for another feature set")
+            with np.load(directory / "model.npz") as data:
+                heads = LinearHeads.from_arrays({k: data[k] for k in data.files}, "")
+            embedder = load_embedder(directory)
+        except (OSError, KeyError, ValueError) as exc:
+            raise ConfigError(f"cannot load router from {directory}: {exc}") from exc
+        tiers: Sequence[str] = meta["tiers"]
+        return cls(
+            tuple(tiers),
+            {t: tuple(m) for t, m in meta["tier_models"].items()},
+            bool(meta["use_embedding"]),
+            embedder,
+            heads,
+            meta,
+        )

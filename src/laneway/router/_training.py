@@ -1,0 +1,117 @@
+"""Training targets and helpers shared by ``laneway router train`` and the build scripts.
+
+An outcome row has per-model scores in [0, 1]. Models map to tiers; a tier's
+target is the mean score of its models on the prompt (the probability that "the
+tier's models answer well"); the score target is the degree to which the
+strongest tier beats the cheapest, averaged over their model pairs:
+``mean(max(0, o_strong - o_weak))`` — for 0/1 outcomes, the share of pairs where
+the strong model is right and the weak one wrong.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+__all__ = [
+    "DEFAULT_TIERS",
+    "DEFAULT_TIER_MODELS",
+    "dev_mask",
+    "pca_sif_table",
+    "targets_for",
+    "tiers_with_data",
+]
+
+DEFAULT_TIERS: tuple[str, ...] = ("simple", "standard", "complex", "frontier")
+
+# By price and size class (2024 list prices per 1M tokens, blended):
+#   simple   ≤ ~$0.6: 7-8B dense models, phi-3-mini, mixtral-8x7b (~13B active)
+#   standard ~$0.3-2: 70B-class chat models of 2024 and cheap MoE APIs
+#   complex  ~$0.3-1 but strong: llama-3.1-70b, gemini-1.5-flash (fast 2nd-tier closed)
+#   frontier ≥ ~$5: gpt-4o, gemini-1.5-pro
+DEFAULT_TIER_MODELS: Mapping[str, tuple[str, ...]] = {
+    "simple": (
+        "mistral-7b-instruct-v0.2",
+        "phi-3-mini-4k-instruct",
+        "llama-3.1-8b-instruct",
+        "mixtral-8x7b-instruct-v0.1",
+    ),
+    "standard": ("qwen1.5-72b-chat", "jamba-1.5-large", "deepseek-coder-v2"),
+    "complex": ("llama-3.1-70b-instruct", "gemini-1.5-flash-002"),
+    "frontier": ("gpt-4o-2024-05-13", "gemini-1.5-pro-002"),
+}
+
+
+def dev_mask(ids: Sequence[Any], modulus: int = 10) -> npt.NDArray[np.bool_]:
+    """The fixed dev split (one id in ``modulus`` by hash): never trained on."""
+    return np.array(
+        [
+            int.from_bytes(hashlib.blake2b(str(i).encode(), digest_size=4).digest()) % modulus == 0
+            for i in ids
+        ]
+    )
+
+
+def tiers_with_data(
+    tiers: Sequence[str], tier_models: Mapping[str, Sequence[str]], models: set[str]
+) -> list[str]:
+    return [t for t in tiers if any(m in models for m in tier_models.get(t, ()))]
+
+
+def _tier_mean(outcomes: Mapping[str, float], models: Sequence[str]) -> float:
+    vals = [float(outcomes[m]) for m in models if m in outcomes and outcomes[m] is not None]
+    return float(np.mean(vals)) if vals else float("nan")
+
+
+def _win_rate(outcomes: Mapping[str, float], strong: Sequence[str], weak: Sequence[str]) -> float:
+    s = [float(outcomes[m]) for m in strong if outcomes.get(m) is not None]
+    w = [float(outcomes[m]) for m in weak if outcomes.get(m) is not None]
+    if not s or not w:
+        return float("nan")
+    return float(np.mean([max(0.0, a - b) for a in s for b in w]))
+
+
+def targets_for(
+    rows: Sequence[Mapping[str, Any]],
+    tier_models: Mapping[str, Sequence[str]],
+    tiers: Sequence[str] = DEFAULT_TIERS,
+) -> npt.NDArray[np.float64]:
+    """Soft targets, shape ``(rows, len(tiers) + 1)``: tier means, then the score.
+
+    The score compares the cheapest and the strongest tier *that have models*;
+    missing values are NaN (the caller drops or masks them).
+    """
+    present = {m for r in rows for m in r["outcomes"]}
+    active = tiers_with_data(tiers, tier_models, present)
+    if len(active) < 2:
+        raise ValueError("outcomes cover fewer than two tiers: nothing to route between")
+    weak, strong = tier_models[active[0]], tier_models[active[-1]]
+    out = np.empty((len(rows), len(tiers) + 1))
+    for i, row in enumerate(rows):
+        outcomes = row["outcomes"]
+        for j, tier in enumerate(tiers):
+            out[i, j] = _tier_mean(outcomes, tier_models.get(tier, ()))
+        out[i, -1] = _win_rate(outcomes, strong, weak)
+    return out
+
+
+def pca_sif_table(
+    raw: npt.NDArray[np.floating], dims: int, sif: float = 1e-4
+) -> npt.NDArray[np.float32]:
+    """model2vec's post-processing: PCA to ``dims``, then Zipf/SIF token weights."""
+    x = np.asarray(raw, dtype=np.float64)
+    x = x - x.mean(axis=0)
+    cov = x.T @ x / (len(x) - 1)
+    vals, vecs = np.linalg.eigh(cov)
+    top = vecs[:, np.argsort(vals)[::-1][:dims]]
+    # Deterministic sign: largest-magnitude loading of each component positive.
+    signs = np.sign(top[np.abs(top).argmax(axis=0), np.arange(top.shape[1])])
+    reduced = x @ (top * signs)
+    inv_rank = 1.0 / np.arange(2, len(x) + 2)
+    weight = sif / (sif + inv_rank / inv_rank.sum())
+    result: npt.NDArray[np.float32] = (reduced * weight[:, None]).astype(np.float32)
+    return result

@@ -1,0 +1,168 @@
+"""The admin API (behind the master key): keys, kill switches, policy report."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, is_dataclass
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from laneway.errors import AuthenticationFailed, InvalidRequest, LanewayError, PermissionDenied
+from laneway.server._chat import error_response, read_body
+from laneway.server._gateway import Gateway
+
+__all__ = ["admin_routes"]
+
+_KILL_KINDS = ("deployment", "model", "provider", "tier")
+Handler = Callable[[Request, Gateway], Awaitable[Any]]
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return format(value, "f")
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, tuple | frozenset | set):
+        return list(value)
+    if is_dataclass(value) and not isinstance(value, type):
+        return asdict(value)
+    if hasattr(value, "model_dump"):
+        return value.model_dump()
+    raise TypeError(type(value).__name__)
+
+
+def _guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        gateway: Gateway = request.app.state.gateway
+        governance = gateway.governance
+        try:
+            if not governance.auth_required:
+                raise PermissionDenied("the admin API is disabled: set LANEWAY_MASTER_KEY")
+            header = request.headers.get("authorization", "")
+            token = header[7:].strip() if header[:7].lower() == "bearer " else None
+            if not governance.is_master(token):
+                raise AuthenticationFailed("the admin API needs the master key")
+            payload = await handler(request, gateway)
+        except LanewayError as exc:
+            return error_response(exc)
+        return Response(orjson.dumps(payload, default=_default), media_type="application/json")
+
+    return endpoint
+
+
+async def _json_body(request: Request) -> dict[str, Any]:
+    raw = await read_body(request, 64 * 1024)
+    try:
+        body = orjson.loads(raw or b"{}")
+    except orjson.JSONDecodeError:
+        raise InvalidRequest("the body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise InvalidRequest("the body must be a JSON object")
+    return body
+
+
+def _kill_target(body: dict[str, Any]) -> tuple[str, str]:
+    kind, name = body.get("kind"), body.get("name")
+    if kind not in _KILL_KINDS:
+        raise InvalidRequest(f"kind must be one of {', '.join(_KILL_KINDS)}", param="kind")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest("name must be a non-empty string", param="name")
+    return kind, name
+
+
+async def _kills(request: Request, gateway: Gateway) -> Any:
+    return {"kills": await asyncio.to_thread(gateway.governance.store.active_kills)}
+
+
+async def _kill(request: Request, gateway: Gateway) -> Any:
+    body = await _json_body(request)
+    kind, name = _kill_target(body)
+    reason = body.get("reason")
+    record = await asyncio.to_thread(
+        gateway.governance.store.kill, kind, name, reason=reason, actor="admin-api"
+    )
+    return {"killed": record}
+
+
+async def _unkill(request: Request, gateway: Gateway) -> Any:
+    kind, name = _kill_target(await _json_body(request))
+    done = await asyncio.to_thread(gateway.governance.store.unkill, kind, name, actor="admin-api")
+    return {"unkilled": done}
+
+
+async def _list_keys(request: Request, gateway: Gateway) -> Any:
+    return {"keys": await asyncio.to_thread(gateway.governance.store.list_keys)}
+
+
+def _key_options(body: dict[str, Any]) -> dict[str, Any]:
+    options: dict[str, Any] = {}
+    if body.get("budget_usd") is not None:
+        try:
+            options["budget_usd"] = Decimal(str(body["budget_usd"]))
+        except InvalidOperation:
+            raise InvalidRequest("budget_usd must be a number", param="budget_usd") from None
+        options["period"] = body.get("period") or "month"
+    for name in ("models", "tiers"):
+        if body.get(name) is not None:
+            options[name] = tuple(body[name])
+    for name in ("rpm", "tpm"):
+        if body.get(name) is not None:
+            options[name] = int(body[name])
+    for name in ("allow_unknown_price", "log_prompts"):
+        options[name] = bool(body.get(name, False))
+    return options
+
+
+async def _create_key(request: Request, gateway: Gateway) -> Any:
+    body = await _json_body(request)
+    name = body.get("name")
+    if not isinstance(name, str) or not name:
+        raise InvalidRequest("name must be a non-empty string", param="name")
+    try:
+        secret, record = await asyncio.to_thread(
+            gateway.governance.store.create_key, name, **_key_options(body)
+        )
+    except (TypeError, ValueError) as exc:
+        raise InvalidRequest(str(exc)) from None
+    return {"key": secret, "record": record, "note": "the key is shown once"}
+
+
+async def _revoke(request: Request, gateway: Gateway) -> Any:
+    target = request.path_params["key"]
+    return {"revoked": await asyncio.to_thread(gateway.governance.store.revoke, target)}
+
+
+async def _rotate(request: Request, gateway: Gateway) -> Any:
+    target = request.path_params["key"]
+    secret, record = await asyncio.to_thread(gateway.governance.store.rotate, target)
+    return {"key": secret, "record": record, "note": "the key is shown once"}
+
+
+async def _policy(request: Request, gateway: Gateway) -> Any:
+    verdicts = gateway.governance.verdicts()
+    return {
+        "deployments": {
+            name: {"passed": v.passed, "checks": [asdict(c) for c in v.checks]}
+            for name, v in verdicts.items()
+        }
+    }
+
+
+def admin_routes() -> list[Route]:
+    return [
+        Route("/admin/kills", _guarded(_kills), methods=["GET"]),
+        Route("/admin/kill", _guarded(_kill), methods=["POST"]),
+        Route("/admin/unkill", _guarded(_unkill), methods=["POST"]),
+        Route("/admin/keys", _guarded(_list_keys), methods=["GET"]),
+        Route("/admin/keys", _guarded(_create_key), methods=["POST"]),
+        Route("/admin/keys/{key}/revoke", _guarded(_revoke), methods=["POST"]),
+        Route("/admin/keys/{key}/rotate", _guarded(_rotate), methods=["POST"]),
+        Route("/admin/policy", _guarded(_policy), methods=["GET"]),
+    ]

@@ -1,0 +1,164 @@
+"""--from-ledger on a ledger filled by the real gateway, and the CLI commands."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from typer.testing import CliRunner
+
+from laneway.advisor import workload_from_ledger
+from laneway.cli._advise import register
+from laneway.cli._app import build_app
+from laneway.ledger import open_database
+from laneway.providers import ChatRequest
+from laneway.settings import Settings
+from laneway.testing import FakeOpenAI
+
+ENV = {"FAKE_KEY": "sk-upstream-secret"}
+
+
+def _rows(tmp_path: Path) -> list[dict[str, object]]:
+    import sqlalchemy as sa
+
+    engine = open_database(f"sqlite:///{tmp_path / 'ledger.db'}")
+    with engine.connect() as conn:
+        rows = conn.execute(sa.text("SELECT * FROM ledger ORDER BY id")).mappings().all()
+    engine.dispose()
+    return [dict(r) for r in rows]
+
+
+EXAMPLE = Path(__file__).parents[2] / "examples" / "workload.yaml"
+
+
+async def _fill(tmp_path: Path) -> None:
+    from laneway.server import build_gateway, run_request
+
+    with FakeOpenAI(api_key=ENV["FAKE_KEY"]) as fake:
+        settings = Settings.model_validate(
+            {
+                "deployments": [
+                    {
+                        "name": "gpt",
+                        "model": "gpt-4o",
+                        "provider": "openai",
+                        "api_base": fake.url + "/v1",
+                        "api_key": "env:FAKE_KEY",
+                        "price": {"input_per_mtok": "1", "output_per_mtok": "2"},
+                    }
+                ],
+                "tiers": {"frontier": ["gpt"], "simple": ["gpt"]},
+            }
+        )
+        engine = open_database(f"sqlite:///{tmp_path / 'ledger.db'}")
+        gateway = build_gateway(settings, env=ENV, engine=engine)
+        await gateway.start()
+        try:
+            for i, tier in enumerate(["simple"] * 5 + ["frontier"] * 2):
+                text = "word " * (3 + i)
+                messages = ({"role": "user", "content": text},)
+                await run_request(gateway, ChatRequest(model=f"tier:{tier}", messages=messages))
+            for _ in range(3):
+                messages = ({"role": "user", "content": "eval only " * 40},)
+                await run_request(
+                    gateway, ChatRequest(model="tier:simple", messages=messages), source="eval"
+                )
+        finally:
+            await gateway.aclose()
+        engine.dispose()
+
+
+async def test_from_ledger_matches_ledger_volume_and_mix(tmp_path: Path) -> None:
+    await _fill(tmp_path)
+    rows: list[dict[str, Any]] = _rows(tmp_path)
+    api_attempts = [r for r in rows if r["attempt"] >= 1 and r["source"] == "api"]
+    assert any(r["source"] == "eval" for r in rows)
+    engine = open_database(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        w = workload_from_ledger(engine)
+    finally:
+        engine.dispose()
+    days = Decimal(str(w.observed["days"]))
+    by_tier = {t.tier: t for t in w.tasks}
+    assert set(by_tier) == {"simple", "frontier"}
+    for tier, n in (("simple", 5), ("frontier", 2)):
+        attempts = [r for r in api_attempts if r["tier"] == tier]
+        task = by_tier[tier]
+        assert round(task.requests_per_day * days, 9) == n
+        assert round(task.input_tokens * n) == sum(r["prompt_tokens"] for r in attempts)
+        assert round(task.output_tokens * n) == sum(r["completion_tokens"] for r in attempts)
+    total = sum(r["prompt_tokens"] + r["completion_tokens"] for r in api_attempts)
+    assert round(w.tokens_per_day * days) == total
+    assert w.observed["requests"] == 7
+    assert Decimal(str(w.observed["escalation_rate"])) == Decimal(2) / 7
+    assert "frontier_reasoning" in by_tier["frontier"].needs
+
+
+def test_cli_advise_json_schema() -> None:
+    result = CliRunner().invoke(build_app_with_advise(), ["advise", str(EXAMPLE), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    for key in ("recommendation", "gates", "paths", "crossover_tokens_per_day", "assumptions"):
+        assert key in data
+    assert [g["name"] for g in data["gates"]] == [
+        "volume",
+        "task_tolerance",
+        "operations_capacity",
+        "data_and_compliance",
+    ]
+    for path in data["paths"]:
+        assert path["monthly_usd"] is None or isinstance(path["monthly_usd"], str)
+
+
+def test_cli_seed_check_and_errors(tmp_path: Path) -> None:
+    app = build_app_with_advise()
+    result = CliRunner().invoke(app, ["advise", "--seed-check"])
+    assert result.exit_code == 0
+    assert "does not hold" in result.output and "holds only if" in result.output
+    missing = CliRunner().invoke(app, ["advise"])
+    assert missing.exit_code == 2
+    assert "one of them" in missing.output
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("tasks: []\n")
+    failed = CliRunner().invoke(app, ["advise", str(bad)])
+    assert failed.exit_code == 1
+    assert "at least one task" in failed.output
+
+
+def test_cli_tco_and_html(tmp_path: Path) -> None:
+    app = build_app_with_advise()
+    result = CliRunner().invoke(
+        app,
+        [
+            "tco",
+            "--tokens-per-day",
+            "1000000000",
+            "--model",
+            "llama-3.3-70b-instruct",
+            "--gpu-hourly",
+            "2",
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["gpus"] >= 2 and Decimal(data["monthly_usd"]["total"]) > 0
+    no_price = CliRunner().invoke(
+        app,
+        ["tco", "--tokens-per-day", "1e6", "--model", "llama-3.3-70b-instruct", "--gpu", "a100"],
+    )
+    assert no_price.exit_code == 1 and "--gpu-hourly" in no_price.output
+    out = tmp_path / "r.html"
+    html = CliRunner().invoke(app, ["advise", str(EXAMPLE), "--out", str(out)])
+    assert html.exit_code == 0, html.output
+    text = out.read_text()
+    assert "data:image/png;base64," in text and "Four gates" in text
+
+
+def build_app_with_advise() -> object:
+    app = build_app()
+    if not any(c.name == "advise" for c in app.registered_commands):
+        register(app)
+    return app

@@ -1,0 +1,139 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from laneway.cli._router import register
+from laneway.router import load_router
+
+TIERS = "cheap=weak-a,weak-b;pricey=strong-a"
+
+
+def app() -> typer.Typer:
+    application = typer.Typer()
+    register(application)
+    return application
+
+
+def run(*args: str) -> str:
+    result = CliRunner().invoke(app(), list(args))
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def synthetic_outcomes(path: Path, n: int = 120) -> None:
+    """Long, numeric prompts are hard for the weak models; short chat is easy."""
+    with path.open("w") as f:
+        for i in range(n):
+            hard = i % 2 == 0
+            prompt = (
+                f"Calculate the energy of a {i} kg mass at {i + 3} m/s, then derive step by step "
+                f"the momentum and show that p = m v holds for case {i}."
+                if hard
+                else f"hi there, how are you {i}?"
+            )
+            weak = 0 if hard else 1
+            outcomes = {"weak-a": weak, "weak-b": weak if i % 3 else 1 - weak, "strong-a": 1}
+            f.write(json.dumps({"id": f"q{i}", "prompt": prompt, "outcomes": outcomes}) + "\n")
+
+
+def test_route_json() -> None:
+    body = json.loads(run("route", "What is 2 + 2?", "--json"))
+    assert set(body) == {"tier", "score", "estimates", "reason", "profile"}
+    assert list(body["estimates"]) == ["simple", "standard", "complex", "frontier"]
+
+
+def test_score_passes_ids_through_and_reports_bad_lines(tmp_path: Path) -> None:
+    src = tmp_path / "prompts.jsonl"
+    src.write_text(
+        "\n".join(
+            [
+                json.dumps({"id": 7, "prompt": "hello"}),
+                "{not json",
+                json.dumps({"id": "m", "messages": [{"role": "user", "content": "hi"}]}),
+                json.dumps({"id": "x", "nothing": True}),
+                json.dumps({"prompt": "no id"}),
+            ]
+        )
+        + "\n"
+    )
+    out = tmp_path / "scores.jsonl"
+    run("router", "score", "--input", str(src), "--output", str(out))
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [line["id"] for line in lines] == [7, None, "m", "x", None]
+    assert set(lines[1]) == {"id", "error"}
+    assert set(lines[3]) == {"id", "error"}
+    assert {"score", "tier", "estimates"} <= set(lines[0])
+    assert lines[2]["tier"] in ("simple", "standard", "complex", "frontier")
+
+
+def test_train_calibrate_and_use_profile(tmp_path: Path) -> None:
+    data = tmp_path / "outcomes.jsonl"
+    synthetic_outcomes(data)
+    out = tmp_path / "router"
+    run("router", "train", "--data", str(data), "--out", str(out), "--tiers", TIERS)
+    trained = load_router(out)
+    assert trained.tiers == ("cheap", "pricey")
+    easy = trained.route([{"role": "user", "content": "hi there, how are you?"}])
+    hard = trained.route(
+        [{"role": "user", "content": "Calculate the energy of a 9 kg mass at 4 m/s, then "
+          "derive step by step the momentum and show that p = m v holds."}]
+    )  # fmt: skip
+    assert hard.score > easy.score
+    assert hard.estimates["cheap"] < easy.estimates["cheap"]
+
+    run(
+        "router", "calibrate", "--router", str(out), "--data", str(data),
+        "--target-strong-share", "0.5", "--profile", "half",
+    )  # fmt: skip
+    profile = json.loads((out / "profiles" / "half.json").read_text())
+    assert profile["calibration"]["tier_shares"]["pricey"] <= 0.5
+    reloaded = load_router(out)
+    assert "half" in reloaded.profiles()
+    assert reloaded.route([{"role": "user", "content": "hi"}], "half").profile == "half"
+
+
+def test_calibrate_needs_exactly_one_goal(tmp_path: Path) -> None:
+    result = CliRunner().invoke(app(), ["router", "calibrate", "--profile", "x"])
+    assert result.exit_code != 0
+
+
+def test_calibrate_by_cost_needs_tier_costs(tmp_path: Path) -> None:
+    data = tmp_path / "outcomes.jsonl"
+    synthetic_outcomes(data)
+    out = tmp_path / "router"
+    run("router", "train", "--data", str(data), "--out", str(out), "--tiers", TIERS)
+    bad = CliRunner().invoke(
+        app(), ["router", "calibrate", "--router", str(out), "--data", str(data),
+                "--max-cost-per-1k-requests", "1", "--profile", "c"],
+    )  # fmt: skip
+    assert bad.exit_code == 2
+    run(
+        "router", "calibrate", "--router", str(out), "--data", str(data),
+        "--max-cost-per-1k-requests", "1.5", "--tier-costs", "cheap=0.5,pricey=3",
+        "--profile", "budget",
+    )  # fmt: skip
+    report = json.loads((out / "profiles" / "budget.json").read_text())["calibration"]
+    assert report["cost_per_1k_requests"] <= 1.5
+
+
+def test_eval_reports_baselines(tmp_path: Path) -> None:
+    data = tmp_path / "outcomes.jsonl"
+    synthetic_outcomes(data)
+    out = tmp_path / "router"
+    run("router", "train", "--data", str(data), "--out", str(out), "--tiers", TIERS)
+    body = json.loads(
+        run(
+            "router", "eval", "--router", str(out), "--data", str(data),
+            "--strong", "strong-a", "--weak", "weak-a", "--json", "--rounds", "50",
+        )
+    )  # fmt: skip
+    methods = body["methods"]
+    assert set(methods) == {"router", "random", "prompt-length", "oracle"}
+    assert methods["random"]["apgr"] == pytest.approx(0.5)
+    assert methods["oracle"]["apgr"] > methods["random"]["apgr"]
+    assert methods["router"]["apgr"] > 0.6

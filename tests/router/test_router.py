@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from laneway.errors import ModelNotFound
+from laneway.router import Profile, Router, load_router
+
+MESSAGES = [
+    {"role": "system", "content": "You are a helpful assistant."},
+    {"role": "user", "content": "A train travels 120 km in 1.5 h, then 80 km in 1 h. "
+     "Calculate its average speed, step by step."},
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def router() -> Router:
+    return load_router()
+
+
+def test_shipped_router_has_tiers_and_calibrated_profiles(router: Router) -> None:
+    assert router.tiers == ("simple", "standard", "complex", "frontier")
+    assert {"default", "economy", "quality"} <= set(router.profiles())
+
+
+def test_scoring_is_deterministic_and_probabilities(router: Router) -> None:
+    a = router.route(MESSAGES)
+    b = load_router().route(MESSAGES)
+    assert a == b
+    assert 0.0 < a.score < 1.0
+    assert all(0.0 < v < 1.0 for v in a.estimates.values())
+    assert a.profile == "default"
+    assert a.tier in router.tiers
+    assert a.reason.startswith(a.tier)
+
+
+def test_latency_budget_sanity(router: Router) -> None:
+    router.route(MESSAGES)
+    start = time.perf_counter()
+    for _ in range(50):
+        router.route(MESSAGES)
+    assert (time.perf_counter() - start) / 50 < 0.010
+
+
+def test_unknown_profile_raises_model_not_found(router: Router) -> None:
+    with pytest.raises(ModelNotFound, match="auto:nope"):
+        router.route(MESSAGES, "nope")
+
+
+def _with_profile(router: Router, thresholds: dict[str, float]) -> Router:
+    profiles = {"default": Profile("default", thresholds)}
+    return Router(router.scorer, profiles)
+
+
+def test_route_picks_cheapest_tier_meeting_the_target(router: Router) -> None:
+    est = router.route(MESSAGES).estimates
+    # simple misses its target, standard and complex meet theirs → standard.
+    thresholds = {
+        "simple": est["simple"] + 0.01,
+        "standard": est["standard"] - 0.01,
+        "complex": est["complex"] - 0.01,
+    }
+    decision = _with_profile(router, thresholds).route(MESSAGES)
+    assert decision.tier == "standard"
+    assert "simple" in decision.reason
+    nothing_meets = {t: 1.0 for t in ("simple", "standard", "complex")}
+    assert _with_profile(router, nothing_meets).route(MESSAGES).tier == "frontier"
+    everything_meets = {t: 0.0 for t in ("simple", "standard", "complex")}
+    assert _with_profile(router, everything_meets).route(MESSAGES).tier == "simple"
+
+
+def test_missing_configured_tier_maps_upward(router: Router) -> None:
+    everything_meets = {t: 0.0 for t in ("simple", "standard", "complex")}
+    limited = _with_profile(router, everything_meets).with_tiers(["standard", "frontier"])
+    decision = limited.route(MESSAGES)
+    assert decision.tier == "standard"
+    assert "simple not configured" in decision.reason
+    assert limited.tiers == ("standard", "frontier")
+    only_cheap = _with_profile(router, {t: 1.0 for t in everything_meets}).with_tiers(["simple"])
+    assert only_cheap.route(MESSAGES).tier == "simple"
