@@ -7,8 +7,8 @@ Exit codes: 0 success; 1 ``compare`` found the candidate significantly worse; 2 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -385,11 +385,9 @@ def review_command(
         typer.echo(f"review {len(items)} pairs at {server.url}  (Ctrl-C to stop)")
         if not no_browser and can_open_browser():
             webbrowser.open(server.url)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             while not server.finished.wait(0.5):
-                time.sleep(0)
-        except KeyboardInterrupt:
-            pass
+                continue
     typer.echo(f"saved {server.saved} of {server.total} verdicts")
 
 

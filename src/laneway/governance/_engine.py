@@ -162,7 +162,12 @@ class Governance:
             if action == "redact":
                 from laneway.governance._redact import redact_request
 
-                admission.redacted, admission.redaction = redact_request(request, self.scanner)
+                redacted, redaction = redact_request(request, self.scanner)
+                if redaction.errors:  # redaction may be incomplete: fail closed
+                    admission.action = "self_hosted_only"
+                    audit["action"] = "self_hosted_only (redaction failed)"
+                else:
+                    admission.redacted, admission.redaction = redacted, redaction
         self._check_injection(request, audit)
         return admission
 
@@ -328,11 +333,16 @@ def _private(d: DeploymentView, allowed: set[str]) -> str | None:
 
 
 def _unknown_price(d: DeploymentView) -> str | None:
-    if d.hosting in PRIVATE_HOSTING:
+    prices = d.prices
+    if (
+        prices is not None
+        and prices.input_per_mtok is not None
+        and (prices.output_per_mtok is not None)
+    ):
+        return None
+    if prices is None and d.hosting in PRIVATE_HOSTING:
         return None if d.hourly_cost == 0 else "price unknown (amortised hourly cost)"
-    if d.prices is None or d.prices.input_per_mtok is None or d.prices.output_per_mtok is None:
-        return "price unknown"
-    return None
+    return "price unknown"
 
 
 def _summary(prefix: str, removed: list[dict[str, str]]) -> str:

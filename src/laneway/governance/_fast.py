@@ -198,7 +198,7 @@ def iban_finder() -> Finder:
 
 def ip_finder() -> Finder:
     octet = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-    ipv4 = re.compile(rf"[0-9]{{1,3}}\.[0-9]{{1,3}}\.[0-9]{{1,3}}\.[0-9]{{1,3}}")
+    ipv4 = re.compile(r"[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]{1,3}")
     valid4 = re.compile(rf"{octet}(?:\.{octet}){{3}}")
     ipv6 = re.compile(
         r"(?<![\w:.])(?=[0-9A-Fa-f]{0,4}:[0-9A-Fa-f]{0,4}:)[0-9A-Fa-f:]{3,39}(?![\w:])"
@@ -282,7 +282,8 @@ def national_id_finder() -> Finder:
         for pattern, extra in ((digit_led, "-."), (letter_led, "")):
             for m in pattern.finditer(text):
                 start, end = m.span()
-                shape = next((g for g in shapes if m.group(g)), None)
+                found = m.groupdict()
+                shape = next((g for g in shapes if found.get(g)), None)
                 if shape is None or not _isolated(text, start, end, extra):
                     continue
                 value = m.group()

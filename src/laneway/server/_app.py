@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
+from typing import Any
 
 import orjson
 from sqlalchemy import Engine
@@ -71,6 +72,17 @@ async def list_models(request: Request) -> Response:
                 "laneway": {"kind": "tier", "deployments": list(members)},
             }
         )
+    if gateway.router is not None:
+        for profile in ("", *gateway.router.profiles()):
+            data.append(
+                {
+                    "id": f"auto:{profile}" if profile else "auto",
+                    "object": "model",
+                    "created": created,
+                    "owned_by": "laneway",
+                    "laneway": {"kind": "router", "profile": profile or "default"},
+                }
+            )
     for name in gateway.resolver.model_names():
         data.append(
             {
@@ -171,7 +183,7 @@ def build_gateway(
         keys=KeyCache(store),
         master_key=env.get("LANEWAY_MASTER_KEY") or None,
     )
-    return Gateway(
+    gateway = Gateway(
         settings,
         catalog,
         deployments,
@@ -181,6 +193,25 @@ def build_gateway(
         upstream=client,
         owns_upstream=upstream is None,
     )
+    gateway.router = _load_router(settings)
+    return gateway
+
+
+def _load_router(settings: Settings) -> Any:
+    """The learned router restricted to the configured tiers; ``None`` (and ``auto``
+    then uses the default tier) when it is disabled or cannot load."""
+    if not settings.router.enabled or not settings.tiers:
+        return None
+    from pathlib import Path
+
+    from laneway.router import load_router
+
+    try:
+        path = Path(settings.router.path) if settings.router.path else None
+        return load_router(path).with_tiers(list(settings.tiers))
+    except LanewayError as exc:
+        log.error("router not loaded (auto uses the default tier): %s", exc.message)
+        return None
 
 
 def create_app(

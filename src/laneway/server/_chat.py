@@ -69,6 +69,8 @@ def _route_headers(gateway: Gateway, ctx: RequestContext) -> dict[str, str]:
         "x-laneway-route-reason": resolution.reason if resolution else "",
         "x-laneway-fallbacks": str(ctx.trace.fallbacks),
     }
+    if ctx.route_score is not None:
+        headers["x-laneway-route-score"] = f"{ctx.route_score:.4f}"
     return headers
 
 

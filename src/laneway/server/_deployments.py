@@ -223,7 +223,12 @@ def load_deployments(
             breaker=make_breaker(settings.circuit),
             hosting=hosting,
             info=info,
-            prices=None if hosting in ("self_hosted", "embedded") else prices_of(spec, info),
+            # self-hosted deployments are amortised by the hour unless given token prices
+            prices=(
+                prices_of(spec, info)
+                if spec.price is not None or hosting not in ("self_hosted", "embedded")
+                else None
+            ),
             hourly_cost=spec.hourly_cost_usd,
             provider_names=tuple(dict.fromkeys(providers)),
         )

@@ -16,7 +16,7 @@ from typing import Any
 import orjson
 
 from laneway.catalog import Catalog
-from laneway.errors import LanewayError, UpstreamError
+from laneway.errors import LanewayError, ModelNotFound, UpstreamError
 from laneway.governance import (
     PRIVATE_HOSTING,
     Admission,
@@ -66,6 +66,7 @@ class RequestContext:
     request: ChatRequest | None = None
     log_prompt: bool | None = None
     key: Any = None
+    route_score: float | None = None
     admission: Admission | None = None
     reservation: Any = None
 
@@ -99,6 +100,7 @@ class Gateway:
         self.ledger = ledger
         self.metrics = metrics
         self.governance = governance
+        self.router: Any = None
         self.retry_budget = RetryBudget(settings.retry)
         self.started_at = time.time()
         self._upstream = upstream
@@ -159,7 +161,7 @@ class Gateway:
         if key is not None and (key.rpm or key.tpm) and governance.store is not None:
             estimate = len(request.messages) and _estimate_tokens(request)
             await asyncio.to_thread(governance.store.take_rate, key, estimate)
-        resolution = self.resolver.resolve(request.model)
+        resolution = self._resolve(ctx, request)
         ctx.resolution = resolution
         names = governance.filter(resolution.deployments, resolution.tier, request.model, admission)
         probe = admission.redacted if admission.redacted is not None else request
@@ -168,6 +170,29 @@ class Gateway:
             amount = governance.max_cost(request, [d.name for d in chosen])
             ctx.reservation = await asyncio.to_thread(governance.store.reserve, key, amount)
         return chosen
+
+    def _resolve(self, ctx: RequestContext, request: ChatRequest) -> Resolution:
+        model = request.model
+        if model != "auto" and not model.startswith("auto:"):
+            return self.resolver.resolve(model)
+        tiers = self.resolver.tiers
+        if not tiers:
+            raise ModelNotFound("'auto' needs tiers in the config", param="model")
+        profile = model[5:] or None
+        router = self.router
+        fallback = self.settings.default_tier or next(iter(tiers))
+        try:
+            if router is None:
+                raise RuntimeError("no router loaded")
+            decision = router.route(request.messages, profile)
+        except ModelNotFound:
+            raise
+        except Exception as exc:  # the scorer must never fail a request
+            log.warning("router failed (%s); using the default tier", type(exc).__name__)
+            return Resolution(tiers[fallback], fallback, f"auto:router_error:{type(exc).__name__}")
+        ctx.route_score = decision.score
+        tier = decision.tier if decision.tier in tiers else fallback
+        return Resolution(tiers[tier], tier, f"auto:{decision.profile}:{decision.reason}")
 
     def _member(self, ctx: RequestContext, d: Deployment, request: ChatRequest) -> ChatModel:
         model: ChatModel = RetryingModel(
@@ -239,10 +264,8 @@ class Gateway:
         d = self.deployments.get(deployment)
         if d is None:
             return None
-        if d.amortised:
-            return Decimal(0) if d.hourly_cost == 0 else None
         if d.prices is None:
-            return None
+            return Decimal(0) if d.amortised and d.hourly_cost == 0 else None
         return token_cost(
             usage.prompt_tokens,
             usage.completion_tokens,
@@ -332,7 +355,7 @@ class Gateway:
                 fallbacks=ctx.trace.fallbacks,
                 partial=outcome.partial,
                 route_reason=resolution.reason if resolution else None,
-                route_score=None,
+                route_score=ctx.route_score,
                 prompt=self._ledger_prompt(ctx),
                 audit=audit,
             )

@@ -21,6 +21,7 @@ __all__ = [
     "PriceOverride",
     "ProviderKind",
     "RetrySettings",
+    "RouterSettings",
     "ServerSettings",
     "Settings",
     "TimeoutSettings",
@@ -158,6 +159,13 @@ class LedgerSettings(_Frozen):
     flush_interval: float = Field(default=0.1, gt=0, le=10)
 
 
+class RouterSettings(_Frozen):
+    """``model: "auto"`` / ``"auto:<profile>"``: the learned router picks the tier."""
+
+    path: str | None = None  # a directory from `laneway router train`; None = the shipped one
+    enabled: bool = True
+
+
 class Settings(_Frozen):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -168,6 +176,7 @@ class Settings(_Frozen):
     retry: RetrySettings = RetrySettings()
     circuit: CircuitSettings = CircuitSettings()
     policies: PolicySettings = PolicySettings()
+    router: RouterSettings = RouterSettings()
 
     @model_validator(mode="after")
     def _references(self) -> Settings:

@@ -77,7 +77,7 @@ class FakeOpenAI(FakeUpstreamServer):
         code = fault.error_code
         payload = {
             "error": {
-                "message": f"scripted error {fault.status}",
+                "message": fault.message or f"scripted error {fault.status}",
                 "type": _ERROR_TYPES.get(fault.status, "server_error"),
                 "param": None,
                 "code": code,

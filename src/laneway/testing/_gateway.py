@@ -22,7 +22,10 @@ class RunningGateway:
         self.port = 0
         self._server = uvicorn.Server(
             uvicorn.Config(
-                app, log_level=log_level, lifespan="on", access_log=False,
+                app,
+                log_level=log_level,
+                lifespan="on",
+                access_log=False,
                 timeout_graceful_shutdown=5,
             )
         )

@@ -37,7 +37,7 @@ class Fault:
     """One scripted misbehaviour, consumed by the next request.
 
     ``status``: answer HTTP ``status`` with the provider's error body (``error_code``
-    becomes its error code/type; ``retry_after`` sets the header).
+    becomes its error code/type, ``message`` its message; ``retry_after`` sets the header).
     ``stall``: wait ``seconds`` before answering (to trigger time-outs).
     ``reset``: drop the connection without an answer.
     ``malformed``: answer 200 with a body that is not valid JSON / SSE.
@@ -51,6 +51,7 @@ class Fault:
     error_code: str | None = None
     seconds: float = 0.0
     after_chunks: int = 1
+    message: str | None = None  # the error message (e.g. one that echoes the prompt)
 
 
 @dataclass(frozen=True, slots=True)

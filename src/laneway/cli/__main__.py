@@ -1,0 +1,7 @@
+"""``python -m laneway.cli``."""
+
+from laneway.cli import main
+
+__all__: list[str] = []
+
+main()

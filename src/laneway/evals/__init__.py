@@ -1,0 +1,75 @@
+"""Evals: a team's own suites run against candidate models through the gateway.
+
+Suites (YAML + optional JSONL) → runs (every case on every candidate, repeated, through
+the gateway in-process with ``source="eval"``) → stored run records (database rows and a
+versioned JSON export) → metrics, judge and human pairwise verdicts, significance tests
+between runs, HTML reports, and outcomes for router training.
+"""
+
+from laneway.evals._checks import Check, extract_json, normalize_answer, score_answer, verdict
+from laneway.evals._compare import Comparison, Regression, compare_runs
+from laneway.evals._from_ledger import suite_from_ledger
+from laneway.evals._judge import PairResult, judge_pair, judge_rubric
+from laneway.evals._metrics import ModelMetrics, compute_metrics, metrics_to_json
+from laneway.evals._outcomes import outcome_rows, write_outcomes
+from laneway.evals._runner import RunOptions, RunSummary, candidates_from, run_suite
+from laneway.evals._stats import (
+    PairedTest,
+    agreement,
+    mcnemar,
+    paired_bootstrap,
+    pass_hat_k,
+    wilson_interval,
+)
+from laneway.evals._store import (
+    LoadedRun,
+    PairVerdict,
+    ResultRow,
+    RunInfo,
+    RunRecord,
+    load_run,
+    write_export,
+)
+from laneway.evals._suite import Case, Instructions, Suite, load_suite, packaged_suites
+
+__all__ = [
+    "Case",
+    "Check",
+    "Comparison",
+    "Instructions",
+    "LoadedRun",
+    "ModelMetrics",
+    "PairResult",
+    "PairVerdict",
+    "PairedTest",
+    "Regression",
+    "ResultRow",
+    "RunInfo",
+    "RunOptions",
+    "RunRecord",
+    "RunSummary",
+    "Suite",
+    "agreement",
+    "candidates_from",
+    "compare_runs",
+    "compute_metrics",
+    "extract_json",
+    "judge_pair",
+    "judge_rubric",
+    "load_run",
+    "load_suite",
+    "mcnemar",
+    "metrics_to_json",
+    "normalize_answer",
+    "outcome_rows",
+    "packaged_suites",
+    "paired_bootstrap",
+    "pass_hat_k",
+    "run_suite",
+    "score_answer",
+    "suite_from_ledger",
+    "verdict",
+    "wilson_interval",
+    "write_export",
+    "write_outcomes",
+]

@@ -1,0 +1,216 @@
+"""``laneway eval review RUN``: a local web page where a person picks A / B / tie.
+
+The page only ever sees the request and two answers labelled A and B (sides shuffled per
+item, model names never sent); each choice is saved with the run as a ``human`` pairwise
+verdict. The server is the standard library's, on 127.0.0.1 with a random port, in a
+background thread. Keyboard: ``A``/``1``/``←`` = A, ``B``/``2``/``→`` = B, ``T``/``3``/``↓`` = tie.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import random
+import secrets
+import sys
+import threading
+from dataclasses import dataclass
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from typing import Any, Self
+
+import orjson
+
+from laneway.evals._store import PairVerdict, RunRecord
+
+__all__ = ["ReviewItem", "ReviewServer", "can_open_browser", "review_items"]
+
+
+@dataclass(frozen=True, slots=True)
+class ReviewItem:
+    token: str
+    case_id: str
+    model_a: str  # the pair's first model (as stored)
+    model_b: str
+    swapped: bool  # True: model_b is shown as "A"
+    prompt: str
+    answer_a: str
+    answer_b: str
+
+    def shown(self) -> tuple[str, str]:
+        return (self.answer_b, self.answer_a) if self.swapped else (self.answer_a, self.answer_b)
+
+    def winner(self, choice: str) -> str:
+        """The stored winner ("a" = model_a) for the side the person chose."""
+        if choice == "tie" or not self.swapped:
+            return choice
+        return "b" if choice == "a" else "a"
+
+
+def _prompt_text(case: dict[str, Any]) -> str:
+    parts = [f"[system] {case['system']}"] if case.get("system") else []
+    parts += [f"[{m['role']}] {m['content']}" for m in case.get("messages", [])]
+    if case.get("prompt") is not None:
+        parts.append(case["prompt"])
+    return "\n\n".join(parts)
+
+
+def review_items(record: RunRecord, seed: int | None = None) -> list[ReviewItem]:
+    """Pairs still to review: repeat 0 of each case, every pair of candidates."""
+    info = record.info()
+    prompts = {c["id"]: _prompt_text(c) for c in info.suite.get("cases", [])}
+    outputs: dict[tuple[str, str], str] = {}
+    for row in record.results():
+        if row.repeat == 0 and row.output is not None:
+            outputs[(row.case_id, row.model)] = row.output
+    done = {(p.case_id, p.model_a, p.model_b) for p in record.pairs("human")}
+    rng = random.Random(seed)
+    items = [
+        ReviewItem(
+            token=secrets.token_urlsafe(9),
+            case_id=case_id,
+            model_a=a,
+            model_b=b,
+            swapped=rng.random() < 0.5,
+            prompt=prompt,
+            answer_a=outputs[(case_id, a)],
+            answer_b=outputs[(case_id, b)],
+        )
+        for case_id, prompt in prompts.items()
+        for a, b in itertools.combinations(info.models, 2)
+        if (case_id, a) in outputs and (case_id, b) in outputs and (case_id, a, b) not in done
+    ]
+    rng.shuffle(items)
+    return items
+
+
+class ReviewServer:
+    """Serves the review page for ``record`` until :meth:`stop`."""
+
+    def __init__(self, record: RunRecord, items: list[ReviewItem]) -> None:
+        self.record = record
+        self.items = items
+        self.total = len(items)
+        self.saved = 0
+        self._lock = threading.Lock()
+        self._by_token = {item.token: item for item in items}
+        self._pending = list(items)
+        self._page = resources.files("laneway.evals").joinpath("templates/review.html").read_bytes()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.finished = threading.Event()
+        if not items:
+            self.finished.set()
+
+    @property
+    def url(self) -> str:
+        assert self._server is not None
+        return f"http://127.0.0.1:{self._server.server_address[1]}/"
+
+    def next_item(self) -> dict[str, Any]:
+        with self._lock:
+            if not self._pending:
+                return {"done": True, "saved": self.saved, "total": self.total}
+            item = self._pending[0]
+            left, right = item.shown()
+            return {
+                "done": False,
+                "token": item.token,
+                "prompt": item.prompt,
+                "a": left,
+                "b": right,
+                "position": self.total - len(self._pending) + 1,
+                "total": self.total,
+            }
+
+    def choose(self, token: str, choice: str) -> bool:
+        if choice not in ("a", "b", "tie"):
+            return False
+        with self._lock:
+            item = self._by_token.get(token)
+            if item is None or item not in self._pending:
+                return False
+            verdict = PairVerdict(
+                item.case_id,
+                item.model_a,
+                item.model_b,
+                "human",
+                item.winner(choice),
+                {"shown_as": "b" if item.swapped else "a"},
+            )
+            self.record.save_pair(verdict)
+            self._pending.remove(item)
+            self.saved += 1
+            if not self._pending:
+                self.finished.set()
+        return True
+
+    def start(self) -> Self:
+        handler = _handler_for(self)
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(5)
+            self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _handler_for(review: ReviewServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            return
+
+        def _send(self, status: int, body: bytes, kind: str) -> None:
+            self.send_response(status)
+            self.send_header("content-type", kind)
+            self.send_header("content-length", str(len(body)))
+            self.send_header("cache-control", "no-store")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_GET(self) -> None:
+            if self.path in ("/", "/index.html"):
+                self._send(HTTPStatus.OK, review._page, "text/html; charset=utf-8")
+            elif self.path == "/api/next":
+                self._send(HTTPStatus.OK, orjson.dumps(review.next_item()), "application/json")
+            else:
+                self._send(HTTPStatus.NOT_FOUND, b'{"error": "not found"}', "application/json")
+
+        def do_POST(self) -> None:
+            if self.path != "/api/choice":
+                self._send(HTTPStatus.NOT_FOUND, b'{"error": "not found"}', "application/json")
+                return
+            length = min(int(self.headers.get("content-length") or 0), 65536)
+            try:
+                body = orjson.loads(self.rfile.read(length))
+                ok = review.choose(str(body["token"]), str(body["choice"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                ok = False
+            status = HTTPStatus.OK if ok else HTTPStatus.BAD_REQUEST
+            self._send(status, orjson.dumps({"ok": ok}), "application/json")
+
+    return Handler
+
+
+def can_open_browser(env: dict[str, str] | None = None) -> bool:
+    """False under CI or without a display (never try to open a browser there)."""
+    env = dict(os.environ) if env is None else env
+    if env.get("CI"):
+        return False
+    if sys.platform in ("darwin", "win32"):
+        return True
+    return bool(env.get("DISPLAY") or env.get("WAYLAND_DISPLAY"))

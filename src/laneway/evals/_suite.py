@@ -1,0 +1,321 @@
+"""Eval suites: a YAML file of cases (plus an optional JSONL file of more cases).
+
+A malformed suite fails with :class:`~laneway.errors.ConfigError` naming the file, the
+line and what is wrong (``suite.yaml:14: cases[2].regex: not a valid regular expression``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from laneway.errors import ConfigError
+
+__all__ = [
+    "Case",
+    "Instructions",
+    "NumericAnswer",
+    "Suite",
+    "load_suite",
+    "packaged_suites",
+    "suite_from_dict",
+]
+
+_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Instructions(_Spec):
+    """Constraints a checker can verify on the answer (instruction following)."""
+
+    max_words: int | None = Field(default=None, ge=0)
+    min_words: int | None = Field(default=None, ge=0)
+    max_chars: int | None = Field(default=None, ge=0)
+    max_lines: int | None = Field(default=None, ge=1)
+    required_words: tuple[str, ...] = ()
+    forbidden_words: tuple[str, ...] = ()
+    language: Literal["en", "fr", "de", "es"] | None = None
+    format: Literal["json", "bullets", "numbered", "one_line", "no_markdown"] | None = None
+    starts_with: str | None = None
+    ends_with: str | None = None
+    case: Literal["lower", "upper"] | None = None
+
+    def is_empty(self) -> bool:
+        return self == Instructions()
+
+
+class NumericAnswer(_Spec):
+    value: float
+    tolerance: float = Field(default=0.0, ge=0)
+
+
+class Message(_Spec):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class Case(_Spec):
+    """One case: the input and any checks on the answer (all must pass)."""
+
+    id: str
+    prompt: str | None = None
+    messages: tuple[Message, ...] = ()
+    system: str | None = None
+    expected: str | None = None
+    match: Literal["exact", "contains", "startswith"] = "exact"
+    regex: str | None = None
+    contains: tuple[str, ...] = ()
+    not_contains: tuple[str, ...] = ()
+    numeric: NumericAnswer | None = None
+    json_schema: dict[str, Any] | None = None
+    response_format: Literal["text", "json"] = "text"
+    rubric: str | None = None
+    scorer: str | None = None
+    instructions: Instructions = Instructions()
+    tags: tuple[str, ...] = ()
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0, le=2)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _ID.match(value):
+            raise ValueError("an id uses letters, digits and . _ : / - (at most 128)")
+        return value
+
+    @field_validator("regex")
+    @classmethod
+    def _regex(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression: {exc}") from None
+        return value
+
+    @field_validator("numeric", mode="before")
+    @classmethod
+    def _numeric(cls, value: Any) -> Any:
+        return {"value": value} if isinstance(value, int | float) else value
+
+    @field_validator("scorer")
+    @classmethod
+    def _scorer(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[A-Za-z_][\w.]*(:[A-Za-z_]\w*)?$", value):
+            raise ValueError("a scorer is a dotted path, 'package.module:function'")
+        return value
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from jsonschema import Draft202012Validator
+            from jsonschema.exceptions import SchemaError
+
+            try:
+                Draft202012Validator.check_schema(value)
+            except SchemaError as exc:
+                raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+        return value
+
+    def chat_messages(self) -> list[dict[str, str]]:
+        """The messages sent to a candidate."""
+        out = [{"role": "system", "content": self.system}] if self.system else []
+        out += [{"role": m.role, "content": m.content} for m in self.messages]
+        if self.prompt is not None:
+            out.append({"role": "user", "content": self.prompt})
+        return out
+
+    def wants_json(self) -> bool:
+        return self.response_format == "json" or self.json_schema is not None
+
+
+class _SuiteSpec(_Spec):
+    name: str
+    description: str = ""
+    version: int = Field(default=1, ge=1)
+    defaults: dict[str, Any] = Field(default_factory=dict)
+    cases_file: str | None = None
+    cases: tuple[dict[str, Any], ...] = ()
+
+
+_DEFAULTABLE = frozenset(
+    {"system", "max_tokens", "temperature", "rubric", "tags", "match", "response_format"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Suite:
+    name: str
+    description: str
+    version: int
+    cases: tuple[Case, ...]
+    source: str
+
+    @property
+    def digest(self) -> str:
+        """A short hash of the cases (two runs of the same digest are comparable)."""
+        blob = orjson.dumps([c.model_dump(mode="json") for c in self.cases])
+        return hashlib.sha256(blob).hexdigest()[:16]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "version": self.version,
+            "cases": [c.model_dump(mode="json", exclude_defaults=True) for c in self.cases],
+        }
+
+
+def _node_line(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
+    """The 1-based line of the YAML node at ``loc`` (the deepest one found)."""
+    line = None if node is None else node.start_mark.line + 1
+    for part in loc:
+        child: yaml.Node | None = None
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                if key.value == part:
+                    child = value
+                    line = key.start_mark.line + 1
+                    break
+        elif (
+            isinstance(node, yaml.SequenceNode)
+            and isinstance(part, int)
+            and 0 <= part < len(node.value)
+        ):
+            child = node.value[part]
+            line = child.start_mark.line + 1
+        if child is None:
+            break
+        node = child
+    return line
+
+
+def _loc_text(loc: Sequence[int | str]) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def _fail(path: Path, line: int | None, loc: Sequence[int | str], message: str) -> ConfigError:
+    where = f"{path}:{line}" if line else str(path)
+    field = _loc_text(loc)
+    return ConfigError(f"{where}: {field + ': ' if field else ''}{message}")
+
+
+def _case(
+    raw: Any, defaults: Mapping[str, Any], path: Path, line_of: Any, loc: list[int | str]
+) -> Case:
+    if not isinstance(raw, dict):
+        raise _fail(path, line_of(loc), loc, "a case must be a mapping")
+    merged = {k: v for k, v in defaults.items() if k not in raw} | raw
+    try:
+        case = Case.model_validate(merged)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        sub = [p for p in err["loc"] if isinstance(p, int | str)]
+        full = loc + sub
+        return_msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            return_msg = "unknown field"
+        raise _fail(path, line_of(full), full, return_msg) from None
+    if case.prompt is None and not case.messages:
+        raise _fail(path, line_of(loc), loc, "a case needs 'prompt' or 'messages'")
+    return case
+
+
+def _jsonl_cases(path: Path, defaults: Mapping[str, Any]) -> list[Case]:
+    if not path.is_file():
+        raise ConfigError(f"{path}: cases file not found")
+    cases: list[Case] = []
+    for number, text in enumerate(path.read_text("utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            raw = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            raise ConfigError(f"{path}:{number}: not valid JSON ({exc})") from None
+        cases.append(_case(raw, defaults, path, lambda _loc, n=number: n, []))
+    return cases
+
+
+def suite_from_dict(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
+    """Validate a parsed suite (``root`` gives line numbers for errors)."""
+
+    def line_of(loc: Sequence[int | str]) -> int | None:
+        return _node_line(root, loc)
+
+    if not isinstance(data, dict):
+        raise _fail(path, line_of([]), [], "a suite must be a mapping with 'name' and 'cases'")
+    try:
+        spec = _SuiteSpec.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [p for p in err["loc"] if isinstance(p, int | str)]
+        msg = "unknown field" if err["type"] == "extra_forbidden" else err["msg"]
+        raise _fail(path, line_of(loc), loc, msg) from None
+    unknown = sorted(set(spec.defaults) - _DEFAULTABLE)
+    if unknown:
+        raise _fail(
+            path,
+            line_of(["defaults", unknown[0]]),
+            ["defaults", unknown[0]],
+            f"not a default a case can take (allowed: {', '.join(sorted(_DEFAULTABLE))})",
+        )
+    cases = [
+        _case(raw, spec.defaults, path, line_of, ["cases", i]) for i, raw in enumerate(spec.cases)
+    ]
+    if spec.cases_file:
+        cases += _jsonl_cases(path.parent / spec.cases_file, spec.defaults)
+    if not cases:
+        raise _fail(path, line_of([]), [], "the suite has no cases")
+    seen: set[str] = set()
+    for i, case in enumerate(cases):
+        if case.id in seen:
+            raise _fail(path, line_of(["cases", i, "id"]), ["cases", i, "id"], "duplicate id")
+        seen.add(case.id)
+    return Suite(spec.name, spec.description, spec.version, tuple(cases), str(path))
+
+
+def load_suite(path: str | Path) -> Suite:
+    """Load and validate a suite file (YAML, or a JSONL file of cases on its own)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"suite file not found: {path}")
+    if path.suffix == ".jsonl":
+        cases = _jsonl_cases(path, {})
+        return Suite(path.stem, "", 1, tuple(cases), str(path))
+    text = path.read_text("utf-8")
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = mark.line + 1 if mark is not None else None
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise _fail(path, line, [], f"not valid YAML: {problem}") from None
+    return suite_from_dict(data, path, root)
+
+
+def packaged_suites() -> dict[str, Path]:
+    """The example suites shipped with Laneway, by name."""
+    from importlib import resources
+
+    folder = resources.files("laneway.evals").joinpath("suites")
+    return {
+        Path(str(p)).stem: Path(str(p))
+        for p in folder.iterdir()
+        if str(p).endswith(".yaml") and not Path(str(p)).name.startswith("_")
+    }
