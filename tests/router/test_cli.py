@@ -137,3 +137,90 @@ def test_eval_reports_baselines(tmp_path: Path) -> None:
     assert methods["random"]["apgr"] == pytest.approx(0.5)
     assert methods["oracle"]["apgr"] > methods["random"]["apgr"]
     assert methods["router"]["apgr"] > 0.6
+
+
+def _ledger(tmp_path: Path, prompts: list[tuple[str, bool]]) -> str:
+    """A migrated ledger with one logged API request per prompt (flag: sensitive)."""
+    from datetime import UTC, datetime
+
+    from laneway.ledger import LEDGER, open_database
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    engine = open_database(url)
+    with engine.begin() as conn:
+        for i, (prompt, sensitive) in enumerate(prompts):
+            base = {"request_id": f"r{i}", "ts": datetime.now(UTC), "source": "api",
+                    "requested_model": "auto", "tier": "cheap", "stream": False,
+                    "status": 200, "fallbacks": 0, "partial": False,
+                    "prompt_tokens": 100, "completion_tokens": 50}  # fmt: skip
+            messages = json.dumps([{"role": "user", "content": prompt}])
+            audit = {"sensitive": sensitive}
+            conn.execute(LEDGER.insert().values(attempt=0, prompt=messages, audit=audit, **base))
+            conn.execute(LEDGER.insert().values(attempt=1, cost_nusd=1000, **base))
+    engine.dispose()
+    return url
+
+
+def _config(tmp_path: Path) -> Path:
+    import yaml
+
+    deployments = [
+        {"name": name, "model": model, "provider": "openai",
+         "price": {"input_per_mtok": price, "output_per_mtok": price}}
+        for name, model, price in (("c1", "weak-a", "1"), ("c2", "weak-b", "1"),
+                                   ("p1", "strong-a", "10"))
+    ]  # fmt: skip
+    body = {"deployments": deployments, "tiers": {"cheap": ["c1", "c2"], "pricey": ["p1"]}}
+    path = tmp_path / "laneway.yaml"
+    path.write_text(yaml.safe_dump(body), encoding="utf-8")
+    return path
+
+
+def test_train_takes_tiers_from_config_and_calibrate_defaults_to_ledger_prompts(
+    tmp_path: Path,
+) -> None:
+    data, out = tmp_path / "outcomes.jsonl", tmp_path / "r"
+    synthetic_outcomes(data)
+    config = _config(tmp_path)
+    run("router", "train", "--data", str(data), "--out", str(out), "--config", str(config))
+    meta = json.loads((out / "router.json").read_text())
+    assert meta["tiers"] == ["cheap", "pricey"]
+    assert meta["tier_models"] == {"cheap": ["weak-a", "weak-b"], "pricey": ["strong-a"]}
+
+    prompts = [(f"hi there number {i}", False) for i in range(40)]
+    prompts += [(f"Derive step by step the energy of a {i} kg mass at {i} m/s.", False)
+                for i in range(20)]  # fmt: skip
+    prompts.append(("my card is 4111 1111 1111 1111", True))
+    db = _ledger(tmp_path, prompts)
+    args = ("router", "calibrate", "--router", str(out), "--database", db, "--config", str(config))
+    first = json.loads(run(*args, "--profile", "share", "--target-strong-share", "0.4")
+                       .splitlines()[0])  # fmt: skip
+    assert first["calibration_set"] == "60 prompt(s) logged in the ledger"
+    assert first["rows"] == 60 and first["quality_source"] == "router estimates"
+    assert first["tier_shares"]["pricey"] <= 0.4
+
+    # Costs from the config's prices at the ledger's tokens per request:
+    # cheap (100 + 50) tokens × $1/M = $0.15 per 1k requests; pricey $1.50.
+    report = json.loads(run(*args, "--profile", "cost", "--max-cost-per-1k-requests", "0.9")
+                        .splitlines()[0])  # fmt: skip
+    assert report["cost_per_1k_requests"] <= 0.9
+    shares = report["tier_shares"]
+    assert (
+        abs(0.15 * shares["cheap"] + 1.5 * shares["pricey"] - report["cost_per_1k_requests"]) < 1e-9
+    )
+
+
+def test_calibrate_uses_shipped_set_when_ledger_has_few_prompts(tmp_path: Path) -> None:
+    db = _ledger(tmp_path, [("hello", False)] * 3)
+    router_dir = tmp_path / "r"
+    import shutil
+
+    from laneway.router import default_router_dir
+
+    shutil.copytree(default_router_dir(), router_dir)
+    (router_dir / "calibration.json").unlink()
+    line = run("router", "calibrate", "--router", str(router_dir), "--database", db,
+               "--profile", "x", "--target-strong-share", "0.3").splitlines()[0]  # fmt: skip
+    report = json.loads(line)
+    assert report["calibration_set"].endswith("default/calibration.json")
+    assert report["quality_source"] == "observed outcomes"

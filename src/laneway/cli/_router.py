@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
@@ -32,6 +33,15 @@ __all__ = ["register"]
 
 RouterDir = Annotated[
     Path | None, typer.Option("--router", help="Router directory (default: the shipped one).")
+]
+
+
+ConfigPath = Annotated[
+    Path | None, typer.Option("--config", "-c", help="laneway.yaml (default: the usual lookup).")
+]
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(envvar="LANEWAY_DATABASE_URL", help="Ledger database URL (default: config)."),
 ]
 
 
@@ -116,6 +126,24 @@ def _parse_tiers(spec: str | None) -> tuple[tuple[str, ...], dict[str, tuple[str
     return tuple(mapping), mapping
 
 
+def _config_tiers(config: Path | None) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
+    from laneway.catalog import default_catalog
+    from laneway.router._from_config import config_tier_models
+    from laneway.settings import find_config, load_settings
+
+    try:
+        if find_config(config, os.environ) is None:
+            return _parse_tiers(None)
+        mapping = config_tier_models(load_settings(config), default_catalog())
+    except LanewayError as exc:
+        raise _fail(exc) from exc
+    mapping = {t: m for t, m in mapping.items() if m}
+    if len(mapping) < 2:
+        raise typer.BadParameter("the config has fewer than two tiers with deployments: "
+                                 "give --tiers")  # fmt: skip
+    return tuple(mapping), mapping
+
+
 def train_command(
     data: Annotated[Path, typer.Option("--data", help="Outcomes JSONL (.gz ok).")],
     out: Annotated[Path, typer.Option("--out", help="Router directory to write.")],
@@ -126,9 +154,14 @@ def train_command(
         bool, typer.Option(help="Add the static sentence embedding to the features.")
     ] = False,
     l2: Annotated[float, typer.Option(help="L2 penalty of the logistic heads.")] = 3000.0,
+    config: ConfigPath = None,
 ) -> None:
-    """Train a router from per-prompt outcomes; calibrates its 'default' profile."""
-    order, mapping = _parse_tiers(tiers)
+    """Train a router from per-prompt outcomes; calibrates its 'default' profile.
+
+    Without --tiers, the mapping comes from the config's tiers (cheapest first; each
+    deployment as its catalog model id), else the shipped mapping.
+    """
+    order, mapping = _parse_tiers(tiers) if tiers is not None else _config_tiers(config)
     try:
         rows = read_outcomes(data)
         held = dev_mask([r["id"] if r["id"] is not None else i for i, r in enumerate(rows)])
@@ -167,6 +200,52 @@ def _tier_costs(spec: str | None, scorer: Scorer) -> dict[str, Decimal] | None:
     return costs
 
 
+MIN_LEDGER_PROMPTS = 50
+
+
+def _ledger_engine(database: str | None, settings: Any) -> Any:
+    """The ledger engine, or None when there is no ledger to read."""
+    from laneway.ledger import open_database, pending_migrations
+
+    try:
+        engine = open_database(database or settings.database.url, create=False, migrate=False)
+    except LanewayError:
+        return None
+    if pending_migrations(engine):
+        engine.dispose()
+        return None
+    return engine
+
+
+def _default_rows(engine: Any, directory: Path) -> tuple[list[dict[str, Any]], str]:
+    """Logged prompts from the ledger when there are enough, else the shipped set."""
+    from laneway.router._from_config import ledger_prompt_rows
+
+    rows = ledger_prompt_rows(engine) if engine is not None else []
+    if len(rows) >= MIN_LEDGER_PROMPTS:
+        return rows, f"{len(rows)} prompt(s) logged in the ledger"
+    path = default_calibration_path(directory)
+    return calibration_rows(path), str(path)
+
+
+def _config_costs(engine: Any, settings: Any, scorer: Scorer) -> dict[str, Decimal]:
+    from laneway.catalog import default_catalog
+    from laneway.router._from_config import ledger_tokens_per_request, tier_costs
+
+    tokens = ledger_tokens_per_request(engine) if engine is not None else None
+    if tokens is None:
+        raise typer.BadParameter(
+            "--max-cost-per-1k-requests without --tier-costs needs a ledger with traffic "
+            "(for tokens per request)"
+        )
+    costs = tier_costs(settings, default_catalog(), scorer.tiers, tokens)
+    missing = [t for t, c in costs.items() if c is None and t in settings.tiers]
+    if missing:
+        raise typer.BadParameter(f"no known price for tier(s) {', '.join(missing)}: "
+                                 "give --tier-costs")  # fmt: skip
+    return {t: c for t, c in costs.items() if c is not None}
+
+
 def calibrate_command(
     profile: Annotated[str, typer.Option(help="Profile name: written to profiles/NAME.json.")],
     target_strong_share: Annotated[float | None, typer.Option()] = None,
@@ -175,36 +254,61 @@ def calibrate_command(
     ] = None,
     max_cost_per_1k_requests: Annotated[str | None, typer.Option()] = None,
     tier_costs: Annotated[
-        str | None, typer.Option(help="USD per 1,000 requests per tier: 'simple=0.2,...'.")
+        str | None,
+        typer.Option(
+            help="USD per 1,000 requests per tier: 'simple=0.2,...' (default: the "
+            "config's prices at the ledger's tokens per request)."
+        ),
     ] = None,
     data: Annotated[
-        Path | None, typer.Option(help="Prompts or outcomes JSONL (default: shipped set).")
+        Path | None,
+        typer.Option(
+            help="Prompts or outcomes JSONL (default: the ledger's logged prompts, "
+            "else the shipped set)."
+        ),
     ] = None,
     router: RouterDir = None,
+    database: DatabaseUrl = None,
+    config: ConfigPath = None,
 ) -> None:
     """Calibrate a routing profile on a calibration set; `auto:NAME` then uses it."""
+    from laneway.settings import load_settings
+
     goals = [target_strong_share, quality_floor, max_cost_per_1k_requests]
     if sum(g is not None for g in goals) != 1:
         raise typer.BadParameter(
             "give exactly one of --target-strong-share, --quality-floor, --max-cost-per-1k-requests"
         )
     directory = router or default_router_dir()
+    engine: Any = None
     try:
         scorer = load_router(directory).scorer
+        settings = load_settings(config)
+        engine = _ledger_engine(database, settings) if data is None or (
+            max_cost_per_1k_requests and tier_costs is None) else None  # fmt: skip
+        costs = _tier_costs(tier_costs, scorer)
+        if costs is None and max_cost_per_1k_requests is not None:
+            costs = _config_costs(engine, settings, scorer)
         goal = Goal(
             strong_share=target_strong_share,
             quality_floor=quality_floor,
             max_cost_per_1k=Decimal(max_cost_per_1k_requests) if max_cost_per_1k_requests else None,
-            tier_costs_per_1k=_tier_costs(tier_costs, scorer),
+            tier_costs_per_1k=costs,
         )
-        rows = calibration_rows(data or default_calibration_path(directory))
+        if data is None:
+            rows, source = _default_rows(engine, directory)
+        else:
+            rows, source = calibration_rows(data), str(data)
         result = calibrate_router(scorer, rows, profile, goal)
     except LanewayError as exc:
         raise _fail(exc) from exc
+    finally:
+        if engine is not None:
+            engine.dispose()
     target = directory / "profiles" / f"{profile}.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(result.to_json(), encoding="utf-8")
-    typer.echo(json.dumps(dict(result.report)))
+    typer.echo(json.dumps({"calibration_set": source, **dict(result.report)}))
     typer.echo(f"wrote {target} (use model 'auto:{profile}')")
 
 
@@ -237,6 +341,67 @@ def eval_command(
         )
 
 
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else format(value.normalize(), "f")
+
+
+def report_command(
+    since: Annotated[str, typer.Option(help="Window: 24h, 30d, an ISO date, or 'all'.")] = "30d",
+    baseline_tier: Annotated[
+        str | None, typer.Option(help="Tier to price every request at (default: strongest).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    database: DatabaseUrl = None,
+    config: ConfigPath = None,
+) -> None:
+    """Requests per tier and the cost saved against sending everything to the top tier."""
+    from laneway.catalog import default_catalog
+    from laneway.ledger import open_database, parse_since, usage_summary
+    from laneway.router._report import baseline_price, savings_report
+    from laneway.settings import load_settings
+
+    try:
+        settings = load_settings(config)
+        start = None if since.strip().lower() == "all" else parse_since(since)
+        baseline = baseline_price(settings, default_catalog(), baseline_tier, DEFAULT_TIERS)
+        engine = open_database(database or settings.database.url, create=False, migrate=False)
+        try:
+            groups = usage_summary(engine, since=start, by="tier", source="api")
+        finally:
+            engine.dispose()
+    except LanewayError as exc:
+        raise _fail(exc) from exc
+    report = savings_report(groups, baseline)
+    body = {
+        "baseline": {"tier": baseline.tier, "deployment": baseline.deployment,
+                     "price_source": baseline.source},
+        "requests": report.requests,
+        "tiers": [
+            {"tier": t.tier, "requests": t.requests, "share": round(t.share, 6),
+             "cost_usd": _money(t.cost_usd), "all_baseline_usd": _money(t.baseline_usd)}
+            for t in report.tiers
+        ],
+        "cost_usd": _money(report.actual_usd),
+        "all_baseline_usd": _money(report.all_baseline_usd),
+        "saved_usd": _money(report.saved_usd),
+        "saved_fraction": report.saved_fraction,
+    }  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps(body))
+        return
+    typer.echo(f"{report.requests} request(s); baseline: all on tier {baseline.tier} "
+               f"({baseline.deployment}, {baseline.source})")  # fmt: skip
+    for t in report.tiers:
+        typer.echo(f"  {t.tier:12s} {t.requests:6d}  {t.share:6.1%}  "
+                   f"cost ${_money(t.cost_usd) or 'unknown'}")  # fmt: skip
+    saved = report.saved_fraction
+    typer.echo(
+        f"cost ${body['cost_usd'] or 'unknown'} vs ${body['all_baseline_usd'] or 'unknown'} "
+        f"all-{baseline.tier}: saved ${body['saved_usd'] or 'unknown'}"
+        + (f" ({saved:.1%})" if saved is not None else "")
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add ``route`` and the ``router`` group to ``app``."""
     app.command("route")(route_command)
@@ -245,4 +410,5 @@ def register(app: typer.Typer) -> None:
     group.command("train")(train_command)
     group.command("calibrate")(calibrate_command)
     group.command("eval")(eval_command)
+    group.command("report")(report_command)
     app.add_typer(group, name="router")

@@ -35,7 +35,11 @@ def calibration_rows(path: Path) -> list[dict[str, Any]]:
     if path.suffix == ".json":
         records = json.loads(path.read_text(encoding="utf-8"))
         return [
-            {"conversation": conversation_of(r), "outcomes": dict(r.get("outcomes") or {})}
+            {
+                "conversation": conversation_of(r),
+                "outcomes": dict(r.get("outcomes") or {}),
+                "weight": float(r.get("weight", 1.0)),
+            }
             for r in records
         ]
     try:
@@ -66,7 +70,10 @@ def calibrate_router(
     if any(r["outcomes"] for r in rows):
         observed = targets_for_tiers(rows, scorer)
         quality = observed if np.isfinite(observed).any() else None
-    return calibrate(name, scorer.tiers, estimates, goal, quality)
+    weights = np.array([float(r.get("weight", 1.0)) for r in rows], dtype=np.float64)
+    if (weights < 0).any() or weights.sum() <= 0:
+        raise InvalidRequest("calibration weights must be non-negative and not all zero")
+    return calibrate(name, scorer.tiers, estimates, goal, quality, weights)
 
 
 def targets_for_tiers(rows: Sequence[Mapping[str, Any]], scorer: Scorer) -> np.ndarray:

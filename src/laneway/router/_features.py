@@ -55,6 +55,17 @@ _WRITING = re.compile(
     r"\b(?:write|essay|story|poem|email|letter|summari[sz]e|rewrite|translate|paraphrase|"
     r"draft|describe|list)\b",
 )
+_CHAT = re.compile(
+    r"\b(?:hi|hello|hey|thanks|thank you|lol|please|good (?:morning|night|evening)|"
+    r"how are you|recommend|suggest|favou?rite|fun|nice)\b",
+)
+_HARD = re.compile(
+    r"\b(?:prove|proof|theorem|lemma|invariants?|rigorous\w*|formal(?:ly)?|complexity|"
+    r"asymptotic|amortized|linearizab\w*|lock-free|concurren\w*|distributed|partitions?|"
+    r"derive|derivation|edge cases|trade-?offs?|failure modes?|critically|generali[sz]e|"
+    r"justify|counterexample)\b",
+)
+_FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|my|me|we|our)\b")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)]|\(?[a-z]\))\s+", re.MULTILINE)
 _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
 
@@ -80,6 +91,9 @@ STRUCTURAL_NAMES: tuple[str, ...] = (
     "log_system_chars",
     "log_earlier_turns",
     "non_text_parts",
+    "log_chat",
+    "log_hard_terms",
+    "log_first_person",
 )
 
 
@@ -119,6 +133,9 @@ def structural_features(conv: Conversation) -> list[float]:
         math.log1p(len(conv.system)),
         math.log1p(conv.earlier_turns),
         min(conv.non_text_parts, 4) / 4.0,
+        _log_count(_CHAT, lower),
+        _log_count(_HARD, lower),
+        _log_count(_FIRST_PERSON, lower),
     ]
 
 

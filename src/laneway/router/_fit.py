@@ -44,8 +44,8 @@ def train_scorer(
 ) -> Scorer:
     """Fit one logistic head per tier and one for the score on ``rows``.
 
-    Each row has ``conversation`` and ``outcomes``; models not mapped to a tier
-    are ignored.
+    Each row has ``conversation`` and ``outcomes`` and may have a ``weight``
+    (default 1); models not mapped to a tier are ignored.
     """
     if len(rows) < 10:
         raise InvalidRequest("need at least 10 outcome rows to train a router")
@@ -56,7 +56,8 @@ def train_scorer(
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
     x = feature_matrix([r["conversation"] for r in rows], embedder, use_embedding)
-    heads = LinearHeads.fit(x, targets, l2)
+    weights = np.array([float(r.get("weight", 1.0)) for r in rows], dtype=np.float64)
+    heads = LinearHeads.fit(x, targets, l2, weights)
     info = dict(meta or {})
     info.update(trained_tiers=trained, train_rows=len(rows), l2=l2)
     return Scorer(

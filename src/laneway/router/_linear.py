@@ -60,16 +60,24 @@ class LinearHeads:
     bias: FloatArray  # (heads,)
 
     @classmethod
-    def fit(cls, x: FloatArray, targets: FloatArray, l2: float) -> LinearHeads:
-        mean = x.mean(axis=0)
-        scale = x.std(axis=0)
+    def fit(
+        cls,
+        x: FloatArray,
+        targets: FloatArray,
+        l2: float,
+        sample_weight: FloatArray | None = None,
+    ) -> LinearHeads:
+        """Fit every head; ``sample_weight`` weighs rows (standardisation included)."""
+        sw = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, np.float64)
+        mean = np.average(x, axis=0, weights=sw)
+        scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=sw))
         scale = np.where(scale > 1e-8, scale, 1.0)
         xs = (x - mean) / scale
         cols = []
         for j in range(targets.shape[1]):
             known = np.isfinite(targets[:, j])
             y = np.where(known, targets[:, j], 0.0)
-            cols.append(fit_logistic(xs, y, l2, sample_weight=known.astype(np.float64)))
+            cols.append(fit_logistic(xs, y, l2, sample_weight=known * sw))
         weights = np.stack([c[0] for c in cols], axis=1)
         bias = np.array([c[1] for c in cols])
         return cls(mean, scale, weights, bias)

@@ -100,12 +100,12 @@ def _candidates(estimates: FloatArray) -> FloatArray:
 
 
 def _evaluate(
-    estimates: FloatArray, quality: FloatArray, costs: FloatArray | None, tau: float
+    estimates: FloatArray, quality: FloatArray, costs: FloatArray | None, tau: float, w: FloatArray
 ) -> tuple[npt.NDArray[np.intp], float, float | None]:
     chosen = choose_tiers(estimates, [tau] * (estimates.shape[1] - 1))
     rows = np.arange(len(chosen))
-    q = float(np.mean(quality[rows, chosen]))
-    cost = float(np.mean(costs[chosen]) * 1000) if costs is not None else None
+    q = float(np.average(quality[rows, chosen], weights=w))
+    cost = float(np.average(costs[chosen], weights=w) * 1000) if costs is not None else None
     return chosen, q, cost
 
 
@@ -115,21 +115,24 @@ def calibrate(
     estimates: FloatArray,
     goal: Goal,
     quality: FloatArray | None = None,
+    weights: FloatArray | None = None,
 ) -> Profile:
     """Search the quality target meeting ``goal`` on the calibration rows.
 
     ``estimates``/``quality`` have one column per tier; ``quality`` holds observed
-    tier outcomes where known (else the estimates stand in for them).
+    tier outcomes where known (else the estimates stand in for them); ``weights``
+    (default 1) say how much of the traffic each row stands for.
     """
     if len(estimates) == 0:
         raise InvalidRequest("the calibration set is empty")
+    w = np.ones(len(estimates)) if weights is None else np.asarray(weights, dtype=np.float64)
     q = estimates if quality is None else np.where(np.isfinite(quality), quality, estimates)
     costs = _tier_costs(tiers, goal)
-    top = float(np.mean(q[:, -1]))
+    top = float(np.average(q[:, -1], weights=w))
     best: tuple[float, npt.NDArray[np.intp], float, float | None] | None = None
     for tau in _candidates(estimates):
-        chosen, qual, cost = _evaluate(estimates, q, costs, float(tau))
-        share = float(np.mean(chosen == len(tiers) - 1))
+        chosen, qual, cost = _evaluate(estimates, q, costs, float(tau), w)
+        share = float(np.average(chosen == len(tiers) - 1, weights=w))
         if goal.strong_share is not None:
             ok, prefer_first = share <= goal.strong_share + 1e-12, False
         elif goal.quality_floor is not None:
@@ -147,7 +150,8 @@ def calibrate(
     report: dict[str, Any] = {
         "rows": len(estimates),
         "quality_source": "observed outcomes" if quality is not None else "router estimates",
-        "tier_shares": {t: float(np.mean(chosen == i)) for i, t in enumerate(tiers)},
+        "weighted": weights is not None,
+        "tier_shares": {t: float(np.average(chosen == i, weights=w)) for i, t in enumerate(tiers)},
         "quality": qual,
         "quality_all_strongest": top,
         "quality_ratio": qual / top if top > 0 else None,

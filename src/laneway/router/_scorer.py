@@ -8,7 +8,9 @@ package is used. Everything is read once at load; scoring does no I/O.
 
 from __future__ import annotations
 
+import io
 import json
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,7 +39,7 @@ def load_embedder(directory: Path, max_tokens: int = 256) -> StaticEmbedder:
     if not (directory / "embeddings.npz").is_file():
         directory = default_router_dir()
     vocab = json.loads((directory / "vocab.json").read_text(encoding="utf-8"))
-    with np.load(directory / "embeddings.npz") as data:
+    with np.load(io.BytesIO((directory / "embeddings.npz").read_bytes())) as data:
         table = np.asarray(data["table"])
     return StaticEmbedder(WordPieceTokenizer(vocab), table, max_tokens)
 
@@ -108,10 +110,11 @@ class Scorer:
                 raise ConfigError(f"{directory}: unsupported router format {meta.get('format')}")
             if tuple(meta["structural"]) != STRUCTURAL_NAMES:
                 raise ConfigError(f"{directory}: router built for another feature set")
-            with np.load(directory / "model.npz") as data:
+            # Read the bytes first: np.load leaks its file handle on a corrupt archive.
+            with np.load(io.BytesIO((directory / "model.npz").read_bytes())) as data:
                 heads = LinearHeads.from_arrays({k: data[k] for k in data.files}, "")
             embedder = load_embedder(directory)
-        except (OSError, KeyError, ValueError) as exc:
+        except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
             raise ConfigError(f"cannot load router from {directory}: {exc}") from exc
         tiers: Sequence[str] = meta["tiers"]
         return cls(

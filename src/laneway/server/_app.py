@@ -211,7 +211,9 @@ def _load_router(settings: Settings) -> Any:
         return load_router(path).with_tiers(list(settings.tiers))
     except LanewayError as exc:
         log.error("router not loaded (auto uses the default tier): %s", exc.message)
-        return None
+    except Exception as exc:  # a broken router file must not stop the gateway
+        log.error("router not loaded (auto uses the default tier): %s", type(exc).__name__)
+    return None
 
 
 def create_app(

@@ -1,0 +1,112 @@
+"""What ``laneway router`` takes from the gateway's config and ledger when not told.
+
+* calibration prompts: a sample of the prompts the ledger logged (API traffic, newest
+  first, never a row whose audit says it was sensitive);
+* tier costs per 1,000 requests: each tier's first priced deployment (config price
+  override, else the catalog) at the ledger's mean tokens per request;
+* the model → tier mapping for training: each tier's deployments as catalog model ids.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from decimal import Decimal
+from typing import Any
+
+from laneway.errors import ConfigError
+from laneway.router._conversation import conversation_from_messages
+
+__all__ = ["config_tier_models", "ledger_prompt_rows", "ledger_tokens_per_request", "tier_costs"]
+
+
+def _sensitive(audit: Any) -> bool:
+    if isinstance(audit, str):
+        try:
+            audit = json.loads(audit)
+        except ValueError:
+            return True  # unreadable audit: do not use the prompt
+    return isinstance(audit, dict) and bool(audit.get("sensitive"))
+
+
+def ledger_prompt_rows(engine: Any, limit: int = 2000) -> list[dict[str, Any]]:
+    """Calibration rows (no outcomes) from the newest logged API prompts."""
+    import sqlalchemy as sa
+
+    from laneway.ledger import LEDGER
+
+    query = (
+        sa.select(LEDGER.c.prompt, LEDGER.c.audit)
+        .where(LEDGER.c.attempt == 0, LEDGER.c.source == "api", LEDGER.c.prompt.is_not(None))
+        .order_by(LEDGER.c.id.desc())
+        .limit(limit)
+    )
+    rows: list[dict[str, Any]] = []
+    with engine.connect() as conn:
+        for prompt, audit in conn.execute(query):
+            if _sensitive(audit):
+                continue
+            try:
+                messages = json.loads(prompt)
+            except ValueError:
+                continue
+            if isinstance(messages, list) and messages:
+                rows.append({"conversation": conversation_from_messages(messages), "outcomes": {}})
+    return rows
+
+
+def ledger_tokens_per_request(engine: Any) -> tuple[float, float] | None:
+    """Mean (prompt, completion) tokens per API request in the ledger; None if empty."""
+    from laneway.ledger import usage_summary
+
+    groups = usage_summary(engine, since=None, by="tier", source="api")
+    requests = sum(g.requests for g in groups)
+    if requests == 0:
+        return None
+    prompt = sum(g.prompt_tokens for g in groups) / requests
+    completion = sum(g.completion_tokens for g in groups) / requests
+    return prompt, completion
+
+
+def tier_costs(
+    settings: Any, catalog: Any, tiers: Sequence[str], tokens: tuple[float, float]
+) -> dict[str, Decimal | None]:
+    """USD per 1,000 requests per tier (None where no deployment has a known price)."""
+    from laneway.router._report import baseline_price
+
+    costs: dict[str, Decimal | None] = {}
+    for tier in tiers:
+        if tier not in settings.tiers:
+            costs[tier] = None
+            continue
+        try:
+            price = baseline_price(settings, catalog, tier, tiers)
+        except ConfigError:  # an unpriced tier is reported as None, not raised
+            costs[tier] = None
+            continue
+        if price.input_per_mtok is None or price.output_per_mtok is None:
+            costs[tier] = None
+            continue
+        per_request = (
+            Decimal(str(tokens[0])) * price.input_per_mtok
+            + Decimal(str(tokens[1])) * price.output_per_mtok
+        ) / 1_000_000
+        costs[tier] = per_request * 1000
+    return costs
+
+
+def config_tier_models(settings: Any, catalog: Any) -> dict[str, tuple[str, ...]]:
+    """Tier → catalog model ids of its deployments, in the config's tier order."""
+    mapping: dict[str, tuple[str, ...]] = {}
+    for tier, members in settings.tiers.items():
+        models: list[str] = []
+        for name in members:
+            d = settings.deployment(name)
+            if d is None:
+                continue
+            info = catalog.get(d.model)
+            model = info.id if info is not None else d.model
+            if model not in models:
+                models.append(model)
+        mapping[tier] = tuple(models)
+    return mapping
