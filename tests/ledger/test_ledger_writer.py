@@ -30,19 +30,27 @@ def _rows(make_row: Callable[..., LedgerRow], n: int, **fields: Any) -> list[Led
 def test_flush_writes_in_batches_of_max_batch_with_executemany(
     engine: sa.Engine, make_row: Callable[..., LedgerRow]
 ) -> None:
-    inserts: list[int] = []
+    # SQLite's own trace of the statements the driver ran: one transaction per batch,
+    # each holding that batch's INSERTs (the writer bypasses SQLAlchemy's events there)
+    statements: list[str] = []
+    engine.dispose()
 
-    @event.listens_for(engine, "before_cursor_execute")
-    def spy(_c: Any, _cur: Any, statement: str, params: Any, _ctx: Any, many: bool) -> None:
-        if statement.startswith("INSERT INTO ledger"):
-            inserts.append(len(params) if many else 1)
+    @event.listens_for(engine, "connect")
+    def spy(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.set_trace_callback(statements.append)
 
     writer = LedgerWriter(engine, max_batch=3)
     for r in _rows(make_row, 10):
         writer.record(r)
     assert writer.queued == 10
     writer.flush()
-    assert inserts == [3, 3, 3, 1]
+    batches: list[int] = []
+    for statement in statements:
+        if statement.startswith("BEGIN IMMEDIATE"):
+            batches.append(0)
+        elif statement.startswith("INSERT INTO ledger"):
+            batches[-1] += 1
+    assert batches == [3, 3, 3, 1]
     assert (writer.written, writer.dropped, writer.failed_flushes) == (10, 0, 0)
     assert _count(engine) == 10
 

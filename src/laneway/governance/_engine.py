@@ -7,7 +7,7 @@ import hmac
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -111,6 +111,8 @@ class Governance:
         self._master = master_key.encode() if master_key else None
         self._verdicts: dict[EffectivePolicy, dict[str, PolicyVerdict]] = {}
         self._warned: dict[str, datetime] = {}
+        self._clean: frozenset[str] | None = None
+        self._clean_day: date | None = None
 
     # -- authentication -----------------------------------------------------
     @property
@@ -195,9 +197,11 @@ class Governance:
     ) -> list[str]:
         """Remove deployments that policy, key scope, kill switches or the sensitive-data
         rule exclude, recording why in the audit; raise when nothing is left."""
+        key = admission.key
+        if key is None and not admission.sensitive and self._plain(names):
+            return list(names)
         removed: list[dict[str, str]] = []
         keep = list(names)
-        key = admission.key
         keep = self._apply(
             keep, removed, "key_scope", lambda d: self._scope(d, tier, requested, key)
         )
@@ -230,6 +234,31 @@ class Governance:
             admission.audit.setdefault("removed", []).extend(removed)
         self._warn_deprecated(keep, admission)
         return keep
+
+    def _plain(self, names: Sequence[str]) -> bool:
+        """True when nothing can remove any of ``names`` for a keyless, non-sensitive
+        request: every deployment passes the global policy, none is disabled, no kill
+        switch is active and none is near deprecation (the request path's fast lane)."""
+        if self.kills is not None and self.kills.active():
+            return False
+        clean = self._clean
+        today = datetime.now(UTC).date()
+        if clean is None or today != self._clean_day:
+            self._clean_day = today
+            verdicts = self._verdicts_for(effective_policy(self.policies, None))
+            warn = self.policies.deprecation_warning_days
+            clean = self._clean = frozenset(
+                name
+                for name, d in self._deployments.items()
+                if verdicts[name].passed
+                and d.disabled_reason is None
+                and deprecation_status(d.info, today, warn) is None
+            )
+        return all(name in clean for name in names)
+
+    def invalidate(self) -> None:
+        """Forget the cached fast-lane set (after a deployment is disabled)."""
+        self._clean = None
 
     def _apply(
         self, names: list[str], removed: list[dict[str, str]], rule: str, why: Any

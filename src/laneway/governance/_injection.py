@@ -21,6 +21,7 @@ import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from functools import cache
 
 from laneway.providers._types import ChatRequest
 
@@ -89,15 +90,23 @@ def _untrusted_texts(request: ChatRequest) -> Iterator[tuple[str, str]]:
             yield from (("document", t) for t in texts[1:])
 
 
+@cache
+def _compiled_rules() -> tuple[tuple[str, float, re.Pattern[str]], ...]:
+    return tuple(
+        (name, weight, re.compile(p, re.IGNORECASE | re.MULTILINE)) for name, weight, p in _RULES
+    )
+
+
 def injection_score(request: ChatRequest) -> InjectionFinding | None:
     """The injection finding for ``request``, or ``None`` under the threshold."""
-    rules = [
-        (name, weight, re.compile(p, re.IGNORECASE | re.MULTILINE)) for name, weight, p in _RULES
-    ]
+    texts = list(_untrusted_texts(request))
+    if not texts:  # only a first user turn and system prompts: nothing untrusted to check
+        return None
+    rules = _compiled_rules()
     hits: Counter[str] = Counter()
     positions: Counter[str] = Counter()
     score = 0.0
-    for position, text in _untrusted_texts(request):
+    for position, text in texts:
         for name, weight, pattern in rules:
             n = len(pattern.findall(text))
             if n:

@@ -165,7 +165,10 @@ class KillSwitchCache:
         return self._snapshot.get((kind, name))
 
     def active(self) -> list[KillRecord]:
-        return sorted(self._snapshot.values(), key=lambda r: (r.kind, r.name))
+        snapshot = self._snapshot
+        if not snapshot:
+            return []
+        return sorted(snapshot.values(), key=lambda r: (r.kind, r.name))
 
     def stop(self) -> None:
         self._stop.set()

@@ -10,6 +10,7 @@ A :class:`Finding` holds a kind and offsets only, never the matched text.
 from __future__ import annotations
 
 import json
+from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -118,16 +119,29 @@ class Scanner:
         return self.scan_text_checked(text)[0]
 
     def scan_request(self, request: ChatRequest) -> ScanResult:
+        """Every text of every message, scanned in one pass: the texts are joined with a
+        separator no detector pattern can span (NUL characters), and each finding is
+        mapped back to its message position. One pass instead of one per text halves
+        the per-detector overhead on typical two-message requests."""
+        texts = list(iter_request_texts(request))
+        if not texts:
+            return ScanResult({}, (), {})
+        starts: list[int] = []
+        offset = 0
+        for _, text in texts:
+            starts.append(offset)
+            offset += len(text) + len(_SEPARATOR)
+        joined = _SEPARATOR.join(text for _, text in texts)
+        findings, errs = self.scan_text_checked(joined)
         counts: Counter[str] = Counter()
         positions: Counter[str] = Counter()
-        errors: dict[str, None] = {}
-        for position, text in iter_request_texts(request):
-            findings, errs = self.scan_text_checked(text)
-            errors.update(dict.fromkeys(errs))
-            counts.update(f.kind for f in findings)
-            if findings:
-                positions[position] += len(findings)
-        return ScanResult(dict(counts), tuple(errors), dict(positions))
+        for finding in findings:
+            counts[finding.kind] += 1
+            positions[texts[bisect_right(starts, finding.start) - 1][0]] += 1
+        return ScanResult(dict(counts), tuple(dict.fromkeys(errs)), dict(positions))
+
+
+_SEPARATOR = "\n\x00\x00\n"
 
 
 def scan_output(text: str, scanner: Scanner) -> Mapping[str, int]:

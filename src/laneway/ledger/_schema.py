@@ -17,7 +17,15 @@ from sqlalchemy.engine import Dialect
 from laneway.ledger._money import nusd_to_usd, usd_to_nusd
 from laneway.ledger._row import LedgerRow
 
-__all__ = ["LEDGER", "UtcDateTime", "row_from_mapping", "row_to_params", "to_utc"]
+__all__ = [
+    "LEDGER",
+    "SQLITE_COLUMNS",
+    "UtcDateTime",
+    "row_from_mapping",
+    "row_to_params",
+    "row_to_sqlite",
+    "to_utc",
+]
 
 
 def to_utc(value: datetime) -> datetime:
@@ -115,6 +123,34 @@ def row_to_params(row: LedgerRow) -> dict[str, Any]:
         "prompt": row.prompt,
         "audit": None if row.audit is None else _json_safe(dict(row.audit)),
     }
+
+
+SQLITE_COLUMNS = (
+    "request_id", "attempt", "ts", "key_id", "source", "requested_model", "tier",
+    "deployment", "hosting", "model_id", "stream", "prompt_tokens", "completion_tokens",
+    "cached_tokens", "cost_nusd", "hourly_cost_nusd", "latency_ms", "ttft_ms", "status",
+    "error_kind", "fallbacks", "partial", "route_reason", "route_score", "prompt", "audit",
+)  # fmt: skip
+
+
+def row_to_sqlite(row: LedgerRow) -> tuple[Any, ...]:
+    """The same values as :func:`row_to_params`, already in SQLite's storage form (the
+    text datetime SQLAlchemy writes, 0/1 booleans, JSON text), in ``SQLITE_COLUMNS``
+    order: the writer's fast path inserts them with the driver's own ``executemany``."""
+    ts = to_utc(row.ts).replace(tzinfo=None)
+    audit = (
+        None
+        if row.audit is None
+        else orjson.dumps(dict(row.audit), default=str, option=orjson.OPT_NON_STR_KEYS).decode()
+    )
+    return (
+        row.request_id, int(row.attempt), ts.strftime("%Y-%m-%d %H:%M:%S.%f"), row.key_id,
+        row.source, row.requested_model, row.tier, row.deployment, row.hosting, row.model_id,
+        1 if row.stream else 0, row.prompt_tokens, row.completion_tokens, row.cached_tokens,
+        usd_to_nusd(row.cost_usd), usd_to_nusd(row.hourly_cost_usd), row.latency_ms,
+        row.ttft_ms, int(row.status), row.error_kind, int(row.fallbacks),
+        1 if row.partial else 0, row.route_reason, row.route_score, row.prompt, audit,
+    )  # fmt: skip
 
 
 def row_from_mapping(values: Any) -> LedgerRow:

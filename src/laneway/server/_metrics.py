@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
@@ -66,9 +68,42 @@ class Metrics:
             "laneway_inflight_requests", "Chat requests in flight in this worker", registry=r
         )
 
+        self.before_render: Callable[[], None] | None = None
+        self._children: dict[tuple[str, ...], Any] = {}
+
+    def _child(self, metric: Any, *labels: str) -> Any:
+        """Labelled children are cached: ``labels()`` takes a lock and hashes each time."""
+        key = (metric._name, *labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = metric.labels(*labels)
+        return child
+
+    def observe_request(
+        self, deployment: str, status: int, latency: float, ttft: float | None, error: Any
+    ) -> None:
+        self._child(self.requests, deployment, str(status)).inc()
+        self._child(self.latency, deployment).observe(latency)
+        if ttft is not None:
+            self._child(self.ttft, deployment).observe(ttft)
+        if error is not None:
+            self._child(self.errors, deployment, error.code).inc()
+
+    def observe_attempt(
+        self, deployment: str, ok: bool, prompt: int, completion: int, cost: Decimal | None
+    ) -> None:
+        self._child(self.attempts, deployment, "ok" if ok else "error").inc()
+        if prompt:
+            self._child(self.tokens, deployment, "prompt").inc(prompt)
+        if completion:
+            self._child(self.tokens, deployment, "completion").inc(completion)
+        self.add_cost(deployment, cost)
+
     def add_cost(self, deployment: str, cost: Decimal | None) -> None:
         if cost is not None and cost > 0:
-            self.cost.labels(deployment).inc(float(cost))
+            self._child(self.cost, deployment).inc(float(cost))
 
     def render(self) -> bytes:
+        if self.before_render is not None:
+            self.before_render()
         return generate_latest(self.registry)
