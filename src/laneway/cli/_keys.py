@@ -149,6 +149,37 @@ def _show_secret(plaintext: str, key: KeyRecord, verb: str) -> None:
     typer.echo("Store this key now: it is kept only as a hash and cannot be shown again.", err=True)
 
 
+class _Action(StrEnum):
+    self_hosted_only = "self_hosted_only"
+    block = "block"
+    redact = "redact"
+    allow = "allow"
+
+
+def _key_policy(
+    action: _Action | None,
+    deployments: str | None,
+    licenses: str | None,
+    origins: str | None,
+    open_weights: bool | None,
+) -> Any:
+    """The key's policy overrides (``KeyPolicy``), validated like the settings file."""
+    from pydantic import ValidationError
+
+    from laneway.settings import KeyPolicy
+
+    try:
+        return KeyPolicy(
+            sensitive_action=None if action is None else action.value,
+            sensitive_deployments=tuple(_split(deployments) or ()),
+            allowed_licenses=None if licenses is None else tuple(_split(licenses) or ()),
+            denied_origins=None if origins is None else tuple(_split(origins) or ()),
+            require_open_weights=open_weights,
+        )
+    except ValidationError as exc:
+        raise _fail(f"invalid key policy: {exc.errors()[0]['msg']}", 2) from None
+
+
 def create_command(
     name: Annotated[
         str, typer.Option("--name", help="A unique name for the key (a team, an app).")
@@ -178,6 +209,30 @@ def create_command(
     log_prompts: Annotated[
         bool, typer.Option("--log-prompts", help="Store this key's prompt text in the ledger.")
     ] = False,
+    sensitive_action: Annotated[
+        _Action | None,
+        typer.Option(help="Override policies.sensitive.action for this key."),
+    ] = None,
+    sensitive_deployments: Annotated[
+        str | None,
+        typer.Option(
+            help="Comma-separated external deployments this key may send sensitive data to "
+            "(e.g. a vendor under a BAA)."
+        ),
+    ] = None,
+    allowed_licenses: Annotated[
+        str | None, typer.Option(help="Comma-separated license ids or tiers (overrides policy).")
+    ] = None,
+    denied_origins: Annotated[
+        str | None, typer.Option(help="Comma-separated ISO-3166 codes (overrides policy).")
+    ] = None,
+    require_open_weights: Annotated[
+        bool | None,
+        typer.Option(
+            "--require-open-weights/--allow-closed-weights",
+            help="Override policies.require_open_weights for this key.",
+        ),
+    ] = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the key and record as JSON.")
     ] = False,
@@ -185,6 +240,13 @@ def create_command(
     config: _Config = None,
 ) -> None:
     """Create a virtual key and print it once (only its hash is stored)."""
+    policy = _key_policy(
+        sensitive_action,
+        sensitive_deployments,
+        allowed_licenses,
+        denied_origins,
+        require_open_weights,
+    )
     budget: Decimal | None = None
     if budget_usd is not None:
         try:
@@ -203,6 +265,7 @@ def create_command(
                 tpm=tpm,
                 allow_unknown_price=allow_unknown_price,
                 log_prompts=log_prompts,
+                policy=policy,
             )
         except InvalidRequest as exc:
             code = 1 if exc.param == "name" and "exists" in exc.message else 2

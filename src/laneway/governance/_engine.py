@@ -187,7 +187,11 @@ class Governance:
         finding = injection_score(request)
         if finding is None:
             return
-        audit["injection"] = finding.as_audit() if hasattr(finding, "as_audit") else str(finding)
+        audit["injection"] = {
+            "score": finding.score,
+            "rules": dict(finding.rules),
+            "positions": dict(finding.positions),
+        }
         if self.policies.injection.block:
             raise InjectionBlocked("the request looks like a prompt injection and policy blocks it")
 

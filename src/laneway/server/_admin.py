@@ -117,6 +117,17 @@ def _key_options(body: dict[str, Any]) -> dict[str, Any]:
             options[name] = int(body[name])
     for name in ("allow_unknown_price", "log_prompts"):
         options[name] = bool(body.get(name, False))
+    if body.get("policy") is not None:
+        from pydantic import ValidationError
+
+        from laneway.settings import KeyPolicy
+
+        try:
+            options["policy"] = KeyPolicy.model_validate(body["policy"])
+        except ValidationError as exc:
+            raise InvalidRequest(
+                f"invalid key policy: {exc.errors()[0]['msg']}", param="policy"
+            ) from None
     return options
 
 
