@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import hmac
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
@@ -112,7 +113,7 @@ class Governance:
         self._verdicts: dict[EffectivePolicy, dict[str, PolicyVerdict]] = {}
         self._warned: dict[str, datetime] = {}
         self._clean: frozenset[str] | None = None
-        self._clean_day: date | None = None
+        self._clean_day = -1
 
     # -- authentication -----------------------------------------------------
     @property
@@ -182,6 +183,8 @@ class Governance:
     def _check_injection(self, request: ChatRequest, audit: dict[str, Any]) -> None:
         if not self.policies.injection.flag and not self.policies.injection.block:
             return
+        if not _has_untrusted(request):  # only system prompts and plain user turns
+            return
         from laneway.governance._injection import injection_score
 
         finding = injection_score(request)
@@ -246,9 +249,10 @@ class Governance:
         if self.kills is not None and self.kills.active():
             return False
         clean = self._clean
-        today = datetime.now(UTC).date()
-        if clean is None or today != self._clean_day:
-            self._clean_day = today
+        day = int(time.time() // 86400)  # recompute deprecation status once a UTC day
+        if clean is None or day != self._clean_day:
+            self._clean_day = day
+            today = datetime.now(UTC).date()
             verdicts = self._verdicts_for(effective_policy(self.policies, None))
             warn = self.policies.deprecation_warning_days
             clean = self._clean = frozenset(
@@ -347,6 +351,19 @@ class Governance:
             )
             worst = max(worst, cost / Decimal(1_000_000))
         return worst
+
+
+def _has_untrusted(request: ChatRequest) -> bool:
+    """Whether any text could carry an injection: tool results, assistant history, or
+    documents passed as extra parts of a user turn."""
+    for message in request.messages:
+        role = message.get("role")
+        if role in ("tool", "function", "assistant"):
+            return True
+        content = message.get("content")
+        if role == "user" and isinstance(content, list) and len(content) > 1:
+            return True
+    return False
 
 
 def _output_cap(d: DeploymentView) -> int:

@@ -10,6 +10,7 @@ A :class:`Finding` holds a kind and offsets only, never the matched text.
 from __future__ import annotations
 
 import json
+import re
 from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
@@ -105,7 +106,10 @@ class Scanner:
             return [], ()
         hits: list[tuple[int, Hit]] = []
         errors: list[str] = []
+        has_digit = _DIGIT.search(text) is not None
         for detector in self._detectors:
+            if not has_digit and detector.name in _NEEDS_DIGIT:
+                continue  # every shape these detectors accept contains a decimal digit
             try:
                 found = detector.find(text)
             except Exception:  # fail closed: the caller treats the text as sensitive
@@ -142,6 +146,8 @@ class Scanner:
 
 
 _SEPARATOR = "\n\x00\x00\n"
+_DIGIT = re.compile(r"\d")
+_NEEDS_DIGIT = frozenset({"phone", "payment_card", "iban", "national_id", "date_of_birth"})
 
 
 def scan_output(text: str, scanner: Scanner) -> Mapping[str, int]:

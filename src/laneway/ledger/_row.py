@@ -34,8 +34,8 @@ SOURCES = ("api", "eval")
 HOSTINGS = ("closed_api", "serverless", "self_hosted", "embedded")
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerRow:
+@dataclass(slots=True)  # not frozen: a frozen __init__ costs ~10 µs for 26 fields, twice
+class LedgerRow:  # a request; rows are built once by the gateway and never changed
     """One ledger row. ``ts`` is when the request (or attempt) started, timezone-aware UTC."""
 
     request_id: str

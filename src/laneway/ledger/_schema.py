@@ -137,14 +137,14 @@ def row_to_sqlite(row: LedgerRow) -> tuple[Any, ...]:
     """The same values as :func:`row_to_params`, already in SQLite's storage form (the
     text datetime SQLAlchemy writes, 0/1 booleans, JSON text), in ``SQLITE_COLUMNS``
     order: the writer's fast path inserts them with the driver's own ``executemany``."""
-    ts = to_utc(row.ts).replace(tzinfo=None)
+    ts = to_utc(row.ts).replace(tzinfo=None).isoformat(" ", "microseconds")  # SQLAlchemy form
     audit = (
         None
         if row.audit is None
         else orjson.dumps(dict(row.audit), default=str, option=orjson.OPT_NON_STR_KEYS).decode()
     )
     return (
-        row.request_id, int(row.attempt), ts.strftime("%Y-%m-%d %H:%M:%S.%f"), row.key_id,
+        row.request_id, int(row.attempt), ts, row.key_id,
         row.source, row.requested_model, row.tier, row.deployment, row.hosting, row.model_id,
         1 if row.stream else 0, row.prompt_tokens, row.completion_tokens, row.cached_tokens,
         usd_to_nusd(row.cost_usd), usd_to_nusd(row.hourly_cost_usd), row.latency_ms,
