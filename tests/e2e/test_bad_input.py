@@ -184,3 +184,24 @@ def test_unsupported_parameter_for_provider_is_rejected_not_dropped(
         assert payload["error"]["code"] == "unsupported_parameter"
         assert payload["error"]["param"] == "seed"
         assert fake.received == []
+
+
+def test_a_bug_becomes_a_500_json_error_and_the_gateway_keeps_serving(
+    fake_openai: FakeOpenAI, start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import laneway.server._chat as chat
+
+    gw = start_gateway({"deployments": [openai_deployment("gpt", fake_openai.url)]})
+    real = chat.parse_chat_request
+
+    def broken(body: bytes, *, max_depth: int = 64) -> Any:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(chat, "parse_chat_request", broken)
+    status, payload, _ = _post(gw.port, _json(GOOD))
+    assert status == 500
+    assert payload["error"]["code"] == "internal_error"
+    assert "a bug" not in payload["error"]["message"]
+    monkeypatch.setattr(chat, "parse_chat_request", real)
+    status, _, _ = _post(gw.port, _json(GOOD))
+    assert status == 200

@@ -110,6 +110,7 @@ class AiohttpUpstream:
     def __init__(self, *, limit: int = 1000) -> None:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
+        self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -122,7 +123,10 @@ class AiohttpUpstream:
     async def post(
         self, url: str, headers: Mapping[str, str], body: bytes, timeouts: Timeouts
     ) -> UpstreamResponse:
-        timeout = aiohttp.ClientTimeout(total=timeouts.read, connect=timeouts.connect)
+        timeout = self._timeouts.get(timeouts)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(total=timeouts.read, connect=timeouts.connect)
+            self._timeouts[timeouts] = timeout
         try:
             async with self._get_session().post(
                 url, data=body, headers=headers, timeout=timeout, allow_redirects=False

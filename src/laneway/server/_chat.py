@@ -126,7 +126,7 @@ async def _complete(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) ->
         model=_served_model(gateway, ctx, chat),
         cost=cost,
     )
-    gateway.finish(ctx, CallOutcome(status=200, usage=result.usage))
+    gateway.finish(ctx, CallOutcome(status=200, usage=result.usage, cost=cost))
     return Response(body, media_type=_JSON, headers=headers)
 
 

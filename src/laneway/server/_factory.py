@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-
-from starlette.applications import Starlette
+from typing import Any
 
 from laneway.settings import load_settings
 
 __all__ = ["app_from_environment"]
 
 
-def app_from_environment() -> Starlette:
+def app_from_environment() -> Any:
     """uvicorn factory: settings from ``LANEWAY_CONFIG`` (set by ``laneway serve``)."""
     from laneway.server._app import create_app
 

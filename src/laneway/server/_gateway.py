@@ -72,6 +72,9 @@ class RequestContext:
     reservation: Any = None
 
 
+_UNSET: Any = object()
+
+
 @dataclass(slots=True)
 class CallOutcome:
     status: int
@@ -79,6 +82,7 @@ class CallOutcome:
     error: LanewayError | None = None
     partial: bool = False
     ttft: float | None = None
+    cost: Any = _UNSET  # the request's cost when the caller already computed it
 
 
 class Gateway:
@@ -316,14 +320,17 @@ class Gateway:
         label = served or "none"
         latency = now - ctx.started
         self.metrics.observe_request(label, outcome.status, latency, outcome.ttft, outcome.error)
-        for attempt in ctx.trace.attempts:
+        costs = [
+            self.cost_of(a.deployment, a.usage) if a.usage else None for a in ctx.trace.attempts
+        ]
+        for attempt, cost in zip(ctx.trace.attempts, costs, strict=True):
             usage = attempt.usage
             self.metrics.observe_attempt(
                 attempt.deployment,
                 attempt.error is None,
                 usage.prompt_tokens if usage else 0,
                 usage.completion_tokens if usage else 0,
-                self.cost_of(attempt.deployment, usage) if usage else None,
+                cost,
             )
         if self.ledger is None:
             return
@@ -351,7 +358,7 @@ class Gateway:
                 prompt_tokens=usage.prompt_tokens if usage else None,
                 completion_tokens=usage.completion_tokens if usage else None,
                 cached_tokens=usage.cached_tokens if usage else None,
-                cost_usd=self.request_cost(ctx),
+                cost_usd=outcome.cost if outcome.cost is not _UNSET else self.request_cost(ctx),
                 hourly_cost_usd=deployment.hourly_cost if deployment else None,
                 latency_ms=latency * 1000.0,
                 ttft_ms=None if outcome.ttft is None else outcome.ttft * 1000.0,
@@ -365,8 +372,8 @@ class Gateway:
                 audit=audit,
             )
         )
-        for number, attempt in enumerate(ctx.trace.attempts, start=1):
-            self.ledger.record(self._attempt_row(ctx, number, attempt, ts))
+        for number, (attempt, cost) in enumerate(zip(ctx.trace.attempts, costs, strict=True), 1):
+            self.ledger.record(self._attempt_row(ctx, number, attempt, ts, cost))
 
     def _ledger_prompt(self, ctx: RequestContext) -> str | None:
         """Prompt text for the ledger: only when prompt logging is on (globally, per key
@@ -400,7 +407,7 @@ class Gateway:
         loop.run_in_executor(None, store.settle, reservation, cost)
 
     def _attempt_row(
-        self, ctx: RequestContext, number: int, attempt: Attempt, ts: datetime
+        self, ctx: RequestContext, number: int, attempt: Attempt, ts: datetime, cost: Any
     ) -> LedgerRow:
         d = self.deployments.get(attempt.deployment)
         usage = attempt.usage
@@ -420,7 +427,7 @@ class Gateway:
             prompt_tokens=usage.prompt_tokens if usage else None,
             completion_tokens=usage.completion_tokens if usage else None,
             cached_tokens=usage.cached_tokens if usage else None,
-            cost_usd=self.cost_of(attempt.deployment, usage) if usage else None,
+            cost_usd=cost,
             hourly_cost_usd=d.hourly_cost if d else None,
             latency_ms=attempt.latency_ms,
             ttft_ms=attempt.ttft_ms,
