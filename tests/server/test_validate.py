@@ -878,3 +878,17 @@ def test_fuzz_only_chat_request_or_invalid_request() -> None:
     print(f"fuzz: {ok} accepted, {len(errors)} rejected")
     assert ok > 150
     assert len(errors) > 2000
+
+
+def test_deprecated_function_fields_sent_as_null_are_ignored() -> None:
+    body = {
+        "model": "m",
+        "messages": [{"role": "user", "content": "hi"}],
+        "functions": None,
+        "function_call": None,
+    }
+    request = parse_chat_request(orjson.dumps(body))
+    assert request.tools == ()
+    body["functions"] = [{"name": "f"}]
+    with pytest.raises(InvalidRequest, match="deprecated"):
+        parse_chat_request(orjson.dumps(body))

@@ -83,6 +83,8 @@ def parse_chat_request(body: bytes, *, max_depth: int = 64) -> ChatRequest:
     for key, value in doc.items():
         check = checks.get(key)
         if check is None:
+            if value is None and key in _NULL_TOLERATED:
+                continue  # some SDKs send the deprecated fields as explicit nulls
             raise _unknown_parameter(key)
         if value is not None:
             values[key] = check(value, key)
@@ -150,6 +152,9 @@ def _build(values: dict[str, Any]) -> ChatRequest:
         response_format=values.get("response_format"),
         options=options,
     )
+
+
+_NULL_TOLERATED = frozenset({"functions", "function_call"})
 
 
 def _unknown_parameter(key: str) -> InvalidRequest:
