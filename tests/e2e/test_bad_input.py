@@ -205,3 +205,28 @@ def test_a_bug_becomes_a_500_json_error_and_the_gateway_keeps_serving(
     monkeypatch.setattr(chat, "parse_chat_request", real)
     status, _, _ = _post(gw.port, _json(GOOD))
     assert status == 200
+
+
+def test_prompt_longer_than_the_context_window_is_refused_before_any_call(
+    fake_openai: FakeOpenAI, start_gateway: GatewayFactory
+) -> None:
+    gw = start_gateway(
+        {
+            "deployments": [
+                openai_deployment(
+                    "small",
+                    fake_openai.url,
+                    model="smollm2-135m-instruct",  # 8,192 tokens in the catalog
+                    provider="openai_compatible",
+                )
+            ]
+        }
+    )
+    long = _json(
+        {**GOOD, "model": "small", "messages": [{"role": "user", "content": "word " * 6000}]}
+    )
+    status, payload, _ = _post(gw.port, long)
+    assert status == 400
+    assert payload["error"]["code"] == "context_length_exceeded"
+    assert "8192" in payload["error"]["message"]
+    assert fake_openai.received == []

@@ -10,7 +10,13 @@ from decimal import Decimal
 import orjson
 
 from laneway.catalog import Catalog, ModelInfo
-from laneway.errors import LanewayError, ModelNotFound, NoDeploymentAvailable, UnsupportedParameter
+from laneway.errors import (
+    ContextLengthExceeded,
+    LanewayError,
+    ModelNotFound,
+    NoDeploymentAvailable,
+    UnsupportedParameter,
+)
 from laneway.providers import ChatModel, ChatRequest
 from laneway.providers._registry import vendor_for
 from laneway.resilience import CircuitBreaker, CircuitState, Trace
@@ -158,11 +164,19 @@ def _capability_gap(deployment: Deployment, request: ChatRequest) -> str | None:
         return "model does not accept images"
     if request.json_schema is not None and caps.json_schema is False:
         return "model does not support JSON schema output"
-    if caps.context_window is not None:
+    window = caps.context_window
+    local = deployment.settings.local
+    if deployment.settings.provider == "local":
+        n_ctx = local.n_ctx if local is not None else 2048
+        window = n_ctx if window is None else min(window, n_ctx)
+    if window is not None:
         needed = _estimated_prompt_tokens(request) + (request.max_tokens or 0)
-        if needed > caps.context_window:
-            return f"request (~{needed} tokens) exceeds the context window ({caps.context_window})"
+        if needed > window:
+            return f"{_CONTEXT}: request (~{needed} tokens) exceeds the context window ({window})"
     return None
+
+
+_CONTEXT = "context too long"
 
 
 def select_candidates(
@@ -181,7 +195,8 @@ def select_candidates(
         gap = _capability_gap(deployment, request)
         if gap is not None:
             trace.skipped.append((name, gap))
-            refusals.append(UnsupportedParameter(f"{name}: {gap}"))
+            refusal = ContextLengthExceeded if gap.startswith(_CONTEXT) else UnsupportedParameter
+            refusals.append(refusal(f"{name}: {gap}"))
             continue
         try:
             deployment.adapter.check(request)
@@ -196,7 +211,12 @@ def select_candidates(
             ready.append(deployment)
     if ready or tripped:
         return ready + tripped
-    if len(refusals) == 1:
+    if len(refusals) == 1 or all(isinstance(r, ContextLengthExceeded) for r in refusals):
+        if len(refusals) > 1:
+            raise ContextLengthExceeded(
+                "the request is too long for every deployment: "
+                + "; ".join(e.message for e in refusals)
+            )
         raise refusals[0]
     if refusals:
         raise UnsupportedParameter(
