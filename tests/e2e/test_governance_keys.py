@@ -257,3 +257,63 @@ def test_policy_check_and_audit_commands(start_gateway: GatewayFactory, tmp_path
     )
     assert shown.exit_code == 0
     assert "phone" in shown.output
+
+
+def test_policy_check_points_out_a_license_typo(tmp_path: Path) -> None:
+    path = tmp_path / "laneway.yaml"
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "deployments": [
+                    {
+                        "name": "llama",
+                        "model": "llama-3.1-8b-instruct",
+                        "provider": "openai_compatible",
+                        "vendor": "vllm",
+                    }
+                ],
+                "policies": {"allowed_licenses": ["permissive", "apache2"]},
+            }
+        )
+    )
+    runner = CliRunner()
+    result = runner.invoke(build_app(), ["policy", "check", "--config", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["unknown_license_entries"] == ["apache2"]
+    table = runner.invoke(build_app(), ["policy", "check", "--config", str(path)])
+    assert "apache2" in table.output
+    assert "warning" in table.output
+
+
+def test_keys_create_takes_policy_overrides(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'keys.db'}"
+    runner = CliRunner()
+    result = runner.invoke(
+        build_app(),
+        [
+            "keys",
+            "create",
+            "--name",
+            "baa",
+            "--sensitive-deployments",
+            "vendor",
+            "--denied-origins",
+            "CN",
+            "--require-open-weights",
+            "--json",
+            "--database",
+            url,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    policy = json.loads(result.output)["policy"]
+    assert policy == {
+        "sensitive_deployments": ["vendor"],
+        "denied_origins": ["CN"],
+        "require_open_weights": True,
+    }
+    bad = runner.invoke(
+        build_app(),
+        ["keys", "create", "--name", "x", "--sensitive-action", "leak", "--database", url],
+    )
+    assert bad.exit_code == 2

@@ -244,10 +244,26 @@ def tco_command(
         raise _fail(exc.message) from None
     if cost is None or cost.sizing is None:
         raise _fail(f"no price for {gpu}: pass --gpu-hourly")
+    data = _tco_json(info.id, cost, a, total)
+    if as_json:
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        return
+    m = data["monthly_usd"]
+    s = cost.sizing
+    typer.echo(
+        f"{info.id} on {s.gpus} × {data['gpu']} (utilisation {s.utilisation:.0%}): "
+        f"${m['total']}/month = GPU rent ${m['gpu_rent']} + overhead ${m['infra_overhead']} + "
+        f"ops staff ${m['ops_staff']} + model updates ${m['model_updates']} "
+        f"({data['multiple_of_gpu_rent']}x GPU rent; ${data['usd_per_million_tokens']}/M tokens)"
+    )
+
+
+def _tco_json(model_id: str, cost: Any, a: Any, total: Any) -> dict[str, Any]:
+    """The `laneway tco --json` document (money as decimal strings)."""
     s = cost.sizing
     per_m = cost.total / (total * a.number("days_per_month")) * 1_000_000 if total else None
     data: dict[str, Any] = {
-        "model": info.id,
+        "model": model_id,
         "gpu": a.text("gpu"),
         "gpus": s.gpus,
         "utilisation": f"{s.utilisation:.4f}",
@@ -262,13 +278,4 @@ def tco_command(
         "usd_per_million_tokens": None if per_m is None else f"{per_m:.4f}",
         "assumptions": [{"name": x.name, "value": str(x.value), "source": x.source} for x in a],
     }
-    if as_json:
-        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-        return
-    m = data["monthly_usd"]
-    typer.echo(
-        f"{info.id} on {s.gpus} × {data['gpu']} (utilisation {s.utilisation:.0%}): "
-        f"${m['total']}/month = GPU rent ${m['gpu_rent']} + overhead ${m['infra_overhead']} + "
-        f"ops staff ${m['ops_staff']} + model updates ${m['model_updates']} "
-        f"({data['multiple_of_gpu_rent']}x GPU rent; ${data['usd_per_million_tokens']}/M tokens)"
-    )
+    return data

@@ -180,6 +180,32 @@ def _key_policy(
         raise _fail(f"invalid key policy: {exc.errors()[0]['msg']}", 2) from None
 
 
+# Per-key policy overrides (see laneway.settings.KeyPolicy).
+_SensitiveActionOpt = Annotated[
+    _Action | None, typer.Option(help="Override policies.sensitive.action for this key.")
+]
+_SensitiveDeploymentsOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Comma-separated external deployments this key may send sensitive data to "
+        "(e.g. a vendor under a BAA)."
+    ),
+]
+_LicensesOpt = Annotated[
+    str | None, typer.Option(help="Comma-separated license ids or tiers (overrides policy).")
+]
+_OriginsOpt = Annotated[
+    str | None, typer.Option(help="Comma-separated ISO-3166 codes (overrides policy).")
+]
+_OpenWeightsOpt = Annotated[
+    bool | None,
+    typer.Option(
+        "--require-open-weights/--allow-closed-weights",
+        help="Override policies.require_open_weights for this key.",
+    ),
+]
+
+
 def create_command(
     name: Annotated[
         str, typer.Option("--name", help="A unique name for the key (a team, an app).")
@@ -209,30 +235,11 @@ def create_command(
     log_prompts: Annotated[
         bool, typer.Option("--log-prompts", help="Store this key's prompt text in the ledger.")
     ] = False,
-    sensitive_action: Annotated[
-        _Action | None,
-        typer.Option(help="Override policies.sensitive.action for this key."),
-    ] = None,
-    sensitive_deployments: Annotated[
-        str | None,
-        typer.Option(
-            help="Comma-separated external deployments this key may send sensitive data to "
-            "(e.g. a vendor under a BAA)."
-        ),
-    ] = None,
-    allowed_licenses: Annotated[
-        str | None, typer.Option(help="Comma-separated license ids or tiers (overrides policy).")
-    ] = None,
-    denied_origins: Annotated[
-        str | None, typer.Option(help="Comma-separated ISO-3166 codes (overrides policy).")
-    ] = None,
-    require_open_weights: Annotated[
-        bool | None,
-        typer.Option(
-            "--require-open-weights/--allow-closed-weights",
-            help="Override policies.require_open_weights for this key.",
-        ),
-    ] = None,
+    sensitive_action: _SensitiveActionOpt = None,
+    sensitive_deployments: _SensitiveDeploymentsOpt = None,
+    allowed_licenses: _LicensesOpt = None,
+    denied_origins: _OriginsOpt = None,
+    require_open_weights: _OpenWeightsOpt = None,
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the key and record as JSON.")
     ] = False,
@@ -247,26 +254,20 @@ def create_command(
         denied_origins,
         require_open_weights,
     )
-    budget: Decimal | None = None
-    if budget_usd is not None:
-        try:
-            budget = Decimal(budget_usd)
-        except InvalidOperation:
-            raise _fail(f"--budget-usd: {budget_usd!r} is not a number", 2) from None
+    options: dict[str, Any] = {
+        "budget_usd": _parse_budget(budget_usd),
+        "period": None if period is None else period.value,
+        "models": _split(models),
+        "tiers": _split(tiers),
+        "rpm": rpm,
+        "tpm": tpm,
+        "allow_unknown_price": allow_unknown_price,
+        "log_prompts": log_prompts,
+        "policy": policy,
+    }
     with _store(database, config, create=True) as store:
         try:
-            plaintext, key = store.create_key(
-                name,
-                budget_usd=budget,
-                period=None if period is None else period.value,
-                models=_split(models),
-                tiers=_split(tiers),
-                rpm=rpm,
-                tpm=tpm,
-                allow_unknown_price=allow_unknown_price,
-                log_prompts=log_prompts,
-                policy=policy,
-            )
+            plaintext, key = store.create_key(name, **options)
         except InvalidRequest as exc:
             code = 1 if exc.param == "name" and "exists" in exc.message else 2
             raise _fail(exc.message, code) from None
@@ -274,6 +275,15 @@ def create_command(
             typer.echo(json.dumps({"key": plaintext, **_key_json(store, key)}, indent=2))
             return
         _show_secret(plaintext, key, "Created")
+
+
+def _parse_budget(budget_usd: str | None) -> Decimal | None:
+    if budget_usd is None:
+        return None
+    try:
+        return Decimal(budget_usd)
+    except InvalidOperation:
+        raise _fail(f"--budget-usd: {budget_usd!r} is not a number", 2) from None
 
 
 def _budget_cell(row: dict[str, Any]) -> str:

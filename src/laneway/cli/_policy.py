@@ -13,10 +13,16 @@ from rich.table import Table
 
 from laneway.catalog import default_catalog
 from laneway.errors import ConfigError, LanewayError
-from laneway.governance import deprecation_status, effective_policy, evaluate, pin_problem
+from laneway.governance import (
+    deprecation_status,
+    effective_policy,
+    evaluate,
+    pin_problem,
+    validate_license_entries,
+)
 from laneway.settings import Settings, load_settings
 
-__all__ = ["audit_rows", "policy_report", "register"]
+__all__ = ["audit_rows", "policy_report", "register", "unknown_license_entries"]
 
 ConfigOption = Annotated[
     Path | None,
@@ -80,13 +86,14 @@ def policy_check(
     or fails and why, plus deprecation dates and weight-file pinning."""
     settings = _settings(config)
     rows = policy_report(settings)
+    unknown = unknown_license_entries(settings)
     if as_json:
-        typer.echo(
-            json.dumps(
-                {"policies": settings.policies.model_dump(mode="json"), "deployments": rows},
-                indent=2,
-            )
-        )
+        payload = {
+            "policies": settings.policies.model_dump(mode="json"),
+            "unknown_license_entries": unknown,
+            "deployments": rows,
+        }
+        typer.echo(json.dumps(payload, indent=2))
         return
     console = Console()
     p = settings.policies
@@ -112,6 +119,17 @@ def policy_check(
             "; ".join(reasons) or "passes every policy",
         )
     console.print(table)
+    if unknown:
+        console.print(
+            f"[yellow]warning:[/yellow] allowed_licenses entries match no license id in the "
+            f"catalog and no tier: {', '.join(unknown)}"
+        )
+
+
+def unknown_license_entries(settings: Settings) -> list[str]:
+    """``policies.allowed_licenses`` entries that are neither a tier nor a catalog license."""
+    known = {m.license_id for m in default_catalog().models}
+    return validate_license_entries(settings.policies.allowed_licenses, known)
 
 
 def audit_rows(url: str, *, since: datetime | None, request_id: str | None) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ from laneway.governance._policy import (
     deprecation_status,
     effective_policy,
     evaluate,
+    validate_license_entries,
 )
 from laneway.governance._redact import Redaction, StreamRestorer, redact_request
 from laneway.governance._sanitize import redact_text
@@ -49,4 +50,5 @@ __all__ = [
     "scan_output",
     "schema_errors",
     "sha256_of",
+    "validate_license_entries",
 ]

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from laneway.catalog import ModelInfo
+from laneway.catalog import LICENSE_TIERS, ModelInfo
 from laneway.settings import KeyPolicy, PolicySettings
 
 __all__ = [
@@ -19,8 +19,6 @@ __all__ = [
     "evaluate",
     "validate_license_entries",
 ]
-
-LICENSE_TIERS = frozenset({"permissive", "bespoke", "community", "closed"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,5 +122,8 @@ def deprecation_status(
 
 
 def validate_license_entries(entries: Sequence[str], known_ids: set[str]) -> list[str]:
-    """Entries that are neither a tier nor a license id seen in the catalog (typos)."""
-    return [e for e in entries if e.lower() not in LICENSE_TIERS and e.lower() not in known_ids]
+    """Entries that are neither a tier nor a license id seen in the catalog (a typo there
+    silently denies every deployment, so ``policy check`` points it out)."""
+    tiers = {t.lower() for t in LICENSE_TIERS}
+    known = {i.lower() for i in known_ids}
+    return [e for e in entries if e.lower() not in tiers and e.lower() not in known]

@@ -162,7 +162,6 @@ def m003_governance(conn: sa.Connection) -> None:
     """Governance: virtual keys (hashed), budget spend per period, open reservations,
     rate-limit windows, active kill switches and their history."""
     meta = sa.MetaData()
-    big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
     keys = sa.Table(
         "gov_keys",
         meta,
@@ -209,6 +208,13 @@ def m003_governance(conn: sa.Connection) -> None:
         sa.Column("expires_at", UtcDateTime(), nullable=False),
     )
     sa.Index("ix_gov_reservations_key_expires", reservations.c.key_id, reservations.c.expires_at)
+    _m003_rate_and_kills(meta)
+    meta.create_all(conn)
+
+
+def _m003_rate_and_kills(meta: sa.MetaData) -> None:
+    """Migration 3, continued: rate-limit windows, active kill switches, kill history."""
+    big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
     sa.Table(
         "gov_rate",
         meta,
@@ -238,7 +244,6 @@ def m003_governance(conn: sa.Connection) -> None:
         sa.Column("actor", sa.Text, nullable=False),
     )
     sa.Index("ix_gov_kill_history_ts", history.c.ts)
-    meta.create_all(conn)
 
 
 MIGRATIONS: tuple[Migration, ...] = (

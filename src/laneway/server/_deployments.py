@@ -20,7 +20,7 @@ from laneway.errors import (
 from laneway.providers import ChatModel, ChatRequest
 from laneway.providers._registry import vendor_for
 from laneway.resilience import CircuitBreaker, CircuitState, Trace
-from laneway.settings import DeploymentSettings, Settings
+from laneway.settings import DeploymentSettings, LocalModelSettings, Settings
 
 __all__ = ["Deployment", "Prices", "Resolution", "Resolver", "select_candidates"]
 
@@ -153,7 +153,25 @@ def _estimated_prompt_tokens(request: ChatRequest) -> int:
     return size // 3
 
 
-def _capability_gap(deployment: Deployment, request: ChatRequest) -> str | None:
+class _PromptSize:
+    """The request's estimated size, computed at most once per request (it serialises the
+    messages) and only when some deployment has a context window to compare with."""
+
+    __slots__ = ("_request", "_tokens")
+
+    def __init__(self, request: ChatRequest) -> None:
+        self._request = request
+        self._tokens: int | None = None
+
+    @property
+    def tokens(self) -> int:
+        if self._tokens is None:
+            request = self._request
+            self._tokens = _estimated_prompt_tokens(request) + (request.max_tokens or 0)
+        return self._tokens
+
+
+def _capability_gap(deployment: Deployment, request: ChatRequest, size: _PromptSize) -> str | None:
     info = deployment.info
     if info is None:
         return None
@@ -165,12 +183,11 @@ def _capability_gap(deployment: Deployment, request: ChatRequest) -> str | None:
     if request.json_schema is not None and caps.json_schema is False:
         return "model does not support JSON schema output"
     window = caps.context_window
-    local = deployment.settings.local
-    if deployment.settings.provider == "local":
-        n_ctx = local.n_ctx if local is not None else 2048
+    if deployment.settings.provider == "local":  # llama.cpp runs with its own n_ctx
+        n_ctx = (deployment.settings.local or LocalModelSettings()).n_ctx
         window = n_ctx if window is None else min(window, n_ctx)
     if window is not None:
-        needed = _estimated_prompt_tokens(request) + (request.max_tokens or 0)
+        needed = size.tokens
         if needed > window:
             return f"{_CONTEXT}: request (~{needed} tokens) exceeds the context window ({window})"
     return None
@@ -190,9 +207,10 @@ def select_candidates(
     ready: list[Deployment] = []
     tripped: list[Deployment] = []
     refusals: list[LanewayError] = []
+    size = _PromptSize(request)
     for name in names:
         deployment = deployments[name]
-        gap = _capability_gap(deployment, request)
+        gap = _capability_gap(deployment, request, size)
         if gap is not None:
             trace.skipped.append((name, gap))
             refusal = ContextLengthExceeded if gap.startswith(_CONTEXT) else UnsupportedParameter

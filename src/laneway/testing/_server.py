@@ -9,7 +9,7 @@ import contextlib
 import socket
 import threading
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Self
 
@@ -266,9 +266,6 @@ def json_response(
         content_type="application/json",
         headers=headers,
     )
-
-
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 @contextlib.contextmanager
