@@ -65,6 +65,10 @@ def serve(
         "port": port,
         "log_level": log_level,
         "access_log": False,
+        # Laneway uses no client address, so X-Forwarded-* rewriting is not needed (and
+        # costs ~10 µs a request); no "server: uvicorn" header either.
+        "proxy_headers": False,
+        "server_header": False,
         "loop": "auto",
         "http": "auto",
         "timeout_graceful_shutdown": 10,

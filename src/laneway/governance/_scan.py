@@ -70,7 +70,7 @@ class Scanner:
     ``extra`` detectors (plugins, tests) run alongside the configured ones and count
     towards :attr:`kinds`."""
 
-    __slots__ = ("_detectors", "kinds")
+    __slots__ = ("_detectors", "_digitless", "kinds")
 
     def __init__(self, policy: SensitivePolicy, *, extra: Sequence[Detector] = ()) -> None:
         custom_kinds = tuple(c.kind for c in policy.custom)
@@ -94,6 +94,8 @@ class Scanner:
             detectors.append(ner_detector(ner_kinds, rank + 1))
         detectors += list(extra)
         self._detectors: tuple[Detector, ...] = tuple(detectors)
+        # every shape the _NEEDS_DIGIT detectors accept contains a decimal digit
+        self._digitless = tuple(d for d in detectors if d.name not in _NEEDS_DIGIT)
         self.kinds: frozenset[str] = frozenset(kinds).union(*(d.kinds for d in extra))
 
     @property
@@ -106,16 +108,18 @@ class Scanner:
             return [], ()
         hits: list[tuple[int, Hit]] = []
         errors: list[str] = []
-        has_digit = _DIGIT.search(text) is not None
-        for detector in self._detectors:
-            if not has_digit and detector.name in _NEEDS_DIGIT:
-                continue  # every shape these detectors accept contains a decimal digit
+        kinds = self.kinds
+        detectors = self._digitless if _DIGIT.search(text) is None else self._detectors
+        for detector in detectors:
             try:
                 found = detector.find(text)
             except Exception:  # fail closed: the caller treats the text as sensitive
                 errors.append(detector.name)
                 continue
-            hits.extend((detector.priority, h) for h in found if h[0] in self.kinds)
+            if found:
+                hits.extend((detector.priority, h) for h in found if h[0] in kinds)
+        if not hits:
+            return [], tuple(errors)
         return [Finding(k, s, e) for k, s, e in resolve_overlaps(hits)], tuple(errors)
 
     def scan_text(self, text: str) -> list[Finding]:
@@ -130,13 +134,15 @@ class Scanner:
         texts = list(iter_request_texts(request))
         if not texts:
             return ScanResult({}, (), {})
+        joined = _SEPARATOR.join([text for _, text in texts])
+        findings, errs = self.scan_text_checked(joined)
+        if not findings:
+            return ScanResult({}, tuple(dict.fromkeys(errs)), {})
         starts: list[int] = []
         offset = 0
         for _, text in texts:
             starts.append(offset)
             offset += len(text) + len(_SEPARATOR)
-        joined = _SEPARATOR.join(text for _, text in texts)
-        findings, errs = self.scan_text_checked(joined)
         counts: Counter[str] = Counter()
         positions: Counter[str] = Counter()
         for finding in findings:
@@ -214,4 +220,8 @@ def _message_texts(message: Message) -> Iterator[tuple[str, str]]:
 def iter_request_texts(request: ChatRequest) -> Iterator[tuple[str, str]]:
     """``(position, text)`` for every text of every message."""
     for message in request.messages:
-        yield from _message_texts(message)
+        content = message.get("content")
+        if type(content) is str and "tool_calls" not in message:  # the common case, inline
+            yield _position(message.get("role", "")), content
+        else:
+            yield from _message_texts(message)

@@ -133,11 +133,21 @@ SQLITE_COLUMNS = (
 )  # fmt: skip
 
 
-def row_to_sqlite(row: LedgerRow) -> tuple[Any, ...]:
+def sqlite_ts(value: datetime) -> str:
+    """The text form SQLAlchemy's SQLite dialect stores a (UTC) datetime in."""
+    if value.tzinfo is UTC:  # the usual case: the aware form minus its "+00:00"
+        return value.isoformat(" ", "microseconds")[:26]
+    return to_utc(value).replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def row_to_sqlite(row: LedgerRow, ts: str | None = None) -> tuple[Any, ...]:
     """The same values as :func:`row_to_params`, already in SQLite's storage form (the
     text datetime SQLAlchemy writes, 0/1 booleans, JSON text), in ``SQLITE_COLUMNS``
-    order: the writer's fast path inserts them with the driver's own ``executemany``."""
-    ts = to_utc(row.ts).replace(tzinfo=None).isoformat(" ", "microseconds")  # SQLAlchemy form
+    order: the writer's fast path inserts them with the driver's own ``executemany``.
+    ``ts``: ``sqlite_ts(row.ts)`` when the caller already has it (rows of one request
+    share their time)."""
+    if ts is None:
+        ts = sqlite_ts(row.ts)
     audit = (
         None
         if row.audit is None

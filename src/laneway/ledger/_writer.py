@@ -30,7 +30,13 @@ from typing import Any
 import sqlalchemy as sa
 
 from laneway.ledger._row import LedgerRow
-from laneway.ledger._schema import LEDGER, SQLITE_COLUMNS, row_to_params, row_to_sqlite
+from laneway.ledger._schema import (
+    LEDGER,
+    SQLITE_COLUMNS,
+    row_to_params,
+    row_to_sqlite,
+    sqlite_ts,
+)
 
 __all__ = ["LedgerWriter"]
 
@@ -139,10 +145,19 @@ class LedgerWriter:
 
     def _take_batch(self) -> list[Any]:
         batch: list[Any] = []
+        convert = self._convert
+        sqlite = self._sqlite
+        last: Any = None
+        ts = ""
         while self._queue and len(batch) < self._max_batch:
             row = self._queue.popleft()
             try:
-                batch.append(self._convert(row))
+                if not sqlite:
+                    batch.append(convert(row))
+                    continue
+                if row.ts is not last:  # a request's rows share one datetime object
+                    last, ts = row.ts, sqlite_ts(row.ts)
+                batch.append(row_to_sqlite(row, ts))
             except Exception as exc:
                 self._count_dropped(1)
                 _log.error("ledger row dropped: it cannot be stored (%s)", type(exc).__name__)

@@ -222,19 +222,27 @@ class LanewayApp:
     middleware cost ~5% of a request's CPU); everything else, lifespan included, goes
     through the Starlette application (``.starlette``; ``.state`` is its state)."""
 
-    def __init__(self, starlette: Starlette) -> None:
+    def __init__(self, starlette: Starlette, gateway: Gateway) -> None:
         self.starlette = starlette
         self.state = starlette.state
+        self.gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _CHAT_PATHS:
             scope["app"] = self.starlette
+            gateway = self.gateway
+            gateway.inflight += 1
             try:
-                response = await chat_completions(Request(scope, receive))
-            except Exception:
-                log.exception("unhandled error on %s", scope["path"])
-                response = error_response(LanewayError("internal error (see the gateway's log)"))
-            await response(scope, receive, send)
+                try:
+                    response = await chat_completions(Request(scope, receive))
+                except Exception:
+                    log.exception("unhandled error on %s", scope["path"])
+                    response = error_response(
+                        LanewayError("internal error (see the gateway's log)")
+                    )
+                await response(scope, receive, send)
+            finally:
+                gateway.inflight -= 1
             return
         await self.starlette(scope, receive, send)
 
@@ -283,4 +291,4 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.gateway = gateway
-    return LanewayApp(app)
+    return LanewayApp(app, gateway)

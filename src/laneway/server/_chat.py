@@ -34,6 +34,24 @@ __all__ = ["chat_completions", "error_response", "read_body"]
 _JSON = "application/json"
 
 
+class JSONBytesResponse(Response):
+    """An already rendered JSON body: the raw ASGI headers are built directly (Starlette's
+    ``init_headers`` re-checks and re-encodes every header, ~5 µs a response)."""
+
+    media_type = _JSON
+
+    def __init__(self, body: bytes, headers: dict[str, str], status_code: int = 200) -> None:
+        self.status_code = status_code
+        self.body = body
+        self.background = None
+        raw = [(b"content-length", str(len(body)).encode()), (b"content-type", _JSON_BYTES)]
+        raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        self.raw_headers = raw
+
+
+_JSON_BYTES = _JSON.encode()
+
+
 def error_response(exc: LanewayError, request_id: str | None = None) -> Response:
     headers = exc.headers()
     if request_id:
@@ -127,7 +145,7 @@ async def _complete(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) ->
         cost=cost,
     )
     gateway.finish(ctx, CallOutcome(status=200, usage=result.usage, cost=cost))
-    return Response(body, media_type=_JSON, headers=headers)
+    return JSONBytesResponse(body, headers)
 
 
 def _served_model(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) -> str:

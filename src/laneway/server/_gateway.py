@@ -106,7 +106,9 @@ class Gateway:
         self.metrics = metrics
         self.governance = governance
         self.router: Any = None
-        metrics.before_render = self._refresh_gauges
+        metrics.circuit_open = self._circuit_gauges
+        metrics.inflight = lambda: self.inflight
+        self.inflight = 0
         self.retry_budget = RetryBudget(settings.retry)
         self.started_at = time.time()
         self._id_prefix = secrets.token_hex(8)
@@ -146,11 +148,11 @@ class Gateway:
         if kills is not None:
             kills.stop()
 
-    def _refresh_gauges(self) -> None:
-        for name, d in self.deployments.items():
-            self.metrics.circuit_open.labels(name).set(
-                1 if d.breaker.state is CircuitState.OPEN else 0
-            )
+    def _circuit_gauges(self) -> dict[str, int]:
+        return {
+            name: 1 if d.breaker.state is CircuitState.OPEN else 0
+            for name, d in self.deployments.items()
+        }
 
     def sanitize(self, exc: LanewayError) -> LanewayError:
         """Upstream error messages may echo the prompt: replace any detected secret or
