@@ -78,7 +78,7 @@ def main() -> None:
             "question text only, dev split (1 id in 10 by hash) held out; "
             f"{len(var_train)} varied prompts with rubric outcomes (weight share "
             f"{VARIED_SHARE})",
-            "score": "P(cheapest tier answers worse than the strongest)",
+            "score": "difficulty: 1 - mean over tiers of P(the tier answers well)",
         },
     )
     scorer.save(out)

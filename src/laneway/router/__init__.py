@@ -2,8 +2,10 @@
 
 ``load_router()`` loads the router shipped in the package (or a trained one);
 ``Router.route(messages, profile)`` returns a ``RouteDecision`` with the tier, the
-score (P(cheapest tier answers worse than the strongest)), per-tier estimates and a
-reason. Scoring is numpy-only, CPU-only and does no I/O.
+score (the estimated difficulty: 1 − the mean of the per-tier estimates, higher =
+harder; it ranks held-out prompts better than a learned P(cheapest tier worse than the
+strongest) did, see the model card), per-tier estimates and a reason. Scoring is
+numpy-only, CPU-only and does no I/O.
 """
 
 from __future__ import annotations

@@ -2,10 +2,14 @@
 
 An outcome row has per-model scores in [0, 1]. Models map to tiers; a tier's
 target is the mean score of its models on the prompt (the probability that "the
-tier's models answer well"); the score target is the degree to which the
-strongest tier beats the cheapest, averaged over their model pairs:
-``mean(max(0, o_strong - o_weak))`` — for 0/1 outcomes, the share of pairs where
-the strong model is right and the weak one wrong.
+tier's models answer well"); the score target is the prompt's difficulty,
+``1 - mean(tier targets)`` over the tiers that have outcomes: the expected share of
+tiers that fail it (for rubric rows graded g of 4 tiers, ``(g - 1) / 4``).
+
+Difficulty replaced the earlier score target (the share of (strongest, cheapest)
+model pairs where the strong model is right and the weak one wrong): it pools
+every model's outcome instead of one noisy pair difference and ranks held-out
+prompts at least as well (``scripts/router/exp_final.py``, ``exp_compare.py``).
 """
 
 from __future__ import annotations
@@ -67,14 +71,6 @@ def _tier_mean(outcomes: Mapping[str, float], models: Sequence[str]) -> float:
     return float(np.mean(vals)) if vals else float("nan")
 
 
-def _win_rate(outcomes: Mapping[str, float], strong: Sequence[str], weak: Sequence[str]) -> float:
-    s = [float(outcomes[m]) for m in strong if outcomes.get(m) is not None]
-    w = [float(outcomes[m]) for m in weak if outcomes.get(m) is not None]
-    if not s or not w:
-        return float("nan")
-    return float(np.mean([max(0.0, a - b) for a in s for b in w]))
-
-
 def targets_for(
     rows: Sequence[Mapping[str, Any]],
     tier_models: Mapping[str, Sequence[str]],
@@ -82,20 +78,20 @@ def targets_for(
 ) -> npt.NDArray[np.float64]:
     """Soft targets, shape ``(rows, len(tiers) + 1)``: tier means, then the score.
 
-    The score compares the cheapest and the strongest tier *that have models*;
-    missing values are NaN (the caller drops or masks them).
+    The score is the difficulty ``1 - mean(tier means)`` over the tiers with
+    outcomes in the row; missing values are NaN (the caller drops or masks them).
     """
     present = {m for r in rows for m in r["outcomes"]}
     active = tiers_with_data(tiers, tier_models, present)
     if len(active) < 2:
         raise ValueError("outcomes cover fewer than two tiers: nothing to route between")
-    weak, strong = tier_models[active[0]], tier_models[active[-1]]
     out = np.empty((len(rows), len(tiers) + 1))
     for i, row in enumerate(rows):
         outcomes = row["outcomes"]
         for j, tier in enumerate(tiers):
             out[i, j] = _tier_mean(outcomes, tier_models.get(tier, ()))
-        out[i, -1] = _win_rate(outcomes, strong, weak)
+        known = out[i, :-1][np.isfinite(out[i, :-1])]
+        out[i, -1] = 1.0 - float(known.mean()) if len(known) else float("nan")
     return out
 
 
