@@ -238,3 +238,24 @@ def _timed(scanner: Scanner, text: str, clock: object) -> float:
     start = clock()
     scanner.scan_text(text)
     return float(clock() - start)
+
+
+def test_digit_gate_matches_the_regex_on_ascii_and_unicode_text() -> None:
+    import re
+
+    from laneway.governance._scan import has_digit
+
+    samples = ["", "no digits here", "room 9", "0", "naïve café", "ref ٣٤٥", "x\u0967y", "ⅻ"]
+    for text in samples:
+        assert has_digit(text) is (re.search(r"\d", text) is not None), text
+
+
+def test_a_phone_number_in_non_ascii_text_is_still_found() -> None:
+    from laneway.governance import Scanner
+    from laneway.settings._policies import SensitivePolicy
+
+    scanner = Scanner(SensitivePolicy())
+    kinds = {f.kind for f in scanner.scan_text("Café Zoë — appelez le +33 6 12 34 56 78 ✆")}
+    assert "phone" in kinds
+    key = "github_pat_" + "A1b2C3d4E5f6G7h8I9j0K1_" + "x" * 30
+    assert {f.kind for f in scanner.scan_text(f"token {key} here")} == {"api_key"}

@@ -147,11 +147,20 @@ def test_percentile_interpolates_between_ranks() -> None:
 def test_request_without_attempt_rows_uses_its_own_tokens_and_cost(
     engine: sa.Engine, write_rows: Callable[[list[LedgerRow]], None]
 ) -> None:
+    """A request answered by its only call is one row: its summary is also that call."""
     write_rows([row("solo", 0, deployment="d", prompt_tokens=9, cost_usd=D("0.000000123"))])
     (group,) = usage_summary(engine)
-    assert (group.requests, group.attempts, group.prompt_tokens) == (1, 0, 9)
+    assert (group.requests, group.attempts, group.prompt_tokens) == (1, 1, 9)
     assert group.cost_usd == D("0.000000123")
     assert request_costs(engine, ["solo", "absent"]) == {"solo": D("0.000000123")}
+
+
+def test_request_refused_before_any_call_counts_no_attempt(
+    engine: sa.Engine, write_rows: Callable[[list[LedgerRow]], None]
+) -> None:
+    write_rows([row("refused", 0, status=403, error_kind="policy_denied")])
+    (group,) = usage_summary(engine)
+    assert (group.requests, group.errors, group.attempts, group.prompt_tokens) == (1, 1, 0, 0)
 
 
 def _self_hosted(
@@ -210,6 +219,23 @@ def test_self_hosted_cost_is_the_hour_divided_by_tokens_served(
     assert groups["llama-c"].cost_usd == pytest.approx(D(1), abs=D("1e-20"))
     later = _by_key(usage_summary(engine, by="deployment", since=H11 + timedelta(minutes=10)))
     assert later["llama-a"].cost_usd == D("0.5")  # the hour's other rows still divide it
+
+
+def test_single_row_requests_share_the_self_hosted_hour(
+    engine: sa.Engine, write_rows: Callable[[list[LedgerRow]], None]
+) -> None:
+    """A request answered by its only call is one summary row; it still takes its share
+    of the GPU hour, beside a request whose attempts have their own rows."""
+    common = {"deployment": "gpu", "hosting": "self_hosted", "hourly_cost_usd": D("3.00")}
+    write_rows(
+        [
+            row("one", 0, ts=T0, prompt_tokens=100, completion_tokens=50, **common),
+            *_self_hosted("two", T0 + timedelta(minutes=1), "gpu", "3.00", (100, 50)),
+        ]
+    )
+    assert request_costs(engine, ["one", "two"]) == {"one": D("1.5"), "two": D("1.5")}
+    (group,) = usage_summary(engine, by="deployment")
+    assert (group.requests, group.attempts, group.cost_usd) == (2, 2, D("3.00"))
 
 
 def test_self_hosted_without_token_counts_is_unknown(

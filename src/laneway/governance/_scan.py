@@ -15,6 +15,7 @@ from bisect import bisect_right
 from collections import Counter
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from laneway.errors import ConfigError
@@ -109,7 +110,7 @@ class Scanner:
         hits: list[tuple[int, Hit]] = []
         errors: list[str] = []
         kinds = self.kinds
-        detectors = self._digitless if _DIGIT.search(text) is None else self._detectors
+        detectors = self._detectors if has_digit(text) else self._digitless
         for detector in detectors:
             try:
                 found = detector.find(text)
@@ -137,7 +138,7 @@ class Scanner:
         joined = _SEPARATOR.join([text for _, text in texts])
         findings, errs = self.scan_text_checked(joined)
         if not findings:
-            return ScanResult({}, tuple(dict.fromkeys(errs)), {})
+            return _CLEAN if not errs else ScanResult({}, tuple(dict.fromkeys(errs)), {})
         starts: list[int] = []
         offset = 0
         for _, text in texts:
@@ -152,7 +153,22 @@ class Scanner:
 
 
 _SEPARATOR = "\n\x00\x00\n"
+_CLEAN = ScanResult(MappingProxyType({}), (), MappingProxyType({}))  # shared: read-only
 _DIGIT = re.compile(r"\d")
+
+
+def has_digit(text: str) -> bool:
+    """Any Unicode decimal digit (what ``\\d`` matches). ASCII text, the usual case, is
+    checked with ten substring searches (memchr speed) instead of a regex that steps
+    through every character: ~1k instead of ~22k instructions for 170 characters."""
+    if text.isascii():
+        return (
+            "0" in text or "1" in text or "2" in text or "3" in text or "4" in text
+            or "5" in text or "6" in text or "7" in text or "8" in text or "9" in text
+        )  # fmt: skip
+    return _DIGIT.search(text) is not None
+
+
 _NEEDS_DIGIT = frozenset({"phone", "payment_card", "iban", "national_id", "date_of_birth"})
 
 

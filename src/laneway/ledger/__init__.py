@@ -1,4 +1,5 @@
-"""The ledger: one row per request and per upstream attempt, with exact costs.
+"""The ledger: one row per request and per upstream attempt (a request answered by its one
+and only call is a single row), with exact costs.
 
 SQLite (WAL) by default through SQLAlchemy Core, numbered migrations, a batching writer off
 the request path, pure pricing functions and the usage queries behind ``laneway usage``.

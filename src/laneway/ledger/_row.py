@@ -7,13 +7,19 @@ How the gateway fills rows (the contract the usage queries rely on):
   the number of fallbacks, the route reason/score, the audit data and, optionally, the totals
   of tokens and cost that were reported to the client;
 * every upstream call gets an **attempt row** (``attempt=1..n``) with what that call actually
-  consumed: its own deployment, hosting, tokens, cost, latency, upstream status and error kind;
+  consumed: its own deployment, hosting, tokens, cost, latency, upstream status and error kind
+  — except when a request was answered in full by its first and only call: then the summary
+  row already says everything about that call (the deployment, tokens and cost are the
+  call's; the latency is end-to-end) and no attempt row is written. Retries, fallbacks,
+  failed and cut-off calls always get their attempt rows. (One row instead of two on the
+  common path: the ledger is the largest cost the gateway adds per request.)
 * request-level fields (``key_id``, ``source``, ``requested_model``, ``tier``) are repeated on
   attempt rows; the queries take them from the summary row when it exists.
 
 Usage figures count requests, errors and latency from summary rows and tokens and cost from
 attempt rows (what really ran and what the providers bill), so nothing is counted twice; a
-request with no attempt rows falls back to the tokens and cost of its summary row.
+request with no attempt rows falls back to the tokens and cost of its summary row (and counts
+as one attempt when its summary names a deployment).
 
 Costs: ``cost_usd`` is ``None`` when the price is unknown, never 0. Self-hosted and embedded
 deployments leave ``cost_usd`` ``None`` and set ``hourly_cost_usd``; the query layer amortises

@@ -4,14 +4,15 @@ Counting rules (so nothing is counted twice):
 
 * requests, errors, latency and TTFT come from the summary rows (``attempt == 0``);
 * tokens and cost come from the attempt rows (``attempt >= 1``: what actually ran and what
-  the providers bill, failed attempts included); a request without attempt rows falls back
-  to the tokens and cost of its summary row;
+  the providers bill, failed attempts included); a request without attempt rows (answered
+  by its one and only call, or refused before any call) uses the tokens and cost of its
+  summary row, which then also counts as one attempt when it names a deployment;
 * when grouping by deployment, each attempt counts for its own deployment and each request
   for the deployment that answered it; for the other groupings an attempt goes wherever its
   request goes.
 
 Self-hosted cost: a row with no ``cost_usd`` but an ``hourly_cost_usd`` costs
-``hourly × row_tokens ÷ tokens the deployment served in that UTC hour`` (attempt rows of
+``hourly × row_tokens ÷ tokens the deployment served in that UTC hour`` (spend rows of
 every source, since eval traffic uses the same GPU hour). Idle hours are not in the ledger
 and so are not charged to anyone. Percentiles interpolate linearly between ranks.
 """
@@ -157,20 +158,21 @@ def _row_tokens(row: Any) -> int | None:
 def _hour_totals(
     conn: sa.Connection, needed: set[tuple[str, datetime]]
 ) -> dict[tuple[str, datetime], int]:
-    """Tokens served per (deployment, UTC hour) by attempt rows of every source."""
+    """Tokens served per (deployment, UTC hour) by the spend rows of every source."""
     hours: dict[str, set[datetime]] = defaultdict(set)
     for deployment, hour in needed:
         hours[deployment].add(hour)
     totals: dict[tuple[str, datetime], int] = defaultdict(int)
     c = LEDGER.c
     for deployment, wanted in hours.items():
-        query = sa.select(c.ts, c.prompt_tokens, c.completion_tokens).where(
+        query = sa.select(
+            c.request_id, c.attempt, c.ts, c.prompt_tokens, c.completion_tokens
+        ).where(
             c.deployment == deployment,
-            c.attempt >= 1,
             c.ts >= min(wanted),
             c.ts < max(wanted) + _HOUR,
         )
-        for row in conn.execute(query):
+        for row in _spend_rows(list(conn.execute(query))):
             hour = _hour(row.ts)
             if hour in wanted:
                 totals[(deployment, hour)] += _row_tokens(row) or 0
@@ -240,7 +242,7 @@ def _accumulate(
         owner = summaries.get(row.request_id)
         placed_by = row if by == "deployment" or owner is None else owner
         acc = groups[_group_value(placed_by, by)]
-        acc.attempts += int(row.attempt >= 1)
+        acc.attempts += int(row.attempt >= 1 or row.deployment is not None)
         acc.seen(row.ts)
         acc.add_spend(row, cost)
     return groups

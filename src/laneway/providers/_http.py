@@ -37,7 +37,7 @@ class Timeouts:
     idle: float = 60.0
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # a value; not frozen because a frozen __init__ is slow
 class UpstreamResponse:
     status: int
     headers: Mapping[str, str]

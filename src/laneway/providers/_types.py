@@ -84,9 +84,10 @@ class ToolCallDelta(TypedDict):
     function: NotRequired[FunctionDelta]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # treat as immutable; a frozen __init__ costs ~25k instructions
 class ChatRequest:
-    """A validated OpenAI chat-completions request.
+    """A validated OpenAI chat-completions request (a value: never changed once built;
+    use ``dataclasses.replace`` for a variant).
 
     ``stop`` is always a tuple, ``max_tokens`` merges ``max_completion_tokens``.
     ``tool_choice`` is ``"none" | "auto" | "required"`` or

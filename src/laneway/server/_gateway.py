@@ -102,6 +102,9 @@ class Gateway:
         self.catalog = catalog
         self.deployments = dict(deployments)
         self.resolver = Resolver(settings, self.deployments)
+        self._candidates = {  # immutable, so built once rather than per request
+            name: Candidate(name, d.adapter, d.breaker) for name, d in self.deployments.items()
+        }
         self.ledger = ledger
         self.metrics = metrics
         self.governance = governance
@@ -214,7 +217,7 @@ class Gateway:
 
     def _member(self, ctx: RequestContext, d: Deployment, request: ChatRequest) -> ChatModel:
         model: ChatModel = RetryingModel(
-            Candidate(d.name, d.adapter, d.breaker),
+            self._candidates[d.name],
             self.settings.retry,
             self.retry_budget,
             ctx.trace,
@@ -374,6 +377,8 @@ class Gateway:
                 audit=audit,
             )
         )
+        if _single_call(ctx, outcome):
+            return  # the summary row is also the record of its one call (see LedgerRow)
         for number, (attempt, cost) in enumerate(zip(ctx.trace.attempts, costs, strict=True), 1):
             self.ledger.record(self._attempt_row(ctx, number, attempt, ts, cost))
 
@@ -442,6 +447,17 @@ class Gateway:
             prompt=None,
             audit=None,
         )
+
+
+def _single_call(ctx: RequestContext, outcome: CallOutcome) -> bool:
+    """A request answered in full by its first and only upstream call: its summary row
+    holds everything an attempt row would (deployment, tokens, cost), so no attempt row
+    is written. Saves a third of the ledger's cost per request on the common path."""
+    attempts = ctx.trace.attempts
+    if len(attempts) != 1 or outcome.status != 200 or outcome.partial:
+        return False
+    only = attempts[0]
+    return only.error is None and not only.partial and only.deployment == ctx.trace.served_by
 
 
 def _estimate_tokens(request: ChatRequest) -> int:
