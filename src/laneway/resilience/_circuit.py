@@ -34,6 +34,8 @@ class CircuitBreaker:
 
     @property
     def state(self) -> CircuitState:
+        if self._opened_at is None:  # closed: one attribute read, atomic, no lock needed
+            return CircuitState.CLOSED
         with self._lock:
             return self._state()
 
@@ -54,11 +56,15 @@ class CircuitBreaker:
 
     def begin(self) -> None:
         """Mark a call as started (claims the probe slot when half-open)."""
+        if self._opened_at is None:  # closed: nothing to claim
+            return
         with self._lock:
             if self._state() is CircuitState.HALF_OPEN:
                 self._probing = True
 
     def success(self) -> None:
+        if self._opened_at is None and not self._failures and not self._probing:
+            return  # already healthy: the usual case needs no lock
         with self._lock:
             self._failures = 0
             self._opened_at = None

@@ -35,18 +35,20 @@ _JSON = "application/json"
 
 
 class JSONBytesResponse(Response):
-    """An already rendered JSON body: the raw ASGI headers are built directly (Starlette's
+    """An already rendered JSON body with raw ASGI headers built by the caller (Starlette's
     ``init_headers`` re-checks and re-encodes every header, ~5 µs a response)."""
 
     media_type = _JSON
 
-    def __init__(self, body: bytes, headers: dict[str, str], status_code: int = 200) -> None:
+    def __init__(
+        self, body: bytes, headers: list[tuple[bytes, bytes]], status_code: int = 200
+    ) -> None:
         self.status_code = status_code
         self.body = body
         self.background = None
-        raw = [(b"content-length", str(len(body)).encode()), (b"content-type", _JSON_BYTES)]
-        raw += [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        self.raw_headers = raw
+        headers.append((b"content-length", b"%d" % len(body)))
+        headers.append((b"content-type", _JSON_BYTES))
+        self.raw_headers = headers
 
 
 _JSON_BYTES = _JSON.encode()
@@ -83,6 +85,27 @@ async def read_body(request: Request, limit: int) -> bytes:
         if not message.get("more_body", False):
             break
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _raw_route_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
+    """:func:`_route_headers` as raw ASGI headers (names pre-encoded)."""
+    resolution = ctx.resolution
+    headers = [
+        (b"x-laneway-request-id", ctx.request_id.encode()),
+        (b"x-laneway-deployment", _header_value(ctx.trace.served_by or "")),
+        (b"x-laneway-tier", _header_value((resolution.tier or "") if resolution else "")),
+        (b"x-laneway-route-reason", _header_value(resolution.reason if resolution else "")),
+        (b"x-laneway-fallbacks", b"%d" % ctx.trace.fallbacks),
+    ]
+    if ctx.route_score is not None:
+        headers.append((b"x-laneway-route-score", b"%.4f" % ctx.route_score))
+    return headers
+
+
+def _header_value(text: str) -> bytes:
+    """Latin-1, as HTTP headers are; a character outside it (a model name the client
+    typed, say) becomes ``?`` instead of failing the response."""
+    return text.encode("latin-1", "replace")
 
 
 def _route_headers(gateway: Gateway, ctx: RequestContext) -> dict[str, str]:
@@ -133,10 +156,10 @@ async def _complete(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) ->
         gateway.finish(ctx, CallOutcome(status=499, partial=True))
         raise
     cost = gateway.request_cost(ctx)
-    headers = _route_headers(gateway, ctx)
+    headers = _raw_route_headers(ctx)
     cost_text = money(cost)
     if cost_text is not None:
-        headers["x-laneway-cost-usd"] = cost_text
+        headers.append((b"x-laneway-cost-usd", cost_text.encode()))
     body = render_completion(
         result,
         request_id=ctx.request_id,

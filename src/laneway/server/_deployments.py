@@ -97,6 +97,9 @@ class Resolution:
     reason: str
 
 
+_CACHE_LIMIT = 1024
+
+
 class Resolver:
     """Resolves ``model`` in the documented order: deployment name → catalog model id or
     alias → ``tier:<name>`` (``auto`` is added by the router)."""
@@ -118,6 +121,7 @@ class Resolver:
                 by_model.setdefault(key, []).append(deployment.name)
         self._by_model = {k: tuple(v) for k, v in by_model.items()}
         self._deployments = tuple(deployments)
+        self._resolved: dict[str, Resolution] = {}
 
     @property
     def tiers(self) -> Mapping[str, tuple[str, ...]]:
@@ -127,6 +131,18 @@ class Resolver:
         return tuple(sorted(set(self._by_model) - set(self._deployments)))
 
     def resolve(self, model: str) -> Resolution:
+        """What ``model`` names. Answers depend on the config only, so they are cached;
+        names that do not resolve are never kept, and the cache stops growing at
+        ``_CACHE_LIMIT`` names (catalog ids match in any letter case)."""
+        cached = self._resolved.get(model)
+        if cached is not None:
+            return cached
+        resolution = self._resolve(model)
+        if len(self._resolved) < _CACHE_LIMIT:
+            self._resolved[model] = resolution
+        return resolution
+
+    def _resolve(self, model: str) -> Resolution:
         if model in self._deployments:
             return Resolution((model,), self._tier_of.get(model), f"deployment:{model}")
         found = self._by_model.get(model.lower())
