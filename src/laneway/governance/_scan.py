@@ -132,7 +132,7 @@ class Scanner:
         separator no detector pattern can span (NUL characters), and each finding is
         mapped back to its message position. One pass instead of one per text halves
         the per-detector overhead on typical two-message requests."""
-        texts = list(iter_request_texts(request))
+        texts = request_texts(request)
         if not texts:
             return ScanResult({}, (), {})
         joined = _SEPARATOR.join([text for _, text in texts])
@@ -182,12 +182,20 @@ def scan_output(text: str, scanner: Scanner) -> Mapping[str, int]:
     return dict(counts)
 
 
+_POSITIONS = MappingProxyType(
+    {
+        "system": "system",
+        "developer": "system",
+        "tool": "tool_result",
+        "function": "tool_result",
+        "user": "user",
+        "assistant": "assistant",
+    }
+)
+
+
 def _position(role: str) -> str:
-    if role in ("system", "developer"):
-        return "system"
-    if role in ("tool", "function"):
-        return "tool_result"
-    return role if role in ("user", "assistant") else "other"
+    return _POSITIONS.get(role, "other")
 
 
 def json_leaves(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
@@ -231,6 +239,18 @@ def _message_texts(message: Message) -> Iterator[tuple[str, str]]:
             continue
         for key, leaf in json_leaves(parsed):
             yield "tool_call", leaf_prefix(key) + leaf
+
+
+def request_texts(request: ChatRequest) -> list[tuple[str, str]]:
+    """:func:`iter_request_texts` as a list, built without a generator when every message
+    is plain text (the usual case)."""
+    texts = []
+    for message in request.messages:
+        content = message.get("content")
+        if type(content) is not str or "tool_calls" in message:
+            return list(iter_request_texts(request))
+        texts.append((_position(message.get("role", "")), content))
+    return texts
 
 
 def iter_request_texts(request: ChatRequest) -> Iterator[tuple[str, str]]:

