@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from openai import OpenAI
 
 from laneway.ledger import open_database
 from laneway.server import create_app
@@ -69,3 +70,17 @@ def ledger_rows(tmp_path: Path) -> list[dict[str, Any]]:
         rows = conn.execute(text("SELECT * FROM ledger ORDER BY id")).mappings().all()
     engine.dispose()
     return [dict(r) for r in rows]
+
+
+@pytest.fixture
+def client_factory() -> Iterator[Any]:
+    clients: list[OpenAI] = []
+
+    def make(base_url: str) -> OpenAI:
+        client = OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=30)
+        clients.append(client)
+        return client
+
+    yield make
+    for client in clients:
+        client.close()

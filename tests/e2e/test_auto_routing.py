@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -40,20 +40,6 @@ HARD = (
     "faults among 3f+1 nodes, prove safety and liveness under partial synchrony, and analyse "
     "its message complexity.",
 )
-
-
-@pytest.fixture
-def client_factory() -> Iterator[Any]:
-    clients: list[OpenAI] = []
-
-    def make(base_url: str) -> OpenAI:
-        client = OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=30)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 def _config(url: str, tiers: Sequence[str] = tuple(PRICES), **extra: Any) -> dict[str, Any]:

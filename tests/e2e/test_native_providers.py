@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from openai import OpenAI
 
 from laneway.testing import FakeAnthropic, FakeGemini, FakeOpenAI, Fault
 from tests.e2e.conftest import GatewayFactory, ledger_rows, openai_deployment
@@ -25,20 +24,6 @@ TOOLS: list[Any] = [
         },
     }
 ]
-
-
-@pytest.fixture
-def client_factory() -> Iterator[Any]:
-    clients: list[OpenAI] = []
-
-    def make(base_url: str) -> OpenAI:
-        client = OpenAI(base_url=base_url, api_key="unused", max_retries=0, timeout=30)
-        clients.append(client)
-        return client
-
-    yield make
-    for client in clients:
-        client.close()
 
 
 @pytest.fixture

@@ -268,16 +268,11 @@ def _print_run(
         typer.echo(f"wrote {export} and {report}")
 
 
-@eval_app.command("show")
-def show_command(
-    run: Annotated[str, typer.Argument(help="Run id or JSON export.")],
-    tokens_per_day: Annotated[int | None, typer.Option(min=1)] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
-    config: ConfigOpt = None,
-    db: DbOpt = None,
-) -> None:
-    """Metrics of a run, per model and per tag."""
-    from laneway.evals import compute_metrics, load_run, metrics_to_json
+def _run_metrics(
+    run: str, tokens_per_day: int | None, config: Path | None, db: str | None
+) -> tuple[Any, Any]:
+    """A run (id in the database, or a JSON export) and its metrics; a one-line error."""
+    from laneway.evals import compute_metrics, load_run
 
     engine = None if Path(run).is_file() else _engine(config, db)
     try:
@@ -287,6 +282,21 @@ def show_command(
     metrics = compute_metrics(
         loaded.results, loaded.info.suite, loaded.info.models, tokens_per_day=tokens_per_day
     )
+    return loaded, metrics
+
+
+@eval_app.command("show")
+def show_command(
+    run: Annotated[str, typer.Argument(help="Run id or JSON export.")],
+    tokens_per_day: Annotated[int | None, typer.Option(min=1)] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Metrics of a run, per model and per tag."""
+    from laneway.evals import metrics_to_json
+
+    loaded, metrics = _run_metrics(run, tokens_per_day, config, db)
     if as_json:
         typer.echo(json.dumps(metrics_to_json(metrics), indent=2, default=str))
         return
@@ -302,17 +312,9 @@ def report_command(
     db: DbOpt = None,
 ) -> None:
     """Write the HTML report of a run (plots and tables)."""
-    from laneway.evals import compute_metrics, load_run
     from laneway.evals._report import write_report
 
-    engine = None if Path(run).is_file() else _engine(config, db)
-    try:
-        loaded = load_run(run, engine)
-    except LanewayError as exc:
-        raise _fail(exc.message) from None
-    metrics = compute_metrics(
-        loaded.results, loaded.info.suite, loaded.info.models, tokens_per_day=tokens_per_day
-    )
+    loaded, metrics = _run_metrics(run, tokens_per_day, config, db)
     typer.echo(f"wrote {write_report(loaded, metrics, out)}")
 
 

@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from laneway.errors import ConfigError
+from laneway.settings import yaml_line
 
 __all__ = [
     "Case",
@@ -178,30 +179,6 @@ class Suite:
         }
 
 
-def _node_line(node: yaml.Node | None, loc: Sequence[int | str]) -> int | None:
-    """The 1-based line of the YAML node at ``loc`` (the deepest one found)."""
-    line = None if node is None else node.start_mark.line + 1
-    for part in loc:
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            for key, value in node.value:
-                if key.value == part:
-                    child = value
-                    line = key.start_mark.line + 1
-                    break
-        elif (
-            isinstance(node, yaml.SequenceNode)
-            and isinstance(part, int)
-            and 0 <= part < len(node.value)
-        ):
-            child = node.value[part]
-            line = child.start_mark.line + 1
-        if child is None:
-            break
-        node = child
-    return line
-
-
 def _loc_text(loc: Sequence[int | str]) -> str:
     out = ""
     for part in loc:
@@ -255,7 +232,7 @@ def suite_from_dict(data: Any, path: Path, root: yaml.Node | None = None) -> Sui
     """Validate a parsed suite (``root`` gives line numbers for errors)."""
 
     def line_of(loc: Sequence[int | str]) -> int | None:
-        return _node_line(root, loc)
+        return None if root is None else yaml_line(root, loc)
 
     if not isinstance(data, dict):
         raise _fail(path, line_of([]), [], "a suite must be a mapping with 'name' and 'cases'")

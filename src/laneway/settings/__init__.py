@@ -7,6 +7,7 @@ from laneway.settings._load import (
     load_settings,
     resolve_secret,
     vendors,
+    yaml_line,
 )
 from laneway.settings._model import (
     DEFAULT_TIERS,
@@ -64,4 +65,5 @@ __all__ = [
     "load_settings",
     "resolve_secret",
     "vendors",
+    "yaml_line",
 ]

@@ -8,7 +8,7 @@ the environment). An invalid file fails with the file, line and reason.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import cache
@@ -34,6 +34,7 @@ __all__ = [
     "load_settings",
     "resolve_secret",
     "vendors",
+    "yaml_line",
 ]
 
 
@@ -165,13 +166,13 @@ def _from_file(path: Path) -> Settings:
         lines = []
         for error in exc.errors():
             loc = tuple(error["loc"])
-            line = _line_of(node, loc)
+            line = yaml_line(node, loc)
             field = ".".join(str(p) for p in loc) or "(top level)"
             lines.append(f"{path}:{line}: {field}: {error['msg']}")
         raise ConfigError("invalid config:\n  " + "\n  ".join(lines)) from None
 
 
-def _line_of(node: yaml.Node | None, loc: tuple[int | str, ...]) -> int:
+def yaml_line(node: yaml.Node | None, loc: Sequence[int | str]) -> int:
     """The 1-based line of the YAML node at ``loc`` (or of its closest parent)."""
     if node is None:
         return 1
