@@ -160,7 +160,7 @@ _DIGIT = re.compile(r"\d")
 def has_digit(text: str) -> bool:
     """Any Unicode decimal digit (what ``\\d`` matches). ASCII text, the usual case, is
     checked with ten substring searches (memchr speed) instead of a regex that steps
-    through every character: ~1k instead of ~22k instructions for 170 characters."""
+    through every character."""
     if text.isascii():
         return (
             "0" in text or "1" in text or "2" in text or "3" in text or "4" in text
@@ -256,8 +256,4 @@ def request_texts(request: ChatRequest) -> list[tuple[str, str]]:
 def iter_request_texts(request: ChatRequest) -> Iterator[tuple[str, str]]:
     """``(position, text)`` for every text of every message."""
     for message in request.messages:
-        content = message.get("content")
-        if type(content) is str and "tool_calls" not in message:  # the common case, inline
-            yield _position(message.get("role", "")), content
-        else:
-            yield from _message_texts(message)
+        yield from _message_texts(message)

@@ -108,18 +108,9 @@ def _header_value(text: str) -> bytes:
     return text.encode("latin-1", "replace")
 
 
-def _route_headers(gateway: Gateway, ctx: RequestContext) -> dict[str, str]:
-    resolution = ctx.resolution
-    headers = {
-        "x-laneway-request-id": ctx.request_id,
-        "x-laneway-deployment": ctx.trace.served_by or "",
-        "x-laneway-tier": (resolution.tier or "") if resolution else "",
-        "x-laneway-route-reason": resolution.reason if resolution else "",
-        "x-laneway-fallbacks": str(ctx.trace.fallbacks),
-    }
-    if ctx.route_score is not None:
-        headers["x-laneway-route-score"] = f"{ctx.route_score:.4f}"
-    return headers
+def _route_headers(ctx: RequestContext) -> dict[str, str]:
+    """The same headers as :func:`_raw_route_headers`, as a mapping (for streams)."""
+    return {k.decode(): v.decode("latin-1") for k, v in _raw_route_headers(ctx)}
 
 
 async def chat_completions(request: Request) -> Response:
@@ -189,7 +180,7 @@ async def _stream(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) -> R
         gateway.finish(ctx, CallOutcome(status=exc.status, error=exc))
         return error_response(gateway.sanitize(exc), ctx.request_id)
     ttft = time.perf_counter() - ctx.started
-    headers = _route_headers(gateway, ctx)
+    headers = _route_headers(ctx)
     headers["cache-control"] = "no-cache"
     headers["x-accel-buffering"] = "no"
     return StreamingResponse(

