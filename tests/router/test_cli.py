@@ -224,3 +224,78 @@ def test_calibrate_uses_shipped_set_when_ledger_has_few_prompts(tmp_path: Path) 
     report = json.loads(line)
     assert report["calibration_set"].endswith("default/calibration.json")
     assert report["quality_source"] == "observed outcomes"
+
+
+def fails(*args: str) -> str:
+    """Run a command that must fail cleanly: exit 2 with a message, no traceback."""
+    result = CliRunner().invoke(app(), list(args))
+    assert result.exit_code == 2, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    return result.output
+
+
+def test_unreadable_files_fail_with_a_message(tmp_path: Path) -> None:
+    missing = str(tmp_path / "missing.jsonl")
+    scored = tmp_path / "scored.jsonl"
+    assert "cannot read" in fails("router", "score", "--input", missing, "--output", str(scored))
+    assert not scored.exists()
+    train = ("router", "train", "--data", missing, "--out", "r", "--tiers", TIERS)
+    assert "cannot read" in fails(*train)
+    evaluate = ("router", "eval", "--data", missing, "--strong", "a", "--weak", "b")
+    assert "cannot read" in fails(*evaluate)
+    src = tmp_path / "p.jsonl"
+    src.write_text(json.dumps({"prompt": "hi"}) + "\n")
+    out = str(tmp_path / "no-such-dir" / "o.jsonl")
+    assert "cannot write" in fails("router", "score", "--input", str(src), "--output", out)
+
+
+def test_truncated_gzip_fails_naming_the_last_line_read(tmp_path: Path) -> None:
+    import gzip
+
+    rows = "".join(
+        json.dumps({"id": i, "prompt": f"question {i} " * 5, "outcomes": {"a": 1}}) + "\n"
+        for i in range(3000)
+    )
+    data = tmp_path / "out.jsonl.gz"
+    data.write_bytes(gzip.compress(rows.encode())[:4000])
+    output = fails("router", "eval", "--data", str(data), "--strong", "a", "--weak", "b")
+    assert "after line" in output
+
+
+def test_score_survives_bytes_that_are_not_utf8(tmp_path: Path) -> None:
+    src = tmp_path / "p.jsonl"
+    src.write_bytes(b'\xff\xfe{"id": 1}\n' + json.dumps({"id": 2, "prompt": "ok"}).encode() + b"\n")
+    run("router", "score", "--input", str(src), "--output", str(tmp_path / "s.jsonl"))
+    lines = [json.loads(x) for x in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert "error" in lines[0] and lines[0]["id"] is None
+    assert lines[1]["id"] == 2 and "score" in lines[1]
+
+
+def test_score_says_which_field_is_wrong(tmp_path: Path) -> None:
+    src = tmp_path / "p.jsonl"
+    src.write_text(
+        json.dumps({"id": 1, "prompt": 5}) + "\n" + json.dumps({"id": 2, "messages": "x"}) + "\n"
+    )
+    run("router", "score", "--input", str(src), "--output", str(tmp_path / "s.jsonl"))
+    errors = [json.loads(x)["error"] for x in (tmp_path / "s.jsonl").read_text().splitlines()]
+    assert "'prompt' must be a string" in errors[0]
+    assert "'messages' must be a non-empty list" in errors[1]
+
+
+@pytest.mark.parametrize("name", ["../escape", "a/b", ".hidden", "", "x" * 65, "a.b"])
+def test_calibrate_rejects_profile_names_that_are_not_plain(tmp_path: Path, name: str) -> None:
+    output = fails("router", "calibrate", "--quality-floor", "0.9", "--profile", name,
+                   "--router", str(tmp_path))  # fmt: skip
+    assert "invalid profile name" in output
+    assert not list(tmp_path.rglob("*.json"))
+
+
+def test_bad_tiers_json_is_a_usage_error(tmp_path: Path) -> None:
+    data = tmp_path / "o.jsonl"
+    synthetic_outcomes(data, 20)
+    for spec in ("{bad", '{"cheap": 1, "pricey": 2}'):
+        result = CliRunner().invoke(
+            app(), ["router", "train", "--data", str(data), "--out", "r", "--tiers", spec]
+        )
+        assert result.exit_code == 2 and "--tiers" in result.output, result.output

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 from decimal import Decimal, InvalidOperation
@@ -11,7 +12,7 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 
-from laneway.errors import LanewayError
+from laneway.errors import InvalidRequest, LanewayError
 from laneway.router import (
     DEFAULT_TIER_MODELS,
     DEFAULT_TIERS,
@@ -26,6 +27,7 @@ from laneway.router import (
 from laneway.router._calibration_set import default_calibration_path
 from laneway.router._evaluate import evaluate_pair, plot_curves
 from laneway.router._io import conversation_of, iter_jsonl, read_outcomes
+from laneway.router._profiles import check_profile_name
 from laneway.router._scorer import Scorer, default_router_dir, load_embedder
 from laneway.router._training import dev_mask
 
@@ -92,9 +94,26 @@ def score_command(
         loaded.profile(profile)
     except LanewayError as exc:
         raise _fail(exc) from exc
+    try:
+        written, errors = _score_file(loaded, input_path, output, profile)
+    except LanewayError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"scored {written - errors} line(s), {errors} error(s) → {output}", err=True)
+
+
+def _score_file(
+    loaded: Any, input_path: Path, output: Path, profile: str | None
+) -> tuple[int, int]:
+    """Write one output line per input line; returns (lines written, error lines)."""
     written = errors = 0
-    with output.open("w", encoding="utf-8") as out:
-        for number, line in iter_jsonl(input_path):
+    lines = iter_jsonl(input_path)
+    first = next(lines, None)  # an unreadable input fails before the output is created
+    try:
+        out = output.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise InvalidRequest(f"cannot write {output}: {exc.strerror or exc}") from exc
+    with out:
+        for number, line in itertools.chain([first] if first else [], lines):
             record: Any = None
             try:
                 record = json.loads(line)
@@ -106,16 +125,25 @@ def score_command(
             row_id = record.get("id") if isinstance(record, dict) else None
             out.write(json.dumps({"id": row_id, **body}, ensure_ascii=False) + "\n")
             written += 1
-    typer.echo(f"scored {written - errors} line(s), {errors} error(s) → {output}", err=True)
+    return written, errors
 
 
 def _parse_tiers(spec: str | None) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     """``simple=m1,m2;frontier=m3``, a JSON object, or a JSON file; None: the default."""
     if spec is None:
         return DEFAULT_TIERS, {t: tuple(m) for t, m in DEFAULT_TIER_MODELS.items()}
-    text = Path(spec).read_text(encoding="utf-8") if Path(spec).is_file() else spec
+    try:
+        text = Path(spec).read_text(encoding="utf-8") if Path(spec).is_file() else spec
+    except (OSError, ValueError) as exc:
+        raise typer.BadParameter(f"cannot read --tiers file {spec}: {exc}") from exc
     if text.lstrip().startswith("{"):
-        mapping = {str(t): tuple(str(m) for m in ms) for t, ms in json.loads(text).items()}
+        try:
+            body = json.loads(text)
+            mapping = {str(t): tuple(str(m) for m in ms) for t, ms in body.items()}
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise typer.BadParameter(
+                f"--tiers JSON must map each tier to a list of models: {exc}"
+            ) from exc
     else:
         mapping = {}
         for part in filter(None, (p.strip() for p in text.split(";"))):
@@ -175,13 +203,20 @@ def train_command(
             meta={"trained_on": str(data), "calibrated_on": "held-out 1/10" if held.any()
                   else "training rows (too few to hold out)"},
         )  # fmt: skip
-        scorer.save(out)
         profile = calibrate_router(scorer, calib, "default", Goal(quality_floor=0.95))
+        _save_router(scorer, profile, out)
     except LanewayError as exc:
         raise _fail(exc) from exc
-    (out / "profiles").mkdir(exist_ok=True)
-    (out / "profiles" / "default.json").write_text(profile.to_json(), encoding="utf-8")
     typer.echo(f"trained on {len(train)} row(s), tiers {', '.join(order)} → {out}")
+
+
+def _save_router(scorer: Scorer, profile: Any, out: Path) -> None:
+    try:
+        scorer.save(out)
+        (out / "profiles").mkdir(exist_ok=True)
+        (out / "profiles" / "default.json").write_text(profile.to_json(), encoding="utf-8")
+    except OSError as exc:
+        raise InvalidRequest(f"cannot write the router to {out}: {exc.strerror or exc}") from exc
 
 
 def _tier_costs(spec: str | None, scorer: Scorer) -> dict[str, Decimal] | None:
@@ -282,6 +317,7 @@ def calibrate_command(
     directory = router or default_router_dir()
     engine: Any = None
     try:
+        check_profile_name(profile)
         scorer = load_router(directory).scorer
         settings = load_settings(config)
         engine = _ledger_engine(database, settings) if data is None or (
@@ -306,8 +342,12 @@ def calibrate_command(
         if engine is not None:
             engine.dispose()
     target = directory / "profiles" / f"{profile}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(result.to_json(), encoding="utf-8")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(result.to_json(), encoding="utf-8")
+    except OSError as exc:
+        reason = f"cannot write {target}: {exc.strerror or exc} (give --router DIR you can write)"
+        raise _fail(InvalidRequest(reason)) from exc
     typer.echo(json.dumps({"calibration_set": source, **dict(result.report)}))
     typer.echo(f"wrote {target} (use model 'auto:{profile}')")
 

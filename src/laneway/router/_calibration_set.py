@@ -33,15 +33,18 @@ def default_calibration_path(directory: Path) -> Path:
 def calibration_rows(path: Path) -> list[dict[str, Any]]:
     """Rows with ``conversation`` and ``outcomes`` (possibly empty)."""
     if path.suffix == ".json":
-        records = json.loads(path.read_text(encoding="utf-8"))
-        return [
-            {
-                "conversation": conversation_of(r),
-                "outcomes": dict(r.get("outcomes") or {}),
-                "weight": float(r.get("weight", 1.0)),
-            }
-            for r in records
-        ]
+        try:
+            records = json.loads(path.read_text(encoding="utf-8"))
+            return [
+                {
+                    "conversation": conversation_of(r),
+                    "outcomes": dict(r.get("outcomes") or {}),
+                    "weight": float(r.get("weight", 1.0)),
+                }
+                for r in records
+            ]
+        except (OSError, ValueError, TypeError, AttributeError, InvalidRequest) as exc:
+            raise InvalidRequest(f"cannot read calibration set {path}: {exc}") from exc
     try:
         return read_outcomes(path)
     except InvalidRequest:

@@ -19,17 +19,30 @@ __all__ = ["conversation_of", "iter_jsonl", "open_text", "read_outcomes"]
 
 
 def open_text(path: Path) -> TextIO:
-    if path.suffix == ".gz":
-        return gzip.open(path, "rt", encoding="utf-8")
-    return path.open(encoding="utf-8")
+    """The file as text; bytes that are not UTF-8 become U+FFFD (the line then fails to
+    parse or is read with the replacement), never an exception halfway through a file."""
+    try:
+        if path.suffix == ".gz":
+            return gzip.open(path, "rt", encoding="utf-8", errors="replace")
+        return path.open(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise InvalidRequest(f"cannot read {path}: {exc.strerror or exc}") from exc
 
 
 def iter_jsonl(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, raw line) for every non-blank line."""
+    """(line number, raw line) for every non-blank line.
+
+    A missing or unreadable file, or a corrupt or truncated ``.gz``, raises
+    ``InvalidRequest`` naming the file and the last line read.
+    """
     with open_text(path) as handle:
-        for number, line in enumerate(handle, start=1):
-            if line.strip():
-                yield number, line
+        number = 0
+        try:
+            for number, line in enumerate(handle, start=1):
+                if line.strip():
+                    yield number, line
+        except (OSError, EOFError) as exc:
+            raise InvalidRequest(f"cannot read {path} after line {number}: {exc}") from exc
 
 
 def conversation_of(record: Any) -> Conversation:
@@ -37,12 +50,16 @@ def conversation_of(record: Any) -> Conversation:
     if not isinstance(record, Mapping):
         raise InvalidRequest("line is not a JSON object")
     messages = record.get("messages")
-    if isinstance(messages, list) and messages:
+    if messages is not None:
+        if not isinstance(messages, list) or not messages:
+            raise InvalidRequest("'messages' must be a non-empty list of messages")
         return conversation_from_messages(messages)
     for key in ("prompt", "question"):
         value = record.get(key)
         if isinstance(value, str):
             return conversation_from_prompt(value)
+        if value is not None:
+            raise InvalidRequest(f"'{key}' must be a string")
     raise InvalidRequest("line has no 'prompt', 'question' or 'messages'")
 
 

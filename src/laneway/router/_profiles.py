@@ -11,6 +11,7 @@ to the strongest tier, or a cost per 1,000 requests.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -22,7 +23,20 @@ import numpy.typing as npt
 
 from laneway.errors import ConfigError, InvalidRequest
 
-__all__ = ["Goal", "Profile", "calibrate", "choose_tiers", "load_profiles"]
+__all__ = ["Goal", "Profile", "calibrate", "check_profile_name", "choose_tiers", "load_profiles"]
+
+_PROFILE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
+
+
+def check_profile_name(name: str) -> None:
+    """A profile name becomes a file name and part of ``auto:NAME``: letters, digits,
+    ``_`` and ``-`` only (so no path can escape ``profiles/``)."""
+    if not _PROFILE_NAME.fullmatch(name):
+        raise InvalidRequest(
+            f"invalid profile name {name!r}: use 1-64 letters, digits, '_' or '-' "
+            "(starting with a letter or digit)"
+        )
+
 
 FloatArray = npt.NDArray[np.float64]
 
