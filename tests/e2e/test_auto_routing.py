@@ -127,6 +127,16 @@ def test_auto_routes_easy_cheap_and_hard_frontier_and_reports_savings(
     assert Decimal(report["cost_usd"]) == actual
     assert Decimal(report["saved_usd"]) == expected_all - actual > 0
     assert 0 < report["saved_fraction"] < 1
+    # `laneway usage --by tier` shows the same split and saving, priced from the config.
+    priced = _cli("usage", "--by", "tier", "--json", "--since", "all", "--database", db,
+                  "--config", str(config_file))  # fmt: skip
+    assert {g["key"]: g["baseline_tier"] for g in priced} == dict.fromkeys(usage, "frontier")
+    assert sum(Decimal(g["baseline_cost_usd"]) for g in priced) == expected_all
+    args = ["usage", "--by", "tier", "--since", "all", "--database", db]
+    table = CliRunner().invoke(build_app(), [*args, "--config", str(config_file)])
+    assert table.exit_code == 0, table.output
+    assert f"saved ${report['saved_usd']}" in table.output
+    assert "on tier frontier (frontier-dep)" in table.output
 
 
 def test_auto_with_three_tiers_maps_unconfigured_choice_upward(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
@@ -161,6 +163,48 @@ def _load(url: str, start: datetime | None, by: str, source: str | None) -> list
         engine.dispose()
 
 
+def _tier_savings(groups: list[UsageGroup], config: Path | None) -> tuple[Any, str]:
+    """(SavingsReport or None, why not) pricing every tier's tokens at the strongest tier."""
+    from laneway.catalog import default_catalog
+    from laneway.router import DEFAULT_TIERS
+    from laneway.router._report import baseline_price, savings_report
+    from laneway.settings import find_config, load_settings
+
+    try:
+        if find_config(config, os.environ) is None:
+            return None, "no laneway.yaml found (give --config) to price the strongest tier"
+        settings = load_settings(config)
+        baseline = baseline_price(settings, default_catalog(), None, DEFAULT_TIERS)
+    except LanewayError as exc:
+        return None, exc.message
+    return savings_report(groups, baseline), ""
+
+
+def _savings_line(report: Any) -> str:
+    from laneway.ledger import format_usd
+
+    base = report.baseline
+    head = f"all {report.requests:,} request(s) on tier {base.tier} ({base.deployment})"
+    if report.saved_usd is None:
+        return f"cost saved against {head}: unknown (some tiers have no price)"
+    share = "" if report.saved_fraction is None else f" ({report.saved_fraction:.1%})"
+    return (
+        f"cost ${format_usd(report.actual_usd)} against ${format_usd(report.all_baseline_usd)} "
+        f"for {head}: saved ${format_usd(report.saved_usd)}{share}"
+    )
+
+
+def _with_savings(rows: list[dict[str, Any]], report: Any) -> list[dict[str, Any]]:
+    from laneway.ledger import format_usd
+
+    by_tier = {t.tier: t for t in report.tiers}
+    for row in rows:
+        spend = by_tier.get(row["key"])
+        row["baseline_tier"] = report.baseline.tier
+        row["baseline_cost_usd"] = None if spend is None else format_usd(spend.baseline_usd)
+    return rows
+
+
 def usage_command(
     since: Annotated[
         str, typer.Option(help="Window: 24h, 30d, 90m, 2w, an ISO date or time, or 'all'.")
@@ -171,12 +215,27 @@ def usage_command(
     database: Annotated[
         str, typer.Option(envvar="LANEWAY_DATABASE_URL", help="Ledger database URL.")
     ] = _DEFAULT_URL,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config",
+            "-c",
+            help="laneway.yaml, for --by tier's saving against the strongest tier's price "
+            "(default: the usual lookup).",
+        ),
+    ] = None,
 ) -> None:
-    """Requests, tokens, cost, error rate and p50/p95 latency from the ledger."""
+    """Requests, tokens, cost, error rate and p50/p95 latency from the ledger.
+
+    With --by tier it also prices every request's tokens at the strongest tier's
+    deployment and prints the cost saved against sending everything there.
+    """
     start = _since(since)
     groups = _load(database, start, by.value, None if source is _Source.all else source.value)
+    savings, why = _tier_savings(groups, config) if by is _By.tier and groups else (None, "")
     if as_json:
-        typer.echo(json.dumps(usage_to_json(groups), indent=2))
+        rows = usage_to_json(groups)
+        typer.echo(json.dumps(rows if savings is None else _with_savings(rows, savings), indent=2))
         return
     window = "all time" if start is None else f"since {_iso(start)}"
     caption = f"{window} · source {source.value} · times UTC"
@@ -189,3 +248,5 @@ def usage_command(
     if not console.is_terminal:
         console = Console(width=160)  # piped or captured: do not squeeze into 80 columns
     console.print(_render_table(groups, by.value, caption))
+    if by is _By.tier:
+        console.print(_savings_line(savings) if savings is not None else f"cost saved: {why}")
