@@ -1,11 +1,13 @@
 """Router scoring latency (p50/p99) and the memory the loaded router adds.
 
-    python benchmarks/router.py [--iterations 2000]
+    python benchmarks/router.py [--iterations 2000] [--gateway-rounds 300]
 
 Times ``Router.route`` on a mix of requests (short chat, exam question, code
 review with a 3 kB file, a 20-turn conversation with a system prompt), after a
 warm-up, on one thread. RSS is read from /proc before importing numpy + the
-router and after loading it.
+router and after loading it. Then ``_routing_gateway.py`` measures, through a real
+``laneway serve`` on a 0 ms fake upstream, the latency routing adds end to end
+(``model: "auto"`` against naming the chosen tier's deployment, alternated).
 """
 
 from __future__ import annotations
@@ -53,6 +55,9 @@ REQUESTS: list[list[dict[str, Any]]] = [
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--iterations", type=int, default=2000)
+    parser.add_argument(
+        "--gateway-rounds", type=int, default=300, help="rounds through the gateway (0: skip)"
+    )
     args = parser.parse_args()
     before = rss_mib()
     from laneway.router import load_router
@@ -87,6 +92,11 @@ def main() -> None:
             f"  {chars:6d} chars, {len(messages):2d} msgs: p50 {statistics.median(per):.3f} ms"
             f" → {decision.tier} (score {decision.score:.2f})"
         )
+    if args.gateway_rounds > 0:
+        from _routing_gateway import gateway_on_off
+
+        for line in gateway_on_off(REQUESTS, args.gateway_rounds):
+            print(line, flush=True)
 
 
 if __name__ == "__main__":

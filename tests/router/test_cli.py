@@ -8,7 +8,8 @@ import typer
 from typer.testing import CliRunner
 
 from laneway.cli._router import register
-from laneway.router import load_router
+from laneway.router import conversation_from_prompt, load_router
+from laneway.router._features import STRUCTURAL_NAMES
 
 TIERS = "cheap=weak-a,weak-b;pricey=strong-a"
 
@@ -299,3 +300,17 @@ def test_bad_tiers_json_is_a_usage_error(tmp_path: Path) -> None:
             app(), ["router", "train", "--data", str(data), "--out", "r", "--tiers", spec]
         )
         assert result.exit_code == 2 and "--tiers" in result.output, result.output
+
+
+def test_token_table_is_loaded_only_by_a_router_that_uses_the_embedding(tmp_path: Path) -> None:
+    shipped = load_router()
+    assert not shipped.scorer.use_embedding and shipped.scorer.embedder is None
+    data = tmp_path / "outcomes.jsonl"
+    synthetic_outcomes(data)
+    out = tmp_path / "router"
+    run("router", "train", "--data", str(data), "--out", str(out), "--tiers", TIERS, "--embedding")
+    trained = load_router(out).scorer
+    assert trained.use_embedding and trained.embedder is not None
+    conv = conversation_from_prompt("Calculate the momentum of a 3 kg mass at 2 m/s.")
+    assert trained.features(conv).shape == (len(STRUCTURAL_NAMES) + trained.embedder.dim,)
+    assert shipped.scorer.features(conv).shape == (len(STRUCTURAL_NAMES),)

@@ -197,7 +197,7 @@ def train_command(
             held = np.zeros(len(rows), dtype=bool)
         train = [r for r, h in zip(rows, held, strict=True) if not h]
         calib = [r for r, h in zip(rows, held, strict=True) if h] or train
-        embedder = load_embedder(default_router_dir())
+        embedder = load_embedder(default_router_dir()) if embedding else None
         scorer = train_scorer(
             train, order, mapping, embedder, use_embedding=embedding, l2=l2,
             meta={"trained_on": str(data), "calibrated_on": "held-out 1/10" if held.any()

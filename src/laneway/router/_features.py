@@ -98,7 +98,7 @@ STRUCTURAL_NAMES: tuple[str, ...] = (
 
 
 def _log_count(pattern: re.Pattern[str], text: str) -> float:
-    return math.log1p(sum(1 for _ in pattern.finditer(text)))
+    return math.log1p(len(pattern.findall(text)))
 
 
 def structural_features(conv: Conversation) -> list[float]:
@@ -114,8 +114,8 @@ def structural_features(conv: Conversation) -> list[float]:
     return [
         math.log1p(conv.total_chars),
         math.log1p(n_words),
-        min(sum(len(w) for w in words) / max(n_words, 1), 20.0) / 10.0,
-        sum(ch.isdigit() for ch in text) / n,
+        min(sum(map(len, words)) / max(n_words, 1), 20.0) / 10.0,
+        sum(map(str.isdigit, text)) / n,
         _log_count(_NUMBER, text),
         _log_count(_UNIT, lower),
         _log_count(_MATH, text),
@@ -129,7 +129,7 @@ def structural_features(conv: Conversation) -> list[float]:
         _log_count(_LIST_ITEM, text),
         math.log1p(text.count("\n")),
         _log_count(_SENTENCE_END, text),
-        sum(ch.isupper() for ch in text) / n,
+        sum(map(str.isupper, text)) / n,
         math.log1p(len(conv.system)),
         math.log1p(conv.earlier_turns),
         min(conv.non_text_parts, 4) / 4.0,

@@ -23,10 +23,10 @@ DEFAULT_L2 = 3000.0
 
 
 def feature_matrix(
-    convs: Sequence[Conversation], embedder: StaticEmbedder, use_embedding: bool
+    convs: Sequence[Conversation], embedder: StaticEmbedder | None, use_embedding: bool
 ) -> npt.NDArray[np.float64]:
     structural = np.array([structural_features(c) for c in convs], dtype=np.float64)
-    if not use_embedding:
+    if not use_embedding or embedder is None:
         return structural
     emb = np.stack([embedder.embed(c) for c in convs]).astype(np.float64)
     return np.hstack([structural, emb])
@@ -36,7 +36,7 @@ def train_scorer(
     rows: Sequence[Mapping[str, Any]],
     tiers: Sequence[str],
     tier_models: Mapping[str, Sequence[str]],
-    embedder: StaticEmbedder,
+    embedder: StaticEmbedder | None,
     *,
     use_embedding: bool = True,
     l2: float = DEFAULT_L2,
@@ -49,6 +49,8 @@ def train_scorer(
     """
     if len(rows) < 10:
         raise InvalidRequest("need at least 10 outcome rows to train a router")
+    if use_embedding and embedder is None:
+        raise InvalidRequest("use_embedding needs an embedder")
     present = {m for r in rows for m in r["outcomes"]}
     trained = tiers_with_data(tiers, tier_models, present)
     try:
@@ -64,7 +66,7 @@ def train_scorer(
         tuple(tiers),
         {t: tuple(tier_models.get(t, ())) for t in tiers},
         use_embedding,
-        embedder,
+        embedder if use_embedding else None,
         heads,
         info,
     )

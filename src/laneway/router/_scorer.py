@@ -3,7 +3,8 @@
 A router directory holds ``router.json`` (tiers, training mapping, feature set),
 ``model.npz`` (the logistic heads) and optionally ``embeddings.npz`` +
 ``vocab.json`` (the static token table); without them, the table shipped in the
-package is used. Everything is read once at load; scoring does no I/O.
+package is used. Everything is read once at load; scoring does no I/O. The token
+table (~13 MiB in memory) is loaded only by a router that uses the embedding.
 """
 
 from __future__ import annotations
@@ -51,15 +52,15 @@ class Scorer:
     tiers: tuple[str, ...]
     tier_models: Mapping[str, tuple[str, ...]]
     use_embedding: bool
-    embedder: StaticEmbedder
+    embedder: StaticEmbedder | None  # None unless use_embedding
     heads: LinearHeads
     meta: Mapping[str, Any]
 
     def features(self, conv: Conversation) -> npt.NDArray[np.float64]:
-        parts = [np.asarray(structural_features(conv), dtype=np.float64)]
-        if self.use_embedding:
-            parts.append(self.embedder.embed(conv).astype(np.float64))
-        return np.concatenate(parts)
+        structural = np.asarray(structural_features(conv), dtype=np.float64)
+        if not self.use_embedding or self.embedder is None:
+            return structural
+        return np.concatenate([structural, self.embedder.embed(conv).astype(np.float64)])
 
     def predict(self, conv: Conversation) -> tuple[dict[str, float], float]:
         """(estimate per tier, score) for one conversation."""
@@ -96,7 +97,7 @@ class Scorer:
             tier_models={t: list(m) for t, m in self.tier_models.items()},
             structural=list(STRUCTURAL_NAMES),
             use_embedding=self.use_embedding,
-            embedding_dim=self.embedder.dim,
+            embedding_dim=self.embedder.dim if self.embedder is not None else 0,
         )
         (directory / "router.json").write_text(json.dumps(meta, indent=2) + "\n", "utf-8")
         arrays: dict[str, Any] = dict(self.heads.to_arrays(""))
@@ -113,7 +114,7 @@ class Scorer:
             # Read the bytes first: np.load leaks its file handle on a corrupt archive.
             with np.load(io.BytesIO((directory / "model.npz").read_bytes())) as data:
                 heads = LinearHeads.from_arrays({k: data[k] for k in data.files}, "")
-            embedder = load_embedder(directory)
+            embedder = load_embedder(directory) if meta["use_embedding"] else None
         except (OSError, KeyError, ValueError, TypeError, zipfile.BadZipFile) as exc:
             raise ConfigError(f"cannot load router from {directory}: {exc}") from exc
         tiers: Sequence[str] = meta["tiers"]
