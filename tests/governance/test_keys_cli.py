@@ -132,7 +132,12 @@ def test_kill_list_and_unkill(db_url: str) -> None:
         "ops",
         "--database",
         db_url,
+        "--force",  # no config here names gpt-x
     )
+    assert killed.exit_code == 1 and "no ledger database" in killed.stderr  # not created
+    open_database(db_url).dispose()  # as `laneway serve` does on its first start
+    killed = _run("kill", "deployment", "gpt-x", "--reason", "bad answers", "--actor", "ops",
+                  "--database", db_url, "--force")  # fmt: skip
     assert killed.exit_code == 0, killed.output
     assert "Killed deployment 'gpt-x'" in killed.stdout
     listed = _run("kill", "--list", "--database", db_url)
@@ -161,3 +166,27 @@ def test_help_texts_explain() -> None:
     assert "--budget-usd" in create_help and "--allow-unknown-price" in create_help
     assert "--no-allow-unknown-price" not in create_help
     assert "within a second" in _run("kill", "--help", env=wide).stdout
+
+
+def test_kill_refuses_a_name_the_config_lacks_and_a_database_that_is_not_there(
+    db_url: str, tmp_path: Path
+) -> None:
+    config = tmp_path / "laneway.yaml"
+    config.write_text(
+        "deployments:\n"
+        "  - {name: gpt-x, model: gpt-4o, provider: openai, api_key: env:OPENAI_API_KEY}\n"
+        "tiers: {frontier: [gpt-x]}\n"
+    )
+    open_database(db_url).dispose()
+    typo = _run("kill", "deployment", "gpt-y", "--database", db_url, "--config", str(config))
+    assert typo.exit_code == 2 and "has no deployment 'gpt-y'" in typo.stderr
+    assert "known: gpt-x" in typo.stderr
+    for kind, name in (("deployment", "gpt-x"), ("model", "gpt-4o"), ("provider", "openai"),
+                       ("tier", "frontier")):  # fmt: skip
+        ok = _run("kill", kind, name, "--database", db_url, "--config", str(config))
+        assert ok.exit_code == 0, ok.output
+    missing = tmp_path / "typo" / "ledger.db"
+    lost = _run("kill", "deployment", "gpt-x", "--database", f"sqlite:///{missing}",
+                "--config", str(config))  # fmt: skip
+    assert lost.exit_code != 0 and "error:" in lost.stderr
+    assert not missing.exists() and not missing.parent.exists()

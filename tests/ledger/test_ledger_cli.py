@@ -134,3 +134,45 @@ def test_bad_grouping_is_refused(seeded: str) -> None:
     code, _, err = _invoke("--database", seeded, "--by", "colour")
     assert code == 2
     assert "colour" in err
+
+
+@pytest.mark.parametrize("url", ["notaurl", "postgresql+nosuchdriver://u:secret@h/db"])
+def test_a_url_that_cannot_be_opened_is_one_line_and_hides_the_password(url: str) -> None:
+    code, _, err = _invoke("--database", url)
+    assert code in (1, 2)
+    assert err.startswith("error:") and "Traceback" not in err
+    assert "secret" not in err
+
+
+def test_a_span_beyond_the_calendar_means_all_time(seeded: str) -> None:
+    code, out, _ = _invoke("--database", seeded, "--since", "99999999d", "--json")
+    assert code == 0
+    assert {g["key"] for g in json.loads(out)} == {"gpt-mini", "mystery", "gpt-old"}
+
+
+def test_the_config_names_the_database_as_for_serve(
+    seeded: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "laneway.yaml").write_text(f"database:\n  url: {seeded}\n")
+    code, out, err = _invoke("--json", env={"LANEWAY_DATABASE_URL": "", "LANEWAY_CONFIG": ""})
+    assert code == 0, err
+    assert {g["key"] for g in json.loads(out)} == {"gpt-mini", "mystery"}
+
+
+def test_audit_reads_without_creating_and_accepts_all(seeded: str, tmp_path: Path) -> None:
+    result = CliRunner().invoke(build_app(), ["audit", "--database", seeded, "--since", "all",
+                                              "--json"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    # the summary rows (attempt 0) of every source, the 3-day-old one included
+    assert {r["request_id"] for r in json.loads(result.stdout)} == {"n1", "n2", "e1", "o1"}
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(b"not sqlite at all" * 300)
+    before = garbage.read_bytes()
+    bad = CliRunner().invoke(build_app(), ["audit", "--database", f"sqlite:///{garbage}"])
+    assert bad.exit_code == 1 and bad.stderr.startswith("error: cannot")
+    assert "file is not a database" in bad.stderr
+    assert garbage.read_bytes() == before
+    missing = tmp_path / "nope" / "ledger.db"
+    gone = CliRunner().invoke(build_app(), ["audit", "--database", f"sqlite:///{missing}"])
+    assert gone.exit_code == 1 and not missing.parent.exists()

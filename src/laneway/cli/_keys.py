@@ -63,16 +63,9 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _url(database: str | None, config: str | None) -> str:
-    if database:
-        return database
-    from laneway.settings import load_settings
+    from laneway.cli._ledger_db import database_url
 
-    try:
-        return load_settings(config).database.url
-    except ConfigError as exc:
-        raise _fail(exc.message, 2) from None
-    except Exception as exc:  # a malformed settings file
-        raise _fail(f"cannot read the settings: {exc}", 2) from None
+    return database_url(database, config)
 
 
 @contextmanager
@@ -90,7 +83,7 @@ def _store(database: str | None, config: str | None, *, create: bool) -> Iterato
     try:
         engine = open_database(url, create=create)
     except ConfigError as exc:
-        raise _fail(f"{exc.message} (pass --database or set LANEWAY_DATABASE_URL)") from None
+        raise _fail(f"{exc.message} (start `laneway serve` once, or pass --database)") from None
     except sa.exc.SQLAlchemyError as exc:
         raise _fail(f"cannot open the database at {shown}: {type(exc).__name__}") from None
     try:
@@ -382,6 +375,12 @@ def kill_command(
     actor: _Actor = None,
     database: _Database = None,
     config: _Config = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="Kill a NAME the config does not have (e.g. before it is added)."
+        ),
+    ] = False,
 ) -> None:
     """Switch a deployment, model, provider or tier off in every worker within a second.
 
@@ -400,9 +399,44 @@ def kill_command(
         return
     if kind is None or name is None:
         raise _fail("give KIND and NAME (e.g. `laneway kill deployment NAME`) or --list", 2)
-    with _store(database, config, create=True) as store:
+    if not force:
+        _check_kill_target(kind, name, config)
+    with _store(database, config, create=False) as store:
         record = store.kill(kind.value, name, reason=reason, actor=_actor(actor))
     typer.echo(f"Killed {record.kind} {record.name!r}; every worker stops using it within 1 s.")
+
+
+def _kill_targets(kind: _Kind, settings: Any) -> set[str]:
+    """The names of ``kind`` the gateway would match for this config."""
+    from laneway.providers._registry import vendor_for
+
+    deployments = settings.deployments
+    if kind is _Kind.deployment:
+        return {d.name for d in deployments}
+    if kind is _Kind.model:
+        return {d.model for d in deployments}
+    if kind is _Kind.tier:
+        return set(settings.tiers)
+    names = {d.provider for d in deployments}
+    return names | {v.id for v in (vendor_for(d) for d in deployments) if v is not None}
+
+
+def _check_kill_target(kind: _Kind, name: str, config: str | None) -> None:
+    """A typo during an incident must not report success while nothing is switched off."""
+    from laneway.settings import load_settings
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        raise _fail(exc.message, 2) from None
+    known = _kill_targets(kind, settings)
+    if name not in known:
+        listed = ", ".join(sorted(known)) or "none"
+        raise _fail(
+            f"the config has no {kind.value} {name!r} (known: {listed}); "
+            "pass --force to kill it anyway",
+            2,
+        )
 
 
 def unkill_command(

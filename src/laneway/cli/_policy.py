@@ -135,17 +135,16 @@ def unknown_license_entries(settings: Settings) -> list[str]:
 def audit_rows(url: str, *, since: datetime | None, request_id: str | None) -> list[dict[str, Any]]:
     import sqlalchemy as sa
 
-    from laneway.ledger import LEDGER, open_database
+    from laneway.cli._ledger_db import read_ledger
+    from laneway.ledger import LEDGER
 
-    engine = open_database(url)
     query = sa.select(LEDGER).where(LEDGER.c.attempt == 0).order_by(LEDGER.c.ts)
     if since is not None:
         query = query.where(LEDGER.c.ts >= since)
     if request_id is not None:
         query = query.where(LEDGER.c.request_id == request_id)
-    with engine.connect() as conn:
+    with read_ledger(url) as engine, engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
-    engine.dispose()
     out = []
     for row in rows:
         audit = row["audit"]
@@ -174,7 +173,7 @@ def audit_rows(url: str, *, since: datetime | None, request_id: str | None) -> l
 
 def audit(
     since: Annotated[
-        str | None, typer.Option(help="Only since: 24h, 30d, 90m or an ISO date.")
+        str | None, typer.Option(help="Only since: 24h, 30d, 90m, an ISO date, or 'all'.")
     ] = "24h",
     request: Annotated[str | None, typer.Option("--request", help="One request id.")] = None,
     database: Annotated[str | None, typer.Option(help="Ledger database URL.")] = None,
@@ -183,15 +182,13 @@ def audit(
 ) -> None:
     """Every routing decision: policies that removed deployments, detectors that fired
     (kinds and counts, never the values), tier, score and fallbacks."""
-    from laneway.ledger import parse_since, sqlite_path
+    from laneway.cli._ledger_db import database_url
+    from laneway.ledger import parse_since
 
-    url = database or _settings(config).database.url
-    path = sqlite_path(url)
-    if path is not None and not Path(path).exists():
-        typer.echo(f"error: no ledger at {path} (has the gateway run here?)", err=True)
-        raise typer.Exit(1)
+    url = database_url(database, config)
     try:
-        start = None if request or not since else parse_since(since)
+        span = "" if since is None or since.strip().lower() == "all" else since
+        start = None if request or not span else parse_since(span)
     except LanewayError as exc:
         typer.echo(f"error: {exc.message}", err=True)
         raise typer.Exit(2) from None

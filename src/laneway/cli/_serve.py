@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -27,6 +28,13 @@ def _banner(settings: Settings, host: str, port: int, workers: int, source: str)
     console.print(f"  ledger: {settings.database.url}   workers: {workers}")
 
 
+class _LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
 def serve(
     config: Annotated[
         Path | None,
@@ -41,12 +49,16 @@ def serve(
     host: Annotated[
         str | None, typer.Option(help="Address to bind. Default 127.0.0.1 (local only).")
     ] = None,
-    port: Annotated[int | None, typer.Option(help="Port to bind. Default 4000.")] = None,
+    port: Annotated[
+        int | None, typer.Option(min=1, max=65535, help="Port to bind. Default 4000.")
+    ] = None,
     workers: Annotated[
         int | None,
-        typer.Option(help="Worker processes (each loads its own embedded model). Default 1."),
+        typer.Option(
+            min=1, max=64, help="Worker processes (each loads its own embedded model). Default 1."
+        ),
     ] = None,
-    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    log_level: Annotated[_LogLevel, typer.Option(help="Log level.")] = _LogLevel.info,
 ) -> None:
     """Run the OpenAI-compatible gateway: point any OpenAI SDK at http://HOST:PORT/v1."""
     try:
@@ -59,11 +71,12 @@ def serve(
     port = settings.server.port if port is None else port
     workers = workers or settings.server.workers
     _banner(settings, host, port, workers, f"config {path}" if path else "built-in defaults")
-    logging.basicConfig(level=log_level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    level = _LogLevel(log_level).value
+    logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
     common = {
         "host": host,
         "port": port,
-        "log_level": log_level,
+        "log_level": level,
         "access_log": False,
         # Laneway uses no client address, so X-Forwarded-* rewriting is not needed (and
         # costs ~10 µs a request); no "server: uvicorn" header either.

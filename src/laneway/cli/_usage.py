@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 
 __all__ = ["register", "usage_command", "usage_to_json"]
 
-_DEFAULT_URL = "sqlite:///laneway.db"
-
 
 class _By(StrEnum):
     deployment = "deployment"
@@ -138,29 +136,12 @@ def _since(value: str) -> datetime | None:
         raise typer.BadParameter(exc.message, param_hint="'--since'") from None
 
 
-def _fail(message: str) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(1)
-
-
 def _load(url: str, start: datetime | None, by: str, source: str | None) -> list[UsageGroup]:
-    import sqlalchemy as sa
+    from laneway.cli._ledger_db import read_ledger
+    from laneway.ledger import usage_summary
 
-    from laneway.ledger import open_database, pending_migrations, usage_summary
-
-    shown = sa.make_url(url).render_as_string(hide_password=True)
-    try:
-        engine = open_database(url, create=False, migrate=False)
-    except LanewayError as exc:
-        raise _fail(f"{exc.message} (run `laneway serve` first or pass --database)") from None
-    try:
-        if pending_migrations(engine):
-            raise _fail(f"the ledger at {shown} is not migrated yet: start `laneway serve` once")
+    with read_ledger(url) as engine:
         return usage_summary(engine, since=start, by=cast("GroupBy", by), source=source)
-    except sa.exc.SQLAlchemyError as exc:
-        raise _fail(f"cannot read the ledger at {shown}: {type(exc).__name__}") from None
-    finally:
-        engine.dispose()
 
 
 def _tier_savings(groups: list[UsageGroup], config: Path | None) -> tuple[Any, str]:
@@ -213,8 +194,12 @@ def usage_command(
     source: Annotated[_Source, typer.Option(help="Traffic to count.")] = _Source.api,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     database: Annotated[
-        str, typer.Option(envvar="LANEWAY_DATABASE_URL", help="Ledger database URL.")
-    ] = _DEFAULT_URL,
+        str | None,
+        typer.Option(
+            envvar="LANEWAY_DATABASE_URL",
+            help="Ledger database URL (default: the config's database.url, as `serve` uses).",
+        ),
+    ] = None,
     config: Annotated[
         Path | None,
         typer.Option(
@@ -230,8 +215,11 @@ def usage_command(
     With --by tier it also prices every request's tokens at the strongest tier's
     deployment and prints the cost saved against sending everything there.
     """
+    from laneway.cli._ledger_db import database_url
+
     start = _since(since)
-    groups = _load(database, start, by.value, None if source is _Source.all else source.value)
+    url = database_url(database, config)
+    groups = _load(url, start, by.value, None if source is _Source.all else source.value)
     savings, why = _tier_savings(groups, config) if by is _By.tier and groups else (None, "")
     if as_json:
         rows = usage_to_json(groups)

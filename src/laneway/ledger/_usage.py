@@ -119,7 +119,10 @@ def parse_since(text: str, *, now: datetime | None = None) -> datetime:
     match = _SPAN.match(text)
     if match:
         amount, unit = float(match.group(1)), match.group(2).lower()
-        return reference - timedelta(**{_UNITS[unit]: amount})
+        try:
+            return reference - timedelta(**{_UNITS[unit]: amount})
+        except OverflowError:  # further back than the calendar goes: all of it
+            return datetime.min.replace(tzinfo=UTC)
     try:
         if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text.strip()):
             parsed = datetime.combine(date.fromisoformat(text.strip()), datetime.min.time())
