@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+import urllib.error
 import urllib.request
 from collections import Counter
 from collections.abc import Iterator
@@ -286,6 +287,14 @@ def test_keys_budget_and_kill_switch(
                 )
         keys = _admin(gw, "GET", "/admin/keys", admin)["keys"]
         assert all("key" not in k and "hash" not in k for k in keys)
+        # a kill switch for a name the config lacks is refused (a typo must not "succeed")
+        with pytest.raises(urllib.error.HTTPError) as typo:
+            _admin(gw, "POST", "/admin/kill", admin, {"kind": "deployment", "name": "privte"})
+        assert typo.value.code == 400
+        assert "no deployment 'privte'" in json.loads(typo.value.read())["error"]["message"]
+        forced = {"kind": "model", "name": "not-yet-added", "force": True}
+        assert _admin(gw, "POST", "/admin/kill", admin, forced)["killed"]
+        _admin(gw, "POST", "/admin/unkill", admin, {"kind": "model", "name": "not-yet-added"})
         # kill switch: next request in ≤ 1 s, shown in /health/ready, then unkill
         _admin(
             gw,

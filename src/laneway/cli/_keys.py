@@ -406,37 +406,14 @@ def kill_command(
     typer.echo(f"Killed {record.kind} {record.name!r}; every worker stops using it within 1 s.")
 
 
-def _kill_targets(kind: _Kind, settings: Any) -> set[str]:
-    """The names of ``kind`` the gateway would match for this config."""
-    from laneway.providers._registry import vendor_for
-
-    deployments = settings.deployments
-    if kind is _Kind.deployment:
-        return {d.name for d in deployments}
-    if kind is _Kind.model:
-        return {d.model for d in deployments}
-    if kind is _Kind.tier:
-        return set(settings.tiers)
-    names = {d.provider for d in deployments}
-    return names | {v.id for v in (vendor_for(d) for d in deployments) if v is not None}
-
-
 def _check_kill_target(kind: _Kind, name: str, config: str | None) -> None:
-    """A typo during an incident must not report success while nothing is switched off."""
+    from laneway.governance import check_kill_target
     from laneway.settings import load_settings
 
     try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        raise _fail(exc.message, 2) from None
-    known = _kill_targets(kind, settings)
-    if name not in known:
-        listed = ", ".join(sorted(known)) or "none"
-        raise _fail(
-            f"the config has no {kind.value} {name!r} (known: {listed}); "
-            "pass --force to kill it anyway",
-            2,
-        )
+        check_kill_target(kind.value, name, load_settings(config))
+    except LanewayError as exc:
+        raise _fail(exc.message.replace("force it", "pass --force"), 2) from None
 
 
 def unkill_command(

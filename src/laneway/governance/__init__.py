@@ -3,7 +3,7 @@ policy, keys and budgets, rate limits, kill switches, output checks and the audi
 
 from laneway.governance._engine import PRIVATE_HOSTING, Admission, DeploymentView, Governance
 from laneway.governance._injection import InjectionFinding, injection_score
-from laneway.governance._kill import KillRecord, KillSwitchCache
+from laneway.governance._kill import KillRecord, KillSwitchCache, check_kill_target
 from laneway.governance._pinning import pin_problem, sha256_of
 from laneway.governance._policy import (
     Check,
@@ -40,6 +40,7 @@ __all__ = [
     "Scanner",
     "SchemaCheckedModel",
     "StreamRestorer",
+    "check_kill_target",
     "deprecation_status",
     "effective_policy",
     "evaluate",

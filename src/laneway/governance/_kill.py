@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 
@@ -29,9 +29,11 @@ __all__ = [
     "KillKind",
     "KillRecord",
     "KillSwitchCache",
+    "check_kill_target",
     "check_kind",
     "event_from_row",
     "kill_from_row",
+    "kill_targets",
 ]
 
 KillKind = Literal["deployment", "model", "provider", "tier"]
@@ -175,3 +177,31 @@ class KillSwitchCache:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+
+
+def kill_targets(settings: Any) -> dict[str, set[str]]:
+    """Per kind, the names a kill switch can match for this config: deployment names,
+    catalog model ids, providers and vendors, tiers (as the gateway matches them)."""
+    from laneway.providers._registry import vendor_for
+
+    deployments = settings.deployments
+    providers = {d.provider for d in deployments}
+    providers |= {v.id for v in (vendor_for(d) for d in deployments) if v is not None}
+    return {
+        "deployment": {d.name for d in deployments},
+        "model": {d.model for d in deployments},
+        "provider": providers,
+        "tier": set(settings.tiers),
+    }
+
+
+def check_kill_target(kind: str, name: str, settings: Any) -> None:
+    """``InvalidRequest`` for a name the config does not have: during an incident a typo
+    must not report success while nothing is switched off."""
+    known = kill_targets(settings).get(kind, set())
+    if name not in known:
+        listed = ", ".join(sorted(known)) or "none"
+        raise InvalidRequest(
+            f"the config has no {kind} {name!r} (known: {listed}); force it to kill anyway",
+            param="name",
+        )

@@ -15,6 +15,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from laneway.errors import AuthenticationFailed, InvalidRequest, LanewayError, PermissionDenied
+from laneway.governance import check_kill_target
 from laneway.server._chat import error_response, read_body
 from laneway.server._gateway import Gateway
 
@@ -84,6 +85,8 @@ async def _kills(request: Request, gateway: Gateway) -> Any:
 async def _kill(request: Request, gateway: Gateway) -> Any:
     body = await _json_body(request)
     kind, name = _kill_target(body)
+    if body.get("force") is not True:
+        check_kill_target(kind, name, gateway.settings)
     reason = body.get("reason")
     record = await asyncio.to_thread(
         gateway.governance.store.kill, kind, name, reason=reason, actor="admin-api"
