@@ -230,3 +230,28 @@ def test_prompt_longer_than_the_context_window_is_refused_before_any_call(
     assert payload["error"]["code"] == "context_length_exceeded"
     assert "8192" in payload["error"]["message"]
     assert fake_openai.received == []
+
+
+def test_wrong_method_says_what_is_allowed_and_slashes_do_not_redirect(
+    fake_openai: FakeOpenAI, start_gateway: GatewayFactory
+) -> None:
+    gw = start_gateway({"deployments": [openai_deployment("gpt", fake_openai.url)]})
+    conn = http.client.HTTPConnection("127.0.0.1", gw.port, timeout=10)
+    try:
+        conn.request("GET", "/v1/chat/completions")
+        response = conn.getresponse()
+        body = json.loads(response.read())
+        assert response.status == 405
+        assert response.getheader("allow") == "POST"
+        assert body["error"]["code"] == "method_not_allowed"
+        assert "use POST" in body["error"]["message"]
+        conn.request("POST", "/v1/chat/completions/", _json(GOOD),
+                     {"content-type": "application/json", "host": "evil.example"})  # fmt: skip
+        response = conn.getresponse()
+        body = json.loads(response.read())
+        assert response.status == 404  # not a 307 to http://evil.example/...
+        assert response.getheader("location") is None
+        assert body["error"]["code"] == "not_found"
+    finally:
+        conn.close()
+    assert fake_openai.received == []

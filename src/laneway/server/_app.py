@@ -138,10 +138,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     if exc.status_code == 404:
         err: LanewayError = ModelNotFound(f"no route {request.url.path}")
         err.code = "not_found"
+    elif exc.status_code == 405:
+        allowed = (exc.headers or {}).get("Allow", "")
+        err = InvalidRequest(f"method {request.method} is not allowed on {request.url.path}"
+                             + (f"; use {allowed}" if allowed else ""))  # fmt: skip
+        err.status, err.code = 405, "method_not_allowed"
     else:
         err = InvalidRequest(str(exc.detail))
         err.status = exc.status_code
-    return error_response(err)
+    response = error_response(err)
+    if exc.headers:  # e.g. Allow on a 405
+        response.headers.update(exc.headers)
+    return response
 
 
 async def _unhandled(request: Request, exc: Exception) -> Response:
@@ -290,5 +298,8 @@ def create_app(
         exception_handlers={HTTPException: _http_error, Exception: _unhandled},
         lifespan=lifespan,
     )
+    # No 307 to the same path with a slash added or dropped: it is built from the
+    # client's Host header and is not an OpenAI-shaped answer; such paths get a 404.
+    app.router.redirect_slashes = False
     app.state.gateway = gateway
     return LanewayApp(app, gateway)
