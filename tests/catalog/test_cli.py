@@ -19,8 +19,9 @@ def test_list_shows_every_model() -> None:
     assert "256K" in row  # 256,000 tokens, written the vendor's way
     row = next(line for line in result.stdout.splitlines() if "llama-3.1-8b-instruct" in line)
     assert "128K" in row  # 131,072 tokens
-    assert "$0.10/$0.30 (stepfun)" not in result.stdout  # free OpenRouter tier is cheaper
-    assert "$0/$0 (openrouter)" in result.stdout
+    # a $0/$0 free tier is not a price to plan on: the cheapest paid price is shown
+    assert "$0.10/$0.30 (stepfun)" in result.stdout
+    assert "$0/$0" not in result.stdout
 
 
 def test_list_filters_and_json() -> None:

@@ -38,12 +38,19 @@ def _price_json(price: Price) -> dict[str, object]:
 
 
 def _cheapest(model: ModelInfo) -> Price | None:
-    """The newest price of each provider, then the lowest input price (output breaks ties)."""
+    """The newest price of each provider, then the lowest input price (output breaks ties).
+
+    A $0/$0 free tier (rate-limited, not a price to plan on) counts only when a model
+    has no paid price; the advisor never uses it either.
+    """
     latest = [model.price_for(p) for p in dict.fromkeys(p.provider for p in model.prices)]
     known = [p for p in latest if p is not None and p.input_per_mtok is not None]
+    paid = [p for p in known if p.input_per_mtok or p.output_per_mtok]
     if not known:
         return None
-    return min(known, key=lambda p: (p.input_per_mtok, p.output_per_mtok or Decimal("Infinity")))
+    return min(
+        paid or known, key=lambda p: (p.input_per_mtok, p.output_per_mtok or Decimal("Infinity"))
+    )
 
 
 def model_json(model: ModelInfo) -> dict[str, object]:
@@ -121,6 +128,8 @@ def _context(tokens: int | None) -> str:
 def _price_cell(price: Price | None) -> str:
     if price is None:
         return "-"
+    if not price.input_per_mtok and not price.output_per_mtok:
+        return f"free tier ({price.provider})"
     out = "?" if price.output_per_mtok is None else f"${price.output_per_mtok}"
     return f"${price.input_per_mtok}/{out} ({price.provider})"
 
