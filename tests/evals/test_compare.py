@@ -10,10 +10,8 @@ from typing import Any
 import numpy as np
 import pytest
 import sqlalchemy as sa
-import typer
 from typer.testing import CliRunner
 
-from laneway.cli import _eval
 from laneway.evals import (
     RunOptions,
     compare_runs,
@@ -27,6 +25,7 @@ from laneway.evals import (
 )
 from laneway.evals._runner import new_run
 from laneway.testing import running
+from tests.evals._cli import eval_cli
 from tests.evals.conftest import Plan, PlantedFake, settings_for, write_planted_suite
 
 N = 200
@@ -34,17 +33,6 @@ BASE_WRONG = frozenset(range(0, 40))  # 80% right
 # The candidate loses 30 of the baseline's right cases and fixes 10 of its wrong ones:
 # 70% right, a 10-point regression.
 CAND_WRONG = frozenset(range(10, 40)) | frozenset(range(100, 130))
-
-
-def _cli() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """Test app."""
-
-    _eval.register(app)
-    return app
 
 
 def test_mcnemar_exact_and_chi_square() -> None:
@@ -114,13 +102,13 @@ async def test_planted_regression_is_flagged_identical_runs_are_not(
     assert identical.test.p_value == 1.0
     assert not identical.significantly_worse
     runner = CliRunner()
-    result = runner.invoke(_cli(), ["eval", "compare", str(base), str(cand)])
+    result = runner.invoke(eval_cli(), ["eval", "compare", str(base), str(cand)])
     assert result.exit_code == 1, result.output
     assert "SIGNIFICANTLY WORSE" in result.output
     assert "regression q100" in result.output
-    result = runner.invoke(_cli(), ["eval", "compare", str(base), str(same), "--json"])
+    result = runner.invoke(eval_cli(), ["eval", "compare", str(base), str(same), "--json"])
     assert result.exit_code == 0, result.output
     assert '"p_value": 1.0' in result.output
-    result = runner.invoke(_cli(), ["eval", "compare", str(base), str(tmp_path / "nope.json")])
+    result = runner.invoke(eval_cli(), ["eval", "compare", str(base), str(tmp_path / "nope.json")])
     assert result.exit_code == 2
     assert "run export not found" in result.output

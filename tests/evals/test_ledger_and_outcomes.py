@@ -9,13 +9,12 @@ from typing import Any
 
 import orjson
 import sqlalchemy as sa
-import typer
 import yaml
 from typer.testing import CliRunner
 
-from laneway.cli import _eval
 from laneway.evals import load_run, load_suite, outcome_rows, suite_from_ledger
 from laneway.ledger import LEDGER
+from tests.evals._cli import eval_cli
 from tests.evals.conftest import ENV, Plan, PlantedFake, deployment, planted_suite_yaml
 
 
@@ -59,23 +58,12 @@ def test_from_ledger_takes_only_logged_non_sensitive_client_traffic(engine: sa.E
     assert sampled == suite_from_ledger(engine, sample=3, where=["deployment=gpt"], name="x")
 
 
-def _cli() -> typer.Typer:
-    app = typer.Typer()
-
-    @app.callback()
-    def main() -> None:
-        """Test app."""
-
-    _eval.register(app)
-    return app
-
-
 def test_cli_init_run_show_export_and_from_ledger(tmp_path: Path, monkeypatch: Any) -> None:
     monkeypatch.chdir(tmp_path)
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
     runner = CliRunner()
-    app = _cli()
+    app = eval_cli()
     result = runner.invoke(app, ["eval", "init", "example.yaml"])
     assert result.exit_code == 0, result.output
     assert len(load_suite(tmp_path / "example.yaml").cases) >= 5

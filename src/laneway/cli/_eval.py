@@ -1,7 +1,15 @@
 """``laneway eval …``: suites, runs, reports, comparisons, human review, outcomes.
 
 Exit codes: 0 success; 1 ``compare`` found the candidate significantly worse; 2 an error
-(a malformed suite, an unknown run, a database problem).
+(a malformed suite, an unknown or taken run id, a bad path, a database problem), always
+reported as one ``error: …`` line on stderr.
+
+``--out`` of ``run`` is a directory (``RUN_ID.json`` and ``RUN_ID.html`` are written in
+it; it is created if missing, its parent is not); ``--out`` of ``report``,
+``from-ledger`` and ``export-outcomes`` is a file whose directory must exist. Files are
+written whole or not at all. The database is ``--database`` (alias ``--db``), else
+``$LANEWAY_DATABASE_URL``, else the config's ``database.url``; commands that only read
+never create a database file.
 """
 
 from __future__ import annotations
@@ -9,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -21,7 +30,7 @@ from laneway.errors import LanewayError
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from laneway.evals import ModelMetrics, Suite
+    from laneway.evals import ModelMetrics, RunOptions, RunRecord, RunSummary, Suite
     from laneway.settings import Settings
 
 __all__ = ["eval_app", "register"]
@@ -38,8 +47,24 @@ ConfigOpt = Annotated[
 ]
 DbOpt = Annotated[
     str | None,
-    typer.Option("--db", envvar="LANEWAY_DATABASE_URL", help="Database URL (default: config)."),
+    typer.Option(
+        "--database",
+        "--db",
+        envvar="LANEWAY_DATABASE_URL",
+        show_envvar=True,
+        help="Database URL, e.g. sqlite:///laneway.db (--db is an alias; "
+        "default: the config's database.url).",
+    ),
 ]
+TokensPerDayOpt = Annotated[
+    int | None,
+    typer.Option(
+        min=1,
+        help="Your expected traffic in tokens per day: adds the projected $/month per model "
+        "(the run's cost per token x this x 30). Default: no projection.",
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 def register(app: typer.Typer) -> None:
@@ -52,6 +77,47 @@ def _fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _database_problem(exc: Exception) -> str:
+    """One line for a database error (by SQLite error code, not by message text)."""
+    orig = getattr(exc, "orig", None)
+    code = str(getattr(orig, "sqlite_errorname", ""))
+    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
+        return "database is locked (another process is writing to it); try again"
+    if code == "SQLITE_NOTADB":
+        return "not a SQLite database"
+    return "database error: " + " ".join(str(orig or exc).split())
+
+
+@contextlib.contextmanager
+def _errors() -> Iterator[None]:
+    """Known failures as one ``error:`` line and exit code 2, never a traceback."""
+    import sqlalchemy as sa
+
+    try:
+        yield
+    except LanewayError as exc:
+        raise _fail(exc.message) from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise _fail(_database_problem(exc)) from None
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        raise _fail(f"{where}{exc.strerror or exc}") from None
+
+
+def _out_file(path: Path) -> Path:
+    from laneway.evals._files import check_output_file
+
+    with _errors():
+        return check_output_file(path)
+
+
+def _out_dir(path: Path) -> Path:
+    from laneway.evals._files import check_output_dir
+
+    with _errors():
+        return check_output_dir(path)
+
+
 def _console() -> Console:
     console = Console()
     return console if console.is_terminal else Console(width=160)
@@ -60,20 +126,31 @@ def _console() -> Console:
 def _settings(config: Path | None) -> Settings:
     from laneway.settings import load_settings
 
-    try:
+    with _errors():
         return load_settings(config)
-    except LanewayError as exc:
-        raise _fail(exc.message) from None
 
 
-def _engine(config: Path | None, db: str | None) -> sa.Engine:
+def _engine(config: Path | None, db: str | None, *, create: bool = True) -> sa.Engine:
+    """The database engine; ``create=False`` (commands that only read) refuses to create
+    a missing SQLite file."""
+    import sqlalchemy as sa
+
     from laneway.ledger import open_database
 
     url = db or _settings(config).database.url
     try:
-        return open_database(url)
+        shown = sa.make_url(url).render_as_string(hide_password=True)
+    except sa.exc.ArgumentError:
+        raise _fail(f"not a database URL: {url!r}") from None
+    try:
+        return open_database(url, create=create)
     except LanewayError as exc:
-        raise _fail(exc.message) from None
+        hint = "" if create else " (pass --database or set LANEWAY_DATABASE_URL)"
+        raise _fail(exc.message + hint) from None
+    except sa.exc.SQLAlchemyError as exc:
+        raise _fail(f"{shown}: {_database_problem(exc)}") from None
+    except ImportError as exc:
+        raise _fail(f"{shown}: the database driver is not installed ({exc.name})") from None
 
 
 def _suite(ref: str) -> Suite:
@@ -83,26 +160,28 @@ def _suite(ref: str) -> Suite:
     path = Path(ref)
     if not path.exists() and ref in packaged:
         path = packaged[ref]
-    try:
+    with _errors():
         return load_suite(path)
-    except LanewayError as exc:
-        raise _fail(exc.message) from None
 
 
 @eval_app.command("init")
 def init_command(
-    path: Annotated[Path, typer.Argument(help="Where to write the suite.")] = Path(
-        "eval-suite.yaml"
-    ),
+    path: Annotated[
+        Path, typer.Argument(help="Suite file to write; its directory must exist.")
+    ] = Path("eval-suite.yaml"),
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented example suite to edit."""
     from importlib import resources
 
-    if path.exists() and not force:
+    from laneway.evals._files import write_atomic
+
+    if path.exists() and not path.is_dir() and not force:
         raise _fail(f"{path} exists (use --force to overwrite)")
+    _out_file(path)
     text = resources.files("laneway.evals").joinpath("suites", _EXAMPLE).read_text("utf-8")
-    path.write_text(text, "utf-8")
+    with _errors():
+        write_atomic(path, text.encode("utf-8"))
     typer.echo(f"wrote {path}; run it with: laneway eval run {path} --models local")
 
 
@@ -167,92 +246,221 @@ def _metrics_table(metrics: list[ModelMetrics], title: str) -> Table:
 
 
 async def _run_async(
-    settings: Settings, engine: sa.Engine, suite: Suite, record: Any, options: Any
-) -> Any:
+    settings: Settings,
+    engine: sa.Engine,
+    suite: Suite,
+    options: RunOptions,
+    start: Callable[[], RunRecord],
+) -> tuple[RunRecord, RunSummary]:
+    """Check the candidates, then ``start()`` (creates the run row) and run it."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
     from laneway.evals import run_suite
+    from laneway.evals._runner import check_models
     from laneway.server import build_gateway
 
     gateway = build_gateway(settings, engine=engine)
     await gateway.start()
-    pending = len(suite.cases) * options.repeats * len(options.models)
-    pending -= len(record.completed_keys())
     try:
+        check_models(gateway, options)
+        record = start()
+        pending = len(suite.cases) * options.repeats * len(options.models)
+        pending -= len(record.completed_keys())
         columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
         with Progress(*columns, TimeElapsedColumn(), transient=False) as progress:
             task = progress.add_task(f"{suite.name}", total=pending)
-            return await run_suite(
+            summary = await run_suite(
                 gateway, suite, record, options, on_result=lambda _row: progress.advance(task)
             )
+        return record, summary
     finally:
         await gateway.aclose()
 
 
+def _planned_id(resume: str | None, run_id: str | None) -> str:
+    from laneway.evals._runner import check_run_id, new_run_id
+
+    if resume is not None and run_id is not None:
+        raise _fail("give --resume ID to continue a run or --run-id ID for a new one, not both")
+    with _errors():
+        if resume is not None:
+            return check_run_id(resume)
+        return new_run_id() if run_id is None else check_run_id(run_id)
+
+
+_RUN_OUT_HELP = (
+    "Directory for the run's artefacts: writes DIR/RUN_ID.json (the export) and "
+    "DIR/RUN_ID.html (the report). DIR is created if missing, its parent is not. "
+    "Default: write no files (the run is in the database)."
+)
+
+
+_SuiteRefArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="SUITE",
+        help="Suite file (YAML, or JSONL of cases), or a packaged suite's name "
+        "(see `laneway eval suites`).",
+    ),
+]
+
+_ModelsOpt = Annotated[
+    str,
+    typer.Option(
+        help="Candidates, comma separated: deployment or model names from the config, "
+        "tier:NAME or auto. Ignored with --resume (the run's own are used)."
+    ),
+]
+
+_RepeatsOpt = Annotated[
+    int,
+    typer.Option(
+        min=1,
+        max=100,
+        help="Times each case is asked of each candidate, 1-100; 2 or more measures "
+        "consistency (pass^k, agreement). Ignored with --resume.",
+    ),
+]
+
+_ConcurrencyOpt = Annotated[
+    int,
+    typer.Option(min=1, max=512, help="Calls in flight at once, all candidates together."),
+]
+
+_JudgeOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Judge model: grades rubric cases and compares candidates pairwise "
+        "(default: none; rubrics are not graded)."
+    ),
+]
+
+_OutOpt = Annotated[Path | None, typer.Option(metavar="DIR", help=_RUN_OUT_HELP)]
+
+_ResumeOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="RUN_ID",
+        help="Continue this run: completed calls are kept, failed or missing ones are "
+        "made (the suite must be unchanged).",
+    ),
+]
+
+_RunIdOpt = Annotated[
+    str | None,
+    typer.Option(
+        help="Id for a new run, not yet used: 1-64 letters, digits, '.', '_' or '-', "
+        "starting with a letter or digit (default: UTC time stamp + random hex)."
+    ),
+]
+
+_RetriesOpt = Annotated[
+    int,
+    typer.Option(
+        min=0,
+        max=10,
+        help="Extra attempts per call on transient errors (rate limits, timeouts, "
+        "5xx), after the gateway's own retries; waits 0.5 s, 1 s, 2 s... between them.",
+    ),
+]
+
+_RpsPerProviderOpt = Annotated[
+    float | None,
+    typer.Option(
+        min=0.001,
+        help="Most calls started per second to each provider, e.g. 0.5 = one every "
+        "2 s (default: no limit).",
+    ),
+]
+
+
 @eval_app.command("run")
 def run_command(
-    suite_ref: Annotated[str, typer.Argument(metavar="SUITE", help="Suite file or name.")],
-    models: Annotated[str, typer.Option(help="Candidates, comma separated.")] = "local",
-    repeats: Annotated[int, typer.Option(min=1, max=100)] = 1,
-    concurrency: Annotated[int, typer.Option(min=1, max=512)] = 4,
-    judge: Annotated[str | None, typer.Option(help="Judge model (rubrics, pairwise).")] = None,
-    out: Annotated[Path | None, typer.Option(help="Write the JSON export and report here.")] = None,
-    resume: Annotated[str | None, typer.Option(help="Resume this run id.")] = None,
-    run_id: Annotated[str | None, typer.Option(help="Id for a new run.")] = None,
-    retries: Annotated[int, typer.Option(min=0, max=10, help="Harness retries.")] = 2,
-    rps_per_provider: Annotated[float | None, typer.Option(min=0.001)] = None,
-    tokens_per_day: Annotated[int | None, typer.Option(min=1)] = None,
+    suite_ref: _SuiteRefArg,
+    models: _ModelsOpt = "local",
+    repeats: _RepeatsOpt = 1,
+    concurrency: _ConcurrencyOpt = 4,
+    judge: _JudgeOpt = None,
+    out: _OutOpt = None,
+    resume: _ResumeOpt = None,
+    run_id: _RunIdOpt = None,
+    retries: _RetriesOpt = 2,
+    rps_per_provider: _RpsPerProviderOpt = None,
+    tokens_per_day: TokensPerDayOpt = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Run every case on every candidate (resumable: completed cases are not re-run)."""
     from laneway.evals import RunOptions, RunRecord, candidates_from
     from laneway.evals._runner import new_run
+    from laneway.evals._store import run_exists_message
 
+    the_id = _planned_id(resume, run_id)
+    if out is not None:
+        _out_dir(out)
     settings = _settings(config)
     suite = _suite(suite_ref)
+    with _errors():
+        candidates_from(models)
     engine = _engine(config, db)
     try:
-        if resume is not None:
-            record = RunRecord(engine, resume)
-            info = record.info()
-            if info.suite_digest != suite.digest:
-                raise _fail(f"run {resume} used a different version of the suite")
-            models, repeats = ",".join(info.models), info.repeats
-        options = RunOptions(
-            models=candidates_from(models),
-            repeats=repeats,
-            concurrency=concurrency,
-            judge=judge,
-            retries=retries,
-            rps_per_provider=rps_per_provider,
-        )
-        if resume is None:
-            record = new_run(engine, suite, options, run_id)
-        typer.echo(
-            f"run {record.run_id}: {len(suite.cases)} cases x {len(options.models)} "
-            f"models x {repeats} repeats"
-        )
-        try:
-            summary = asyncio.run(_run_async(settings, engine, suite, record, options))
-        except KeyboardInterrupt:
-            typer.echo(f"interrupted; resume with --resume {record.run_id}", err=True)
-            raise typer.Exit(130) from None
-        _print_run(record, engine, tokens_per_day, out)
+        with _errors():
+            record = RunRecord(engine, the_id)
+            if resume is not None:
+                info = record.info()
+                if info.suite_digest != suite.digest:
+                    raise _fail(f"run {resume} used a different version of the suite")
+                models, repeats = ",".join(info.models), info.repeats
+            elif record.exists():
+                raise _fail(run_exists_message(the_id))
+            options = RunOptions(
+                models=candidates_from(models),
+                repeats=repeats,
+                concurrency=concurrency,
+                judge=judge,
+                retries=retries,
+                rps_per_provider=rps_per_provider,
+            )
+
+            def start() -> RunRecord:
+                started = record if resume is not None else new_run(engine, suite, options, the_id)
+                typer.echo(
+                    f"run {the_id}: {len(suite.cases)} cases x {len(options.models)} "
+                    f"models x {options.repeats} repeats"
+                )
+                return started
+
+            summary = _execute(settings, engine, suite, options, record, start)
+            _print_run(record, engine, tokens_per_day, out)
         typer.echo(
             f"status {summary.status}: {summary.done} calls in {summary.wall_s:.1f} s, "
             f"{summary.skipped} already done, {summary.errors} errors"
         )
         if summary.status != "complete":
-            typer.echo(f"resume with: laneway eval run {suite_ref} --resume {record.run_id}")
-    except LanewayError as exc:
-        raise _fail(exc.message) from None
+            typer.echo(f"resume with: laneway eval run {suite_ref} --resume {the_id}")
     finally:
         engine.dispose()
 
 
+def _execute(
+    settings: Settings,
+    engine: sa.Engine,
+    suite: Suite,
+    options: RunOptions,
+    record: RunRecord,
+    start: Callable[[], RunRecord],
+) -> RunSummary:
+    try:
+        _, summary = asyncio.run(_run_async(settings, engine, suite, options, start))
+    except KeyboardInterrupt:
+        hint = f"; resume with --resume {record.run_id}" if record.exists() else ""
+        typer.echo(f"interrupted{hint}", err=True)
+        raise typer.Exit(130) from None
+    return summary
+
+
 def _print_run(
-    record: Any, engine: sa.Engine, tokens_per_day: int | None, out: Path | None
+    record: RunRecord, engine: sa.Engine, tokens_per_day: int | None, out: Path | None
 ) -> None:
     from laneway.evals import compute_metrics, load_run, write_export
     from laneway.evals._report import write_report
@@ -263,9 +471,26 @@ def _print_run(
     )
     _console().print(_metrics_table(metrics, f"run {run.info.run_id} ({run.info.status})"))
     if out is not None:
+        out.mkdir(exist_ok=True)
         export = write_export(record, out / f"{record.run_id}.json")
         report = write_report(run, metrics, out / f"{record.run_id}.html")
         typer.echo(f"wrote {export} and {report}")
+
+
+@contextlib.contextmanager
+def _reading(config: Path | None, db: str | None, *refs: str) -> Iterator[sa.Engine | None]:
+    """The database to read runs from (``None`` when every ref is a JSON export file);
+    never creates a database file; errors as one line."""
+    if all(Path(ref).is_file() for ref in refs):
+        with _errors():
+            yield None
+        return
+    engine = _engine(config, db, create=False)
+    try:
+        with _errors():
+            yield engine
+    finally:
+        engine.dispose()
 
 
 def _run_metrics(
@@ -274,22 +499,22 @@ def _run_metrics(
     """A run (id in the database, or a JSON export) and its metrics; a one-line error."""
     from laneway.evals import compute_metrics, load_run
 
-    engine = None if Path(run).is_file() else _engine(config, db)
-    try:
+    with _reading(config, db, run) as engine:
         loaded = load_run(run, engine)
-    except LanewayError as exc:
-        raise _fail(exc.message) from None
     metrics = compute_metrics(
         loaded.results, loaded.info.suite, loaded.info.models, tokens_per_day=tokens_per_day
     )
     return loaded, metrics
 
 
+RunRef = Annotated[str, typer.Argument(metavar="RUN", help="Run id, or a run's JSON export.")]
+
+
 @eval_app.command("show")
 def show_command(
-    run: Annotated[str, typer.Argument(help="Run id or JSON export.")],
-    tokens_per_day: Annotated[int | None, typer.Option(min=1)] = None,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    run: RunRef,
+    tokens_per_day: TokensPerDayOpt = None,
+    as_json: JsonOpt = False,
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
@@ -305,40 +530,60 @@ def show_command(
 
 @eval_app.command("report")
 def report_command(
-    run: Annotated[str, typer.Argument(help="Run id or JSON export.")],
-    out: Annotated[Path, typer.Option(help="HTML file to write.")] = Path("eval-report.html"),
-    tokens_per_day: Annotated[int | None, typer.Option(min=1)] = None,
+    run: RunRef,
+    out: Annotated[
+        Path,
+        typer.Option(
+            metavar="FILE",
+            help="HTML file to write (replaced if it exists; its directory must exist).",
+        ),
+    ] = Path("eval-report.html"),
+    tokens_per_day: TokensPerDayOpt = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Write the HTML report of a run (plots and tables)."""
     from laneway.evals._report import write_report
 
+    _out_file(out)
     loaded, metrics = _run_metrics(run, tokens_per_day, config, db)
-    typer.echo(f"wrote {write_report(loaded, metrics, out)}")
+    with _errors():
+        typer.echo(f"wrote {write_report(loaded, metrics, out)}")
 
 
 @eval_app.command("compare")
 def compare_command(
     run_a: Annotated[str, typer.Argument(help="Baseline run (id or JSON export).")],
     run_b: Annotated[str, typer.Argument(help="Candidate run (id or JSON export).")],
-    model: Annotated[str | None, typer.Option(help="The candidate to compare.")] = None,
-    alpha: Annotated[float, typer.Option(min=0.0001, max=0.5)] = 0.05,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    model: Annotated[
+        str | None,
+        typer.Option(
+            help="The candidate to compare, in both runs (default: the one they share, "
+            "or each run's only one)."
+        ),
+    ] = None,
+    alpha: Annotated[
+        float,
+        typer.Option(
+            min=0.0001,
+            max=0.5,
+            help="Significance level, 0.0001-0.5: B is significantly worse when the paired "
+            "test's p < alpha and B loses more cases than it wins.",
+        ),
+    ] = 0.05,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the comparison as JSON instead of text.")
+    ] = False,
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Paired comparison; exit 1 when B is significantly worse than A, 2 on an error."""
     from laneway.evals import compare_runs, load_run
 
-    try:
-        needs_db = not (Path(run_a).is_file() and Path(run_b).is_file())
-        engine = _engine(config, db) if needs_db else None
+    with _reading(config, db, run_a, run_b) as engine:
         result = compare_runs(
             load_run(run_a, engine), load_run(run_b, engine), model=model, alpha=alpha
         )
-    except LanewayError as exc:
-        raise _fail(exc.message) from None
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
     else:
@@ -363,8 +608,11 @@ def compare_command(
 
 @eval_app.command("review")
 def review_command(
-    run: Annotated[str, typer.Argument(help="Run id.")],
-    no_browser: Annotated[bool, typer.Option(help="Only print the URL.")] = False,
+    run: Annotated[str, typer.Argument(metavar="RUN", help="Run id (in the database).")],
+    no_browser: Annotated[
+        bool,
+        typer.Option("--no-browser", help="Only print the page's URL; do not open a browser."),
+    ] = False,
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
@@ -374,31 +622,54 @@ def review_command(
     from laneway.evals import RunRecord
     from laneway.evals._review import ReviewServer, can_open_browser, review_items
 
-    engine = _engine(config, db)
-    record = RunRecord(engine, run)
+    engine = _engine(config, db, create=False)
     try:
-        items = review_items(record)
-    except LanewayError as exc:
-        raise _fail(exc.message) from None
-    if not items:
-        typer.echo("nothing to review (every pair has a verdict, or fewer than 2 models)")
-        return
-    with ReviewServer(record, items) as server:
-        typer.echo(f"review {len(items)} pairs at {server.url}  (Ctrl-C to stop)")
-        if not no_browser and can_open_browser():
-            webbrowser.open(server.url)
-        with contextlib.suppress(KeyboardInterrupt):
-            while not server.finished.wait(0.5):
-                continue
-    typer.echo(f"saved {server.saved} of {server.total} verdicts")
+        with _errors():
+            record = RunRecord(engine, run)
+            items = review_items(record)
+            if not items:
+                typer.echo("nothing to review (every pair has a verdict, or fewer than 2 models)")
+                return
+            with ReviewServer(record, items) as server:
+                typer.echo(f"review {len(items)} pairs at {server.url}  (Ctrl-C to stop)")
+                if not no_browser and can_open_browser():
+                    webbrowser.open(server.url)
+                with contextlib.suppress(KeyboardInterrupt):
+                    while not server.finished.wait(0.5):
+                        continue
+            typer.echo(f"saved {server.saved} of {server.total} verdicts")
+    finally:
+        engine.dispose()
 
 
 @eval_app.command("from-ledger")
 def from_ledger_command(
-    sample: Annotated[int, typer.Option(min=1, max=100_000)] = 300,
-    where: Annotated[list[str] | None, typer.Option(help="FIELD=VALUE (repeatable).")] = None,
-    out: Annotated[Path, typer.Option(help="Suite file to write.")] = Path("ledger-suite.yaml"),
-    seed: Annotated[int, typer.Option()] = 0,
+    sample: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            max=100_000,
+            help="Most cases to take, 1-100000 (distinct prompts drawn at random).",
+        ),
+    ] = 300,
+    where: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="FIELD=VALUE filter, repeatable (all must hold); FIELD is deployment, "
+            "model, tier, key, requested_model or since (e.g. since=7d)."
+        ),
+    ] = None,
+    out: Annotated[
+        Path,
+        typer.Option(
+            metavar="FILE",
+            help="Suite file to write (replaced if it exists; its directory must exist); "
+            "its name is the suite's name.",
+        ),
+    ] = Path("ledger-suite.yaml"),
+    seed: Annotated[
+        int, typer.Option(help="Random seed of the sample: the same seed, the same cases.")
+    ] = 0,
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
@@ -406,35 +677,43 @@ def from_ledger_command(
     import yaml
 
     from laneway.evals import suite_from_ledger
+    from laneway.evals._files import write_atomic
 
-    engine = _engine(config, db)
+    _out_file(out)
+    engine = _engine(config, db, create=False)
     try:
-        data = suite_from_ledger(engine, sample=sample, where=where or (), seed=seed, name=out.stem)
-    except LanewayError as exc:
-        raise _fail(exc.message) from None
+        with _errors():
+            data = suite_from_ledger(
+                engine, sample=sample, where=where or (), seed=seed, name=out.stem
+            )
     finally:
         engine.dispose()
     if not data["cases"]:
         raise _fail("no usable requests: prompt logging must be on for the keys you sample")
-    out.write_text(yaml.safe_dump(data, sort_keys=False, allow_unicode=True), "utf-8")
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    with _errors():
+        write_atomic(out, text.encode("utf-8"))
     typer.echo(f"wrote {len(data['cases'])} cases to {out}")
 
 
 @eval_app.command("export-outcomes")
 def export_outcomes_command(
-    run: Annotated[str, typer.Argument(help="Run id or JSON export.")],
-    out: Annotated[Path, typer.Option(help="JSONL file for `laneway router train`.")] = Path(
-        "outcomes.jsonl"
-    ),
+    run: RunRef,
+    out: Annotated[
+        Path,
+        typer.Option(
+            metavar="FILE",
+            help="JSONL file for `laneway router train` (replaced if it exists; its "
+            "directory must exist).",
+        ),
+    ] = Path("outcomes.jsonl"),
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
     """Per-prompt outcomes in the router's training format."""
     from laneway.evals import load_run, write_outcomes
 
-    engine = None if Path(run).is_file() else _engine(config, db)
-    try:
+    _out_file(out)
+    with _reading(config, db, run) as engine:
         count = write_outcomes(load_run(run, engine), out)
-    except LanewayError as exc:
-        raise _fail(exc.message) from None
     typer.echo(f"wrote {count} prompts to {out}")

@@ -13,6 +13,7 @@ from typing import Any
 
 import orjson
 
+from laneway.evals._files import write_atomic
 from laneway.evals._store import LoadedRun
 
 __all__ = ["outcome_rows", "write_outcomes"]
@@ -46,9 +47,7 @@ def outcome_rows(run: LoadedRun) -> list[dict[str, Any]]:
 
 
 def write_outcomes(run: LoadedRun, path: Path) -> int:
+    """Write the outcomes as JSONL (whole or not at all; the folder must exist)."""
     rows = outcome_rows(run)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
-        for item in rows:
-            fh.write(orjson.dumps(item) + b"\n")
+    write_atomic(path, b"".join(orjson.dumps(item) + b"\n" for item in rows))
     return len(rows)

@@ -10,6 +10,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from laneway.evals._files import write_atomic
 from laneway.evals._metrics import ModelMetrics, metrics_to_json
 from laneway.evals._store import LoadedRun, PairVerdict
 
@@ -130,6 +131,5 @@ def render_report(run: LoadedRun, metrics: list[ModelMetrics]) -> str:
 
 
 def write_report(run: LoadedRun, metrics: list[ModelMetrics], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(render_report(run, metrics), "utf-8")
-    return path
+    """Write the HTML report to ``path`` (whole or not at all; the folder must exist)."""
+    return write_atomic(path, render_report(run, metrics).encode("utf-8"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -36,9 +37,14 @@ __all__ = [
     "RunSummary",
     "call_model",
     "candidates_from",
+    "check_models",
+    "check_run_id",
     "new_run",
+    "new_run_id",
     "run_suite",
 ]
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 _RETRYABLE = frozenset(
     {
@@ -98,16 +104,24 @@ class _RateLimiter:
             await asyncio.sleep(delay)
 
 
-def provider_of(gateway: Gateway, model: str) -> str:
+def provider_of(gateway: Gateway, model: str, role: str = "candidate") -> str:
     """The provider a candidate's first deployment uses (the rate-limit key)."""
     if model == "auto" or model.startswith("auto:"):
         return "auto"
     try:
         resolution = gateway.resolver.resolve(model)
     except ModelNotFound as exc:
-        raise ConfigError(f"candidate {model!r}: {exc}") from None
+        raise ConfigError(f"{role} {model!r}: {exc}") from None
     settings = gateway.deployments[resolution.deployments[0]].settings
     return settings.vendor or settings.api_base or settings.provider
+
+
+def check_models(gateway: Gateway, options: RunOptions) -> None:
+    """``ConfigError`` naming the first candidate (or judge) the gateway cannot serve."""
+    for model in options.models:
+        provider_of(gateway, model)
+    if options.judge is not None:
+        provider_of(gateway, options.judge, role="judge")
 
 
 def build_request(case: Case, model: str) -> ChatRequest:
@@ -251,6 +265,7 @@ async def run_suite(
     on_result: Callable[[ResultRow], None] | None = None,
 ) -> RunSummary:
     """Run (or resume) ``record``'s run; returns counts and the final status."""
+    check_models(gateway, options)
     providers = {m: provider_of(gateway, m) for m in options.models}
     limiters = (
         {p: _RateLimiter(options.rps_per_provider) for p in set(providers.values())}
@@ -349,11 +364,27 @@ def candidates_from(text: str) -> tuple[str, ...]:
     return models
 
 
+def check_run_id(run_id: str) -> str:
+    """``run_id`` if it is a safe id (it names files: no slash, no leading dot)."""
+    if not _RUN_ID.match(run_id):
+        raise ConfigError(
+            f"invalid run id {run_id!r}: use 1-64 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return run_id
+
+
+def new_run_id() -> str:
+    """A fresh run id: the UTC time stamp plus random hex."""
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+
+
 def new_run(
     engine: sa.Engine, suite: Suite, options: RunOptions, run_id: str | None = None
 ) -> RunRecord:
-    """Create the run record (``run_id`` defaults to a time stamp plus random hex)."""
-    run_id = run_id or datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(3)
+    """Create the run record (``run_id`` defaults to :func:`new_run_id`); ``ConfigError``
+    for an invalid id or one that is taken."""
+    run_id = check_run_id(run_id) if run_id is not None else new_run_id()
     config = {k: v for k, v in asdict(options).items() if k not in ("models", "repeats")}
     info = RunInfo(
         run_id=run_id,

@@ -20,6 +20,7 @@ import orjson
 import sqlalchemy as sa
 
 from laneway.errors import ConfigError
+from laneway.evals._files import write_atomic
 from laneway.ledger import nusd_to_usd, usd_to_nusd
 from laneway.ledger._schema import UtcDateTime
 
@@ -215,7 +216,16 @@ class RunRecord:
 
     @classmethod
     def create(cls, engine: sa.Engine, info: RunInfo) -> RunRecord:
+        """Insert the run's row; ``ConfigError`` when the id is taken."""
         now = datetime.now(UTC)
+        try:
+            cls._insert(engine, info, now)
+        except sa.exc.IntegrityError:
+            raise ConfigError(run_exists_message(info.run_id)) from None
+        return cls(engine, info.run_id)
+
+    @staticmethod
+    def _insert(engine: sa.Engine, info: RunInfo, now: datetime) -> None:
         with engine.begin() as conn:
             conn.execute(
                 RUNS.insert().values(
@@ -232,7 +242,11 @@ class RunRecord:
                     format_version=FORMAT_VERSION,
                 )
             )
-        return cls(engine, info.run_id)
+
+    def exists(self) -> bool:
+        query = sa.select(RUNS.c.run_id).where(RUNS.c.run_id == self.run_id)
+        with self.engine.connect() as conn:
+            return conn.execute(query).first() is not None
 
     def info(self) -> RunInfo:
         with self.engine.connect() as conn:
@@ -367,14 +381,18 @@ def _export_dict(
     }
 
 
+def run_exists_message(run_id: str) -> str:
+    return (
+        f"run {run_id!r} already exists: continue it with --resume {run_id}, "
+        "or pick another --run-id"
+    )
+
+
 def write_export(record: RunRecord, path: Path) -> Path:
-    """Write the run's JSON export (atomically: a temporary file, then renamed)."""
+    """Write the run's JSON export (atomically: a temporary file, then renamed; the
+    folder must exist)."""
     payload = _export_dict(record.info(), record.results(), record.pairs())
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_bytes(orjson.dumps(payload, option=orjson.OPT_INDENT_2))
-    tmp.replace(path)
-    return path
+    return write_atomic(path, orjson.dumps(payload, option=orjson.OPT_INDENT_2))
 
 
 @dataclass(frozen=True, slots=True)
@@ -398,21 +416,29 @@ def load_run(ref: str, engine: sa.Engine | None) -> LoadedRun:
             raise ConfigError(f"{path}: not a Laneway eval run export")
         if data.get("version") != FORMAT_VERSION:
             raise ConfigError(f"{path}: export version {data.get('version')} is not supported")
-        run = data["run"]
-        info = RunInfo(
-            run_id=run["run_id"],
-            created_at=datetime.fromisoformat(run["created_at"].replace("Z", "+00:00")),
-            status=run["status"],
-            suite=data["suite"],
-            suite_digest=run["suite_digest"],
-            models=tuple(run["models"]),
-            repeats=run["repeats"],
-            config=run["config"],
-        )
-        results = tuple(ResultRow.from_json(r) for r in data["results"])
-        pairs = tuple(PairVerdict(**p) for p in data["pairs"])
-        return LoadedRun(info, results, pairs)
+        try:
+            return _loaded_from_export(data)
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            detail = f"no field {exc}" if isinstance(exc, KeyError) else str(exc)
+            raise ConfigError(f"{path}: a damaged eval run export ({detail})") from None
     if engine is None:
         raise ConfigError(f"{ref!r} is not a file and no database was given")
     record = RunRecord(engine, ref)
     return LoadedRun(record.info(), tuple(record.results()), tuple(record.pairs()))
+
+
+def _loaded_from_export(data: dict[str, Any]) -> LoadedRun:
+    run = data["run"]
+    info = RunInfo(
+        run_id=run["run_id"],
+        created_at=datetime.fromisoformat(run["created_at"].replace("Z", "+00:00")),
+        status=run["status"],
+        suite=data["suite"],
+        suite_digest=run["suite_digest"],
+        models=tuple(run["models"]),
+        repeats=run["repeats"],
+        config=run["config"],
+    )
+    results = tuple(ResultRow.from_json(r) for r in data["results"])
+    pairs = tuple(PairVerdict(**p) for p in data["pairs"])
+    return LoadedRun(info, results, pairs)
