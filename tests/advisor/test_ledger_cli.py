@@ -129,7 +129,7 @@ def test_cli_seed_check_and_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("tasks: []\n")
     failed = CliRunner().invoke(app, ["advise", str(bad)])
-    assert failed.exit_code == 1
+    assert failed.exit_code == 2  # bad input: usage error
     assert "at least one task" in failed.output
 
 

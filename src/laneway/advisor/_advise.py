@@ -3,6 +3,7 @@ and ``advice_to_json``, the stable ``--json`` schema (``laneway.advice/1``)."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
@@ -22,6 +23,7 @@ from laneway.advisor._plan import PATHS, TierPlan, plan_tier
 from laneway.advisor._tco import crossover_tokens_per_day, self_hosted_monthly
 from laneway.advisor._workload import Workload
 from laneway.catalog import Catalog, default_catalog
+from laneway.errors import InvalidRequest
 
 __all__ = ["SCHEMA", "Advice", "advice_to_json", "advise"]
 
@@ -98,13 +100,26 @@ def _summary(choices: list[TierChoice], advice_gates: list[Gate], plans: list[Ti
 
 
 def advise(
-    workload: Workload, catalog: Catalog | None = None, assumptions: Assumptions | None = None
+    workload: Workload,
+    catalog: Catalog | None = None,
+    assumptions: Assumptions | None = None,
+    *,
+    overrides: Mapping[str, object] | None = None,
 ) -> Advice:
-    """The whole analysis. Overrides in the workload file apply on top of ``assumptions``."""
+    """The whole analysis. Assumptions, lowest precedence first: ``assumptions`` (default:
+    the built-in defaults), then the workload file's ``assumptions:`` block (source "workload
+    file"), then ``overrides`` (the command line's ``--set``, source "command line").
+    Raises ``InvalidRequest`` for a workload with no volume or an invalid override."""
+    if workload.tokens_per_day <= 0:
+        raise InvalidRequest(
+            f"workload {workload.name!r} has no volume (0 tokens/day): nothing to advise on"
+        )
     catalog = catalog or default_catalog()
     a = assumptions or default_assumptions()
     if workload.assumptions:
-        a = a.override(workload.assumptions, source="workload file")
+        a = a.override(workload.assumptions, source="workload file", where="assumptions.")
+    if overrides:
+        a = a.override(overrides, source="command line", where="--set ")
     plans = [
         plan_tier(catalog, workload, tier, tasks, a) for tier, tasks in workload.tiers().items()
     ]
@@ -199,7 +214,8 @@ def _sensitivity(advice: Advice) -> list[dict[str, Any]]:
             "high": _s(high),
         }
         for label, value in (("low", low), ("high", high)):
-            cost = self_hosted_monthly(plan.load, plan.size, a.override({name: value}))
+            varied = a.override({name: value}, source="sensitivity", check_range=False)
+            cost = self_hosted_monthly(plan.load, plan.size, varied)
             out[f"self_hosted_monthly_usd_{label}"] = _s(cost.total if cost else None)
         rows.append(out)
     return rows

@@ -125,6 +125,67 @@ def gpu_table() -> GpuTable:
     )
 
 
+def _valid_ranges() -> dict[str, tuple[Decimal, bool, Decimal]]:
+    """Per assumption: (lowest, whether the lowest itself is allowed, highest). Fractions
+    are in (0, 1]; divisors are above 0; every maximum is far beyond any real deployment and
+    keeps the sums inside what ``Decimal`` can print."""
+    d = Decimal
+    return {
+        "gpu_hourly_usd": (d(0), False, d(1000)),
+        "gpu_memory_gb": (d(8), True, d(10_000)),
+        "throughput_tps_per_gpu": (d(0), False, d(10_000_000)),
+        "days_per_month": (d(0), False, d(31)),
+        "precision_bytes": (d("0.125"), True, d(8)),
+        "kv_cache_bytes_per_token": (d(0), True, d(100_000_000)),
+        "gpu_memory_usable_fraction": (d(0), False, d(1)),
+        "max_gpu_utilisation": (d(0), False, d(1)),
+        "input_token_weight": (d(0), True, d(100)),
+        "time_in_system_s": (d(0), False, d(86_400)),
+        "ml_engineer_usd_per_year": (d(0), True, d(100_000_000)),
+        "ops_fte_share": (d(0), True, d(10_000)),
+        "update_cycle_usd": (d(0), True, d(1_000_000_000)),
+        "update_cycles_per_year": (d(0), True, d(365)),
+        "infra_overhead_multiplier": (d(1), True, d(100)),
+        "work_hours_per_year": (d(0), False, d(8784)),
+        "lora_gpu_hours": (d(0), True, d(10_000_000)),
+        "lora_data_prep_hours": (d(0), True, d(10_000_000)),
+        "lora_reeval_hours": (d(0), True, d(10_000_000)),
+    }
+
+
+def _number(name: str, value: object, where: str, check_range: bool) -> Decimal:
+    """``value`` as a finite ``Decimal`` in the valid range of assumption ``name``."""
+    try:
+        new = Decimal(str(value).strip()) if not isinstance(value, bool) else None
+    except InvalidOperation:
+        new = None
+    if new is None or not new.is_finite():
+        raise InvalidRequest(f"{where}{name}: must be a finite number, got {value!r}")
+    low, low_allowed, high = _valid_ranges().get(name, (Decimal(0), True, Decimal(10) ** 15))
+    if not check_range:
+        return new
+    if new < low or (new == low and not low_allowed) or new > high:
+        bound = "at least" if low_allowed else "above"
+        raise InvalidRequest(
+            f"{where}{name}: must be {bound} {low} and at most {high:,}, got {value}"
+        )
+    return new
+
+
+_MIN_USABLE_GB = Decimal(8)
+
+
+def _check_usable_memory(a: Assumptions, where: str) -> None:
+    """Memory for weights per GPU: below 8 GB a replica of a large model needs thousands of
+    GPUs, which no one deploys (and which the sizing search would take minutes over)."""
+    usable = a.number("gpu_memory_gb") * a.number("gpu_memory_usable_fraction")
+    if usable < _MIN_USABLE_GB:
+        raise InvalidRequest(
+            f"{where}gpu_memory_gb x gpu_memory_usable_fraction: {usable.normalize():f} GB usable "
+            f"per GPU, must be at least {_MIN_USABLE_GB} GB"
+        )
+
+
 class Assumptions:
     """An immutable, ordered set of named assumptions."""
 
@@ -161,23 +222,39 @@ class Assumptions:
     def text(self, name: str) -> str:
         return str(self.get(name).value)
 
-    def override(self, values: Mapping[str, object], *, source: str = "override") -> Assumptions:
-        """A copy with ``values`` replacing the named assumptions (unknown names raise)."""
+    def override(
+        self,
+        values: Mapping[str, object],
+        *,
+        source: str = "override",
+        where: str = "",
+        check_range: bool = True,
+    ) -> Assumptions:
+        """A copy with ``values`` replacing the named assumptions. Unknown names, values that
+        are not finite numbers and (with ``check_range``) values outside the assumption's valid
+        range raise ``InvalidRequest``; messages start with ``where`` + the name."""
         items = dict(self._items)
         for name, value in values.items():
-            old = self.get(name)
+            if name not in self._items:
+                raise InvalidRequest(
+                    f"{where}{name}: unknown assumption (use one of {', '.join(self._items)})"
+                )
+            old = self._items[name]
             new: Decimal | str
             if isinstance(old.value, Decimal) or old.value in ("unknown", "table"):
+                new = _number(name, value, where, check_range)
+            elif name == "gpu":
                 try:
-                    new = Decimal(str(value))
-                except InvalidOperation:
-                    raise InvalidRequest(f"{name}: {value!r} is not a number") from None
-                if new < 0:
-                    raise InvalidRequest(f"{name}: must not be negative, got {value}")
+                    new = gpu_table().gpu(str(value)).key
+                except InvalidRequest as exc:
+                    raise InvalidRequest(f"{where}{name}: {exc.message}") from None
             else:
                 new = str(value)
             items[name] = replace(old, value=new, source=source)
-        return Assumptions(items)
+        result = Assumptions(items)
+        if check_range and {"gpu_memory_gb", "gpu_memory_usable_fraction"} & set(values):
+            _check_usable_memory(result, where)
+        return result
 
     def add(self, item: Assumption) -> Assumptions:
         return Assumptions({**self._items, item.name: item})

@@ -10,9 +10,12 @@ from typing import Any, Literal, cast
 
 import yaml
 
+from laneway.advisor._assumptions import default_assumptions
 from laneway.errors import InvalidRequest
+from laneway.settings import yaml_line
 
 __all__ = [
+    "MAX_TOKENS_PER_DAY",
     "NEEDS",
     "OPS_CAPACITIES",
     "SENSITIVITIES",
@@ -36,7 +39,11 @@ SENSITIVITIES: tuple[Sensitivity, ...] = ("none", "regulated", "on_prem")
 OPS_CAPACITIES: tuple[OpsCapacity, ...] = ("none", "partial", "full")
 NEEDS: tuple[Need, ...] = ("frontier_reasoning", "video", "computer_use")
 TIERS = ("simple", "standard", "complex", "frontier")
+MAX_TOKENS_PER_DAY = Decimal(10) ** 14  # a sane ceiling: about three times Google's 2025 volume
 _ZERO = Decimal(0)
+_MAX_REQUESTS_PER_DAY = Decimal(10) ** 12
+_MAX_TOKENS_PER_REQUEST = Decimal(10) ** 8
+_MAX_SLO_MS = Decimal(86_400_000)  # one day
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +128,15 @@ class Workload:
         return task.quality if task.quality is not None else self.quality
 
 
-def _num(data: Mapping[str, Any], key: str, where: str, default: str | None = None) -> Decimal:
+def _num(
+    data: Mapping[str, Any],
+    key: str,
+    where: str,
+    default: str | None = None,
+    maximum: Decimal | None = None,
+) -> Decimal:
+    """A finite number in ``[0, maximum]`` at ``data[key]``; raises ``InvalidRequest``
+    naming ``where.key``."""
     raw = data.get(key, default)
     if raw is None or isinstance(raw, bool):
         raise InvalidRequest(f"{where}.{key}: a number is required")
@@ -129,13 +144,38 @@ def _num(data: Mapping[str, Any], key: str, where: str, default: str | None = No
         value = Decimal(str(raw))
     except InvalidOperation:
         raise InvalidRequest(f"{where}.{key}: {raw!r} is not a number") from None
-    if value < 0 or not value.is_finite():
+    if not value.is_finite() or value < 0:
         raise InvalidRequest(f"{where}.{key}: must be a finite number >= 0, got {raw}")
+    if maximum is not None and value > maximum:
+        raise InvalidRequest(f"{where}.{key}: must be at most {maximum:,}, got {raw}")
     return value
 
 
 def _opt_num(data: Mapping[str, Any], key: str, where: str) -> Decimal | None:
     return None if data.get(key) is None else _num(data, key, where)
+
+
+def _latency(data: Mapping[str, Any]) -> Decimal | None:
+    slo = None if data.get("latency_slo_ms") is None else _num(data, "latency_slo_ms", "workload")
+    if slo is not None and not 0 < slo <= _MAX_SLO_MS:
+        raise InvalidRequest(
+            f"latency_slo_ms: must be above 0 and at most {_MAX_SLO_MS:,} (one day), got {slo}"
+        )
+    return slo
+
+
+def _check_volume(tasks: tuple[Task, ...]) -> None:
+    total = sum((t.tokens_per_day for t in tasks), _ZERO)
+    if total == 0:
+        raise InvalidRequest(
+            "tasks: the total volume is 0 tokens/day, so there is nothing to advise on "
+            "(give requests_per_day, input_tokens and output_tokens)"
+        )
+    if total > MAX_TOKENS_PER_DAY:
+        raise InvalidRequest(
+            f"tasks: {total:,.0f} tokens/day in all is above the limit of "
+            f"{MAX_TOKENS_PER_DAY:,} tokens/day"
+        )
 
 
 def _mapping(raw: object, where: str) -> Mapping[str, Any]:
@@ -194,6 +234,8 @@ def _task(raw: object, index: int) -> Task:
     _check_keys(data, _TASK_KEYS, where)
     name = str(data.get("name") or f"task-{index + 1}")
     tier = str(data.get("tier") or (name if name in TIERS else "standard"))
+    if tier not in TIERS:
+        raise InvalidRequest(f"{where}.tier: {tier!r} is not one of {', '.join(TIERS)}")
     needs = _strings(data.get("needs"), f"{where}.needs")
     for need in needs:
         if need not in NEEDS:
@@ -201,12 +243,12 @@ def _task(raw: object, index: int) -> Task:
     cached = _num(data, "cached_fraction", where, "0")
     if cached > 1:
         raise InvalidRequest(f"{where}.cached_fraction: must be between 0 and 1")
-    return Task(
+    task = Task(
         name=name,
         tier=tier,
-        requests_per_day=_num(data, "requests_per_day", where),
-        input_tokens=_num(data, "input_tokens", where),
-        output_tokens=_num(data, "output_tokens", where),
+        requests_per_day=_num(data, "requests_per_day", where, None, _MAX_REQUESTS_PER_DAY),
+        input_tokens=_num(data, "input_tokens", where, None, _MAX_TOKENS_PER_REQUEST),
+        output_tokens=_num(data, "output_tokens", where, None, _MAX_TOKENS_PER_REQUEST),
         cached_fraction=cached,
         category=None if data.get("category") is None else str(data["category"]),
         needs=cast("tuple[Need, ...]", needs),
@@ -214,6 +256,12 @@ def _task(raw: object, index: int) -> Task:
         models=_strings(data.get("models"), f"{where}.models"),
         quality=None if data.get("quality") is None else _quality(data["quality"], where),
     )
+    if task.tokens_per_day > MAX_TOKENS_PER_DAY:
+        raise InvalidRequest(
+            f"{where}: {task.tokens_per_day:,.0f} tokens/day (requests_per_day x tokens per "
+            f"request) is above the limit of {MAX_TOKENS_PER_DAY:,} tokens/day"
+        )
+    return task
 
 
 def _traffic(raw: object) -> Traffic:
@@ -223,7 +271,10 @@ def _traffic(raw: object) -> Traffic:
     if hourly_raw is not None:
         if not isinstance(hourly_raw, list) or len(hourly_raw) != 24:
             raise InvalidRequest("traffic.hourly: expected 24 numbers, one per hour of the day")
-        hourly = tuple(_num({"h": v}, "h", "traffic.hourly") for v in hourly_raw)
+        hourly = tuple(
+            _num({f"hourly[{i}]": v}, f"hourly[{i}]", "traffic", None, _MAX_REQUESTS_PER_DAY)
+            for i, v in enumerate(hourly_raw)
+        )
         mean = sum(hourly, _ZERO) / 24
         if mean == 0:
             raise InvalidRequest("traffic.hourly: all hours are zero")
@@ -231,6 +282,10 @@ def _traffic(raw: object) -> Traffic:
     ratio = _num(data, "peak_to_mean", "traffic", "1")
     if ratio < 1:
         raise InvalidRequest("traffic.peak_to_mean: the peak cannot be below the mean (>= 1)")
+    if ratio > 24:
+        raise InvalidRequest(
+            f"traffic.peak_to_mean: the busiest hour cannot exceed 24 x the mean hour, got {ratio}"
+        )
     return Traffic(peak_to_mean=ratio)
 
 
@@ -254,6 +309,14 @@ _TOP_KEYS = {
 }
 
 
+def _assumptions(raw: object) -> dict[str, object]:
+    """The ``assumptions:`` block, checked now (names, finite, in range) so that errors
+    point at the file; applied by ``advise``."""
+    block = dict(_mapping(raw, "assumptions"))
+    default_assumptions().override(block, source="workload file", where="assumptions.")
+    return block
+
+
 def workload_from_dict(data: Mapping[str, Any]) -> Workload:
     """A validated ``Workload`` from parsed YAML/JSON; raises ``InvalidRequest``."""
     data = _mapping(data, "workload")
@@ -263,36 +326,85 @@ def workload_from_dict(data: Mapping[str, Any]) -> Workload:
         raise InvalidRequest("tasks: at least one task is required")
     cons = _mapping(data.get("constraints"), "constraints")
     _check_keys(cons, {"allowed_licenses", "denied_origins"}, "constraints")
+    tasks = tuple(_task(raw, i) for i, raw in enumerate(tasks_raw))
+    _check_volume(tasks)
     return Workload(
         name=str(data.get("name") or "workload"),
-        tasks=tuple(_task(raw, i) for i, raw in enumerate(tasks_raw)),
+        tasks=tasks,
         traffic=_traffic(data.get("traffic")),
-        latency_slo_ms=_opt_num(data, "latency_slo_ms", "workload"),
+        latency_slo_ms=_latency(data),
         data_sensitivity=cast(
             "Sensitivity", _choice(data, "data_sensitivity", SENSITIVITIES, "none")
         ),
         ops_capacity=cast("OpsCapacity", _choice(data, "ops_capacity", OPS_CAPACITIES, "none")),
         constraints=Constraints(
             allowed_licenses=tuple(
-                x.lower() for x in _strings(cons.get("allowed_licenses"), "allowed_licenses")
+                x.lower()
+                for x in _strings(cons.get("allowed_licenses"), "constraints.allowed_licenses")
             ),
             denied_origins=tuple(
-                x.upper() for x in _strings(cons.get("denied_origins"), "denied_origins")
+                x.upper()
+                for x in _strings(cons.get("denied_origins"), "constraints.denied_origins")
             ),
         ),
         quality=_quality(data.get("quality"), "quality"),
-        assumptions=dict(_mapping(data.get("assumptions"), "assumptions")),
+        assumptions=_assumptions(data.get("assumptions")),
     )
 
 
-def load_workload(path: Path) -> Workload:
-    """Read and validate a workload YAML file."""
+def _read(path: Path) -> str:
+    """The UTF-8 text of ``path``; a one-line ``InvalidRequest`` for anything else."""
+    if path.is_dir():
+        raise InvalidRequest(f"{path} is a directory, not a workload file")
     try:
-        text = path.read_text("utf-8")
+        return path.read_text("utf-8")
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start : exc.start + 1].hex()
+        raise InvalidRequest(
+            f"{path}: not UTF-8 text (byte 0x{byte} at offset {exc.start}); save it as UTF-8"
+        ) from None
     except OSError as exc:
         raise InvalidRequest(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _yaml_error(path: Path, exc: yaml.YAMLError) -> InvalidRequest:
+    if isinstance(exc, yaml.reader.ReaderError):
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return InvalidRequest(
+            f"{path}: not valid YAML: unacceptable character #x{char:04x} at offset {exc.position}"
+        )
+    mark = getattr(exc, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    return InvalidRequest(f"{where}: not valid YAML: {problem}")
+
+
+def _loc(message: str) -> list[int | str]:
+    """The YAML location a validation message starts with: ``tasks[0].tier`` ->
+    ``["tasks", 0, "tier"]`` (top-level keys such as ``latency_slo_ms`` as they are)."""
+    head = message.split(":", 1)[0]
+    loc: list[int | str] = []
+    for part in head.split("."):
+        name, _, rest = part.partition("[")
+        if not name.isidentifier():
+            return []
+        loc.append(name)
+        for index in rest.rstrip("]").split("]["):
+            if index.isdigit():
+                loc.append(int(index))
+    return loc[1:] if loc[:1] == ["workload"] else loc
+
+
+def load_workload(path: Path) -> Workload:
+    """Read and validate a workload YAML file; errors name ``file:line``."""
+    text = _read(path)
     try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        raise InvalidRequest(f"{path} is not valid YAML: {exc}".splitlines()[0]) from None
-    return workload_from_dict(data if data is not None else {})
+        raise _yaml_error(path, exc) from None
+    try:
+        return workload_from_dict(data if data is not None else {})
+    except InvalidRequest as exc:
+        line = yaml_line(node, _loc(exc.message)) if node is not None else 1
+        raise InvalidRequest(f"{path}:{line}: {exc.message}", param=exc.param) from None

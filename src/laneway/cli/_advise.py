@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from decimal import Decimal
+import math
+from decimal import Decimal, DecimalException
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from laneway.errors import LanewayError
+from laneway.errors import InvalidRequest, LanewayError
 
 if TYPE_CHECKING:
-    from laneway.advisor import Advice, SeedCheck
+    from laneway.advisor import SeedCheck
 
 # The advisor (and the catalog, SQLAlchemy, matplotlib) load inside the commands only.
 
@@ -28,6 +29,34 @@ def register(app: typer.Typer) -> None:
 def _fail(message: str, code: int = 1) -> typer.Exit:
     typer.echo(f"error: {message}", err=True)
     return typer.Exit(code)
+
+
+def _error(exc: LanewayError) -> typer.Exit:
+    """Bad input (``InvalidRequest``) exits 2, anything else 1."""
+    return _fail(exc.message, 2 if isinstance(exc, InvalidRequest) else 1)
+
+
+_TOO_LARGE = (
+    "the inputs give numbers too large to compute: check the workload's volumes and the assumptions"
+)
+
+
+def _check_out(out: Path) -> None:
+    """``--out`` must name a file in a directory that exists (none is created)."""
+    if out.is_dir():
+        raise _fail(f"--out: {out} is a directory; give a file name such as {out / 'r.html'}", 2)
+    parent = out.parent
+    if not parent.is_dir():
+        raise _fail(f"--out: directory {parent} does not exist (it is not created for you)", 2)
+
+
+def _write_report(advice: Any, out: Path) -> None:
+    from laneway.advisor._html import write_html
+
+    try:
+        write_html(advice, out)
+    except OSError as exc:
+        raise _fail(f"cannot write {out}: {exc.strerror or exc}") from None
 
 
 def _print_checks(checks: tuple[SeedCheck, ...], as_json: bool) -> None:
@@ -66,10 +95,7 @@ def _print_checks(checks: tuple[SeedCheck, ...], as_json: bool) -> None:
     console.print(table)
 
 
-def _print_advice(advice: Advice) -> None:
-    from laneway.advisor import advice_to_json
-
-    data = advice_to_json(advice)
+def _print_advice(data: dict[str, Any]) -> None:
     out = [f"Recommendation: {data['recommendation']['summary']}", "", "Tiers:"]
     for t in data["recommendation"]["tiers"]:
         cost = t["monthly_usd"] or "unknown"
@@ -170,22 +196,26 @@ def advise_command(
         raise _fail("give a workload file or --from-ledger (one of them)", 2)
     if ops not in ("none", "partial", "full"):
         raise _fail(f"--ops: {ops!r} is not one of none, partial, full", 2)
+    if out is not None:
+        _check_out(out)
     try:
         profile = (
             _ledger_workload(database, since, ops) if from_ledger else load_workload(workload)  # type: ignore[arg-type]
         )
-        assumptions = default_assumptions(gpu).override(_overrides(set_ or []), source="--set")
-        advice = advise(profile, assumptions=assumptions)
+        advice = advise(
+            profile, assumptions=default_assumptions(gpu), overrides=_overrides(set_ or [])
+        )
+        data = advice_to_json(advice)
         if out is not None:
-            from laneway.advisor._html import write_html
-
-            write_html(advice, out)
+            _write_report(advice, out)
     except LanewayError as exc:
-        raise _fail(exc.message) from None
+        raise _error(exc) from None
+    except DecimalException:
+        raise _fail(_TOO_LARGE, 2) from None
     if as_json:
-        typer.echo(json.dumps(advice_to_json(advice), indent=2, ensure_ascii=False))
+        typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
-        _print_advice(advice)
+        _print_advice(data)
         if out is not None:
             typer.echo(f"HTML report: {out}")
 
@@ -215,47 +245,67 @@ def tco_command(
     from laneway.advisor import Load, ModelSize, default_assumptions, self_hosted_monthly
     from laneway.catalog import default_catalog
 
+    total = _tco_number("--tokens-per-day", tokens_per_day, _max_tokens_per_day())
+    share = _tco_number("--output-share", output_share, Decimal(1))
+    peak = _tco_number("--peak-to-mean", peak_to_mean, Decimal(24))
     try:
         info = default_catalog().require(model)
         if info.params_total_b is None:
             raise _fail(f"{info.id} has no parameter count in the catalog: cannot size GPUs")
-        values: dict[str, object] = dict(_overrides(set_ or []))
-        if gpu_hourly is not None:
-            values["gpu_hourly_usd"] = gpu_hourly
-        if throughput is not None:
-            values["throughput_tps_per_gpu"] = throughput
-        a = default_assumptions(gpu).override(values, source="command line")
-        total = Decimal(str(tokens_per_day))
-        out_t = total * Decimal(str(output_share))
+        a = default_assumptions(gpu).override(
+            _overrides(set_ or []), source="command line", where="--set "
+        )
+        for option, name, value in (
+            ("--gpu-hourly", "gpu_hourly_usd", gpu_hourly),
+            ("--throughput", "throughput_tps_per_gpu", throughput),
+        ):
+            if value is not None:
+                a = a.override({name: value}, source="command line", where=f"{option}: ")
+        out_t = total * share
         load = Load(
-            total / 1000,
-            total - out_t,
-            out_t,
-            Decimal(0),
-            Decimal(str(peak_to_mean)),
-            a.number("time_in_system_s"),
+            total / 1000, total - out_t, out_t, Decimal(0), peak, a.number("time_in_system_s")
         )
         size = ModelSize(
             Decimal(str(info.params_total_b)),
             Decimal(str(info.params_active_b or info.params_total_b)),
         )
         cost = self_hosted_monthly(load, size, a)
+        if cost is None or cost.sizing is None:
+            raise _fail(f"no price for {gpu}: pass --gpu-hourly")
+        data = _tco_json(info.id, cost, a, total)
     except LanewayError as exc:
-        raise _fail(exc.message) from None
-    if cost is None or cost.sizing is None:
-        raise _fail(f"no price for {gpu}: pass --gpu-hourly")
-    data = _tco_json(info.id, cost, a, total)
+        raise _error(exc) from None
+    except DecimalException:
+        raise _fail(_TOO_LARGE, 2) from None
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
     m = data["monthly_usd"]
     s = cost.sizing
+    per_m = data["usd_per_million_tokens"]
     typer.echo(
         f"{info.id} on {s.gpus} × {data['gpu']} (utilisation {s.utilisation:.0%}): "
         f"${m['total']}/month = GPU rent ${m['gpu_rent']} + overhead ${m['infra_overhead']} + "
         f"ops staff ${m['ops_staff']} + model updates ${m['model_updates']} "
-        f"({data['multiple_of_gpu_rent']}x GPU rent; ${data['usd_per_million_tokens']}/M tokens)"
+        f"({data['multiple_of_gpu_rent']}x GPU rent; "
+        f"{'n/a per M tokens at 0 tokens/day' if per_m is None else f'${per_m}/M tokens'})"
     )
+
+
+def _max_tokens_per_day() -> Decimal:
+    from laneway.advisor._workload import MAX_TOKENS_PER_DAY
+
+    return MAX_TOKENS_PER_DAY
+
+
+def _tco_number(option: str, value: float, high: Decimal) -> Decimal:
+    """A finite option value at most ``high`` (typer's min/max let inf through)."""
+    if not math.isfinite(value):
+        raise _fail(f"{option}: must be a finite number, got {value}", 2)
+    number = Decimal(str(value))
+    if number > high:
+        raise _fail(f"{option}: must be at most {high:,}, got {value:g}", 2)
+    return number
 
 
 def _tco_json(model_id: str, cost: Any, a: Any, total: Any) -> dict[str, Any]:
