@@ -48,6 +48,7 @@ from laneway.providers._types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    token_count,
 )
 
 __all__ = ["ANTHROPIC_VERSION", "AnthropicAdapter", "parse_anthropic_usage"]
@@ -89,15 +90,30 @@ _NOOP_OPTIONS: Mapping[str, object] = MappingProxyType(
 )
 
 
+_USAGE_KEYS = (
+    "input_tokens",
+    "output_tokens",
+    "cache_read_input_tokens",
+    "cache_creation_input_tokens",
+)
+
+
 def parse_anthropic_usage(raw: Any) -> Usage | None:
-    """Anthropic ``usage`` → :class:`Usage`; the prompt counts cached and cache-write tokens."""
+    """Anthropic ``usage`` → :class:`Usage`; the prompt counts cached and cache-write tokens.
+
+    A count that is not a number raises :class:`~laneway.errors.UpstreamBadResponse`; a
+    negative count makes the whole usage unknown (``None``), never a negative bill.
+    """
     if not isinstance(raw, dict):
         return None
-    cache_read = int(raw.get("cache_read_input_tokens") or 0)
-    cache_write = int(raw.get("cache_creation_input_tokens") or 0)
+    fresh, output, cache_read, cache_write = (
+        token_count(raw.get(key), "anthropic") for key in _USAGE_KEYS
+    )
+    if min(fresh, output, cache_read, cache_write) < 0:
+        return None
     return Usage(
-        prompt_tokens=int(raw.get("input_tokens") or 0) + cache_read + cache_write,
-        completion_tokens=int(raw.get("output_tokens") or 0),
+        prompt_tokens=fresh + cache_read + cache_write,
+        completion_tokens=output,
         cached_tokens=cache_read,
         cache_creation_tokens=cache_write,
     )
@@ -234,7 +250,7 @@ class AnthropicAdapter:
             raise _map_error(err.get("type"), status, {}, message, self.provider)
         try:
             return state.handle(event)
-        except (KeyError, IndexError, TypeError, ValueError) as exc:
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise UpstreamBadResponse(
                 f"{self.provider} sent a malformed {event.get('type')!s} event"
             ) from exc
@@ -275,31 +291,34 @@ class _StreamState:
         return None
 
     def _merge_usage(self, raw: Any) -> None:
-        if isinstance(raw, dict):
-            self.usage.update({k: int(v) for k, v in raw.items() if isinstance(v, int)})
+        if isinstance(raw, dict):  # later events may repeat a count, or send it as null
+            for key in _USAGE_KEYS:
+                value = raw.get(key)
+                if value is not None:
+                    self.usage[key] = token_count(value, "anthropic")
 
     def _block_start(self, index: int, block: dict[str, Any]) -> StreamDelta | None:
         if block.get("type") == "text" and block.get("text") and not self.json_mode:
-            return StreamDelta(content=str(block["text"]), model=self.model)
+            return StreamDelta(content=_text(block["text"]), model=self.model)
         if block.get("type") != "tool_use" or self.json_mode:
             return None
         position = len(self.tool_indexes)
         self.tool_indexes[index] = position
         call: ToolCallDelta = {
             "index": position,
-            "id": str(block["id"]),
+            "id": _text(block["id"]),
             "type": "function",
-            "function": {"name": str(block["name"]), "arguments": ""},
+            "function": {"name": _text(block["name"]), "arguments": ""},
         }
         return StreamDelta(tool_calls=[call], model=self.model)
 
     def _block_delta(self, index: int, delta: dict[str, Any]) -> StreamDelta | None:
         kind = delta.get("type")
         if kind == "text_delta" and not self.json_mode:
-            return StreamDelta(content=str(delta["text"]), model=self.model)
+            return StreamDelta(content=_text(delta["text"]), model=self.model)
         if kind != "input_json_delta" or not delta.get("partial_json"):
             return None
-        partial = str(delta["partial_json"])
+        partial = _text(delta["partial_json"])
         if self.json_mode:
             return StreamDelta(content=partial, model=self.model)
         call: ToolCallDelta = {
@@ -485,10 +504,12 @@ def _result(
     calls: list[ToolCall] = []
     for block in blocks:
         if block["type"] == "text":
-            texts.append(str(block["text"]))
+            texts.append(_text(block["text"]))
         elif block["type"] == "tool_use":
+            if not isinstance(block["input"], dict):
+                raise TypeError("tool_use input is not an object")
             arguments = orjson.dumps(block["input"]).decode()
-            call_id, name = str(block["id"]), str(block["name"])
+            call_id, name = _text(block["id"]), _text(block["name"])
             calls.append(
                 {
                     "id": call_id,
@@ -507,6 +528,13 @@ def _result(
         usage=parse_anthropic_usage(payload.get("usage")),
         tool_calls=calls,
     )
+
+
+def _text(value: Any) -> str:
+    """A string field of an answer; any other type makes the answer malformed."""
+    if type(value) is not str:
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
 
 
 def _finish(stop_reason: Any, json_mode: bool) -> str:

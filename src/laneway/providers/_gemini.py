@@ -55,6 +55,7 @@ from laneway.providers._types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    token_count,
 )
 
 __all__ = ["GeminiAdapter", "gemini_error", "gemini_request_body", "parse_gemini_usage"]
@@ -317,32 +318,68 @@ def _function_response(message: Message, call_names: dict[str, str]) -> dict[str
 # -- response translation ------------------------------------------------------
 
 
-def parse_gemini_usage(raw: Any) -> Usage | None:
+def parse_gemini_usage(raw: Any, provider: str = "gemini") -> Usage | None:
+    """``usageMetadata`` → :class:`Usage` (thinking tokens count as completion tokens).
+
+    A count that is not a number raises :class:`~laneway.errors.UpstreamBadResponse`; a
+    negative count makes the whole usage unknown (``None``), never a negative bill.
+    """
     if not isinstance(raw, dict):
         return None
-    return Usage(
-        prompt_tokens=int(raw.get("promptTokenCount") or 0),
-        completion_tokens=int(raw.get("candidatesTokenCount") or 0)
-        + int(raw.get("thoughtsTokenCount") or 0),
-        cached_tokens=int(raw.get("cachedContentTokenCount") or 0),
-    )
+    prompt = token_count(raw.get("promptTokenCount"), provider)
+    answer = token_count(raw.get("candidatesTokenCount"), provider)
+    thoughts = token_count(raw.get("thoughtsTokenCount"), provider)
+    cached = token_count(raw.get("cachedContentTokenCount"), provider)
+    if min(prompt, answer, thoughts, cached) < 0:
+        return None
+    return Usage(prompt_tokens=prompt, completion_tokens=answer + thoughts, cached_tokens=cached)
 
 
-def _split_parts(candidate: dict[str, Any]) -> tuple[str | None, list[tuple[str, str]]]:
-    """Visible text (``None`` when there is none) and ``(name, JSON args)`` calls."""
+def _split_parts(
+    candidate: dict[str, Any], provider: str
+) -> tuple[str | None, list[tuple[str, str]]]:
+    """Visible text (``None`` when there is none) and ``(name, JSON args)`` calls.
+
+    Parts of an unknown kind are skipped; a part that is not an object, text that is not
+    a string or a function call without a name or with non-object ``args`` make the
+    answer malformed (:class:`~laneway.errors.UpstreamBadResponse`)."""
     content = candidate.get("content")
-    parts = content.get("parts") if isinstance(content, dict) else None
+    parts = content.get("parts") if type(content) is dict else None
+    if (content is not None and parts is None and type(content) is not dict) or (
+        parts is not None and type(parts) is not list
+    ):
+        raise UpstreamBadResponse(f"{provider} sent malformed content", upstream_status=200)
     texts: list[str] = []
     calls: list[tuple[str, str]] = []
-    for part in parts or []:
-        if not isinstance(part, dict) or part.get("thought") is True:
+    for part in parts or ():
+        if type(part) is not dict:
+            raise UpstreamBadResponse(f"{provider} sent a malformed part", upstream_status=200)
+        if part.get("thought") is True:
             continue
-        if isinstance(part.get("text"), str):
-            texts.append(part["text"])
+        text = part.get("text")
+        if text is not None:
+            if type(text) is not str:
+                raise UpstreamBadResponse(f"{provider} sent non-text text", upstream_status=200)
+            texts.append(text)
         call = part.get("functionCall")
-        if isinstance(call, dict) and isinstance(call.get("name"), str):
-            calls.append((call["name"], orjson.dumps(call.get("args") or {}).decode()))
+        if call is not None:
+            calls.append(_function_call(call, provider))
     return ("".join(texts) if texts else None), calls
+
+
+def _function_call(call: Any, provider: str) -> tuple[str, str]:
+    args = call.get("args") if type(call) is dict else None
+    if (
+        type(call) is not dict
+        or type(call.get("name")) is not str
+        or type(args)
+        not in (
+            dict,
+            type(None),
+        )
+    ):
+        raise UpstreamBadResponse(f"{provider} sent a malformed functionCall", upstream_status=200)
+    return call["name"], orjson.dumps(args or {}).decode()
 
 
 def _finish(raw: Any, has_calls: bool) -> str:
@@ -385,8 +422,9 @@ def gemini_error(
         return error_for_status(status, headers, "", provider=provider)
     message = str(err.get("message") or "")[:500]
     google_status = str(err.get("status") or "")
-    details = [d for d in err.get("details") or [] if isinstance(d, dict)]
-    reasons = {d.get("reason") for d in details if d.get("@type", "").endswith("ErrorInfo")}
+    raw_details = err.get("details")
+    details = [d for d in raw_details if isinstance(d, dict)] if type(raw_details) is list else []
+    reasons = {str(d.get("reason")) for d in details if str(d.get("@type")).endswith("ErrorInfo")}
     if "API_KEY_INVALID" in reasons or google_status == "FAILED_PRECONDITION":
         # A bad key comes back as 400 INVALID_ARGUMENT; FAILED_PRECONDITION means the
         # account needs billing or its region is not served: both are this deployment's
@@ -406,7 +444,7 @@ def gemini_error(
 
 def _retry_delay(details: list[dict[str, Any]]) -> float | None:
     for detail in details:
-        if detail.get("@type", "").endswith("RetryInfo"):
+        if str(detail.get("@type")).endswith("RetryInfo"):
             match = _DURATION.match(str(detail.get("retryDelay", "")))
             if match is not None:
                 return min(float(match["seconds"]), 3600.0)
@@ -455,7 +493,7 @@ class GeminiAdapter:
                 f"{self.provider} sent a malformed completion body", upstream_status=200
             ) from exc
         candidate = _first_candidate(payload, self.provider)
-        text, calls = _split_parts(candidate)
+        text, calls = _split_parts(candidate, self.provider)
         finish = _finish(candidate.get("finishReason"), bool(calls))
         if finish == "content_filter" and not text and not calls:
             reason = candidate.get("finishReason")
@@ -467,8 +505,8 @@ class GeminiAdapter:
         return ChatResult(
             content=text,
             finish_reason=finish,
-            model=str(payload.get("modelVersion") or self.endpoint.upstream_model),
-            usage=parse_gemini_usage(payload.get("usageMetadata")),
+            model=_model(payload.get("modelVersion")) or self.endpoint.upstream_model,
+            usage=parse_gemini_usage(payload.get("usageMetadata"), self.provider),
             tool_calls=tool_calls,
         )
 
@@ -510,14 +548,14 @@ class _StreamState:
             raise UpstreamBadResponse(f"{self.provider} sent a malformed stream chunk")
         if "error" in chunk:
             raise gemini_error(500, {}, data, self.provider)
-        self.model = chunk.get("modelVersion") or self.model
-        self.usage = parse_gemini_usage(chunk.get("usageMetadata")) or self.usage
+        self.model = _model(chunk.get("modelVersion")) or self.model
+        self.usage = parse_gemini_usage(chunk.get("usageMetadata"), self.provider) or self.usage
         feedback = chunk.get("promptFeedback")
         blocked = isinstance(feedback, dict) and bool(feedback.get("blockReason"))
         if not chunk.get("candidates") and not blocked:
             return None  # a chunk with usage or metadata only
         candidate = _first_candidate(chunk, self.provider)
-        text, calls = _split_parts(candidate)
+        text, calls = _split_parts(candidate, self.provider)
         tool_deltas: list[ToolCallDelta] = []
         for name, args in calls:
             index = self.calls
@@ -539,6 +577,10 @@ class _StreamState:
         return StreamDelta(
             content=text, tool_calls=tool_deltas or None, finish_reason=finish, model=self.model
         )
+
+
+def _model(raw: Any) -> str | None:
+    return raw if type(raw) is str and raw else None
 
 
 def _default(value: Any) -> Any:

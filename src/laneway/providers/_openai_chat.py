@@ -33,24 +33,41 @@ from laneway.providers._types import (
     ToolCall,
     ToolCallDelta,
     Usage,
+    token_count,
 )
 
 __all__ = ["OpenAIChatAdapter", "parse_openai_usage"]
 
 _CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"})
 _FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
+# Finish reasons passed on as they are; any other value (``"eos"`` …) becomes ``"stop"``.
+_FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
 
 
-def parse_openai_usage(raw: Any) -> Usage | None:
-    if not isinstance(raw, dict):
+def parse_openai_usage(raw: Any, provider: str = "openai") -> Usage | None:
+    """OpenAI ``usage`` → :class:`Usage`; ``None`` when absent or not trustworthy.
+
+    A count that is not a number (``"abc"``, ``true``, ``1.7``) makes the body malformed
+    (:class:`~laneway.errors.UpstreamBadResponse`, so the next deployment is tried). A
+    negative count makes the whole usage unknown (``None``): it reaches neither the
+    client nor the ledger, which records unknown tokens and an unknown cost, never a
+    negative or made-up one.
+    """
+    if raw is None:
         return None
+    if not isinstance(raw, dict):
+        raise UpstreamBadResponse(f"{provider} sent a malformed usage object", upstream_status=200)
+    prompt = raw.get("prompt_tokens")
+    completion = raw.get("completion_tokens")
     details = raw.get("prompt_tokens_details")
     cached = details.get("cached_tokens") if isinstance(details, dict) else None
-    return Usage(
-        prompt_tokens=int(raw.get("prompt_tokens") or 0),
-        completion_tokens=int(raw.get("completion_tokens") or 0),
-        cached_tokens=int(cached or 0),
-    )
+    if type(prompt) is not int or type(completion) is not int or type(cached) is not int:
+        prompt = token_count(prompt, provider)
+        completion = token_count(completion, provider)
+        cached = token_count(cached, provider)
+    if prompt < 0 or completion < 0 or cached < 0:
+        return None
+    return Usage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached)
 
 
 class OpenAIChatAdapter:
@@ -115,6 +132,7 @@ class OpenAIChatAdapter:
             if isinstance(err, dict):
                 message = str(err.get("message") or "")[:500]
                 code = err.get("code") or err.get("type")
+                code = code if type(code) is str else None  # may be a number, or worse
             elif isinstance(err, str):  # some compatible servers send a bare string
                 message = err[:500]
         except orjson.JSONDecodeError:
@@ -135,16 +153,34 @@ class OpenAIChatAdapter:
             raise UpstreamBadResponse(
                 f"{self.provider} sent a malformed completion body", upstream_status=200
             ) from exc
-        finish = choice.get("finish_reason") or "stop"
-        if finish == "content_filter" and not message.get("content"):
+        if not isinstance(message, dict):
+            raise self._malformed("message is not an object")
+        content = message.get("content")
+        refusal = message.get("refusal")
+        logprobs = choice.get("logprobs")
+        if not (
+            (content is None or type(content) is str)
+            and (refusal is None or type(refusal) is str)
+            and (logprobs is None or type(logprobs) is dict)
+        ):
+            raise self._malformed("content, refusal or logprobs has the wrong type")
+        finish = _finish_reason(choice.get("finish_reason"))
+        if finish == "content_filter" and not content:
             raise ContentFiltered("the upstream's content filter blocked the answer")
+        model = payload.get("model")
         return ChatResult(
-            content=message.get("content"),
+            content=content,
             finish_reason=finish,
-            model=str(payload.get("model") or self.endpoint.upstream_model),
-            usage=parse_openai_usage(payload.get("usage")),
-            tool_calls=_tool_calls(message.get("tool_calls")),
-            refusal=message.get("refusal"),
+            model=model if type(model) is str and model else self.endpoint.upstream_model,
+            usage=parse_openai_usage(payload.get("usage"), self.provider),
+            tool_calls=_tool_calls(message.get("tool_calls"), self.provider),
+            refusal=refusal,
+            logprobs=logprobs,
+        )
+
+    def _malformed(self, what: str) -> UpstreamBadResponse:
+        return UpstreamBadResponse(
+            f"{self.provider} sent a malformed completion ({what})", upstream_status=200
         )
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
@@ -174,20 +210,45 @@ class OpenAIChatAdapter:
             raise UpstreamBadResponse(f"{self.provider} sent a malformed stream chunk")
         if "error" in chunk:
             raise self._error(500, {}, data)
-        usage = parse_openai_usage(chunk.get("usage"))
+        usage = parse_openai_usage(chunk.get("usage"), self.provider)
+        model = chunk.get("model")
+        if model is not None and type(model) is not str:
+            model = None
         choices = chunk.get("choices") or []
+        if type(choices) is not list:
+            raise UpstreamBadResponse(f"{self.provider} sent a stream chunk with bad choices")
         if not choices:
-            return StreamDelta(usage=usage, model=chunk.get("model")) if usage else None
+            return StreamDelta(usage=usage, model=model) if usage else None
         choice = choices[0]
+        if type(choice) is not dict:
+            raise UpstreamBadResponse(f"{self.provider} sent a stream chunk with a bad choice")
         delta = choice.get("delta") or {}
+        if type(delta) is not dict:
+            raise UpstreamBadResponse(f"{self.provider} sent a stream chunk with a bad delta")
+        content = delta.get("content")
+        logprobs = choice.get("logprobs")
+        if not (
+            (content is None or type(content) is str)
+            and (logprobs is None or type(logprobs) is dict)
+        ):
+            raise UpstreamBadResponse(f"{self.provider} sent a stream chunk with bad content")
         tool_calls: list[ToolCallDelta] | None = delta.get("tool_calls") or None
+        if tool_calls is not None:
+            _check_tool_call_deltas(tool_calls, self.provider)
+        finish = choice.get("finish_reason")
         return StreamDelta(
-            content=delta.get("content"),
+            content=content,
             tool_calls=tool_calls,
-            finish_reason=choice.get("finish_reason"),
+            finish_reason=None if finish is None else _finish_reason(finish),
             usage=usage,
-            model=chunk.get("model"),
+            model=model,
+            logprobs=logprobs,
         )
+
+
+def _finish_reason(raw: Any) -> str:
+    """A known OpenAI finish reason as it is; ``None`` and anything else → ``"stop"``."""
+    return raw if type(raw) is str and raw in _FINISH_REASONS else "stop"
 
 
 def _map_code(
@@ -202,12 +263,39 @@ def _map_code(
     return error_for_status(status, headers, message, provider=provider)
 
 
-def _tool_calls(raw: Any) -> list[ToolCall]:
+def _tool_calls(raw: Any, provider: str) -> list[ToolCall]:
     if not raw:
         return []
-    if not isinstance(raw, list):
-        raise UpstreamBadResponse("tool_calls is not a list")
+    if type(raw) is not list:
+        raise UpstreamBadResponse(f"{provider} sent tool_calls that are not a list")
+    for call in raw:
+        function = call.get("function") if type(call) is dict else None
+        if not (
+            type(function) is dict
+            and type(call.get("id", "")) is str
+            and type(function.get("name")) is str
+            and type(function.get("arguments")) is str
+        ):
+            raise UpstreamBadResponse(f"{provider} sent a malformed tool call")
     return raw  # already OpenAI-shaped
+
+
+def _check_tool_call_deltas(raw: Any, provider: str) -> None:
+    """Streamed tool-call pieces: a list of objects with an integer ``index`` and, when
+    present, a ``function`` object whose ``name``/``arguments`` are strings."""
+    if type(raw) is not list:
+        raise UpstreamBadResponse(f"{provider} sent tool_calls that are not a list")
+    for call in raw:
+        if type(call) is not dict or type(call.get("index")) is not int:
+            raise UpstreamBadResponse(f"{provider} sent a malformed tool call delta")
+        function = call.get("function")
+        if function is None:
+            continue
+        if type(function) is not dict or not all(
+            function.get(key) is None or type(function.get(key)) is str
+            for key in ("name", "arguments")
+        ):
+            raise UpstreamBadResponse(f"{provider} sent a malformed tool call delta")
 
 
 def _default(value: Any) -> Any:

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, NotRequired, Protocol, Required, TypedDict
 
+from laneway.errors import UpstreamBadResponse
+
 __all__ = [
     "ChatModel",
     "ChatRequest",
@@ -25,6 +27,7 @@ __all__ = [
     "ToolCall",
     "ToolCallDelta",
     "Usage",
+    "token_count",
 ]
 
 
@@ -143,11 +146,30 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+def token_count(value: Any, provider: str) -> int:
+    """One token count from an upstream ``usage`` object: missing/``null`` is 0, an
+    integral number is that integer (a negative one is returned as is: callers treat a
+    usage with a negative count as unknown, ``None``), anything else (a string, a bool,
+    a fraction, an object) raises :class:`~laneway.errors.UpstreamBadResponse`."""
+    if type(value) is int:
+        return value
+    if value is None:
+        return 0
+    if type(value) is float and value.is_integer():
+        return int(value)
+    raise UpstreamBadResponse(
+        f"{provider} sent a malformed usage count ({type(value).__name__})", upstream_status=200
+    )
+
+
 @dataclass(slots=True)
 class ChatResult:
     """A complete (non-streaming) answer, already translated to OpenAI terms.
 
-    ``finish_reason`` is one of ``stop``, ``length``, ``tool_calls``, ``content_filter``.
+    ``finish_reason`` is one of ``stop``, ``length``, ``tool_calls``, ``content_filter``
+    (or ``function_call`` from a legacy OpenAI-compatible upstream). ``logprobs`` is the
+    OpenAI ``choices[0].logprobs`` object, passed through from OpenAI-format upstreams
+    when the client asked for it (other adapters reject ``logprobs``).
     """
 
     content: str | None
@@ -156,18 +178,21 @@ class ChatResult:
     usage: Usage | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
     refusal: str | None = None
+    logprobs: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
 class StreamDelta:
     """One streamed increment. The last delta of a stream carries ``finish_reason``;
-    ``usage`` may come on the last or on a separate final delta."""
+    ``usage`` may come on the last or on a separate final delta. ``logprobs`` is the
+    chunk's OpenAI ``choices[0].logprobs`` object (OpenAI-format upstreams only)."""
 
     content: str | None = None
     tool_calls: list[ToolCallDelta] | None = None
     finish_reason: str | None = None
     usage: Usage | None = None
     model: str | None = None
+    logprobs: dict[str, Any] | None = None
 
 
 class ChatModel(Protocol):

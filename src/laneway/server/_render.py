@@ -79,7 +79,7 @@ def render_completion(
                 "index": 0,
                 "message": message,
                 "finish_reason": result.finish_reason,
-                "logprobs": None,
+                "logprobs": result.logprobs,
             }
         ],
         "usage": usage_json(result.usage),
@@ -99,12 +99,15 @@ def render_chunk(
         body["content"] = delta.content
     if delta.tool_calls:
         body["tool_calls"] = delta.tool_calls
+    choice: dict[str, Any] = {"index": 0, "delta": body, "finish_reason": delta.finish_reason}
+    if delta.logprobs is not None:  # only when asked for: the usual chunk stays as small
+        choice["logprobs"] = delta.logprobs
     payload = {
         "id": request_id,
         "object": "chat.completion.chunk",
         "created": created,
         "model": model,
-        "choices": [{"index": 0, "delta": body, "finish_reason": delta.finish_reason}],
+        "choices": [choice],
     }
     return b"data: " + orjson.dumps(payload) + b"\n\n"
 
