@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from importlib import resources
 from pathlib import Path
@@ -160,42 +160,60 @@ class LocalLlamaAdapter:
             )
         self._pending += 1
 
-    def _run(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+    def _generate(self, kwargs: dict[str, Any], run: _Generation) -> ChatResult:
+        """One whole answer, on the llama thread. Generated as an internal stream so that
+        ``run.stop`` ends it at the next token (the non-streaming llama.cpp call cannot
+        be stopped); ``run`` counts the tokens as they come, for billing a cut answer."""
         self.load()
         started = time.monotonic()
+        run.prompt_tokens = _prompt_tokens(self._llama, kwargs["messages"])
+        parts: list[str] = []
+        finish: str | None = None
+        model: str | None = None
+        chunks = self._stream_chunks(kwargs | {"stream": True})
         try:
-            result: dict[str, Any] = self._llama.create_chat_completion(**kwargs)
-        except ValueError as exc:  # llama-cpp-python signals context overflow this way
-            raise ContextLengthExceeded(
-                f"the prompt does not fit the embedded model's context ({self.settings.n_ctx})",
-                upstream_status=400,
-            ) from exc
-        except RuntimeError as exc:
-            raise UpstreamServerError(f"llama.cpp failed: {type(exc).__name__}") from exc
+            for chunk in chunks:
+                if run.stop.is_set():
+                    break
+                try:
+                    delta = _chunk_delta(chunk)
+                except (AttributeError, IndexError, TypeError) as exc:
+                    raise UpstreamBadResponse("llama.cpp returned an unexpected chunk") from exc
+                if delta is None:
+                    continue
+                if delta.content is not None:
+                    parts.append(delta.content)
+                    run.completion_tokens += 1
+                if delta.finish_reason is not None:
+                    finish = delta.finish_reason
+                model = model or delta.model
+        finally:
+            chunks.close()  # stops llama.cpp's generator now, not when collected
         self._recent_seconds = 0.8 * self._recent_seconds + 0.2 * (time.monotonic() - started)
-        return result
+        return ChatResult(
+            content="".join(parts),
+            finish_reason=finish or "stop",
+            model=model or self.deployment,
+            usage=run.usage(),
+        )
 
     async def complete(self, request: ChatRequest) -> ChatResult:
+        """The answer; if cancelled (client gone), generation stops at the next token and
+        the ``CancelledError`` carries a ``usage`` attribute: the tokens of the prompt
+        and those generated so far (the server bills them)."""
         self._admit()
+        run = _Generation()
         try:
             loop = asyncio.get_running_loop()
-            raw = await loop.run_in_executor(self._executor, self._run, self._kwargs(request))
+            return await loop.run_in_executor(
+                self._executor, self._generate, self._kwargs(request), run
+            )
+        except asyncio.CancelledError as exc:
+            run.stop.set()
+            exc.usage = run.usage()  # type: ignore[attr-defined]
+            raise
         finally:
             self._pending -= 1
-        try:
-            choice = raw["choices"][0]
-            usage = raw.get("usage") or {}
-            return ChatResult(
-                content=choice["message"].get("content") or "",
-                finish_reason=choice.get("finish_reason") or "stop",
-                model=str(raw.get("model") or self.deployment),
-                usage=Usage(
-                    prompt_tokens=int(usage.get("prompt_tokens", 0)),
-                    completion_tokens=int(usage.get("completion_tokens", 0)),
-                ),
-            )
-        except (KeyError, IndexError, TypeError) as exc:
-            raise UpstreamBadResponse("llama.cpp returned an unexpected result") from exc
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         self._admit()
@@ -251,14 +269,31 @@ class LocalLlamaAdapter:
         self.load()
         return _prompt_tokens(self._llama, kwargs["messages"])
 
-    def _stream_chunks(self, kwargs: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def _stream_chunks(self, kwargs: dict[str, Any]) -> Generator[dict[str, Any], None, None]:
         try:
             yield from self._llama.create_chat_completion(**kwargs)
-        except ValueError as exc:
+        except ValueError as exc:  # llama-cpp-python signals context overflow this way
             raise ContextLengthExceeded(
                 f"the prompt does not fit the embedded model's context ({self.settings.n_ctx})",
                 upstream_status=400,
             ) from exc
+        except RuntimeError as exc:
+            raise UpstreamServerError(f"llama.cpp failed: {type(exc).__name__}") from exc
+
+
+class _Generation:
+    """One non-streaming generation, shared by the event loop and the llama thread: the
+    stop flag and the token counts so far."""
+
+    __slots__ = ("completion_tokens", "prompt_tokens", "stop")
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.prompt_tokens = 0
+        self.completion_tokens = 0
+
+    def usage(self) -> Usage:
+        return Usage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens)
 
 
 def _prompt_tokens(llama: Any, messages: list[dict[str, Any]]) -> int:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+import traceback
 from collections.abc import AsyncIterator
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Message, Receive
 
 from laneway.errors import (
     InvalidRequest,
@@ -29,8 +33,15 @@ from laneway.server._render import (
 )
 from laneway.server._validate import parse_chat_request
 
-__all__ = ["chat_completions", "error_response", "handle_chat", "read_body"]
+__all__ = [
+    "chat_completions",
+    "error_response",
+    "estimate_prompt_tokens",
+    "handle_chat",
+    "read_body",
+]
 
+log = logging.getLogger("laneway.server")
 _JSON = "application/json"
 
 
@@ -127,30 +138,112 @@ async def handle_chat(gateway: Gateway, request: Request) -> Response:
         governance = gateway.governance
         if governance.auth_required:
             header = request.headers.get("authorization")
-            ctx.key = await asyncio.to_thread(governance.authenticate, header)
+            key = await asyncio.to_thread(governance.authenticate, header)
+            if key is not None:  # None: the master key
+                ctx.key = key
+                ctx.key_id = key.id
         body = await read_body(request, limits.max_body_bytes)
         chat = parse_chat_request(body, max_depth=limits.max_json_depth)
     except ClientDisconnect:
+        gateway.metrics.observe_rejected(499, None)
         return Response(status_code=499)
     except LanewayError as exc:
+        gateway.metrics.observe_rejected(exc.status, exc.code)
         return error_response(exc, request_id)
     ctx.requested_model = chat.model
     ctx.stream = chat.stream
     ctx.request = chat
     if chat.stream:
-        return await _stream(gateway, ctx, chat)
-    return await _complete(gateway, ctx, chat)
+        return await _stream(gateway, ctx, chat, request.receive)
+    return await _complete(gateway, ctx, chat, request.receive)
 
 
-async def _complete(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) -> Response:
+class _DisconnectWatch:
+    """Cancels the request's task when the client disconnects while the gateway waits for
+    an answer (the whole non-streaming call, or a stream's first delta).
+
+    Once the body has been read, the only ASGI message left is ``http.disconnect``; a
+    task waiting on ``receive()`` notices it. That task is started only when the answer
+    takes longer than ``ARM_AFTER_S``: most answers come sooner, and a timer costs far
+    less than a task per request (a client that leaves is noticed at most that much
+    later). :meth:`stop` (always called) cancels the timer or the task. ``fired`` tells
+    the cancellation it caused from any other one."""
+
+    ARM_AFTER_S = 0.05
+
+    __slots__ = ("_main", "_receive", "_task", "_timer", "fired")
+
+    def __init__(self, receive: Receive) -> None:
+        self.fired = False
+        self._main: asyncio.Task[Any] | None = asyncio.current_task()
+        self._receive = receive
+        self._task: asyncio.Future[Message] | None = None
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            self.ARM_AFTER_S, self._arm
+        )
+
+    def _arm(self) -> None:
+        self._timer = None
+        if self._main is None:
+            return
+        self._task = asyncio.ensure_future(self._receive())
+        self._task.add_done_callback(self._on_message)
+
+    def _on_message(self, task: asyncio.Future[Message]) -> None:
+        main = self._main
+        if main is None or task.cancelled() or task.exception() is not None:
+            return
+        if task.result()["type"] == "http.disconnect":
+            self.fired = True
+            main.cancel()
+
+    def stop(self) -> None:
+        self._main = None  # a callback already scheduled now does nothing
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+
+    async def settle(self) -> None:
+        """After the answer arrived: if the client left meanwhile, take the cancellation
+        still pending on this task here (``CancelledError``), not in the response."""
+        if self.fired:
+            await asyncio.sleep(0)
+
+    def absorb(self) -> None:
+        """The cancellation came from this watch: it is handled, so withdraw it."""
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+
+
+async def _complete(
+    gateway: Gateway, ctx: RequestContext, chat: ChatRequest, receive: Receive
+) -> Response:
+    watch = _DisconnectWatch(receive)
     try:
         result = await gateway.complete(ctx, chat)
+        await watch.settle()
+    except asyncio.CancelledError as exc:
+        usage = _abandoned_usage(ctx, chat, exc)
+        gateway.finish(ctx, CallOutcome(status=499, partial=True, usage=usage))
+        if not watch.fired:
+            raise  # cancelled from outside (server shutdown): let it go on
+        watch.absorb()
+        return Response(status_code=499)  # nobody reads it: the server drops it
     except LanewayError as exc:
+        if watch.fired:  # something below turned the cancellation into an error
+            watch.absorb()
         gateway.finish(ctx, CallOutcome(status=exc.status, error=exc))
         return error_response(gateway.sanitize(exc), ctx.request_id)
-    except asyncio.CancelledError:
-        gateway.finish(ctx, CallOutcome(status=499, partial=True))
-        raise
+    except Exception as exc:
+        err = _internal_error(ctx, exc)
+        usage = _abandoned_usage(ctx, chat, exc, err)
+        gateway.finish(ctx, CallOutcome(status=err.status, error=err, usage=usage))
+        return error_response(err, ctx.request_id)
+    finally:
+        watch.stop()
     cost = gateway.request_cost(ctx)
     headers = _raw_route_headers(ctx)
     cost_text = money(cost)
@@ -173,12 +266,114 @@ def _served_model(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) -> s
     return deployment.model_id if deployment is not None else chat.model
 
 
-async def _stream(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) -> Response:
+def _internal_error(ctx: RequestContext, exc: Exception) -> LanewayError:
+    """Log an unexpected exception (its type and frames, not its message: that may hold
+    request data) and return the client's ``internal_error``."""
+    log.error(
+        "unexpected %s in request %s\n%s",
+        type(exc).__name__,
+        ctx.request_id,
+        "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
+    )
+    return LanewayError("internal error (see the gateway's log)")
+
+
+def _client_closed() -> LanewayError:
+    """The error recorded on an upstream call the client walked away from."""
+    err = LanewayError("the client closed the connection")
+    err.status, err.type, err.code = 499, "client_error", "client_closed"
+    return err
+
+
+def estimate_prompt_tokens(request: ChatRequest) -> int:
+    """Prompt tokens of ``request`` when the upstream never said (a call cut or abandoned
+    before its usage): ~4 characters a token plus OpenAI's per-message overhead (3 a
+    message, 3 to prime the answer). An estimate, for billing what was sent."""
+    chars = 0
+    for message in request.messages:
+        content = message.get("content")
+        if isinstance(content, str):
+            chars += len(content)
+        elif isinstance(content, list):
+            chars += sum(len(part.get("text") or "") for part in content)
+        for call in message.get("tool_calls") or ():
+            chars += len(call["function"]["arguments"]) + len(call["function"]["name"])
+    return (chars + 3) // 4 + 3 * len(request.messages) + 3
+
+
+def _settle_partial(
+    ctx: RequestContext,
+    chat: ChatRequest,
+    usage: Usage | None,
+    completion: int,
+    error: LanewayError | None,
+) -> Usage | None:
+    """Close the record of the call a request ended in the middle of (client gone, stream
+    cut, unexpected error): mark it partial and failed, and bill what was sent and
+    generated (``usage`` when the upstream said, else the estimate and ``completion``)."""
+    last = ctx.trace.attempts[-1] if ctx.trace.attempts else None
+    if last is None:
+        return usage
+    if usage is None:
+        usage = last.usage or Usage(
+            prompt_tokens=estimate_prompt_tokens(chat), completion_tokens=completion
+        )
+    if last.usage is None:
+        last.usage = usage
+    last.partial = True
+    if last.error is None:
+        last.error = error or _client_closed()
+    if last.ended is None:
+        last.ended = time.perf_counter()
+    return usage
+
+
+def _abandoned_usage(
+    ctx: RequestContext,
+    chat: ChatRequest,
+    exc: BaseException,
+    error: LanewayError | None = None,
+) -> Usage | None:
+    """Usage of a request that ended while it waited for an answer (cancelled, or an
+    unexpected error ``error``): the call in flight, if any, is marked failed and billed
+    with what its adapter counted (the embedded model attaches a ``usage`` to its
+    cancellation) or the prompt estimate."""
+    last = ctx.trace.attempts[-1] if ctx.trace.attempts else None
+    if last is None:
+        return None
+    if last.ended is not None:  # nothing in flight (e.g. waiting to retry)
+        return last.usage
+    counted = getattr(exc, "usage", None)
+    counted = counted if isinstance(counted, Usage) else None
+    return _settle_partial(ctx, chat, counted, 0, error)
+
+
+async def _stream(
+    gateway: Gateway, ctx: RequestContext, chat: ChatRequest, receive: Receive
+) -> Response:
+    watch = _DisconnectWatch(receive)
     try:
         first, rest = await gateway.open_stream(ctx, chat)
+        await watch.settle()
+    except asyncio.CancelledError as exc:
+        usage = _abandoned_usage(ctx, chat, exc)
+        gateway.finish(ctx, CallOutcome(status=499, partial=True, usage=usage))
+        if not watch.fired:
+            raise
+        watch.absorb()
+        return Response(status_code=499)
     except LanewayError as exc:
+        if watch.fired:
+            watch.absorb()
         gateway.finish(ctx, CallOutcome(status=exc.status, error=exc))
         return error_response(gateway.sanitize(exc), ctx.request_id)
+    except Exception as exc:
+        err = _internal_error(ctx, exc)
+        usage = _abandoned_usage(ctx, chat, exc, err)
+        gateway.finish(ctx, CallOutcome(status=err.status, error=err, usage=usage))
+        return error_response(err, ctx.request_id)
+    finally:
+        watch.stop()
     ttft = time.perf_counter() - ctx.started
     headers = _route_headers(ctx)
     headers["cache-control"] = "no-cache"
@@ -241,16 +436,19 @@ async def _sse(
         outcome.error = exc
         outcome.status = exc.status
         yield error_event(gateway.sanitize(exc))
+    except Exception as exc:  # a bug below: still end the stream with an error event
+        err = _internal_error(ctx, exc)
+        outcome.error = err
+        outcome.status = err.status
+        yield error_event(err)
     finally:
-        if usage is None and outcome.partial:
-            # The upstream never sent usage (cut or client gone): bill what was generated.
-            usage = Usage(completion_tokens=chunks)
-            last = ctx.trace.attempts[-1] if ctx.trace.attempts else None
-            if last is not None and last.usage is None:
-                last.usage = usage
+        if outcome.partial:
+            # Cut, failed or client gone: the call's record says so too, and what was
+            # sent and generated is billed (estimated when the upstream never said).
+            usage = _settle_partial(ctx, chat, usage, chunks, outcome.error)
+            if outcome.error is None:
+                outcome.status = 499
         outcome.usage = usage
-        if outcome.partial and outcome.error is None:
-            outcome.status = 499
         gateway.finish(ctx, outcome)
         close = getattr(rest, "aclose", None)
         if close is not None:

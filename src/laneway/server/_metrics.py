@@ -86,6 +86,13 @@ class Metrics:
         if error is not None:
             self.errors[deployment, error.code] += 1
 
+    def observe_rejected(self, status: int, code: str | None) -> None:
+        """A request refused before routing (auth, body size, validation) or whose client
+        left while sending it: counted under deployment ``none``, no latency observed."""
+        self.requests["none", str(status)] += 1
+        if code is not None:
+            self.errors["none", code] += 1
+
     def observe_attempt(
         self, deployment: str, ok: bool, prompt: int, completion: int, cost: Decimal | None
     ) -> None:
