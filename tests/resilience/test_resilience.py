@@ -222,3 +222,43 @@ def test_circuit_breaker_opens_probes_and_closes() -> None:
     breaker.success()
     assert breaker.state is CircuitState.CLOSED
     assert breaker.opened_count == 2
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+async def test_a_cancelled_probe_frees_the_half_open_slot(streaming: bool) -> None:
+    import asyncio
+
+    clock = Clock()
+    breaker = CircuitBreaker(CircuitSettings(failure_threshold=1, cooldown=10), clock=clock)
+    breaker.failure()
+    clock.now = 10.5
+    assert breaker.allows()  # half-open: one probe may go
+
+    class Hangs(Scripted):
+        async def complete(self, request: ChatRequest) -> ChatResult:
+            await asyncio.sleep(3600)
+            raise AssertionError("unreachable")
+
+        async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
+            await asyncio.sleep(3600)
+            yield StreamDelta(content="unreachable")
+
+    settings = RetrySettings()
+    model = RetryingModel(
+        Candidate("d", Hangs(), breaker), settings, RetryBudget(settings), Trace(), sleep=no_sleep
+    )
+
+    async def call() -> None:
+        if streaming:
+            async for _ in model.stream(REQUEST):
+                pass
+        else:
+            await model.complete(REQUEST)
+
+    task = asyncio.ensure_future(call())
+    await asyncio.sleep(0.01)
+    assert not breaker.allows()  # the probe is out
+    task.cancel()  # the client left
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert breaker.allows()  # before the fix: refused until the process restarted

@@ -62,6 +62,14 @@ class CircuitBreaker:
             if self._state() is CircuitState.HALF_OPEN:
                 self._probing = True
 
+    def abandon(self) -> None:
+        """A call ended with no verdict (cancelled: the client left). Free the probe
+        slot it may hold, so the next call can probe; the state is unchanged."""
+        if not self._probing:
+            return
+        with self._lock:
+            self._probing = False
+
     def success(self) -> None:
         if self._opened_at is None and not self._failures and not self._probing:
             return  # already healthy: the usual case needs no lock

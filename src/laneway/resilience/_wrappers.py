@@ -104,6 +104,9 @@ class RetryingModel:
             except LanewayError as exc:
                 await self._after_failure(attempt, exc, number)
                 continue
+            except BaseException:  # cancelled: no verdict on the deployment
+                self._candidate.breaker.abandon()
+                raise
             attempt.ended = attempt.first_byte = self._clock()
             attempt.usage = result.usage
             self._candidate.breaker.success()
@@ -128,6 +131,7 @@ class RetryingModel:
                 await self._after_failure(attempt, exc, number)
                 continue
             except BaseException:
+                self._candidate.breaker.abandon()
                 await _close(inner)
                 raise
             break
@@ -149,6 +153,9 @@ class RetryingModel:
                 f"the stream from {self._candidate.name!r} broke after it started: {exc.message}",
                 upstream_status=getattr(exc, "upstream_status", None),
             ) from exc
+        except BaseException:  # the client left mid-stream: no verdict
+            self._candidate.breaker.abandon()
+            raise
         finally:
             attempt.ended = self._clock()
             await _close(inner)
