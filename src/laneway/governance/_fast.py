@@ -22,13 +22,23 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Callable
+from typing import Protocol
 
 from laneway.governance import _validators as v
 
-__all__ = ["FAST_FINDERS", "Finder", "Span"]
+__all__ = ["ALL", "DOB_WINDOWS", "FAST_FINDERS", "Finder", "Span", "secret_finder"]
 
 Span = tuple[int, int]
-Finder = Callable[[str], list[Span]]
+ALL = 1 << 62  # "no limit" for a finder's ``limit``
+DOB_WINDOWS = 2000  # most birth-word windows (with digits) the DOB finder examines per text
+
+
+class Finder(Protocol):
+    """``text -> spans``; stops after ``limit`` spans (the scanner caps the hits it
+    collects per kind on large requests: past the cap the request is sensitive anyway)."""
+
+    def __call__(self, text: str, limit: int = ..., /) -> list[Span]: ...
+
 
 _MONTHS = (
     "jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|"
@@ -46,10 +56,10 @@ def email_finder() -> Finder:
     local = re.compile(r"[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}$")
     domain = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,24}(?![\w-])")
 
-    def find(text: str) -> list[Span]:
+    def find(text: str, limit: int = ALL) -> list[Span]:
         spans: list[Span] = []
         at = text.find("@")
-        while at != -1:
+        while at != -1 and len(spans) < limit:
             lm = local.search(text, max(0, at - 64), at)
             dm = domain.match(text, at + 1) if lm else None
             if lm and dm:
@@ -78,7 +88,7 @@ def phone_finder() -> Finder:
         r"account|iban|card|ssn|sin|aadhaa?r|cpf|id)\W{0,6}(?:no\.?|number|#)?\W{0,4}$"
     )
 
-    def find(text: str) -> list[Span]:
+    def find(text: str, limit: int = ALL) -> list[Span]:
         spans: list[Span] = []
         for m in cand.finditer(text):
             raw = m.group()
@@ -95,6 +105,8 @@ def phone_finder() -> Finder:
                 and phone_word.search(text, max(0, start - 40), start)
             ):
                 spans.append((start, end))
+                if len(spans) >= limit:
+                    break
         return spans
 
     return find
@@ -146,37 +158,83 @@ def _isolated(text: str, start: int, end: int, extra: str = "-") -> bool:
 
 def card_finder() -> Finder:
     cand = re.compile(r"[0-9](?:[ -]?[0-9]){11,18}")
+    group = re.compile(r"[0-9]+")
     networks = [(re.compile(p), lengths) for p, lengths in _NETWORKS]
     not_card = re.compile(
         r"(?i)(?:ean|gtin|upc|barcode|isbn(?:-1[03])?|order|tracking|invoice|ref)\W{0,6}"
         r"(?:no\.?|number|#)?\W{0,4}$"
     )
 
-    def find(text: str) -> list[Span]:
+    def card(text: str, start: int, end: int) -> bool:
+        raw = text[start:end]
+        if (" " in raw and "-" in raw) or not _isolated(text, start, end):
+            return False
+        digits = v.digits_of(raw)
+        if not any(p.match(digits) and len(digits) in n for p, n in networks):
+            return False
+        return v.luhn_valid(digits) and not not_card.search(text, max(0, start - 24), start)
+
+    def regroup(text: str, start: int, end: int) -> tuple[Span | None, int]:
+        """The greedy candidate failed: a card may end before its last groups
+        (``4111111111111111 12/27``, two cards one space apart) or start after a short
+        first group (``5 4111…``). Returns a card found, and where to search next."""
+        if start and (text[start - 1].isalnum() or text[start - 1] in "_-"):
+            return None, end  # glued to a word (an IBAN's check digits): as before
+        first = group.match(text, start, end)
+        if first is None:
+            return None, end
+        if first.end() - start < 4:
+            second = group.search(text, first.end(), end)
+            if second is not None and second.end() - second.start() >= 4:
+                return None, second.start()
+            return None, end
+        groups = [(s, e, e - s) for s, e in (m.span() for m in group.finditer(text, start, end))]
+        count = sum(n for _, _, n in groups)
+        for j in range(len(groups) - 1, 0, -1):
+            count -= groups[j][2]
+            stop = groups[j - 1][1]
+            if count < 13:
+                break
+            if _card_layout([n for _, _, n in groups[:j]]) and card(text, start, stop):
+                return (start, stop), stop
+        return None, end
+
+    def find(text: str, limit: int = ALL) -> list[Span]:
         spans: list[Span] = []
-        for m in cand.finditer(text):
-            raw = m.group()
-            if (" " in raw and "-" in raw) or not _isolated(text, m.start(), m.end()):
+        pos = 0
+        while len(spans) < limit and (m := cand.search(text, pos)):
+            start, pos = m.span()
+            if card(text, start, pos):
+                spans.append((start, pos))
                 continue
-            digits = v.digits_of(raw)
-            if not any(p.match(digits) and len(digits) in n for p, n in networks):
-                continue
-            if v.luhn_valid(digits) and not not_card.search(
-                text, max(0, m.start() - 24), m.start()
-            ):
-                spans.append(m.span())
+            if " " in m.group() or "-" in m.group():
+                found, pos = regroup(text, start, pos)
+                if found is not None:
+                    spans.append(found)
         return spans
 
     return find
 
 
+def _card_layout(groups: list[int]) -> bool:
+    """How card numbers are printed: one run of 12-19 digits, groups of four (the last
+    may be shorter), or 4-6-5 / 4-6-4 (American Express, Diners Club)."""
+    if len(groups) == 1:
+        return 12 <= groups[0] <= 19
+    if groups[:2] == [4, 6] and len(groups) == 3:
+        return groups[2] in (4, 5)
+    return all(n == 4 for n in groups[:-1]) and 1 <= groups[-1] <= 4
+
+
 def iban_finder() -> Finder:
     cand = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
 
-    def find(text: str) -> list[Span]:
+    def find(text: str, limit: int = ALL) -> list[Span]:
         spans: list[Span] = []
-        for m in cand.finditer(text):
+        pos = 0
+        while len(spans) < limit and (m := cand.search(text, pos)):
             raw = m.group()
+            pos = m.end()
             length = v.IBAN_LENGTHS.get(raw[:2])
             if length is None:
                 continue
@@ -191,6 +249,7 @@ def iban_finder() -> Finder:
                 continue
             if v.iban_valid(text[m.start() : end]):
                 spans.append((m.start(), end))
+                pos = end  # the greedy candidate may have run into the next IBAN
         return spans
 
     return find
@@ -205,7 +264,7 @@ def ip_finder() -> Finder:
     )
     version = re.compile(r"(?i)(?:version|ver\.?|v|rv:|release|build|firmware|rev|[a-z]/)\s*$")
 
-    def find(text: str) -> list[Span]:
+    def find(text: str, limit: int = ALL) -> list[Span]:
         spans: list[Span] = []
         if text.count(".") >= 3:
             for m in ipv4.finditer(text):
@@ -223,6 +282,8 @@ def ip_finder() -> Finder:
                 if version.search(text, max(0, m.start() - 12), m.start()):
                     continue
                 spans.append(m.span())
+                if len(spans) >= limit:
+                    return spans
         if text.count(":") >= 2:
             for m in ipv6.finditer(text):
                 try:
@@ -231,6 +292,8 @@ def ip_finder() -> Finder:
                     continue
                 if not addr.is_unspecified and not addr.is_loopback:
                     spans.append(m.span())
+                    if len(spans) >= limit:
+                        break
         return spans
 
     return find
@@ -277,7 +340,7 @@ def national_id_finder() -> Finder:
         valid = by_length.get(len(value), ())
         return any(f(value) for f in valid) and bool(named.search(text, max(0, start - 48), start))
 
-    def find(text: str) -> list[Span]:
+    def find(text: str, limit: int = ALL) -> list[Span]:
         spans: list[Span] = []
         for pattern, extra in ((digit_led, "-."), (letter_led, "")):
             for m in pattern.finditer(text):
@@ -287,11 +350,10 @@ def national_id_finder() -> Finder:
                 if shape is None or not _isolated(text, start, end, extra):
                     continue
                 value = m.group()
-                if shape == "bare":
-                    if bare_ok(text, start, value):
-                        spans.append((start, end))
-                elif checks[shape](value):
+                if bare_ok(text, start, value) if shape == "bare" else checks[shape](value):
                     spans.append((start, end))
+                    if len(spans) >= limit:
+                        return spans
         return spans
 
     return find
@@ -313,66 +375,126 @@ def dob_finder() -> Finder:
 
     words = ("dob", "d.o.b", "birth", "born", "gebor", "geburt", "né", "naissance", "nacid",
              "nacimiento", "nascit", "nato", "nata", "geboorte", "nascid", "生年月日")  # fmt: skip
+    # Every date shape above has at least four digits: a window without them cannot hold
+    # one (a cheap, exact pre-check; the date pattern costs ~100 µs per 48-char window).
+    four_digits = re.compile(r"(?:\D*+\d){4}")
 
-    def find(text: str) -> list[Span]:
+    def find(text: str, limit: int = ALL) -> list[Span]:
         spans: list[Span] = []
         lowered = text.lower()
         if not any(w in lowered for w in words):
             return spans
+        budget = DOB_WINDOWS
         for kw in context.finditer(text):
-            after = date.search(text, kw.end(), min(len(text), kw.end() + 48))
-            if after:
-                spans.append(after.span())
-                continue
-            for before in date.finditer(text, max(0, kw.start() - 32), kw.start()):
-                spans.append(before.span())
-        return spans
+            start, stop = kw.span()
+            if four_digits.match(text, stop, min(len(text), stop + 48)):
+                budget -= 1
+                after = date.search(text, stop, min(len(text), stop + 48))
+                if after:
+                    spans.append(after.span())
+                    if len(spans) >= limit:
+                        break
+                    continue
+            if four_digits.match(text, max(0, start - 32), start):
+                budget -= 1
+                spans.extend(m.span() for m in date.finditer(text, max(0, start - 32), start))
+            if budget < 0:  # fail closed: the scanner records the error, text is sensitive
+                raise RuntimeError(f"more than {DOB_WINDOWS} birth-word windows in one text")
+        return spans[:limit]
 
     return find
+
+
+_KEY_SHAPES = (
+    r"sk-ant-[A-Za-z0-9_\-]{20,}"
+    r"|sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"
+    r"|(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}"
+    r"|gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255}"
+    r"|xox[abposr]-[A-Za-z0-9\-]{10,}"
+    r"|AIza[0-9A-Za-z_\-]{35}"
+    r"|[sr]k_(?:live|test)_[0-9A-Za-z]{24,}"
+    r"|(?:gsk|hf)_[A-Za-z0-9]{20,}|xai-[A-Za-z0-9]{20,}"  # Groq, Hugging Face, xAI
+)
+# rarer vendor shapes, only looked for in upstream error messages (see secret_finder)
+_MORE_KEY_SHAPES = r"|(?:r8|fw)_[A-Za-z0-9]{20,}|(?:pplx|nvapi|csk)-[A-Za-z0-9_\-]{20,}"
+_AWS_PATTERN = r"(?i)aws.{0,20}secret.{0,20}?[\s\"':=]{1,6}([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"
 
 
 def api_key_finder() -> Finder:
-    keys = re.compile(
-        r"(?<![\w-])(?:sk-ant-[A-Za-z0-9_\-]{20,}"
-        r"|sk-(?:proj-|svcacct-|admin-)?[A-Za-z0-9_\-]{20,}"
-        r"|(?:AKIA|ASIA|ABIA|ACCA)[A-Z0-9]{16}"
-        r"|gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255}"
-        r"|xox[abposr]-[A-Za-z0-9\-]{10,}"
-        r"|AIza[0-9A-Za-z_\-]{35}"
-        r"|[sr]k_(?:live|test)_[0-9A-Za-z]{24,})(?![\w-])"
-    )
-    aws_secret = re.compile(
-        r"(?i)aws.{0,20}secret.{0,20}?[\s\"':=]{1,6}([A-Za-z0-9/+=]{40})(?![A-Za-z0-9/+=])"
-    )
+    keys = re.compile(rf"(?<![\w-])(?:{_KEY_SHAPES})(?![\w-])")
+    aws_secret = re.compile(_AWS_PATTERN)
 
-    def find(text: str) -> list[Span]:
+    def find(text: str, limit: int = ALL) -> list[Span]:
         spans: list[Span] = []
         if (  # the literal prefixes of the shapes above, inline: no generator per call
-            "sk-" in text or "AKIA" in text or "ASIA" in text or "ABIA" in text
-            or "ACCA" in text or "gh" in text or "github_pat_" in text or "xox" in text
-            or "AIza" in text or "k_" in text
+            "sk-" in text or "IA" in text or "ACCA" in text or "gh" in text
+            or "github_pat_" in text or "xox" in text or "AIza" in text or "k_" in text
+            or "hf_" in text or "xai-" in text
         ):  # fmt: skip
             for m in keys.finditer(text):
-                token = m.group()
-                if token.startswith("sk-") and not (
-                    any(c.isdigit() for c in token) and any(c.isalpha() for c in token[3:])
-                ):
-                    continue
-                spans.append(m.span())
+                if _key_like(m.group()):
+                    spans.append(m.span())
+                    if len(spans) >= limit:
+                        return spans
         if "ecret" in text or "ECRET" in text:
             spans.extend(m.span(1) for m in aws_secret.finditer(text))
-        return spans
+        return spans[:limit]
 
     return find
+
+
+def secret_finder() -> Finder:
+    """Every key shape :func:`api_key_finder` knows, rarer vendor prefixes, and a long
+    random-looking token (digits and letters, 32+ characters: hex or base62 keys) right
+    after a key word (``key: 9f86d0…``, ``Bearer AbC…``, ``tk …``). For short texts where a
+    leaked credential is the worry (upstream error messages): no cheap prefilter, so it
+    is not on the per-request scan path."""
+    keys = re.compile(rf"(?<![\w-])(?:{_KEY_SHAPES}{_MORE_KEY_SHAPES})(?![\w-])")
+    aws_secret = re.compile(_AWS_PATTERN)
+    after_word = re.compile(
+        r"(?i)(?<![a-z0-9])(?:api[_-]?key|apikey|access[_-]?key|secret(?:[_-]?key)?|token|tk|"
+        r"key|bearer|password|passwd|credentials?|auth(?:orization)?)[^\w\n]{1,6}+"
+        r"([A-Za-z0-9][A-Za-z0-9_\-]{31,}+)(?![\w-])"
+    )
+
+    def find(text: str, limit: int = ALL) -> list[Span]:
+        spans = [m.span() for m in keys.finditer(text) if _key_like(m.group())]
+        spans.extend(m.span(1) for m in aws_secret.finditer(text))
+        taken = {start for start, _ in spans}
+        spans.extend(
+            m.span(1)
+            for m in after_word.finditer(text)
+            if _mixed(m.group(1)) and m.start(1) not in taken
+        )
+        return spans[:limit]
+
+    return find
+
+
+def _mixed(token: str) -> bool:
+    """Both a digit and a letter: random keys have both, words and numbers do not."""
+    return any(c.isdigit() for c in token) and any(c.isalpha() for c in token)
+
+
+def _key_like(token: str) -> bool:
+    """``sk-`` also starts words (``sk-learn``): such a token counts when it has digits
+    and letters, or a 12+ character run with a capital (``sk-svc-secret-AAAABBBBCCCCDDDD``)."""
+    if not token.startswith("sk-"):
+        return True
+    rest = token[3:]
+    if _mixed(rest):
+        return True
+    return any(len(part) >= 12 and not part.islower() for part in rest.replace("_", "-").split("-"))
 
 
 def jwt_finder() -> Finder:
     token = re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*")
 
-    def find(text: str) -> list[Span]:
+    def find(text: str, limit: int = ALL) -> list[Span]:
         if "eyJ" not in text:
             return []
-        return [m.span() for m in token.finditer(text) if v.jwt_header_valid(m.group())]
+        spans = [m.span() for m in token.finditer(text) if v.jwt_header_valid(m.group())]
+        return spans[:limit]
 
     return find
 
@@ -381,12 +503,12 @@ def private_key_finder() -> Finder:
     begin = re.compile(r"-----BEGIN [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
     end = re.compile(r"-----END [A-Z0-9 ]*PRIVATE KEY(?: BLOCK)?-----")
 
-    def find(text: str) -> list[Span]:
+    def find(text: str, limit: int = ALL) -> list[Span]:
         spans: list[Span] = []
         if "-----BEGIN" not in text:
             return spans
         pos = 0
-        while m := begin.search(text, pos):
+        while len(spans) < limit and (m := begin.search(text, pos)):
             e = end.search(text, m.end())
             stop = e.end() if e else len(text)  # a truncated block is still a secret
             spans.append((m.start(), stop))

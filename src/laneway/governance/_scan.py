@@ -30,7 +30,9 @@ from laneway.providers._types import ChatRequest, Message
 from laneway.settings._policies import FAST_KINDS, NER_KINDS, SensitivePolicy
 
 __all__ = [
+    "CAP_FROM",
     "DETECTOR_ERROR",
+    "HIT_CAP",
     "Finding",
     "ScanResult",
     "Scanner",
@@ -53,11 +55,14 @@ class Finding:
 @dataclass(frozen=True, slots=True)
 class ScanResult:
     """What a request contains: finding counts per kind, per position (``system``,
-    ``user``, ``assistant``, ``tool_call``, ``tool_result``) and detectors that raised."""
+    ``user``, ``assistant``, ``tool_call``, ``tool_result``), detectors that raised and
+    detectors that stopped at the hit cap of a large request (``capped``: their counts
+    are lower bounds; each found something, so the request is sensitive anyway)."""
 
     counts: Mapping[str, int]
     errors: tuple[str, ...] = ()
     positions: Mapping[str, int] = field(default_factory=dict)
+    capped: tuple[str, ...] = ()
 
     @property
     def sensitive(self) -> bool:
@@ -123,6 +128,28 @@ class Scanner:
             return [], tuple(errors)
         return [Finding(k, s, e) for k, s, e in resolve_overlaps(hits)], tuple(errors)
 
+    def _scan_capped(self, text: str) -> tuple[list[Finding], tuple[str, ...], tuple[str, ...]]:
+        """As :meth:`scan_text_checked` for a large text, each detector stopping after
+        :data:`HIT_CAP` hits: enough to know the text is sensitive, and bounded work for
+        a body of 100 000 repeated phone numbers. Also returns the capped detectors."""
+        hits: list[tuple[int, Hit]] = []
+        errors: list[str] = []
+        capped: list[str] = []
+        kinds = self.kinds
+        detectors = self._detectors if has_digit(text) else self._digitless
+        for detector in detectors:
+            at_most = detector.find_at_most
+            try:
+                found = detector.find(text) if at_most is None else at_most(text, HIT_CAP)
+            except Exception:  # fail closed: the caller treats the text as sensitive
+                errors.append(detector.name)
+                continue
+            if at_most is not None and len(found) >= HIT_CAP:
+                capped.append(detector.name)
+            hits.extend((detector.priority, h) for h in found if h[0] in kinds)
+        findings = [Finding(k, s, e) for k, s, e in resolve_overlaps(hits)] if hits else []
+        return findings, tuple(errors), tuple(capped)
+
     def scan_text(self, text: str) -> list[Finding]:
         """Findings only; use :meth:`scan_text_checked` where a detector error matters."""
         return self.scan_text_checked(text)[0]
@@ -136,7 +163,11 @@ class Scanner:
         if not texts:
             return ScanResult({}, (), {})
         joined = _SEPARATOR.join([text for _, text in texts])
-        findings, errs = self.scan_text_checked(joined)
+        capped: tuple[str, ...] = ()
+        if len(joined) > CAP_FROM:
+            findings, errs, capped = self._scan_capped(joined)
+        else:
+            findings, errs = self.scan_text_checked(joined)
         if not findings:
             return _CLEAN if not errs else ScanResult({}, tuple(dict.fromkeys(errs)), {})
         starts: list[int] = []
@@ -149,10 +180,12 @@ class Scanner:
         for finding in findings:
             counts[finding.kind] += 1
             positions[texts[bisect_right(starts, finding.start) - 1][0]] += 1
-        return ScanResult(dict(counts), tuple(dict.fromkeys(errs)), dict(positions))
+        return ScanResult(dict(counts), tuple(dict.fromkeys(errs)), dict(positions), capped)
 
 
 _SEPARATOR = "\n\x00\x00\n"
+CAP_FROM = 16_384  # characters: a request scan of a longer text caps the hits per detector
+HIT_CAP = 1_000  # hits per detector in such a scan (counts past it are not needed)
 _CLEAN = ScanResult(MappingProxyType({}), (), MappingProxyType({}))  # shared: read-only
 _DIGIT = re.compile(r"\d")
 

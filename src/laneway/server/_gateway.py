@@ -47,9 +47,15 @@ from laneway.server._deployments import Deployment, Resolution, Resolver, select
 from laneway.server._metrics import Metrics
 from laneway.settings import Settings
 
-__all__ = ["CallOutcome", "Gateway", "RequestContext"]
+__all__ = ["OFFLOAD_SCAN_FROM", "CallOutcome", "Gateway", "RequestContext"]
 
 log = logging.getLogger("laneway.gateway")
+
+# Characters of request text above which governance (the sensitive-data scan) runs in a
+# worker thread: ~32 KB scans in a few ms; smaller requests keep the cheaper inline call.
+OFFLOAD_SCAN_FROM = 32_768
+_MIN_SECRET = 6  # shorter configured keys are not scrubbed (they would mangle messages)
+_MIN_PREFIX = 8  # a cut-off key: at least this many of its first characters end the message
 
 
 @dataclass(slots=True)
@@ -118,6 +124,8 @@ class Gateway:
         self._ids = itertools.count(1)
         self._upstream = upstream
         self._owns_upstream = owns_upstream
+        self._secrets = _deployment_secrets(self.deployments.values())
+        self._secret_finder: Any = None  # built on the first upstream error
 
     async def start(self) -> None:
         """Start the ledger writer and load embedded models (off the event loop)."""
@@ -158,13 +166,40 @@ class Gateway:
         }
 
     def sanitize(self, exc: LanewayError) -> LanewayError:
-        """Upstream error messages may echo the prompt: replace any detected secret or
-        sensitive value with its kind before the message reaches the client."""
-        if isinstance(exc, UpstreamError) or self.governance.scanner.scan_text(exc.message):
+        """Upstream error messages may echo the prompt or the gateway's own upstream key:
+        replace every configured deployment key (also one cut off at the end of the
+        message), any key-shaped token and any detected sensitive value before the
+        message reaches the client."""
+        message = _scrub_literals(exc.message, self._secrets)
+        upstream = isinstance(exc, UpstreamError)
+        if upstream or self.governance.scanner.scan_text(message):
             from laneway.governance import redact_text
 
-            exc.message = redact_text(exc.message, self.governance.scanner)
+            message = redact_text(message, self.governance.scanner)
+        if upstream:
+            message = self._scrub_key_shapes(message)
+        if message != exc.message:
+            exc.message = message
+            exc.args = (message,)  # str(exc) in a log line must not carry the key either
         return exc
+
+    def _scrub_key_shapes(self, message: str) -> str:
+        finder = self._secret_finder
+        if finder is None:
+            from laneway.governance._fast import secret_finder
+
+            finder = self._secret_finder = secret_finder()
+        spans = sorted(finder(message))
+        if not spans:
+            return message
+        out: list[str] = []
+        pos = 0
+        for start, end in spans:
+            if start >= pos:
+                out += [message[pos:start], "[API_KEY]"]
+                pos = end
+        out.append(message[pos:])
+        return "".join(out)
 
     def new_request_id(self) -> str:
         """Unique without a system call per request (os.urandom costs ~90 µs in some
@@ -176,7 +211,10 @@ class Gateway:
         """Governance before routing: scan, rate limit, policy / kill / sensitive filters,
         capability selection and the budget reservation. Raises the client's error."""
         governance = self.governance
-        admission = governance.admit(request, ctx.key)
+        if _text_size(request) > OFFLOAD_SCAN_FROM:  # a long scan must not stall the loop
+            admission = await asyncio.to_thread(governance.admit, request, ctx.key)
+        else:
+            admission = governance.admit(request, ctx.key)
         ctx.admission = admission
         key = ctx.key
         if key is not None and (key.rpm or key.tpm) and governance.store is not None:
@@ -461,6 +499,50 @@ def _single_call(ctx: RequestContext, outcome: CallOutcome) -> bool:
         return False
     only = attempts[0]
     return only.error is None and not only.partial and only.deployment == ctx.trace.served_by
+
+
+def _text_size(request: ChatRequest) -> int:
+    """Characters of text the scanner reads in ``request`` (message content, text parts,
+    tool-call arguments); a loop over the messages, no copies."""
+    size = 0
+    for message in request.messages:
+        content = message.get("content")
+        if type(content) is str:
+            size += len(content)
+        elif isinstance(content, list):
+            size += sum(len(t) for part in content if isinstance(t := part.get("text"), str))
+        for call in message.get("tool_calls") or ():
+            size += len(call["function"]["arguments"])
+    return size
+
+
+def _deployment_secrets(deployments: Any) -> tuple[str, ...]:
+    """The resolved upstream keys (and secret-looking extra header values) of every
+    deployment, longest first. Held in memory only; never logged."""
+    found: set[str] = set()
+    for d in deployments:
+        endpoint = getattr(d.adapter, "endpoint", None)
+        key = getattr(endpoint, "api_key", None)
+        if isinstance(key, str):
+            found.add(key)
+        headers = getattr(endpoint, "extra_headers", None) or {}
+        for name, value in headers.items():
+            if any(w in name.lower() for w in ("key", "auth", "token", "secret")):
+                found.add(value.removeprefix("Bearer ").strip())
+    return tuple(sorted((k for k in found if len(k) >= _MIN_SECRET), key=len, reverse=True))
+
+
+def _scrub_literals(message: str, secrets: tuple[str, ...]) -> str:
+    """``message`` with every secret, and a secret's prefix that ends the message (the
+    adapters cut upstream messages to a few hundred characters), replaced."""
+    for secret in secrets:
+        if secret in message:
+            message = message.replace(secret, "[API_KEY]")
+        for cut in range(len(secret) - 1, _MIN_PREFIX - 1, -1):
+            if message.endswith(secret[:cut]):
+                message = message[: len(message) - cut] + "[API_KEY]"
+                break
+    return message
 
 
 def _estimate_tokens(request: ChatRequest) -> int:
