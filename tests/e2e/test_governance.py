@@ -88,6 +88,25 @@ def test_sensitive_requests_stay_private_clean_ones_go_external(
     assert "maria.lopez" not in json.dumps(summary)
 
 
+def test_a_large_request_says_which_detector_counts_are_lower_bounds(
+    external: FakeOpenAI, private: FakeOpenAI, start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    from laneway.governance._scan import HIT_CAP
+
+    gw = start_gateway(two_lane(external, private))
+    text = "write to x1@example.com and y2@example.org " * (HIT_CAP + 100)
+    with _client(gw) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="tier:standard", messages=[{"role": "user", "content": text}]
+        )
+        assert raw.headers["x-laneway-deployment"] == "private"
+    gw.stop()
+    audit = json.loads(str(ledger_rows(tmp_path)[0]["audit"]))
+    assert audit["sensitive"] is True
+    assert audit["detectors_capped"] == ["email"]
+    assert audit["detectors"]["email"] == HIT_CAP
+
+
 def test_fail_closed_when_the_private_deployment_fails_or_is_killed(
     external: FakeOpenAI,
     private: FakeOpenAI,

@@ -151,6 +151,8 @@ class Governance:
             audit["detectors"] = counts
         if result.errors:
             audit["detector_errors"] = list(result.errors)
+        if result.capped:  # counts of these detectors are lower bounds
+            audit["detectors_capped"] = list(result.capped)
         action = self._action(key)
         audit["sensitive"] = admission.sensitive
         if admission.sensitive:
