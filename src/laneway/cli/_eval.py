@@ -481,7 +481,7 @@ def _print_run(
 def _reading(config: Path | None, db: str | None, *refs: str) -> Iterator[sa.Engine | None]:
     """The database to read runs from (``None`` when every ref is a JSON export file);
     never creates a database file; errors as one line."""
-    if all(Path(ref).is_file() for ref in refs):
+    if all(Path(ref).is_file() or Path(ref).suffix == ".json" for ref in refs):
         with _errors():
             yield None
         return
