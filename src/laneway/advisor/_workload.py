@@ -11,8 +11,8 @@ from typing import Any, Literal, cast
 import yaml
 
 from laneway.advisor._assumptions import default_assumptions
-from laneway.errors import InvalidRequest
-from laneway.settings import yaml_line
+from laneway.errors import ConfigError, InvalidRequest
+from laneway.settings import read_user_text, yaml_line, yaml_problem
 
 __all__ = [
     "MAX_TOKENS_PER_DAY",
@@ -353,29 +353,15 @@ def workload_from_dict(data: Mapping[str, Any]) -> Workload:
 
 
 def _read(path: Path) -> str:
-    """The UTF-8 text of ``path``; a one-line ``InvalidRequest`` for anything else."""
-    if path.is_dir():
-        raise InvalidRequest(f"{path} is a directory, not a workload file")
     try:
-        return path.read_text("utf-8")
-    except UnicodeDecodeError as exc:
-        byte = exc.object[exc.start : exc.start + 1].hex()
-        raise InvalidRequest(
-            f"{path}: not UTF-8 text (byte 0x{byte} at offset {exc.start}); save it as UTF-8"
-        ) from None
-    except OSError as exc:
-        raise InvalidRequest(f"cannot read {path}: {exc.strerror or exc}") from None
+        return read_user_text(path, "workload file")
+    except ConfigError as exc:  # bad input to the advisor: InvalidRequest (exit 2)
+        raise InvalidRequest(exc.message) from None
 
 
 def _yaml_error(path: Path, exc: yaml.YAMLError) -> InvalidRequest:
-    if isinstance(exc, yaml.reader.ReaderError):
-        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
-        return InvalidRequest(
-            f"{path}: not valid YAML: unacceptable character #x{char:04x} at offset {exc.position}"
-        )
-    mark = getattr(exc, "problem_mark", None)
-    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
-    problem = " ".join(str(getattr(exc, "problem", None) or exc).split())
+    line, problem = yaml_problem(exc)
+    where = f"{path}:{line}" if line is not None else str(path)
     return InvalidRequest(f"{where}: not valid YAML: {problem}")
 
 

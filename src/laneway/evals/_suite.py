@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from laneway.errors import ConfigError
-from laneway.settings import yaml_line
+from laneway.settings import read_user_text, yaml_line, yaml_problem
 
 __all__ = [
     "Case",
@@ -213,37 +213,9 @@ def _case(
     return case
 
 
-def _read_text(path: Path, what: str) -> str:
-    """The UTF-8 text of ``path``; a one-line ``ConfigError`` for anything else."""
-    if path.is_dir():
-        raise ConfigError(f"{path} is a directory, not a {what}")
-    if not path.is_file():
-        raise ConfigError(f"{what} not found: {path}")
-    try:
-        return path.read_text("utf-8")
-    except UnicodeDecodeError as exc:
-        byte = exc.object[exc.start : exc.start + 1].hex()
-        raise ConfigError(
-            f"{path}: not UTF-8 text (byte 0x{byte} at offset {exc.start}); save it as UTF-8"
-        ) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-
-
-def _yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, str]:
-    """The line and a one-line description of a YAML error."""
-    if isinstance(exc, yaml.reader.ReaderError):
-        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
-        return None, f"unacceptable character #x{char:04x} at offset {exc.position}"
-    mark = getattr(exc, "problem_mark", None)
-    line = mark.line + 1 if mark is not None else None
-    problem = getattr(exc, "problem", None) or str(exc)
-    return line, " ".join(str(problem).split())
-
-
 def _jsonl_cases(path: Path, defaults: Mapping[str, Any], what: str = "cases file") -> list[Case]:
     cases: list[Case] = []
-    for number, text in enumerate(_read_text(path, what).splitlines(), start=1):
+    for number, text in enumerate(read_user_text(path, what).splitlines(), start=1):
         if not text.strip():
             continue
         try:
@@ -298,12 +270,12 @@ def load_suite(path: str | Path) -> Suite:
     if path.suffix == ".jsonl":
         cases = _jsonl_cases(path, {}, "suite file")
         return Suite(path.stem, "", 1, tuple(cases), str(path))
-    text = _read_text(path, "suite file")
+    text = read_user_text(path, "suite file")
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        line, problem = _yaml_problem(exc)
+        line, problem = yaml_problem(exc)
         raise _fail(path, line, [], f"not valid YAML: {problem}") from None
     except RecursionError:
         raise _fail(path, None, [], "not valid YAML: nested too deeply") from None

@@ -5,9 +5,11 @@ from laneway.settings._load import (
     default_settings,
     find_config,
     load_settings,
+    read_user_text,
     resolve_secret,
     vendors,
     yaml_line,
+    yaml_problem,
 )
 from laneway.settings._model import (
     DEFAULT_TIERS,
@@ -63,7 +65,9 @@ __all__ = [
     "default_settings",
     "find_config",
     "load_settings",
+    "read_user_text",
     "resolve_secret",
     "vendors",
     "yaml_line",
+    "yaml_problem",
 ]

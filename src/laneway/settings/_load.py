@@ -32,9 +32,11 @@ __all__ = [
     "default_settings",
     "find_config",
     "load_settings",
+    "read_user_text",
     "resolve_secret",
     "vendors",
     "yaml_line",
+    "yaml_problem",
 ]
 
 
@@ -212,3 +214,33 @@ def resolve_secret(ref: str | None, env: Mapping[str, str]) -> str | None:
         return Path(target).read_text("utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"cannot read the api_key file {target}: {exc.strerror}") from exc
+
+
+def read_user_text(path: Path, what: str) -> str:
+    """The UTF-8 text of a file the user named (``what``: "suite file", ...); a one-line
+    ``ConfigError`` for a directory, a missing file, bytes that are not UTF-8 or a read
+    error."""
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a {what}")
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}")
+    try:
+        return path.read_text("utf-8")
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start : exc.start + 1].hex()
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte 0x{byte} at offset {exc.start}); save it as UTF-8"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+def yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, str]:
+    """The 1-based line (when known) and a one-line description of a YAML error."""
+    if isinstance(exc, yaml.reader.ReaderError):
+        char = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        return None, f"unacceptable character #x{char:04x} at offset {exc.position}"
+    mark = getattr(exc, "problem_mark", None)
+    line = mark.line + 1 if mark is not None else None
+    problem = getattr(exc, "problem", None) or str(exc)
+    return line, " ".join(str(problem).split())
