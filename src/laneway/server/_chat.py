@@ -6,8 +6,8 @@ import asyncio
 import logging
 import time
 import traceback
-from collections.abc import AsyncIterator
-from typing import Any
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any, TypeVar
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
@@ -42,6 +42,7 @@ __all__ = [
 ]
 
 log = logging.getLogger("laneway.server")
+_T = TypeVar("_T")
 _JSON = "application/json"
 
 
@@ -218,12 +219,18 @@ class _DisconnectWatch:
             task.uncancel()
 
 
-async def _complete(
-    gateway: Gateway, ctx: RequestContext, chat: ChatRequest, receive: Receive
-) -> Response:
+async def _watched(
+    gateway: Gateway,
+    ctx: RequestContext,
+    chat: ChatRequest,
+    receive: Receive,
+    answer: Coroutine[Any, Any, _T],
+) -> _T | Response:
+    """Await ``answer`` (the whole completion, or a stream's first delta) while watching
+    for the client leaving; a failure is recorded and becomes the response to send."""
     watch = _DisconnectWatch(receive)
     try:
-        result = await gateway.complete(ctx, chat)
+        got = await answer
         await watch.settle()
     except asyncio.CancelledError as exc:
         usage = _abandoned_usage(ctx, chat, exc)
@@ -244,6 +251,16 @@ async def _complete(
         return error_response(err, ctx.request_id)
     finally:
         watch.stop()
+    return got
+
+
+async def _complete(
+    gateway: Gateway, ctx: RequestContext, chat: ChatRequest, receive: Receive
+) -> Response:
+    got = await _watched(gateway, ctx, chat, receive, gateway.complete(ctx, chat))
+    if isinstance(got, Response):
+        return got
+    result = got
     cost = gateway.request_cost(ctx)
     headers = _raw_route_headers(ctx)
     cost_text = money(cost)
@@ -351,29 +368,10 @@ def _abandoned_usage(
 async def _stream(
     gateway: Gateway, ctx: RequestContext, chat: ChatRequest, receive: Receive
 ) -> Response:
-    watch = _DisconnectWatch(receive)
-    try:
-        first, rest = await gateway.open_stream(ctx, chat)
-        await watch.settle()
-    except asyncio.CancelledError as exc:
-        usage = _abandoned_usage(ctx, chat, exc)
-        gateway.finish(ctx, CallOutcome(status=499, partial=True, usage=usage))
-        if not watch.fired:
-            raise
-        watch.absorb()
-        return Response(status_code=499)
-    except LanewayError as exc:
-        if watch.fired:
-            watch.absorb()
-        gateway.finish(ctx, CallOutcome(status=exc.status, error=exc))
-        return error_response(gateway.sanitize(exc), ctx.request_id)
-    except Exception as exc:
-        err = _internal_error(ctx, exc)
-        usage = _abandoned_usage(ctx, chat, exc, err)
-        gateway.finish(ctx, CallOutcome(status=err.status, error=err, usage=usage))
-        return error_response(err, ctx.request_id)
-    finally:
-        watch.stop()
+    opened = await _watched(gateway, ctx, chat, receive, gateway.open_stream(ctx, chat))
+    if isinstance(opened, Response):
+        return opened
+    first, rest = opened
     ttft = time.perf_counter() - ctx.started
     headers = _route_headers(ctx)
     headers["cache-control"] = "no-cache"
