@@ -90,12 +90,20 @@ async def test_interrupted_run_is_consistent_and_resumes(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        assert record.info().status == "interrupted"
-        stored, distinct = _key_count(engine, "cancel")
-        assert stored == distinct
-        assert 0 < len(record.completed_keys()) < N
-        before = len(fake.received)
+        await gateway.aclose()
+    assert record.info().status == "interrupted"
+    stored, distinct = _key_count(engine, "cancel")
+    assert stored == distinct
+    done_before = record.completed_keys()
+    assert 0 < len(done_before) < N
+    # A fresh upstream for the resumed run: requests cut by the cancel can still reach
+    # the first one late, and must not be counted as the resumed run's calls.
+    with PlantedFake(PLAN, latency=0.01) as second:
+        gateway = await gateway_factory(settings_for(tmp_path, {"cand": second}))  # type: ignore[dict-item]
         resumed = await run_suite(gateway, suite, record, options)
-        assert resumed.status == "complete"
-        assert len(fake.received) - before == N - resumed.skipped
+        await gateway.aclose()
+        calls = len(second.received)
+    assert resumed.status == "complete"
+    assert resumed.skipped == len(done_before)
+    assert calls == N - len(done_before)  # completed cases were not called again
     assert _key_count(engine, "cancel") == (N, N)
