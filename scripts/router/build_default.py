@@ -1,14 +1,15 @@
 """Build the router shipped in the package (numpy only; run in Laneway's venv).
 
-    python scripts/router/build_default.py BUILD_DIR [--embedding]
+    python scripts/router/build_default.py [BUILD_DIR] [--embedding]
 
-From ``distill_embeddings.py``'s output: writes ``src/laneway/router/default/`` —
+From ``distill_embeddings.py``'s output (or, without BUILD_DIR, keeping the shipped
+table and vocabulary): writes ``src/laneway/router/default/`` —
 ``embeddings.npz`` (64-d float16 static table), ``vocab.json``, the scorer trained on
 every non-dev row of the shared MMLU-Pro file (question text only) plus two thirds of
 ``varied_prompts.jsonl`` (rubric outcomes, total weight ``VARIED_SHARE`` of the
 MMLU-Pro rows), ``calibration.json`` (the MMLU-Pro dev split and the other third of
 the varied set, never trained on; weighted so that exam questions are one traffic
-category among the varied set's seven), and the profiles calibrated on it.
+category beside the varied set's), and the profiles calibrated on it.
 """
 
 from __future__ import annotations
@@ -43,16 +44,23 @@ PROFILES = {
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("build", type=Path)
+    ap.add_argument("build", type=Path, nargs="?", help="distill_embeddings.py's output")
     ap.add_argument("--embedding", action="store_true", help="add the static embedding")
     args = ap.parse_args()
     out = default_router_dir()
+    kept = {}
+    if args.build is None:  # keep the shipped static table and vocabulary
+        kept = {n: (out / n).read_bytes() for n in ("embeddings.npz", "vocab.json")}
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    table = pca_sif_table(np.load(args.build / "raw_embeddings.npy"), 64).astype(np.float16)
-    np.savez_compressed(out / "embeddings.npz", table=table)
-    shutil.copyfile(args.build / "vocab.json", out / "vocab.json")
+    if args.build is None:
+        for name, data in kept.items():
+            (out / name).write_bytes(data)
+    else:
+        table = pca_sif_table(np.load(args.build / "raw_embeddings.npy"), 64)
+        np.savez_compressed(out / "embeddings.npz", table=table.astype(np.float16))
+        shutil.copyfile(args.build / "vocab.json", out / "vocab.json")
 
     with gzip.open(DATA, "rt") as handle:
         raw = [json.loads(line) for line in handle]
@@ -83,7 +91,8 @@ def main() -> None:
     )
     scorer.save(out)
     n_dev = int(dev.sum())
-    exam_weight = len(var_cal) / 7 / n_dev  # exam questions: one category in eight
+    categories = len({r["category"] for r in varied})
+    exam_weight = len(var_cal) / categories / n_dev  # exam questions: one more category
     calib = [
         {"id": r["id"], "prompt": r["question"], "outcomes": r["outcomes"], "weight": exam_weight}
         for r, d in zip(raw, dev, strict=True)

@@ -14,6 +14,10 @@ from exp_features import null_topics
 from exp_harness import evaluate, linear_fitter, load_all
 from exp_within import ridge_fitter
 
+from laneway.router._features import STRUCTURAL_NAMES
+
+NS = len(STRUCTURAL_NAMES)
+
 
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -31,8 +35,8 @@ def main() -> None:
     for k in (None, 32, 8):
 
         def tf(x, vx, train, k=k):
-            ep, vep = null_topics(x[:, 24:], vx[:, 24:], train, cats, k)
-            return np.hstack([x[:, :24], ep]), np.hstack([vx[:, :24], vep])
+            ep, vep = null_topics(x[:, NS:], vx[:, NS:], train, cats, k)
+            return np.hstack([x[:, :NS], ep]), np.hstack([vx[:, :NS], vep])
 
         for l2 in (3000.0, 30000.0):
             evaluate(

@@ -16,7 +16,10 @@ import re
 import numpy as np
 from exp_harness import evaluate, linear_fitter, load_all
 
+from laneway.router._features import STRUCTURAL_NAMES
 from laneway.router._scorer import default_router_dir
+
+NS = len(STRUCTURAL_NAMES)
 
 _NUM = re.compile(r"(?<![A-Za-z])\d+(?:[.,]\d+)*")
 _COMPUTE = re.compile(
@@ -118,8 +121,8 @@ def main() -> None:
     for k, center in ((None, False), (None, True), (16, False), (16, True), (8, True)):
 
         def tf(x, vx, train, k=k, center=center):
-            ep, vep = null_topics(x[:, 24:], vx[:, 24:], train, cats, k, center)
-            return np.hstack([x[:, :24], ep]), np.hstack([vx[:, :24], vep])
+            ep, vep = null_topics(x[:, NS:], vx[:, NS:], train, cats, k, center)
+            return np.hstack([x[:, :NS], ep]), np.hstack([vx[:, :NS], vep])
 
         for l2 in (3000.0, 30000.0):
             evaluate(

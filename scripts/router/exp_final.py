@@ -15,7 +15,10 @@ from exp_harness import evaluate, gain_targets, linear_fitter, load_all
 from exp_within import blend_fitter, pairwise_fitter, ridge_fitter
 from irt import fit_2pl, implied_gain
 
+from laneway.router._features import STRUCTURAL_NAMES
 from laneway.router._training import DEFAULT_TIER_MODELS
+
+NS = len(STRUCTURAL_NAMES)
 
 
 def main() -> None:
@@ -47,8 +50,8 @@ def main() -> None:
 
     def nulled(k):
         def tf(x, vx, train):
-            ep, vep = null_topics(x[:, 24:], vx[:, 24:], train, cats, k)
-            return np.hstack([x[:, :24], ep]), np.hstack([vx[:, :24], vep])
+            ep, vep = null_topics(x[:, NS:], vx[:, NS:], train, cats, k)
+            return np.hstack([x[:, :NS], ep]), np.hstack([vx[:, :NS], vep])
 
         return tf
 

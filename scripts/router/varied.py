@@ -82,7 +82,8 @@ def fold_of(key: str, k: int) -> int:
 def load_mmlu() -> tuple[list[dict], np.ndarray]:
     with gzip.open(DATA, "rt") as handle:
         rows = [json.loads(line) for line in handle]
-    cache = Path(tempfile.gettempdir()) / f"laneway-router-struct-{len(STRUCTURAL_NAMES)}.npz"
+    key = hashlib.blake2b("\n".join(STRUCTURAL_NAMES).encode(), digest_size=6).hexdigest()
+    cache = Path(tempfile.gettempdir()) / f"laneway-router-struct-{key}.npz"
     if cache.is_file():
         with np.load(cache) as data:
             return rows, data["s"]

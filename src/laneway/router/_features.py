@@ -3,6 +3,11 @@
 Structural signals are chosen to mean the same thing in exam questions, chat, code
 and writing requests: size of the conversation, numbers and units, mathematical
 notation, code, constraints on the answer, multi-step wording, enumerations.
+Pasted material (fenced blocks, and the paragraphs between a short instruction and
+the rest of a long message) is measured apart from the conversation's own size, and
+a transformation task (summarise, translate, extract, rewrite… said in the message's
+first or last 400 characters) is its own signal: a long document to summarise is not
+a hard question.
 Every signal is bounded (log counts, fractions) so that prompts far outside the
 training distribution (a 50 kB code file) cannot push the score off the scale.
 
@@ -22,7 +27,7 @@ import numpy.typing as npt
 from laneway.router._conversation import Conversation
 from laneway.router._tokenizer import WordPieceTokenizer
 
-__all__ = ["STRUCTURAL_NAMES", "StaticEmbedder", "structural_features"]
+__all__ = ["STRUCTURAL_NAMES", "StaticEmbedder", "material_chars", "structural_features"]
 
 _SCAN_HEAD = 1500
 _SCAN_TAIL = 500
@@ -68,9 +73,19 @@ _HARD = re.compile(
 _FIRST_PERSON = re.compile(r"\b(?:i|i'm|i've|my|me|we|our)\b")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*•]|\d+[.)]|\(?[a-z]\))\s+", re.MULTILINE)
 _SENTENCE_END = re.compile(r"[.!?](?:\s|$)")
+_PARAGRAPH_BREAK = re.compile(r"\n[ \t]*\n")
+_SHORT_PARAGRAPH = 500
+_MATERIAL_EDGE = 32_768  # a longer text's middle is material without being scanned
+_TASK_EDGE = 400
+_TRANSFORM = re.compile(
+    r"\b(?:summari[sz]e|summary|tl;?dr|translate|rewrite|rephrase|paraphrase|proofread|"
+    r"extract|headline|title|shorten|simplify|condense|tidy up|turn (?:them|this|it) into|"
+    r"based on the (?:text|passage|article|document|email|notes|abstract|above)|"
+    r"according to the (?:text|passage|article|document|email|notes|abstract))\b"
+)
 
 STRUCTURAL_NAMES: tuple[str, ...] = (
-    "log_conversation_chars",
+    "log_conversation_chars_without_material",
     "log_user_words",
     "mean_word_len",
     "digit_frac",
@@ -94,11 +109,64 @@ STRUCTURAL_NAMES: tuple[str, ...] = (
     "log_chat",
     "log_hard_terms",
     "log_first_person",
+    "log_material_chars",
+    "log_transform_task_chars",
 )
 
 
 def _log_count(pattern: re.Pattern[str], text: str) -> float:
     return math.log1p(len(pattern.findall(text)))
+
+
+def material_chars(text: str) -> int:
+    """Characters of pasted material in ``text``: fenced blocks, and, in a message of
+    several paragraphs, those that are not its short (≤ 500 characters) first or last
+    one (the instruction). A single paragraph, or one with no short end, has none."""
+    if len(text) > 2 * _MATERIAL_EDGE:
+        middle = len(text) - 2 * _MATERIAL_EDGE
+        edges = text[:_MATERIAL_EDGE] + "\n\n" + text[-_MATERIAL_EDGE:]
+        return min(middle + _scanned_material(edges), len(text))
+    return _scanned_material(text)
+
+
+def _without_fences(text: str) -> tuple[int, str]:
+    """(characters in fenced blocks, the text with each block replaced by a paragraph
+    break); an unclosed fence runs to the end. ``str.find`` rather than a lazy regex:
+    4x faster on a pasted file."""
+    start = text.find("```")
+    if start < 0:
+        return 0, text
+    fenced, pos, parts = 0, 0, []
+    while start >= 0:
+        end = text.find("```", start + 3)
+        stop = len(text) if end < 0 else end + 3
+        parts.append(text[pos:start])
+        fenced += stop - start
+        pos = stop
+        start = text.find("```", pos) if end >= 0 else -1
+    parts.append(text[pos:])
+    return fenced, "\n\n".join(parts)
+
+
+def _scanned_material(text: str) -> int:
+    fenced, rest = _without_fences(text)
+    paragraphs = [p for p in _PARAGRAPH_BREAK.split(rest.strip()) if p.strip()]
+    if len(paragraphs) < 2:
+        return fenced
+    first, last = len(paragraphs[0]), len(paragraphs[-1])
+    middle = sum(len(p) for p in paragraphs[1:-1])
+    if first <= _SHORT_PARAGRAPH and last <= _SHORT_PARAGRAPH:
+        return fenced + middle
+    if first <= _SHORT_PARAGRAPH:
+        return fenced + middle + last
+    if last <= _SHORT_PARAGRAPH:
+        return fenced + middle + first
+    return fenced
+
+
+def _is_transform_task(text: str) -> bool:
+    edges = text if len(text) <= 2 * _TASK_EDGE else text[:_TASK_EDGE] + "\n" + text[-_TASK_EDGE:]
+    return _TRANSFORM.search(edges.lower()) is not None
 
 
 def structural_features(conv: Conversation) -> list[float]:
@@ -111,8 +179,10 @@ def structural_features(conv: Conversation) -> list[float]:
     n = max(len(text), 1)
     words = conv.last_user.split()
     n_words = len(words)
+    material = material_chars(conv.last_user)
+    transform = _is_transform_task(conv.last_user)
     return [
-        math.log1p(conv.total_chars),
+        math.log1p(max(conv.total_chars - material, 0)),
         math.log1p(n_words),
         min(sum(map(len, words)) / max(n_words, 1), 20.0) / 10.0,
         sum(map(str.isdigit, text)) / n,
@@ -136,6 +206,8 @@ def structural_features(conv: Conversation) -> list[float]:
         _log_count(_CHAT, lower),
         _log_count(_HARD, lower),
         _log_count(_FIRST_PERSON, lower),
+        math.log1p(material),
+        math.log1p(conv.total_chars) if transform else 0.0,
     ]
 
 

@@ -110,7 +110,11 @@ class Scorer:
             if meta.get("format") != FORMAT_VERSION:
                 raise ConfigError(f"{directory}: unsupported router format {meta.get('format')}")
             if tuple(meta["structural"]) != STRUCTURAL_NAMES:
-                raise ConfigError(f"{directory}: router built for another feature set")
+                raise ConfigError(
+                    f"{directory}: router built for another feature set "
+                    f"({len(meta['structural'])} signals; this Laneway computes "
+                    f"{len(STRUCTURAL_NAMES)}): retrain it with `laneway router train`"
+                )
             # Read the bytes first: np.load leaks its file handle on a corrupt archive.
             with np.load(io.BytesIO((directory / "model.npz").read_bytes())) as data:
                 heads = LinearHeads.from_arrays({k: data[k] for k in data.files}, "")

@@ -211,7 +211,8 @@ class Gateway:
         """Governance before routing: scan, rate limit, policy / kill / sensitive filters,
         capability selection and the budget reservation. Raises the client's error."""
         governance = self.governance
-        if _text_size(request) > OFFLOAD_SCAN_FROM:  # a long scan must not stall the loop
+        long_text = _text_size(request) > OFFLOAD_SCAN_FROM  # must not stall the loop
+        if long_text:
             admission = await asyncio.to_thread(governance.admit, request, ctx.key)
         else:
             admission = governance.admit(request, ctx.key)
@@ -220,7 +221,10 @@ class Gateway:
         if key is not None and (key.rpm or key.tpm) and governance.store is not None:
             estimate = len(request.messages) and _estimate_tokens(request)
             await asyncio.to_thread(governance.store.take_rate, key, estimate)
-        resolution = self._resolve(ctx, request)
+        if long_text and request.model.startswith("auto"):  # the router reads it all
+            resolution = await asyncio.to_thread(self._resolve, ctx, request)
+        else:
+            resolution = self._resolve(ctx, request)
         ctx.resolution = resolution
         names = governance.filter(resolution.deployments, resolution.tier, request.model, admission)
         probe = admission.redacted if admission.redacted is not None else request
