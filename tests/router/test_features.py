@@ -95,6 +95,8 @@ def test_pasted_material_is_measured_apart_from_the_instruction() -> None:
     assert material_chars("Why does this fail?\n\n```python\nx = 1\n```") == len(
         "```python\nx = 1\n```"
     )
+    crlf = ("Summarize this article in two sentences:\n\n" + ARTICLE).replace("\n", "\r\n")
+    assert 0 <= material_chars(crlf) - before <= ARTICLE.count("\n")  # same split, CRs kept
     # two long paragraphs: no short instruction at either end, no material
     assert material_chars(("a " * 400) + "\n\n" + ("b " * 400)) == 0
     # the conversation's own size excludes the material, which has its own signal
