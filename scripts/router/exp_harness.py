@@ -9,6 +9,7 @@ change. Caches the shipped static embedding and token ids of every MMLU-Pro ques
 
 from __future__ import annotations
 
+import hashlib
 import pickle
 import sys
 import tempfile
@@ -19,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from experiments import paired_diff
-from varied import FOLDS, PAIRS, fold_of, load_mmlu, varied_rows
+from varied import FOLDS, PAIRS, VARIED, fold_of, load_mmlu, varied_rows
 
 from laneway.router._conversation import conversation_from_prompt
 from laneway.router._features import structural_features
@@ -33,7 +34,10 @@ from laneway.router._training import (
     targets_for,
 )
 
-CACHE = Path(tempfile.gettempdir()) / "laneway-router-exp.pkl"
+# keyed by the varied set's bytes: its embeddings are cached beside MMLU-Pro's
+CACHE = Path(tempfile.gettempdir()) / (
+    "laneway-router-exp-" + hashlib.blake2b(VARIED.read_bytes(), digest_size=6).hexdigest() + ".pkl"
+)
 
 
 def load_all() -> dict:

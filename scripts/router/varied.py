@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from laneway.router import _features as features_module
 from laneway.router._features import STRUCTURAL_NAMES, structural_features
 from laneway.router._io import conversation_of
 from laneway.router._linear import LinearHeads
@@ -82,7 +83,9 @@ def fold_of(key: str, k: int) -> int:
 def load_mmlu() -> tuple[list[dict], np.ndarray]:
     with gzip.open(DATA, "rt") as handle:
         rows = [json.loads(line) for line in handle]
-    key = hashlib.blake2b("\n".join(STRUCTURAL_NAMES).encode(), digest_size=6).hexdigest()
+    # keyed by the feature code itself: a change in how a signal is computed is a new cache
+    source = Path(features_module.__file__).read_bytes()
+    key = hashlib.blake2b(source, digest_size=6).hexdigest()
     cache = Path(tempfile.gettempdir()) / f"laneway-router-struct-{key}.npz"
     if cache.is_file():
         with np.load(cache) as data:

@@ -3,7 +3,12 @@ from __future__ import annotations
 import time
 
 from laneway.router import conversation_from_messages, conversation_from_prompt
-from laneway.router._features import STRUCTURAL_NAMES, material_chars, structural_features
+from laneway.router._features import (
+    STRUCTURAL_NAMES,
+    material_chars,
+    split_material,
+    structural_features,
+)
 
 
 def feature(conv_text: str, name: str) -> float:
@@ -119,3 +124,30 @@ def test_transformation_tasks_are_recognised_at_either_end_only() -> None:
     assert feature("Prove that the sum of two odd numbers is even.", name) == 0.0
     buried = ARTICLE + "\n\nPlease summarize nothing. " + ARTICLE + "\n\nWhat is the main risk?"
     assert feature(buried, name) == 0.0
+
+
+def test_the_instruction_around_material_is_what_words_are_counted_on() -> None:
+    material, instruction = split_material(
+        "Summarize this article in two sentences:\n\n" + ARTICLE + "\n\nKeep it neutral."
+    )
+    assert instruction == "Summarize this article in two sentences:\n\nKeep it neutral."
+    assert material == len(ARTICLE) - 10  # the paragraph breaks inside it are not counted
+    pasted = feature("Summarize this article in two sentences:\n\n" + ARTICLE, "log_user_words")
+    assert pasted == feature("Summarize this article in two sentences:", "log_user_words")
+
+
+def test_a_document_in_the_system_prompt_is_material_and_answering_from_it_a_transform() -> None:
+    rag = conversation_from_messages(
+        [
+            {"role": "system", "content": "Answer using only these documents:\n\n" + ARTICLE},
+            {"role": "user", "content": "When did the council meet?"},
+        ]
+    )
+    values = dict(zip(STRUCTURAL_NAMES, structural_features(rag), strict=True))
+    assert values["log_material_chars"] > 7.0
+    assert values["log_system_chars"] < 4.0
+    assert values["log_transform_task_chars"] > 7.0
+    plain = conversation_from_messages(
+        [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Why?"}]
+    )
+    assert structural_features(plain)[STRUCTURAL_NAMES.index("log_material_chars")] == 0.0
