@@ -19,7 +19,7 @@ from laneway.router._features import STRUCTURAL_NAMES
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "size": (
-        "log_conversation_chars_without_material",
+        "log_conversation_chars",
         "log_user_words",
         "log_lines",
         "log_sentences",
@@ -39,7 +39,6 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "log_hard_terms",
     ),
     "register": ("log_chat", "log_first_person", "upper_frac", "mean_word_len"),
-    "material & transform task": ("log_material_chars", "log_transform_task_chars"),
 }
 
 

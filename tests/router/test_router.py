@@ -84,34 +84,11 @@ def test_missing_configured_tier_maps_upward(router: Router) -> None:
     assert only_cheap.route(MESSAGES).tier == "simple"
 
 
-_REPORT = "\n\n".join(
-    f"Section {i}. Sales in the northern region rose by {i + 3}% while costs stayed flat; "
-    "the team hired two people and opened a new office near the harbour. " * 3
-    for i in range(8)
-)
-
-
-def test_a_long_document_to_summarise_is_not_routed_as_hard(router: Router) -> None:
-    summarise = router.route([{"role": "user", "content": f"Summarize this report:\n\n{_REPORT}"}])
-    analyse = router.route(
-        [
-            {
-                "role": "user",
-                "content": f"{_REPORT}\n\nCritically evaluate this report: derive the "
-                "implied cost trend, justify each step and prove whether the growth claim holds.",
-            }
-        ]
-    )
-    assert summarise.score < analyse.score
-    assert router.tiers.index(summarise.tier) < router.tiers.index(analyse.tier)
-    assert summarise.tier != "frontier"
-
-
 def test_a_router_built_for_other_signals_is_refused_with_what_to_do(tmp_path: Path) -> None:
     shutil.copytree(default_router_dir(), tmp_path / "old")
     meta_path = tmp_path / "old" / "router.json"
     meta = json.loads(meta_path.read_text())
-    meta["structural"] = meta["structural"][:24]  # a router from before two signals were added
+    meta["structural"] = meta["structural"][:21]  # a router from an older feature set
     meta_path.write_text(json.dumps(meta))
-    with pytest.raises(ConfigError, match=r"24 signals.*laneway router train"):
+    with pytest.raises(ConfigError, match=r"21 signals.*laneway router train"):
         load_router(tmp_path / "old")
