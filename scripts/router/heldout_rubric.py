@@ -13,7 +13,9 @@ for all prompts and split by long context (``kind``/``category`` "long" or
 Files: ``long_context_prompts.jsonl`` (27 prompts written with the long-context
 experiment of the model card) and ``independent_prompts.jsonl`` (60 prompts of
 chat, code, math, writing and long context, written and graded by a separate agent
-that had not seen the router, its features or its training prompts).
+that had not seen the router, its features or its training prompts), and
+``independent_prompts_2.jsonl`` (60 more, by another such agent, hard long-context tasks
+worded the way a busy professional asks, without "prove" or "rigorous").
 """
 
 from __future__ import annotations
@@ -30,7 +32,14 @@ from laneway.router._conversation import conversation_from_messages
 from laneway.router._metrics import pair_metrics
 
 HERE = Path(__file__).resolve().parent
-FILES = (HERE / "long_context_prompts.jsonl", HERE / "independent_prompts.jsonl")
+FILES = tuple(
+    HERE / n
+    for n in (
+        "long_context_prompts.jsonl",
+        "independent_prompts.jsonl",
+        "independent_prompts_2.jsonl",
+    )
+)
 LONG = 1500
 
 
