@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import io
 import json
 import shutil
 from pathlib import Path
@@ -48,19 +49,22 @@ def main() -> None:
     ap.add_argument("--embedding", action="store_true", help="add the static embedding")
     args = ap.parse_args()
     out = default_router_dir()
-    kept = {}
-    if args.build is None:  # keep the shipped static table and vocabulary
-        kept = {n: (out / n).read_bytes() for n in ("embeddings.npz", "vocab.json")}
+    source = out if args.build is None else args.build  # None: keep the shipped table
+    if not (source / "vocab.json").is_file():
+        ap.error(f"{source / 'vocab.json'} not found: pass distill_embeddings.py's output")
+    vocab = (source / "vocab.json").read_bytes()
+    if args.build is None:
+        table_npz = (out / "embeddings.npz").read_bytes()
+    else:
+        buffer = io.BytesIO()
+        table = pca_sif_table(np.load(args.build / "raw_embeddings.npy"), 64)
+        np.savez_compressed(buffer, table=table.astype(np.float16))
+        table_npz = buffer.getvalue()
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
-    if args.build is None:
-        for name, data in kept.items():
-            (out / name).write_bytes(data)
-    else:
-        table = pca_sif_table(np.load(args.build / "raw_embeddings.npy"), 64)
-        np.savez_compressed(out / "embeddings.npz", table=table.astype(np.float16))
-        shutil.copyfile(args.build / "vocab.json", out / "vocab.json")
+    (out / "embeddings.npz").write_bytes(table_npz)
+    (out / "vocab.json").write_bytes(vocab)
 
     with gzip.open(DATA, "rt") as handle:
         raw = [json.loads(line) for line in handle]

@@ -201,3 +201,19 @@ def test_router_raising_at_request_time_falls_back_to_the_default_tier(
     gw.app.state.gateway.router = _FailingRouter()
     _expect_default_tier(client_factory(gw.base_url), tmp_path, gw,
                          "auto:router_error:FloatingPointError")  # fmt: skip
+
+
+def test_a_prompt_over_32_kb_is_routed_off_the_event_loop_like_any_other(
+    fake_openai: FakeOpenAI, start_gateway: GatewayFactory, client_factory: Any
+) -> None:
+    gw = start_gateway(_config(fake_openai.url))
+    client = client_factory(gw.base_url)
+    long_prompt = HARD[1] + "\n\n" + "Notes from the design review follow. " * 1000
+    assert len(long_prompt) > 32_768  # the gateway's offload threshold
+    headers = _ask(client, "auto", long_prompt)
+    assert headers["x-laneway-route-reason"].startswith("auto:default:")  # scored, no error
+    assert headers["x-laneway-tier"] in PRICES
+    assert 0.0 <= float(headers["x-laneway-route-score"]) <= 1.0
+    short = _ask(client, "auto", EASY[0])  # the loop is free for the next request
+    assert short["x-laneway-tier"] == "simple"
+    gw.stop()

@@ -221,7 +221,7 @@ class Gateway:
         if key is not None and (key.rpm or key.tpm) and governance.store is not None:
             estimate = len(request.messages) and _estimate_tokens(request)
             await asyncio.to_thread(governance.store.take_rate, key, estimate)
-        if long_text and request.model.startswith("auto"):  # the router reads it all
+        if long_text and _is_auto(request.model):  # the router reads all of it too
             resolution = await asyncio.to_thread(self._resolve, ctx, request)
         else:
             resolution = self._resolve(ctx, request)
@@ -236,7 +236,7 @@ class Gateway:
 
     def _resolve(self, ctx: RequestContext, request: ChatRequest) -> Resolution:
         model = request.model
-        if model != "auto" and not model.startswith("auto:"):
+        if not _is_auto(model):
             return self.resolver.resolve(model)
         tiers = self.resolver.tiers
         if not tiers:
@@ -503,6 +503,11 @@ def _single_call(ctx: RequestContext, outcome: CallOutcome) -> bool:
         return False
     only = attempts[0]
     return only.error is None and not only.partial and only.deployment == ctx.trace.served_by
+
+
+def _is_auto(model: str) -> bool:
+    """``auto`` or ``auto:<profile>``: the router picks the tier."""
+    return model == "auto" or model.startswith("auto:")
 
 
 def _text_size(request: ChatRequest) -> int:
