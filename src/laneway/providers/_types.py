@@ -179,6 +179,7 @@ class ChatResult:
     tool_calls: list[ToolCall] = field(default_factory=list)
     refusal: str | None = None
     logprobs: dict[str, Any] | None = None
+    system_fingerprint: str | None = None  # the upstream's backend configuration id
 
 
 @dataclass(slots=True)
@@ -193,6 +194,7 @@ class StreamDelta:
     usage: Usage | None = None
     model: str | None = None
     logprobs: dict[str, Any] | None = None
+    system_fingerprint: str | None = None
 
 
 class ChatModel(Protocol):
