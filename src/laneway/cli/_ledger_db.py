@@ -3,6 +3,9 @@
 The URL comes from ``--database`` > ``$LANEWAY_DATABASE_URL`` > the config's
 ``database.url`` > the default, as for ``laneway serve``; a read never creates or
 migrates a database (a mistyped path must not leave an empty ledger behind).
+
+Exit codes (README, "Exit codes"): 2 for a URL that is not a URL at all, 1 for a config,
+database or ledger that cannot be read.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ def database_url(database: str | None, config: Path | str | None) -> str:
     try:
         return load_settings(config).database.url
     except LanewayError as exc:
-        raise _fail(exc.message, 2) from None
+        raise _fail(exc.message) from None
 
 
 def _why(exc: BaseException) -> str:

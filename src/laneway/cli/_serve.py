@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import uvicorn
-from rich.console import Console
 
-from laneway.errors import ConfigError
-from laneway.settings import Settings, find_config, load_settings
+if TYPE_CHECKING:
+    from laneway.settings import Settings
+
+# uvicorn, rich, the settings (pydantic) and the server are imported inside ``serve`` so
+# that other commands and ``--help`` start fast.
 
 __all__ = ["register"]
 
 
 def _banner(settings: Settings, host: str, port: int, workers: int, source: str) -> None:
+    from rich.console import Console
+
     console = Console(stderr=True)
     console.print(f"[bold]Laneway[/bold] gateway on http://{host}:{port}/v1  ({source})")
     for d in settings.deployments:
@@ -61,15 +63,32 @@ def serve(
     log_level: Annotated[_LogLevel, typer.Option(help="Log level.")] = _LogLevel.info,
 ) -> None:
     """Run the OpenAI-compatible gateway: point any OpenAI SDK at http://HOST:PORT/v1."""
+    import logging
+
+    import uvicorn
+
+    from laneway.errors import ConfigError
+    from laneway.settings import check_environment, find_config, load_settings
+
+    # Everything is validated before the first side effect: no banner, no database file
+    # and no model load for a config that cannot start.
     try:
         path = find_config(config, os.environ)
         settings = load_settings(path)
+        check_environment(settings, os.environ)
     except ConfigError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from None
+        raise _config_error(exc) from None
     host = host or settings.server.host
     port = settings.server.port if port is None else port
     workers = workers or settings.server.workers
+    app: Any = None
+    if workers == 1:
+        from laneway.server import create_app
+
+        try:
+            app = create_app(settings)
+        except ConfigError as exc:
+            raise _config_error(exc) from None
     _banner(settings, host, port, workers, f"config {path}" if path else "built-in defaults")
     level = _LogLevel(log_level).value
     logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
@@ -86,19 +105,18 @@ def serve(
         "http": "auto",
         "timeout_graceful_shutdown": 10,
     }
-    if workers > 1:
+    if app is None:
         if path is not None:
             os.environ["LANEWAY_CONFIG"] = str(path.resolve())
         uvicorn.run("laneway.server:app_from_environment", factory=True, workers=workers, **common)  # type: ignore[arg-type]
         return
-    from laneway.server import create_app
-
-    try:
-        app = create_app(settings)
-    except ConfigError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from None
     uvicorn.run(app, **common)  # type: ignore[arg-type]
+
+
+def _config_error(exc: Any) -> typer.Exit:
+    """A config that cannot start: its message on stderr, exit 1 (see README, Exit codes)."""
+    typer.echo(f"error: {exc.message}", err=True)
+    return typer.Exit(1)
 
 
 def register(app: typer.Typer) -> None:

@@ -2,6 +2,8 @@
 
 from laneway.settings._load import (
     Vendor,
+    api_key_ref,
+    check_environment,
     default_settings,
     find_config,
     load_settings,
@@ -62,6 +64,8 @@ __all__ = [
     "Settings",
     "TimeoutSettings",
     "Vendor",
+    "api_key_ref",
+    "check_environment",
     "default_settings",
     "find_config",
     "load_settings",

@@ -29,6 +29,8 @@ from laneway.settings._model import (
 
 __all__ = [
     "Vendor",
+    "api_key_ref",
+    "check_environment",
     "default_settings",
     "find_config",
     "load_settings",
@@ -214,6 +216,58 @@ def resolve_secret(ref: str | None, env: Mapping[str, str]) -> str | None:
         return Path(target).read_text("utf-8").strip()
     except OSError as exc:
         raise ConfigError(f"cannot read the api_key file {target}: {exc.strerror}") from exc
+
+
+def api_key_ref(deployment: DeploymentSettings) -> str | None:
+    """The secret reference a deployment's calls use: its ``api_key``, else its vendor's
+    key variable (none for the embedded model or a self-hosted vendor)."""
+    if deployment.api_key is not None or deployment.provider == "local":
+        return deployment.api_key
+    vendor_id = deployment.vendor if deployment.provider == "openai_compatible" else None
+    vendor = vendors().get(vendor_id or deployment.provider)
+    if vendor is None or not vendor.key_env or vendor.hosting == "self_hosted":
+        return None
+    return f"env:{vendor.key_env}"
+
+
+def check_environment(settings: Settings, env: Mapping[str, str]) -> None:
+    """Every problem a start-up would meet outside the file itself, reported at once:
+    unset key variables, unreadable key files, unknown vendors. ``ConfigError`` listing
+    all of them; nothing is read but the environment and the key files."""
+    table = vendors()
+    missing: dict[str, list[str]] = {}
+    problems: list[str] = []
+    for d in settings.deployments:
+        if d.provider == "openai_compatible" and d.vendor and d.vendor not in table:
+            problems.append(
+                f"deployment {d.name!r}: unknown vendor {d.vendor!r} "
+                f"(known: {', '.join(sorted(table))})"
+            )
+            continue
+        ref = api_key_ref(d)
+        if ref is None:
+            continue
+        kind, _, target = ref.partition(":")
+        if kind == "env":
+            if not env.get(target):
+                missing.setdefault(target, []).append(d.name)
+            continue
+        try:
+            resolve_secret(ref, env)
+        except ConfigError as exc:
+            problems.append(f"deployment {d.name!r}: {exc.message}")
+    if missing:
+        names = ", ".join(f"{var} ({', '.join(users)})" for var, users in missing.items())
+        s = "s" if len(missing) > 1 else ""
+        problems.insert(0, f"environment variable{s} not set: {names}")
+    if problems:
+        hint = (
+            "set them, or remove the deployments that need them "
+            "(examples/local.yaml runs with no keys at all)"
+        )
+        if len(problems) == 1:
+            raise ConfigError(f"{problems[0]}; {hint}")
+        raise ConfigError(f"{len(problems)} problems:\n  " + "\n  ".join(problems) + f"\n{hint}")
 
 
 def read_user_text(path: Path, what: str) -> str:
