@@ -179,6 +179,7 @@ def build_gateway(
         for d in settings.deployments
     }
     deployments = load_deployments(settings, catalog, adapters)
+    scanner = Scanner(settings.policies.sensitive)  # config errors before the database exists
     engine = engine or open_database(settings.database.url)
     ledger = LedgerWriter(engine, flush_interval=settings.ledger.flush_interval)
     store = GovernanceStore(engine)
@@ -186,7 +187,7 @@ def build_gateway(
         settings,
         deployments,
         settings.tiers,
-        scanner=Scanner(settings.policies.sensitive),
+        scanner=scanner,
         store=store,
         kills=KillSwitchCache(store.active_kills),
         keys=KeyCache(store),
