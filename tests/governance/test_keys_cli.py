@@ -25,8 +25,12 @@ def _app() -> typer.Typer:
     return app
 
 
-def _run(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(_app(), list(args), env=env or {"LANEWAY_DATABASE_URL": ""})
+MASTER = {"LANEWAY_MASTER_KEY": "master-for-cli-tests"}
+
+
+def _run(*args: str, env: dict[str, str | None] | None = None) -> Result:
+    env = {"LANEWAY_DATABASE_URL": "", **MASTER, **(env or {})}
+    return CliRunner().invoke(_app(), list(args), env=env)
 
 
 def test_create_prints_the_key_once_and_list_never_shows_it(db_url: str) -> None:
@@ -48,7 +52,7 @@ def test_create_prints_the_key_once_and_list_never_shows_it(db_url: str) -> None
     assert row["resets_at"].endswith("T00:00:00Z")
     table = _run("keys", "list", "--database", db_url)
     assert table.exit_code == 0
-    assert "team-a" in table.stdout and "$0/$10 per day" in table.stdout
+    assert "team-a" in table.stdout and "$0.00 of $10.00 per day" in table.stdout
     assert plaintext not in table.stdout
 
 
@@ -72,8 +76,9 @@ def test_create_json_revoke_and_rotate(db_url: str) -> None:
         assert store.authenticate(new) is None
     finally:
         engine.dispose()
-    assert json.loads(_run("keys", "list", "--json", "--database", db_url).stdout) == []
-    (row,) = json.loads(_run("keys", "list", "--json", "--all", "--database", db_url).stdout)
+    listed = "keys", "list", "--json", "--database", db_url
+    assert json.loads(_run(*listed, "--active").stdout) == []
+    (row,) = json.loads(_run(*listed).stdout)
     assert row["active"] is False and row["revoked_at"] is not None
 
 
@@ -118,7 +123,7 @@ def test_database_from_environment_and_config(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert cfg_db.exists()
     bad = _run("keys", "list", "--config", str(tmp_path / "missing.yaml"))
-    assert bad.exit_code == 2 and bad.stderr.startswith("error: ")
+    assert bad.exit_code == 1 and bad.stderr.startswith("error: ")  # a file, not the syntax
 
 
 def test_kill_list_and_unkill(db_url: str) -> None:
@@ -179,7 +184,7 @@ def test_kill_refuses_a_name_the_config_lacks_and_a_database_that_is_not_there(
     )
     open_database(db_url).dispose()
     typo = _run("kill", "deployment", "gpt-y", "--database", db_url, "--config", str(config))
-    assert typo.exit_code == 2 and "has no deployment 'gpt-y'" in typo.stderr
+    assert typo.exit_code == 1 and "has no deployment 'gpt-y'" in typo.stderr
     assert "known: gpt-x" in typo.stderr
     for kind, name in (("deployment", "gpt-x"), ("model", "gpt-4o"), ("provider", "openai"),
                        ("tier", "frontier")):  # fmt: skip
@@ -190,3 +195,44 @@ def test_kill_refuses_a_name_the_config_lacks_and_a_database_that_is_not_there(
                 "--config", str(config))  # fmt: skip
     assert lost.exit_code != 0 and "error:" in lost.stderr
     assert not missing.exists() and not missing.parent.exists()
+
+
+def test_create_refuses_without_a_master_key_unless_forced(db_url: str, tmp_path: Path) -> None:
+    no_master: dict[str, str | None] = {"LANEWAY_MASTER_KEY": None}
+    refused = _run("keys", "create", "--name", "a", "--database", db_url, env=no_master)
+    assert refused.exit_code == 1 and refused.stdout == ""
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith("error: LANEWAY_MASTER_KEY is not set")
+    assert "accepts every request" in line and "--force" in line
+    assert not (tmp_path / "cli.db").exists()  # refused before the database is touched
+    forced = _run("keys", "create", "--name", "a", "--force", "--database", db_url, env=no_master)
+    assert forced.exit_code == 0, forced.output
+    assert forced.stdout.strip().startswith("lw-")
+    assert "warning: LANEWAY_MASTER_KEY is not set" in forced.stderr
+    listed = _run("keys", "list", "--database", db_url, env=no_master)
+    assert listed.exit_code == 0 and "note: LANEWAY_MASTER_KEY is not set" in listed.stderr
+    assert "note:" not in _run("keys", "list", "--database", db_url).stderr
+
+
+def test_list_shows_revoked_keys_as_revoked_and_active_hides_them(db_url: str) -> None:
+    created = _run("keys", "create", "--name", "gone", "--database", db_url)
+    assert created.exit_code == 0, created.output
+    assert _run("keys", "revoke", "gone", "--database", db_url).exit_code == 0
+    wide: dict[str, str | None] = {"COLUMNS": "200"}
+    table = _run("keys", "list", "--database", db_url, env=wide)
+    assert table.exit_code == 0
+    assert "No keys" not in table.stdout
+    (row,) = [line for line in table.stdout.splitlines() if "gone" in line]
+    assert "revoked 20" in row
+    hidden = _run("keys", "list", "--active", "--database", db_url)
+    assert hidden.stdout.startswith("No keys (1 revoked; drop --active to see them).")
+
+
+def test_list_table_separates_thousands_and_prints_no_none(db_url: str) -> None:
+    created = _run("keys", "create", "--name", "big", "--budget-usd", "12500", "--tpm",
+                   "250000", "--database", db_url)  # fmt: skip
+    assert created.exit_code == 0, created.output
+    table = _run("keys", "list", "--database", db_url, env={"COLUMNS": "200"}).stdout
+    assert "$0.00 of $12,500.00 per month" in table
+    assert "tpm 250,000" in table
+    assert "None" not in table

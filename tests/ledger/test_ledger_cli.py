@@ -176,3 +176,100 @@ def test_audit_reads_without_creating_and_accepts_all(seeded: str, tmp_path: Pat
     missing = tmp_path / "nope" / "ledger.db"
     gone = CliRunner().invoke(build_app(), ["audit", "--database", f"sqlite:///{missing}"])
     assert gone.exit_code == 1 and not missing.parent.exists()
+
+
+RID = "chatcmpl-5f0c3a9e1b2d4c6f00000001"  # a random per-process prefix and a counter
+
+
+@pytest.fixture
+def routed(engine: sa.Engine, db_url: str, write_rows: Callable[[list[LedgerRow]], None]) -> str:
+    now = datetime.now(UTC).replace(microsecond=0)
+    write_rows(
+        [
+            row(RID, 0, ts=now, deployment="local", tier="standard", route_score=0.4234,
+                route_reason="router: standard", cost_usd=D(0)),
+            row("chatcmpl-77aa00000001", 0, ts=now, requested_model="local", deployment="local",
+                cost_usd=D(0)),
+        ]
+    )  # fmt: skip
+    return db_url
+
+
+def _audit(*args: str) -> tuple[int, str, str]:
+    result = CliRunner().invoke(build_app(), ["audit", *args], env={"COLUMNS": "250"})
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_audit_shows_the_whole_request_id_its_tier_and_score(routed: str) -> None:
+    code, out, _ = _audit("--database", routed)
+    assert code == 0
+    header = out.splitlines()[0]
+    assert "tier" in header and "score" in header
+    (line,) = [ln for ln in out.splitlines() if RID in ln]  # the whole id, not its counter
+    assert " standard " in line and " 0.42 " in line
+    (direct,) = [ln for ln in out.splitlines() if "chatcmpl-77aa00000001" in ln]
+    assert "None" not in direct and " - " in direct  # no tier, no score
+
+
+def test_audit_one_request_and_an_unknown_one(routed: str) -> None:
+    code, out, _ = _audit("--database", routed, "--request", RID, "--json")
+    assert code == 0
+    (only,) = json.loads(out)
+    assert (only["tier"], only["route_score"]) == ("standard", 0.4234)
+    code, out, err = _audit("--database", routed, "--request", "00000001")
+    assert (code, out) == (1, "")
+    assert err == "error: no request '00000001' in the ledger\n"
+
+
+def _no_provider_keys() -> dict[str, str | None]:
+    from laneway.settings import vendors
+
+    env: dict[str, str | None] = {"LANEWAY_CONFIG": None, "LANEWAY_DATABASE_URL": None}
+    env.update({v.key_env: None for v in vendors().values() if v.key_env})
+    return env
+
+
+def test_usage_by_tier_prices_savings_on_the_built_in_defaults(
+    routed: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # no laneway.yaml here: the built-in defaults
+    result = CliRunner().invoke(
+        build_app(),
+        ["usage", "--by", "tier", "--database", routed],
+        env={**_no_provider_keys(), "COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    # the embedded model (hourly cost 0) is the strongest tier of the defaults: $0 a token
+    assert "saved $0.0000" in result.stdout
+    assert "cost saved:" not in result.stdout
+    as_json = CliRunner().invoke(
+        build_app(), ["usage", "--by", "tier", "--json", "--database", routed],
+        env=_no_provider_keys(),
+    )  # fmt: skip
+    rows = {r["key"]: r for r in json.loads(as_json.stdout)}
+    assert rows["standard"]["baseline_tier"] == "simple"
+    assert rows["standard"]["baseline_cost_usd"] == "0"
+
+
+def test_usage_savings_line_separates_thousands(
+    engine: sa.Engine, db_url: str, write_rows: Callable[[list[LedgerRow]], None], tmp_path: Path
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    write_rows([row("big", 0, ts=now, deployment="local", tier="simple", cost_usd=D(0),
+                    prompt_tokens=20_000_000, completion_tokens=0)])  # fmt: skip
+    config = tmp_path / "laneway.yaml"
+    config.write_text(
+        "deployments:\n"
+        "  - {name: local, model: smollm2-135m-instruct, provider: local, hourly_cost_usd: 0}\n"
+        "  - {name: big, model: gpt-4o, provider: openai_compatible, "
+        "api_base: 'http://127.0.0.1:9/v1', price: {input_per_mtok: 1000, output_per_mtok: 1}}\n"
+        "tiers: {simple: [local], frontier: [big]}\n"
+    )
+    result = CliRunner().invoke(
+        build_app(),
+        ["usage", "--by", "tier", "--database", db_url, "--config", str(config)],
+        env={"COLUMNS": "200"},
+    )
+    assert result.exit_code == 0, result.output
+    assert "against $20,000.0000 for all 1 request(s) on tier frontier (big)" in result.stdout
+    assert "saved $20,000.0000 (100.0%)" in result.stdout

@@ -2,13 +2,17 @@
 
 The database is ``--database URL``, else ``$LANEWAY_DATABASE_URL``, else the config file's
 ``database.url`` (``--config`` or the usual search), else ``sqlite:///laneway.db``. Exit
-codes: 0 done, 1 the operation failed (unknown key, database error), 2 bad input.
+codes (README, "Exit codes"): 0 done, 1 the operation failed (unknown key, a name the
+config does not have, no master key, database error), 2 a malformed command line.
+
+Keys are enforced only by a gateway started with ``LANEWAY_MASTER_KEY`` set; without it
+every request is accepted, so ``keys create`` refuses unless ``--force``.
 """
 
 from __future__ import annotations
 
-import getpass
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -238,8 +242,27 @@ def create_command(
     ] = False,
     database: _Database = None,
     config: _Config = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Create the key although LANEWAY_MASTER_KEY is not set here (e.g. the "
+            "gateway's environment has it and this shell does not).",
+        ),
+    ] = False,
 ) -> None:
-    """Create a virtual key and print it once (only its hash is stored)."""
+    """Create a virtual key and print it once (only its hash is stored).
+
+    Keys are enforced only when the gateway runs with LANEWAY_MASTER_KEY set; without it
+    this command refuses unless --force.
+    """
+    if not os.environ.get("LANEWAY_MASTER_KEY"):
+        if not force:
+            raise _fail(
+                f"{_NO_MASTER_KEY}, so this key would protect nothing. Set LANEWAY_MASTER_KEY "
+                "for the gateway and here, or pass --force to create the key anyway"
+            )
+        typer.echo(f"warning: {_NO_MASTER_KEY}; creating the key anyway (--force)", err=True)
     policy = _key_policy(
         sensitive_action,
         sensitive_deployments,
@@ -279,26 +302,50 @@ def _parse_budget(budget_usd: str | None) -> Decimal | None:
         raise _fail(f"--budget-usd: {budget_usd!r} is not a number", 2) from None
 
 
+def _usd(value: str | None) -> str:
+    """A money cell: ``$1,234.50``; sub-cent amounts exactly; ``unknown`` for ``None``."""
+    if value is None:
+        return "unknown"
+    amount = Decimal(value)
+    if amount == amount.quantize(Decimal("0.01")) or amount >= 1:
+        return f"${amount:,.2f}"
+    return f"${value}"
+
+
 def _budget_cell(row: dict[str, Any]) -> str:
     if row["budget_usd"] is None:
         return "-"
-    return f"${row['spent_usd']}/${row['budget_usd']} per {row['period']}"
+    return f"{_usd(row['spent_usd'])} of {_usd(row['budget_usd'])} per {row['period'] or 'month'}"
+
+
+_NO_MASTER_KEY = (
+    "LANEWAY_MASTER_KEY is not set: a gateway started without it accepts every request "
+    "and enforces no key, budget or limit"
+)
 
 
 def list_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    revoked: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+    active: Annotated[
+        bool, typer.Option("--active", help="Only active keys (revoked ones are hidden).")
+    ] = False,
     database: _Database = None,
     config: _Config = None,
 ) -> None:
-    """List keys (prefix only, never the key) with spend, budget and reset time."""
+    """List keys, revoked ones included and marked (prefix only, never the key), with
+    spend, budget and reset time."""
     with _store(database, config, create=False) as store:
-        rows = [_key_json(store, k) for k in store.list_keys() if revoked or k.active]
+        keys = store.list_keys()
+        rows = [_key_json(store, k) for k in keys if k.active or not active]
+    if not os.environ.get("LANEWAY_MASTER_KEY"):
+        typer.echo(f"note: {_NO_MASTER_KEY} (the gateway's own environment decides)", err=True)
     if as_json:
         typer.echo(json.dumps(rows, indent=2))
         return
     if not rows:
-        typer.echo("No keys. Create one with `laneway keys create --name NAME`.")
+        hidden = len(keys) - len(rows)
+        more = f" ({hidden:,} revoked; drop --active to see them)" if hidden else ""
+        typer.echo(f"No keys{more}. Create one with `laneway keys create --name NAME`.")
         return
     from rich import box
     from rich.console import Console
@@ -309,7 +356,7 @@ def list_command(
         table.add_column(header, overflow="fold")
     for r in rows:
         scope = ", ".join(f"{k}: {','.join(r[k])}" for k in ("models", "tiers") if r[k]) or "any"
-        limits = " ".join(f"{k} {r[k]}" for k in ("rpm", "tpm") if r[k]) or "-"
+        limits = " ".join(f"{k} {r[k]:,}" for k in ("rpm", "tpm") if r[k]) or "-"
         table.add_row(
             r["id"],
             r["name"],
@@ -356,6 +403,8 @@ def rotate_command(
 def _actor(actor: str | None) -> str:
     if actor:
         return actor
+    import getpass
+
     try:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
@@ -413,7 +462,7 @@ def _check_kill_target(kind: _Kind, name: str, config: str | None) -> None:
     try:
         check_kill_target(kind.value, name, load_settings(config))
     except LanewayError as exc:
-        raise _fail(exc.message.replace("force it", "pass --force"), 2) from None
+        raise _fail(exc.message.replace("force it", "pass --force")) from None
 
 
 def unkill_command(

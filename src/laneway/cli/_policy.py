@@ -5,22 +5,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from laneway.catalog import default_catalog
-from laneway.errors import ConfigError, LanewayError
-from laneway.governance import (
-    deprecation_status,
-    effective_policy,
-    evaluate,
-    pin_problem,
-    validate_license_entries,
-)
-from laneway.settings import Settings, load_settings
+if TYPE_CHECKING:
+    from laneway.settings import Settings
+
+# The catalog, governance, settings and rich are imported inside the commands so that
+# other commands and ``--help`` start fast.
 
 __all__ = ["audit_rows", "policy_report", "register", "unknown_license_entries"]
 
@@ -33,15 +26,29 @@ ConfigOption = Annotated[
 
 
 def _settings(config: Path | None) -> Settings:
+    from laneway.errors import ConfigError
+    from laneway.settings import load_settings
+
     try:
         return load_settings(config)
     except ConfigError as exc:
         typer.echo(f"error: {exc.message}", err=True)
-        raise typer.Exit(2) from None
+        raise typer.Exit(1) from None
+
+
+def _console() -> Any:
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)  # piped: do not squeeze
 
 
 def policy_report(settings: Settings, *, today: date | None = None) -> list[dict[str, Any]]:
     """One entry per deployment: the policies it passes or fails and why."""
+    from laneway.catalog import default_catalog
+    from laneway.errors import ConfigError
+    from laneway.governance import deprecation_status, effective_policy, evaluate, pin_problem
+
     catalog = default_catalog()
     policy = effective_policy(settings.policies, None)
     today = today or datetime.now(UTC).date()
@@ -60,7 +67,7 @@ def policy_report(settings: Settings, *, today: date | None = None) -> list[dict
                 "model": info.id if info else d.model,
                 "in_catalog": info is not None,
                 "license": info.license_id if info else None,
-                "license_tier": info.license_tier if info else None,
+                "license_class": info.license_class if info else None,
                 "origin": info.origin if info else None,
                 "maker": info.maker if info else None,
                 "open_weights": info.open_weights if info else None,
@@ -95,14 +102,16 @@ def policy_check(
         }
         typer.echo(json.dumps(payload, indent=2))
         return
-    console = Console()
+    from rich.table import Table
+
+    console = _console()
     p = settings.policies
     console.print(
         f"allowed licenses: {', '.join(p.allowed_licenses) or 'any'}   denied origins: "
         f"{', '.join(p.denied_origins) or 'none'}   open weights required: "
         f"{'yes' if p.require_open_weights else 'no'}   sensitive data: {p.sensitive.action}"
     )
-    table = Table("deployment", "model", "license (tier)", "origin", "open", "verdict", "why")
+    table = Table("deployment", "model", "license (class)", "origin", "open", "verdict", "why")
     for row in rows:
         reasons = [c["detail"] for c in row["checks"] if not c["passed"]]
         if row["pin_problem"]:
@@ -112,7 +121,7 @@ def policy_check(
         table.add_row(
             row["deployment"],
             row["model"],
-            f"{row['license'] or '?'} ({row['license_tier'] or '?'})",
+            f"{row['license'] or '?'} ({row['license_class'] or '?'})",
             row["origin"] or "?",
             {True: "yes", False: "no", None: "?"}[row["open_weights"]],
             "[green]pass[/green]" if row["passed"] else "[red]FAIL[/red]",
@@ -128,6 +137,9 @@ def policy_check(
 
 def unknown_license_entries(settings: Settings) -> list[str]:
     """``policies.allowed_licenses`` entries that are neither a tier nor a catalog license."""
+    from laneway.catalog import default_catalog
+    from laneway.governance import validate_license_entries
+
     known = {m.license_id for m in default_catalog().models}
     return validate_license_entries(settings.policies.allowed_licenses, known)
 
@@ -173,50 +185,89 @@ def audit_rows(url: str, *, since: datetime | None, request_id: str | None) -> l
 
 def audit(
     since: Annotated[
-        str | None, typer.Option(help="Only since: 24h, 30d, 90m, an ISO date, or 'all'.")
+        str | None,
+        typer.Option(help="Only requests since: 24h, 30d, 90m, an ISO date, or 'all'."),
     ] = "24h",
-    request: Annotated[str | None, typer.Option("--request", help="One request id.")] = None,
-    database: Annotated[str | None, typer.Option(help="Ledger database URL.")] = None,
+    request: Annotated[
+        str | None,
+        typer.Option(
+            "--request",
+            help="One request, by the id in its x-laneway-request-id header (any time).",
+        ),
+    ] = None,
+    database: Annotated[
+        str | None,
+        typer.Option(
+            envvar="LANEWAY_DATABASE_URL",
+            help="Ledger database URL (default: the config's database.url, as `serve` uses).",
+        ),
+    ] = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Every routing decision: policies that removed deployments, detectors that fired
     (kinds and counts, never the values), tier, score and fallbacks."""
     from laneway.cli._ledger_db import database_url
+    from laneway.errors import LanewayError
     from laneway.ledger import parse_since
 
-    url = database_url(database, config)
     try:
         span = "" if since is None or since.strip().lower() == "all" else since
         start = None if request or not span else parse_since(span)
     except LanewayError as exc:
-        typer.echo(f"error: {exc.message}", err=True)
+        typer.echo(f"error: --since: {exc.message}", err=True)
         raise typer.Exit(2) from None
+    url = database_url(database, config)
     rows = audit_rows(url, since=start, request_id=request)
+    if request is not None and not rows:
+        typer.echo(f"error: no request {request!r} in the ledger", err=True)
+        raise typer.Exit(1)
     if as_json:
         typer.echo(json.dumps(rows, indent=2, default=str))
         return
-    table = Table(
-        "time", "request", "model → deployment", "status", "sensitive", "removed", "fallbacks"
-    )
+    if not rows:
+        window = "all time" if start is None else f"since {start.isoformat(timespec='seconds')}"
+        typer.echo(f"No requests in the ledger ({window}).")
+        return
+    _console().print(_audit_table(rows))
+
+
+def _audit_table(rows: list[dict[str, Any]]) -> Any:
+    from rich import box
+    from rich.table import Table
+
+    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
+    for header in ("time (UTC)", "request", "model → deployment", "tier", "score", "status"):
+        table.add_column(header, no_wrap=header != "model → deployment")
+    for header in ("sensitive", "removed", "fallbacks"):
+        table.add_column(header, overflow="fold")
     for row in rows:
         a = row["audit"]
         detectors = ", ".join(f"{k}×{v}" for k, v in (a.get("detectors") or {}).items())
         removed = ", ".join(f"{r['deployment']} ({r['rule']})" for r in a.get("removed", []))
+        score = row["route_score"]
+        status = "-" if row["status"] is None else str(row["status"])
+        if row["error"]:
+            status += f" {row['error']}"
         table.add_row(
-            str(row["ts"])[:19],
-            row["request_id"][-8:],
+            str(row["ts"])[:19].replace("T", " "),
+            row["request_id"],
             f"{row['requested_model']} → {row['deployment'] or '-'}",
-            str(row["status"]),
+            row["tier"] or "-",
+            "-" if score is None else f"{score:.2f}",
+            status,
             f"{a.get('action', 'yes')}: {detectors}" if a.get("sensitive") else "no",
             removed or "-",
-            str(row["fallbacks"]),
+            str(row["fallbacks"] or 0),
         )
-    Console().print(table)
+    return table
 
 
 def register(app: typer.Typer) -> None:
-    group = typer.Typer(help="Governance policy reports.", no_args_is_help=True)
+    group = typer.Typer(
+        help="Governance policy reports: `laneway policy check` for procurement.",
+        no_args_is_help=True,
+    )
     group.command("check")(policy_check)
     app.add_typer(group, name="policy")
     app.command("audit")(audit)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from datetime import datetime
 from decimal import Decimal
 from enum import StrEnum
@@ -11,17 +10,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
-from laneway.errors import LanewayError
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from laneway.ledger import GroupBy, UsageGroup
 
-# The ledger (and SQLAlchemy, ~0.2 s to import) is imported inside the functions so that
-# other ``laneway`` commands do not pay for it.
+# The ledger (and SQLAlchemy, ~0.2 s to import), the settings and rich are imported inside
+# the functions so that other ``laneway`` commands and ``--help`` do not pay for them.
 
 __all__ = ["register", "usage_command", "usage_to_json"]
 
@@ -77,19 +73,21 @@ def usage_to_json(groups: list[UsageGroup]) -> list[dict[str, Any]]:
     ]
 
 
-def _money_cell(group: UsageGroup) -> str:
+def _usd(value: Decimal) -> str:
+    """``$1,234.5678``; amounts under a cent to the nano-dollar (``$0.000123``)."""
     from laneway.ledger import format_usd
 
-    def money(value: Decimal) -> str:
-        if value >= Decimal("0.01") or value == 0:
-            return f"${value:,.4f}"
-        return f"${format_usd(value.quantize(Decimal('1e-9')))}"
+    if abs(value) >= Decimal("0.01") or value == 0:
+        return f"${value:,.4f}".replace("$-", "-$")
+    return f"${format_usd(value.quantize(Decimal('1e-9')))}".replace("$-", "-$")
 
+
+def _money_cell(group: UsageGroup) -> str:
     if group.cost_usd is not None:
-        return money(group.cost_usd)
+        return _usd(group.cost_usd)
     if group.cost_known_usd == 0:
         return "unknown"
-    return f"≥ {money(group.cost_known_usd)}"
+    return f"≥ {_usd(group.cost_known_usd)}"
 
 
 def _ms(value: float | None) -> str:
@@ -97,6 +95,9 @@ def _ms(value: float | None) -> str:
 
 
 def _render_table(groups: list[UsageGroup], by: str, caption: str) -> Table:
+    from rich import box
+    from rich.table import Table
+
     table = Table(
         title="Laneway usage",
         caption=caption,
@@ -126,6 +127,7 @@ def _render_table(groups: list[UsageGroup], by: str, caption: str) -> Table:
 
 
 def _since(value: str) -> datetime | None:
+    from laneway.errors import LanewayError
     from laneway.ledger import parse_since
 
     if value.strip().lower() == "all":
@@ -145,33 +147,58 @@ def _load(url: str, start: datetime | None, by: str, source: str | None) -> list
 
 
 def _tier_savings(groups: list[UsageGroup], config: Path | None) -> tuple[Any, str]:
-    """(SavingsReport or None, why not) pricing every tier's tokens at the strongest tier."""
+    """(SavingsReport or None, why not) pricing every tier's tokens at the strongest tier.
+
+    The settings are those ``laneway serve`` would use (the built-in defaults when there is
+    no config file); a strongest tier whose deployments have no price but cost nothing to
+    run (``hourly_cost_usd: 0``, as the embedded model) is priced at $0, as the gateway
+    bills it."""
     from laneway.catalog import default_catalog
+    from laneway.errors import LanewayError
     from laneway.router import DEFAULT_TIERS
     from laneway.router._report import baseline_price, savings_report
-    from laneway.settings import find_config, load_settings
+    from laneway.settings import load_settings
 
     try:
-        if find_config(config, os.environ) is None:
-            return None, "no laneway.yaml found (give --config) to price the strongest tier"
         settings = load_settings(config)
-        baseline = baseline_price(settings, default_catalog(), None, DEFAULT_TIERS)
+        try:
+            baseline = baseline_price(settings, default_catalog(), None, DEFAULT_TIERS)
+        except LanewayError:
+            baseline = _free_baseline(settings, DEFAULT_TIERS)
+            if baseline is None:
+                raise
     except LanewayError as exc:
         return None, exc.message
     return savings_report(groups, baseline), ""
 
 
-def _savings_line(report: Any) -> str:
-    from laneway.ledger import format_usd
+def _free_baseline(settings: Any, order: tuple[str, ...]) -> Any:
+    """The strongest tier's first deployment that runs at no cost (no price, an hourly
+    cost of 0), as a $0 price; ``None`` when it has none."""
+    from laneway.router._report import BaselinePrice
 
+    tiers = list(settings.tiers)
+    ranked = [t for t in order if t in tiers]
+    if not tiers:
+        return None
+    tier = ranked[-1] if ranked else tiers[-1]
+    for name in settings.tiers[tier]:
+        d = settings.deployment(name)
+        if d is not None and d.price is None and d.hourly_cost_usd == 0:
+            zero = Decimal(0)
+            return BaselinePrice(tier, name, zero, zero, zero, "config: hourly_cost_usd 0")
+    return None
+
+
+def _savings_line(report: Any) -> str:
     base = report.baseline
     head = f"all {report.requests:,} request(s) on tier {base.tier} ({base.deployment})"
     if report.saved_usd is None:
         return f"cost saved against {head}: unknown (some tiers have no price)"
     share = "" if report.saved_fraction is None else f" ({report.saved_fraction:.1%})"
     return (
-        f"cost ${format_usd(report.actual_usd)} against ${format_usd(report.all_baseline_usd)} "
-        f"for {head}: saved ${format_usd(report.saved_usd)}{share}"
+        f"cost {_usd(report.actual_usd)} against {_usd(report.all_baseline_usd)} "
+        f"for {head}: saved {_usd(report.saved_usd)}{share}"
     )
 
 
@@ -232,6 +259,8 @@ def usage_command(
     if not groups:
         typer.echo(f"No requests in the ledger ({caption}).")
         return
+    from rich.console import Console
+
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)  # piped or captured: do not squeeze into 80 columns
