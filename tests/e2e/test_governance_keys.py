@@ -287,7 +287,7 @@ def test_policy_check_points_out_a_license_typo(tmp_path: Path) -> None:
 
 def test_keys_create_takes_policy_overrides(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'keys.db'}"
-    runner = CliRunner()
+    runner = CliRunner(env={"LANEWAY_MASTER_KEY": MASTER})  # keys create refuses without
     result = runner.invoke(
         build_app(),
         [
