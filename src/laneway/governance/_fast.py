@@ -54,7 +54,7 @@ _MONTHS = (
 
 def email_finder() -> Finder:
     local = re.compile(r"[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}$")
-    domain = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,24}(?![\w-])")
+    domain = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,62}\.)+[A-Za-z]{2,24}(?![A-Za-z0-9_-])")
 
     def find(text: str, limit: int = ALL) -> list[Span]:
         spans: list[Span] = []
@@ -85,7 +85,9 @@ def phone_finder() -> Finder:
     )
     not_phone = re.compile(
         r"(?i)(?:isbn(?:-1[03])?|order|invoice|ticket|tracking|ref|sku|serial|version|build|"
-        r"account|iban|card|ssn|sin|aadhaa?r|cpf|id)\W{0,6}(?:no\.?|number|#)?\W{0,4}$"
+        r"account|iban|card|ssn|sin|aadhaa?r|cpf|id|(?:sendungs|bestell|auftrags|rechnungs|"
+        r"kunden|artikel)nummer|bestellung|rechnung|commande|facture|suivi|pedido|factura|"
+        r"seguimiento)\W{0,6}(?:no\.?|n°|nr\.?|number|#)?\W{0,4}$"
     )
 
     def find(text: str, limit: int = ALL) -> list[Span]:
@@ -93,7 +95,7 @@ def phone_finder() -> Finder:
         for m in cand.finditer(text):
             raw = m.group()
             start, end = m.start(), m.end()
-            if start and (text[start - 1].isalnum() or text[start - 1] in "_.+/#$€£¥-"):
+            if start and (_wordy(text[start - 1]) or text[start - 1] in ".+/#$€£¥-"):
                 continue
             if raw[0] == "(" and not raw[1].isdigit():
                 continue
@@ -123,6 +125,8 @@ def _phone_shape(
     groups = [g for g in sep.split(compact.lstrip("+")) if g]
     if len(groups) > 6 or sum(len(g) == 1 for g in groups) > 1 or len(groups[-1]) < 2:
         return False
+    if len(groups) == 2 and len(groups[0]) == 4 and groups[0][:2] in ("19", "20"):
+        return raw.startswith("+")  # 2024-013587: a year-prefixed document number
     if raw.startswith("+"):
         return 8 <= ndigits <= 15
     digits = v.digits_of(compact)
@@ -148,16 +152,27 @@ _NETWORKS = (
 
 
 def _isolated(text: str, start: int, end: int, extra: str = "-") -> bool:
-    """No word character (or one of ``extra``) glued to either side of ``text[start:end]``."""
+    """No word character glued to either side of ``text[start:end]``, nor one of
+    ``extra`` that joins it to a word character beyond (``536-22-8417.5`` is part of a
+    longer token; the full stop of ``My SSN is 536-22-8417.`` ends a sentence)."""
     before = text[start - 1] if start else " "
     after = text[end] if end < len(text) else " "
-    return not (before.isalnum() or before == "_" or before in extra) and not (
-        after.isalnum() or after == "_" or after in extra
-    )
+    if _wordy(before) or _wordy(after):
+        return False
+    if before in extra and start >= 2 and _wordy(text[start - 2]):
+        return False
+    return not (after in extra and end + 1 < len(text) and _wordy(text[end + 1]))
+
+
+def _wordy(ch: str) -> bool:
+    """A character that glues to a number: a digit, ``_`` or a letter of an alphabet
+    written with spaces between words (Latin, Greek, Cyrillic). Chinese, Japanese or
+    Thai text runs on without spaces: ``カード番号は4111…です`` holds a separate number."""
+    return ch == "_" or (ch.isalnum() and ch < "\u0530")
 
 
 def card_finder() -> Finder:
-    cand = re.compile(r"[0-9](?:[ -]?[0-9]){11,18}")
+    cand = re.compile(r"[0-9](?:[ .-]?[0-9]){11,18}")
     group = re.compile(r"[0-9]+")
     networks = [(re.compile(p), lengths) for p, lengths in _NETWORKS]
     not_card = re.compile(
@@ -167,7 +182,7 @@ def card_finder() -> Finder:
 
     def card(text: str, start: int, end: int) -> bool:
         raw = text[start:end]
-        if (" " in raw and "-" in raw) or not _isolated(text, start, end):
+        if (" " in raw) + ("-" in raw) + ("." in raw) > 1 or not _isolated(text, start, end, "-."):
             return False
         digits = v.digits_of(raw)
         if not any(p.match(digits) and len(digits) in n for p, n in networks):
@@ -178,7 +193,7 @@ def card_finder() -> Finder:
         """The greedy candidate failed: a card may end before its last groups
         (``4111111111111111 12/27``, two cards one space apart) or start after a short
         first group (``5 4111…``). Returns a card found, and where to search next."""
-        if start and (text[start - 1].isalnum() or text[start - 1] in "_-"):
+        if start and (_wordy(text[start - 1]) or text[start - 1] == "-"):
             return None, end  # glued to a word (an IBAN's check digits): as before
         first = group.match(text, start, end)
         if first is None:
@@ -207,7 +222,7 @@ def card_finder() -> Finder:
             if card(text, start, pos):
                 spans.append((start, pos))
                 continue
-            if " " in m.group() or "-" in m.group():
+            if " " in m.group() or "-" in m.group() or "." in m.group():
                 found, pos = regroup(text, start, pos)
                 if found is not None:
                     spans.append(found)
@@ -227,7 +242,7 @@ def _card_layout(groups: list[int]) -> bool:
 
 
 def iban_finder() -> Finder:
-    cand = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")
+    cand = re.compile(r"(?i)(?<![A-Z0-9_])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")  # de89 3704 …
 
     def find(text: str, limit: int = ALL) -> list[Span]:
         spans: list[Span] = []
@@ -235,7 +250,7 @@ def iban_finder() -> Finder:
         while len(spans) < limit and (m := cand.search(text, pos)):
             raw = m.group()
             pos = m.end()
-            length = v.IBAN_LENGTHS.get(raw[:2])
+            length = v.IBAN_LENGTHS.get(raw[:2].upper())
             if length is None:
                 continue
             taken, end = 0, m.start()
@@ -245,7 +260,7 @@ def iban_finder() -> Finder:
                 if taken == length:
                     end = m.start() + i + 1
                     break
-            if taken != length or (end < len(text) and text[end].isalnum()):
+            if taken != length or (end < len(text) and _wordy(text[end])):
                 continue
             if v.iban_valid(text[m.start() : end]):
                 spans.append((m.start(), end))
@@ -272,8 +287,8 @@ def ip_finder() -> Finder:
                 glued = text[end : end + 2]
                 if (
                     not valid4.fullmatch(m.group())
-                    or (start and (text[start - 1].isalnum() or text[start - 1] in "_."))
-                    or (glued[:1].isalnum() or glued[:1] == "_")
+                    or (start and (_wordy(text[start - 1]) or text[start - 1] == "."))
+                    or (glued[:1] and _wordy(glued[0]))
                     or (glued[:1] == "." and glued[1:].isdigit())
                 ):
                     continue
@@ -361,7 +376,7 @@ def national_id_finder() -> Finder:
 
 def dob_finder() -> Finder:
     context = re.compile(
-        r"(?i)\b(?:d\.?o\.?b\.?|date of birth|birth ?date|birthday|born(?: on| in)?|"
+        r"(?i)\b(?:d\.?o\.?b\.?|date[ _]of[ _]birth|birth[ _]?date|birthday|born(?: on| in)?|"
         r"geboren(?: am)?|geburtsdatum|geburtstag|née? le|date de naissance|"
         r"fecha de nacimiento|nacid[oa] el|data di nascita|nat[oa] il|geboortedatum|"
         r"data de nascimento|nascid[oa] em|生年月日)"
@@ -421,7 +436,7 @@ _AWS_PATTERN = r"(?i)aws.{0,20}secret.{0,20}?[\s\"':=]{1,6}([A-Za-z0-9/+=]{40})(
 
 
 def api_key_finder() -> Finder:
-    keys = re.compile(rf"(?<![\w-])(?:{_KEY_SHAPES})(?![\w-])")
+    keys = re.compile(rf"(?<![A-Za-z0-9_-])(?:{_KEY_SHAPES})(?![A-Za-z0-9_-])")
     aws_secret = re.compile(_AWS_PATTERN)
 
     def find(text: str, limit: int = ALL) -> list[Span]:
@@ -449,12 +464,12 @@ def secret_finder() -> Finder:
     after a key word (``key: 9f86d0…``, ``Bearer AbC…``, ``tk …``). For short texts where a
     leaked credential is the worry (upstream error messages): no cheap prefilter, so it
     is not on the per-request scan path."""
-    keys = re.compile(rf"(?<![\w-])(?:{_KEY_SHAPES}{_MORE_KEY_SHAPES})(?![\w-])")
+    keys = re.compile(rf"(?<![A-Za-z0-9_-])(?:{_KEY_SHAPES}{_MORE_KEY_SHAPES})(?![A-Za-z0-9_-])")
     aws_secret = re.compile(_AWS_PATTERN)
     after_word = re.compile(
         r"(?i)(?<![a-z0-9])(?:api[_-]?key|apikey|access[_-]?key|secret(?:[_-]?key)?|token|tk|"
         r"key|bearer|password|passwd|credentials?|auth(?:orization)?)[^\w\n]{1,6}+"
-        r"([A-Za-z0-9][A-Za-z0-9_\-]{31,}+)(?![\w-])"
+        r"([A-Za-z0-9][A-Za-z0-9_\-]{31,}+)(?![A-Za-z0-9_-])"
     )
 
     def find(text: str, limit: int = ALL) -> list[Span]:
@@ -488,7 +503,9 @@ def _key_like(token: str) -> bool:
 
 
 def jwt_finder() -> Finder:
-    token = re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*")
+    token = re.compile(
+        r"(?<![A-Za-z0-9_-])eyJ[A-Za-z0-9_\-]{5,}\.[A-Za-z0-9_\-]{2,}\.[A-Za-z0-9_\-]*"
+    )
 
     def find(text: str, limit: int = ALL) -> list[Span]:
         if "eyJ" not in text:

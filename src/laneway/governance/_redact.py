@@ -1,14 +1,20 @@
 """Redaction: typed placeholders before an external call, restored in the answer.
 
 Every detected value becomes ``[KIND_n]`` (``[EMAIL_1]``, ``[PAYMENT_CARD_2]``); the same
-value gets the same placeholder everywhere in the request (message content, multi-part
-text parts, tool results and tool-call arguments, whose JSON is parsed, redacted leaf by
-leaf and re-serialised so it stays valid). :meth:`Redaction.restore` puts back only the
-placeholders Laneway issued; a placeholder the model invents stays as it is. Values are
-held in memory for the one request and never appear in a ``repr``.
+value gets the same placeholder everywhere in the request. The texts redacted are the
+ones the scanner reads, visited by the same walk (:func:`._sent.walk_request`): message
+content and text parts, names and ids, tool-call arguments (parsed, redacted leaf by leaf
+and re-serialised so they stay valid JSON), tool definitions, the response schema,
+``stop``, ``user``, every pass-through option. A value is found in the normalised copy of
+a text and the original characters are replaced (a zero-width space or a ``%40`` inside
+goes with it). :meth:`Redaction.restore` puts back only the placeholders Laneway issued;
+a placeholder the model invents stays as it is. Values are held in memory for the one
+request and never appear in a ``repr``.
 
-If a detector raised while redacting, :attr:`Redaction.errors` names it: the redaction may
-be incomplete and the caller must not send the request to an external model (fail closed).
+If a detector raised while redacting, a value sat in a ``data:`` URL (which cannot be
+edited), or the redacted request still scans as sensitive (a value whose context spans
+two texts), :attr:`Redaction.errors` says so: the caller must not send the request to an
+external model (fail closed).
 """
 
 from __future__ import annotations
@@ -17,11 +23,10 @@ import json
 import re
 from collections import Counter
 from collections.abc import Mapping
-from dataclasses import replace
-from typing import Any
 
-from laneway.governance._scan import Finding, Scanner, leaf_prefix
-from laneway.providers._types import ChatRequest, ContentPart, Message, ToolCall
+from laneway.governance._scan import Finding, Scanner
+from laneway.governance._sent import walk_request
+from laneway.providers._types import ChatRequest
 
 __all__ = ["Redaction", "StreamRestorer", "redact_output", "redact_request"]
 
@@ -120,7 +125,10 @@ def _redact_text(text: str, scanner: Scanner, redaction: Redaction, skip: int = 
     findings, errors = scanner.scan_text_checked(text)
     if errors:
         redaction.errors = tuple(dict.fromkeys(redaction.errors + errors))
-    return _apply(text, [f for f in findings if f.start >= skip], redaction)[skip:]
+    if skip:
+        findings = [f for f in findings if f.start >= skip]
+        return _apply(text, findings, redaction)[skip:] if findings else text[skip:]
+    return _apply(text, findings, redaction)
 
 
 def _apply(text: str, findings: list[Finding], redaction: Redaction) -> str:
@@ -136,61 +144,39 @@ def _apply(text: str, findings: list[Finding], redaction: Redaction) -> str:
     return "".join(out)
 
 
-def _redact_json(value: Any, scanner: Scanner, redaction: Redaction, key: str = "") -> Any:
-    if isinstance(value, dict):
-        return {k: _redact_json(item, scanner, redaction, str(k)) for k, item in value.items()}
-    if isinstance(value, list):
-        return [_redact_json(item, scanner, redaction, key) for item in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, str | int | float):
-        prefix = leaf_prefix(key)
-        text = str(value)
-        redacted = _redact_text(prefix + text, scanner, redaction, len(prefix))
-        return value if redacted == text else redacted
-    return value
+class _Redact:
+    """The redactor's visitor over :func:`walk_request`."""
+
+    __slots__ = ("redaction", "scanner")
+
+    def __init__(self, scanner: Scanner, redaction: Redaction) -> None:
+        self.scanner = scanner
+        self.redaction = redaction
+
+    def text(self, position: str, prefix: str, text: str) -> str:
+        if not prefix:
+            return _redact_text(text, self.scanner, self.redaction)
+        new = _redact_text(prefix + text, self.scanner, self.redaction, len(prefix))
+        return text if new == text else new
+
+    def encoded(self, position: str, text: str) -> None:
+        findings, errors = self.scanner.scan_text_checked(text)
+        if findings or errors:  # cannot be replaced in place: fail closed
+            _fail(self.redaction, "data_url")
 
 
-def _redact_arguments(arguments: str, scanner: Scanner, redaction: Redaction) -> str:
-    try:
-        parsed = json.loads(arguments)
-    except ValueError:
-        return _redact_text(arguments, scanner, redaction)
-    redacted = _redact_json(parsed, scanner, redaction)
-    if redacted == parsed:
-        return arguments
-    return json.dumps(redacted, ensure_ascii=False)
-
-
-def _redact_message(message: Message, scanner: Scanner, redaction: Redaction) -> Message:
-    new: Message = {**message}
-    content = message.get("content")
-    if isinstance(content, str):
-        new["content"] = _redact_text(content, scanner, redaction)
-    elif isinstance(content, list):
-        parts: list[ContentPart] = []
-        for part in content:
-            text = part.get("text")
-            if isinstance(text, str):
-                part = {**part, "text": _redact_text(text, scanner, redaction)}
-            parts.append(part)
-        new["content"] = parts
-    calls = message.get("tool_calls")
-    if calls:
-        new_calls: list[ToolCall] = []
-        for call in calls:
-            fn = call["function"]
-            args = _redact_arguments(fn["arguments"], scanner, redaction)
-            new_calls.append({**call, "function": {**fn, "arguments": args}})
-        new["tool_calls"] = new_calls
-    return new
+def _fail(redaction: Redaction, reason: str) -> None:
+    redaction.errors = tuple(dict.fromkeys((*redaction.errors, reason)))
 
 
 def redact_request(request: ChatRequest, scanner: Scanner) -> tuple[ChatRequest, Redaction]:
-    """A copy of ``request`` with every finding replaced by a typed placeholder."""
+    """A copy of ``request`` with every finding replaced by a typed placeholder; the
+    redacted copy is scanned again and anything left makes the redaction fail."""
     redaction = Redaction()
-    messages = tuple(_redact_message(m, scanner, redaction) for m in request.messages)
-    return replace(request, messages=messages), redaction
+    redacted = walk_request(request, _Redact(scanner, redaction))
+    if not redaction.errors and scanner.scan_request(redacted).sensitive:
+        _fail(redaction, "residual")
+    return redacted, redaction
 
 
 def redact_output(text: str, scanner: Scanner) -> str:

@@ -1,22 +1,21 @@
-"""The scanner: runs the detectors over every text a request carries.
+"""The scanner: runs the detectors over every text a request sends upstream.
 
-Positions scanned: ``system`` / ``developer``, ``user`` and ``assistant`` content (plain or
-multi-part text parts), assistant ``tool_calls[].function.arguments`` (the JSON is parsed
-and each string / number leaf scanned after its key, ``phone: …``; invalid JSON is
-scanned raw) and ``tool`` results.
-A :class:`Finding` holds a kind and offsets only, never the matched text.
+What is scanned is derived from the request (:mod:`._sent`): every field, key and string
+leaf of the validated request, with a short documented list of exceptions. Each text is
+read through its normalised copy (:mod:`._normalize`: NFKC, format characters removed,
+Unicode digits and dashes mapped, percent-escapes decoded) and findings are mapped back to
+offsets in the original text. A :class:`Finding` holds a kind and offsets only, never the
+matched text.
 """
 
 from __future__ import annotations
 
-import json
 import re
 from bisect import bisect_right
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
 
 from laneway.errors import ConfigError
 from laneway.governance._detectors import (
@@ -26,7 +25,9 @@ from laneway.governance._detectors import (
     fast_detectors,
     resolve_overlaps,
 )
-from laneway.providers._types import ChatRequest, Message
+from laneway.governance._normalize import normalize
+from laneway.governance._sent import leaf_prefix, plain_texts, walk_request
+from laneway.providers._types import ChatRequest
 from laneway.settings._policies import FAST_KINDS, NER_KINDS, SensitivePolicy
 
 __all__ = [
@@ -36,9 +37,8 @@ __all__ = [
     "Finding",
     "ScanResult",
     "Scanner",
-    "iter_request_texts",
-    "json_leaves",
     "leaf_prefix",
+    "request_texts",
     "scan_output",
 ]
 
@@ -55,7 +55,8 @@ class Finding:
 @dataclass(frozen=True, slots=True)
 class ScanResult:
     """What a request contains: finding counts per kind, per position (``system``,
-    ``user``, ``assistant``, ``tool_call``, ``tool_result``), detectors that raised and
+    ``user``, ``assistant``, ``tool_call``, ``tool_result``, ``tools``, ``schema``,
+    ``params``: see :mod:`._sent`), detectors that raised and
     detectors that stopped at the hit cap of a large request (``capped``: their counts
     are lower bounds; each found something, so the request is sensitive anyway)."""
 
@@ -112,13 +113,14 @@ class Scanner:
         """Findings (non-overlapping, sorted) and the names of detectors that raised."""
         if not text:
             return [], ()
+        copy, offsets = normalize(text)
         hits: list[tuple[int, Hit]] = []
         errors: list[str] = []
         kinds = self.kinds
-        detectors = self._detectors if has_digit(text) else self._digitless
+        detectors = self._detectors if has_digit(copy) else self._digitless
         for detector in detectors:
             try:
-                found = detector.find(text)
+                found = detector.find(copy)
             except Exception:  # fail closed: the caller treats the text as sensitive
                 errors.append(detector.name)
                 continue
@@ -126,28 +128,36 @@ class Scanner:
                 hits.extend((detector.priority, h) for h in found if h[0] in kinds)
         if not hits:
             return [], tuple(errors)
-        return [Finding(k, s, e) for k, s, e in resolve_overlaps(hits)], tuple(errors)
+        kept = resolve_overlaps(hits)
+        if offsets is None:
+            return [Finding(k, s, e) for k, s, e in kept], tuple(errors)
+        return [Finding(k, *offsets.original(s, e)) for k, s, e in kept], tuple(errors)
 
     def _scan_capped(self, text: str) -> tuple[list[Finding], tuple[str, ...], tuple[str, ...]]:
         """As :meth:`scan_text_checked` for a large text, each detector stopping after
         :data:`HIT_CAP` hits: enough to know the text is sensitive, and bounded work for
         a body of 100 000 repeated phone numbers. Also returns the capped detectors."""
+        copy, offsets = normalize(text)
         hits: list[tuple[int, Hit]] = []
         errors: list[str] = []
         capped: list[str] = []
         kinds = self.kinds
-        detectors = self._detectors if has_digit(text) else self._digitless
+        detectors = self._detectors if has_digit(copy) else self._digitless
         for detector in detectors:
             at_most = detector.find_at_most
             try:
-                found = detector.find(text) if at_most is None else at_most(text, HIT_CAP)
+                found = detector.find(copy) if at_most is None else at_most(copy, HIT_CAP)
             except Exception:  # fail closed: the caller treats the text as sensitive
                 errors.append(detector.name)
                 continue
             if at_most is not None and len(found) >= HIT_CAP:
                 capped.append(detector.name)
             hits.extend((detector.priority, h) for h in found if h[0] in kinds)
-        findings = [Finding(k, s, e) for k, s, e in resolve_overlaps(hits)] if hits else []
+        kept = resolve_overlaps(hits) if hits else []
+        if offsets is None:
+            findings = [Finding(k, s, e) for k, s, e in kept]
+        else:
+            findings = [Finding(k, *offsets.original(s, e)) for k, s, e in kept]
         return findings, tuple(errors), tuple(capped)
 
     def scan_text(self, text: str) -> list[Finding]:
@@ -155,10 +165,10 @@ class Scanner:
         return self.scan_text_checked(text)[0]
 
     def scan_request(self, request: ChatRequest) -> ScanResult:
-        """Every text of every message, scanned in one pass: the texts are joined with a
-        separator no detector pattern can span (NUL characters), and each finding is
-        mapped back to its message position. One pass instead of one per text halves
-        the per-detector overhead on typical two-message requests."""
+        """Every text the request sends (:func:`request_texts`), scanned in one pass:
+        the texts are joined with a separator no detector pattern can span (NUL
+        characters), and each finding is mapped back to its position. One pass instead
+        of one per text halves the per-detector overhead on typical requests."""
         texts = request_texts(request)
         if not texts:
             return ScanResult({}, (), {})
@@ -215,78 +225,28 @@ def scan_output(text: str, scanner: Scanner) -> Mapping[str, int]:
     return dict(counts)
 
 
-_POSITIONS = MappingProxyType(
-    {
-        "system": "system",
-        "developer": "system",
-        "tool": "tool_result",
-        "function": "tool_result",
-        "user": "user",
-        "assistant": "assistant",
-    }
-)
+class _Collect:
+    """The scanner's visitor: records each text after its context, changes nothing."""
 
+    __slots__ = ("texts",)
 
-def _position(role: str) -> str:
-    return _POSITIONS.get(role, "other")
+    def __init__(self) -> None:
+        self.texts: list[tuple[str, str]] = []
 
+    def text(self, position: str, prefix: str, text: str) -> str:
+        self.texts.append((position, prefix + text if prefix else text))
+        return text
 
-def json_leaves(value: Any, key: str = "") -> Iterator[tuple[str, str]]:
-    """``(key, text)`` for the string and number leaves of a parsed JSON value; ``key`` is
-    the nearest object key (context for detectors that need a word such as ``phone``)."""
-    if isinstance(value, str):
-        yield key, value
-    elif isinstance(value, bool) or value is None:
-        return
-    elif isinstance(value, int | float):
-        yield key, str(value)
-    elif isinstance(value, dict):
-        for name, item in value.items():
-            yield from json_leaves(item, str(name))
-    elif isinstance(value, list):
-        for item in value:
-            yield from json_leaves(item, key)
-
-
-def leaf_prefix(key: str) -> str:
-    """The context put before a JSON leaf when it is scanned (``"phone: "``)."""
-    return f"{key.replace('_', ' ')}: " if key else ""
-
-
-def _message_texts(message: Message) -> Iterator[tuple[str, str]]:
-    position = _position(message.get("role", ""))
-    content = message.get("content")
-    if isinstance(content, str):
-        yield position, content
-    elif isinstance(content, list):
-        for part in content:
-            text = part.get("text")
-            if isinstance(text, str):
-                yield position, text
-    for call in message.get("tool_calls") or ():
-        arguments = call["function"]["arguments"]
-        try:
-            parsed = json.loads(arguments)
-        except ValueError:
-            yield "tool_call", arguments
-            continue
-        for key, leaf in json_leaves(parsed):
-            yield "tool_call", leaf_prefix(key) + leaf
+    def encoded(self, position: str, text: str) -> None:
+        self.texts.append((position, text))
 
 
 def request_texts(request: ChatRequest) -> list[tuple[str, str]]:
-    """:func:`iter_request_texts` as a list, built without a generator when every message
-    is plain text (the usual case)."""
-    texts = []
-    for message in request.messages:
-        content = message.get("content")
-        if type(content) is not str or "tool_calls" in message:
-            return list(iter_request_texts(request))
-        texts.append((_position(message.get("role", "")), content))
-    return texts
-
-
-def iter_request_texts(request: ChatRequest) -> Iterator[tuple[str, str]]:
-    """``(position, text)`` for every text of every message."""
-    for message in request.messages:
-        yield from _message_texts(message)
+    """``(position, text)`` for every text ``request`` sends upstream (JSON leaves after
+    their key, ``"phone: …"``); plain-text requests without a generic walk."""
+    texts = plain_texts(request)
+    if texts is not None:
+        return texts
+    collect = _Collect()
+    walk_request(request, collect)
+    return collect.texts
