@@ -149,6 +149,7 @@ class Governance:
         admission.sensitive = bool(result.sensitive)
         if counts:
             audit["detectors"] = counts
+            audit["positions"] = dict(result.positions)  # where: user, tools, params …
         if result.errors:
             audit["detector_errors"] = list(result.errors)
         if result.capped:  # counts of these detectors are lower bounds
