@@ -106,7 +106,7 @@ def test_cli_advise_json_schema() -> None:
     result = CliRunner().invoke(build_app_with_advise(), ["advise", str(EXAMPLE), "--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
-    for key in ("recommendation", "gates", "paths", "crossover_tokens_per_day", "assumptions"):
+    for key in ("recommendation", "gates", "paths", "crossovers", "totals", "assumptions"):
         assert key in data
     assert [g["name"] for g in data["gates"]] == [
         "volume",
@@ -151,16 +151,24 @@ def test_cli_tco_and_html(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert data["gpus"] >= 2 and Decimal(data["monthly_usd"]["total"]) > 0
-    no_price = CliRunner().invoke(
+    a100 = CliRunner().invoke(
         app,
         ["tco", "--tokens-per-day", "1e6", "--model", "llama-3.3-70b-instruct", "--gpu", "a100"],
     )
-    assert no_price.exit_code == 1 and "--gpu-hourly" in no_price.output
+    assert a100.exit_code == 0 and "× a100" in a100.output, a100.output
+    closed = CliRunner().invoke(app, ["tco", "--tokens-per-day", "1e6", "--model", "gpt-5.4"])
+    assert closed.exit_code == 2 and "closed weights" in closed.output
+    assert "parameter count" not in closed.output
+    typo = CliRunner().invoke(
+        app, ["tco", "--tokens-per-day", "1e6", "--model", "llama-3.3-70b", "--gpu", "h10"]
+    )
+    assert typo.exit_code == 2 and "did you mean 'h100'" in typo.output
     out = tmp_path / "r.html"
     html = CliRunner().invoke(app, ["advise", str(EXAMPLE), "--out", str(out)])
     assert html.exit_code == 0, html.output
     text = out.read_text()
-    assert "data:image/png;base64," in text and "Four gates" in text
+    assert "data:image/png;base64," in text and "four gates" in text
+    assert "None" not in text and "False" not in text and "laneway[" not in text
 
 
 def build_app_with_advise() -> object:

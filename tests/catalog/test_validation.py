@@ -15,7 +15,7 @@ GOOD_MODEL = """\
     maker: Example
     origin: {origin}
     license_id: Apache-2.0
-    license_tier: {tier}
+    license_class: {tier}
     open_weights: true
     params_total_b: 7
     params_active_b: 7
@@ -77,7 +77,7 @@ def test_a_good_file_loads(tmp_path: pathlib.Path) -> None:
 @pytest.mark.parametrize(
     ("changes", "field", "fragment"),
     [
-        ({"tier": "copyleft"}, "license_tier", "not one of"),
+        ({"tier": "copyleft"}, "license_class", "not one of"),
         ({"origin": "USA"}, "origin", "alpha-2"),
         ({"origin": "us"}, "origin", "alpha-2"),
         ({"input": '"-1"'}, "input", "negative"),
@@ -171,3 +171,30 @@ def test_not_yaml_and_missing_file(tmp_path: pathlib.Path) -> None:
     empty.write_text('version: 1\nupdated: "2026-01-02"\nmodels: []\n')
     with pytest.raises(ConfigError, match="field 'models'"):
         load_catalog(empty)
+
+
+def test_old_license_tier_key_is_read_with_a_deprecation_warning(tmp_path: pathlib.Path) -> None:
+    old = _model().replace("license_class:", "license_tier:")
+    with pytest.warns(DeprecationWarning, match="rename it 'license_class'"):
+        catalog = load_catalog(_write(tmp_path, old))
+    (model,) = catalog.models
+    assert model.license_class == "permissive"
+    assert model.license_tier == "permissive"  # the old attribute name still answers
+    both = _model().replace(
+        "license_class: permissive", "license_class: permissive\n    license_tier: permissive"
+    )
+    with pytest.raises(ConfigError, match="license_class only"):
+        load_catalog(_write(tmp_path, both))
+
+
+def test_kv_cache_geometry(tmp_path: pathlib.Path) -> None:
+    geo = _model().replace(
+        "    modalities: [text]\n",
+        "    modalities: [text]\n"
+        "    kv_cache: {layers: 32, kv_heads: 8, head_dim: 128, source: x}\n",
+    )
+    (model,) = load_catalog(_write(tmp_path, geo)).models
+    assert model.kv_cache is not None and model.kv_cache.bytes_per_token() == 131_072
+    bad = geo.replace("kv_heads: 8, ", "")
+    with pytest.raises(ConfigError, match="kv_heads"):
+        load_catalog(_write(tmp_path, bad))

@@ -1,34 +1,53 @@
-"""``advise``: workload + catalog + assumptions → paths, gates, choices, recommendation,
-and ``advice_to_json``, the stable ``--json`` schema (``laneway.advice/1``)."""
+"""``advise``: workload + catalog + assumptions → per-tier paths, one fleet, gates, choices,
+whole-workload totals, crossovers, warnings; ``advice_to_json`` is the ``--json`` schema
+(``laneway.advice/2``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Any
 
 from laneway.advisor._assumptions import Assumptions, default_assumptions
 from laneway.advisor._decision import (
-    FineTune,
+    Choice,
     Gate,
     Question,
-    TierChoice,
     choose,
+    eligible_tiers,
     evaluate_gates,
-    fine_tune_checks,
     six_questions,
 )
-from laneway.advisor._plan import PATHS, TierPlan, plan_tier
-from laneway.advisor._tco import crossover_tokens_per_day, self_hosted_monthly
+from laneway.advisor._finetune import FineTune, apply_fine_tunes
+from laneway.advisor._fleet import Fleet, best_api, fleet_for, volume_crossover
+from laneway.advisor._plan import TierPlan, plan_tier
 from laneway.advisor._workload import Workload
 from laneway.catalog import Catalog, default_catalog
 from laneway.errors import InvalidRequest
 
-__all__ = ["SCHEMA", "Advice", "advice_to_json", "advise"]
+__all__ = ["SCHEMA", "Advice", "Crossover", "Total", "advise"]
 
-SCHEMA = "laneway.advice/1"
-UTILISATIONS = (Decimal("0.1"), Decimal("0.25"), Decimal("0.5"), Decimal("0.75"), Decimal(1))
+SCHEMA = "laneway.advice/2"
+
+
+@dataclass(frozen=True, slots=True)
+class Total:
+    """One way to run the whole workload: ``monthly_usd`` ``None`` when impossible."""
+
+    name: str
+    monthly_usd: Decimal | None
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class Crossover:
+    """Where path ``a`` and path ``b`` cost the same for the whole workload (every tier
+    scaled alike): ``tokens_per_day`` ``None`` when they never cross."""
+
+    a: str
+    b: str
+    tokens_per_day: Decimal | None
+    message: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,65 +57,174 @@ class Advice:
     plans: tuple[TierPlan, ...]
     questions: tuple[Question, ...]
     gates: tuple[Gate, ...]
-    choices: tuple[TierChoice, ...]
+    choice: Choice
     fine_tune: tuple[FineTune, ...]
+    totals: tuple[Total, ...]
+    crossovers: tuple[Crossover, ...]
+    warnings: tuple[str, ...]
     summary: str
 
-    def hybrid_monthly(self) -> Decimal | None:
-        costs = [c.path.monthly_usd if c.path else None for c in self.choices]
-        known = [c for c in costs if c is not None]
-        return None if len(known) < len(costs) else sum(known, Decimal(0))
+    @property
+    def fleet(self) -> Fleet | None:
+        return self.choice.fleet
 
-    def path_total(self, name: str) -> Decimal | None:
-        """One path for every tier; ``None`` if any tier cannot use it or is unpriced."""
-        total = Decimal(0)
-        for plan in self.plans:
-            cost = next(p for p in plan.paths if p.path == name)
-            if not cost.admissible or cost.monthly_usd is None:
-                return None
-            total += cost.monthly_usd
-        return total
-
-    def crossover(self, name: str) -> tuple[str | None, Decimal | None]:
-        """The tier that crosses first against path ``name`` and at what tokens/day."""
-        best: tuple[str | None, Decimal | None] = (None, None)
-        for plan in self.plans:
-            value = next(p for p in plan.paths if p.path == name).crossover_tokens_per_day
-            if value is not None and (best[1] is None or value < best[1]):
-                best = (plan.tier, value)
-        return best
+    def total(self, name: str) -> Decimal | None:
+        return next((t.monthly_usd for t in self.totals if t.name == name), None)
 
 
-def _summary(choices: list[TierChoice], advice_gates: list[Gate], plans: list[TierPlan]) -> str:
-    lanes: dict[str, list[str]] = {}
-    for choice in choices:
-        key = choice.path.path if choice.path else "none"
-        lanes.setdefault(key, []).append(choice.tier)
-    words = {
+def _sum(values: list[Decimal | None]) -> Decimal | None:
+    if not values or any(v is None for v in values):
+        return None
+    return sum((v for v in values if v is not None), Decimal(0))
+
+
+def _totals(plans: list[TierPlan], choice: Choice, a: Assumptions) -> list[Total]:
+    closed = _sum(
+        [
+            p.path("closed_api").monthly_usd if p.path("closed_api").admissible else None
+            for p in plans
+        ]
+    )
+    api = [best_api(p) for p in plans]
+    hybrid = _sum([x.monthly_usd if x else None for x in api])
+    eligible = [p for p in plans if p.tier in eligible_tiers(plans)]
+    fleet = fleet_for(plans, a) if len(eligible) == len(plans) else None
+    return [
+        Total("all_closed", closed, "every tier on its closed API"),
+        Total(
+            "hybrid_api",
+            hybrid,
+            "each tier on its cheapest admissible API (closed or serverless open-weight)",
+        ),
+        Total(
+            "all_self_hosted",
+            fleet.total if fleet else None,
+            f"one fleet for every tier: {fleet.gpus} GPUs, ops staff and update cycles once"
+            if fleet
+            else "not every tier can be self-hosted",
+        ),
+        Total("recommended", choice.total, f"the recommendation ({choice.basis})"),
+    ]
+
+
+def _crossovers(
+    plans: list[TierPlan], totals: list[Total], choice: Choice, a: Assumptions, today: Decimal
+) -> list[Crossover]:
+    """One figure per pair of paths for the whole workload (every tier scaled alike)."""
+    by = {t.name: t.monthly_usd for t in totals}
+    out = []
+    closed, hybrid = by["all_closed"], by["hybrid_api"]
+    if closed is not None and hybrid is not None and hybrid != closed:
+        ratio = closed / hybrid if hybrid else None
+        out.append(
+            Crossover(
+                "all_closed",
+                "hybrid_api",
+                None,
+                "never cross: both are priced per token, so their ratio "
+                + (f"({ratio:,.1f}×) " if ratio else "")
+                + "is the same at every volume",
+            )
+        )
+    hostable = [p for p in plans if p.tier in eligible_tiers(plans)]
+    if not hostable:
+        return out
+    api_of = {
+        "all_closed": lambda p: p.path("closed_api") if p.path("closed_api").admissible else None,
+        "hybrid_api": best_api,
+    }
+    if choice.fleet is None:
+        chosen = {t.tier: t.cost for t in choice.tiers}
+        api_of["recommended"] = lambda p: chosen.get(p.tier)
+    tiers = ", ".join(p.tier for p in hostable)
+    for name, pick in api_of.items():
+        costs = [pick(p) for p in hostable]
+        api = _sum([c.monthly_usd if c is not None else None for c in costs])
+        if api is None:
+            continue
+        cross = volume_crossover(hostable, a, api)
+        if cross is None:
+            msg = f"one fleet for {tiers} never costs less below 10^13 tokens/day"
+        elif cross <= today:
+            msg = (
+                f"one fleet for {tiers} already costs less than {name} at today's "
+                f"{today:,.0f} tokens/day (equal at {cross:,.0f}); a gate or a constraint "
+                "keeps it out of the recommendation"
+            )
+        else:
+            msg = (
+                f"revisit self-hosting {tiers} above {cross:,.0f} tokens/day "
+                f"({cross / today:,.1f}× today) against {name}"
+            )
+        out.append(Crossover("all_self_hosted", name, cross, msg))
+    return out
+
+
+def _warnings(
+    advice_plans: list[TierPlan], choice: Choice, workload: Workload, a: Assumptions
+) -> list[str]:
+    out: list[str] = []
+    for plan in advice_plans:
+        out += list(plan.notes)
+    for t in choice.tiers:
+        cost = t.cost
+        if cost is None:
+            out.append(f"tier {t.tier}: no admissible path with a known price")
+            continue
+        if cost.evidence == "needs eval" and cost.model is not None:
+            out.append(
+                f"tier {t.tier}: {cost.model.id} needs eval: run your own eval before rollout "
+                "(seeds/002: 'evaluate on your own traffic, not on a leaderboard')"
+            )
+        if cost.evidence == "passes" and "names no model" in cost.evidence_detail:
+            out.append(f"tier {t.tier}: the eval that passed names no model; add quality.model")
+    if choice.fleet is not None and workload.ops_capacity != "full":
+        out.append(
+            f"self-hosting with {workload.ops_capacity} MLOps capacity: 'self-hosting without "
+            "MLOps is a liability, not an asset' (seeds/003); budget for 1–3 FTE (seeds/004)"
+        )
+    slo = workload.latency_slo_ms
+    if (
+        slo is not None
+        and slo < a.number("vpc_latency_saving_ms_high")
+        and workload.api_latency_p95_ms is None
+    ):
+        out.append(
+            f"latency SLO {slo:,.0f} ms: an API round trip alone can take 50–200 ms (seeds/004); "
+            "measure the API p95 (api_latency_p95_ms) before choosing"
+        )
+    src = a.get("gpu_hourly_usd").source
+    if "on-demand" in src.lower():
+        out.append(f"GPU price for {a.text('gpu')} is an on-demand rate; a reserved one is lower")
+    return list(dict.fromkeys(out))
+
+
+def _lane(path: str | None) -> str:
+    return {
         "closed_api": "closed API",
         "serverless_open": "serverless open-weight",
         "self_hosted": "self-hosted open-weight",
-        "none": "no admissible path",
-    }
-    parts = [f"{words[k]} for {', '.join(v)}" for k, v in lanes.items()]
-    lead = {1: "one lane", 2: "two-lane", 3: "three-lane"}.get(len(lanes), "multi-lane")
-    if not next(g for g in advice_gates if g.name == "data_and_compliance").passed:
-        return (
-            "self-hosted only: data cannot leave our infrastructure, so compliance "
-            "decides, not cost; " + "; ".join(parts)
-        )
-    crosses = [
-        p.crossover_tokens_per_day
-        for plan in plans
-        for p in plan.paths[:2]
-        if p.crossover_tokens_per_day is not None
-    ]
-    tail = (
-        f"; revisit self-hosting above {min(crosses):,.0f} tokens/day in one tier"
-        if crosses and "self_hosted" not in lanes
-        else ""
-    )
-    return f"{lead}: " + "; ".join(parts) + tail
+    }.get(path or "", "no admissible path")
+
+
+def _summary(choice: Choice, crossovers: list[Crossover]) -> str:
+    lanes: dict[str, list[str]] = {}
+    for t in choice.tiers:
+        model = t.cost.model.id if t.cost and t.cost.model else "-"
+        lanes.setdefault(_lane(t.path), []).append(f"{t.tier} ({model})")
+    parts = [f"{k} for {', '.join(v)}" for k, v in lanes.items()]
+    lead = {1: "one lane", 2: "two lanes", 3: "three lanes"}.get(len(lanes), "several lanes")
+    text = f"{lead}: " + "; ".join(parts)
+    if choice.basis == "compliance":
+        text = "self-hosted only (data cannot leave our infrastructure): " + "; ".join(parts)
+    total = choice.total
+    if total is not None:
+        text += f" — ${total:,.0f}/month"
+    if choice.fleet is None:
+        ref = next((c for c in crossovers if c.b == "recommended"), None)
+        if ref is not None and ref.message.startswith("revisit"):
+            text += f"; {ref.message}"
+    return text
 
 
 def advise(
@@ -109,7 +237,8 @@ def advise(
     """The whole analysis. Assumptions, lowest precedence first: ``assumptions`` (default:
     the built-in defaults), then the workload file's ``assumptions:`` block (source "workload
     file"), then ``overrides`` (the command line's ``--set``, source "command line").
-    Raises ``InvalidRequest`` for a workload with no volume or an invalid override."""
+    Raises ``InvalidRequest`` for a workload with no volume, an invalid override, or on-prem
+    data that no admissible open-weight model can serve."""
     if workload.tokens_per_day <= 0:
         raise InvalidRequest(
             f"workload {workload.name!r} has no volume (0 tokens/day): nothing to advise on"
@@ -123,181 +252,21 @@ def advise(
     plans = [
         plan_tier(catalog, workload, tier, tasks, a) for tier, tasks in workload.tiers().items()
     ]
-    gates = evaluate_gates(plans, workload)
-    choices = choose(plans, gates)
+    gates = evaluate_gates(plans, workload, a)
+    choice = choose(plans, gates, workload, a)
+    choice, fine = apply_fine_tunes(choice, plans, workload, catalog, a)
+    totals = _totals(plans, choice, a)
+    crossovers = _crossovers(plans, totals, choice, a, workload.tokens_per_day)
     return Advice(
         workload=workload,
         assumptions=a,
         plans=tuple(plans),
-        questions=tuple(six_questions(workload, a)),
+        questions=tuple(six_questions(workload, a, plans)),
         gates=tuple(gates),
-        choices=tuple(choices),
-        fine_tune=tuple(fine_tune_checks(workload, plans, a)),
-        summary=_summary(choices, gates, plans),
+        choice=choice,
+        fine_tune=tuple(fine),
+        totals=tuple(totals),
+        crossovers=tuple(crossovers),
+        warnings=tuple(_warnings(plans, choice, workload, a)),
+        summary=_summary(choice, crossovers),
     )
-
-
-def _s(value: Decimal | None, places: int = 2) -> str | None:
-    if value is None:
-        return None
-    return format(value.quantize(Decimal(1).scaleb(-places)), "f")
-
-
-def _model_row(advice: Advice, model_id: str) -> dict[str, Any] | None:
-    for plan in advice.plans:
-        for path in plan.paths:
-            m = path.model
-            if m is not None and m.id == model_id:
-                return {
-                    "id": m.id,
-                    "maker": m.maker,
-                    "origin": m.origin,
-                    "license_id": m.license_id,
-                    "license_tier": m.license_tier,
-                    "open_weights": m.open_weights,
-                    "params_total_b": m.params_total_b,
-                    "params_active_b": m.params_active_b,
-                    "prices": [
-                        {
-                            "provider": p.provider,
-                            "input_per_mtok": _s(p.input_per_mtok, 4),
-                            "output_per_mtok": _s(p.output_per_mtok, 4),
-                            "cached_input_per_mtok": _s(p.cached_input_per_mtok, 4),
-                            "date": p.date,
-                            "source": p.source,
-                        }
-                        for p in m.prices
-                    ],
-                }
-    return None
-
-
-def _by_utilisation(advice: Advice) -> list[dict[str, Any]]:
-    plan = max(advice.plans, key=lambda p: p.load.tokens_per_day)
-    rows = []
-    for util in UTILISATIONS:
-        row: dict[str, Any] = {"tier": plan.tier, "utilisation": _s(util)}
-        for path in plan.paths[:2]:
-            value = None
-            if path.monthly_usd is not None and plan.size is not None:
-                per_day = path.monthly_usd / advice.assumptions.number("days_per_month")
-                value = crossover_tokens_per_day(
-                    plan.load, per_day, plan.size, advice.assumptions, utilisation=util
-                )
-            row[path.path] = _s(value, 0)
-        rows.append(row)
-    return rows
-
-
-def _sensitivity(advice: Advice) -> list[dict[str, Any]]:
-    plan = max(advice.plans, key=lambda p: p.load.tokens_per_day)
-    a = advice.assumptions
-    if plan.size is None or a.maybe_number("gpu_hourly_usd") is None:
-        return []
-    hourly = a.number("gpu_hourly_usd")
-    from laneway.advisor._tco import output_tps_per_gpu
-
-    tps = output_tps_per_gpu(plan.size, a)
-    cases = [
-        ("gpu_hourly_usd", hourly * Decimal("0.8"), hourly * Decimal("1.2")),
-        ("throughput_tps_per_gpu", tps / 2, tps * 2),
-        ("ops_fte_share", Decimal(1) / 2, Decimal(3)),
-        ("infra_overhead_multiplier", Decimal(1), Decimal("1.5")),
-        ("precision_bytes", Decimal(1), Decimal(2)),
-    ]
-    rows = []
-    for name, low, high in cases:
-        out: dict[str, Any] = {
-            "tier": plan.tier,
-            "parameter": name,
-            "low": _s(low),
-            "high": _s(high),
-        }
-        for label, value in (("low", low), ("high", high)):
-            varied = a.override({name: value}, source="sensitivity", check_range=False)
-            cost = self_hosted_monthly(plan.load, plan.size, varied)
-            out[f"self_hosted_monthly_usd_{label}"] = _s(cost.total if cost else None)
-        rows.append(out)
-    return rows
-
-
-def _path_json(path: Any) -> dict[str, Any]:
-    return {
-        "name": path.path,
-        "tier": path.tier,
-        "admissible": path.admissible,
-        "model": path.model.id if path.model else None,
-        "provider": path.price.provider if path.price else None,
-        "monthly_usd": _s(path.monthly_usd),
-        "breakdown": {k: _s(v) for k, v in path.breakdown.items()},
-        "crossover_tokens_per_day": _s(path.crossover_tokens_per_day, 0),
-        "reason": path.reason,
-        "candidates": list(path.candidates),
-    }
-
-
-def advice_to_json(advice: Advice) -> dict[str, Any]:
-    """The documented ``--json`` object (docs/advisor.md). Money: decimal strings, ``null``
-    when unknown."""
-    w = advice.workload
-    paths = [_path_json(p) for plan in advice.plans for p in plan.paths]
-    totals = [
-        {"name": name, "tier": None, "monthly_usd": _s(advice.path_total(name))} for name in PATHS
-    ]
-    totals.append({"name": "hybrid", "tier": None, "monthly_usd": _s(advice.hybrid_monthly())})
-    models = {c.path.model.id for c in advice.choices if c.path and c.path.model}
-    return {
-        "schema": SCHEMA,
-        "workload": {
-            "name": w.name,
-            "tokens_per_day": _s(w.tokens_per_day, 0),
-            "peak_to_mean": _s(w.traffic.peak_to_mean),
-            "data_sensitivity": w.data_sensitivity,
-            "ops_capacity": w.ops_capacity,
-            "observed": dict(w.observed),
-        },
-        "recommendation": {
-            "summary": advice.summary,
-            "tiers": [
-                {
-                    "tier": c.tier,
-                    "path": c.path.path if c.path else None,
-                    "model": c.path.model.id if c.path and c.path.model else None,
-                    "admissible_models": list(c.path.candidates) if c.path else [],
-                    "monthly_usd": _s(c.path.monthly_usd) if c.path else None,
-                    "reason": c.reason,
-                }
-                for c in advice.choices
-            ],
-        },
-        "questions": [
-            {"number": q.number, "question": q.question, "answer": q.answer, "effect": q.effect}
-            for q in advice.questions
-        ],
-        "gates": [{"name": g.name, "passed": g.passed, "reason": g.reason} for g in advice.gates],
-        "paths": paths,
-        "totals": totals,
-        "crossover_tokens_per_day": {
-            name: {"tier": tier, "tokens_per_day": _s(value, 0)}
-            for name in ("closed_api", "serverless_open")
-            for tier, value in [advice.crossover(name)]
-        },
-        "crossover_by_utilisation": _by_utilisation(advice),
-        "sensitivity": _sensitivity(advice),
-        "fine_tune": [
-            {
-                "task": f.task,
-                "closed_monthly_usd": _s(f.closed_monthly_usd),
-                "open_monthly_usd": _s(f.open_monthly_usd),
-                "fine_tune_monthly_usd": _s(f.fine_tune_monthly_usd),
-                "winner": f.winner,
-                "reason": f.reason,
-            }
-            for f in advice.fine_tune
-        ],
-        "assumptions": [
-            {"name": x.name, "value": str(x.value), "unit": x.unit, "source": x.source}
-            for x in advice.assumptions
-        ],
-        "catalog_rows": [row for m in sorted(models) if (row := _model_row(advice, m))],
-    }

@@ -8,6 +8,7 @@ their source as the user's.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib.resources
 from collections.abc import Iterator, Mapping
@@ -52,6 +53,7 @@ class GpuSpec:
     memory_source: str
     hourly_usd: Decimal | None
     hourly_source: str
+    hourly_date: str | None
     throughput_factor: Decimal
     throughput_factor_source: str
 
@@ -63,16 +65,15 @@ class GpuTable:
     gpus: Mapping[str, GpuSpec]
     buckets: tuple[tuple[Decimal, Decimal], ...]
     throughput_source: str
-    frontier_models: tuple[str, ...]
-    frontier_source: str
-    self_hosting_models: tuple[str, ...]
-    self_hosting_source: str
 
     def gpu(self, key: str) -> GpuSpec:
-        spec = self.gpus.get(key.lower())
+        spec = self.gpus.get(key.strip().lower())
         if spec is None:
+            close = difflib.get_close_matches(key.strip().lower(), list(self.gpus), n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
             raise InvalidRequest(
-                f"unknown GPU {key!r}: use one of {', '.join(sorted(self.gpus))}", param="gpu"
+                f"unknown GPU {key!r}: {hint}known GPUs: {', '.join(sorted(self.gpus))}",
+                param="gpu",
             )
         return spec
 
@@ -100,6 +101,7 @@ def _gpu(key: str, data: Mapping[str, Any]) -> GpuSpec:
         memory_source=str(data["memory_source"]),
         hourly_usd=None if hourly is None else _dec(hourly, f"gpus.{key}.hourly_usd"),
         hourly_source=" ".join(str(data["hourly_source"]).split()),
+        hourly_date=None if data.get("hourly_date") is None else str(data["hourly_date"]),
         throughput_factor=_dec(data["throughput_factor"], f"gpus.{key}.throughput_factor"),
         throughput_factor_source=" ".join(str(data["throughput_factor_source"]).split()),
     )
@@ -118,10 +120,6 @@ def gpu_table() -> GpuTable:
             for b in table["buckets"]
         ),
         throughput_source=" ".join(str(table["source"]).split()),
-        frontier_models=tuple(data["frontier_reasoning"]["models"]),
-        frontier_source=" ".join(str(data["frontier_reasoning"]["source"]).split()),
-        self_hosting_models=tuple(data["self_hosting_defaults"]["models"]),
-        self_hosting_source=" ".join(str(data["self_hosting_defaults"]["source"]).split()),
     )
 
 
@@ -150,6 +148,9 @@ def _valid_ranges() -> dict[str, tuple[Decimal, bool, Decimal]]:
         "lora_gpu_hours": (d(0), True, d(10_000_000)),
         "lora_data_prep_hours": (d(0), True, d(10_000_000)),
         "lora_reeval_hours": (d(0), True, d(10_000_000)),
+        "vpc_latency_saving_ms_low": (d(0), True, d(10_000)),
+        "vpc_latency_saving_ms_high": (d(0), True, d(10_000)),
+        "closed_api_below_tokens_per_month": (d(0), True, d(10) ** 15),
     }
 
 
@@ -381,6 +382,31 @@ def _defaults_finetune() -> list[Assumption]:
     ]
 
 
+def _defaults_decision() -> list[Assumption]:
+    return [
+        _a(
+            "closed_api_below_tokens_per_month",
+            "5000000",
+            "tokens/month",
+            f'{_S003}: "Below approximately 5 million tokens per month: closed API, no further '
+            'analysis required"',
+        ),
+        _a(
+            "vpc_latency_saving_ms_low",
+            "50",
+            "ms",
+            f'{_S004}: "Self-hosting in your VPC eliminates the round-trip; latency drops by '
+            '50-200ms" (low end)',
+        ),
+        _a(
+            "vpc_latency_saving_ms_high",
+            "200",
+            "ms",
+            f'{_S004}: "latency drops by 50-200ms" (high end)',
+        ),
+    ]
+
+
 def default_assumptions(gpu: str = "h100") -> Assumptions:
     """The defaults, with the GPU-dependent ones taken from ``gpus.yaml`` for ``gpu``."""
     spec = gpu_table().gpu(gpu)
@@ -390,7 +416,9 @@ def default_assumptions(gpu: str = "h100") -> Assumptions:
             "gpu_hourly_usd",
             spec.hourly_usd if spec.hourly_usd is not None else "unknown",
             "USD/GPU-hour",
-            spec.hourly_source,
+            f"{spec.hourly_source} ({spec.hourly_date})"
+            if spec.hourly_date
+            else spec.hourly_source,
         ),
         Assumption("gpu_memory_gb", spec.memory_gb, "GB", spec.memory_source),
         Assumption(
@@ -404,5 +432,6 @@ def default_assumptions(gpu: str = "h100") -> Assumptions:
         *_defaults_serving(),
         *_defaults_ops(),
         *_defaults_finetune(),
+        *_defaults_decision(),
     ]
     return Assumptions({item.name: item for item in items})

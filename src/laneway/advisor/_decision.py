@@ -1,9 +1,20 @@
 """The seeds' decision framework: six questions (seeds/000), four gates (seeds/002), the
-four operational variables (seeds/003), a choice per tier and the fine-tune question.
+four operational variables (seeds/003), one fleet for every self-hosted tier, a path per
+tier and the fine-tune question.
 
-Gates 1–3 (volume, task tolerance, operations capacity) must all pass before a tier is
-self-hosted for cost. Gate 4 (data and compliance) passes when data may leave the
-perimeter; when it fails, compliance wins: every tier is self-hosted whatever the price.
+Order of precedence, highest first:
+
+1. data that cannot leave our infrastructure (``on_prem``): every tier self-hosted, whatever
+   the price (gate 4 fails and overrides gates 1–3); so is any tier no API may carry
+   (residency, regulated data without a vendor the seeds admit);
+2. volume below ``closed_api_below_tokens_per_month`` (seeds/003: "closed API, no further
+   analysis required"): closed API wherever one is admissible;
+3. gates 1–3 (volume, task tolerance, operations capacity): when all pass, the cheapest mix
+   of one fleet (over the tiers whose self-hosted model passed the team's eval) and API paths;
+4. a latency SLO that the measured API p95 misses by no more than the VPC saving (seeds/004:
+   50–200 ms), with gates 2–3 passing: self-host the tiers whose model passed the eval;
+5. otherwise the cheapest admissible API path per tier (a model with a passing eval before
+   one that needs an eval).
 """
 
 from __future__ import annotations
@@ -12,22 +23,22 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from laneway.advisor._assumptions import Assumptions
-from laneway.advisor._plan import PathCost, TierPlan
+from laneway.advisor._fleet import Assignment, Fleet, best_api, best_assignment
+from laneway.advisor._plan import PathCost, PathName, TierPlan
 from laneway.advisor._workload import Workload
+from laneway.errors import InvalidRequest
 
 __all__ = [
-    "FineTune",
+    "Choice",
     "Gate",
     "Question",
     "TierChoice",
     "choose",
     "evaluate_gates",
-    "fine_tune_checks",
     "six_questions",
 ]
 
-S000, S002, S003 = "seeds/000", "seeds/002", "seeds/003"
-_CODING = {"coding", "code", "code_review", "autocomplete", "test_generation"}
+S000, S002, S003, S004 = "seeds/000", "seeds/002", "seeds/003", "seeds/004"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,105 +58,104 @@ class Question:
 
 @dataclass(frozen=True, slots=True)
 class TierChoice:
+    """The recommended path for one tier. For a self-hosted tier ``monthly_usd`` is its
+    share of the one fleet (by tokens); the fleet total is in ``Choice.fleet``."""
+
     tier: str
-    path: PathCost | None
+    path: PathName | None
+    cost: PathCost | None
+    monthly_usd: Decimal | None
     reason: str
+    fine_tune_usd: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
-class FineTune:
-    task: str
-    closed_monthly_usd: Decimal | None
-    open_monthly_usd: Decimal | None
-    fine_tune_monthly_usd: Decimal
-    winner: str
-    reason: str
+class Choice:
+    tiers: tuple[TierChoice, ...]
+    fleet: Fleet | None
+    basis: str
+
+    @property
+    def total(self) -> Decimal | None:
+        costs = [t.monthly_usd for t in self.tiers]
+        if any(c is None for c in costs):
+            return None
+        return sum((c for c in costs if c is not None), Decimal(0))
 
 
 def _tok(value: Decimal) -> str:
     return f"{value:,.0f}"
 
 
-def _cheapest_api(plan: TierPlan) -> PathCost | None:
-    options = [p for p in plan.paths[:2] if p.admissible and p.monthly_usd is not None]
-    return min(options, key=lambda p: p.monthly_usd or 0) if options else None
+def eligible_tiers(plans: list[TierPlan]) -> list[str]:
+    """Tiers with a self-hosted model that can be costed."""
+    return [p.tier for p in plans if p.path("self_hosted").monthly_usd is not None]
 
 
-def _volume_gate(plans: list[TierPlan], workload: Workload) -> Gate:
-    evidence = []
-    wins = []
-    for plan in plans:
-        hosted, api = plan.path("self_hosted"), _cheapest_api(plan)
-        if hosted.monthly_usd is None or api is None or api.monthly_usd is None:
-            continue
-        sizing = hosted.self_hosted.sizing if hosted.self_hosted else None
-        util = f", utilisation {sizing.utilisation:.0%}" if sizing else ""
-        cross = api.crossover_tokens_per_day
-        at = f"crossover {_tok(cross)}" if cross is not None else "no crossover"
-        line = (
-            f"{plan.tier}: {_tok(plan.load.tokens_per_day)} tokens/day, self-hosted "
-            f"${hosted.monthly_usd:,.0f}/month vs {api.path} ${api.monthly_usd:,.0f}/month "
-            f"({at} tokens/day{util})"
-        )
-        evidence.append(line)
-        if hosted.monthly_usd < api.monthly_usd:
-            wins.append(plan.tier)
+def quality_ok_tiers(plans: list[TierPlan]) -> list[str]:
+    return [p.tier for p in plans if p.path("self_hosted").evidence == "passes"]
+
+
+def _all_api(plans: list[TierPlan]) -> Decimal | None:
+    costs = [best_api(p) for p in plans]
+    if any(c is None or c.monthly_usd is None for c in costs):
+        return None
+    return sum((c.monthly_usd for c in costs if c and c.monthly_usd), Decimal(0))
+
+
+def _volume_gate(plans: list[TierPlan], a: Assumptions, workload: Workload) -> Gate:
+    eligible = eligible_tiers(plans)
+    api_total = _all_api(plans)
     ptm = workload.traffic.peak_to_mean
-    shape = (
-        f"; peak-to-mean {ptm:.2f} (provisioned for the peak, {S002}: "
-        "'spiky traffic is the quiet killer')"
-    )
-    if not evidence:
-        return Gate("volume", False, "no tier has both a self-hosted and an API cost to compare")
-    if wins:
-        return Gate(
-            "volume",
-            True,
-            f"self-hosting is cheaper for {', '.join(wins)}: " + "; ".join(evidence) + shape,
-        )
+    shape = f"; peak-to-mean {ptm:.2f} ({S002}: 'spiky traffic is the quiet killer')"
+    if not eligible:
+        return Gate("volume", False, "no tier has a self-hosted model that can be costed")
+    mixed = best_assignment(plans, a, eligible)
+    fleet_only = best_assignment(plans, a, [], forced=eligible)
+    if mixed is None or mixed.fleet is None or mixed.total is None:
+        why = "self-hosting any tier costs more than its API path"
+        if api_total is not None and fleet_only and fleet_only.total is not None:
+            why += (
+                f": one fleet for {', '.join(eligible)} ${fleet_only.total:,.0f}/month vs "
+                f"API paths ${api_total:,.0f}/month"
+            )
+        return Gate("volume", False, f"volume is below the crossover: {why}{shape}")
+    if api_total is not None and mixed.total >= api_total:
+        return Gate("volume", False, f"the API paths cost ${api_total:,.0f}/month, less{shape}")
+    vs = f"${api_total:,.0f}/month on API paths" if api_total is not None else "no API path"
     return Gate(
         "volume",
-        False,
-        "volume is below the crossover for every tier: " + "; ".join(evidence) + shape,
+        True,
+        f"one fleet for {', '.join(mixed.fleet.tiers)} (${mixed.fleet.total:,.0f}/month, "
+        f"utilisation {mixed.fleet.utilisation:.0%}) plus API for the rest: "
+        f"${mixed.total:,.0f}/month vs {vs}{shape}",
     )
 
 
-def _tolerance_gate(workload: Workload) -> Gate:
-    failed, unmeasured, passed = [], [], []
-    for task in workload.tasks:
-        if "frontier_reasoning" in task.needs:
+def _tolerance_gate(plans: list[TierPlan]) -> Gate:
+    ok, missing, failed_any = [], [], []
+    for plan in plans:
+        hosted = plan.path("self_hosted")
+        if plan.needs == ("frontier_reasoning",):
             continue
-        quality = workload.quality_for(task)
-        verdict = quality.meets_bar
-        run = f" (eval run {quality.eval_run})" if quality.eval_run else ""
-        if verdict is None:
-            unmeasured.append(task.name + run)
-        elif verdict:
-            passed.append(f"{task.name} {quality.open_weight_score} ≥ {quality.required_score}")
+        model = hosted.model.id if hosted.model else "no model"
+        if hosted.evidence == "passes":
+            ok.append(f"{plan.tier}: {model} {hosted.evidence_detail}")
         else:
-            failed.append(f"{task.name} {quality.open_weight_score} < {quality.required_score}")
-    if failed:
+            missing.append(f"{plan.tier}: {model} needs eval")
+        failed_any += [f"{m} ({why})" for m, why in plan.excluded if why.startswith("failed")]
+    failed = "; failed the bar: " + ", ".join(dict.fromkeys(failed_any)) if failed_any else ""
+    if not ok:
         return Gate(
             "task_tolerance",
             False,
-            "the open-weight candidate misses the bar: "
-            + "; ".join(failed)
-            + " (see the fine-tune question)",
+            "no self-hosted candidate has a passing eval on your own traffic ("
+            + "; ".join(missing or ["every task needs frontier reasoning"])
+            + f"){failed} ({S002}: 'the eval is a day of work and it replaces a guess with a "
+            "measurement')",
         )
-    if unmeasured:
-        return Gate(
-            "task_tolerance",
-            False,
-            "not measured for "
-            + ", ".join(unmeasured)
-            + f": run an eval on your own traffic first ({S002}: 'the eval is a day "
-            "of work and it replaces a guess with a measurement')",
-        )
-    if not passed:
-        return Gate("task_tolerance", False, "every task needs frontier reasoning: closed only")
-    return Gate(
-        "task_tolerance", True, "the open-weight candidate meets the bar: " + "; ".join(passed)
-    )
+    rest = f"; {'; '.join(missing)}" if missing else ""
+    return Gate("task_tolerance", True, "passed the team's eval: " + "; ".join(ok) + rest + failed)
 
 
 def _ops_gate(workload: Workload) -> Gate:
@@ -171,38 +181,163 @@ def _ops_gate(workload: Workload) -> Gate:
 
 def _data_gate(workload: Workload) -> Gate:
     s = workload.data_sensitivity
+    where = (
+        f"; inference must stay in {', '.join(workload.residency)}" if workload.residency else ""
+    )
     if s == "on_prem":
         return Gate(
             "data_and_compliance",
             False,
-            "data cannot leave our infrastructure: "
-            f"self-hosted only, whatever the price ({S003}: 'no managed API, regardless "
-            "of vendor, provides genuine data isolation'); this overrides gates 1–3",
+            "data cannot leave our infrastructure: self-hosted only, whatever the price "
+            f"({S003}: 'no managed API, regardless of vendor, provides genuine data "
+            "isolation'); this overrides gates 1–3",
         )
     if s == "regulated":
-        return Gate(
-            "data_and_compliance",
-            True,
-            "regulated data may use vendors with formal "
-            f"compliance documentation or regional endpoints ({S000}, {S003}); cost "
-            "decides among admissible paths",
+        scope = (
+            "the workload says compliance documentation covers vendor APIs"
+            if workload.compliance_documented
+            else "closed vendors with formal compliance documentation or self-hosted; no "
+            f"open-weight vendor API ({S000}: 'default to closed source unless compliance "
+            "documentation is explicitly in scope')"
         )
+        return Gate("data_and_compliance", True, f"regulated data: {scope}{where}")
     return Gate(
-        "data_and_compliance", True, "standard business data: any path is admissible, cost decides"
+        "data_and_compliance",
+        True,
+        "standard business data: any path is admissible" + (where or ", cost decides"),
     )
 
 
-def evaluate_gates(plans: list[TierPlan], workload: Workload) -> list[Gate]:
+def evaluate_gates(plans: list[TierPlan], workload: Workload, a: Assumptions) -> list[Gate]:
     """The four gates of seeds/002, in order, each with the sentence that decided it."""
     return [
-        _volume_gate(plans, workload),
-        _tolerance_gate(workload),
+        _volume_gate(plans, a, workload),
+        _tolerance_gate(plans),
         _ops_gate(workload),
         _data_gate(workload),
     ]
 
 
-def six_questions(workload: Workload, a: Assumptions) -> list[Question]:
+def _latency_case(workload: Workload, a: Assumptions) -> str | None:
+    slo, p95 = workload.latency_slo_ms, workload.api_latency_p95_ms
+    if slo is None or p95 is None or p95 <= slo:
+        return None
+    saving = a.number("vpc_latency_saving_ms_high")
+    if p95 - saving > slo:
+        return None
+    return (
+        f"the API path's measured p95 {p95:,.0f} ms misses the {slo:,.0f} ms SLO; in your VPC "
+        f"it drops by {a.number('vpc_latency_saving_ms_low'):,.0f}–{saving:,.0f} ms ({S004}: "
+        "'For latency-sensitive applications (real-time UX), the difference is meaningful')"
+    )
+
+
+def _tier_choices(
+    plans: list[TierPlan], chosen: Assignment, why: dict[str, str]
+) -> list[TierChoice]:
+    fleet = chosen.fleet
+    hosted_tokens = sum(
+        (p.load.tokens_per_day for p in plans if fleet and p.tier in fleet.tiers), Decimal(0)
+    )
+    out = []
+    for plan in plans:
+        if fleet is not None and plan.tier in fleet.tiers:
+            share = (
+                fleet.total * plan.load.tokens_per_day / hosted_tokens if hosted_tokens else None
+            )
+            out.append(
+                TierChoice(
+                    plan.tier, "self_hosted", plan.path("self_hosted"), share, why[plan.tier]
+                )
+            )
+            continue
+        path = chosen.api.get(plan.tier)
+        if path is None:
+            out.append(TierChoice(plan.tier, None, None, None, "no admissible path"))
+        else:
+            out.append(TierChoice(plan.tier, path.path, path, path.monthly_usd, why[plan.tier]))
+    return out
+
+
+def choose(plans: list[TierPlan], gates: list[Gate], workload: Workload, a: Assumptions) -> Choice:
+    """One path per tier, in the order of precedence of this module's docstring."""
+    by_name = {g.name: g for g in gates}
+    eligible, ok = eligible_tiers(plans), quality_ok_tiers(plans)
+    no_api = [p.tier for p in plans if best_api(p) is None]
+    monthly = workload.tokens_per_day * a.number("days_per_month")
+    why: dict[str, str] = {}
+    if workload.data_sensitivity == "on_prem":
+        missing = [p for p in plans if p.tier not in eligible]
+        if missing:
+            p = missing[0]
+            raise InvalidRequest(
+                f"tier {p.tier}: data cannot leave our infrastructure, but no admissible "
+                f"open-weight model can be self-hosted: {p.path('self_hosted').reason}"
+            )
+        chosen = best_assignment(plans, a, [], forced=[p.tier for p in plans])
+        why = {
+            p.tier: "compliance wins over cost: data cannot leave our infrastructure" for p in plans
+        }
+        basis = "compliance"
+    else:
+        forced = [t for t in no_api if t in eligible]
+        for t in forced:
+            why[t] = (
+                "no API may carry this data (residency or regulation): self-hosting is the "
+                "only compliant option"
+            )
+        low = monthly < a.number("closed_api_below_tokens_per_month")
+        gates_ok = all(
+            by_name[n].passed for n in ("volume", "task_tolerance", "operations_capacity")
+        )
+        latency = _latency_case(workload, a)
+        if low:
+            closed = lambda p: best_api(p, closed_only=True) or best_api(p)  # noqa: E731
+            chosen = best_assignment(plans, a, [], forced=forced, api_for=closed)
+            basis = "low volume"
+            floor = a.number("closed_api_below_tokens_per_month")
+            text = (
+                f"{monthly:,.0f} tokens/month is below {floor:,.0f}: closed API, no further "
+                f"analysis required ({S003})"
+            )
+        elif gates_ok:
+            chosen = best_assignment(plans, a, ok, forced=forced)
+            basis = "cost"
+            text = "gates 1–3 pass: the cheapest mix of one fleet and API paths"
+        elif latency and by_name["task_tolerance"].passed and by_name["operations_capacity"].passed:
+            chosen = best_assignment(plans, a, [], forced=sorted(set(forced) | set(ok)))
+            basis = "latency"
+            text = latency
+        else:
+            chosen = best_assignment(plans, a, [], forced=forced)
+            basis = "gates"
+            failed = [g.name for g in gates[:3] if not g.passed]
+            text = f"cheapest admissible API path (self-hosting blocked by: {', '.join(failed)})"
+        for p in plans:
+            why.setdefault(p.tier, text)
+    if chosen is None:
+        chosen = Assignment(None, {p.tier: q for p in plans if (q := best_api(p)) is not None})
+    return Choice(tuple(_tier_choices(plans, chosen, why)), chosen.fleet, basis)
+
+
+def _band(monthly: Decimal) -> str:
+    if monthly < 5_000_000:
+        return f"under 5M tokens/month: closed API, no further analysis required ({S003})"
+    if monthly < 10_000_000:
+        return (
+            f"5M–10M tokens/month: any choice works ({S000}); managed open-weight is the "
+            f"middle path ({S003})"
+        )
+    if monthly < 100_000_000:
+        return f"10M–100M tokens/month: serverless open-weight endpoints save meaningfully ({S000})"
+    if monthly < 500_000_000:
+        return (
+            f"100M–500M tokens/month: self-hosted open weights become viable ({S000}); cost decides"
+        )
+    return f"above 500M tokens/month: self-hosting is often the right answer ({S000}); cost decides"
+
+
+def six_questions(workload: Workload, a: Assumptions, plans: list[TierPlan]) -> list[Question]:
     """The six questions of seeds/000 answered for this workload."""
     tasks = workload.tasks
 
@@ -210,35 +345,43 @@ def six_questions(workload: Workload, a: Assumptions) -> list[Question]:
         return [t.name for t in tasks if need in t.needs]
 
     frontier, media = having("frontier_reasoning"), having("video") + having("computer_use")
-    coding = [t.name for t in tasks if (t.category or "").lower() in _CODING]
+    coding = [t.name for t in tasks if t.coding]
     monthly = workload.tokens_per_day * a.number("days_per_month")
-    if monthly < 10_000_000:
-        band = "under 10M tokens/month: any choice works, closed-source cost is negligible"
-    elif monthly < 100_000_000:
-        band = "10M–100M tokens/month: serverless open-weight endpoints save meaningfully"
-    elif monthly < 500_000_000:
-        band = "100M–500M tokens/month: self-hosted open weights become viable"
-    else:
-        band = "above 500M tokens/month: self-hosting is often the right answer"
     denied = ", ".join(workload.constraints.denied_origins) or "none"
+    residency = ", ".join(workload.residency) or "none"
+    data = {
+        "on_prem": "self-hosting is forced",
+        "regulated": "closed vendors with compliance documentation, regional endpoints or "
+        "self-hosted",
+        "none": "no residency constraint on the path"
+        if not workload.residency
+        else "in-region providers only",
+    }[workload.data_sensitivity]
     return [
         Question(
             1,
             "Does the workload require frontier reasoning?",
             "yes: " + ", ".join(frontier) if frontier else "no",
-            "closed frontier for those tasks" if frontier else "open weights admissible",
+            "closed frontier models for those tasks (Opus 4.6/4.7, GPT-5.4 Pro, Gemini 3.1 Pro)"
+            if frontier
+            else "open weights admissible",
         ),
         Question(
             2,
             "Does it require native computer use or video?",
             "yes: " + ", ".join(media) if media else "no",
-            "closed models with that modality" if media else "no modality constraint",
+            "GPT-5.4 for computer use, Gemini 3.1 Pro for video"
+            if media
+            else "no modality constraint",
         ),
         Question(
             3,
             "Is it coding or dev-tool heavy?",
             "yes: " + ", ".join(coding) if coding else "no",
-            "open weights have the better cost per outcome" if coding else "no effect",
+            "coding-capable models only (the seeds' coding list); open weights have the better "
+            "cost per outcome"
+            if coding
+            else "no effect",
         ),
         Question(
             4,
@@ -247,83 +390,15 @@ def six_questions(workload: Workload, a: Assumptions) -> list[Question]:
             "those models are removed from every path" if denied != "none" else "none",
         ),
         Question(
-            5, "What is the expected monthly token volume?", f"{monthly:,.0f} tokens/month", band
+            5,
+            "What is the expected monthly token volume?",
+            f"{_tok(monthly)} tokens/month",
+            _band(monthly),
         ),
         Question(
             6,
             "What are the data residency requirements?",
-            workload.data_sensitivity,
-            "self-hosting is forced"
-            if workload.data_sensitivity == "on_prem"
-            else "no residency constraint on the path",
+            f"{workload.data_sensitivity}; residency: {residency}",
+            data,
         ),
     ]
-
-
-def choose(plans: list[TierPlan], gates: list[Gate]) -> list[TierChoice]:
-    """One path per tier: compliance first, then the cheapest admissible path, where
-    self-hosting counts only when gates 1–3 pass."""
-    by_name = {g.name: g for g in gates}
-    forced = not by_name["data_and_compliance"].passed
-    self_ok = all(by_name[n].passed for n in ("volume", "task_tolerance", "operations_capacity"))
-    choices = []
-    for plan in plans:
-        hosted = plan.path("self_hosted")
-        if forced:
-            reason = "compliance wins over cost: " + (
-                hosted.reason if hosted.admissible else "no admissible open-weight model"
-            )
-            choices.append(TierChoice(plan.tier, hosted if hosted.admissible else None, reason))
-            continue
-        api = _cheapest_api(plan)
-        cheaper = hosted.monthly_usd is not None and (
-            api is None or api.monthly_usd is None or hosted.monthly_usd < api.monthly_usd
-        )
-        if self_ok and cheaper:
-            choices.append(
-                TierChoice(
-                    plan.tier,
-                    hosted,
-                    "self-hosting is the cheapest admissible path and gates 1–3 pass",
-                )
-            )
-        elif api is not None:
-            note = "" if not cheaper else " (self-hosting would be cheaper but a gate failed)"
-            choices.append(TierChoice(plan.tier, api, "cheapest admissible API path" + note))
-        else:
-            choices.append(TierChoice(plan.tier, None, "no admissible path with a known price"))
-    return choices
-
-
-def fine_tune_checks(workload: Workload, plans: list[TierPlan], a: Assumptions) -> list[FineTune]:
-    """For each narrow task whose open-weight candidate misses the bar: a LoRA fine-tune
-    (GPU hours, data preparation, re-evaluation per model update) against staying closed."""
-    rate = a.number("ml_engineer_usd_per_year") / a.number("work_hours_per_year")
-    hourly = a.maybe_number("gpu_hourly_usd")
-    results = []
-    for plan in plans:
-        for task in plan.tasks:
-            if workload.quality_for(task).meets_bar is not False or not task.narrow:
-                continue
-            if hourly is None:
-                continue
-            gpu = a.number("lora_gpu_hours") * hourly
-            once = gpu + a.number("lora_data_prep_hours") * rate
-            per_cycle = gpu + a.number("lora_reeval_hours") * rate
-            ft = (once + per_cycle * a.number("update_cycles_per_year")) / 12
-            share = task.tokens_per_day / plan.load.tokens_per_day
-            closed = plan.path("closed_api").monthly_usd
-            opens = [p.monthly_usd for p in plan.paths[1:] if p.monthly_usd is not None]
-            open_cost = min(opens) if opens else None
-            closed_t = None if closed is None else closed * share
-            open_t = None if open_cost is None else open_cost * share
-            if closed_t is None or open_t is None:
-                winner, why = "unknown", "a price is unknown on one side"
-            elif open_t + ft < closed_t:
-                winner = "fine-tune"
-                why = f"open ${open_t:,.0f} + fine-tune ${ft:,.0f} < closed ${closed_t:,.0f}/month"
-            else:
-                winner = "closed"
-                why = f"closed ${closed_t:,.0f} ≤ open ${open_t:,.0f} + fine-tune ${ft:,.0f}/month"
-            results.append(FineTune(task.name, closed_t, open_t, ft, winner, why))
-    return results

@@ -1,35 +1,59 @@
-"""Per-tier deployment paths: which catalog models are admissible and what each path costs.
+"""Per-tier deployment paths: which catalog models a tier admits, why the others are out,
+and what each path costs for that tier alone.
 
-Paths: ``closed_api`` (closed weights, the maker's API), ``serverless_open`` (open weights
-on a per-token API) and ``self_hosted`` (open weights on rented GPUs). A model is admissible
-when its license tier or id is allowed, its origin is not denied and it has what the tier's
-tasks need (frontier reasoning: the seeds' frontier list; video / computer use: modality).
-Free-tier and preview prices ($0 in and out) are never used for costing.
+The chain, in order (constraints before evidence before price):
+
+1. constraints: licence class or id, denied origins, the tier's required capabilities (the
+   seeds' model lists per capability, ``roles.yaml``), the task's own model list, models
+   past their deprecation date;
+2. quality evidence: a model that failed the bar on any of the tier's tasks is out on every
+   path; among the rest, models that passed are preferred to models that need an eval;
+3. data rules per API path: on-prem data admits no API; residency admits a provider only
+   with inference in that region; regulated data admits closed vendors with formal
+   compliance documentation, and open-weight vendor APIs only when the workload says
+   compliance documentation covers them (seeds/000);
+4. price: the cheapest admissible provider of the preferred models. Free-tier and preview
+   prices ($0 in and out) are never used for costing.
+
+Self-hosting for one tier alone is costed here for display; the recommendation costs one
+fleet for all self-hosted tiers (``_fleet``).
 """
 
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Literal
 
-from laneway.advisor._assumptions import Assumptions, gpu_table
+from laneway.advisor._assumptions import Assumptions
+from laneway.advisor._evidence import Verdict, verdict
+from laneway.advisor._reference import in_region, provider_info, roles
 from laneway.advisor._tco import (
     Load,
     ModelSize,
     SelfHostedCost,
     api_cost_per_day,
-    crossover_tokens_per_day,
     self_hosted_monthly,
 )
 from laneway.advisor._workload import Task, Workload
 from laneway.catalog import Catalog, ModelInfo, Price
+from laneway.errors import InvalidRequest
 
-__all__ = ["PATHS", "PathCost", "PathName", "TierPlan", "admissible_models", "plan_tier"]
+__all__ = [
+    "PATHS",
+    "PathCost",
+    "PathName",
+    "TierPlan",
+    "model_size",
+    "plan_tier",
+    "tier_needs",
+]
 
 PathName = Literal["closed_api", "serverless_open", "self_hosted"]
 PATHS: tuple[PathName, ...] = ("closed_api", "serverless_open", "self_hosted")
 _MODALITY = {"video": "video", "computer_use": "computer-use"}
+_RANK: dict[Verdict, int] = {"passes": 0, "needs eval": 1, "fails": 2}
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +69,9 @@ class PathCost:
     monthly_usd: Decimal | None = None
     breakdown: dict[str, Decimal | None] = field(default_factory=dict)
     self_hosted: SelfHostedCost | None = None
-    crossover_tokens_per_day: Decimal | None = None  # API paths: where self-hosting wins
     candidates: tuple[str, ...] = ()
+    evidence: Verdict | None = None
+    evidence_detail: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,142 +81,250 @@ class TierPlan:
     load: Load
     paths: tuple[PathCost, ...]
     size: ModelSize | None
+    needs: tuple[str, ...]
+    excluded: tuple[tuple[str, str], ...]  # (model id, why it is out)
+    notes: tuple[str, ...] = ()
 
     def path(self, name: PathName) -> PathCost:
         return next(p for p in self.paths if p.path == name)
 
+    @property
+    def self_host_model(self) -> ModelInfo | None:
+        return self.path("self_hosted").model
 
-def _needs(tasks: tuple[Task, ...]) -> set[str]:
-    return {need for task in tasks for need in task.needs}
+
+def tier_needs(tasks: tuple[Task, ...]) -> tuple[str, ...]:
+    needs = {need for task in tasks for need in task.needs}
+    if any(task.coding for task in tasks):
+        needs.add("coding")
+    return tuple(sorted(needs))
 
 
-def admissible_models(
-    catalog: Catalog,
-    workload: Workload,
-    tasks: tuple[Task, ...],
-    *,
-    open_weights: bool,
-    ignore_needs: bool = False,
-) -> list[ModelInfo]:
-    """Catalog models on one side (open or closed weights) that pass every constraint."""
+def _constraint_problem(model: ModelInfo, workload: Workload, explicit: set[str]) -> str | None:
     cons = workload.constraints
-    frontier = set(gpu_table().frontier_models)
-    explicit = {name.lower() for task in tasks for name in task.models}
-    found = []
+    if cons.allowed_licenses and not (
+        model.license_class in cons.allowed_licenses
+        or model.license_id.lower() in cons.allowed_licenses
+    ):
+        return f"licence {model.license_id} ({model.license_class}) is not allowed"
+    if cons.denied_origins and (model.origin is None or model.origin in cons.denied_origins):
+        return f"origin {model.origin or 'unknown'} is denied"
+    if explicit and model.id not in explicit:
+        return "not in the task's model list"
+    if model.deprecation_date is not None and model.deprecation_date <= datetime.date.today():
+        return f"deprecated since {model.deprecation_date.isoformat()}"
+    return None
+
+
+def _capable(model: ModelInfo, needs: tuple[str, ...], pool: list[ModelInfo]) -> bool:
+    """Whether ``model`` has every capability in ``needs``: the seeds' model list for it,
+    or, for video and computer use when no listed model is in ``pool``, the modality."""
+    r = roles()
+    for need in needs:
+        listed = [m for m in pool if r.has(need, m)]
+        if listed:
+            if not r.has(need, model):
+                return False
+        elif need in _MODALITY:
+            if _MODALITY[need] not in model.modalities:
+                return False
+        else:
+            return False
+    return True
+
+
+def admissible(
+    catalog: Catalog, workload: Workload, tasks: tuple[Task, ...], *, relax_needs: bool = False
+) -> tuple[list[tuple[ModelInfo, Verdict, str]], list[tuple[str, str]]]:
+    """Models a tier admits, each with its evidence, and the excluded ones with why."""
+    explicit = {name for task in tasks for name in task.models}
+    needs = () if relax_needs else tier_needs(tasks)
+    kept, out = [], []
+    allowed = []
     for model in catalog.models:
-        if model.open_weights != open_weights:
+        problem = _constraint_problem(model, workload, explicit)
+        if problem:
+            out.append((model.id, problem))
+        else:
+            allowed.append(model)
+    for model in allowed:
+        if needs and not _capable(model, needs, allowed):
+            out.append((model.id, f"not named by the seeds for {', '.join(needs)}"))
             continue
-        if cons.allowed_licenses and not (
-            model.license_tier in cons.allowed_licenses
-            or model.license_id.lower() in cons.allowed_licenses
-        ):
+        status, detail = verdict(model, tasks, workload)
+        if status == "fails":
+            out.append((model.id, f"failed the team's eval ({detail})"))
             continue
-        if model.origin is not None and model.origin in cons.denied_origins:
-            continue
-        if explicit and model.id not in explicit and not explicit & set(model.aliases):
-            continue
-        needs = set() if ignore_needs else _needs(tasks)
-        if "frontier_reasoning" in needs and model.id not in frontier:
-            continue
-        if any(_MODALITY[n] not in model.modalities for n in needs if n in _MODALITY):
-            continue
-        found.append(model)
-    return found
+        kept.append((model, status, detail))
+    return kept, out
 
 
-def _priced(model: ModelInfo, load: Load) -> tuple[Price, Decimal] | None:
+def api_problem(
+    provider: str, model: ModelInfo, workload: Workload, tasks: tuple[Task, ...] = ()
+) -> str | None:
+    """Why ``provider``'s API may not carry this workload's data (``None``: it may)."""
+    if any(t.sensitive for t in tasks):
+        return "sensitive data (marked by the gateway's audit): it never leaves our infrastructure"
+    if workload.data_sensitivity == "on_prem":
+        return "data cannot leave our infrastructure: no per-token API is admissible"
+    info = provider_info(provider)
+    documented = workload.compliance_documented
+    outside = info is None or not in_region(info.regions, workload.residency)
+    if workload.residency and not documented and outside:
+        return f"{provider} offers no inference in {', '.join(workload.residency)}"
+    if workload.data_sensitivity == "regulated" and not documented:
+        if model.open_weights:
+            return (
+                "regulated data: an open-weight vendor API needs compliance documentation in "
+                "scope (seeds/000); set compliance_documented: true if it is"
+            )
+        if info is None or not info.compliance_docs:
+            return f"regulated data: {provider} publishes no formal compliance documentation"
+    return None
+
+
+def _priced(
+    model: ModelInfo, load: Load, workload: Workload, tasks: tuple[Task, ...]
+) -> tuple[Price, Decimal] | str:
     best: tuple[Price, Decimal] | None = None
+    problems = []
     for provider in dict.fromkeys(p.provider for p in model.prices):
         price = model.price_for(provider)
         if price is None or (price.input_per_mtok == 0 and price.output_per_mtok == 0):
             continue
+        problem = api_problem(provider, model, workload, tasks)
+        if problem:
+            problems.append(problem)
+            continue
         cost = api_cost_per_day(load, price)
         if cost is not None and (best is None or cost < best[1]):
             best = (price, cost)
-    return best
+    if best is not None:
+        return best
+    return problems[0] if problems else "no price in the catalog"
 
 
 def _api_path(
     name: PathName,
     tier: str,
-    models: list[ModelInfo],
+    models: list[tuple[ModelInfo, Verdict, str]],
     load: Load,
+    workload: Workload,
     a: Assumptions,
-    blocked: str | None,
+    tasks: tuple[Task, ...] = (),
 ) -> PathCost:
-    if blocked:
-        return PathCost(name, tier, False, blocked)
-    options = [(m, *priced) for m in models if (priced := _priced(m, load)) is not None]
-    ids = tuple(o[0].id for o in options)
+    options = []
+    reasons = []
+    for model, status, detail in models:
+        priced = _priced(model, load, workload, tasks)
+        if isinstance(priced, str):
+            reasons.append(priced)
+            continue
+        options.append((_RANK[status], priced[1], model, status, detail, priced[0]))
     if not options:
-        why = "no admissible catalog model" if not models else "no admissible model has a price"
+        if not models:
+            why = "no admissible catalog model"
+        elif any(
+            r.startswith(("data cannot", "regulated", "sensitive")) or " offers no " in r
+            for r in reasons
+        ):
+            why = next(r for r in reasons if not r.startswith("no price"))
+        else:
+            why = next((r for r in reasons if r != "no price in the catalog"), "")
+            why = why or "no admissible model has a price"
         return PathCost(name, tier, False, why)
-    model, price, per_day = min(options, key=lambda o: o[2])
+    options.sort(key=lambda o: (o[0], o[1]))
+    _, per_day, model, status, detail, price = options[0]
     monthly = per_day * a.number("days_per_month")
+    lead = "passed the team's eval" if status == "passes" else "cheapest admissible"
     return PathCost(
         name,
         tier,
         True,
-        f"cheapest admissible: {model.id} on {price.provider}",
+        f"{lead}: {model.id} on {price.provider}",
         model=model,
         price=price,
         monthly_usd=monthly,
         breakdown={"tokens": monthly},
-        candidates=ids,
+        candidates=tuple(o[2].id for o in options),
+        evidence=status,
+        evidence_detail=detail,
     )
 
 
-def _size_of(model: ModelInfo) -> ModelSize | None:
+def model_size(model: ModelInfo) -> ModelSize | str:
+    """Parameters for sizing GPUs, or why the model cannot be sized. A model whose active
+    parameters are unknown is never sized as dense (a mixture of experts would come out
+    several times too expensive)."""
     if model.params_total_b is None:
-        return None
-    total = Decimal(str(model.params_total_b))
-    active = model.params_active_b
-    return ModelSize(total, Decimal(str(active)) if active is not None else total)
+        return (
+            f"{model.id}: the catalog has no parameter count (params_total_b) and no active "
+            "parameters (params_active_b)"
+        )
+    if model.params_active_b is None:
+        return (
+            f"{model.id}: the catalog has no active-parameter figure (params_active_b), so it "
+            "cannot be sized (a dense estimate of a mixture of experts is several times too high)"
+        )
+    kv = model.kv_cache
+    return ModelSize(
+        Decimal(str(model.params_total_b)),
+        Decimal(str(model.params_active_b)),
+        None if kv is None else Decimal(kv.bytes_per_token()),
+    )
 
 
 def _self_host_pick(
-    catalog: Catalog, workload: Workload, tasks: tuple[Task, ...], serverless: PathCost
-) -> tuple[ModelInfo | None, bool]:
-    """The open-weight model to size: the serverless pick, the seeds' self-hosting
-    defaults, any admissible one; relaxing capability needs only when data must stay in."""
-    relaxed = False
-    models = admissible_models(catalog, workload, tasks, open_weights=True)
-    if not models and workload.data_sensitivity == "on_prem":
-        models = admissible_models(catalog, workload, tasks, open_weights=True, ignore_needs=True)
-        relaxed = True
-    sized = [m for m in models if _size_of(m) is not None]
-    if serverless.model is not None and serverless.model in sized:
-        return serverless.model, relaxed
-    for wanted in gpu_table().self_hosting_models:
-        for model in sized:
-            if model.id == wanted:
-                return model, relaxed
-    return (sized[0] if sized else None), relaxed
+    models: list[tuple[ModelInfo, Verdict, str]], serverless: PathCost
+) -> tuple[ModelInfo, Verdict, str] | list[str]:
+    """The open-weight model to size: models that passed the team's eval first; among
+    equals the seeds' self-hosting defaults (question 6: "Nemotron 3 Super 120B, Gemma 4,
+    or DeepSeek V3.2 on hardware you control"), then the serverless pick (like for like),
+    then the catalog's order. A list of reasons when none can be sized."""
+    sized = []
+    unsized = []
+    for m, s, d in models:
+        if not m.open_weights:
+            continue
+        size = model_size(m)
+        if isinstance(size, str):
+            unsized.append(size)
+        else:
+            sized.append((m, s, d))
+    if not sized:
+        return unsized or ["no admissible open-weight model"]
+    defaults = roles().models.get("self_hosting_defaults", ())
+
+    def rank(item: tuple[ModelInfo, Verdict, str]) -> tuple[int, int, int]:
+        m, s, _ = item
+        like = 0 if serverless.model is not None and m.id == serverless.model.id else 1
+        default = defaults.index(m.id) if m.id in defaults else len(defaults)
+        return (_RANK[s], default, like)
+
+    return min(sized, key=rank)
 
 
-def _self_hosted_path(
-    tier: str, model: ModelInfo | None, relaxed: bool, load: Load, a: Assumptions
+def self_hosted_path(
+    tier: str,
+    pick: tuple[ModelInfo, Verdict, str] | list[str],
+    load: Load,
+    a: Assumptions,
+    note: str = "",
 ) -> tuple[PathCost, ModelSize | None]:
-    if model is None:
-        return PathCost(
-            "self_hosted",
-            tier,
-            False,
-            "no admissible open-weight model with a known parameter count",
-        ), None
-    size = _size_of(model)
-    assert size is not None
+    if isinstance(pick, list):
+        return PathCost("self_hosted", tier, False, "; ".join(pick)), None
+    model, status, detail = pick
+    size = model_size(model)
+    assert not isinstance(size, str)
     cost = self_hosted_monthly(load, size, a)
-    if cost is None:
+    if cost is None or cost.sizing is None:
         return PathCost(
             "self_hosted", tier, True, "GPU hourly price unknown: set gpu_hourly_usd", model=model
         ), size
-    sizing = cost.sizing
-    assert sizing is not None
-    note = " (capability needs relaxed: nothing inside the perimeter meets them)" if relaxed else ""
+    s = cost.sizing
     reason = (
-        f"{model.id}: {sizing.gpus} × {a.text('gpu')} ({sizing.replicas} replica(s) of "
-        f"{sizing.gpus_per_replica}), utilisation {sizing.utilisation:.0%}{note}"
+        f"{model.id}: {s.gpus} × {a.text('gpu')} ({s.replicas} replica(s) of "
+        f"{s.gpus_per_replica}), utilisation {s.utilisation:.0%} (this tier alone){note}"
     )
     breakdown: dict[str, Decimal | None] = {
         "gpu_rent": cost.gpu_rent,
@@ -208,45 +341,59 @@ def _self_hosted_path(
         monthly_usd=cost.total,
         breakdown=breakdown,
         self_hosted=cost,
+        evidence=status,
+        evidence_detail=detail,
     ), size
 
 
 def plan_tier(
     catalog: Catalog, workload: Workload, tier: str, tasks: tuple[Task, ...], a: Assumptions
 ) -> TierPlan:
-    """Cost every path for one tier."""
+    """Cost every path for one tier (self-hosting as if this tier were alone)."""
     slo = workload.latency_slo_ms
     time_in_system = slo / 1000 if slo is not None else a.number("time_in_system_s")
     load = Load.of(tasks, workload.traffic.peak_to_mean, time_in_system)
-    blocked = (
-        "data cannot leave our infrastructure: no per-token API is admissible"
-        if workload.data_sensitivity == "on_prem"
-        else None
-    )
+    models, excluded = admissible(catalog, workload, tasks)
     closed = _api_path(
-        "closed_api",
-        tier,
-        admissible_models(catalog, workload, tasks, open_weights=False),
-        load,
-        a,
-        blocked,
+        "closed_api", tier, [x for x in models if not x[0].open_weights], load, workload, a, tasks
     )
     serverless = _api_path(
-        "serverless_open",
-        tier,
-        admissible_models(catalog, workload, tasks, open_weights=True),
-        load,
-        a,
-        blocked,
+        "serverless_open", tier, [x for x in models if x[0].open_weights], load, workload, a, tasks
     )
-    pick, relaxed = _self_host_pick(catalog, workload, tasks, serverless)
-    hosted, size = _self_hosted_path(tier, pick, relaxed, load, a)
-    paths = []
-    for api in (closed, serverless):
-        if api.monthly_usd is not None and size is not None:
-            per_day = api.monthly_usd / a.number("days_per_month")
-            cross = crossover_tokens_per_day(load, per_day, size, a)
-            api = replace(api, crossover_tokens_per_day=cross)
-        paths.append(api)
-    paths.append(hosted)
-    return TierPlan(tier, tasks, load, tuple(paths), size)
+    like_for_like = serverless
+    if not serverless.admissible:  # the open model a serverless API would have served
+        plain = replace(workload, data_sensitivity="none", residency=())
+        like_for_like = _api_path(
+            "serverless_open", tier, [x for x in models if x[0].open_weights], load, plain, a
+        )
+    notes = []
+    pick = _self_host_pick(models, like_for_like)
+    must_stay = workload.data_sensitivity == "on_prem" or any(t.sensitive for t in tasks)
+    if isinstance(pick, list) and must_stay:
+        relaxed, _ = admissible(catalog, workload, tasks, relax_needs=True)
+        again = _self_host_pick(relaxed, like_for_like)
+        if not isinstance(again, list):
+            pick = again
+            notes.append(
+                f"tier {tier}: capability needs ({', '.join(tier_needs(tasks))}) relaxed: no "
+                "model inside the perimeter meets them, so quality must be checked by an eval"
+            )
+    explicit = {name for task in tasks for name in task.models}
+    if isinstance(pick, list) and explicit and workload.data_sensitivity == "on_prem":
+        raise InvalidRequest(f"tier {tier}: cannot self-host: {'; '.join(pick)}")
+    hosted, size = self_hosted_path(tier, pick, load, a)
+    if size is not None and size.kv_bytes_per_token is None and hosted.model is not None:
+        notes.append(
+            f"{hosted.model.id}: KV-cache geometry not in the catalog; "
+            "kv_cache_bytes_per_token (Llama 3 70B geometry) assumed"
+        )
+    return TierPlan(
+        tier,
+        tasks,
+        load,
+        (closed, serverless, hosted),
+        size,
+        tier_needs(tasks),
+        tuple(excluded),
+        tuple(notes),
+    )

@@ -16,7 +16,9 @@ __all__ = ["SeedCheck", "Verdict", "seed_checks"]
 Verdict = Literal["holds", "does not hold", "holds only if"]
 S000 = "seeds/000_cda4ab7beb848378.txt"
 S001 = "seeds/001_27521362463f7233.txt"
+S002 = "seeds/002_20b308b7d064d41a.txt"
 S003 = "seeds/003_89ce8b6907b2801f.txt"
+S004 = "seeds/004_a6d65108d83e476c.txt"
 M = Decimal(1_000_000)
 
 
@@ -204,6 +206,211 @@ def _check_node(a: Assumptions | None = None) -> SeedCheck:
     )
 
 
+def _check_m27() -> SeedCheck:
+    opus_out, m27_out, opus48_out = Decimal(25), Decimal("1.20"), Decimal(100)
+    opus_in, m27_in = Decimal(5), Decimal("0.30")
+    return SeedCheck(
+        id="m27-50x-opus",
+        seed=S000,
+        claim="MiniMax M2.7 costs roughly 50x less than Claude Opus 4.6 per million output tokens",
+        inputs=(
+            ("Claude Opus 4.6", "$5 input / $25 output per million (the seed's price list)"),
+            ("MiniMax M2.7", "$0.30 input / $1.20 output per million"),
+        ),
+        figure=f"output {_x(opus_out / m27_out)}, input {_x(opus_in / m27_in)}; against "
+        f"{S001}'s Opus 4.8 output price ($100) {_x(opus48_out / m27_out)}",
+        verdict="does not hold",
+        why=f"25 / 1.20 = {opus_out / m27_out:.1f}: with the seed's own prices the gap is about "
+        f"21x on output and 17x on input, not 50x. 50x needs an Opus output price of $60/M, "
+        f"which no seed gives for Opus 4.6 (only {S001}'s $100/M for Opus 4.8 exceeds it).",
+    )
+
+
+def _check_scout() -> SeedCheck:
+    a = default_assumptions("h100")
+    size = ModelSize(Decimal(109), Decimal(17))
+    empty = Load(Decimal(0), Decimal(0), Decimal(0), Decimal(0), Decimal(1), Decimal(30))
+    sizing = size_gpus(empty, size, a)
+    hourly = a.number("gpu_hourly_usd")
+    tps = sizing.output_tps_per_gpu * sizing.gpus_per_replica
+    rent_h = hourly * sizing.gpus_per_replica
+
+    def per_m(util: Decimal) -> Decimal:
+        return rent_h / (tps * util * 3600) * M
+
+    staff, updates = (
+        a.number("ops_fte_share") * a.number("ml_engineer_usd_per_year") / 12,
+        a.number("update_cycle_usd") * a.number("update_cycles_per_year") / 12,
+    )
+    full_month = tps * 3600 * 24 * 30 / M  # million output tokens a month at 100%
+    with_ops = (rent_h * 24 * 30 + staff + updates) / full_month
+    return SeedCheck(
+        id="llama4-scout-self-hosted",
+        seed=S001,
+        claim="Llama 4 Scout self-hosted costs ~$0.05–0.20 per million tokens",
+        inputs=(
+            ("model", "Llama 4 Scout: 109B total / 17B active (model card; the seed gives none)"),
+            ("hardware", "not stated; Laneway's H100 at $2.50/GPU-hour (seeds/000)"),
+            (
+                "throughput",
+                f"not stated; Laneway's table: {sizing.output_tps_per_gpu:,.0f} output "
+                "tokens/s per GPU at 17B active",
+            ),
+        ),
+        figure=f"one replica of {sizing.gpus_per_replica} × H100 (BF16 weights "
+        f"{sizing.weights_gb:.0f} GB): GPU rent alone {_usd(per_m(Decimal(1)))}/M output tokens "
+        f"at 100% utilisation, {_usd(per_m(Decimal('0.5')))}/M at 50%; with one FTE and "
+        f"update cycles at 100% {_usd(with_ops)}/M",
+        verdict="holds only if",
+        why="the range is GPU rent only, at high utilisation and with a throughput above "
+        "Laneway's default (or FP8 weights on fewer GPUs); it leaves out ops staff and update "
+        f"cycles, which {S003} says make the total 3–5x the GPU rent.",
+    )
+
+
+def _check_routing() -> SeedCheck:
+    simple_lo, simple_hi, complex_, frontier = (
+        Decimal("0.10"),
+        Decimal("0.30"),
+        Decimal("2.40"),
+        Decimal(100),
+    )
+    lo = Decimal("0.80") * simple_lo + Decimal("0.15") * complex_ + Decimal("0.05") * frontier
+    hi = Decimal("0.80") * simple_hi + Decimal("0.15") * complex_ + Decimal("0.05") * frontier
+    share = Decimal("0.05") * frontier / hi
+    return SeedCheck(
+        id="routing-80-15-5",
+        seed=S001,
+        claim="route 80% of traffic to open-weight models (Scout ~$0.10/M, V4-Flash ~$0.30/M), "
+        "15% to V4-Pro (~$2.40/M), 5% to Claude Opus (~$100/M)",
+        inputs=(
+            ("split", "80% / 15% / 5% of traffic (the seed's diagram)"),
+            ("prices", "~$0.10–0.30, ~$2.40 and ~$100 per million tokens"),
+        ),
+        figure=f"blend {_usd(lo)}–{_usd(hi)}/M vs $100/M all-frontier: "
+        f"{_x(frontier / hi)}–{_x(frontier / lo)} cheaper; the 5% frontier share is "
+        f"{share:.0%}–{Decimal('0.05') * frontier / lo:.0%} of the bill",
+        verdict="holds",
+        why="the routing does capture most of the saving, but the bill is dominated by the 5% "
+        "frontier traffic: moving the 80% between $0.10 and $0.30 changes the blend by 3%, "
+        "moving 1% of traffic to or from the frontier tier changes it by about 18%.",
+    )
+
+
+def _check_bands() -> SeedCheck:
+    sonnet = Decimal("0.75") * 3 + Decimal("0.25") * 15  # $/M blended, 75% input
+    at5, at30 = 5 * sonnet, 30 * sonnet
+    llama = Decimal("0.12")
+    a = default_assumptions()
+    staff = a.number("ops_fte_share") * a.number("ml_engineer_usd_per_year") / 12
+    return SeedCheck(
+        id="volume-bands-5-30m",
+        seed=S003,
+        claim="below ~5M tokens/month: closed API, no further analysis; 5–30M tokens/month: "
+        "evaluate managed open-weight hosting as a middle path",
+        inputs=(
+            (
+                "closed API",
+                "Claude Sonnet 4.6 $3/$15 per million (seeds/000, seeds/003), 75% input",
+            ),
+            ("managed open weights", "Llama 3.3 70B on DeepInfra ≈ $0.12 per million (seeds/003)"),
+        ),
+        figure=f"5M tokens/month on Sonnet {_usd(at5)}/month; 30M {_usd(at30)}/month; the same "
+        f"on managed open weights {_usd(5 * llama)}–{_usd(30 * llama)}/month; one ML engineer "
+        f"{_usd(staff, 0)}/month",
+        verdict="holds",
+        why=f"at these volumes the closed API costs less than a day of an engineer's time a "
+        f"month ({_usd(at30)} at 30M), so the simplicity is worth it; the managed middle path "
+        "saves real money only in relative terms, and self-hosting's fixed ops cost is two to "
+        "three orders of magnitude larger than either bill.",
+    )
+
+
+def _check_crossover_band() -> SeedCheck:
+    from laneway.advisor._claims import REFERENCE
+    from laneway.advisor._tco import self_hosted_monthly
+
+    a = default_assumptions()
+    rows = []
+    for volume in (Decimal(10_000_000), Decimal(100_000_000)):
+        load = Load(volume / 1000, volume * 3 / 4, volume / 4, Decimal(0), Decimal(1), Decimal(30))
+        cost = self_hosted_monthly(load, REFERENCE, a)
+        assert cost is not None
+        rows.append(cost.total / (volume * 30) * M)
+    return SeedCheck(
+        id="crossover-10m-100m-day",
+        seed=S004,
+        claim="crossover happens around 10M–100M tokens/day depending on use case; below "
+        "~10M tokens/day API economics usually win",
+        inputs=(
+            ("API price", "not stated"),
+            (
+                "self-hosted",
+                "Laneway's reference fleet: Llama 3.3 70B on H100 at $2.50/hour, "
+                "1 FTE, update cycles (seeds/003)",
+            ),
+        ),
+        figure=f"the fleet costs {_usd(rows[0])}/M at 10M tokens/day and {_usd(rows[1])}/M at "
+        "100M tokens/day, so it crosses an API priced at those blended rates",
+        verdict="holds only if",
+        why=f"the API compared against costs about {_usd(rows[1])}–{_usd(rows[0])} per million "
+        "tokens blended: frontier-API prices (Sonnet 4.6 is $6/M at 75% input), not serverless "
+        "open-weight prices ($0.12–1.50/M), against which the crossover is far higher.",
+    )
+
+
+def _check_fte() -> SeedCheck:
+    a = default_assumptions()
+    salary = a.number("ml_engineer_usd_per_year")
+    updates = a.number("update_cycle_usd") * a.number("update_cycles_per_year")
+    node = Decimal(20) * 24 * 365
+    return SeedCheck(
+        id="ops-1-3-fte",
+        seed=S004,
+        claim="real ops cost: 1–3 FTE for production-grade serving",
+        inputs=(
+            ("engineer", f"{_usd(salary, 0)}/year ({S003})"),
+            ("update cycles", f"{_usd(updates, 0)}/year ({S003}: $12,000 per 6–8 weeks)"),
+            ("one 8×H100 node", f"$20/hour ({S000}) = {_usd(node, 0)}/year"),
+        ),
+        figure=f"1–3 FTE = {_usd(salary, 0)}–{_usd(3 * salary, 0)}/year; with update cycles "
+        f"{_usd(salary + updates, 0)}–{_usd(3 * salary + updates, 0)}/year, "
+        f"{(salary + updates) / node:.1f}–{(3 * salary + updates) / node:.1f}x the rent of a "
+        "full 8×H100 node",
+        verdict="holds",
+        why="consistent with the other seeds' figures; it is why small fleets cost many times "
+        "their GPU rent. Laneway uses 1 FTE by default (ops_fte_share) and varies 1–3 in the "
+        "sensitivity table.",
+    )
+
+
+def _check_latency() -> SeedCheck:
+    return SeedCheck(
+        id="vpc-latency-50-200ms",
+        seed=S004,
+        claim="self-hosting in your VPC eliminates the API round trip; latency drops by 50–200 ms",
+        inputs=(("network round trip", "not measured in the seed"),),
+        figure="taken as the assumptions vpc_latency_saving_ms_low/high (50/200 ms)",
+        verdict="holds only if",
+        why="a network figure, not derivable from the seed's numbers: it holds when the API's "
+        "round trip dominates and the self-hosted fleet is not queueing. Laneway uses it only "
+        "when the workload gives a measured API p95 (api_latency_p95_ms) that misses the SLO.",
+    )
+
+
 def seed_checks() -> tuple[SeedCheck, ...]:
     """Every checked claim, in seed order."""
-    return (_check_node(), _check_opus(), _check_358x(), _check_crossover(), _check_multiple())
+    return (
+        _check_node(),
+        _check_m27(),
+        _check_opus(),
+        _check_scout(),
+        _check_routing(),
+        _check_358x(),
+        _check_crossover(),
+        _check_multiple(),
+        _check_bands(),
+        _check_crossover_band(),
+        _check_fte(),
+        _check_latency(),
+    )

@@ -3,8 +3,10 @@
 * API paths (closed and serverless open-weight): tokens x catalog price, cached input at
   the cached price (the full input price when the cached one is unknown: an upper bound).
 * Self-hosted: GPUs for memory (weights at ``precision_bytes`` + KV cache for the
-  concurrency Little's law gives at the peak) and for throughput (peak load over
-  ``output_tps_per_gpu x max_gpu_utilisation``), rounded to whole replicas; monthly cost =
+  concurrency Little's law gives at the peak, bytes per token from the model's geometry) and
+  for throughput (peak load over ``output_tps_per_gpu x max_gpu_utilisation``, by *active*
+  parameters), rounded to whole replicas of 1, 2, 4 or 8 GPUs (tensor parallel) or whole
+  8-GPU nodes (8-way tensor parallel x pipeline stages); monthly cost =
   GPU rent x ``infra_overhead_multiplier`` + ops staff (FTE share x salary) + model update
   cycles. Utilisation is the mean load over the provisioned capacity.
 * Crossover: the smallest volume (tokens/day, same mix) where self-hosting costs no more
@@ -71,6 +73,28 @@ class Load:
     def tokens_per_day(self) -> Decimal:
         return self.input_tokens_per_day + self.output_tokens_per_day
 
+    def plus(self, other: Load) -> Load:
+        """Two loads served by one deployment (same shape)."""
+        return Load(
+            self.requests_per_day + other.requests_per_day,
+            self.input_tokens_per_day + other.input_tokens_per_day,
+            self.output_tokens_per_day + other.output_tokens_per_day,
+            self.cached_tokens_per_day + other.cached_tokens_per_day,
+            max(self.peak_to_mean, other.peak_to_mean),
+            max(self.time_in_system_s, other.time_in_system_s),
+        )
+
+    def times(self, k: Decimal) -> Load:
+        """The same mix and shape at ``k`` times the volume."""
+        return Load(
+            self.requests_per_day * k,
+            self.input_tokens_per_day * k,
+            self.output_tokens_per_day * k,
+            self.cached_tokens_per_day * k,
+            self.peak_to_mean,
+            self.time_in_system_s,
+        )
+
     def scaled_to(self, tokens_per_day: Decimal) -> Load:
         """The same mix and shape at another daily volume."""
         if self.tokens_per_day == 0:
@@ -88,16 +112,19 @@ class Load:
 
 @dataclass(frozen=True, slots=True)
 class ModelSize:
-    """Billions of parameters: total (memory) and active per token (throughput)."""
+    """Billions of parameters: total (memory) and active per token (throughput); KV-cache
+    bytes per token from the model's geometry (``None``: the ``kv_cache_bytes_per_token``
+    assumption)."""
 
     total_b: Decimal
     active_b: Decimal
+    kv_bytes_per_token: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Sizing:
     gpus: int
-    gpus_per_replica: int
+    gpus_per_replica: int  # 1, 2, 4, 8, or 8 x pipeline stages
     replicas: int
     weights_gb: Decimal
     kv_cache_gb: Decimal
@@ -156,28 +183,42 @@ def _ceil(value: Decimal) -> int:
     return int(value.to_integral_value(rounding=ROUND_CEILING))
 
 
+#: GPUs per replica: tensor parallel within a node (1, 2, 4, 8), then whole 8-GPU nodes.
+REPLICA_SIZES = (1, 2, 4, 8, *(8 * k for k in range(2, 129)))
+
+
+def _replica_sizes(weights: Decimal, usable: Decimal) -> list[int]:
+    """The three smallest replica sizes whose memory holds the weights with 5% of a GPU to
+    spare (activations, some KV cache)."""
+    fits = [n for n in REPLICA_SIZES if n * usable - weights >= usable * Decimal("0.05")]
+    return fits[:3] or [REPLICA_SIZES[-1]]
+
+
+def kv_bytes_per_token(size: ModelSize, a: Assumptions) -> Decimal:
+    if size.kv_bytes_per_token is not None:
+        return size.kv_bytes_per_token
+    return a.number("kv_cache_bytes_per_token")
+
+
 def size_gpus(load: Load, size: ModelSize, a: Assumptions) -> Sizing:
     """GPUs to serve ``load`` at its peak: memory first, then throughput, whole replicas."""
     usable = a.number("gpu_memory_gb") * a.number("gpu_memory_usable_fraction")
     weights = size.total_b * a.number("precision_bytes")  # 1e9 params x bytes = GB
-    per_replica = max(1, _ceil(weights / usable))
-    if per_replica * usable - weights < usable * Decimal("0.05"):
-        per_replica += 1  # leave room for activations and some KV cache
     peak_rps = load.requests_per_day / _DAY_S * load.peak_to_mean
     context = (
         (load.input_tokens_per_day + load.output_tokens_per_day) / load.requests_per_day
         if load.requests_per_day
         else _ZERO
     )
-    kv_gb = (
-        peak_rps * load.time_in_system_s * context * a.number("kv_cache_bytes_per_token")
-    ) / Decimal(1_000_000_000)
+    kv_gb = (peak_rps * load.time_in_system_s * context * kv_bytes_per_token(size, a)) / Decimal(
+        1_000_000_000
+    )
     tps = output_tps_per_gpu(size, a)
     mean = _weighted_tps(load, a)
     peak = mean * load.peak_to_mean
     for_throughput = _ceil(peak / (tps * a.number("max_gpu_utilisation"))) if tps else 0
     best: tuple[int, int] | None = None  # (gpus, per replica): the fewest GPUs wins
-    for size_tp in range(per_replica, per_replica * 4 + 1):
+    for size_tp in _replica_sizes(weights, usable):
         spare = size_tp * usable - weights
         count = max(1, math.ceil(for_throughput / size_tp), _ceil(kv_gb / spare))
         if best is None or count * size_tp < best[0]:

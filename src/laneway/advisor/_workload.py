@@ -11,6 +11,8 @@ from typing import Any, Literal, cast
 import yaml
 
 from laneway.advisor._assumptions import default_assumptions
+from laneway.advisor._reference import check_country, check_license, check_model
+from laneway.catalog import Catalog, default_catalog
 from laneway.errors import ConfigError, InvalidRequest
 from laneway.settings import read_user_text, yaml_line, yaml_problem
 
@@ -21,6 +23,7 @@ __all__ = [
     "SENSITIVITIES",
     "TIERS",
     "Constraints",
+    "Evidence",
     "Need",
     "OpsCapacity",
     "Quality",
@@ -34,10 +37,14 @@ __all__ = [
 
 Sensitivity = Literal["none", "regulated", "on_prem"]
 OpsCapacity = Literal["none", "partial", "full"]
-Need = Literal["frontier_reasoning", "video", "computer_use"]
+Need = Literal["frontier_reasoning", "video", "computer_use", "coding"]
 SENSITIVITIES: tuple[Sensitivity, ...] = ("none", "regulated", "on_prem")
 OPS_CAPACITIES: tuple[OpsCapacity, ...] = ("none", "partial", "full")
-NEEDS: tuple[Need, ...] = ("frontier_reasoning", "video", "computer_use")
+NEEDS: tuple[Need, ...] = ("frontier_reasoning", "video", "computer_use", "coding")
+#: Task categories that count as coding (seeds/000 question 3).
+CODING_CATEGORIES = frozenset(
+    {"coding", "code", "code_review", "autocomplete", "test_generation", "bug_fixing"}
+)
 TIERS = ("simple", "standard", "complex", "frontier")
 MAX_TOKENS_PER_DAY = Decimal(10) ** 14  # a sane ceiling: about three times Google's 2025 volume
 _ZERO = Decimal(0)
@@ -47,12 +54,36 @@ _MAX_SLO_MS = Decimal(86_400_000)  # one day
 
 
 @dataclass(frozen=True, slots=True)
+class Evidence:
+    """One eval result: ``model`` scored ``score`` against the bar ``required_score`` on
+    ``task`` (``None``: every task). ``model`` ``None`` is the old, unattributed form: it is
+    read as the score of every open-weight candidate (a miss blocks them all)."""
+
+    model: str | None
+    score: Decimal
+    required_score: Decimal
+    task: str | None = None
+    eval_run: str | None = None
+
+    @property
+    def passed(self) -> bool:
+        return self.score >= self.required_score
+
+    def describe(self) -> str:
+        run = f", eval run {self.eval_run}" if self.eval_run else ""
+        sign = "≥" if self.passed else "<"
+        return f"{self.score} {sign} {self.required_score}{run}"
+
+
+@dataclass(frozen=True, slots=True)
 class Quality:
-    """An eval's verdict on the open-weight candidate: its score against the bar."""
+    """An eval's verdict: ``model``'s score against the bar (``model`` ``None``: the old,
+    unattributed form, read as every open-weight candidate's score)."""
 
     open_weight_score: Decimal | None = None
     required_score: Decimal | None = None
     eval_run: str | None = None
+    model: str | None = None
 
     @property
     def measured(self) -> bool:
@@ -80,10 +111,15 @@ class Task:
     narrow: bool = False
     models: tuple[str, ...] = ()
     quality: Quality | None = None
+    sensitive: bool = False  # this task's data never leaves our infrastructure
 
     @property
     def tokens_per_day(self) -> Decimal:
         return self.requests_per_day * (self.input_tokens + self.output_tokens)
+
+    @property
+    def coding(self) -> bool:
+        return "coding" in self.needs or (self.category or "").lower() in CODING_CATEGORIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,8 +132,8 @@ class Traffic:
 
 @dataclass(frozen=True, slots=True)
 class Constraints:
-    allowed_licenses: tuple[str, ...] = ()  # license tiers or ids; empty = any
-    denied_origins: tuple[str, ...] = ()
+    allowed_licenses: tuple[str, ...] = ()  # licence classes or ids; empty = any
+    denied_origins: tuple[str, ...] = ()  # ISO 3166-1 alpha-2 codes
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,20 +148,38 @@ class Workload:
     quality: Quality = field(default_factory=Quality)
     assumptions: Mapping[str, object] = field(default_factory=dict)
     observed: Mapping[str, object] = field(default_factory=dict)  # ledger facts, if any
+    residency: tuple[str, ...] = ()  # ISO codes where inference must run; empty = anywhere
+    compliance_documented: bool = False  # compliance documentation covers vendor APIs
+    api_latency_p95_ms: Decimal | None = None  # measured p95 of the API path, if known
+    evals: tuple[Evidence, ...] = ()
 
     @property
     def tokens_per_day(self) -> Decimal:
         return sum((t.tokens_per_day for t in self.tasks), _ZERO)
 
     def tiers(self) -> dict[str, tuple[Task, ...]]:
-        """Tasks grouped by tier, in the order tiers first appear."""
+        """Tasks grouped by tier, in the order tiers first appear; sensitive tasks form
+        their own lane, ``<tier>:sensitive``."""
         groups: dict[str, list[Task]] = {}
         for task in self.tasks:
-            groups.setdefault(task.tier, []).append(task)
+            key = f"{task.tier}:sensitive" if task.sensitive else task.tier
+            groups.setdefault(key, []).append(task)
         return {tier: tuple(tasks) for tier, tasks in groups.items()}
 
     def quality_for(self, task: Task) -> Quality:
         return task.quality if task.quality is not None else self.quality
+
+    def evidence(self) -> tuple[Evidence, ...]:
+        """Every eval result, the ``quality:`` blocks included (a task's own block is
+        scoped to that task)."""
+        found = list(self.evals)
+        blocks = [(None, self.quality)] + [(t.name, t.quality) for t in self.tasks if t.quality]
+        for task, q in blocks:
+            if q is not None and q.open_weight_score is not None and q.required_score is not None:
+                found.append(
+                    Evidence(q.model, q.open_weight_score, q.required_score, task, q.eval_run)
+                )
+        return tuple(found)
 
 
 def _num(
@@ -202,15 +256,48 @@ def _check_keys(data: Mapping[str, Any], allowed: set[str], where: str) -> None:
         )
 
 
-def _quality(raw: object, where: str) -> Quality:
+def _quality(raw: object, where: str, catalog: Catalog) -> Quality:
     data = _mapping(raw, where)
-    _check_keys(data, {"open_weight_score", "required_score", "eval_run"}, where)
-    run = data.get("eval_run")
+    _check_keys(data, {"open_weight_score", "required_score", "eval_run", "model"}, where)
+    run, model = data.get("eval_run"), data.get("model")
     return Quality(
         open_weight_score=_opt_num(data, "open_weight_score", where),
         required_score=_opt_num(data, "required_score", where),
         eval_run=None if run is None else str(run),
+        model=None if model is None else check_model(str(model), catalog, f"{where}.model").id,
     )
+
+
+def _evals(raw: object, tasks: tuple[Task, ...], catalog: Catalog) -> tuple[Evidence, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise InvalidRequest("evals: expected a list of {model, score, required_score}")
+    names = {t.name for t in tasks}
+    found = []
+    for i, item in enumerate(raw):
+        where = f"evals[{i}]"
+        data = _mapping(item, where)
+        _check_keys(data, {"model", "score", "required_score", "task", "eval_run"}, where)
+        if data.get("model") is None:
+            raise InvalidRequest(f"{where}.model: name the model the eval measured")
+        model = check_model(str(data["model"]), catalog, f"{where}.model")
+        task = None if data.get("task") is None else str(data["task"])
+        if task is not None and task not in names:
+            raise InvalidRequest(
+                f"{where}.task: no task is named {task!r} (tasks: {', '.join(sorted(names))})"
+            )
+        run = data.get("eval_run")
+        found.append(
+            Evidence(
+                model.id,
+                _num(data, "score", where),
+                _num(data, "required_score", where),
+                task,
+                None if run is None else str(run),
+            )
+        )
+    return tuple(found)
 
 
 _TASK_KEYS = {
@@ -225,10 +312,11 @@ _TASK_KEYS = {
     "narrow",
     "models",
     "quality",
+    "sensitive",
 }
 
 
-def _task(raw: object, index: int) -> Task:
+def _task(raw: object, index: int, catalog: Catalog) -> Task:
     where = f"tasks[{index}]"
     data = _mapping(raw, where)
     _check_keys(data, _TASK_KEYS, where)
@@ -253,8 +341,14 @@ def _task(raw: object, index: int) -> Task:
         category=None if data.get("category") is None else str(data["category"]),
         needs=cast("tuple[Need, ...]", needs),
         narrow=bool(data.get("narrow", False)),
-        models=_strings(data.get("models"), f"{where}.models"),
-        quality=None if data.get("quality") is None else _quality(data["quality"], where),
+        sensitive=_flag(data, "sensitive"),
+        models=tuple(
+            check_model(m, catalog, f"{where}.models").id
+            for m in _strings(data.get("models"), f"{where}.models")
+        ),
+        quality=None
+        if data.get("quality") is None
+        else _quality(data["quality"], f"{where}.quality", catalog),
     )
     if task.tokens_per_day > MAX_TOKENS_PER_DAY:
         raise InvalidRequest(
@@ -306,6 +400,10 @@ _TOP_KEYS = {
     "constraints",
     "quality",
     "assumptions",
+    "residency",
+    "compliance_documented",
+    "api_latency_p95_ms",
+    "evals",
 }
 
 
@@ -317,17 +415,51 @@ def _assumptions(raw: object) -> dict[str, object]:
     return block
 
 
-def workload_from_dict(data: Mapping[str, Any]) -> Workload:
-    """A validated ``Workload`` from parsed YAML/JSON; raises ``InvalidRequest``."""
+def _constraints(raw: object, catalog: Catalog) -> Constraints:
+    cons = _mapping(raw, "constraints")
+    _check_keys(cons, {"allowed_licenses", "denied_origins"}, "constraints")
+    licences = _strings(cons.get("allowed_licenses"), "constraints.allowed_licenses")
+    origins = _strings(cons.get("denied_origins"), "constraints.denied_origins")
+    return Constraints(
+        allowed_licenses=tuple(
+            check_license(x, catalog, f"constraints.allowed_licenses[{i}]")
+            for i, x in enumerate(licences)
+        ),
+        denied_origins=tuple(
+            check_country(x, f"constraints.denied_origins[{i}]") for i, x in enumerate(origins)
+        ),
+    )
+
+
+def _residency(raw: object) -> tuple[str, ...]:
+    values = [raw] if isinstance(raw, str) else _strings(raw, "residency")
+    return tuple(check_country(x, f"residency[{i}]") for i, x in enumerate(values))
+
+
+def _flag(data: Mapping[str, Any], key: str) -> bool:
+    value = data.get(key, False)
+    if not isinstance(value, bool):
+        raise InvalidRequest(f"{key}: must be true or false, got {value!r}")
+    return value
+
+
+def workload_from_dict(data: Mapping[str, Any], catalog: Catalog | None = None) -> Workload:
+    """A validated ``Workload`` from parsed YAML/JSON; raises ``InvalidRequest``. Model ids,
+    licences and country codes are checked against ``catalog`` (default: the packaged one)
+    and ISO 3166-1, with suggestions for near misses."""
+    catalog = catalog or default_catalog()
     data = _mapping(data, "workload")
     _check_keys(data, _TOP_KEYS, "workload")
     tasks_raw = data.get("tasks")
     if not isinstance(tasks_raw, list) or not tasks_raw:
         raise InvalidRequest("tasks: at least one task is required")
-    cons = _mapping(data.get("constraints"), "constraints")
-    _check_keys(cons, {"allowed_licenses", "denied_origins"}, "constraints")
-    tasks = tuple(_task(raw, i) for i, raw in enumerate(tasks_raw))
+    tasks = tuple(_task(raw, i, catalog) for i, raw in enumerate(tasks_raw))
     _check_volume(tasks)
+    p95 = (
+        None
+        if data.get("api_latency_p95_ms") is None
+        else _num(data, "api_latency_p95_ms", "workload")
+    )
     return Workload(
         name=str(data.get("name") or "workload"),
         tasks=tasks,
@@ -337,18 +469,13 @@ def workload_from_dict(data: Mapping[str, Any]) -> Workload:
             "Sensitivity", _choice(data, "data_sensitivity", SENSITIVITIES, "none")
         ),
         ops_capacity=cast("OpsCapacity", _choice(data, "ops_capacity", OPS_CAPACITIES, "none")),
-        constraints=Constraints(
-            allowed_licenses=tuple(
-                x.lower()
-                for x in _strings(cons.get("allowed_licenses"), "constraints.allowed_licenses")
-            ),
-            denied_origins=tuple(
-                x.upper()
-                for x in _strings(cons.get("denied_origins"), "constraints.denied_origins")
-            ),
-        ),
-        quality=_quality(data.get("quality"), "quality"),
+        constraints=_constraints(data.get("constraints"), catalog),
+        quality=_quality(data.get("quality"), "quality", catalog),
         assumptions=_assumptions(data.get("assumptions")),
+        residency=_residency(data.get("residency")),
+        compliance_documented=_flag(data, "compliance_documented"),
+        api_latency_p95_ms=p95,
+        evals=_evals(data.get("evals"), tasks, catalog),
     )
 
 
@@ -381,7 +508,7 @@ def _loc(message: str) -> list[int | str]:
     return loc[1:] if loc[:1] == ["workload"] else loc
 
 
-def load_workload(path: Path) -> Workload:
+def load_workload(path: Path, catalog: Catalog | None = None) -> Workload:
     """Read and validate a workload YAML file; errors name ``file:line``."""
     text = _read(path)
     try:
@@ -390,7 +517,7 @@ def load_workload(path: Path) -> Workload:
     except yaml.YAMLError as exc:
         raise _yaml_error(path, exc) from None
     try:
-        return workload_from_dict(data if data is not None else {})
+        return workload_from_dict(data if data is not None else {}, catalog)
     except InvalidRequest as exc:
         line = yaml_line(node, _loc(exc.message)) if node is not None else 1
         raise InvalidRequest(f"{path}:{line}: {exc.message}", param=exc.param) from None

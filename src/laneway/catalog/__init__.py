@@ -15,27 +15,35 @@ plus makers whose own API a seed prices: ``moonshot``, ``minimax``, ``alibaba``,
 ``xiaomi``, ``stepfun`` (``PROVIDERS``).
 
 License ids are SPDX ids where one exists (``Apache-2.0``, ``MIT``), else a named id
-(``llama-4-community``, ``proprietary``); tiers are ``permissive``, ``bespoke``,
-``community`` and ``closed``. Origins are ISO 3166-1 alpha-2 codes.
+(``llama-4-community``, ``proprietary``); licence classes (``license_class``; called
+``license_tier`` before, a name still read with a ``DeprecationWarning``) are
+``permissive``, ``bespoke``, ``community`` and ``closed``. Origins are ISO 3166-1
+alpha-2 codes. ``kv_cache`` (optional) gives the KV-cache geometry used to size GPUs.
 """
 
 from laneway.catalog._catalog import Catalog
 from laneway.catalog._load import PROVIDERS, default_catalog, load_catalog
 from laneway.catalog._model import (
+    LICENSE_CLASSES,
     LICENSE_TIERS,
     Benchmark,
     Capabilities,
+    KvGeometry,
+    LicenseClass,
     LicenseTier,
     ModelInfo,
     Price,
 )
 
 __all__ = [
+    "LICENSE_CLASSES",
     "LICENSE_TIERS",
     "PROVIDERS",
     "Benchmark",
     "Capabilities",
     "Catalog",
+    "KvGeometry",
+    "LicenseClass",
     "LicenseTier",
     "ModelInfo",
     "Price",

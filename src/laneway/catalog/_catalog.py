@@ -72,7 +72,7 @@ class Catalog:
     ) -> tuple[ModelInfo, ...]:
         """Models matching every given criterion.
 
-        ``license`` matches a license id or a license tier; ``origin`` an ISO alpha-2
+        ``license`` matches a license id or a licence class; ``origin`` an ISO alpha-2
         code; both case-insensitively. ``None`` leaves a criterion out.
         """
         lic = license.lower() if license is not None else None
@@ -81,6 +81,6 @@ class Catalog:
             m
             for m in self.models
             if (open_weights is None or m.open_weights == open_weights)
-            and (lic is None or lic in (m.license_id.lower(), m.license_tier))
+            and (lic is None or lic in (m.license_id.lower(), m.license_class))
             and (org is None or m.origin == org)
         )

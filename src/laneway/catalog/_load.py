@@ -6,6 +6,7 @@ import functools
 import importlib.resources
 import pathlib
 import re
+import warnings
 from typing import cast
 
 import yaml
@@ -13,9 +14,11 @@ import yaml
 from laneway.catalog._catalog import Catalog
 from laneway.catalog._fields import Fields
 from laneway.catalog._model import (
-    LICENSE_TIERS,
+    LICENSE_CLASSES,
     Benchmark,
     Capabilities,
+    KvGeometry,
+    LicenseClass,
     ModelInfo,
     Price,
 )
@@ -55,7 +58,8 @@ _MODEL_KEYS = frozenset(
         "maker",
         "origin",
         "license_id",
-        "license_tier",
+        "license_class",
+        "license_tier",  # the deprecated name of license_class, still read
         "open_weights",
         "params_total_b",
         "params_active_b",
@@ -67,8 +71,10 @@ _MODEL_KEYS = frozenset(
         "deprecation_date",
         "sources",
         "notes",
+        "kv_cache",
     }
 )
+_KV_KEYS = frozenset({"layers", "kv_heads", "head_dim", "latent", "source"})
 _CAP_KEYS = frozenset({"tools", "json_schema", "images", "context_window", "max_output_tokens"})
 _PRICE_KEYS = frozenset({"provider", "input", "output", "cached_input", "date", "source", "note"})
 _BENCH_KEYS = frozenset({"name", "value", "unit", "source", "date", "note"})
@@ -140,9 +146,7 @@ def _model(data: object, where: str) -> ModelInfo:
     origin = f.opt_text("origin", required=True)
     if origin is not None and not _ORIGIN.match(origin):
         f.fail("origin", f"must be an ISO 3166-1 alpha-2 code like 'US' (got {origin!r})")
-    tier = f.text("license_tier")
-    if tier not in LICENSE_TIERS:
-        f.fail("license_tier", f"{tier!r} is not one of {', '.join(LICENSE_TIERS)}")
+    license_class = _license_class(f)
     sources = tuple(_source(s, f"{f.where} sources[{i}]") for i, s in enumerate(f.items("sources")))
     if not sources:
         f.fail("sources", "every model needs at least one source (seed file or URL) with a date")
@@ -156,7 +160,7 @@ def _model(data: object, where: str) -> ModelInfo:
         maker=f.text("maker"),
         origin=origin,
         license_id=f.text("license_id"),
-        license_tier=tier,
+        license_class=license_class,
         open_weights=f.flag("open_weights"),
         params_total_b=total,
         params_active_b=active,
@@ -170,7 +174,40 @@ def _model(data: object, where: str) -> ModelInfo:
         deprecation_date=f.full_date("deprecation_date"),
         sources=sources,
         notes=f.opt_text("notes"),
+        kv_cache=_kv_cache(f.raw("kv_cache", required=False), f"{f.where} kv_cache"),
     )
+
+
+def _license_class(f: Fields) -> LicenseClass:
+    """``license_class``, or the deprecated ``license_tier`` with a warning (not both)."""
+    field = "license_class"
+    if f.raw("license_tier", required=False) is not None:
+        if f.raw("license_class", required=False) is not None:
+            f.fail("license_tier", "give license_class only (license_tier is its old name)")
+        warnings.warn(
+            f"{f.where}: 'license_tier' is deprecated, rename it 'license_class'",
+            DeprecationWarning,
+            stacklevel=4,
+        )
+        field = "license_tier"
+    value = f.text(field)
+    if value not in LICENSE_CLASSES:
+        f.fail(field, f"{value!r} is not one of {', '.join(LICENSE_CLASSES)}")
+    return cast("LicenseClass", value)
+
+
+def _kv_cache(data: object, where: str) -> KvGeometry | None:
+    if data is None:
+        return None
+    f = Fields(data, where)
+    f.check_keys(_KV_KEYS)
+    layers, heads, dim = f.opt_int("layers"), f.opt_int("kv_heads"), f.opt_int("head_dim")
+    if layers is None or heads is None or dim is None:
+        f.fail("layers", "layers, kv_heads and head_dim are all required (or leave kv_cache out)")
+    latent = f.raw("latent", required=False)
+    if latent is not None and not isinstance(latent, bool):
+        f.fail("latent", "must be true or false")
+    return KvGeometry(layers, heads, dim, bool(latent), f.text("source"))
 
 
 def _check_unique(models: list[ModelInfo], where: str) -> None:

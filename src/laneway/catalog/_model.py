@@ -8,17 +8,25 @@ from decimal import Decimal
 from typing import Literal
 
 __all__ = [
+    "LICENSE_CLASSES",
     "LICENSE_TIERS",
     "Benchmark",
     "Capabilities",
+    "KvGeometry",
+    "LicenseClass",
     "LicenseTier",
     "ModelInfo",
     "Price",
     "date_key",
 ]
 
-LicenseTier = Literal["permissive", "bespoke", "community", "closed"]
-LICENSE_TIERS: tuple[LicenseTier, ...] = ("permissive", "bespoke", "community", "closed")
+#: How permissive a model's licence is. Called "licence class" (not "tier") so that it
+#: cannot be confused with the router's tiers (simple / standard / complex / frontier).
+LicenseClass = Literal["permissive", "bespoke", "community", "closed"]
+LICENSE_CLASSES: tuple[LicenseClass, ...] = ("permissive", "bespoke", "community", "closed")
+#: Deprecated names of ``LicenseClass`` / ``LICENSE_CLASSES`` (kept for user code).
+LicenseTier = LicenseClass
+LICENSE_TIERS = LICENSE_CLASSES
 
 
 def date_key(date: str) -> str:
@@ -63,6 +71,23 @@ class Capabilities:
 
 
 @dataclass(frozen=True, slots=True)
+class KvGeometry:
+    """What one token's KV cache holds: ``layers`` x ``kv_heads`` x ``head_dim`` values, for
+    K and V separately (two tensors) or, for a compressed latent cache (DeepSeek's MLA), one
+    shared latent of ``head_dim`` values per layer."""
+
+    layers: int
+    kv_heads: int
+    head_dim: int
+    latent: bool
+    source: str
+
+    def bytes_per_token(self, bytes_per_value: int = 2) -> int:
+        tensors = 1 if self.latent else 2
+        return tensors * self.layers * self.kv_heads * self.head_dim * bytes_per_value
+
+
+@dataclass(frozen=True, slots=True)
 class ModelInfo:
     """One catalog entry. ``origin`` is an ISO 3166-1 alpha-2 code."""
 
@@ -72,7 +97,7 @@ class ModelInfo:
     maker: str
     origin: str | None
     license_id: str
-    license_tier: LicenseTier
+    license_class: LicenseClass
     open_weights: bool
     params_total_b: float | None
     params_active_b: float | None
@@ -84,6 +109,12 @@ class ModelInfo:
     deprecation_date: datetime.date | None
     sources: tuple[str, ...]
     notes: str | None
+    kv_cache: KvGeometry | None = None
+
+    @property
+    def license_tier(self) -> LicenseClass:
+        """Deprecated name of ``license_class``."""
+        return self.license_class
 
     def prices_for(self, provider: str) -> tuple[Price, ...]:
         """Every recorded price of ``provider``, disagreeing sources included, file order."""

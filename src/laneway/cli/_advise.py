@@ -51,10 +51,10 @@ def _check_out(out: Path) -> None:
 
 
 def _write_report(advice: Any, out: Path) -> None:
-    from laneway.advisor._html import write_html
+    from laneway.advisor import render_html
 
     try:
-        write_html(advice, out)
+        out.write_text(render_html(advice), "utf-8")
     except OSError as exc:
         raise _fail(f"cannot write {out}: {exc.strerror or exc}") from None
 
@@ -95,23 +95,57 @@ def _print_checks(checks: tuple[SeedCheck, ...], as_json: bool) -> None:
     console.print(table)
 
 
+def _money(value: str | None) -> str:
+    return "unknown" if value is None else f"${Decimal(value):,.0f}"
+
+
+def _tokens(value: str | None) -> str:
+    from laneway.advisor import human_tokens
+
+    return "-" if value is None else human_tokens(Decimal(value))
+
+
 def _print_advice(data: dict[str, Any]) -> None:
-    out = [f"Recommendation: {data['recommendation']['summary']}", "", "Tiers:"]
-    for t in data["recommendation"]["tiers"]:
-        cost = t["monthly_usd"] or "unknown"
-        out.append(f"  {t['tier']}: {t['path']} · {t['model']} · ${cost}/month · {t['reason']}")
+    rec = data["recommendation"]
+    w = data["workload"]
+    out = [
+        f"Recommendation: {rec['summary']}",
+        f"Workload: {w['name']}, {_tokens(w['tokens_per_day'])} tokens/day, data "
+        f"{w['data_sensitivity']}, MLOps {w['ops_capacity']}",
+        "",
+        "Per tier (constraints → evidence → cost → gates):",
+    ]
+    for t in rec["tiers"]:
+        where = t["provider"] or "-"
+        ft = (
+            f" incl. fine-tune {_money(t['fine_tune_monthly_usd'])}"
+            if t["fine_tune_monthly_usd"]
+            else ""
+        )
+        path = t["path"] or "no admissible path"
+        out.append(
+            f"  {t['tier']}: {path} · {t['model'] or '-'} on {where} · "
+            f"{_money(t['monthly_usd'])}/month{ft} · evidence: {t['evidence'] or '-'} · "
+            f"{t['reason']}"
+        )
+    if rec["fleet"]:
+        f = rec["fleet"]
+        out.append(
+            f"  one fleet: {f['description']}; {_money(f['monthly_usd']['total'])}/month "
+            f"(ops staff and update cycles once)"
+        )
     out += ["", "Gates:"]
     for g in data["gates"]:
         out.append(f"  [{'pass' if g['passed'] else 'FAIL'}] {g['name']}: {g['reason']}")
     out += ["", "Monthly cost, whole workload:"]
     for row in data["totals"]:
-        out.append(f"  {row['name']}: {'$' + row['monthly_usd'] if row['monthly_usd'] else 'n/a'}")
-    for name, cross in data["crossover_tokens_per_day"].items():
-        value = cross["tokens_per_day"]
-        where = f"{int(value):,} tokens/day (tier {cross['tier']})" if value else "none found"
-        out.append(f"  self-hosting beats {name} above: {where}")
+        out.append(f"  {row['name']}: {_money(row['monthly_usd'])} ({row['detail']})")
+    out += ["", "Crossovers:"]
+    out += [f"  {c['a']} vs {c['b']}: {c['message']}" for c in data["crossovers"]]
     for f in data["fine_tune"]:
-        out.append(f"  fine-tune {f['task']}: {f['winner']} ({f['reason']})")
+        out.append(f"  fine-tune {f['task']} ({f['model']}): {f['winner']} ({f['reason']})")
+    if data["warnings"]:
+        out += ["", "Warnings:"] + [f"  - {x}" for x in data["warnings"]]
     out.append("\nAssumptions: --json lists every one with its source.")
     typer.echo("\n".join(out))
 
@@ -223,7 +257,7 @@ def advise_command(
 def tco_command(
     tokens_per_day: Annotated[float, typer.Option(help="Total tokens per day.", min=0)],
     model: Annotated[
-        str, typer.Option(help="Catalog model id (open weights, with a parameter count).")
+        str, typer.Option(help="Catalog model id (open weights, with total and active parameters).")
     ],
     gpu: Annotated[str, typer.Option(help="GPU type: h100, h200, a100, b200, l40s.")] = "h100",
     gpu_hourly: Annotated[float | None, typer.Option(help="USD per GPU-hour.")] = None,
@@ -242,7 +276,7 @@ def tco_command(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
     """A quick self-hosting sum: GPUs, utilisation and monthly cost for one model at a volume."""
-    from laneway.advisor import Load, ModelSize, default_assumptions, self_hosted_monthly
+    from laneway.advisor import Load, default_assumptions, model_size, self_hosted_monthly
     from laneway.catalog import default_catalog
 
     total = _tco_number("--tokens-per-day", tokens_per_day, _max_tokens_per_day())
@@ -250,8 +284,15 @@ def tco_command(
     peak = _tco_number("--peak-to-mean", peak_to_mean, Decimal(24))
     try:
         info = default_catalog().require(model)
-        if info.params_total_b is None:
-            raise _fail(f"{info.id} has no parameter count in the catalog: cannot size GPUs")
+        if not info.open_weights:
+            raise _fail(
+                f"{info.id} has closed weights: it cannot be self-hosted, only used through "
+                "its vendor's API",
+                2,
+            )
+        size = model_size(info)
+        if isinstance(size, str):
+            raise _fail(f"cannot size GPUs: {size}", 2)
         a = default_assumptions(gpu).override(
             _overrides(set_ or []), source="command line", where="--set "
         )
@@ -264,10 +305,6 @@ def tco_command(
         out_t = total * share
         load = Load(
             total / 1000, total - out_t, out_t, Decimal(0), peak, a.number("time_in_system_s")
-        )
-        size = ModelSize(
-            Decimal(str(info.params_total_b)),
-            Decimal(str(info.params_active_b or info.params_total_b)),
         )
         cost = self_hosted_monthly(load, size, a)
         if cost is None or cost.sizing is None:

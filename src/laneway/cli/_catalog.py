@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from laneway.catalog import Catalog, ModelInfo, Price, default_catalog
 from laneway.errors import ModelNotFound
+
+if TYPE_CHECKING:
+    from laneway.catalog import Catalog, ModelInfo, Price  # imported when used: fast --help
 
 __all__ = ["register"]
 
@@ -64,7 +66,7 @@ def model_json(model: ModelInfo) -> dict[str, object]:
         "maker": model.maker,
         "origin": model.origin,
         "license_id": model.license_id,
-        "license_tier": model.license_tier,
+        "license_class": model.license_class,
         "open_weights": model.open_weights,
         "params_total_b": model.params_total_b,
         "params_active_b": model.params_active_b,
@@ -136,7 +138,7 @@ def _price_cell(price: Price | None) -> str:
 
 def _list_table(models: tuple[ModelInfo, ...]) -> Table:
     table = Table(title=f"{len(models)} models", caption="prices: USD per 1M tokens in/out")
-    for column in ("id", "maker", "origin", "license", "tier", "open", "params", "context"):
+    for column in ("id", "maker", "origin", "license", "class", "open", "params", "context"):
         table.add_column(column, no_wrap=column == "id")
     table.add_column("cheapest in/out")
     for m in models:
@@ -145,7 +147,7 @@ def _list_table(models: tuple[ModelInfo, ...]) -> Table:
             m.maker,
             m.origin or "-",
             m.license_id,
-            m.license_tier,
+            m.license_class,
             "yes" if m.open_weights else "no",
             _params(m),
             _context(m.capabilities.context_window),
@@ -165,7 +167,7 @@ def _show_text(console: Console, m: ModelInfo) -> None:
         "aliases": ", ".join(m.aliases) or "-",
         "maker": m.maker,
         "origin": m.origin or "unknown",
-        "license": f"{m.license_id} ({m.license_tier})",
+        "license": f"{m.license_id} ({m.license_class})",
         "open weights": _flag(m.open_weights),
         "parameters": _params(m),
         "modalities": ", ".join(m.modalities),
@@ -206,6 +208,8 @@ def _show_text(console: Console, m: ModelInfo) -> None:
 
 
 def _catalog() -> Catalog:
+    from laneway.catalog import default_catalog
+
     return default_catalog()
 
 

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
 
-from laneway.catalog import LICENSE_TIERS, ModelInfo
+from laneway.catalog import LICENSE_CLASSES, ModelInfo
 from laneway.settings import KeyPolicy, PolicySettings
 
 __all__ = [
@@ -83,10 +83,10 @@ def evaluate(deployment: str, info: ModelInfo | None, policy: EffectivePolicy) -
         else:
             ok = (
                 info.license_id.lower() in policy.allowed_licenses
-                or info.license_tier in policy.allowed_licenses
+                or info.license_class in policy.allowed_licenses
             )
             allowed = ", ".join(policy.allowed_licenses)
-            detail = f"license {info.license_id} ({info.license_tier}) " + (
+            detail = f"license {info.license_id} ({info.license_class}) " + (
                 "is allowed" if ok else f"is not in the allowed list [{allowed}]"
             )
             checks.append(Check("license", ok, detail))
@@ -124,6 +124,6 @@ def deprecation_status(
 def validate_license_entries(entries: Sequence[str], known_ids: set[str]) -> list[str]:
     """Entries that are neither a tier nor a license id seen in the catalog (a typo there
     silently denies every deployment, so ``policy check`` points it out)."""
-    tiers = {t.lower() for t in LICENSE_TIERS}
+    tiers = {t.lower() for t in LICENSE_CLASSES}
     known = {i.lower() for i in known_ids}
     return [e for e in entries if e.lower() not in tiers and e.lower() not in known]
