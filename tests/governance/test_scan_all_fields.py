@@ -59,7 +59,11 @@ PROBES: dict[str, tuple[ChatRequest, str]] = {
                     "role": "assistant",
                     "content": None,
                     "tool_calls": [
-                        {"id": EMAIL, "type": "function", "function": {"name": "f", "arguments": "{}"}}
+                        {
+                            "id": EMAIL,
+                            "type": "function",
+                            "function": {"name": "f", "arguments": "{}"},
+                        }
                     ],
                 },
             )
@@ -129,7 +133,7 @@ def test_every_field_of_the_request_is_scanned(scanner: Scanner) -> None:
     """Fails when a field is added to ChatRequest that the walk does not reach: every
     field but the documented ``NOT_SENT`` gets a value holding an SSN, in the field's
     own shape where it has one (a string, a tuple, a mapping) or as a bare string."""
-    assert NOT_SENT == {"model"}  # the only field never sent upstream (see _sent.py)
+    assert {"model"} == NOT_SENT  # the only field never sent upstream (see _sent.py)
     shapes: dict[str, Any] = {
         "messages": ({"role": "user", "content": f"SSN {SSN}"},),
         "stop": (f"SSN {SSN}",),
@@ -214,7 +218,9 @@ def _png(*chunks: tuple[bytes, bytes]) -> bytes:
 
     header = struct.pack(">IIBBBBB", 1, 1, 8, 0, 0, 0, 0)
     body = chunk(b"IHDR", header) + b"".join(chunk(k, d) for k, d in chunks)
-    return b"\x89PNG\r\n\x1a\n" + body + chunk(b"IDAT", zlib.compress(b"\0\0")) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + body + chunk(b"IDAT", zlib.compress(b"\0\0")) + chunk(b"IEND", b"")
+    )
 
 
 def _jpeg(comment: bytes) -> bytes:
@@ -256,3 +262,15 @@ def test_a_data_url_that_is_not_base64_is_scanned_as_text(scanner: Scanner) -> N
     part = {"type": "image_url", "image_url": {"url": f"data:text/plain,SSN%20{SSN}"}}
     request = _base(messages=({"role": "user", "content": [part]},))
     assert scanner.scan_request(request).counts == {"national_id": 1}
+
+
+def test_the_gateway_counts_every_scanned_field_to_decide_on_offloading() -> None:
+    """A long tool schema or image is scanned off the event loop like a long message."""
+    from laneway.server._gateway import OFFLOAD_SCAN_FROM, _text_size
+
+    long = "x" * OFFLOAD_SCAN_FROM
+    assert _text_size(_base(tools=(_tool(description=long),))) > OFFLOAD_SCAN_FROM
+    assert _text_size(_base(options={"prediction": {"content": long}})) > OFFLOAD_SCAN_FROM
+    image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + long}}
+    assert _text_size(_base(messages=({"role": "user", "content": [image]},))) > OFFLOAD_SCAN_FROM
+    assert _text_size(_base(tools=(_tool(),))) < 1000
