@@ -512,7 +512,8 @@ def _is_auto(model: str) -> bool:
 
 def _text_size(request: ChatRequest) -> int:
     """Characters of text the scanner reads in ``request`` (message content, text parts,
-    tool-call arguments); a loop over the messages, no copies."""
+    image URLs, which it decodes, tool-call arguments, and the other fields it scans:
+    tools, schema, stop, options); a loop over the messages, no copies."""
     size = 0
     for message in request.messages:
         content = message.get("content")
@@ -520,8 +521,14 @@ def _text_size(request: ChatRequest) -> int:
             size += len(content)
         elif isinstance(content, list):
             size += sum(len(t) for part in content if isinstance(t := part.get("text"), str))
+            size += sum(
+                len(str(p["image_url"].get("url", ""))) for p in content if "image_url" in p
+            )
         for call in message.get("tool_calls") or ():
             size += len(call["function"]["arguments"])
+    if request.tools or request.response_format or request.options or request.stop:
+        extra = (request.tools, request.response_format, request.options, request.stop)
+        size += len(orjson.dumps(extra, default=str))
     return size
 
 
