@@ -192,7 +192,8 @@ def test_volume_gate_passes_at_high_volume_and_self_hosts() -> None:
                 "models": ["gpt-5.4", "llama-3.3-70b-instruct"],
                 "quality": {"open_weight_score": 0.9, "required_score": 0.85},
             }
-        ]
+        ],
+        data_sensitivity="regulated",  # no open-weight vendor API: closed vs self-hosted
     )
     data = advice_to_json(advise(workload_from_dict(big)))
     gates = _gates(data)

@@ -70,7 +70,7 @@ def test_outcome_file_model_names_map_to_catalog_ids(catalog: Catalog) -> None:
 def test_embedded_local_model_is_catalogued(catalog: Catalog) -> None:
     model = catalog.require("smollm2")
     assert model.id == "smollm2-135m-instruct"
-    assert (model.license_id, model.license_tier, model.open_weights) == (
+    assert (model.license_id, model.license_class, model.open_weights) == (
         "Apache-2.0",
         "permissive",
         True,
@@ -106,9 +106,9 @@ def test_no_price_is_silently_zero_and_none_negative(catalog: Catalog) -> None:
 def test_origins_are_alpha2_and_tiers_valid(catalog: Catalog) -> None:
     for model in catalog.models:
         assert model.origin is None or re.fullmatch(r"[A-Z]{2}", model.origin)
-        assert model.license_tier in laneway.catalog.LICENSE_TIERS
+        assert model.license_class in laneway.catalog.LICENSE_CLASSES
         if not model.open_weights:
-            assert model.license_tier == "closed", model.id
+            assert model.license_class == "closed", model.id
 
 
 def test_seed_facts_are_recorded_exactly(catalog: Catalog) -> None:
@@ -130,10 +130,11 @@ def test_disagreeing_seed_prices_are_both_kept(catalog: Catalog) -> None:
     assert {(p.input_per_mtok, p.output_per_mtok, p.source) for p in prices} == {
         (Decimal("5"), Decimal("25"), "seeds/003_89ce8b6907b2801f.txt"),
         (Decimal("25"), Decimal("100"), "seeds/001_27521362463f7233.txt"),
+        (Decimal("5"), Decimal("25"), "https://platform.claude.com/docs/en/about-claude/pricing"),
     }
     newest = opus.price_for("anthropic")
     assert newest is not None
-    assert newest.date == "2026-06-30"
+    assert newest.date == "2026-07" and newest.cached_input_per_mtok == Decimal("0.50")
     assert opus.price_for("openai") is None
     assert opus.prices_for("openai") == ()
 
@@ -141,7 +142,8 @@ def test_disagreeing_seed_prices_are_both_kept(catalog: Catalog) -> None:
 def test_unknown_facts_are_none(catalog: Catalog) -> None:
     gpt4o = catalog.require("gpt-4o")
     assert gpt4o.params_total_b is None
-    assert gpt4o.prices == ()
+    (price,) = gpt4o.prices
+    assert price.cached_input_per_mtok is None  # not offered for that snapshot: unknown
     flash = catalog.require("deepseek-v4-flash").price_for("deepseek")
     assert flash is not None
     assert flash.input_per_mtok is None
@@ -183,7 +185,7 @@ def test_filters(catalog: Catalog) -> None:
 
     permissive = catalog.filter(license="PERMISSIVE")
     assert permissive
-    assert all(m.license_tier == "permissive" for m in permissive)
+    assert all(m.license_class == "permissive" for m in permissive)
     apache = catalog.filter(license="apache-2.0")
     assert "mistral-large-3" in _ids(apache)
     assert all(m.license_id == "Apache-2.0" for m in apache)
@@ -195,3 +197,32 @@ def test_filters(catalog: Catalog) -> None:
     assert _ids(both) == {"qwen3.6-plus", "qwen3.5-omni"}
     assert catalog.filter(origin="ZZ") == ()
     assert catalog.filter() == catalog.models
+
+
+def test_prices_added_for_the_issue_models_are_sourced_and_dated() -> None:
+    catalog = laneway.catalog.default_catalog()
+    for model_id, provider in (
+        ("gpt-4o", "openai"),
+        ("llama-3.1-8b", "groq"),
+        ("llama-3.3-70b-instruct", "groq"),
+        ("deepseek-v3.2", "deepseek"),
+        ("claude-opus-4-6", "anthropic"),
+        ("gpt-5.4", "openai"),
+    ):
+        price = catalog.require(model_id).price_for(provider)
+        assert price is not None, model_id
+        assert price.input_per_mtok and price.output_per_mtok, model_id
+        assert price.source.startswith(("https://", "seeds/")), price.source
+    cached = catalog.require("deepseek-v3.2").price_for("deepseek")
+    assert cached is not None and cached.cached_input_per_mtok == Decimal("0.028")
+    for model in catalog.models:
+        for price in model.prices:
+            assert not price.source.startswith(("data/", "shared/")), (model.id, price.source)
+
+
+def test_moe_models_the_seeds_self_host_have_active_parameters() -> None:
+    catalog = laneway.catalog.default_catalog()
+    v32 = catalog.require("deepseek-v3.2")
+    assert v32.params_active_b == 37 and v32.kv_cache is not None and v32.kv_cache.latent
+    # MLA: one 576-value latent per layer, 61 layers, BF16
+    assert v32.kv_cache.bytes_per_token() == 61 * 576 * 2

@@ -45,8 +45,10 @@ def test_list_json_money_is_decimal_strings_and_unknown_null() -> None:
     gpt = rows["gpt-5.4"]
     assert gpt["prices"][0]["input_per_mtok"] == "2.50"
     assert gpt["prices"][0]["cached_input_per_mtok"] is None
+    assert gpt["prices"][1]["cached_input_per_mtok"] == "0.25"
     assert gpt["cheapest"]["provider"] == "openai"
-    assert rows["gpt-4o-2024-05-13"]["cheapest"] is None
+    assert rows["gpt-4o-2024-05-13"]["cheapest"]["input_per_mtok"] == "5.00"
+    assert rows["gemma-4-31b"]["cheapest"] is None  # no sourced price: unknown, not 0
     assert rows["gpt-4o-2024-05-13"]["params_total_b"] is None
 
 

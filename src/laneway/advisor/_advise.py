@@ -20,6 +20,7 @@ from laneway.advisor._decision import (
 )
 from laneway.advisor._finetune import FineTune, apply_fine_tunes
 from laneway.advisor._fleet import Fleet, best_api, fleet_for, volume_crossover
+from laneway.advisor._format import human_tokens
 from laneway.advisor._plan import TierPlan, plan_tier
 from laneway.advisor._workload import Workload
 from laneway.catalog import Catalog, default_catalog
@@ -88,7 +89,17 @@ def _totals(plans: list[TierPlan], choice: Choice, a: Assumptions) -> list[Total
     api = [best_api(p) for p in plans]
     hybrid = _sum([x.monthly_usd if x else None for x in api])
     eligible = [p for p in plans if p.tier in eligible_tiers(plans)]
-    fleet = fleet_for(plans, a) if len(eligible) == len(plans) else None
+    fleet = fleet_for(eligible, a) if eligible else None
+    rest = [best_api(p) for p in plans if p not in eligible]
+    rest_cost = _sum([x.monthly_usd if x else None for x in rest]) if rest else Decimal(0)
+    hosted = None if fleet is None or rest_cost is None else fleet.total + rest_cost
+    others = ", ".join(p.tier for p in plans if p not in eligible)
+    detail = (
+        f"one fleet for {', '.join(p.tier for p in eligible)} ({fleet.gpus} GPUs, ops staff and "
+        "update cycles once)" + (f"; {others} on its cheapest API" if others else "")
+        if fleet
+        else "no tier can be self-hosted"
+    )
     return [
         Total("all_closed", closed, "every tier on its closed API"),
         Total(
@@ -96,13 +107,7 @@ def _totals(plans: list[TierPlan], choice: Choice, a: Assumptions) -> list[Total
             hybrid,
             "each tier on its cheapest admissible API (closed or serverless open-weight)",
         ),
-        Total(
-            "all_self_hosted",
-            fleet.total if fleet else None,
-            f"one fleet for every tier: {fleet.gpus} GPUs, ops staff and update cycles once"
-            if fleet
-            else "not every tier can be self-hosted",
-        ),
+        Total("all_self_hosted", hosted, detail),
         Total("recommended", choice.total, f"the recommendation ({choice.basis})"),
     ]
 
@@ -143,21 +148,31 @@ def _crossovers(
         if api is None:
             continue
         cross = volume_crossover(hostable, a, api)
+        against = _AGAINST[name]
         if cross is None:
-            msg = f"one fleet for {tiers} never costs less below 10^13 tokens/day"
+            msg = (
+                f"one fleet for {tiers} never costs less than {against} (not below 10T tokens/day)"
+            )
         elif cross <= today:
             msg = (
-                f"one fleet for {tiers} already costs less than {name} at today's "
-                f"{today:,.0f} tokens/day (equal at {cross:,.0f}); a gate or a constraint "
-                "keeps it out of the recommendation"
+                f"one fleet for {tiers} already costs less than {against} at today's "
+                f"{human_tokens(today)} tokens/day (equal at {human_tokens(cross)}); a gate or a "
+                "constraint keeps it out of the recommendation"
             )
         else:
             msg = (
-                f"revisit self-hosting {tiers} above {cross:,.0f} tokens/day "
-                f"({cross / today:,.1f}× today) against {name}"
+                f"revisit self-hosting {tiers} above {human_tokens(cross)} tokens/day "
+                f"({cross / today:,.1f}× today), where one fleet costs less than {against}"
             )
         out.append(Crossover("all_self_hosted", name, cross, msg))
     return out
+
+
+_AGAINST = {
+    "all_closed": "the closed APIs",
+    "hybrid_api": "the cheapest API paths",
+    "recommended": "the recommended API paths",
+}
 
 
 def _warnings(

@@ -24,6 +24,7 @@ from decimal import Decimal
 
 from laneway.advisor._assumptions import Assumptions
 from laneway.advisor._fleet import Assignment, Fleet, best_api, best_assignment
+from laneway.advisor._format import human_tokens
 from laneway.advisor._plan import PathCost, PathName, TierPlan
 from laneway.advisor._workload import Workload
 from laneway.errors import InvalidRequest
@@ -81,10 +82,6 @@ class Choice:
         if any(c is None for c in costs):
             return None
         return sum((c for c in costs if c is not None), Decimal(0))
-
-
-def _tok(value: Decimal) -> str:
-    return f"{value:,.0f}"
 
 
 def eligible_tiers(plans: list[TierPlan]) -> list[str]:
@@ -297,7 +294,8 @@ def choose(plans: list[TierPlan], gates: list[Gate], workload: Workload, a: Assu
             basis = "low volume"
             floor = a.number("closed_api_below_tokens_per_month")
             text = (
-                f"{monthly:,.0f} tokens/month is below {floor:,.0f}: closed API, no further "
+                f"{human_tokens(monthly)} tokens/month is below {human_tokens(floor)}: closed "
+                "API, no further "
                 f"analysis required ({S003})"
             )
         elif gates_ok:
@@ -392,7 +390,7 @@ def six_questions(workload: Workload, a: Assumptions, plans: list[TierPlan]) -> 
         Question(
             5,
             "What is the expected monthly token volume?",
-            f"{_tok(monthly)} tokens/month",
+            f"{human_tokens(monthly)} tokens/month ({human_tokens(workload.tokens_per_day)}/day)",
             _band(monthly),
         ),
         Question(

@@ -26,7 +26,7 @@ _COLOURS = {
 _LABELS = {
     "all_closed": "all closed API",
     "hybrid_api": "cheapest API per tier",
-    "all_self_hosted": "one self-hosted fleet",
+    "all_self_hosted": "one self-hosted fleet (API for tiers it cannot serve)",
     "recommended": "recommended mix",
 }
 
@@ -52,16 +52,18 @@ def _cost_plot(advice: Advice, plt: Any, ticker: Any) -> str:
     totals = {t.name: t.monthly_usd for t in advice.totals}
     hostable = [p for p in advice.plans if p.path("self_hosted").monthly_usd is not None]
     scales = [Decimal(10) ** (Decimal(k) / 4) for k in range(-16, 17)]
-    fig, ax = plt.subplots(figsize=(8.5, 4.2))
+    fig, ax = plt.subplots(figsize=(11, 4.4))
     for name in ("all_closed", "hybrid_api", "all_self_hosted"):
         colour, style = _COLOURS[name]
         xs, ys = [], []
         for k in scales:
             if name == "all_self_hosted":
-                if len(hostable) != len(advice.plans):
-                    break
-                fleet = fleet_for(hostable, a, k)
-                value = fleet.total if fleet else None
+                fleet = fleet_for(hostable, a, k) if hostable else None
+                rest = [best_api(p) for p in advice.plans if p not in hostable]
+                api = [x.monthly_usd * k for x in rest if x and x.monthly_usd is not None]
+                value = None
+                if fleet and len(api) == len(rest):
+                    value = fleet.total + sum(api, Decimal(0))
             else:
                 base = totals.get(name)
                 value = base * k if base is not None else None
@@ -100,7 +102,7 @@ def _util_plot(advice: Advice, plt: Any, ticker: Any) -> str | None:
         return None
     curve = [r for r in rows if not r.get("current") and r["fleet_monthly_usd"] is not None]
     now = next(r for r in rows if r.get("current"))
-    fig, ax = plt.subplots(figsize=(8.5, 3.8))
+    fig, ax = plt.subplots(figsize=(11, 3.8))
     ax.plot(
         [float(r["utilisation"]) * 100 for r in curve],
         [float(r["fleet_monthly_usd"]) for r in curve],
@@ -126,7 +128,8 @@ def _util_plot(advice: Advice, plt: Any, ticker: Any) -> str | None:
         ms=8,
         label=f"today: {util:.0f}% utilisation",
     )
-    ax.set(xlabel="average GPU utilisation (%)", ylabel="USD/month", yscale="log", xlim=(0, 102))
+    ax.set(xlabel="average GPU utilisation (%)", ylabel="USD/month", xlim=(0, 102))
+    ax.set_ylim(bottom=0)
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(_usd_axis))
     ax.set_title(
         "Self-hosting cost vs utilisation (seeds/003: below 50% the per-token cost climbs)"
@@ -155,6 +158,11 @@ def _money_rows(data: dict[str, Any]) -> None:
         for key in ("tokens_per_day", "laneway_crossover_tokens_per_day"):
             v = c[key]
             c[key + "_h"] = "—" if v is None else human_tokens(Decimal(v))
+    for a in data["assumptions"]:
+        try:
+            a["value_h"] = f"{Decimal(a['value']):,f}".rstrip("0").rstrip(".")
+        except ArithmeticError:
+            a["value_h"] = a["value"]
     for r in data["sensitivity"]:
         for key in ("fleet_monthly_usd_low", "fleet_monthly_usd_high"):
             v = r[key]
