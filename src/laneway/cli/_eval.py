@@ -14,7 +14,6 @@ never create a database file.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import Callable, Iterator
@@ -450,6 +449,8 @@ def _execute(
     record: RunRecord,
     start: Callable[[], RunRecord],
 ) -> RunSummary:
+    import asyncio  # here, not at the top: `laneway --help` starts faster
+
     try:
         _, summary = asyncio.run(_run_async(settings, engine, suite, options, start))
     except KeyboardInterrupt:

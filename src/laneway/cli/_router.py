@@ -7,29 +7,18 @@ import json
 import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 
 from laneway.errors import InvalidRequest, LanewayError
-from laneway.router import (
-    DEFAULT_TIER_MODELS,
-    DEFAULT_TIERS,
-    Goal,
-    RouteDecision,
-    calibrate_router,
-    calibration_rows,
-    conversation_from_prompt,
-    load_router,
-    train_scorer,
-)
-from laneway.router._calibration_set import default_calibration_path
-from laneway.router._evaluate import evaluate_pair, plot_curves
-from laneway.router._io import conversation_of, iter_jsonl, read_outcomes
-from laneway.router._profiles import check_profile_name
-from laneway.router._scorer import Scorer, default_router_dir, load_embedder
-from laneway.router._training import dev_mask
+
+if TYPE_CHECKING:
+    from laneway.router import RouteDecision
+    from laneway.router._scorer import Scorer
+
+# numpy and the router are imported by the commands that use them: `laneway --help`
+# and the other commands start without them (tests/cli/test_startup.py).
 
 __all__ = ["register"]
 
@@ -69,6 +58,8 @@ def route_command(
     router: RouterDir = None,
 ) -> None:
     """Route one prompt: tier, per-tier estimates and the reason."""
+    from laneway.router import conversation_from_prompt, load_router
+
     try:
         decision = load_router(router).route_conversation(conversation_from_prompt(prompt), profile)
     except LanewayError as exc:
@@ -89,6 +80,8 @@ def score_command(
     router: RouterDir = None,
 ) -> None:
     """Score a file of prompts; unreadable lines yield {"id", "error"}."""
+    from laneway.router import load_router
+
     try:
         loaded = load_router(router)
         loaded.profile(profile)
@@ -105,6 +98,8 @@ def _score_file(
     loaded: Any, input_path: Path, output: Path, profile: str | None
 ) -> tuple[int, int]:
     """Write one output line per input line; returns (lines written, error lines)."""
+    from laneway.router._io import conversation_of, iter_jsonl
+
     written = errors = 0
     lines = iter_jsonl(input_path)
     first = next(lines, None)  # an unreadable input fails before the output is created
@@ -130,6 +125,8 @@ def _score_file(
 
 def _parse_tiers(spec: str | None) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     """``simple=m1,m2;frontier=m3``, a JSON object, or a JSON file; None: the default."""
+    from laneway.router import DEFAULT_TIER_MODELS, DEFAULT_TIERS
+
     if spec is None:
         return DEFAULT_TIERS, {t: tuple(m) for t, m in DEFAULT_TIER_MODELS.items()}
     try:
@@ -189,6 +186,13 @@ def train_command(
     Without --tiers, the mapping comes from the config's tiers (cheapest first; each
     deployment as its catalog model id), else the shipped mapping.
     """
+    import numpy as np
+
+    from laneway.router import Goal, calibrate_router, train_scorer
+    from laneway.router._io import read_outcomes
+    from laneway.router._scorer import default_router_dir, load_embedder
+    from laneway.router._training import dev_mask
+
     order, mapping = _parse_tiers(tiers) if tiers is not None else _config_tiers(config)
     try:
         rows = read_outcomes(data)
@@ -254,6 +258,8 @@ def _ledger_engine(database: str | None, settings: Any) -> Any:
 
 def _default_rows(engine: Any, directory: Path) -> tuple[list[dict[str, Any]], str]:
     """Logged prompts from the ledger when there are enough, else the shipped set."""
+    from laneway.router import calibration_rows
+    from laneway.router._calibration_set import default_calibration_path
     from laneway.router._from_config import ledger_prompt_rows
 
     rows = ledger_prompt_rows(engine) if engine is not None else []
@@ -307,6 +313,9 @@ def calibrate_command(
     config: ConfigPath = None,
 ) -> None:
     """Calibrate a routing profile on a calibration set; `auto:NAME` then uses it."""
+    from laneway.router import Goal, calibrate_router, calibration_rows, load_router
+    from laneway.router._profiles import check_profile_name
+    from laneway.router._scorer import default_router_dir
     from laneway.settings import load_settings
 
     goals = [target_strong_share, quality_floor, max_cost_per_1k_requests]
@@ -362,6 +371,10 @@ def eval_command(
     router: RouterDir = None,
 ) -> None:
     """APGR, CPT(50%), CPT(80%) with 95% bootstrap intervals, against baselines."""
+    from laneway.router import load_router
+    from laneway.router._evaluate import evaluate_pair, plot_curves
+    from laneway.router._io import read_outcomes
+
     try:
         scorer = load_router(router).scorer
         report = evaluate_pair(scorer, read_outcomes(data), strong, weak, rounds=rounds)
@@ -397,6 +410,7 @@ def report_command(
     """Requests per tier and the cost saved against sending everything to the top tier."""
     from laneway.catalog import default_catalog
     from laneway.ledger import open_database, parse_since, usage_summary
+    from laneway.router import DEFAULT_TIERS
     from laneway.router._report import baseline_price, savings_report
     from laneway.settings import load_settings
 
