@@ -332,8 +332,10 @@ def list_command(
     database: _Database = None,
     config: _Config = None,
 ) -> None:
-    """List keys, revoked ones included and marked (prefix only, never the key), with
-    spend, budget and reset time."""
+    """List keys with spend, budget and reset time; revoked ones are marked revoked.
+
+    Only a key's prefix is shown, never the key. --active hides revoked keys.
+    """
     with _store(database, config, create=False) as store:
         keys = store.list_keys()
         rows = [_key_json(store, k) for k in keys if k.active or not active]
