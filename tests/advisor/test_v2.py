@@ -188,3 +188,13 @@ def test_on_prem_sensitive_lane_and_frontier_relaxed() -> None:
     tiers = {t.tier: t for t in advice.choice.tiers}
     assert tiers["standard:sensitive"].path == "self_hosted"
     assert tiers["standard"].path != "self_hosted"
+
+
+def test_a_tier_nothing_can_serve_is_an_error_that_says_why() -> None:
+    w = {
+        "name": "x",
+        "residency": ["IN"],  # no catalog provider runs inference in India
+        "tasks": [_task("t", "frontier", 100, needs=["frontier_reasoning"])],
+    }
+    with pytest.raises(InvalidRequest, match=r"tier frontier: no admissible path.*IN"):
+        advise(workload_from_dict(w))

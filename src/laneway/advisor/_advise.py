@@ -242,6 +242,16 @@ def _summary(choice: Choice, crossovers: list[Crossover]) -> str:
     return text
 
 
+def _require_a_path(choice: Choice, plans: list[TierPlan]) -> None:
+    """A tier nothing can serve is an error that says why for each path, never a silent
+    'no admissible path' with exit 0."""
+    for t in choice.tiers:
+        if t.path is None:
+            plan = next(p for p in plans if p.tier == t.tier)
+            why = "; ".join(f"{p.path}: {p.reason}" for p in plan.paths)
+            raise InvalidRequest(f"tier {t.tier}: no admissible path ({why})")
+
+
 def advise(
     workload: Workload,
     catalog: Catalog | None = None,
@@ -269,6 +279,7 @@ def advise(
     ]
     gates = evaluate_gates(plans, workload, a)
     choice = choose(plans, gates, workload, a)
+    _require_a_path(choice, plans)
     choice, fine = apply_fine_tunes(choice, plans, workload, catalog, a)
     totals = _totals(plans, choice, a)
     crossovers = _crossovers(plans, totals, choice, a, workload.tokens_per_day)
