@@ -153,7 +153,13 @@ class Resolver:
             members = self._tiers.get(tier)
             if members:
                 return Resolution(members, tier, f"tier:{tier}")
-        valid = [*self._deployments, *(f"tier:{t}" for t in self._tiers), *self.model_names()]
+        auto = ("auto", "auto:<profile>") if self._tiers else ()  # routed by the gateway
+        valid = [
+            *self._deployments,
+            *(f"tier:{t}" for t in self._tiers),
+            *auto,
+            *self.model_names(),
+        ]
         raise ModelNotFound(
             f"model {model!r} is not served here; valid names: {', '.join(valid)}",
             param="model",
