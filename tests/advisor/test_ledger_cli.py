@@ -176,3 +176,67 @@ def build_app_with_advise() -> object:
     if not any(c.name == "advise" for c in app.registered_commands):
         register(app)
     return app
+
+
+def _insert(tmp_path: Path, rows: list[dict[str, Any]]) -> Any:
+    from datetime import UTC, datetime, timedelta
+
+    import sqlalchemy as sa
+
+    from laneway.ledger import LEDGER
+
+    engine = open_database(f"sqlite:///{tmp_path / 'ledger.db'}")
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    base = {
+        "attempt": 0,
+        "source": "api",
+        "requested_model": "auto",
+        "deployment": "llama",
+        "hosting": "api",
+        "model_id": "llama-3.1-8b-instruct",
+        "stream": False,
+        "status": 200,
+        "fallbacks": 0,
+        "partial": False,
+        "prompt_tokens": 1000,
+        "completion_tokens": 200,
+        "cached_tokens": 0,
+        "cost_nusd": 66_000,  # $0.000066: 1,000 x $0.05/M + 200 x $0.08/M
+    }
+    with engine.begin() as conn:
+        for i, row in enumerate(rows):
+            conn.execute(
+                sa.insert(LEDGER).values(
+                    **base, request_id=f"r{i}", ts=start + timedelta(minutes=10 * i), **row
+                )
+            )
+    return engine
+
+
+def test_from_ledger_sensitive_traffic_gets_its_own_self_hosted_lane(tmp_path: Path) -> None:
+    from laneway.advisor import advise
+
+    rows = [{"tier": "simple"} for _ in range(8)] + [
+        {"tier": "simple", "audit": {"sensitive": True}} for _ in range(2)
+    ]
+    engine = _insert(tmp_path, rows)
+    try:
+        w = workload_from_ledger(engine)
+    finally:
+        engine.dispose()
+    lanes = {t.name: t for t in w.tasks}
+    assert set(lanes) == {"ledger:simple", "ledger:simple:sensitive"}
+    assert lanes["ledger:simple:sensitive"].sensitive
+    share = lanes["ledger:simple:sensitive"].requests_per_day / (
+        lanes["ledger:simple"].requests_per_day + lanes["ledger:simple:sensitive"].requests_per_day
+    )
+    assert share == Decimal("0.2")
+    # the ledger's cost equals tokens x the Groq price of the model it used
+    observed = Decimal(str(w.observed["observed_monthly_usd"]))
+    estimated = Decimal(str(w.observed["estimated_monthly_usd"]))
+    assert observed == estimated and observed > 0
+    advice = advise(w)
+    tiers = {t.tier: t.path for t in advice.choice.tiers}
+    assert tiers["simple:sensitive"] == "self_hosted"
+    assert tiers["simple"] != "self_hosted"
+    assert w.data_sensitivity == "none"  # the rest of the traffic is not forced on-prem
