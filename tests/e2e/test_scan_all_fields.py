@@ -15,7 +15,7 @@ import openai
 import pytest
 from openai import OpenAI
 
-from laneway.testing import FakeOpenAI
+from laneway.testing import FakeAnthropic, FakeOpenAI
 from tests.e2e.conftest import GatewayFactory, ledger_rows, openai_deployment
 
 EMAIL = "dana.whitfield@example.org"
@@ -182,3 +182,34 @@ def test_redact_covers_the_new_fields_and_restores_the_answer(
     audit = ledger_rows(tmp_path)[0]["audit"]
     audit = json.loads(audit) if isinstance(audit, str) else audit
     assert audit["positions"] == {"user": 1, "params": 3, "tools": 1}
+
+
+def test_what_the_anthropic_adapter_sends_is_redacted_too(start_gateway: GatewayFactory) -> None:
+    """``user`` becomes ``metadata.user_id``, ``stop`` ``stop_sequences``, a tool its
+    ``description`` and ``input_schema``: each was scanned and redacted before."""
+    with FakeAnthropic(api_key="sk-upstream-secret") as claude:
+        deployment = {
+            "name": "claude",
+            "model": "claude-sonnet-4-6",
+            "provider": "anthropic",
+            "api_base": claude.url,
+            "api_key": "env:FAKE_KEY",
+        }
+        gw = start_gateway(
+            {"deployments": [deployment], "policies": {"sensitive": {"action": "redact"}}}
+        )
+        with OpenAI(base_url=gw.base_url, api_key="unused", max_retries=0, timeout=30) as client:
+            client.chat.completions.create(
+                model="claude",
+                messages=HELLO,
+                user=EMAIL,
+                stop=[f"SSN {SSN}"],
+                tools=[_tool(description=f"Send the receipt to {EMAIL}", enum=("open", SSN))],
+                tool_choice="auto",
+            )
+        body = claude.received[0].body
+    sent = json.dumps(body)
+    assert EMAIL not in sent and SSN not in sent
+    assert body["metadata"] == {"user_id": "[EMAIL_1]"}
+    assert body["stop_sequences"] == ["SSN [NATIONAL_ID_1]"]
+    assert body["tools"][0]["description"] == "Send the receipt to [EMAIL_1]"

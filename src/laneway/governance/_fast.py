@@ -15,6 +15,12 @@ Decisions worth knowing (documented in the tests too):
   ``release``/``build`` are not flagged; private ranges are (they map a network).
 * national IDs in their usual punctuated form are flagged anywhere; the bare-digit form of
   SSN / SIN / Aadhaar / CPF only right after their name (``SSN``, ``SIN``, ``Aadhaar`` …).
+* the finders read the scanner's normalised copy (ASCII digits, ``-`` for every dash, no
+  zero-width characters: see ``_normalize``). A number followed by sentence punctuation is
+  whole (``536-22-8417.``); a ``.`` or ``-`` joining it to another digit or letter is not.
+  Letters of scripts written without spaces (Chinese, Japanese, Thai) do not glue to a
+  number (``カード番号は4111…です``). Cards may be grouped with spaces, dashes or dots (one
+  kind per number); IBANs are found in any case.
 """
 
 from __future__ import annotations
@@ -242,7 +248,8 @@ def _card_layout(groups: list[int]) -> bool:
 
 
 def iban_finder() -> Finder:
-    cand = re.compile(r"(?i)(?<![A-Z0-9_])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}")  # de89 3704 …
+    # any case (de89 3704 …); explicit classes: the IGNORECASE flag costs ~50% here
+    cand = re.compile(r"(?<![A-Za-z0-9_])[A-Za-z]{2}[0-9]{2}(?: ?[A-Za-z0-9]){11,30}")
 
     def find(text: str, limit: int = ALL) -> list[Span]:
         spans: list[Span] = []

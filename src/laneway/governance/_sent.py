@@ -37,6 +37,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import fields, replace
+from operator import attrgetter
 from types import MappingProxyType
 from typing import Any, Protocol
 
@@ -112,8 +113,7 @@ def plain_texts(request: ChatRequest) -> list[tuple[str, str]] | None:
 _EMPTY_TYPES = frozenset({tuple, dict, list, str, MappingProxyType})
 
 
-def _other_values(request: ChatRequest) -> list[Any]:
-    return [getattr(request, name) for name in _OTHER_FIELDS]
+_other_values = attrgetter(*_OTHER_FIELDS)  # every field but messages, as a tuple (C speed)
 
 
 def walk_request(request: ChatRequest, visitor: Visitor) -> ChatRequest:
@@ -132,8 +132,14 @@ def walk_request(request: ChatRequest, visitor: Visitor) -> ChatRequest:
 
 
 def _sequence(items: Any, visit: Any) -> Any:
-    out = [visit(item) for item in items]
-    if all(a is b for a, b in zip(out, items, strict=True)):
+    out: list[Any] | None = None  # built only once something changed
+    for i, item in enumerate(items):
+        new = visit(item)
+        if new is not item and out is None:
+            out = list(items[:i])
+        if out is not None:
+            out.append(new)
+    if out is None:
         return items
     return tuple(out) if isinstance(items, tuple) else out
 
@@ -142,34 +148,32 @@ def _free(value: Any, position: str, key: str, visitor: Visitor) -> Any:
     """Any JSON-like value: strings and long numbers visited after their key, mapping
     keys visited as texts of their own. ``type`` keys directly under a known structure
     are handled by the callers, not here: in free-form JSON every string counts."""
-    if isinstance(value, str):
+    kind = type(value)
+    if kind is str:
         return visitor.text(position, leaf_prefix(key), value)
-    if value is None or isinstance(value, bool):
+    if value is None or kind is bool:
         return value
-    if isinstance(value, int | float):
-        if -_SHORT < value < _SHORT:
-            return value
-        text = str(value)
-        new = visitor.text(position, leaf_prefix(key), text)
-        return value if new == text else new
-    if isinstance(value, Mapping):
+    if kind is dict or isinstance(value, Mapping):
         return _mapping(value, position, visitor)
-    if isinstance(value, list | tuple):
+    if kind is list or kind is tuple:
         return _sequence(value, lambda item: _free(item, position, key, visitor))
-    text = str(value)
+    if isinstance(value, int | float) and -_SHORT < value < _SHORT:
+        return value
+    text = str(value)  # a long number, or anything else the encoder would write
     new = visitor.text(position, leaf_prefix(key), text)
     return value if new == text else new
 
 
 def _mapping(value: Mapping[Any, Any], position: str, visitor: Visitor) -> Any:
-    out: dict[Any, Any] = {}
-    changed = False
-    for k, item in value.items():
-        new_key = visitor.text(position, "", k) if isinstance(k, str) else k
+    out: dict[Any, Any] | None = None  # built only once something changed
+    for i, (k, item) in enumerate(value.items()):
+        new_key = visitor.text(position, "", k) if type(k) is str else k
         new = _free(item, position, str(k), visitor)
-        changed = changed or new_key != k or new is not item
-        out[new_key] = new
-    return out if changed else value
+        if out is None and (new_key is not k or new is not item):
+            out = dict(list(value.items())[:i])
+        if out is not None:
+            out[new_key] = new
+    return value if out is None else out
 
 
 def _structure(
@@ -177,19 +181,19 @@ def _structure(
 ) -> Any:
     """A dict of known shape: ``skip`` (a validated enumeration) is not visited, the keys
     in ``special`` go to their own visit, every other key is free-form."""
-    if not isinstance(value, dict):
+    if type(value) is not dict:
         return _free(value, position, "", visitor)
-    out = dict(value)
-    changed = False
+    out: dict[str, Any] | None = None
     for key, item in value.items():
         if key == skip:
             continue
         visit = special.get(key)
         new = visit(item) if visit is not None else _free(item, position, key, visitor)
         if new is not item:
+            if out is None:
+                out = dict(value)
             out[key] = new
-            changed = True
-    return out if changed else value
+    return value if out is None else out
 
 
 def _message(message: Any, visitor: Visitor) -> Any:
