@@ -4,7 +4,7 @@ whole-workload totals, crossovers, warnings; ``advice_to_json`` is the ``--json`
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -21,7 +21,7 @@ from laneway.advisor._decision import (
 from laneway.advisor._finetune import FineTune, apply_fine_tunes
 from laneway.advisor._fleet import Fleet, best_api, fleet_for, volume_crossover
 from laneway.advisor._format import human_tokens
-from laneway.advisor._plan import TierPlan, plan_tier
+from laneway.advisor._plan import PathCost, TierPlan, plan_tier
 from laneway.advisor._workload import Workload
 from laneway.catalog import Catalog, default_catalog
 from laneway.errors import InvalidRequest
@@ -134,13 +134,20 @@ def _crossovers(
     hostable = [p for p in plans if p.tier in eligible_tiers(plans)]
     if not hostable:
         return out
-    api_of = {
-        "all_closed": lambda p: p.path("closed_api") if p.path("closed_api").admissible else None,
+    chosen = {t.tier: t.cost for t in choice.tiers}
+
+    def closed_api(p: TierPlan) -> PathCost | None:
+        return p.path("closed_api") if p.path("closed_api").admissible else None
+
+    def recommended(p: TierPlan) -> PathCost | None:
+        return chosen.get(p.tier)
+
+    api_of: dict[str, Callable[[TierPlan], PathCost | None]] = {
+        "all_closed": closed_api,
         "hybrid_api": best_api,
     }
     if choice.fleet is None:
-        chosen = {t.tier: t.cost for t in choice.tiers}
-        api_of["recommended"] = lambda p: chosen.get(p.tier)
+        api_of["recommended"] = recommended
     tiers = ", ".join(p.tier for p in hostable)
     for name, pick in api_of.items():
         costs = [pick(p) for p in hostable]

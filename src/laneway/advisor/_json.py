@@ -57,7 +57,7 @@ def by_utilisation(advice: Advice) -> list[dict[str, Any]]:
         if any(x is None for x in api)
         else sum((x.monthly_usd or Decimal(0) for x in api if x), Decimal(0))
     )
-    rows = []
+    rows: list[dict[str, Any]] = []
     for util in UTILISATIONS:
         cost = _fleet_at_utilisation(fleet, util, advice)
         rows.append(

@@ -139,7 +139,8 @@ def admissible(
     """Models a tier admits, each with its evidence, and the excluded ones with why."""
     explicit = {name for task in tasks for name in task.models}
     needs = () if relax_needs else tier_needs(tasks)
-    kept, out = [], []
+    kept: list[tuple[ModelInfo, Verdict, str]] = []
+    out: list[tuple[str, str]] = []
     allowed = []
     for model in catalog.models:
         problem = _constraint_problem(model, workload, explicit)

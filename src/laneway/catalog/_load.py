@@ -193,7 +193,7 @@ def _license_class(f: Fields) -> LicenseClass:
     value = f.text(field)
     if value not in LICENSE_CLASSES:
         f.fail(field, f"{value!r} is not one of {', '.join(LICENSE_CLASSES)}")
-    return cast("LicenseClass", value)
+    return value
 
 
 def _kv_cache(data: object, where: str) -> KvGeometry | None:
