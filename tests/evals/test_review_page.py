@@ -108,3 +108,59 @@ def test_review_page_keyboard_choices_are_saved(tmp_path: Path, engine: sa.Engin
     assert saved == expected
     assert {(p.model_a, p.model_b) for p in record.pairs("human")} == {MODELS}  # type: ignore[attr-defined]
     assert review_items(record) == []  # type: ignore[arg-type]
+
+
+def test_the_cli_serves_the_done_page_after_the_last_verdict(
+    tmp_path: Path, engine: sa.Engine
+) -> None:
+    """``eval review`` keeps its server up after the last choice until the page has
+    fetched "all pairs reviewed" (it used to stop at once, so the page never got there);
+    identical answers are never shown."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    import orjson
+
+    record = _record(tmp_path, engine)
+    record.write_results(  # type: ignore[attr-defined]
+        [ResultRow("c0", model, 0, "The same answer.", None, None) for model in MODELS]
+    )
+    command = [
+        sys.executable,
+        "-c",
+        "from laneway.cli import main; main()",
+        "eval",
+        "review",
+        "rev",
+        "--no-browser",
+        "--db",
+        f"sqlite:///{tmp_path / 'laneway.db'}",
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("review 3 pairs at http://127.0.0.1:"), line + proc.stderr.read()
+        url = line.split(" at ", 1)[1].split()[0]
+
+        def call(path: str, body: dict[str, str] | None = None) -> dict[str, object]:
+            data = None if body is None else orjson.dumps(body)
+            request = urllib.request.Request(  # noqa: S310 (http://127.0.0.1)
+                url + path, data=data, method="POST" if body else "GET"
+            )
+            with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310
+                return orjson.loads(response.read())  # type: ignore[no-any-return]
+
+        for _ in range(3):
+            item = call("api/next")
+            assert item["done"] is False
+            assert call("api/choice", {"token": str(item["token"]), "choice": "tie"})["ok"]
+        time.sleep(1.5)  # a person reads the last answer; the old server had stopped by now
+        assert call("api/next") == {"done": True, "saved": 3, "total": 3}
+        out, _ = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0
+    assert "saved 3 of 3 verdicts" in out

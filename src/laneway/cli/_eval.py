@@ -1,8 +1,10 @@
 """``laneway eval …``: suites, runs, reports, comparisons, human review, outcomes.
 
-Exit codes: 0 success; 1 ``compare`` found the candidate significantly worse; 2 an error
-(a malformed suite, an unknown or taken run id, a bad path, a database problem), always
-reported as one ``error: …`` line on stderr.
+Exit codes: 0 success; 1 a gate failed (``compare``: the candidate is significantly
+worse; ``run --min-pass``: a candidate's pass rate is below the threshold); 2 an error (a
+malformed suite, an unknown or taken run id, a bad path, a database problem, a scorer
+or judge that failed, a run left incomplete), always reported as ``error: …`` lines on
+stderr, never a traceback; 130 interrupted (Ctrl-C; the run can be resumed).
 
 ``--out`` of ``run`` is a directory (``RUN_ID.json`` and ``RUN_ID.html`` are written in
 it; it is created if missing, its parent is not); ``--out`` of ``report``,
@@ -195,13 +197,24 @@ def suites_command() -> None:
 
 
 def _metrics_table(metrics: list[ModelMetrics], title: str) -> Table:
+    from laneway.evals._metrics import MIN_P95_SAMPLES
+
     def pct(v: float | None) -> str:
         return "–" if v is None else f"{v * 100:.1f}%"
 
     def ms(v: float | None) -> str:
         return "–" if v is None else f"{v:.0f}"
 
-    table = Table(title=title)
+    few = [
+        m for m in metrics if m.latency_p95_ms is not None and m.latency_samples < MIN_P95_SAMPLES
+    ]
+    caption = (
+        f"* p95 over fewer than {MIN_P95_SAMPLES} calls: not a reliable tail estimate"
+        if few
+        else None
+    )
+
+    table = Table(title=title, caption=caption)
     for col in (
         "model",
         "tag",
@@ -235,7 +248,7 @@ def _metrics_table(metrics: list[ModelMetrics], title: str) -> Table:
             "–" if k is None or k < 2 else f"k={k} {pct(m.pass_hat_k[k])}",
             pct(m.agreement),
             ms(m.latency_p50_ms),
-            ms(m.latency_p95_ms),
+            ms(m.latency_p95_ms) + ("*" if m in few else ""),
             ms(m.ttft_p50_ms),
             ms(m.tokens_per_case),
             "unknown" if m.cost_per_case_usd is None else f"{m.cost_per_case_usd:.6f}",
@@ -251,13 +264,14 @@ async def _run_async(
     options: RunOptions,
     start: Callable[[], RunRecord],
 ) -> tuple[RunRecord, RunSummary]:
-    """Check the candidates, then ``start()`` (creates the run row) and run it."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
-
+    """Check the candidates and scorers, then ``start()`` (creates the run row) and run
+    it, with progress on a terminal or as plain lines (CI logs)."""
     from laneway.evals import run_suite
-    from laneway.evals._runner import check_models
+    from laneway.evals._progress import RunProgress
+    from laneway.evals._runner import check_models, check_scorers
     from laneway.server import build_gateway
 
+    check_scorers(suite)
     gateway = build_gateway(settings, engine=engine)
     await gateway.start()
     try:
@@ -265,11 +279,14 @@ async def _run_async(
         record = start()
         pending = len(suite.cases) * options.repeats * len(options.models)
         pending -= len(record.completed_keys())
-        columns = (*Progress.get_default_columns()[:1], BarColumn(), MofNCompleteColumn())
-        with Progress(*columns, TimeElapsedColumn(), transient=False) as progress:
-            task = progress.add_task(f"{suite.name}", total=pending)
+        with RunProgress(suite.name, pending) as progress:
             summary = await run_suite(
-                gateway, suite, record, options, on_result=lambda _row: progress.advance(task)
+                gateway,
+                suite,
+                record,
+                options,
+                on_result=lambda row: progress.answer(row.error_code is not None),
+                on_pair=progress.pair,
             )
         return record, summary
     finally:
@@ -373,6 +390,18 @@ _RpsPerProviderOpt = Annotated[
 ]
 
 
+_MinPassOpt = Annotated[
+    float | None,
+    typer.Option(
+        min=0.0,
+        max=1.0,
+        metavar="RATE",
+        help="Gate: exit 1 unless every candidate's pass rate is at least RATE (0-1, "
+        "e.g. 0.8); a candidate with no scored case fails the gate. Default: no gate.",
+    ),
+]
+
+
 @eval_app.command("run")
 def run_command(
     suite_ref: _SuiteRefArg,
@@ -385,11 +414,15 @@ def run_command(
     run_id: _RunIdOpt = None,
     retries: _RetriesOpt = 2,
     rps_per_provider: _RpsPerProviderOpt = None,
+    min_pass: _MinPassOpt = None,
     tokens_per_day: TokensPerDayOpt = None,
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """Run every case on every candidate (resumable: completed cases are not re-run)."""
+    """Run every case on every candidate (resumable: completed cases are not re-run).
+
+    Exit 0 when the run completed (and passed --min-pass), 1 when a candidate is below
+    --min-pass, 2 when the run is incomplete or an error stopped it, 130 on Ctrl-C."""
     from laneway.evals import RunOptions, RunRecord, candidates_from
     from laneway.evals._runner import new_run
     from laneway.evals._store import run_exists_message
@@ -410,6 +443,8 @@ def run_command(
                 if info.suite_digest != suite.digest:
                     raise _fail(f"run {resume} used a different version of the suite")
                 models, repeats = ",".join(info.models), info.repeats
+                if judge is None:
+                    judge = info.config.get("judge")
             elif record.exists():
                 raise _fail(run_exists_message(the_id))
             options = RunOptions(
@@ -423,22 +458,59 @@ def run_command(
 
             def start() -> RunRecord:
                 started = record if resume is not None else new_run(engine, suite, options, the_id)
+                judged = f", judge {options.judge}" if options.judge else ""
                 typer.echo(
                     f"run {the_id}: {len(suite.cases)} cases x {len(options.models)} "
-                    f"models x {options.repeats} repeats"
+                    f"models x {options.repeats} repeats{judged}"
                 )
                 return started
 
             summary = _execute(settings, engine, suite, options, record, start)
-            _print_run(record, engine, tokens_per_day, out)
-        typer.echo(
-            f"status {summary.status}: {summary.done} calls in {summary.wall_s:.1f} s, "
-            f"{summary.skipped} already done, {summary.errors} errors"
-        )
-        if summary.status != "complete":
-            typer.echo(f"resume with: laneway eval run {suite_ref} --resume {the_id}")
+            metrics = _print_run(record, engine, tokens_per_day, out)
+        _finish_run(summary, suite_ref, the_id, metrics, min_pass)
     finally:
         engine.dispose()
+
+
+def _finish_run(
+    summary: RunSummary,
+    suite_ref: str,
+    run_id: str,
+    metrics: list[ModelMetrics],
+    min_pass: float | None,
+) -> None:
+    """The run's last lines and exit code: 2 incomplete, 1 below --min-pass, else 0."""
+    judged = ""
+    if summary.pair_verdicts or summary.judge_failures:
+        judged = (
+            f", {summary.pair_verdicts} pairwise verdicts ({summary.pairs_identical} "
+            f"identical answers, no judge call)"
+        )
+    typer.echo(
+        f"status {summary.status}: {summary.done} calls in {summary.wall_s:.1f} s, "
+        f"{summary.skipped} already done, {summary.errors} errors{judged}"
+    )
+    if summary.status != "complete":
+        for message in summary.harness_errors.values():
+            typer.echo(f"error: {message}", err=True)
+        codes = ", ".join(f"{code} x{n}" for code, n in sorted(summary.error_codes.items()))
+        failures = f"{summary.errors} failed calls ({codes})" if summary.errors else ""
+        if summary.judge_failures:
+            failures += f"{'; ' if failures else ''}{summary.judge_failures} pairs not judged"
+        typer.echo(
+            f"error: run {run_id} is incomplete: {failures}; resume with: "
+            f"laneway eval run {suite_ref} --resume {run_id}",
+            err=True,
+        )
+        raise typer.Exit(2)
+    if min_pass is not None:
+        below = [m for m in metrics if m.tag is None and (m.pass_rate or 0.0) < min_pass]
+        for m in below:
+            rate = "no scored case" if m.pass_rate is None else f"pass rate {m.pass_rate:.1%}"
+            typer.echo(f"FAIL {m.model}: {rate} < --min-pass {min_pass:.1%}")
+        if below:
+            raise typer.Exit(1)
+        typer.echo(f"PASS: every candidate at or above --min-pass {min_pass:.1%}")
 
 
 def _execute(
@@ -462,7 +534,7 @@ def _execute(
 
 def _print_run(
     record: RunRecord, engine: sa.Engine, tokens_per_day: int | None, out: Path | None
-) -> None:
+) -> list[ModelMetrics]:
     from laneway.evals import compute_metrics, load_run, write_export
     from laneway.evals._report import write_report
 
@@ -471,11 +543,13 @@ def _print_run(
         run.results, run.info.suite, run.info.models, tokens_per_day=tokens_per_day
     )
     _console().print(_metrics_table(metrics, f"run {run.info.run_id} ({run.info.status})"))
+    _print_bias(run.pairs)
     if out is not None:
         out.mkdir(exist_ok=True)
         export = write_export(record, out / f"{record.run_id}.json")
         report = write_report(run, metrics, out / f"{record.run_id}.html")
         typer.echo(f"wrote {export} and {report}")
+    return metrics
 
 
 @contextlib.contextmanager
@@ -527,6 +601,21 @@ def show_command(
         typer.echo(json.dumps(metrics_to_json(metrics), indent=2, default=str))
         return
     _console().print(_metrics_table(metrics, f"run {loaded.info.run_id} ({loaded.info.status})"))
+    _print_bias(loaded.pairs)
+
+
+def _print_bias(pairs: Any) -> None:
+    """The judge's position bias, when the run has pairwise verdicts of a judge."""
+    from laneway.evals import position_bias
+
+    bias = position_bias(pairs)
+    if bias["n"]:
+        typer.echo(
+            f"judge position bias over {bias['n']} pairs asked in both orders: consistent "
+            f"{bias['consistent_share']:.0%}, first shown won both {bias['first_share']:.0%}, "
+            f"second shown won both {bias['second_share']:.0%}, tie in one order only "
+            f"{bias['mixed_share']:.0%}"
+        )
 
 
 @eval_app.command("report")
@@ -555,7 +644,13 @@ def report_command(
 @eval_app.command("compare")
 def compare_command(
     run_a: Annotated[str, typer.Argument(help="Baseline run (id or JSON export).")],
-    run_b: Annotated[str, typer.Argument(help="Candidate run (id or JSON export).")],
+    run_b: Annotated[
+        str | None,
+        typer.Argument(
+            help="Candidate run (id or JSON export); default: RUN_A itself, to compare "
+            "two of its candidates (--model-a, --model-b)."
+        ),
+    ] = None,
     model: Annotated[
         str | None,
         typer.Option(
@@ -563,13 +658,19 @@ def compare_command(
             "or each run's only one)."
         ),
     ] = None,
+    model_a: Annotated[
+        str | None, typer.Option(help="The baseline candidate in run A (overrides --model).")
+    ] = None,
+    model_b: Annotated[
+        str | None, typer.Option(help="The candidate in run B (overrides --model).")
+    ] = None,
     alpha: Annotated[
         float,
         typer.Option(
             min=0.0001,
             max=0.5,
             help="Significance level, 0.0001-0.5: B is significantly worse when the paired "
-            "test's p < alpha and B loses more cases than it wins.",
+            "test over cases gives p < alpha and B's mean is lower.",
         ),
     ] = 0.05,
     as_json: Annotated[
@@ -578,24 +679,38 @@ def compare_command(
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """Paired comparison; exit 1 when B is significantly worse than A, 2 on an error."""
+    """Paired comparison over cases; exit 1 when B is significantly worse than A, 2 on
+    an error. An incomplete run is flagged on stderr."""
     from laneway.evals import compare_runs, load_run
+    from laneway.evals._stats import format_p
 
-    with _reading(config, db, run_a, run_b) as engine:
+    refs = (run_a,) if run_b is None else (run_a, run_b)
+    with _reading(config, db, *refs) as engine:
+        first = load_run(run_a, engine)
+        second = first if run_b is None else load_run(run_b, engine)
         result = compare_runs(
-            load_run(run_a, engine), load_run(run_b, engine), model=model, alpha=alpha
+            first, second, model=model, model_a=model_a, model_b=model_b, alpha=alpha
         )
+    for warning in result.incomplete:
+        typer.echo(f"warning: {warning}", err=True)
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
     else:
         t = result.test
+        what = "mean score" if result.graded else "pass"
         typer.echo(
-            f"{result.model_a} (A) vs {result.model_b} (B): {t.n} paired cases, "
-            f"pass {result.baseline_rate:.1%} -> {result.candidate_rate:.1%}"
+            f"{result.model_a} (A, {result.run_a}) vs {result.model_b} (B, {result.run_b}): "
+            f"{t.n} paired cases, {what} {result.baseline_rate:.1%} -> {result.candidate_rate:.1%}"
         )
+        left_out = [f"{result.unscored} unscored"] if result.unscored else []
+        left_out += [f"{result.unpaired} unpaired"] if result.unpaired else []
+        if left_out:
+            typer.echo(f"left out: {', '.join(left_out)} cases")
+        if result.dropped_checks:
+            typer.echo(f"checks in one run only, left out: {', '.join(result.dropped_checks)}")
         typer.echo(
-            f"{t.method}: p = {t.p_value:.4g} (alpha {alpha}); B worse on {t.worse}, "
-            f"better on {t.better}"
+            f"{t.method} over cases: p = {format_p(t.p_value)} (alpha {alpha}); "
+            f"B worse on {t.worse}, better on {t.better}"
         )
         for reg in result.regressions:
             typer.echo(f"  regression {reg.case_id}: {reg.baseline:.2f} -> {reg.candidate:.2f}")
@@ -636,8 +751,8 @@ def review_command(
                 if not no_browser and can_open_browser():
                     webbrowser.open(server.url)
                 with contextlib.suppress(KeyboardInterrupt):
-                    while not server.finished.wait(0.5):
-                        continue
+                    while not server.done():
+                        server.finished.wait(0.5)
             typer.echo(f"saved {server.saved} of {server.total} verdicts")
     finally:
         engine.dispose()

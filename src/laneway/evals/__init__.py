@@ -9,16 +9,19 @@ between runs, HTML reports, and outcomes for router training.
 from laneway.evals._checks import Check, extract_json, normalize_answer, score_answer, verdict
 from laneway.evals._compare import Comparison, Regression, compare_runs
 from laneway.evals._from_ledger import suite_from_ledger
-from laneway.evals._judge import PairResult, judge_pair, judge_rubric
+from laneway.evals._judge import PROMPT_VERSION, PairResult, judge_pair, judge_rubric, position_bias
 from laneway.evals._metrics import ModelMetrics, compute_metrics, metrics_to_json
 from laneway.evals._outcomes import outcome_rows, write_outcomes
 from laneway.evals._runner import RunOptions, RunSummary, candidates_from, run_suite
 from laneway.evals._stats import (
     PairedTest,
     agreement,
+    clustered_interval,
+    format_p,
     mcnemar,
-    paired_bootstrap,
+    paired_test,
     pass_hat_k,
+    sign_test,
     wilson_interval,
 )
 from laneway.evals._store import (
@@ -31,8 +34,10 @@ from laneway.evals._store import (
     write_export,
 )
 from laneway.evals._suite import Case, Instructions, Suite, load_suite, packaged_suites
+from laneway.evals._twosample import TwoSample, fisher_exact, mann_whitney
 
 __all__ = [
+    "PROMPT_VERSION",
     "Case",
     "Check",
     "Comparison",
@@ -49,24 +54,31 @@ __all__ = [
     "RunRecord",
     "RunSummary",
     "Suite",
+    "TwoSample",
     "agreement",
     "candidates_from",
+    "clustered_interval",
     "compare_runs",
     "compute_metrics",
     "extract_json",
+    "fisher_exact",
+    "format_p",
     "judge_pair",
     "judge_rubric",
     "load_run",
     "load_suite",
+    "mann_whitney",
     "mcnemar",
     "metrics_to_json",
     "normalize_answer",
     "outcome_rows",
     "packaged_suites",
-    "paired_bootstrap",
+    "paired_test",
     "pass_hat_k",
+    "position_bias",
     "run_suite",
     "score_answer",
+    "sign_test",
     "suite_from_ledger",
     "verdict",
     "wilson_interval",

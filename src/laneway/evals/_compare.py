@@ -1,18 +1,27 @@
-"""Drift and candidate gating: run B (candidate) against run A (baseline), case by case.
+"""Candidate gating: candidate B against baseline A, case by case.
 
-Cases are paired by id. With one repeat and pass/fail checks the test is McNemar's on
-pass/fail; with repeats, a paired bootstrap over per-case pass rates; with graded checks
-(a judge's grade, a float scorer), a paired bootstrap over per-case mean scores. A
-candidate is *significantly worse* when p < alpha and it loses more cases than it wins.
+B and A are two runs of one candidate, two candidates of one run, or any two
+(run, candidate) pairs. Cases are paired by id, repeats are averaged per case, and the
+test is over cases (:func:`~laneway.evals._stats.paired_test`): the exact sign test on
+pass/fail, a sign-flip permutation test on per-case pass rates or graded scores. B is
+*significantly worse* when p < alpha and its mean is lower.
+
+Only checks present on both sides are compared: a rubric graded by a judge in one run
+and not in the other is left out (and named), never read as a regression. Answers with
+no check are unscored, not failures; a failed call is a failure. A run that did not
+complete is flagged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
 from laneway.errors import ConfigError
-from laneway.evals._stats import PairedTest, mcnemar, paired_bootstrap
+from laneway.evals._checks import Check, verdict
+from laneway.evals._metrics import HARNESS_ERRORS
+from laneway.evals._stats import PairedTest, format_p, paired_test
 from laneway.evals._store import LoadedRun, ResultRow
 
 __all__ = ["Comparison", "Regression", "compare_runs"]
@@ -36,26 +45,39 @@ class Comparison:
     regressions: tuple[Regression, ...]
     improvements: tuple[Regression, ...]
     unpaired: int
+    run_a: str = ""
+    run_b: str = ""
+    unscored: int = 0
+    graded: bool = False
+    dropped_checks: tuple[str, ...] = ()
+    incomplete: tuple[str, ...] = ()
 
     @property
     def significantly_worse(self) -> bool:
-        return self.test.p_value < self.alpha and self.test.worse > self.test.better
+        return self.test.p_value < self.alpha and self.test.delta < 0
 
     def to_json(self) -> dict[str, Any]:
         return {
+            "run_a": self.run_a,
+            "run_b": self.run_b,
             "model_a": self.model_a,
             "model_b": self.model_b,
             "method": self.test.method,
             "p_value": self.test.p_value,
+            "p_text": format_p(self.test.p_value),
             "alpha": self.alpha,
             "delta": self.test.delta,
             "n": self.test.n,
             "worse": self.test.worse,
             "better": self.test.better,
+            "graded": self.graded,
             "baseline_rate": self.baseline_rate,
             "candidate_rate": self.candidate_rate,
             "significantly_worse": self.significantly_worse,
             "unpaired": self.unpaired,
+            "unscored": self.unscored,
+            "dropped_checks": list(self.dropped_checks),
+            "incomplete": list(self.incomplete),
             "regressions": [
                 {"case_id": r.case_id, "baseline": r.baseline, "candidate": r.candidate}
                 for r in self.regressions
@@ -63,7 +85,7 @@ class Comparison:
         }
 
 
-def _per_case(results: tuple[ResultRow, ...], model: str) -> dict[str, list[ResultRow]]:
+def _per_case(results: Iterable[ResultRow], model: str) -> dict[str, list[ResultRow]]:
     out: dict[str, list[ResultRow]] = {}
     for row in results:
         if row.model == model:
@@ -71,71 +93,126 @@ def _per_case(results: tuple[ResultRow, ...], model: str) -> dict[str, list[Resu
     return out
 
 
-def _pick_models(a: LoadedRun, b: LoadedRun, model: str | None) -> tuple[str, str]:
+def _need(run: LoadedRun, name: str, model: str) -> None:
+    if model not in run.info.models:
+        raise ConfigError(
+            f"run {name} ({run.info.run_id}) has no model {model!r} "
+            f"(it has: {', '.join(run.info.models)})"
+        )
+
+
+def _pick_models(
+    a: LoadedRun, b: LoadedRun, model: str | None, model_a: str | None, model_b: str | None
+) -> tuple[str, str]:
     if model is not None:
-        for run, name in ((a, "A"), (b, "B")):
-            if model not in run.info.models:
-                raise ConfigError(
-                    f"run {name} ({run.info.run_id}) has no model {model!r} "
-                    f"(it has: {', '.join(run.info.models)})"
-                )
-        return model, model
+        model_a, model_b = model_a or model, model_b or model
+    if model_a is not None or model_b is not None:
+        common = [m for m in a.info.models if m in b.info.models]
+        only = common[0] if len(common) == 1 else None
+        picked_a, picked_b = model_a or only, model_b or only
+        if picked_a is None or picked_b is None:
+            raise ConfigError("name both --model-a and --model-b")
+        _need(a, "A", picked_a)
+        _need(b, "B", picked_b)
+        return picked_a, picked_b
     common = [m for m in a.info.models if m in b.info.models]
     if len(common) == 1:
         return common[0], common[0]
     if len(a.info.models) == 1 and len(b.info.models) == 1:
         return a.info.models[0], b.info.models[0]
     raise ConfigError(
-        "the runs have several candidates; name one with --model "
-        f"(A: {', '.join(a.info.models)}; B: {', '.join(b.info.models)})"
+        "the runs have several candidates; name one with --model, or --model-a and "
+        f"--model-b (A: {', '.join(a.info.models)}; B: {', '.join(b.info.models)})"
     )
 
 
-def _graded(row: ResultRow) -> bool:
-    """A judge grade or a float scorer: scores between 0 and 1, not pass/fail."""
-    return any(c.get("score") not in (0.0, 1.0) for c in row.checks)
+def _check_names(rows: Iterable[ResultRow]) -> set[str]:
+    return {str(c.get("name")) for r in rows if r.error_code is None for c in r.checks}
 
 
-def _score(row: ResultRow) -> float:
-    if row.error_code is not None or row.passed is None:
+def _value(row: ResultRow, names: set[str], graded: bool) -> float | None:
+    """The row's score on the checks in ``names``; 0.0 for a failed call; ``None`` when
+    unscored (no such check, or the harness could not score it)."""
+    if row.error_code in HARNESS_ERRORS:
+        return None
+    if row.error_code is not None:
         return 0.0
-    return row.score if row.score is not None else float(row.passed)
+    checks = [Check(**c) for c in row.checks if c.get("name") in names]
+    passed, score = verdict(checks)
+    if passed is None:
+        return None
+    return float(score if graded and score is not None else passed)
+
+
+def _case_means(
+    cases: dict[str, list[ResultRow]], names: set[str], graded: bool
+) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for case_id, rows in cases.items():
+        values = [v for r in rows if (v := _value(r, names, graded)) is not None]
+        out[case_id] = sum(values) / len(values) if values else None
+    return out
+
+
+def _incomplete(run: LoadedRun, model: str, side: str) -> list[str]:
+    failed = sum(1 for r in run.results if r.model == model and r.error_code is not None)
+    expected = len(run.info.suite.get("cases", ())) * run.info.repeats
+    stored = sum(1 for r in run.results if r.model == model)
+    if run.info.status == "complete" and not failed and stored >= expected:
+        return []
+    return [
+        f"run {side} ({run.info.run_id}) is {run.info.status}: {failed} failed and "
+        f"{max(0, expected - stored)} missing calls of {expected} for {model}"
+    ]
 
 
 def compare_runs(
-    a: LoadedRun, b: LoadedRun, *, model: str | None = None, alpha: float = 0.05
+    a: LoadedRun,
+    b: LoadedRun,
+    *,
+    model: str | None = None,
+    model_a: str | None = None,
+    model_b: str | None = None,
+    alpha: float = 0.05,
 ) -> Comparison:
-    """Paired comparison of candidate run ``b`` against baseline run ``a``."""
-    model_a, model_b = _pick_models(a, b, model)
-    cases_a, cases_b = _per_case(a.results, model_a), _per_case(b.results, model_b)
-    paired = sorted(set(cases_a) & set(cases_b))
-    if not paired:
+    """Paired comparison of candidate ``model_b`` in run ``b`` against baseline
+    ``model_a`` in run ``a`` (``b`` may be ``a`` with two of its candidates)."""
+    name_a, name_b = _pick_models(a, b, model, model_a, model_b)
+    cases_a, cases_b = _per_case(a.results, name_a), _per_case(b.results, name_b)
+    both = sorted(set(cases_a) & set(cases_b))
+    if not both:
         raise ConfigError("the runs have no case in common")
-    unpaired = len(set(cases_a) ^ set(cases_b))
-    rows = [(cases_a[c], cases_b[c]) for c in paired]
-    graded = any(_graded(r) for ra, rb in rows for r in (*ra, *rb))
-    binary = not graded and all(len(ra) == 1 and len(rb) == 1 for ra, rb in rows)
-    pass_a = [sum(bool(r.passed) and r.error_code is None for r in ra) / len(ra) for ra, _ in rows]
-    pass_b = [sum(bool(r.passed) and r.error_code is None for r in rb) / len(rb) for _, rb in rows]
-    if binary:
-        test = mcnemar([p == 1.0 for p in pass_a], [p == 1.0 for p in pass_b])
-        mean_a, mean_b = pass_a, pass_b
-    elif graded:
-        mean_a = [sum(_score(r) for r in ra) / len(ra) for ra, _ in rows]
-        mean_b = [sum(_score(r) for r in rb) / len(rb) for _, rb in rows]
-        test = paired_bootstrap(mean_a, mean_b)
-    else:
-        mean_a, mean_b = pass_a, pass_b
-        test = paired_bootstrap(mean_a, mean_b)
-    changes = list(zip(paired, mean_a, mean_b, strict=True))
+    checks_a = _check_names(r for c in both for r in cases_a[c])
+    checks_b = _check_names(r for c in both for r in cases_b[c])
+    names = checks_a & checks_b
+    graded = any(
+        c.get("name") in names and c.get("score") not in (0.0, 1.0)
+        for c_id in both
+        for r in (*cases_a[c_id], *cases_b[c_id])
+        for c in r.checks
+    )
+    means_a = _case_means({c: cases_a[c] for c in both}, names, graded)
+    means_b = _case_means({c: cases_b[c] for c in both}, names, graded)
+    paired = [c for c in both if means_a[c] is not None and means_b[c] is not None]
+    if not paired:
+        raise ConfigError("no case is scored in both runs (nothing to compare)")
+    xs = [float(means_a[c] or 0.0) for c in paired]
+    ys = [float(means_b[c] or 0.0) for c in paired]
+    changes = list(zip(paired, xs, ys, strict=True))
     return Comparison(
-        model_a=model_a,
-        model_b=model_b,
-        test=test,
+        model_a=name_a,
+        model_b=name_b,
+        test=paired_test(xs, ys),
         alpha=alpha,
-        baseline_rate=sum(pass_a) / len(pass_a),
-        candidate_rate=sum(pass_b) / len(pass_b),
+        baseline_rate=sum(xs) / len(xs),
+        candidate_rate=sum(ys) / len(ys),
         regressions=tuple(Regression(c, x, y) for c, x, y in changes if y < x),
         improvements=tuple(Regression(c, x, y) for c, x, y in changes if y > x),
-        unpaired=unpaired,
+        unpaired=len(set(cases_a) ^ set(cases_b)),
+        run_a=a.info.run_id,
+        run_b=b.info.run_id,
+        unscored=len(both) - len(paired),
+        graded=graded,
+        dropped_checks=tuple(sorted(checks_a ^ checks_b)),
+        incomplete=tuple(_incomplete(a, name_a, "A") + _incomplete(b, name_b, "B")),
     )

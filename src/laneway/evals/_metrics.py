@@ -1,14 +1,19 @@
 """Metrics per model and per tag from a run's results.
 
-* ``pass_rate``: passed / scored attempts (a failed call counts as a failure), with a
-  95% Wilson interval over attempts (repeats included).
+* ``pass_rate``: passed / scored attempts (a failed call counts as a failure; an answer
+  with no check, or one the harness could not score, is left out), with a 95% interval
+  clustered by case (repeats of one case are not independent trials).
 * ``instruction_following`` / ``format_adherence``: the share of attempts whose
   instruction / format checks all pass, over the attempts that have such checks.
 * ``pass_hat_k``: mean over cases of C(c, k) / C(n, k), for k = 1..repeats.
 * ``agreement``: mean over cases of the share of repeats giving the most common
-  (normalised) answer.
-* latency and TTFT p50 / p95 (linear interpolation), tokens and cost per attempt, and the
-  projected monthly cost at ``tokens_per_day`` (cost per token x tokens x 30).
+  (normalised) answer, over answered calls only (scored or not; failed calls are not
+  answers), for cases with two answers or more.
+* latency p50 / p95 over every call, failed ones included (a time-out took its time: left
+  out, it would make a failing model look fast); ``latency_samples`` says how many, and a
+  p95 over fewer than :data:`MIN_P95_SAMPLES` is flagged. TTFT over answered calls.
+* tokens and cost per attempt, and the projected monthly cost at ``tokens_per_day``
+  (cost per token x tokens x 30).
 """
 
 from __future__ import annotations
@@ -20,11 +25,22 @@ from decimal import Decimal
 from typing import Any
 
 from laneway.evals._checks import normalize_answer
-from laneway.evals._stats import agreement, pass_hat_k, wilson_interval
+from laneway.evals._stats import agreement, clustered_interval, pass_hat_k
 from laneway.evals._store import ResultRow
 from laneway.ledger import format_usd, percentile
 
-__all__ = ["ModelMetrics", "compute_metrics", "metrics_to_json"]
+__all__ = [
+    "HARNESS_ERRORS",
+    "MIN_P95_SAMPLES",
+    "ModelMetrics",
+    "compute_metrics",
+    "metrics_to_json",
+]
+
+MIN_P95_SAMPLES = 20
+# Error codes of answers the harness (a scorer, the judge) failed on: not the model's
+# failure, so left out of pass rates and latency; the run is incomplete.
+HARNESS_ERRORS = frozenset({"scorer_error", "judge_error"})
 
 
 @dataclass(slots=True)
@@ -42,7 +58,8 @@ class _Acc:
     token_rows: int = 0
     cost: Decimal = Decimal(0)
     cost_unknown: int = 0
-    per_case: dict[str, list[tuple[bool, str]]] = field(default_factory=dict)
+    per_case: dict[str, list[bool]] = field(default_factory=dict)
+    answers: dict[str, list[str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +76,7 @@ class ModelMetrics:
     format_adherence: float | None
     latency_p50_ms: float | None
     latency_p95_ms: float | None
+    latency_samples: int
     ttft_p50_ms: float | None
     ttft_p95_ms: float | None
     pass_hat_k: dict[int, float]
@@ -75,18 +93,21 @@ def _kind_ok(checks: Sequence[Mapping[str, Any]], kind: str) -> bool | None:
 
 def _add(acc: _Acc, row: ResultRow, wants_format: bool, wants_instr: bool) -> None:
     acc.attempts += 1
-    if row.latency_ms is not None and row.error_code is None:
+    harness = row.error_code in HARNESS_ERRORS
+    if row.latency_ms is not None and not harness:
         acc.latency.append(row.latency_ms)
     if row.ttft_ms is not None and row.error_code is None:
         acc.ttft.append(row.ttft_ms)
     if row.error_code is not None:
         acc.errors += 1
+    if row.error_code is None and row.output is not None:
+        acc.answers.setdefault(row.case_id, []).append(normalize_answer(row.output))
     ok = row.error_code is None and bool(row.passed)
-    if row.passed is not None or row.error_code is not None:
+    if (row.passed is not None or row.error_code is not None) and not harness:
         acc.scored += 1
         acc.passed += ok
         acc.score_sum += row.score or 0.0
-        acc.per_case.setdefault(row.case_id, []).append((ok, normalize_answer(row.output or "")))
+        acc.per_case.setdefault(row.case_id, []).append(ok)
     checks = (("format", wants_format, acc.fmt), ("instruction", wants_instr, acc.instr))
     for kind, wanted, bucket in checks:
         if wanted:
@@ -106,13 +127,11 @@ def _finish(model: str, tag: str | None, acc: _Acc, tokens_per_day: int | None) 
     hat: dict[int, float] = {}
     for k in range(1, repeats + 1):
         vals = [
-            pass_hat_k(sum(ok for ok, _ in runs), len(runs), k)
-            for runs in acc.per_case.values()
-            if len(runs) >= k
+            pass_hat_k(sum(runs), len(runs), k) for runs in acc.per_case.values() if len(runs) >= k
         ]
         if vals:
             hat[k] = sum(vals) / len(vals)
-    agree = [agreement([a for _, a in runs]) for runs in acc.per_case.values() if len(runs) > 1]
+    agree = [agreement(answers) for answers in acc.answers.values() if len(answers) > 1]
     cost_known = acc.cost_unknown == 0 and acc.attempts > 0
     cost_per = acc.cost / acc.attempts if cost_known else None
     monthly = None
@@ -121,16 +140,17 @@ def _finish(model: str, tag: str | None, acc: _Acc, tokens_per_day: int | None) 
     return ModelMetrics(
         model=model,
         tag=tag,
-        cases=len(acc.per_case),
+        cases=len(acc.per_case.keys() | acc.answers.keys()),
         attempts=acc.attempts,
         errors=acc.errors,
         pass_rate=acc.passed / acc.scored if acc.scored else None,
-        pass_ci=wilson_interval(acc.passed, acc.scored),
+        pass_ci=clustered_interval([(sum(r), len(r)) for r in acc.per_case.values()]),
         mean_score=acc.score_sum / acc.scored if acc.scored else None,
         instruction_following=acc.instr[0] / acc.instr[1] if acc.instr[1] else None,
         format_adherence=acc.fmt[0] / acc.fmt[1] if acc.fmt[1] else None,
         latency_p50_ms=percentile(acc.latency, 50),
         latency_p95_ms=percentile(acc.latency, 95),
+        latency_samples=len(acc.latency),
         ttft_p50_ms=percentile(acc.ttft, 50),
         ttft_p95_ms=percentile(acc.ttft, 95),
         pass_hat_k=hat,

@@ -11,10 +11,11 @@ from pathlib import Path
 from typing import Any
 
 from laneway.evals._files import write_atomic
-from laneway.evals._metrics import ModelMetrics, metrics_to_json
+from laneway.evals._judge import position_bias
+from laneway.evals._metrics import MIN_P95_SAMPLES, ModelMetrics, metrics_to_json
 from laneway.evals._store import LoadedRun, PairVerdict
 
-__all__ = ["render_report", "win_matrix", "write_report"]
+__all__ = ["cost_axis", "point_labels", "render_report", "win_matrix", "write_report"]
 
 
 def win_matrix(
@@ -30,6 +31,22 @@ def win_matrix(
         r: {c: (sum(v) / len(v) if (v := score.get((r, c))) else None) for c in models}
         for r in models
     }
+
+
+def cost_axis(costs: Sequence[float]) -> tuple[float, float]:
+    """The x range of the quality-vs-cost plot: from 0 (costs are never negative) to a
+    little past the largest cost; ``(0, 1)`` when every cost is 0."""
+    top = max(costs, default=0.0)
+    return (0.0, top * 1.15) if top > 0 else (0.0, 1.0)
+
+
+def point_labels(points: Sequence[tuple[str, float, float]]) -> list[tuple[str, float, float]]:
+    """One label per distinct point: models on the same (cost, pass rate) share one
+    label (``"a, b"``) instead of printing over each other."""
+    grouped: dict[tuple[float, float], list[str]] = {}
+    for name, x, y in points:
+        grouped.setdefault((round(x, 12), round(y, 12)), []).append(name)
+    return [(", ".join(names), x, y) for (x, y), names in grouped.items()]
 
 
 def _svg(fig: Any) -> str:
@@ -51,15 +68,23 @@ def _plots(
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable
     import matplotlib.pyplot as plt
 
     plots: dict[str, str] = {}
     fig, ax = plt.subplots(figsize=(6, 4))
-    for m in overall:
-        cost = float(m.cost_per_case_usd) if m.cost_per_case_usd is not None else 0.0
-        ax.scatter([cost], [m.pass_rate or 0.0], s=60)
-        ax.annotate(m.model, (cost, m.pass_rate or 0.0), textcoords="offset points", xytext=(5, 5))
-    ax.set_xlabel("cost per case (USD; unknown shown as 0)")
+    points = [(m.model, float(m.cost_per_case_usd or 0), m.pass_rate or 0.0) for m in overall]
+    for _, cost, rate in points:
+        ax.scatter([cost], [rate], s=60)
+    for label, cost, rate in point_labels(points):
+        ax.annotate(label, (cost, rate), textcoords="offset points", xytext=(5, 5))
+    ax.set_xlim(*cost_axis([c for _, c, _ in points]))
+    free = all(c == 0 for _, c, _ in points)
+    ax.set_xlabel(
+        "cost per case (USD; every answer cost 0)"
+        if free
+        else "cost per case (USD; unknown shown as 0)"
+    )
     ax.set_ylabel("pass rate")
     ax.set_ylim(-0.05, 1.05)
     ax.set_title("Quality vs cost")
@@ -124,6 +149,8 @@ def render_report(run: LoadedRun, metrics: list[ModelMetrics]) -> str:
         run=run.info,
         overall=metrics_to_json(overall),
         tags=metrics_to_json(tags),
+        bias=position_bias(run.pairs),
+        min_p95=MIN_P95_SAMPLES,
         plots=_plots(overall, tags, latencies, first),
         matrices=matrices,
         models=list(run.info.models),

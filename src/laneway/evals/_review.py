@@ -3,7 +3,10 @@
 The page only ever sees the request and two answers labelled A and B (sides shuffled per
 item, model names never sent); each choice is saved with the run as a ``human`` pairwise
 verdict. The server is the standard library's, on 127.0.0.1 with a random port, in a
-background thread. Keyboard: ``A``/``1``/``←`` = A, ``B``/``2``/``→`` = B, ``T``/``3``/``↓`` = tie.
+background thread. It keeps serving after the last choice until the page has fetched the
+"all pairs reviewed" state (or ``grace_s`` later if the page is gone). Identical
+answers are never shown (they are a tie without anyone's verdict).
+Keyboard: ``A``/``1``/``←`` = A, ``B``/``2``/``→`` = B, ``T``/``3``/``↓`` = tie.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import random
 import secrets
 import sys
 import threading
+import time
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +26,7 @@ from typing import Any, Self
 
 import orjson
 
+from laneway.evals._checks import normalize_answer
 from laneway.evals._store import PairVerdict, RunRecord
 
 __all__ = ["ReviewItem", "ReviewServer", "can_open_browser", "review_items"]
@@ -79,7 +84,10 @@ def review_items(record: RunRecord, seed: int | None = None) -> list[ReviewItem]
         )
         for case_id, prompt in prompts.items()
         for a, b in itertools.combinations(info.models, 2)
-        if (case_id, a) in outputs and (case_id, b) in outputs and (case_id, a, b) not in done
+        if (case_id, a) in outputs
+        and (case_id, b) in outputs
+        and (case_id, a, b) not in done
+        and normalize_answer(outputs[(case_id, a)]) != normalize_answer(outputs[(case_id, b)])
     ]
     rng.shuffle(items)
     return items
@@ -99,7 +107,8 @@ class ReviewServer:
         self._page = resources.files("laneway.evals").joinpath("templates/review.html").read_bytes()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
-        self.finished = threading.Event()
+        self.finished = threading.Event()  # the page was told every pair is reviewed
+        self._all_saved_at: float | None = None
         if not items:
             self.finished.set()
 
@@ -111,6 +120,7 @@ class ReviewServer:
     def next_item(self) -> dict[str, Any]:
         with self._lock:
             if not self._pending:
+                self.finished.set()
                 return {"done": True, "saved": self.saved, "total": self.total}
             item = self._pending[0]
             left, right = item.shown()
@@ -143,8 +153,16 @@ class ReviewServer:
             self._pending.remove(item)
             self.saved += 1
             if not self._pending:
-                self.finished.set()
+                self._all_saved_at = time.monotonic()
         return True
+
+    def done(self, grace_s: float = 10.0) -> bool:
+        """True once the page has shown "all pairs reviewed", or ``grace_s`` seconds
+        after the last verdict when the page never asked (closed meanwhile)."""
+        if self.finished.is_set():
+            return True
+        saved_at = self._all_saved_at
+        return saved_at is not None and time.monotonic() - saved_at >= grace_s
 
     def start(self) -> Self:
         handler = _handler_for(self)

@@ -16,14 +16,15 @@ import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
 from laneway.errors import ConfigError, LanewayError, ModelNotFound
-from laneway.evals._checks import Check, score_answer, verdict
+from laneway.evals._calls import call_model
+from laneway.evals._checks import Check, load_scorer, score_answer, verdict
 from laneway.evals._judge import judge_pair, judge_rubric
 from laneway.evals._store import PairVerdict, ResultRow, RunInfo, RunRecord
 from laneway.evals._suite import Case, Suite
@@ -39,6 +40,7 @@ __all__ = [
     "candidates_from",
     "check_models",
     "check_run_id",
+    "check_scorers",
     "new_run",
     "new_run_id",
     "run_suite",
@@ -46,20 +48,7 @@ __all__ = [
 
 _RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
-_RETRYABLE = frozenset(
-    {
-        "rate_limited",
-        "upstream_rate_limited",
-        "upstream_error",
-        "upstream_timeout",
-        "upstream_connection_error",
-        "stream_interrupted",
-        "no_deployment_available",
-        "queue_full",
-        "upstream_server_error",
-        "upstream_bad_response",
-    }
-)
+PairProgress = Callable[[int, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +73,17 @@ class RunSummary:
     status: str = "running"
     wall_s: float = 0.0
     pair_verdicts: int = 0
+    pairs_identical: int = 0
+    judge_failures: int = 0
     error_codes: dict[str, int] = field(default_factory=dict)
+    # The first failure of each scorer / judge (by name): what to tell the user.
+    harness_errors: dict[str, str] = field(default_factory=dict)
+
+    def note_error(self, code: str, message: str | None, source: str | None = None) -> None:
+        self.errors += 1
+        self.error_codes[code] = self.error_codes.get(code, 0) + 1
+        if source is not None and message:
+            self.harness_errors.setdefault(source, message)
 
 
 class _RateLimiter:
@@ -124,6 +123,13 @@ def check_models(gateway: Gateway, options: RunOptions) -> None:
         provider_of(gateway, options.judge, role="judge")
 
 
+def check_scorers(suite: Suite) -> None:
+    """``ConfigError`` for the first Python scorer that cannot be imported (before any
+    call is made)."""
+    for name in sorted({c.scorer for c in suite.cases if c.scorer is not None}):
+        load_scorer(name)
+
+
 def build_request(case: Case, model: str) -> ChatRequest:
     rf: dict[str, Any] | None = None
     if case.json_schema is not None:
@@ -139,42 +145,6 @@ def build_request(case: Case, model: str) -> ChatRequest:
         temperature=case.temperature,
         response_format=rf,
     )
-
-
-def _downgraded(request: ChatRequest) -> ChatRequest | None:
-    """A JSON Schema request as plain JSON mode, JSON mode as no response format (the
-    answer's format is still checked by the scorer); ``None`` when nothing is left."""
-    rf = request.response_format
-    if rf is None:
-        return None
-    kind = rf.get("type")
-    return replace(
-        request, response_format={"type": "json_object"} if kind == "json_schema" else None
-    )
-
-
-async def call_model(
-    gateway: Gateway, request: ChatRequest, *, retries: int, delay: float
-) -> CallReport:
-    """One call with harness-level retries on transient errors (after the gateway's
-    own), and a weaker response format where a model does not support the one asked."""
-    attempt = 0
-    while True:
-        from laneway.server import run_request
-
-        report = await run_request(gateway, request, source="eval")
-        error = report.error
-        if error is None:
-            return report
-        if error.code == "unsupported_parameter":
-            weaker = _downgraded(request)
-            if weaker is not None:
-                request = weaker
-                continue
-        if attempt >= retries or error.code not in _RETRYABLE:
-            return report
-        await asyncio.sleep(delay * 2**attempt)
-        attempt += 1
 
 
 def _result(case: Case, model: str, repeat: int, report: CallReport, gateway: Gateway) -> ResultRow:
@@ -199,7 +169,23 @@ def _result(case: Case, model: str, repeat: int, report: CallReport, gateway: Ga
             case.id, model, repeat, None, None, None, error_code=err.code, error=str(err), **common
         )
     text = report.result.content or ""
-    checks = score_answer(case, text)
+    common["served_model"] = report.result.model or None
+    common["fingerprint"] = report.result.system_fingerprint
+    try:
+        checks = score_answer(case, text)
+    except Exception as exc:  # a user's scorer: any failure is reported, never raised
+        message = f"scorer {case.scorer!r} raised {type(exc).__name__}: {exc}"
+        return ResultRow(
+            case.id,
+            model,
+            repeat,
+            text,
+            None,
+            None,
+            error_code="scorer_error",
+            error=message,
+            **common,
+        )
     passed, score = verdict(checks)
     return ResultRow(
         case.id,
@@ -216,18 +202,24 @@ def _result(case: Case, model: str, repeat: int, report: CallReport, gateway: Ga
 async def _with_rubric(
     gateway: Gateway, case: Case, row: ResultRow, options: RunOptions
 ) -> ResultRow:
-    if case.rubric is None or options.judge is None or row.output is None:
+    if case.rubric is None or options.judge is None or row.output is None or row.error_code:
         return row
-    check: Check = await judge_rubric(gateway, options.judge, case, row.output)
+    check, detail = await judge_rubric(gateway, options.judge, case, row.output)
+    fields = {f: getattr(row, f) for f in row.__slots__}
+    if check is None:
+        return ResultRow(
+            **{
+                **fields,
+                "passed": None,
+                "score": None,
+                "error_code": "judge_error",
+                "error": detail,
+            }
+        )
     checks = [Check(**c) for c in row.checks] + [check]
     passed, score = verdict(checks)
     return ResultRow(
-        **{
-            **{f: getattr(row, f) for f in row.__slots__},
-            "checks": tuple(c.to_json() for c in checks),
-            "passed": passed,
-            "score": score,
-        }
+        **{**fields, "checks": tuple(c.to_json() for c in checks), "passed": passed, "score": score}
     )
 
 
@@ -263,9 +255,13 @@ async def run_suite(
     record: RunRecord,
     options: RunOptions,
     on_result: Callable[[ResultRow], None] | None = None,
+    on_pair: PairProgress | None = None,
 ) -> RunSummary:
-    """Run (or resume) ``record``'s run; returns counts and the final status."""
+    """Run (or resume) ``record``'s run; returns counts and the final status.
+    ``on_result`` is called after every answer, ``on_pair(done, total)`` after every
+    pairwise verdict of the judge phase."""
     check_models(gateway, options)
+    check_scorers(suite)
     providers = {m: provider_of(gateway, m) for m in options.models}
     limiters = (
         {p: _RateLimiter(options.rps_per_provider) for p in set(providers.values())}
@@ -293,8 +289,8 @@ async def run_suite(
             )
             summary.done += 1
             if row.error_code is not None:
-                summary.errors += 1
-                summary.error_codes[row.error_code] = summary.error_codes.get(row.error_code, 0) + 1
+                source = {"scorer_error": case.scorer, "judge_error": options.judge}
+                summary.note_error(row.error_code, row.error, source.get(row.error_code))
             writer.add(row)
             if on_result is not None:
                 on_result(row)
@@ -304,7 +300,7 @@ async def run_suite(
         await asyncio.gather(*(worker() for _ in range(max(1, options.concurrency))))
         if options.judge and options.pairwise and len(options.models) > 1:
             writer.flush()
-            summary.pair_verdicts = await judge_run_pairs(gateway, suite, record, options)
+            await judge_run_pairs(gateway, suite, record, options, summary, on_pair)
     except (asyncio.CancelledError, KeyboardInterrupt):
         summary.interrupted = True
         raise
@@ -319,31 +315,45 @@ async def run_suite(
 def _final_status(record: RunRecord, summary: RunSummary) -> str:
     if summary.interrupted:
         return "interrupted"
-    failed = summary.errors > 0
+    failed = summary.errors > 0 or summary.judge_failures > 0
     return "incomplete" if failed else "complete"
 
 
 async def judge_run_pairs(
-    gateway: Gateway, suite: Suite, record: RunRecord, options: RunOptions
+    gateway: Gateway,
+    suite: Suite,
+    record: RunRecord,
+    options: RunOptions,
+    summary: RunSummary | None = None,
+    on_pair: PairProgress | None = None,
 ) -> int:
-    """Blind pairwise verdicts of the judge on repeat 0 of every pair of candidates."""
+    """Blind pairwise verdicts of the judge on repeat 0 of every pair of candidates
+    (identical answers: a tie, no call). Returns the number of verdicts stored."""
     assert options.judge is not None
+    summary = summary if summary is not None else RunSummary()
     outputs: dict[tuple[str, str], str] = {}
     for row in record.results():
-        if row.repeat == 0 and row.output is not None:
+        if row.repeat == 0 and row.output is not None:  # answered (failed calls have none)
             outputs[(row.case_id, row.model)] = row.output
     already = {(p.case_id, p.model_a, p.model_b) for p in record.pairs("judge")}
-    count = 0
     sem = asyncio.Semaphore(max(1, options.concurrency))
+    finished = 0
 
     async def one(case: Case, a: str, b: str) -> None:
-        nonlocal count
+        nonlocal finished
         async with sem:
             verdict_ = await judge_pair(
                 gateway, options.judge or "", case, outputs[(case.id, a)], outputs[(case.id, b)]
             )
-        record.save_pair(PairVerdict(case.id, a, b, "judge", verdict_.winner, verdict_.detail))
-        count += 1
+        finished += 1
+        if verdict_.winner is None:
+            summary.judge_failures += 1
+        else:
+            record.save_pair(PairVerdict(case.id, a, b, "judge", verdict_.winner, verdict_.detail))
+            summary.pair_verdicts += 1
+            summary.pairs_identical += not verdict_.called
+        if on_pair is not None:
+            on_pair(finished, len(jobs))
 
     jobs = [
         one(case, a, b)
@@ -352,7 +362,7 @@ async def judge_run_pairs(
         if (case.id, a) in outputs and (case.id, b) in outputs and (case.id, a, b) not in already
     ]
     await asyncio.gather(*jobs)
-    return count
+    return summary.pair_verdicts
 
 
 def candidates_from(text: str) -> tuple[str, ...]:

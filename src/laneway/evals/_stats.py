@@ -1,16 +1,29 @@
 """Statistics for evals, in numpy and the standard library (no SciPy).
 
-* :func:`wilson_interval`: a 95% confidence interval for a pass rate.
-* :func:`pass_hat_k`: pass^k for one case, C(c, k) / C(n, k) — the probability that k
-  repeats drawn without replacement from n all pass, given c of n passed.
-* :func:`mcnemar`: paired binary outcomes; the exact two-sided binomial test when the
-  discordant pairs are fewer than 25, else chi-square with continuity correction.
-* :func:`paired_bootstrap`: paired graded scores; two-sided p-value of the mean
-  difference by resampling cases (seeded, so a report is reproducible).
+Rates and intervals:
+
+* :func:`wilson_interval`: a 95% confidence interval for a pass rate of independent trials.
+* :func:`clustered_interval`: the same for repeats of the same cases: repeats of one case
+  are not independent, so the interval is Wilson's at the effective sample size
+  ``attempts / design effect`` (the design effect from the between-case variance, never
+  below 1). With one repeat per case it is exactly Wilson's interval.
+* :func:`pass_hat_k`: pass^k for one case, C(c, k) / C(n, k).
+
+Paired tests of candidate B against baseline A are over **cases**: repeats are first
+averaged per case, so the verdict does not change with the repeat count of a
+deterministic model:
+
+* :func:`sign_test`: exact two-sided binomial test of wins against losses (ties dropped).
+* :func:`paired_test`: per-case values; when every difference is -1, 0 or +1 it is the
+  exact sign test (McNemar's exact test), otherwise a sign-flip permutation test of the
+  mean difference (exact enumeration up to 16 non-zero differences, else 20,000 seeded
+  random flips with the p-value ``(k + 1) / (R + 1)``, never 0).
+* :func:`format_p`: a p-value as text; anything below 1e-4 is printed ``< 1e-4``.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,18 +33,23 @@ import numpy as np
 __all__ = [
     "PairedTest",
     "agreement",
+    "clustered_interval",
+    "format_p",
     "mcnemar",
-    "paired_bootstrap",
+    "paired_test",
     "pass_hat_k",
+    "sign_test",
     "wilson_interval",
 ]
 
-_EXACT_BELOW = 25
+Z95 = 1.959964
+_EXACT_FLIPS = 16
+_RESAMPLES = 20_000
 
 
 @dataclass(frozen=True, slots=True)
 class PairedTest:
-    """A paired test of candidate B against baseline A (``delta`` = B - A)."""
+    """A paired test of candidate B against baseline A (``delta`` = mean of B - A)."""
 
     method: str
     p_value: float
@@ -41,15 +59,36 @@ class PairedTest:
     better: int  # cases where B is better than A
 
 
-def wilson_interval(passed: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """The Wilson score interval (95% by default); (0, 1) when ``n`` is 0."""
+def wilson_interval(passed: float, n: float, z: float = Z95) -> tuple[float, float]:
+    """The Wilson score interval (95% by default); (0, 1) when ``n`` is 0. ``passed``
+    and ``n`` may be fractional (an effective sample size)."""
     if n <= 0:
         return 0.0, 1.0
     p = passed / n
     denom = 1 + z * z / n
     centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    half = z * math.sqrt(max(0.0, p * (1 - p) / n + z * z / (4 * n * n))) / denom
     return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def clustered_interval(per_case: Sequence[tuple[int, int]], z: float = Z95) -> tuple[float, float]:
+    """A 95% interval for the pass rate when each case was asked ``n_i`` times and passed
+    ``c_i`` times (``per_case`` holds ``(c_i, n_i)``): Wilson's interval at the effective
+    sample size n / deff, where deff is the cluster-robust variance of the pooled rate
+    over the binomial one (at least 1)."""
+    cases = [(c, n) for c, n in per_case if n > 0]
+    total = sum(n for _, n in cases)
+    if total == 0:
+        return 0.0, 1.0
+    passed = sum(c for c, _ in cases)
+    p = passed / total
+    deff = 1.0
+    if 0.0 < p < 1.0 and len(cases) > 1:
+        robust = sum((c - p * n) ** 2 for c, n in cases) / total**2  # cluster-robust (CR0)
+        binomial = p * (1 - p) / total
+        deff = max(1.0, robust / binomial)
+    n_eff = total / deff
+    return wilson_interval(p * n_eff, n_eff, z)
 
 
 def pass_hat_k(c: int, n: int, k: int) -> float:
@@ -70,51 +109,70 @@ def agreement(answers: Sequence[str]) -> float:
     return max(counts.values()) / len(answers)
 
 
-def _binomial_two_sided(k: int, n: int) -> float:
-    tail = sum(math.comb(n, i) for i in range(0, k + 1)) / 2.0**n
-    return min(1.0, 2.0 * tail)
+def sign_test(worse: int, better: int) -> float:
+    """Exact two-sided binomial test of ``better`` against ``worse`` (p = 1/2 each)."""
+    n = worse + better
+    if n == 0:
+        return 1.0
+    k = min(worse, better)
+    tail = sum(math.comb(n, i) for i in range(k + 1))
+    # Integer arithmetic, then one division: exact for any n (no overflow).
+    return min(1.0, 2 * tail / (1 << n))
 
 
 def mcnemar(a: Sequence[bool], b: Sequence[bool]) -> PairedTest:
-    """McNemar's test on paired pass/fail outcomes of baseline ``a`` and candidate ``b``."""
+    """McNemar's exact test (the sign test on discordant pairs) of paired pass/fail
+    outcomes of baseline ``a`` and candidate ``b``."""
     if len(a) != len(b):
         raise ValueError("paired outcomes must have the same length")
     worse = sum(1 for x, y in zip(a, b, strict=True) if x and not y)
     better = sum(1 for x, y in zip(a, b, strict=True) if y and not x)
-    discordant = worse + better
-    if discordant == 0:
-        p, method = 1.0, "mcnemar-exact"
-    elif discordant < _EXACT_BELOW:
-        p, method = _binomial_two_sided(min(worse, better), discordant), "mcnemar-exact"
-    else:
-        chi2 = (abs(worse - better) - 1) ** 2 / discordant
-        p, method = math.erfc(math.sqrt(chi2 / 2.0)), "mcnemar-chi2"
     n = len(a)
     delta = (better - worse) / n if n else 0.0
-    return PairedTest(method, p, delta, n, worse, better)
+    return PairedTest("mcnemar-exact", sign_test(worse, better), delta, n, worse, better)
 
 
-def paired_bootstrap(
-    a: Sequence[float], b: Sequence[float], *, resamples: int = 10_000, seed: int = 0
+def _sign_flip(diffs: np.ndarray, seed: int, resamples: int) -> tuple[str, float]:
+    """Two-sided p-value of the mean of ``diffs`` (zeros dropped) under random signs."""
+    nz = diffs[diffs != 0]
+    observed = abs(float(nz.sum()))
+    tol = 1e-12 * max(1.0, observed)
+    if len(nz) <= _EXACT_FLIPS:
+        signs = np.array(list(itertools.product((1.0, -1.0), repeat=len(nz))))
+        sums = np.abs(signs @ nz)
+        return "sign-flip-exact", float((sums >= observed - tol).mean())
+    rng = np.random.default_rng(seed)
+    hits = 0
+    chunk = 2_000
+    for start in range(0, resamples, chunk):
+        size = min(chunk, resamples - start)
+        signs = rng.choice((1.0, -1.0), size=(size, len(nz)))
+        hits += int((np.abs(signs @ nz) >= observed - tol).sum())
+    return "sign-flip", (hits + 1) / (resamples + 1)
+
+
+def paired_test(
+    a: Sequence[float], b: Sequence[float], *, seed: int = 0, resamples: int = _RESAMPLES
 ) -> PairedTest:
-    """Paired bootstrap of the mean difference ``b - a`` (two-sided p-value)."""
+    """Paired test over cases of per-case values ``a`` (baseline) and ``b`` (candidate),
+    e.g. per-case pass rates averaged over repeats, or per-case mean scores."""
     if len(a) != len(b):
-        raise ValueError("paired scores must have the same length")
+        raise ValueError("paired values must have the same length")
     diffs = np.asarray(b, dtype=float) - np.asarray(a, dtype=float)
     n = len(diffs)
     worse, better = int((diffs < 0).sum()), int((diffs > 0).sum())
-    if n == 0 or not diffs.any():
-        return PairedTest("paired-bootstrap", 1.0, 0.0, n, worse, better)
-    rng = np.random.default_rng(seed)
-    observed = float(diffs.mean())
-    means = np.empty(resamples)
-    chunk = 1000
-    for start in range(0, resamples, chunk):
-        size = min(chunk, resamples - start)
-        idx = rng.integers(0, n, size=(size, n))
-        means[start : start + size] = diffs[idx].mean(axis=1)
-    # The share of resampled means on the far side of zero, both tails.
-    below = float((means <= 0).mean())
-    above = float((means >= 0).mean())
-    p = min(1.0, 2.0 * min(below, above))
-    return PairedTest("paired-bootstrap", p, observed, n, worse, better)
+    delta = float(diffs.mean()) if n else 0.0
+    if worse + better == 0:
+        return PairedTest("sign-test", 1.0, delta, n, worse, better)
+    if np.all(np.isin(diffs, (-1.0, 0.0, 1.0))):
+        return PairedTest("sign-test", sign_test(worse, better), delta, n, worse, better)
+    method, p = _sign_flip(diffs, seed, resamples)
+    return PairedTest(method, min(1.0, p), delta, n, worse, better)
+
+
+def format_p(p: float) -> str:
+    """``p`` for people: ``< 1e-4`` below 1e-4 (never a bare 0), else 2 significant
+    figures (``0.031``, ``0.5``, ``1``)."""
+    if p < 1e-4:
+        return "< 1e-4"
+    return f"{p:.2g}" if p < 0.1 else f"{p:.2f}".rstrip("0").rstrip(".")

@@ -1,5 +1,6 @@
 """Run records: database rows (``eval_runs``, ``eval_results``, ``eval_pairs``, created by
-ledger migration 2) and the versioned JSON export.
+ledger migration 2; ``served_model`` and ``fingerprint`` added by migration 5) and the
+versioned JSON export.
 
 Results are keyed by (run, case, model, repeat). A result is written in its own small
 transaction (batched), so a crash mid-run loses at most the unflushed batch and never
@@ -81,6 +82,8 @@ RESULTS = sa.Table(
     sa.Column("prompt_tokens", sa.Integer),
     sa.Column("completion_tokens", sa.Integer),
     sa.Column("cost_nusd", sa.BigInteger),
+    sa.Column("served_model", sa.Text),
+    sa.Column("fingerprint", sa.Text),
 )
 PAIRS = sa.Table(
     "eval_pairs",
@@ -131,6 +134,8 @@ class ResultRow:
     request_id: str | None = None
     error_code: str | None = None
     error: str | None = None
+    served_model: str | None = None  # the model id the upstream reported
+    fingerprint: str | None = None  # the upstream's system_fingerprint
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -182,6 +187,8 @@ def _result_params(run_id: str, row: ResultRow) -> dict[str, Any]:
         "prompt_tokens": row.prompt_tokens,
         "completion_tokens": row.completion_tokens,
         "cost_nusd": usd_to_nusd(row.cost_usd),
+        "served_model": row.served_model,
+        "fingerprint": row.fingerprint,
     }
 
 
@@ -204,6 +211,8 @@ def _row_from(values: Any) -> ResultRow:
         request_id=values["request_id"],
         error_code=values["error_code"],
         error=values["error"],
+        served_model=values.get("served_model"),
+        fingerprint=values.get("fingerprint"),
     )
 
 

@@ -246,10 +246,42 @@ def _m003_rate_and_kills(meta: sa.MetaData) -> None:
     sa.Index("ix_gov_kill_history_ts", history.c.ts)
 
 
+def m005_eval_provenance_and_drift(conn: sa.Connection) -> None:
+    """Eval results: the model id and fingerprint the upstream reported for each answer;
+    drift: the pinned baseline run of each canary target and every signal checked."""
+    for column in ("served_model TEXT", "fingerprint TEXT"):
+        conn.execute(sa.text(f"ALTER TABLE eval_results ADD COLUMN {column}"))
+    meta = sa.MetaData()
+    sa.Table(
+        "drift_baselines",
+        meta,
+        sa.Column("target", sa.Text, primary_key=True),
+        sa.Column("run_id", sa.Text, nullable=False),
+        sa.Column("pinned_at", UtcDateTime(), nullable=False),
+    )
+    signals = sa.Table(
+        "drift_signals",
+        meta,
+        sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), primary_key=True),
+        sa.Column("ts", UtcDateTime(), nullable=False),
+        sa.Column("target", sa.Text, nullable=False),
+        sa.Column("signal", sa.Text, nullable=False),
+        sa.Column("method", sa.Text, nullable=False),
+        sa.Column("p_value", sa.Float),
+        sa.Column("baseline", sa.Text),
+        sa.Column("recent", sa.Text),
+        sa.Column("alarm", sa.Boolean, nullable=False),
+        sa.Column("run_id", sa.Text),
+    )
+    sa.Index("ix_drift_signals_target", signals.c.target, signals.c.signal, signals.c.id)
+    meta.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger", m001_ledger),
     Migration(2, "eval_runs", m002_eval_runs),
     Migration(3, "governance", m003_governance),
+    Migration(5, "eval_provenance_and_drift", m005_eval_provenance_and_drift),
 )
 
 
