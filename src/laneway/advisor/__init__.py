@@ -43,6 +43,7 @@ from laneway.advisor._tco import (
     size_gpus,
 )
 from laneway.advisor._workload import (
+    MAX_TOKENS_PER_DAY,
     Constraints,
     Evidence,
     Quality,
@@ -54,6 +55,7 @@ from laneway.advisor._workload import (
 )
 
 __all__ = [
+    "MAX_TOKENS_PER_DAY",
     "PATHS",
     "SCHEMA",
     "Advice",

@@ -146,7 +146,9 @@ def _crossovers(
         "all_closed": closed_api,
         "hybrid_api": best_api,
     }
-    if choice.fleet is None:
+    if choice.fleet is None and any(
+        t.cost is not best_api(p) for t, p in zip(choice.tiers, plans, strict=True)
+    ):
         api_of["recommended"] = recommended
     tiers = ", ".join(p.tier for p in hostable)
     for name, pick in api_of.items():
@@ -243,7 +245,9 @@ def _summary(choice: Choice, crossovers: list[Crossover]) -> str:
     if total is not None:
         text += f" — ${total:,.0f}/month"
     if choice.fleet is None:
-        ref = next((c for c in crossovers if c.b == "recommended"), None)
+        ref = next((c for c in crossovers if c.b == "recommended"), None) or next(
+            (c for c in crossovers if c.b == "hybrid_api"), None
+        )
         if ref is not None and ref.message.startswith("revisit"):
             text += f"; {ref.message}"
     return text

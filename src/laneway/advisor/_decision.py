@@ -312,6 +312,11 @@ def choose(plans: list[TierPlan], gates: list[Gate], workload: Workload, a: Assu
             failed = [g.name for g in gates[:3] if not g.passed]
             text = f"cheapest admissible API path (self-hosting blocked by: {', '.join(failed)})"
         for p in plans:
+            if p.tier not in eligible and basis != "low volume":
+                hosted = p.path("self_hosted").reason
+                why.setdefault(
+                    p.tier, f"cheapest admissible API path (nothing to self-host: {hosted})"
+                )
             why.setdefault(p.tier, text)
     if chosen is None:
         chosen = Assignment(None, {p.tier: q for p in plans if (q := best_api(p)) is not None})

@@ -320,17 +320,21 @@ def tco_command(
     m = data["monthly_usd"]
     s = cost.sizing
     per_m = data["usd_per_million_tokens"]
+    usd = {k: _money(v) for k, v in m.items()}
+    per = (
+        "n/a per M tokens at 0 tokens/day" if per_m is None else f"${Decimal(per_m):,.4f}/M tokens"
+    )
     typer.echo(
-        f"{info.id} on {s.gpus} × {data['gpu']} (utilisation {s.utilisation:.0%}): "
-        f"${m['total']}/month = GPU rent ${m['gpu_rent']} + overhead ${m['infra_overhead']} + "
-        f"ops staff ${m['ops_staff']} + model updates ${m['model_updates']} "
-        f"({data['multiple_of_gpu_rent']}x GPU rent; "
-        f"{'n/a per M tokens at 0 tokens/day' if per_m is None else f'${per_m}/M tokens'})"
+        f"{info.id} on {s.gpus} × {data['gpu']} ({s.replicas} replica(s) of "
+        f"{s.gpus_per_replica}, utilisation {s.utilisation:.0%}): {usd['total']}/month = GPU "
+        f"rent {usd['gpu_rent']} + overhead {usd['infra_overhead']} + ops staff "
+        f"{usd['ops_staff']} + model updates {usd['model_updates']} "
+        f"({data['multiple_of_gpu_rent']}x GPU rent; {per})"
     )
 
 
 def _max_tokens_per_day() -> Decimal:
-    from laneway.advisor._workload import MAX_TOKENS_PER_DAY
+    from laneway.advisor import MAX_TOKENS_PER_DAY
 
     return MAX_TOKENS_PER_DAY
 
