@@ -18,19 +18,24 @@ exactly one place each, by exception type and HTTP status, never by message text
     │   ├── SensitiveDataBlocked 403 sensitive_data_blocked
     │   └── InjectionBlocked    403 prompt_injection_blocked (opt-in)
     ├── ModelNotFound           404 model_not_found
+    ├── RequestTimeout          408 request_timeout (the body did not arrive in time)
     ├── PayloadTooLarge         413 payload_too_large
+    ├── UnsupportedMediaType    415 unsupported_media_type
+    ├── HeadersTooLarge         431 request_header_fields_too_large
     ├── RateLimited             429 rate_limited
     │   ├── QueueFull           429 queue_full
     │   └── BudgetExceeded      429 budget_exceeded
     ├── NoDeploymentAvailable   503 no_deployment_available
+    │   ├── ShuttingDown        503 shutting_down      (the server stopped before the answer)
     │   ├── NoPrivateRoute      503 no_private_route   (sensitive data, no healthy private model)
+    │   ├── CircuitOpen         503 circuit_open (every deployment's breaker is open; Retry-After)
     │   └── DeploymentDisabled  503 deployment_disabled (kill switch)
     ├── InvalidOutput           502 invalid_output     (answer fails the requested JSON schema)
     └── UpstreamError           502 upstream_error
-        ├── UpstreamRateLimited   (upstream said 429; retryable, honours Retry-After)
+        ├── UpstreamRateLimited 429 rate_limited (upstream said 429; retryable, Retry-After)
         ├── UpstreamServerError   (upstream 5xx; retryable)
         ├── UpstreamConnectionError (connect/reset; retryable)
-        ├── UpstreamTimeout     504 upstream_timeout (retryable)
+        ├── UpstreamTimeout     504 upstream_timeout (next deployment at once, no retry)
         ├── UpstreamBadResponse   (malformed body; retryable once)
         ├── UpstreamAuthError     (upstream 401/403: Laneway's key is wrong; next deployment)
         ├── UpstreamInvalidRequest 400 (upstream rejected the request; not retried)
@@ -41,13 +46,17 @@ exactly one place each, by exception type and HTTP status, never by message text
 
 from __future__ import annotations
 
+import math
+
 __all__ = [
     "AuthenticationFailed",
     "BudgetExceeded",
+    "CircuitOpen",
     "ConfigError",
     "ContentFiltered",
     "ContextLengthExceeded",
     "DeploymentDisabled",
+    "HeadersTooLarge",
     "InjectionBlocked",
     "InvalidOutput",
     "InvalidRequest",
@@ -60,8 +69,11 @@ __all__ = [
     "PolicyDenied",
     "QueueFull",
     "RateLimited",
+    "RequestTimeout",
     "SensitiveDataBlocked",
+    "ShuttingDown",
     "StreamInterrupted",
+    "UnsupportedMediaType",
     "UnsupportedParameter",
     "UpstreamAuthError",
     "UpstreamBadResponse",
@@ -72,6 +84,15 @@ __all__ = [
     "UpstreamServerError",
     "UpstreamTimeout",
 ]
+
+
+_UPSTREAM_RETRY_AFTER = 5.0
+"""Seconds a client is told to wait after an upstream 429 that named no Retry-After."""
+
+
+def _retry_after_seconds(value: float | None, default: float) -> int:
+    """A ``Retry-After`` header value: whole seconds, at least 1."""
+    return max(1, math.ceil(default if value is None else value))
 
 
 class LanewayError(Exception):
@@ -133,6 +154,30 @@ class PayloadTooLarge(LanewayError):
     code = "payload_too_large"
 
 
+class RequestTimeout(LanewayError):
+    """The request body did not arrive within ``server.body_timeout_s``."""
+
+    status = 408
+    type = "invalid_request_error"
+    code = "request_timeout"
+
+
+class UnsupportedMediaType(LanewayError):
+    """A body that is not ``application/json``."""
+
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_media_type"
+
+
+class HeadersTooLarge(LanewayError):
+    """Too many request headers, or headers too large."""
+
+    status = 431
+    type = "invalid_request_error"
+    code = "request_header_fields_too_large"
+
+
 class RateLimited(LanewayError):
     status = 429
     type = "rate_limit_error"
@@ -181,9 +226,47 @@ class NoDeploymentAvailable(LanewayError):
 
 
 class NoPrivateRoute(NoDeploymentAvailable):
-    """Sensitive data may only go to self-hosted or embedded models, and none is healthy."""
+    """Sensitive data may only go to self-hosted or embedded models, and none is healthy
+    (or none answered). ``retry_after``: when one is expected back (a circuit's probe)."""
 
     code = "no_private_route"
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, param: str | None = None
+    ) -> None:
+        super().__init__(message, param=param)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        if self.retry_after is None:
+            return {}
+        return {"retry-after": str(max(1, round(self.retry_after)))}
+
+
+class ShuttingDown(NoDeploymentAvailable):
+    """The server is shutting down and its grace period ended before the answer."""
+
+    code = "shutting_down"
+
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": "1"}
+
+
+class CircuitOpen(NoDeploymentAvailable):
+    """Every deployment that could serve the request has an open circuit breaker (or its
+    one half-open probe is out): fail fast. ``retry_after`` is the seconds until the
+    first of them lets a probe through."""
+
+    code = "circuit_open"
+
+    def __init__(
+        self, message: str, *, retry_after: float | None = None, param: str | None = None
+    ) -> None:
+        super().__init__(message, param=param)
+        self.retry_after = retry_after
+
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": str(_retry_after_seconds(self.retry_after, 1.0))}
 
 
 class DeploymentDisabled(NoDeploymentAvailable):
@@ -222,7 +305,17 @@ class UpstreamError(LanewayError):
 
 
 class UpstreamRateLimited(UpstreamError):
+    """The upstream said 429 (after Laneway's own retries): passed on as a 429 with the
+    upstream's ``Retry-After``, or 5 seconds when it named none."""
+
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limited"
     retryable = True
+
+    def headers(self) -> dict[str, str]:
+        default = _UPSTREAM_RETRY_AFTER
+        return {"retry-after": str(_retry_after_seconds(self.retry_after, default))}
 
 
 class UpstreamServerError(UpstreamError):
@@ -234,9 +327,11 @@ class UpstreamConnectionError(UpstreamError):
 
 
 class UpstreamTimeout(UpstreamError):
+    """Not retried on the same deployment (a silent upstream would cost another whole
+    time-out): the next deployment is tried at once."""
+
     status = 504
     code = "upstream_timeout"
-    retryable = True
 
 
 class UpstreamBadResponse(UpstreamError):

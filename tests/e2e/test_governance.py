@@ -118,7 +118,10 @@ def test_fail_closed_when_the_private_deployment_fails_or_is_killed(
     with _client(gw) as client:
         with pytest.raises(openai.APIStatusError) as info:
             client.chat.completions.create(model="tier:standard", messages=EMAIL_PROMPT)  # type: ignore[arg-type]
-        assert info.value.status_code == 502
+        # the README's answer when no private deployment answered (was 502 before)
+        assert info.value.status_code == 503
+        assert isinstance(info.value.body, dict)
+        assert info.value.body["code"] == "no_private_route"
         assert external.received == []  # no retry or fallback ever went external
     gw.stop()
 

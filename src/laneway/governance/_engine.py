@@ -12,8 +12,6 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-import orjson
-
 from laneway.errors import (
     AuthenticationFailed,
     DeploymentDisabled,
@@ -29,7 +27,7 @@ from laneway.governance._policy import (
     effective_policy,
     evaluate,
 )
-from laneway.providers import ChatRequest
+from laneway.providers import ChatRequest, prompt_upper_bound
 from laneway.settings import KeyPolicy, SensitiveAction, Settings
 
 __all__ = ["PRIVATE_HOSTING", "Admission", "DeploymentView", "Governance"]
@@ -340,8 +338,10 @@ class Governance:
 
     # -- money -------------------------------------------------------------------
     def max_cost(self, request: ChatRequest, names: Sequence[str]) -> Decimal:
-        """The most this request can cost on any of ``names`` (for budget reservation)."""
-        prompt = len(orjson.dumps(request.messages)) // 3 + 1
+        """The most this request can cost on any of ``names`` (for budget reservation):
+        an upper bound of the prompt (every image at the most a provider charges for
+        one) plus the output cap, at the dearest of them."""
+        prompt = prompt_upper_bound(request)
         worst = Decimal(0)
         for name in names:
             d = self._deployments[name]

@@ -246,6 +246,22 @@ def _m003_rate_and_kills(meta: sa.MetaData) -> None:
     sa.Index("ix_gov_kill_history_ts", history.c.ts)
 
 
+def m004_ledger_provenance(conn: sa.Connection) -> None:
+    """Ledger columns for estimated usage, the request's task, the model id and
+    fingerprint the upstream reported, shadow copies and refused requests' clients."""
+    columns = (
+        "estimated BOOLEAN NOT NULL DEFAULT false",
+        "task TEXT",
+        "served_model TEXT",
+        "fingerprint TEXT",
+        "mirror_of TEXT",
+        "client TEXT",
+    )
+    for column in columns:
+        conn.execute(sa.text(f"ALTER TABLE ledger ADD COLUMN {column}"))
+    conn.execute(sa.text("CREATE INDEX ix_ledger_mirror_of ON ledger (mirror_of)"))
+
+
 def m005_eval_provenance_and_drift(conn: sa.Connection) -> None:
     """Eval results: the model id and fingerprint the upstream reported for each answer;
     drift: the pinned baseline run of each canary target and every signal checked."""
@@ -281,6 +297,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger", m001_ledger),
     Migration(2, "eval_runs", m002_eval_runs),
     Migration(3, "governance", m003_governance),
+    Migration(4, "ledger_provenance", m004_ledger_provenance),
     Migration(5, "eval_provenance_and_drift", m005_eval_provenance_and_drift),
 )
 

@@ -70,3 +70,9 @@ class LedgerRow:  # a request; rows are built once by the gateway and never chan
     route_score: float | None = None
     prompt: str | None = None
     audit: Mapping[str, Any] | None = None
+    estimated: bool = False  # tokens (so cost) estimated: the upstream sent no usage
+    task: str | None = None  # the request's task (router v2: per-task gains)
+    served_model: str | None = None  # the model id the upstream reported
+    fingerprint: str | None = None  # the upstream's system_fingerprint, when it sent one
+    mirror_of: str | None = None  # a shadow copy: the id of the request it mirrors
+    client: str | None = None  # client address (requests refused before routing)

@@ -82,6 +82,13 @@ def _ledger_table() -> sa.Table:
         sa.Column("route_score", sa.Float),
         sa.Column("prompt", sa.Text),
         sa.Column("audit", sa.JSON),
+        # migration 4
+        sa.Column("estimated", sa.Boolean, nullable=False, server_default=sa.false()),
+        sa.Column("task", sa.Text),
+        sa.Column("served_model", sa.Text),
+        sa.Column("fingerprint", sa.Text),
+        sa.Column("mirror_of", sa.Text),
+        sa.Column("client", sa.Text),
     )
 
 
@@ -122,6 +129,12 @@ def row_to_params(row: LedgerRow) -> dict[str, Any]:
         "route_score": row.route_score,
         "prompt": row.prompt,
         "audit": None if row.audit is None else _json_safe(dict(row.audit)),
+        "estimated": bool(row.estimated),
+        "task": row.task,
+        "served_model": row.served_model,
+        "fingerprint": row.fingerprint,
+        "mirror_of": row.mirror_of,
+        "client": row.client,
     }
 
 
@@ -130,6 +143,7 @@ SQLITE_COLUMNS = (
     "deployment", "hosting", "model_id", "stream", "prompt_tokens", "completion_tokens",
     "cached_tokens", "cost_nusd", "hourly_cost_nusd", "latency_ms", "ttft_ms", "status",
     "error_kind", "fallbacks", "partial", "route_reason", "route_score", "prompt", "audit",
+    "estimated", "task", "served_model", "fingerprint", "mirror_of", "client",
 )  # fmt: skip
 
 
@@ -160,6 +174,8 @@ def row_to_sqlite(row: LedgerRow, ts: str | None = None) -> tuple[Any, ...]:
         usd_to_nusd(row.cost_usd), usd_to_nusd(row.hourly_cost_usd), row.latency_ms,
         row.ttft_ms, int(row.status), row.error_kind, int(row.fallbacks),
         1 if row.partial else 0, row.route_reason, row.route_score, row.prompt, audit,
+        1 if row.estimated else 0, row.task, row.served_model, row.fingerprint, row.mirror_of,
+        row.client,
     )  # fmt: skip
 
 
@@ -192,4 +208,10 @@ def row_from_mapping(values: Any) -> LedgerRow:
         route_score=values["route_score"],
         prompt=values["prompt"],
         audit=values["audit"],
+        estimated=bool(values.get("estimated", False)),
+        task=values.get("task"),
+        served_model=values.get("served_model"),
+        fingerprint=values.get("fingerprint"),
+        mirror_of=values.get("mirror_of"),
+        client=values.get("client"),
     )

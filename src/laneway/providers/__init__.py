@@ -1,6 +1,14 @@
 """Adapters (one per upstream wire format), the upstream HTTP client and the core types."""
 
 from laneway.providers._anthropic import AnthropicAdapter
+from laneway.providers._estimate import (
+    IMAGE_TOKENS_MAX,
+    estimate_completion_tokens,
+    estimate_prompt_tokens,
+    estimate_usage,
+    prompt_upper_bound,
+    text_tokens,
+)
 from laneway.providers._gemini import GeminiAdapter
 from laneway.providers._http import (
     AiohttpUpstream,
@@ -27,6 +35,7 @@ from laneway.providers._types import (
 )
 
 __all__ = [
+    "IMAGE_TOKENS_MAX",
     "AiohttpUpstream",
     "AnthropicAdapter",
     "ChatModel",
@@ -49,6 +58,11 @@ __all__ = [
     "UpstreamStream",
     "Usage",
     "error_for_status",
+    "estimate_completion_tokens",
+    "estimate_prompt_tokens",
+    "estimate_usage",
     "iter_sse",
     "parse_retry_after",
+    "prompt_upper_bound",
+    "text_tokens",
 ]

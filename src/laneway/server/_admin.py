@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, is_dataclass
 from datetime import datetime
@@ -20,6 +21,8 @@ from laneway.server._chat import error_response, read_body
 from laneway.server._gateway import Gateway
 
 __all__ = ["admin_routes"]
+
+log = logging.getLogger("laneway.admin")
 
 _KILL_KINDS = ("deployment", "model", "provider", "tier")
 Handler = Callable[[Request, Gateway], Awaitable[Any]]
@@ -59,7 +62,7 @@ def _guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
-    raw = await read_body(request, 64 * 1024)
+    raw = await read_body(request, 64 * 1024, 30.0)
     try:
         body = orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError:
@@ -104,22 +107,42 @@ async def _list_keys(request: Request, gateway: Gateway) -> Any:
     return {"keys": await asyncio.to_thread(gateway.governance.store.list_keys)}
 
 
+_MAX_RATE = 2**31 - 1  # the database column is a 32-bit integer on PostgreSQL
+_MAX_BUDGET = Decimal(10) ** 9
+_PERIODS = ("day", "month")
+
+
 def _key_options(body: dict[str, Any]) -> dict[str, Any]:
+    """The options of ``POST /admin/keys``, each checked with a message that says what
+    is expected (never a Python exception's text)."""
     options: dict[str, Any] = {}
     if body.get("budget_usd") is not None:
-        try:
-            options["budget_usd"] = Decimal(str(body["budget_usd"]))
-        except InvalidOperation:
-            raise InvalidRequest("budget_usd must be a number", param="budget_usd") from None
-        options["period"] = body.get("period") or "month"
+        options["budget_usd"] = _budget(body["budget_usd"])
+        period = body.get("period") or "month"
+        if period not in _PERIODS:
+            raise InvalidRequest("period must be 'day' or 'month'", param="period")
+        options["period"] = period
     for name in ("models", "tiers"):
-        if body.get(name) is not None:
-            options[name] = tuple(body[name])
+        value = body.get(name)
+        if value is not None:
+            if not isinstance(value, list) or not all(
+                isinstance(v, str) and 0 < len(v) <= 256 for v in value
+            ):
+                raise InvalidRequest(f"{name} must be a list of names", param=name)
+            options[name] = tuple(value)
     for name in ("rpm", "tpm"):
-        if body.get(name) is not None:
-            options[name] = int(body[name])
+        value = body.get(name)
+        if value is not None:
+            if type(value) is not int or not 1 <= value <= _MAX_RATE:
+                raise InvalidRequest(
+                    f"{name} must be a whole number from 1 to {_MAX_RATE:,}", param=name
+                )
+            options[name] = value
     for name in ("allow_unknown_price", "log_prompts"):
-        options[name] = bool(body.get(name, False))
+        value = body.get(name, False)
+        if type(value) is not bool:
+            raise InvalidRequest(f"{name} must be true or false", param=name)
+        options[name] = value
     if body.get("policy") is not None:
         from pydantic import ValidationError
 
@@ -134,6 +157,20 @@ def _key_options(body: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+def _budget(value: Any) -> Decimal:
+    if type(value) not in (int, float, str):
+        raise InvalidRequest("budget_usd must be a number of dollars", param="budget_usd")
+    try:
+        amount = Decimal(str(value))
+    except InvalidOperation:
+        raise InvalidRequest("budget_usd must be a number of dollars", param="budget_usd") from None
+    if not amount.is_finite() or not 0 <= amount <= _MAX_BUDGET:
+        raise InvalidRequest(
+            f"budget_usd must be between 0 and {_MAX_BUDGET:,} dollars", param="budget_usd"
+        )
+    return amount
+
+
 async def _create_key(request: Request, gateway: Gateway) -> Any:
     body = await _json_body(request)
     name = body.get("name")
@@ -144,8 +181,18 @@ async def _create_key(request: Request, gateway: Gateway) -> Any:
             gateway.governance.store.create_key, name, **_key_options(body)
         )
     except (TypeError, ValueError) as exc:
-        raise InvalidRequest(str(exc)) from None
+        log.info("key creation refused: %s", type(exc).__name__)
+        raise InvalidRequest(_creation_problem(exc)) from None
     return {"key": secret, "record": record, "note": "the key is shown once"}
+
+
+def _creation_problem(exc: Exception) -> str:
+    """What went wrong creating a key, in words (the store raises ``ValueError`` with a
+    message written for users, e.g. a duplicate name; anything else is generic)."""
+    message = str(exc) if isinstance(exc, ValueError) else ""
+    if message and len(message) < 200 and "\n" not in message and "Traceback" not in message:
+        return message
+    return "the key could not be created with these options"
 
 
 async def _revoke(request: Request, gateway: Gateway) -> Any:

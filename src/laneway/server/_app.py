@@ -19,7 +19,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from laneway.catalog import Catalog, default_catalog
-from laneway.errors import InvalidRequest, LanewayError, ModelNotFound
+from laneway.errors import HeadersTooLarge, InvalidRequest, LanewayError, ModelNotFound
 from laneway.governance import Governance, GovernanceStore, KeyCache, KillSwitchCache, Scanner
 from laneway.ledger import LedgerWriter, open_database
 from laneway.providers import AiohttpUpstream, ChatModel, UpstreamClient
@@ -237,6 +237,13 @@ class LanewayApp:
         self.gateway = gateway
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            problem = self._header_problem(scope["headers"])
+            if problem is not None:
+                self.gateway.metrics.observe_rejected(problem.status, problem.code)
+                self.gateway.record_refused(scope, problem)
+                await error_response(problem)(scope, receive, send)
+                return
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _CHAT_PATHS:
             scope["app"] = self.starlette
             gateway = self.gateway
@@ -254,6 +261,24 @@ class LanewayApp:
                 gateway.inflight -= 1
             return
         await self.starlette(scope, receive, send)
+
+    def _header_problem(self, headers: list[tuple[bytes, bytes]]) -> LanewayError | None:
+        """431 for too many headers or too many header bytes (the HTTP parser has no
+        limit of its own: a 1 MB header or 2,000 headers would be accepted)."""
+        limits = self.gateway.settings.server
+        if len(headers) > limits.max_headers:
+            return HeadersTooLarge(
+                f"{len(headers)} request headers; at most {limits.max_headers} are accepted"
+            )
+        size = 0
+        for name, value in headers:
+            size += len(name) + len(value) + 4
+        if size > limits.max_header_bytes:
+            return HeadersTooLarge(
+                f"request headers of {size} bytes; at most {limits.max_header_bytes} "
+                "bytes are accepted"
+            )
+        return None
 
 
 _CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})

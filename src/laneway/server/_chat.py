@@ -6,21 +6,30 @@ import asyncio
 import logging
 import time
 import traceback
-from collections.abc import AsyncIterator, Coroutine
+from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
 from typing import Any, TypeVar
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
-from starlette.types import Message, Receive
+from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 
 from laneway.errors import (
     InvalidRequest,
     LanewayError,
     PayloadTooLarge,
+    RequestTimeout,
+    ShuttingDown,
     StreamInterrupted,
+    UnsupportedMediaType,
     UpstreamBadResponse,
 )
-from laneway.providers import ChatRequest, StreamDelta, Usage
+from laneway.providers import (
+    ChatRequest,
+    StreamDelta,
+    Usage,
+    estimate_prompt_tokens,
+    text_tokens,
+)
 from laneway.server._gateway import CallOutcome, Gateway, RequestContext
 from laneway.server._render import (
     DONE,
@@ -36,7 +45,6 @@ from laneway.server._validate import parse_chat_request
 __all__ = [
     "chat_completions",
     "error_response",
-    "estimate_prompt_tokens",
     "handle_chat",
     "read_body",
 ]
@@ -73,7 +81,10 @@ def error_response(exc: LanewayError, request_id: str | None = None) -> Response
     return Response(error_body(exc), status_code=exc.status, media_type=_JSON, headers=headers)
 
 
-async def read_body(request: Request, limit: int) -> bytes:
+async def read_body(request: Request, limit: int, deadline_s: float | None = None) -> bytes:
+    """The request body, at most ``limit`` bytes (413 past it), all of it within
+    ``deadline_s`` seconds (408 past it: a client that sends headers and then trickles or
+    stops must not hold a worker's memory and a connection for ever)."""
     declared = request.headers.get("content-length")
     if declared is not None:
         try:
@@ -82,9 +93,22 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise InvalidRequest("invalid Content-Length header") from None
         if size > limit:
             raise PayloadTooLarge(f"request body of {size} bytes exceeds the {limit}-byte limit")
+    deadline = _BodyDeadline(deadline_s) if deadline_s is not None else None
+    try:
+        return await _receive_body(request.receive, limit)
+    except asyncio.CancelledError:
+        if deadline is None or not deadline.fired:
+            raise
+        deadline.absorb()
+        raise RequestTimeout(f"the request body did not arrive within {deadline_s:g} s") from None
+    finally:
+        if deadline is not None:
+            deadline.stop()
+
+
+async def _receive_body(receive: Receive, limit: int) -> bytes:
     chunks: list[bytes] = []
     total = 0
-    receive = request.receive
     while True:  # the ASGI messages themselves: Starlette's stream() adds a generator layer
         message = await receive()
         if message["type"] == "http.disconnect":
@@ -99,8 +123,40 @@ async def read_body(request: Request, limit: int) -> bytes:
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+class _BodyDeadline:
+    """Cancels the current task when the body has not arrived after ``seconds`` (a timer
+    handle, cheaper than ``asyncio.timeout``'s context per request); ``fired`` tells that
+    cancellation from any other."""
+
+    __slots__ = ("_task", "_timer", "fired")
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._task = asyncio.current_task()
+        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
+            seconds, self._fire
+        )
+
+    def _fire(self) -> None:
+        self._timer = None
+        if self._task is not None:
+            self.fired = True
+            self._task.cancel()
+
+    def stop(self) -> None:
+        self._task = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def absorb(self) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+
+
 def _raw_route_headers(ctx: RequestContext) -> list[tuple[bytes, bytes]]:
-    """:func:`_route_headers` as raw ASGI headers (names pre-encoded)."""
+    """The ``x-laneway-*`` headers of an answer, as raw ASGI headers (names pre-encoded)."""
     resolution = ctx.resolution
     headers = [
         (b"x-laneway-request-id", ctx.request_id.encode()),
@@ -118,11 +174,6 @@ def _header_value(text: str) -> bytes:
     """Latin-1, as HTTP headers are; a character outside it (a model name the client
     typed, say) becomes ``?`` instead of failing the response."""
     return text.encode("latin-1", "replace")
-
-
-def _route_headers(ctx: RequestContext) -> dict[str, str]:
-    """The same headers as :func:`_raw_route_headers`, as a mapping (for streams)."""
-    return {k.decode(): v.decode("latin-1") for k, v in _raw_route_headers(ctx)}
 
 
 async def chat_completions(request: Request) -> Response:
@@ -143,13 +194,15 @@ async def handle_chat(gateway: Gateway, request: Request) -> Response:
             if key is not None:  # None: the master key
                 ctx.key = key
                 ctx.key_id = key.id
-        body = await read_body(request, limits.max_body_bytes)
+        _check_content_type(request.headers.get("content-type"))
+        body = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
         chat = parse_chat_request(body, max_depth=limits.max_json_depth)
     except ClientDisconnect:
         gateway.metrics.observe_rejected(499, None)
         return Response(status_code=499)
     except LanewayError as exc:
         gateway.metrics.observe_rejected(exc.status, exc.code)
+        gateway.record_refused(request.scope, exc, request_id=request_id, key_id=ctx.key_id)
         return error_response(exc, request_id)
     ctx.requested_model = chat.model
     ctx.stream = chat.stream
@@ -157,6 +210,22 @@ async def handle_chat(gateway: Gateway, request: Request) -> Response:
     if chat.stream:
         return await _stream(gateway, ctx, chat, request.receive)
     return await _complete(gateway, ctx, chat, request.receive)
+
+
+def _check_content_type(value: str | None) -> None:
+    """JSON bodies only: ``application/json`` or a ``+json`` type, any parameters. A
+    missing header is accepted (some clients omit it); any other type is 415."""
+    if value is None:
+        return
+    media = value.split(";", 1)[0].strip().lower()
+    if media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        return
+    shown = media[:60] or "(empty)"
+    raise UnsupportedMediaType(
+        f"Content-Type {shown!r} is not supported: send the body as application/json"
+    )
 
 
 class _DisconnectWatch:
@@ -219,6 +288,12 @@ class _DisconnectWatch:
             task.uncancel()
 
 
+def _uncancel() -> None:
+    task = asyncio.current_task()
+    if task is not None:
+        task.uncancel()
+
+
 async def _watched(
     gateway: Gateway,
     ctx: RequestContext,
@@ -234,9 +309,14 @@ async def _watched(
         await watch.settle()
     except asyncio.CancelledError as exc:
         usage = _abandoned_usage(ctx, chat, exc)
-        gateway.finish(ctx, CallOutcome(status=499, partial=True, usage=usage))
         if not watch.fired:
-            raise  # cancelled from outside (server shutdown): let it go on
+            # Cancelled from outside: the server's grace period after SIGTERM is over.
+            # The client still gets an answer it can read (and retry elsewhere).
+            err: LanewayError = ShuttingDown("the gateway is shutting down; retry the request")
+            gateway.finish(ctx, CallOutcome(status=err.status, error=err, usage=usage))
+            _uncancel()
+            return error_response(err, ctx.request_id)
+        gateway.finish(ctx, CallOutcome(status=499, partial=True, usage=usage))
         watch.absorb()
         return Response(status_code=499)  # nobody reads it: the server drops it
     except LanewayError as exc:
@@ -273,7 +353,8 @@ async def _complete(
         model=_served_model(gateway, ctx, chat),
         cost=cost,
     )
-    gateway.finish(ctx, CallOutcome(status=200, usage=result.usage, cost=cost))
+    usage = result.usage if result.usage is not None else ctx.estimated_usage
+    gateway.finish(ctx, CallOutcome(status=200, usage=usage, cost=cost))
     return JSONBytesResponse(body, headers)
 
 
@@ -300,22 +381,6 @@ def _client_closed() -> LanewayError:
     err = LanewayError("the client closed the connection")
     err.status, err.type, err.code = 499, "client_error", "client_closed"
     return err
-
-
-def estimate_prompt_tokens(request: ChatRequest) -> int:
-    """Prompt tokens of ``request`` when the upstream never said (a call cut or abandoned
-    before its usage): ~4 characters a token plus OpenAI's per-message overhead (3 a
-    message, 3 to prime the answer). An estimate, for billing what was sent."""
-    chars = 0
-    for message in request.messages:
-        content = message.get("content")
-        if isinstance(content, str):
-            chars += len(content)
-        elif isinstance(content, list):
-            chars += sum(len(part.get("text") or "") for part in content)
-        for call in message.get("tool_calls") or ():
-            chars += len(call["function"]["arguments"]) + len(call["function"]["name"])
-    return (chars + 3) // 4 + 3 * len(request.messages) + 3
 
 
 def _settle_partial(
@@ -373,14 +438,88 @@ async def _stream(
         return opened
     first, rest = opened
     ttft = time.perf_counter() - ctx.started
-    headers = _route_headers(ctx)
-    headers["cache-control"] = "no-cache"
-    headers["x-accel-buffering"] = "no"
-    return StreamingResponse(
-        _sse(gateway, ctx, chat, first, rest, ttft),
-        media_type="text/event-stream",
-        headers=headers,
-    )
+    headers = _raw_route_headers(ctx)
+    headers.extend(_SSE_HEADERS)
+    state = StreamState()
+    return SSEResponse(_sse(gateway, ctx, chat, first, rest, ttft, state), headers, state)
+
+
+_SSE_HEADERS = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+)
+
+
+class StreamState:
+    """Shared by a stream's response and its event source: whether the client left
+    (so that a cancellation is told apart from the server's shutdown)."""
+
+    __slots__ = ("client_gone",)
+
+    def __init__(self) -> None:
+        self.client_gone = False
+
+
+class SSEResponse(Response):
+    """A stream of already rendered SSE events, sent as they come.
+
+    Lighter than Starlette's ``StreamingResponse`` (one watcher task instead of a task
+    group, no header re-encoding) and in control of how a stream ends. A watcher on
+    ``receive()`` notices the client leaving (uvicorn's ``send`` then does nothing, so
+    that is the only way to know), marks ``state.client_gone`` and cancels the stream:
+    the event source's ``finally`` bills what was sent. Any other cancellation is the
+    server's shutdown: the event source ends with an error event the client can read."""
+
+    def __init__(
+        self,
+        events: AsyncGenerator[bytes, None],
+        headers: list[tuple[bytes, bytes]],
+        state: StreamState,
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = headers
+        self._events = events
+        self._state = state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        events = self._events
+        state = self._state
+        main = asyncio.current_task()
+        watcher = asyncio.ensure_future(receive())
+
+        def on_message(task: asyncio.Future[Message]) -> None:
+            if task.cancelled() or task.exception() is not None:
+                return
+            if task.result()["type"] == "http.disconnect" and main is not None:
+                state.client_gone = True
+                main.cancel()
+
+        watcher.add_done_callback(on_message)
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            async for event in events:
+                await send({"type": "http.response.body", "body": event, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not state.client_gone:
+                raise
+            _uncancel()  # handled: the client is gone and its stream was billed
+        except OSError:  # the client is gone (a server that reports it this way)
+            state.client_gone = True
+        finally:
+            watcher.remove_done_callback(on_message)
+            watcher.cancel()
+            await events.aclose()
+
+
+def _tool_chars(delta: StreamDelta) -> int:
+    size = 0
+    for call in delta.tool_calls or ():
+        function = call.get("function") or {}
+        size += len(function.get("arguments") or "") + len(function.get("name") or "")
+    return size
 
 
 async def _sse(
@@ -390,12 +529,14 @@ async def _sse(
     first: StreamDelta,
     rest: AsyncIterator[StreamDelta],
     ttft: float,
-) -> AsyncIterator[bytes]:
+    state: StreamState,
+) -> AsyncGenerator[bytes, None]:
     created = int(time.time())
     model = _served_model(gateway, ctx, chat)
     usage: Usage | None = None
     finish: str | None = None
     chunks = 0
+    chars = 0
     outcome = CallOutcome(status=200, ttft=ttft, partial=True)
     try:
         delta: StreamDelta | None = first
@@ -407,6 +548,10 @@ async def _sse(
                 finish = delta.finish_reason
             if delta.content is not None or delta.tool_calls or delta.finish_reason or is_first:
                 chunks += 1
+                if delta.content is not None:
+                    chars += len(delta.content)
+                if delta.tool_calls:
+                    chars += _tool_chars(delta)
                 yield render_chunk(
                     delta,
                     request_id=ctx.request_id,
@@ -421,6 +566,8 @@ async def _sse(
                 "the upstream stream ended without a finish reason (truncated answer)"
             ) from UpstreamBadResponse("no finish_reason")
         outcome.partial = False
+        if usage is None:  # the upstream never said: bill an estimate, marked as such
+            usage = gateway.estimate_usage(ctx, chat, max(1, text_tokens(chars)))
         if chat.include_usage:
             yield render_usage_chunk(
                 usage,
@@ -434,6 +581,16 @@ async def _sse(
         outcome.error = exc
         outcome.status = exc.status
         yield error_event(gateway.sanitize(exc))
+    except asyncio.CancelledError:
+        if state.client_gone:
+            raise  # the finally below bills what was sent
+        # Cancelled from outside: the grace period after SIGTERM is over. End the
+        # stream with an error event the client can read, not a cut connection.
+        _uncancel()
+        shutdown = ShuttingDown("the gateway is shutting down; the answer is incomplete")
+        outcome.error = shutdown
+        outcome.status = shutdown.status
+        yield error_event(shutdown)
     except Exception as exc:  # a bug below: still end the stream with an error event
         err = _internal_error(ctx, exc)
         outcome.error = err

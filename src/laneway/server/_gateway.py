@@ -17,7 +17,20 @@ from typing import Any
 import orjson
 
 from laneway.catalog import Catalog
-from laneway.errors import LanewayError, ModelNotFound, UpstreamError
+from laneway.errors import (
+    LanewayError,
+    ModelNotFound,
+    NoDeploymentAvailable,
+    NoPrivateRoute,
+    StreamInterrupted,
+    UpstreamAuthError,
+    UpstreamBadResponse,
+    UpstreamConnectionError,
+    UpstreamError,
+    UpstreamRateLimited,
+    UpstreamServerError,
+    UpstreamTimeout,
+)
 from laneway.governance import (
     PRIVATE_HOSTING,
     Admission,
@@ -33,6 +46,9 @@ from laneway.providers import (
     StreamDelta,
     UpstreamClient,
     Usage,
+    estimate_completion_tokens,
+    estimate_prompt_tokens,
+    estimate_usage,
 )
 from laneway.resilience import (
     Attempt,
@@ -76,6 +92,8 @@ class RequestContext:
     route_score: float | None = None
     admission: Admission | None = None
     reservation: Any = None
+    estimated: bool = False  # the served call's usage is an estimate (upstream sent none)
+    estimated_usage: Usage | None = None
 
 
 _UNSET: Any = object()
@@ -278,25 +296,51 @@ class Gateway:
 
     async def _chain(self, ctx: RequestContext, request: ChatRequest) -> ChatModel:
         chosen = await self._govern(ctx, request)
-        self.retry_budget.deposit()
         members = [self._member(ctx, d, request) for d in chosen]
         return members[0] if len(members) == 1 else FallbackModel(members)
 
     async def complete(self, ctx: RequestContext, request: ChatRequest) -> ChatResult:
-        chain = await self._chain(ctx, request)
-        result = await chain.complete(request)
+        try:
+            chain = await self._chain(ctx, request)
+            result = await chain.complete(request)
+        except (UpstreamError, NoDeploymentAvailable) as exc:
+            raise _private_failure(ctx, exc) from exc
+        if result.usage is None:
+            self.estimate_usage(ctx, request, estimate_completion_tokens(result))
         self._scan_output(ctx, result)
         return result
+
+    def estimate_usage(
+        self, ctx: RequestContext, request: ChatRequest, completion_tokens: int
+    ) -> Usage:
+        """The served call sent no ``usage``: bill an estimate (prompt from the request,
+        completion from the answer) so that cost and budgets are never settled at $0;
+        the ledger row is marked ``estimated``."""
+        usage = estimate_usage(request, completion_tokens)
+        for attempt in reversed(ctx.trace.attempts):
+            if attempt.deployment == ctx.trace.served_by and attempt.error is None:
+                if attempt.usage is None:
+                    attempt.usage = usage
+                break
+        ctx.estimated = True
+        ctx.estimated_usage = usage
+        return usage
 
     async def open_stream(
         self, ctx: RequestContext, request: ChatRequest
     ) -> tuple[StreamDelta, AsyncIterator[StreamDelta]]:
         """Start the stream and wait for its first delta, so that every failure before
         the first byte can still fall back or become a normal JSON error."""
-        chain = await self._chain(ctx, request)
+        try:
+            chain = await self._chain(ctx, request)
+        except NoDeploymentAvailable as exc:
+            raise _private_failure(ctx, exc) from exc
         iterator = aiter(chain.stream(request))
         try:
             first = await anext(iterator)
+        except (UpstreamError, NoDeploymentAvailable) as exc:
+            await _aclose(iterator)
+            raise _private_failure(ctx, exc) from exc
         except BaseException:
             await _aclose(iterator)
             raise
@@ -353,6 +397,39 @@ class Gateway:
         return total
 
     # -- ledger and metrics --------------------------------------------------------
+    def record_refused(
+        self,
+        scope: Mapping[str, Any],
+        error: LanewayError,
+        *,
+        request_id: str | None = None,
+        key_id: str | None = None,
+    ) -> None:
+        """Ledger (and so audit) row for a request refused before it was parsed (bad
+        headers or body, wrong key, too large, too slow): status, error code, key and
+        client address, never the body. Abuse shows up in ``laneway audit``."""
+        if self.ledger is None:
+            return
+        try:
+            client = scope.get("client")
+            address = str(client[0])[:64] if client else None
+            path = str(scope.get("path", ""))[:128]
+            self.ledger.record(
+                LedgerRow(
+                    request_id=request_id or self.new_request_id(),
+                    attempt=0,
+                    ts=datetime.now(UTC),
+                    key_id=key_id,
+                    requested_model="",
+                    status=error.status,
+                    error_kind=error.code,
+                    client=address,
+                    audit={"refused": error.code, "path": path},
+                )
+            )
+        except Exception:  # bookkeeping must never fail a request
+            log.exception("failed to record a refused request")
+
     def finish(self, ctx: RequestContext, outcome: CallOutcome) -> None:
         """Record one request (summary row + one row per attempt); never raises."""
         try:
@@ -419,6 +496,8 @@ class Gateway:
                 route_score=ctx.route_score,
                 prompt=self._ledger_prompt(ctx),
                 audit=audit,
+                estimated=ctx.estimated,
+                client=None,
             )
         )
         if _single_call(ctx, outcome):
@@ -505,6 +584,41 @@ def _single_call(ctx: RequestContext, outcome: CallOutcome) -> bool:
     return only.error is None and not only.partial and only.deployment == ctx.trace.served_by
 
 
+# Failures that mean "no deployment answered", as opposed to the request's own fault
+# (invalid, too long, filtered): for a sensitive request these become no_private_route.
+_AVAILABILITY_FAULTS = (
+    UpstreamServerError,
+    UpstreamTimeout,
+    UpstreamConnectionError,
+    UpstreamRateLimited,
+    UpstreamBadResponse,
+    UpstreamAuthError,
+    NoDeploymentAvailable,
+)
+
+
+def _private_failure(ctx: RequestContext, exc: LanewayError) -> LanewayError:
+    """A sensitive request that may only go to self-hosted deployments, none of which
+    answered (down, silent, refusing, circuit open): the README's 503 ``no_private_route``
+    rather than the last upstream error. Other errors are returned unchanged."""
+    admission = ctx.admission
+    if (
+        admission is None
+        or not admission.sensitive
+        or admission.action != "self_hosted_only"
+        or isinstance(exc, NoPrivateRoute)
+        or not isinstance(exc, _AVAILABILITY_FAULTS)
+        or isinstance(exc, StreamInterrupted)
+    ):
+        return exc
+    retry_after = getattr(exc, "retry_after", None)
+    return NoPrivateRoute(
+        "the request contains sensitive data and no self-hosted or embedded deployment "
+        f"answered (last failure: {exc.code})",
+        retry_after=retry_after if isinstance(retry_after, int | float) else None,
+    )
+
+
 def _is_auto(model: str) -> bool:
     """``auto`` or ``auto:<profile>``: the router picks the tier."""
     return model == "auto" or model.startswith("auto:")
@@ -562,9 +676,8 @@ def _scrub_literals(message: str, secrets: tuple[str, ...]) -> str:
 
 
 def _estimate_tokens(request: ChatRequest) -> int:
-    """Prompt tokens + output cap, roughly (for tokens-per-minute limits)."""
-    size = sum(len(str(m.get("content") or "")) for m in request.messages)
-    return size // 4 + 1 + (request.max_tokens or 0)
+    """Prompt tokens + output cap (for tokens-per-minute limits)."""
+    return estimate_prompt_tokens(request) + (request.max_tokens or 0)
 
 
 def _attempt_status(error: LanewayError | None) -> int:

