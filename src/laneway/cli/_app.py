@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import typer
 
-from laneway.cli import _advise, _catalog, _eval, _keys, _policy, _router, _serve, _usage
+from laneway.cli import _advise, _catalog, _drift, _eval, _keys, _policy, _router, _serve, _usage
 
 __all__ = ["build_app", "main"]
 
-_GROUPS = (_serve, _catalog, _usage, _keys, _policy, _router, _eval, _advise)
+_GROUPS = (_serve, _catalog, _usage, _keys, _policy, _router, _eval, _drift, _advise)
 
 
 def build_app() -> typer.Typer:

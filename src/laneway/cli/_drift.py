@@ -1,0 +1,262 @@
+"""``laneway drift …``: is a deployment still the model it was? Cron-friendly.
+
+``drift run`` runs a canary suite on a model through the gateway, pins the first complete
+run as the baseline and compares every later run with it; ``drift check`` compares a
+deployment's recent window of logged traffic with the window before; ``drift status``
+prints the latest signals (what ``/metrics`` exports as ``laneway_drift_*`` gauges).
+
+Exit codes: 0 no alarm (or a baseline was pinned); 1 drift alarm; 2 an error (one
+``error: …`` line on stderr, never a traceback); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from laneway.cli._eval import ConfigOpt, DbOpt, JsonOpt, _console, _engine, _errors, _fail
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from laneway.evals import Suite
+    from laneway.evals._canary import CanaryOutcome
+    from laneway.evals._drift import DriftReport
+    from laneway.settings import Settings
+
+__all__ = ["drift_app", "register"]
+
+drift_app = typer.Typer(
+    help="Drift: catch a model that changed behind a stable name (canary suites, ledger "
+    "windows); exit 1 on an alarm.",
+    no_args_is_help=True,
+)
+
+AlphaOpt = Annotated[
+    float,
+    typer.Option(
+        min=0.0001,
+        max=0.5,
+        help="Family-wise significance level: each of the m statistical signals is "
+        "tested at alpha/m (Bonferroni).",
+    ),
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``drift`` command group to ``app``."""
+    app.add_typer(drift_app, name="drift")
+
+
+def _print_report(report: DriftReport, as_json: bool) -> None:
+    from rich.table import Table
+
+    if as_json:
+        typer.echo(json.dumps(report.to_json(), indent=2))
+        return
+    from laneway.evals import format_p
+
+    table = Table(title=f"drift of {report.target}: {report.baseline} -> {report.recent}")
+    for col in ("signal", "test", "baseline", "recent", "p", "alarm"):
+        table.add_column(col)
+    for s in report.signals:
+        table.add_row(
+            s.signal,
+            s.method,
+            s.baseline,
+            s.recent,
+            "–" if s.p_value is None else format_p(s.p_value),
+            "ALARM" if s.alarm else "ok",
+        )
+    _console().print(table)
+    names = ", ".join(s.signal for s in report.alarms)
+    typer.echo(f"DRIFT ALARM: {names}" if names else "no drift")
+
+
+@drift_app.command("run")
+def run_command(
+    suite_ref: Annotated[
+        str, typer.Option("--suite", help="Canary suite: a suite file or a packaged suite name.")
+    ],
+    model: Annotated[
+        str, typer.Option(help="The model or deployment name to watch (as clients call it).")
+    ],
+    repeats: Annotated[
+        int, typer.Option(min=1, max=20, help="Times each case is asked, 1-20.")
+    ] = 1,
+    judge: Annotated[
+        str | None,
+        typer.Option(
+            help="Judge model: compares each answer blind with the baseline's (pinned "
+            "reference) answer, in both orders. Default: no judge preference signal."
+        ),
+    ] = None,
+    alpha: AlphaOpt = 0.01,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Calls in flight at once.")] = 4,
+    rebaseline: Annotated[
+        bool,
+        typer.Option(help="Pin this run as the new baseline instead of comparing with the old."),
+    ] = False,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Run a canary suite: the first run is the baseline, later ones are compared.
+
+    Exit 0: no drift (or the baseline was pinned); 1: drift alarm; 2: an error or an
+    incomplete canary run."""
+    from laneway.cli._eval import _settings, _suite
+
+    settings = _settings(config)
+    suite = _suite(suite_ref)
+    engine = _engine(config, db)
+    try:
+        with _errors():
+            outcome = _canary(
+                settings, engine, suite, model, repeats, judge, alpha, concurrency, rebaseline
+            )
+    finally:
+        engine.dispose()
+    _finish_canary(outcome, as_json)
+
+
+def _canary(
+    settings: Settings,
+    engine: sa.Engine,
+    suite: Suite,
+    model: str,
+    repeats: int,
+    judge: str | None,
+    alpha: float,
+    concurrency: int,
+    rebaseline: bool,
+) -> CanaryOutcome:
+    import asyncio
+
+    from laneway.evals._canary import run_canary
+    from laneway.evals._runner import RunOptions, check_models, check_scorers
+    from laneway.server import build_gateway
+
+    async def go() -> CanaryOutcome:
+        gateway = build_gateway(settings, engine=engine)
+        await gateway.start()
+        try:
+            check_models(gateway, RunOptions(models=(model,), judge=judge))
+            check_scorers(suite)
+            return await run_canary(
+                gateway,
+                engine,
+                suite,
+                model,
+                repeats=repeats,
+                judge=judge,
+                alpha=alpha,
+                concurrency=concurrency,
+                rebaseline=rebaseline,
+            )
+        finally:
+            await gateway.aclose()
+
+    try:
+        return asyncio.run(go())
+    except KeyboardInterrupt:
+        typer.echo("interrupted", err=True)
+        raise typer.Exit(130) from None
+
+
+def _finish_canary(outcome: CanaryOutcome, as_json: bool) -> None:
+    summary = outcome.summary
+    if summary.status != "complete":
+        codes = ", ".join(f"{c} x{n}" for c, n in sorted(summary.error_codes.items()))
+        raise _fail(
+            f"canary run {outcome.run_id} is incomplete ({summary.errors} failed calls: "
+            f"{codes or 'judge failures'}); nothing compared"
+        )
+    if outcome.report is None:
+        message = f"baseline pinned: run {outcome.run_id} ({summary.done} calls)"
+        typer.echo(json.dumps({"pinned": outcome.run_id}) if as_json else message)
+        return
+    _print_report(outcome.report, as_json)
+    if outcome.report.alarms:
+        raise typer.Exit(1)
+
+
+@drift_app.command("check")
+def check_command(
+    deployment: Annotated[str, typer.Option(help="The deployment to check (its ledger rows).")],
+    window: Annotated[
+        str, typer.Option(help="The recent window: 1h, 1d, 7d… (ending now).")
+    ] = "1d",
+    baseline: Annotated[
+        str, typer.Option(help="The baseline: this long before the recent window (7d, 30d…).")
+    ] = "7d",
+    alpha: AlphaOpt = 0.01,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """Compare a deployment's recent traffic with its baseline window (exit 1 on an alarm)."""
+    from laneway.evals._canary import drift_from_ledger
+    from laneway.ledger import parse_since
+
+    now = datetime.now(UTC)
+    with _errors():
+        recent_span = now - parse_since(window, now=now)
+        base_span = now - parse_since(baseline, now=now)
+    if recent_span.total_seconds() <= 0 or base_span.total_seconds() <= 0:
+        raise _fail("--window and --baseline are durations such as 1d or 12h")
+    engine = _engine(config, db, create=False)
+    try:
+        with _errors():
+            report = drift_from_ledger(
+                engine, deployment, window=recent_span, baseline=base_span, alpha=alpha, now=now
+            )
+    finally:
+        engine.dispose()
+    _print_report(report, as_json)
+    if report.alarms:
+        raise typer.Exit(1)
+
+
+@drift_app.command("status")
+def status_command(
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+    db: DbOpt = None,
+) -> None:
+    """The latest check of every target and signal (exit 1 when any is in alarm)."""
+    from laneway.evals._drift_store import drift_gauges
+
+    engine = _engine(config, db, create=False)
+    try:
+        with _errors():
+            gauges = drift_gauges(engine)
+    finally:
+        engine.dispose()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                [
+                    {
+                        "target": g.target,
+                        "signal": g.signal,
+                        "alarm": g.alarm,
+                        "p_value": g.p_value,
+                        "checked_at": g.checked_at.isoformat(),
+                    }
+                    for g in gauges
+                ],
+                indent=2,
+            )
+        )
+    elif not gauges:
+        typer.echo("no drift check yet (run `laneway drift run` or `laneway drift check`)")
+    else:
+        for g in gauges:
+            state = "ALARM" if g.alarm else "ok"
+            typer.echo(f"{g.target:<32} {g.signal:<18} {state:<6} {g.checked_at:%Y-%m-%d %H:%M}")
+    if any(g.alarm for g in gauges):
+        raise typer.Exit(1)

@@ -1,0 +1,264 @@
+"""Drift: a deployment's recent behaviour against its baseline, each signal with a test
+suited to it.
+
+==================  ============================================  =====================
+signal              test                                          alarm when
+==================  ============================================  =====================
+served_model        change in the set of model ids the upstream   any id not seen in the
+                    reported                                      baseline
+fingerprint         change in the set of ``system_fingerprint``   any fingerprint not
+                                                                  seen in the baseline
+quality             paired test over cases (canary runs only:     significantly worse
+                    exact sign test / sign-flip)
+judge_preference    exact sign test of the judge's wins against   significantly more
+                    losses, recent answers vs the pinned          losses than wins
+                    reference (baseline) answers
+latency             Mann-Whitney U, failed calls included         significant and the
+                                                                  median 20% slower
+output_length       Mann-Whitney U on completion tokens           significant, either way
+refusal_rate        Fisher's exact test                           significantly higher
+error_rate          Fisher's exact test                           significantly higher
+format_adherence    Fisher's exact test                           significantly lower
+==================  ============================================  =====================
+
+The statistical signals share the significance level: each is tested at alpha / m
+(Bonferroni over the m tests made), so a cron job checking every hour does not page on
+noise. Changes of model id or fingerprint are facts, not estimates: they alarm as such.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from laneway.evals._stats import format_p, sign_test
+from laneway.evals._twosample import TwoSample, fisher_exact, mann_whitney
+from laneway.ledger import percentile
+
+__all__ = [
+    "DriftReport",
+    "DriftSample",
+    "DriftSignal",
+    "detect_drift",
+    "is_refusal",
+]
+
+_REFUSAL = re.compile(
+    r"\b(?:I(?:'m| am) (?:sorry|unable|not able)|I (?:can(?:not|'t)|won't) (?:help|assist|"
+    r"provide|do|comply|answer)|as an AI(?: language model)?|I must decline)\b",
+    re.IGNORECASE,
+)
+_SLOWER = 1.2
+
+
+def is_refusal(text: str | None, finish_reason: str | None = None) -> bool:
+    """A refusal: a content filter stopped it, or the answer opens with a stock refusal
+    phrase (looked for in its first 300 characters)."""
+    if finish_reason == "content_filter":
+        return True
+    return bool(text) and _REFUSAL.search((text or "")[:300]) is not None
+
+
+@dataclass(slots=True)
+class DriftSample:
+    """One side (baseline or recent) of a comparison: one entry per call."""
+
+    latency_ms: list[float]
+    output_tokens: list[float]
+    calls: int = 0
+    errors: int = 0
+    answers: int = 0
+    refusals: int = 0
+    format_checked: int = 0
+    format_ok: int = 0
+    served_models: frozenset[str] = frozenset()
+    fingerprints: frozenset[str] = frozenset()
+
+    @classmethod
+    def empty(cls) -> DriftSample:
+        return cls([], [])
+
+
+@dataclass(frozen=True, slots=True)
+class DriftSignal:
+    signal: str
+    method: str
+    baseline: str
+    recent: str
+    p_value: float | None
+    alarm: bool
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "signal": self.signal,
+            "method": self.method,
+            "baseline": self.baseline,
+            "recent": self.recent,
+            "p_value": self.p_value,
+            "p_text": None if self.p_value is None else format_p(self.p_value),
+            "alarm": self.alarm,
+            "detail": self.detail,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class DriftReport:
+    target: str
+    baseline: str  # a run id or a time window
+    recent: str
+    alpha: float
+    signals: tuple[DriftSignal, ...]
+
+    @property
+    def alarms(self) -> tuple[DriftSignal, ...]:
+        return tuple(s for s in self.signals if s.alarm)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "baseline": self.baseline,
+            "recent": self.recent,
+            "alpha": self.alpha,
+            "alarm": bool(self.alarms),
+            "signals": [s.to_json() for s in self.signals],
+        }
+
+
+def _ids(values: Iterable[str]) -> str:
+    shown = sorted(values)
+    return ", ".join(shown) if shown else "–"
+
+
+def _change(signal: str, base: frozenset[str], recent: frozenset[str]) -> DriftSignal | None:
+    if not base and not recent:
+        return None
+    new = recent - base
+    detail = f"new: {_ids(new)}" if new else ""
+    if not base:
+        detail = "no baseline value to compare with"
+    return DriftSignal(signal, "change", _ids(base), _ids(recent), None, bool(new and base), detail)
+
+
+def _rate(hits: int, n: int) -> str:
+    return "–" if n == 0 else f"{hits / n:.1%} ({hits}/{n})"
+
+
+def _median(values: Sequence[float]) -> str:
+    m = percentile(values, 50)
+    return "–" if m is None else f"median {m:.0f}"
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    signal: str
+    test: TwoSample | None
+    baseline: str
+    recent: str
+    worse: bool  # the recent side moved in the direction that matters
+    p: float | None = None
+    method: str | None = None
+
+
+def _two_sample(base: DriftSample, recent: DriftSample) -> list[_Pending]:
+    out: list[_Pending] = []
+    if base.latency_ms and recent.latency_ms:
+        test = mann_whitney(base.latency_ms, recent.latency_ms)
+        b50 = percentile(base.latency_ms, 50) or 0.0
+        r50 = percentile(recent.latency_ms, 50) or 0.0
+        slower = r50 > _SLOWER * b50
+        out.append(
+            _Pending("latency", test, _median(base.latency_ms), _median(recent.latency_ms), slower)
+        )
+    if base.output_tokens and recent.output_tokens:
+        test = mann_whitney(base.output_tokens, recent.output_tokens)
+        out.append(
+            _Pending(
+                "output_length",
+                test,
+                _median(base.output_tokens),
+                _median(recent.output_tokens),
+                True,
+            )
+        )
+    rates = (
+        ("refusal_rate", base.refusals, base.answers, recent.refusals, recent.answers, 1),
+        ("error_rate", base.errors, base.calls, recent.errors, recent.calls, 1),
+        (
+            "format_adherence",
+            base.format_ok,
+            base.format_checked,
+            recent.format_ok,
+            recent.format_checked,
+            -1,
+        ),
+    )
+    for name, bh, bn, rh, rn, direction in rates:
+        if bn and rn:
+            test = fisher_exact(bh, bn, rh, rn)
+            out.append(
+                _Pending(name, test, _rate(bh, bn), _rate(rh, rn), test.effect * direction > 0)
+            )
+    return out
+
+
+def detect_drift(
+    target: str,
+    baseline_label: str,
+    recent_label: str,
+    base: DriftSample,
+    recent: DriftSample,
+    *,
+    alpha: float = 0.01,
+    quality: tuple[float, float, float, str] | None = None,
+    preference: tuple[int, int, int] | None = None,
+) -> DriftReport:
+    """Every signal of ``recent`` against ``base``. ``quality`` is (p, baseline rate,
+    recent rate, method) of a paired test over cases; ``preference`` is the judge's
+    (wins, ties, losses) of the recent answers against the pinned reference answers."""
+    pending = _two_sample(base, recent)
+    if quality is not None:
+        p, b_rate, r_rate, method = quality
+        pending.append(
+            _Pending("quality", None, f"{b_rate:.1%}", f"{r_rate:.1%}", r_rate < b_rate, p, method)
+        )
+    if preference is not None:
+        wins, ties, losses = preference
+        pending.append(
+            _Pending(
+                "judge_preference",
+                None,
+                "reference answers",
+                f"{wins} wins, {ties} ties, {losses} losses",
+                losses > wins,
+                sign_test(losses, wins),
+                "sign-test",
+            )
+        )
+    level = alpha / max(1, len(pending))
+    signals: list[DriftSignal] = [
+        s
+        for s in (
+            _change("served_model", base.served_models, recent.served_models),
+            _change("fingerprint", base.fingerprints, recent.fingerprints),
+        )
+        if s is not None
+    ]
+    for item in pending:
+        p_value = item.test.p_value if item.test is not None else item.p
+        method = item.test.method if item.test is not None else (item.method or "")
+        assert p_value is not None
+        signals.append(
+            DriftSignal(
+                item.signal,
+                method,
+                item.baseline,
+                item.recent,
+                p_value,
+                p_value < level and item.worse,
+                f"tested at alpha/{len(pending)} = {level:.2g}",
+            )
+        )
+    return DriftReport(target, baseline_label, recent_label, alpha, tuple(signals))
