@@ -119,3 +119,33 @@ def test_clean_look_alikes_stay_clean(scanner: Scanner) -> None:
         "release de89-final",
     ):
         assert scanner.scan_text(text) == [], text
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_every_span_of_the_copy_maps_to_original_characters_that_give_it(seed: int) -> None:
+    import random
+
+    rng = random.Random(seed)
+    alphabet = ["a", "7", " ", "-", "@", ".", "%40", "%E2%82%AC", ZWSP, SHY, "\ufeff", "ﬁ",
+                "½", "５", "٣", "–", "\u00a0", "é", "東", "%", "%4"]  # fmt: skip
+    text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 40)))
+    copy, offsets = normalize(text)
+    if offsets is None:
+        assert len(copy) == len(text)
+        return
+    for start in range(len(copy)):
+        for end in range(start + 1, min(len(copy), start + 6) + 1):
+            first, last = offsets.original(start, end)
+            assert 0 <= first < last <= len(text)
+            assert copy[start:end] in normalize(text[first:last])[0], (text, start, end)
+
+
+def test_a_text_of_endless_escapes_fails_closed(scanner: Scanner) -> None:
+    from laneway.governance._normalize import MAX_EXPANSIONS
+
+    text = "%41%42 " * (MAX_EXPANSIONS + 1)
+    request = ChatRequest(model="m", messages=({"role": "user", "content": text},))
+    result = scanner.scan_request(request)
+    assert result.sensitive and result.errors == ("normalize",)
+    _, redaction = redact_request(request, scanner)
+    assert "normalize" in redaction.errors

@@ -25,7 +25,7 @@ from laneway.governance._detectors import (
     fast_detectors,
     resolve_overlaps,
 )
-from laneway.governance._normalize import normalize
+from laneway.governance._normalize import OffsetMap, normalize
 from laneway.governance._sent import leaf_prefix, plain_texts, walk_request
 from laneway.providers._types import ChatRequest
 from laneway.settings._policies import FAST_KINDS, NER_KINDS, SensitivePolicy
@@ -113,9 +113,8 @@ class Scanner:
         """Findings (non-overlapping, sorted) and the names of detectors that raised."""
         if not text:
             return [], ()
-        copy, offsets = normalize(text)
+        copy, offsets, errors = _normalized(text)
         hits: list[tuple[int, Hit]] = []
-        errors: list[str] = []
         kinds = self.kinds
         detectors = self._detectors if has_digit(copy) else self._digitless
         for detector in detectors:
@@ -137,9 +136,8 @@ class Scanner:
         """As :meth:`scan_text_checked` for a large text, each detector stopping after
         :data:`HIT_CAP` hits: enough to know the text is sensitive, and bounded work for
         a body of 100 000 repeated phone numbers. Also returns the capped detectors."""
-        copy, offsets = normalize(text)
+        copy, offsets, errors = _normalized(text)
         hits: list[tuple[int, Hit]] = []
-        errors: list[str] = []
         capped: list[str] = []
         kinds = self.kinds
         detectors = self._detectors if has_digit(copy) else self._digitless
@@ -193,6 +191,17 @@ class Scanner:
         return ScanResult(dict(counts), tuple(dict.fromkeys(errs)), dict(positions), capped)
 
 
+def _normalized(text: str) -> tuple[str, OffsetMap | None, list[str]]:
+    """The detectors' copy of ``text``; past the normaliser's bound (an adversarial text
+    of escapes) the raw text, and an error that makes the request sensitive."""
+    try:
+        copy, offsets = normalize(text)
+    except ValueError:
+        return text, None, [NORMALIZE_ERROR]
+    return copy, offsets, []
+
+
+NORMALIZE_ERROR = "normalize"  # the error name when the normalised copy was given up
 _SEPARATOR = "\n\x00\x00\n"
 CAP_FROM = 16_384  # characters: a request scan of a longer text caps the hits per detector
 HIT_CAP = 1_000  # hits per detector in such a scan (counts past it are not needed)
