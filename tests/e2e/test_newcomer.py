@@ -3,6 +3,11 @@ and the answers that must name every valid choice."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import openai
 import pytest
 from openai import OpenAI
@@ -34,3 +39,21 @@ def test_without_tiers_auto_is_not_offered(
 ) -> None:
     gw = start_gateway({"deployments": [openai_deployment("gpt", fake_openai.url)]})
     assert "auto" not in _unknown_model_message(gw.base_url)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_the_newcomer_tour_passes() -> None:
+    """``scripts/newcomer_tour.py`` on this checkout: every README step, its output and its
+    time budget (LANEWAY_TOUR_SLACK multiplies the budgets on a loaded machine)."""
+    script = Path(__file__).resolve().parents[2] / "scripts" / "newcomer_tour.py"
+    slack = os.environ.get("LANEWAY_TOUR_SLACK", "1.5")
+    result = subprocess.run(
+        [sys.executable, str(script), "--slack", slack],
+        capture_output=True,
+        text=True,
+        timeout=850,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    assert "tour passed: 17 steps" in result.stdout
