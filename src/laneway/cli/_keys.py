@@ -25,8 +25,8 @@ import typer
 from laneway.errors import ConfigError, InvalidRequest, LanewayError
 
 if TYPE_CHECKING:
-    from laneway.governance._keys import KeyRecord
-    from laneway.governance._store import GovernanceStore
+    from laneway.governance import GovernanceStore
+    from laneway.governance._keys import KeyRecord  # not exported: a type only
 
 # SQLAlchemy and the store are imported inside the functions so that other commands do not
 # pay for them.
@@ -76,7 +76,7 @@ def _url(database: str | None, config: str | None) -> str:
 def _store(database: str | None, config: str | None, *, create: bool) -> Iterator[GovernanceStore]:
     import sqlalchemy as sa
 
-    from laneway.governance._store import GovernanceStore
+    from laneway.governance import GovernanceStore
     from laneway.ledger import open_database
 
     url = _url(database, config)
