@@ -125,3 +125,17 @@ def test_fisher_exact_known_values() -> None:
     assert fisher_exact(5, 50, 5, 50).p_value == pytest.approx(1.0)
     with pytest.raises(ValueError, match="between 0 and n"):
         fisher_exact(3, 2, 0, 1)
+
+
+@pytest.mark.parametrize("repeats", [1, 3])
+def test_a_a_false_alarms_stay_at_or_below_alpha(repeats: int) -> None:
+    """Two runs of the same model (cases of varied difficulty, answers drawn anew):
+    at alpha = 0.05 at most 5% of 400 simulated comparisons are flagged (seeded)."""
+    rng = np.random.default_rng(11)
+    flagged = 0
+    for _ in range(400):
+        p = rng.beta(3.2, 0.8, 200)
+        a = (rng.random((200, repeats)) < p[:, None]).mean(axis=1)
+        b = (rng.random((200, repeats)) < p[:, None]).mean(axis=1)
+        flagged += paired_test(list(a), list(b), resamples=2_000).p_value < 0.05
+    assert flagged / 400 <= 0.05
