@@ -240,3 +240,7 @@ def test_from_ledger_sensitive_traffic_gets_its_own_self_hosted_lane(tmp_path: P
     assert tiers["simple:sensitive"] == "self_hosted"
     assert tiers["simple"] != "self_hosted"
     assert w.data_sensitivity == "none"  # the rest of the traffic is not forced on-prem
+    from laneway.advisor import render_html
+
+    html = render_html(advice)
+    assert "From the ledger: observed $0.02/month vs the model" in html

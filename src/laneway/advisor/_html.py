@@ -189,7 +189,17 @@ def render_html(advice: Advice) -> str:
     w = advice.workload
     fleet = advice.fleet
     hosted_api = [best_api(p) for p in advice.plans]
+    seen = w.observed
+    ledger = None
+    if seen.get("observed_monthly_usd") is not None:
+        est = seen.get("estimated_monthly_usd")
+        ledger = {
+            "observed": usd(Decimal(str(seen["observed_monthly_usd"])), 2),
+            "estimated": usd(None if est is None else Decimal(str(est)), 2),
+            "basis": seen.get("estimate_basis"),
+        }
     return template.render(
+        ledger=ledger,
         w=data["workload"],
         tokens_h=human_tokens(w.tokens_per_day),
         monthly_tokens_h=human_tokens(

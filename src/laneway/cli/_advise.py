@@ -115,6 +115,15 @@ def _print_advice(data: dict[str, Any]) -> None:
         "",
         "Per tier (constraints → evidence → cost → gates):",
     ]
+    seen = w["observed"]
+    if seen.get("observed_monthly_usd") is not None:
+        out.insert(
+            2,
+            f"Ledger: observed {_money(seen['observed_monthly_usd'])}/month vs the model's "
+            f"estimate {_money(seen.get('estimated_monthly_usd'))}/month for the same traffic "
+            f"as routed today ({seen.get('estimate_basis')}); sensitive share "
+            f"{Decimal(str(seen.get('sensitive_share', '0'))):.0%}",
+        )
     for t in rec["tiers"]:
         where = t["provider"] or "-"
         ft = (
