@@ -1,119 +1,118 @@
 """Build the router shipped in the package (numpy only; run in Laneway's venv).
 
-    python scripts/router/build_default.py [BUILD_DIR] [--embedding]
+    python scripts/router/build_default.py
 
-From ``distill_embeddings.py``'s output (or, without BUILD_DIR, keeping the shipped
-table and vocabulary): writes ``src/laneway/router/default/`` —
-``embeddings.npz`` (64-d float16 static table), ``vocab.json``, the scorer trained on
-every non-dev row of the shared MMLU-Pro file (question text only) plus two thirds of
-``varied_prompts.jsonl`` (rubric outcomes, total weight ``VARIED_SHARE`` of the
-MMLU-Pro rows), ``calibration.json`` (the MMLU-Pro dev split and the other third of
-the varied set, never trained on; weighted so that exam questions are one traffic
-category beside the varied set's), and the profiles calibrated on it.
+Writes ``src/laneway/router/default/``: the scorer (tier heads, per-task offsets and
+the answer verifier) trained by the recipe in ``benchmarks/router_data.py`` on every
+non-dev row of the shared MMLU-Pro and answers data plus two thirds of the varied
+prompts; ``calibration.json`` (the dev splits and the other third of the varied
+prompts, never trained on; weighted so that exam questions and each answers task are
+one traffic category beside the varied set's seven); and the profiles calibrated on
+it. The static token table (``embeddings.npz``, ``vocab.json``) is kept as shipped.
 """
 
 from __future__ import annotations
 
-import argparse
-import gzip
-import io
 import json
 import shutil
+import sys
+import tempfile
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-from varied import VARIED, fold_of, varied_rows
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
 
-from laneway.router._calibration_set import calibrate_router, calibration_rows
-from laneway.router._conversation import conversation_from_prompt
-from laneway.router._fit import train_scorer
-from laneway.router._profiles import Goal
-from laneway.router._scorer import default_router_dir, load_embedder
-from laneway.router._training import DEFAULT_TIER_MODELS, DEFAULT_TIERS, dev_mask, pca_sif_table
+from laneway.router import (
+    DEFAULT_TIERS,
+    Goal,
+    calibrate_router,
+    calibration_rows,
+    default_router_dir,
+    train_scorer,
+)
+from router_data import (
+    VARIED,
+    answer_rows,
+    bucket,
+    mmlu_rows,
+    rubric_rows,
+    shipped_training_rows,
+    tier_models,
+)
 
-# Chosen on scripts/router/varied.py (held-out MMLU-Pro categories and the varied set's
-# cross-validation): 0.3 spreads scores by grade without losing held-out APGR.
-VARIED_SHARE = 0.3
-
-DATA = Path("/work/shared/data/mmlu-pro-outcomes.jsonl.gz")
+# Quality floors against sending everything to frontier: economy accepts the most
+# loss, quality the least (their frontier shares: `laneway router report`).
 PROFILES = {
+    "economy": Goal(quality_floor=0.90),
     "default": Goal(quality_floor=0.95),
-    "quality": Goal(quality_floor=0.98),
-    "economy": Goal(strong_share=0.2),
+    "quality": Goal(quality_floor=0.99),
 }
+KEEP = ("embeddings.npz", "vocab.json")
+
+
+def _body(row: dict[str, Any]) -> dict[str, Any]:
+    rec = row.get("record")
+    if rec is not None and "messages" in rec:
+        return {"messages": rec["messages"]}
+    text = row.get("question") or row.get("prompt") or (rec or {}).get("prompt")
+    return {"prompt": text}
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("build", type=Path, nargs="?", help="distill_embeddings.py's output")
-    ap.add_argument("--embedding", action="store_true", help="add the static embedding")
-    args = ap.parse_args()
     out = default_router_dir()
-    source = out if args.build is None else args.build  # None: keep the shipped table
-    if not (source / "vocab.json").is_file():
-        ap.error(f"{source / 'vocab.json'} not found: pass distill_embeddings.py's output")
-    vocab = (source / "vocab.json").read_bytes()
-    if args.build is None:
-        table_npz = (out / "embeddings.npz").read_bytes()
-    else:
-        buffer = io.BytesIO()
-        table = pca_sif_table(np.load(args.build / "raw_embeddings.npy"), 64)
-        np.savez_compressed(buffer, table=table.astype(np.float16))
-        table_npz = buffer.getvalue()
-    if out.exists():
-        shutil.rmtree(out)
-    out.mkdir(parents=True)
-    (out / "embeddings.npz").write_bytes(table_npz)
-    (out / "vocab.json").write_bytes(vocab)
-
-    with gzip.open(DATA, "rt") as handle:
-        raw = [json.loads(line) for line in handle]
-    dev = dev_mask([r["id"] for r in raw])
-    train = [
-        {"conversation": conversation_from_prompt(r["question"]), "outcomes": r["outcomes"]}
-        for r, d in zip(raw, dev, strict=True)
-        if not d
-    ]
-    varied = varied_rows()
-    var_train = [r for r in varied if fold_of(r["id"], 3) != 0]
-    var_cal = [r for r in varied if fold_of(r["id"], 3) == 0]
-    weight = VARIED_SHARE * len(train) / len(var_train)
-    train += [{**r, "weight": weight} for r in var_train]
+    kept = {name: (out / name).read_bytes() for name in KEEP}
+    mmlu, answers, varied = mmlu_rows(), answer_rows(), rubric_rows(VARIED)
+    train = shipped_training_rows(
+        [r for r in mmlu if bucket(r["id"], 10) != 0],
+        [r for r in answers if bucket(r["id"], 10) != 0],
+        [r for r in varied if bucket(r["id"], 3) != 0],
+    )
     scorer = train_scorer(
         train,
         DEFAULT_TIERS,
-        DEFAULT_TIER_MODELS,
-        load_embedder(out),
-        use_embedding=args.embedding,
+        tier_models(),
+        None,
+        use_embedding=False,
         meta={
             "trained_on": "MMLU-Pro outcomes of 11 models (TIGER-AI-Lab, Apache-2.0), "
-            "question text only, dev split (1 id in 10 by hash) held out; "
-            f"{len(var_train)} varied prompts with rubric outcomes (weight share "
-            f"{VARIED_SHARE})",
-            "score": "difficulty: 1 - mean over tiers of P(the tier answers well)",
+            "question text only; answers data (ZeroEval math-l5 and crux, arena-hard-auto "
+            "arena-bench-v1; Apache-2.0) with their tasks and answers (the answers include "
+            "outputs of models whose terms restrict building competing models: used here "
+            "to train routing and verification classifiers only); dev splits (1 id in 10 "
+            "by hash) held out; two thirds of the varied prompts with rubric outcomes "
+            "(weight share 0.3)",
+            "score": "expected gain: P(strongest tier ok) - P(cheapest tier ok)",
         },
     )
-    scorer.save(out)
-    n_dev = int(dev.sum())
-    categories = len({r["category"] for r in varied})
-    exam_weight = len(var_cal) / categories / n_dev  # exam questions: one more category
-    calib = [
-        {"id": r["id"], "prompt": r["question"], "outcomes": r["outcomes"], "weight": exam_weight}
-        for r, d in zip(raw, dev, strict=True)
-        if d
-    ]
-    source = {json.loads(line)["id"]: json.loads(line) for line in VARIED.read_text().splitlines()}
-    for r in var_cal:
-        rec = source[r["id"]]
-        body = {"messages": rec["messages"]} if "messages" in rec else {"prompt": rec["prompt"]}
-        calib.append({"id": r["id"], **body, "outcomes": r["outcomes"], "weight": 1.0})
-    (out / "calibration.json").write_text(json.dumps(calib, ensure_ascii=False), "utf-8")
-    rows = calibration_rows(out / "calibration.json")
-    for name, goal in PROFILES.items():
-        profile = calibrate_router(scorer, rows, name, goal)
-        (out / "profiles").mkdir(exist_ok=True)
-        (out / "profiles" / f"{name}.json").write_text(profile.to_json(), "utf-8")
-        print(name, json.dumps(dict(profile.thresholds)), json.dumps(dict(profile.report)))
+    cal_varied = [r for r in varied if bucket(r["id"], 3) == 0]
+    per_category = len(cal_varied) / len({r["record"]["category"] for r in cal_varied})
+    groups: dict[str, list[dict[str, Any]]] = {"exam": []}
+    for r in mmlu:
+        if bucket(r["id"], 10) == 0:
+            groups["exam"].append(r)
+    for r in answers:
+        if bucket(r["id"], 10) == 0:
+            groups.setdefault(str(r["task"]), []).append(r)
+    calib = [{"id": r["id"], **_body(r), "outcomes": r["outcomes"], "weight": 1.0}
+             for r in cal_varied]  # fmt: skip
+    for rows in groups.values():
+        for r in rows:
+            calib.append({"id": r["id"], **_body(r), "outcomes": r["outcomes"],
+                          "task": r.get("task"), "weight": per_category / len(rows)})  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        build = Path(tmp) / "default"
+        scorer.save(build)
+        for name, data in kept.items():
+            (build / name).write_bytes(data)
+        (build / "calibration.json").write_text(json.dumps(calib, ensure_ascii=False), "utf-8")
+        rows = calibration_rows(build / "calibration.json")
+        (build / "profiles").mkdir()
+        for name, goal in PROFILES.items():
+            profile = calibrate_router(scorer, rows, name, goal)
+            (build / "profiles" / f"{name}.json").write_text(profile.to_json(), "utf-8")
+            print(name, f"max_loss={profile.max_loss:.4f}", json.dumps(dict(profile.report)))
+        shutil.rmtree(out)
+        shutil.copytree(build, out)
 
 
 if __name__ == "__main__":

@@ -44,7 +44,16 @@ def synthetic_outcomes(path: Path, n: int = 120) -> None:
 
 def test_route_json() -> None:
     body = json.loads(run("route", "What is 2 + 2?", "--json"))
-    assert set(body) == {"tier", "score", "estimates", "reason", "profile"}
+    assert set(body) == {
+        "tier",
+        "score",
+        "difficulty",
+        "estimates",
+        "reason",
+        "profile",
+        "task",
+        "task_known",
+    }
     assert list(body["estimates"]) == ["simple", "standard", "complex", "frontier"]
 
 

@@ -31,7 +31,9 @@ def test_scoring_is_deterministic_and_probabilities(router: Router) -> None:
     a = router.route(MESSAGES)
     b = load_router().route(MESSAGES)
     assert a == b
-    assert 0.0 < a.score < 1.0
+    est = a.estimates
+    assert a.score == pytest.approx(est["frontier"] - est["simple"])  # the gain of escalating
+    assert a.difficulty == pytest.approx(1 - sum(est.values()) / 4)
     assert all(0.0 < v < 1.0 for v in a.estimates.values())
     assert a.profile == "default"
     assert a.tier in router.tiers
@@ -51,36 +53,32 @@ def test_unknown_profile_raises_model_not_found(router: Router) -> None:
         router.route(MESSAGES, "nope")
 
 
-def _with_profile(router: Router, thresholds: dict[str, float]) -> Router:
-    profiles = {"default": Profile("default", thresholds)}
-    return Router(router.scorer, profiles)
+def _with_profile(router: Router, max_loss: float) -> Router:
+    return Router(router.scorer, {"default": Profile("default", max_loss)})
 
 
-def test_route_picks_cheapest_tier_meeting_the_target(router: Router) -> None:
+def test_route_picks_cheapest_tier_within_the_loss_limit(router: Router) -> None:
     est = router.route(MESSAGES).estimates
-    # simple misses its target, standard and complex meet theirs → standard.
-    thresholds = {
-        "simple": est["simple"] + 0.01,
-        "standard": est["standard"] - 0.01,
-        "complex": est["complex"] - 0.01,
-    }
-    decision = _with_profile(router, thresholds).route(MESSAGES)
-    assert decision.tier == "standard"
-    assert "simple" in decision.reason
-    nothing_meets = {t: 1.0 for t in ("simple", "standard", "complex")}
-    assert _with_profile(router, nothing_meets).route(MESSAGES).tier == "frontier"
-    everything_meets = {t: 0.0 for t in ("simple", "standard", "complex")}
-    assert _with_profile(router, everything_meets).route(MESSAGES).tier == "simple"
+    loss = {t: est["frontier"] - v for t, v in est.items()}
+    assert loss["simple"] > 0  # the prompt is one where escalating buys something
+    limit = loss["simple"] - 1e-6  # simple just misses
+    decision = _with_profile(router, limit).route(MESSAGES)
+    assert decision.tier != "simple"
+    assert loss[decision.tier] <= limit
+    cheaper = router.tiers[: router.tiers.index(decision.tier)]
+    assert all(loss[t] > limit for t in cheaper)
+    assert "simple loss" in decision.reason
+    assert _with_profile(router, -1.0).route(MESSAGES).tier == "frontier"
+    assert _with_profile(router, 1.0).route(MESSAGES).tier == "simple"
 
 
 def test_missing_configured_tier_maps_upward(router: Router) -> None:
-    everything_meets = {t: 0.0 for t in ("simple", "standard", "complex")}
-    limited = _with_profile(router, everything_meets).with_tiers(["standard", "frontier"])
+    limited = _with_profile(router, 1.0).with_tiers(["standard", "frontier"])
     decision = limited.route(MESSAGES)
     assert decision.tier == "standard"
     assert "simple not configured" in decision.reason
     assert limited.tiers == ("standard", "frontier")
-    only_cheap = _with_profile(router, {t: 1.0 for t in everything_meets}).with_tiers(["simple"])
+    only_cheap = _with_profile(router, -1.0).with_tiers(["simple"])
     assert only_cheap.route(MESSAGES).tier == "simple"
 
 

@@ -1,4 +1,5 @@
-"""``laneway route`` and the ``laneway router`` group: score, train, calibrate, eval."""
+"""``laneway route`` and the ``laneway router`` group: score, train, promote, calibrate,
+eval, report."""
 
 from __future__ import annotations
 
@@ -14,8 +15,7 @@ import typer
 from laneway.errors import InvalidRequest, LanewayError
 
 if TYPE_CHECKING:
-    from laneway.router import RouteDecision
-    from laneway.router._scorer import Scorer
+    from laneway.router import RouteDecision, Scorer
 
 # numpy and the router are imported by the commands that use them: `laneway --help`
 # and the other commands start without them (tests/cli/test_startup.py).
@@ -23,8 +23,19 @@ if TYPE_CHECKING:
 __all__ = ["register"]
 
 RouterDir = Annotated[
-    Path | None, typer.Option("--router", help="Router directory (default: the shipped one).")
+    Path | None,
+    typer.Option(
+        "--router",
+        help="Router directory (default: the active router in the user's state directory, "
+        "else the shipped one).",
+    ),
 ]
+TaskOpt = Annotated[
+    str | None,
+    typer.Option(help="Task name: per-task effects learned from outcomes (unseen: text only)."),
+]
+# The shipped recipe's goals (quality relative to sending everything to the strongest tier).
+PROFILE_GOALS = {"economy": 0.90, "default": 0.95, "quality": 0.99}
 
 
 ConfigPath = Annotated[
@@ -45,41 +56,57 @@ def _decision_dict(d: RouteDecision) -> dict[str, Any]:
     return {
         "tier": d.tier,
         "score": round(d.score, 6),
+        "difficulty": round(d.difficulty, 6),
         "estimates": {t: round(v, 6) for t, v in d.estimates.items()},
         "reason": d.reason,
         "profile": d.profile,
+        "task": d.task,
+        "task_known": d.task_known,
     }
 
 
 def route_command(
     prompt: Annotated[str, typer.Argument(help="The prompt to route.")],
     profile: Annotated[str | None, typer.Option(help="Routing profile (auto:NAME).")] = None,
+    task: TaskOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     router: RouterDir = None,
 ) -> None:
-    """Route one prompt: tier, per-tier estimates and the reason."""
+    """Route one prompt: tier, gain of escalating, difficulty, per-tier estimates, reason."""
     from laneway.router import conversation_from_prompt, load_router
 
     try:
-        decision = load_router(router).route_conversation(conversation_from_prompt(prompt), profile)
+        decision = load_router(router).route_conversation(
+            conversation_from_prompt(prompt), profile, task
+        )
     except LanewayError as exc:
         raise _fail(exc) from exc
     if as_json:
         typer.echo(json.dumps(_decision_dict(decision)))
         return
-    typer.echo(f"tier: {decision.tier}  (profile {decision.profile}, score {decision.score:.3f})")
+    typer.echo(
+        f"tier: {decision.tier}  (profile {decision.profile}, gain {decision.score:.3f}, "
+        f"difficulty {decision.difficulty:.3f})"
+    )
     for tier, value in decision.estimates.items():
         typer.echo(f"  {tier:10s} P(good answer) = {value:.3f}")
     typer.echo(f"reason: {decision.reason}")
 
 
 def score_command(
-    input_path: Annotated[Path, typer.Option("--input", help="JSONL: prompt or messages, id.")],
+    input_path: Annotated[
+        Path,
+        typer.Option(
+            "--input",
+            help="JSONL: prompt or messages, and optionally id, task and the cheap model's answer.",
+        ),
+    ],
     output: Annotated[Path, typer.Option("--output", help="JSONL written in input order.")],
     profile: Annotated[str | None, typer.Option(help="Routing profile.")] = None,
     router: RouterDir = None,
 ) -> None:
-    """Score a file of prompts; unreadable lines yield {"id", "error"}."""
+    """Score a file of prompts: gain score, difficulty, tier; with "answer", the
+    verifier's escalation probability. Unreadable lines yield {"id", "error"}."""
     from laneway.router import load_router
 
     try:
@@ -98,7 +125,7 @@ def _score_file(
     loaded: Any, input_path: Path, output: Path, profile: str | None
 ) -> tuple[int, int]:
     """Write one output line per input line; returns (lines written, error lines)."""
-    from laneway.router._io import conversation_of, iter_jsonl
+    from laneway.router import iter_jsonl
 
     written = errors = 0
     lines = iter_jsonl(input_path)
@@ -112,7 +139,7 @@ def _score_file(
             record: Any = None
             try:
                 record = json.loads(line)
-                body = _decision_dict(loaded.route_conversation(conversation_of(record), profile))
+                body = _score_record(loaded, record, profile)
             except (ValueError, LanewayError) as exc:
                 message = exc.message if isinstance(exc, LanewayError) else str(exc)
                 body = {"error": f"line {number}: {message}"}
@@ -121,6 +148,28 @@ def _score_file(
             out.write(json.dumps({"id": row_id, **body}, ensure_ascii=False) + "\n")
             written += 1
     return written, errors
+
+
+def _score_record(loaded: Any, record: Any, profile: str | None) -> dict[str, Any]:
+    from laneway.router import conversation_of
+
+    conv = conversation_of(record)
+    task = record.get("task")
+    if task is not None and not isinstance(task, str):
+        raise InvalidRequest("'task' must be a string")
+    body = _decision_dict(loaded.route_conversation(conv, profile, task))
+    answer = record.get("answer")
+    if answer is not None:
+        if not isinstance(answer, str):
+            raise InvalidRequest("'answer' must be a string")
+        verifier = loaded.scorer.verifier
+        if verifier is None:
+            body["escalation"] = None
+        else:
+            verdict = verifier.judge(conv, answer, task)
+            body["escalation"] = round(verdict.escalation, 6)
+            body["answer_ok"] = round(verdict.answer_ok, 6)
+    return body
 
 
 def _parse_tiers(spec: str | None) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
@@ -153,7 +202,7 @@ def _parse_tiers(spec: str | None) -> tuple[tuple[str, ...], dict[str, tuple[str
 
 def _config_tiers(config: Path | None) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
     from laneway.catalog import default_catalog
-    from laneway.router._from_config import config_tier_models
+    from laneway.router import config_tier_models
     from laneway.settings import find_config, load_settings
 
     try:
@@ -170,7 +219,14 @@ def _config_tiers(config: Path | None) -> tuple[tuple[str, ...], dict[str, tuple
 
 
 def train_command(
-    data: Annotated[Path, typer.Option("--data", help="Outcomes JSONL (.gz ok).")],
+    data: Annotated[
+        list[Path],
+        typer.Option(
+            "--data",
+            help="Outcome rows JSONL (.gz ok); repeat for eval exports, shadow outcomes and "
+            "the shared data. Rows may carry task and answers.",
+        ),
+    ],
     out: Annotated[Path, typer.Option("--out", help="Router directory to write.")],
     tiers: Annotated[
         str | None, typer.Option(help="Tier → models, cheapest first: 'simple=a,b;frontier=c'.")
@@ -178,49 +234,117 @@ def train_command(
     embedding: Annotated[
         bool, typer.Option(help="Add the static sentence embedding to the features.")
     ] = False,
+    verifier: Annotated[
+        bool, typer.Option(help="Fit the answer verifier on rows that carry answers.")
+    ] = True,
+    holdout_every: Annotated[
+        int,
+        typer.Option(
+            min=2, help="Hold out one row in N (by id hash) for the check and calibration."
+        ),
+    ] = 10,  # = laneway.router._promote.DEFAULT_HOLDOUT_MODULUS (tests/cli/test_startup.py)
     l2: Annotated[float, typer.Option(help="L2 penalty of the logistic heads.")] = 3000.0,
     config: ConfigPath = None,
 ) -> None:
-    """Train a router from per-prompt outcomes; calibrates its 'default' profile.
+    """Train a router from per-prompt outcomes, check it on the held-out rows and
+    calibrate its profiles (economy, default, quality) on them.
 
     Without --tiers, the mapping comes from the config's tiers (cheapest first; each
     deployment as its catalog model id), else the shipped mapping.
     """
-    import numpy as np
-
-    from laneway.router import Goal, calibrate_router, train_scorer
-    from laneway.router._io import read_outcomes
-    from laneway.router._scorer import default_router_dir, load_embedder
-    from laneway.router._training import dev_mask
+    from laneway.router import (
+        Goal,
+        calibrate_router,
+        default_router_dir,
+        held_out,
+        held_out_check,
+        load_embedder,
+        read_outcomes,
+        train_scorer,
+    )
 
     order, mapping = _parse_tiers(tiers) if tiers is not None else _config_tiers(config)
     try:
-        rows = read_outcomes(data)
-        held = dev_mask([r["id"] if r["id"] is not None else i for i, r in enumerate(rows)])
-        if len(rows) < 50 or held.all() or not held.any():
-            held = np.zeros(len(rows), dtype=bool)
+        rows = [row for path in data for row in read_outcomes(path)]
+        held = [held_out(r, holdout_every) for r in rows]
         train = [r for r, h in zip(rows, held, strict=True) if not h]
-        calib = [r for r, h in zip(rows, held, strict=True) if h] or train
+        calib = [r for r, h in zip(rows, held, strict=True) if h]
+        if len(calib) < 10 or len(train) < 10:
+            raise InvalidRequest(
+                f"{len(rows)} row(s) leave {len(calib)} held out and {len(train)} to train "
+                "on: need at least 10 of each (more data, or a smaller --holdout-every)"
+            )
         embedder = load_embedder(default_router_dir()) if embedding else None
         scorer = train_scorer(
-            train, order, mapping, embedder, use_embedding=embedding, l2=l2,
-            meta={"trained_on": str(data), "calibrated_on": "held-out 1/10" if held.any()
-                  else "training rows (too few to hold out)"},
+            train, order, mapping, embedder, use_embedding=embedding, l2=l2, verifier=verifier,
+            meta={"trained_on": [str(p) for p in data],
+                  "holdout": {"modulus": holdout_every, "rows": len(calib)}},
         )  # fmt: skip
-        profile = calibrate_router(scorer, calib, "default", Goal(quality_floor=0.95))
-        _save_router(scorer, profile, out)
+        check = held_out_check(scorer, calib)
+        profiles = [
+            calibrate_router(scorer, calib, name, Goal(quality_floor=floor))
+            for name, floor in PROFILE_GOALS.items()
+        ]
+        _save_router(scorer, profiles, out)
     except LanewayError as exc:
         raise _fail(exc) from exc
     typer.echo(f"trained on {len(train)} row(s), tiers {', '.join(order)} → {out}")
+    typer.echo(f"tasks: {len(scorer.tasks.names)}; verifier: "
+               f"{'yes' if scorer.verifier else 'no'}")  # fmt: skip
+    for line in check.lines():
+        typer.echo(line)
 
 
-def _save_router(scorer: Scorer, profile: Any, out: Path) -> None:
+def _save_router(scorer: Scorer, profiles: list[Any], out: Path) -> None:
     try:
         scorer.save(out)
         (out / "profiles").mkdir(exist_ok=True)
-        (out / "profiles" / "default.json").write_text(profile.to_json(), encoding="utf-8")
+        for profile in profiles:
+            (out / "profiles" / f"{profile.name}.json").write_text(
+                profile.to_json(), encoding="utf-8"
+            )
     except OSError as exc:
         raise InvalidRequest(f"cannot write the router to {out}: {exc.strerror or exc}") from exc
+
+
+def promote_command(
+    candidate: Annotated[Path, typer.Argument(help="Router directory from `router train`.")],
+    data: Annotated[
+        list[Path],
+        typer.Option(
+            "--data",
+            help="The team's outcome rows (JSONL, .gz ok; repeatable); only the rows the "
+            "candidate held out are used.",
+        ),
+    ],
+    rounds: Annotated[int, typer.Option(min=50, help="Bootstrap rounds.")] = 300,
+) -> None:
+    """Make a trained router the active one, if it is not worse than the active
+    router and than prompt length on the held-out outcomes."""
+    from laneway.router import held_out, held_out_check, install_router, load_router, read_outcomes
+
+    try:
+        new = load_router(candidate)
+        current = load_router(None)
+        modulus = int(new.scorer.meta.get("holdout", {}).get("modulus", 0))
+        rows = [r for path in data for r in read_outcomes(path)]
+        if modulus >= 2:
+            rows = [r for r in rows if held_out(r, modulus)]
+        check = held_out_check(new.scorer, rows, current.scorer, rounds=rounds)
+    except LanewayError as exc:
+        raise _fail(exc) from exc
+    for line in check.lines():
+        typer.echo(line)
+    worse = [n for n in ("active", "length") if check.metrics["candidate"].apgr
+             < check.metrics[n].apgr]  # fmt: skip
+    if worse:
+        typer.echo(f"refused: the candidate's APGR is below {' and '.join(worse)}'s", err=True)
+        raise typer.Exit(1)
+    try:
+        target = install_router(candidate)
+    except LanewayError as exc:
+        raise _fail(exc) from exc
+    typer.echo(f"promoted {candidate} → {target} (the gateway loads it at start-up)")
 
 
 def _tier_costs(spec: str | None, scorer: Scorer) -> dict[str, Decimal] | None:
@@ -258,9 +382,7 @@ def _ledger_engine(database: str | None, settings: Any) -> Any:
 
 def _default_rows(engine: Any, directory: Path) -> tuple[list[dict[str, Any]], str]:
     """Logged prompts from the ledger when there are enough, else the shipped set."""
-    from laneway.router import calibration_rows
-    from laneway.router._calibration_set import default_calibration_path
-    from laneway.router._from_config import ledger_prompt_rows
+    from laneway.router import calibration_rows, default_calibration_path, ledger_prompt_rows
 
     rows = ledger_prompt_rows(engine) if engine is not None else []
     if len(rows) >= MIN_LEDGER_PROMPTS:
@@ -271,7 +393,7 @@ def _default_rows(engine: Any, directory: Path) -> tuple[list[dict[str, Any]], s
 
 def _config_costs(engine: Any, settings: Any, scorer: Scorer) -> dict[str, Decimal]:
     from laneway.catalog import default_catalog
-    from laneway.router._from_config import ledger_tokens_per_request, tier_costs
+    from laneway.router import ledger_tokens_per_request, tier_costs
 
     tokens = ledger_tokens_per_request(engine) if engine is not None else None
     if tokens is None:
@@ -288,12 +410,22 @@ def _config_costs(engine: Any, settings: Any, scorer: Scorer) -> dict[str, Decim
 
 
 def calibrate_command(
-    profile: Annotated[str, typer.Option(help="Profile name: written to profiles/NAME.json.")],
-    target_strong_share: Annotated[float | None, typer.Option()] = None,
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="Profile name: written to profiles/NAME.json of --router, else of the active "
+            "router in the user's state directory (never into the installed package)."
+        ),
+    ],
+    target_strong_share: Annotated[
+        float | None, typer.Option(help="Largest share of requests sent to the strongest tier.")
+    ] = None,
     quality_floor: Annotated[
         float | None, typer.Option(help="Fraction of the all-strongest-tier quality.")
     ] = None,
-    max_cost_per_1k_requests: Annotated[str | None, typer.Option()] = None,
+    max_cost_per_1k_requests: Annotated[
+        str | None, typer.Option(help="USD per 1,000 requests the routing may cost at most.")
+    ] = None,
     tier_costs: Annotated[
         str | None,
         typer.Option(
@@ -313,9 +445,14 @@ def calibrate_command(
     config: ConfigPath = None,
 ) -> None:
     """Calibrate a routing profile on a calibration set; `auto:NAME` then uses it."""
-    from laneway.router import Goal, calibrate_router, calibration_rows, load_router
-    from laneway.router._profiles import check_profile_name
-    from laneway.router._scorer import default_router_dir
+    from laneway.router import (
+        Goal,
+        calibrate_router,
+        calibration_rows,
+        check_profile_name,
+        ensure_active_router,
+        load_router,
+    )
     from laneway.settings import load_settings
 
     goals = [target_strong_share, quality_floor, max_cost_per_1k_requests]
@@ -323,10 +460,10 @@ def calibrate_command(
         raise typer.BadParameter(
             "give exactly one of --target-strong-share, --quality-floor, --max-cost-per-1k-requests"
         )
-    directory = router or default_router_dir()
     engine: Any = None
     try:
         check_profile_name(profile)
+        directory = router if router is not None else ensure_active_router()
         scorer = load_router(directory).scorer
         settings = load_settings(config)
         engine = _ledger_engine(database, settings) if data is None or (
@@ -363,17 +500,15 @@ def calibrate_command(
 
 def eval_command(
     data: Annotated[Path, typer.Option("--data", help="Outcomes JSONL (.gz ok).")],
-    strong: Annotated[str, typer.Option("--strong")],
-    weak: Annotated[str, typer.Option("--weak")],
+    strong: Annotated[str, typer.Option("--strong", help="Model id of the strong model.")],
+    weak: Annotated[str, typer.Option("--weak", help="Model id of the weak model.")],
     plot: Annotated[Path | None, typer.Option(help="Write the cost-quality curve PNG.")] = None,
     rounds: Annotated[int, typer.Option(help="Bootstrap rounds.")] = 200,
-    as_json: Annotated[bool, typer.Option("--json")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     router: RouterDir = None,
 ) -> None:
     """APGR, CPT(50%), CPT(80%) with 95% bootstrap intervals, against baselines."""
-    from laneway.router import load_router
-    from laneway.router._evaluate import evaluate_pair, plot_curves
-    from laneway.router._io import read_outcomes
+    from laneway.router import evaluate_pair, load_router, plot_curves, read_outcomes
 
     try:
         scorer = load_router(router).scorer
@@ -404,29 +539,78 @@ def report_command(
         str | None, typer.Option(help="Tier to price every request at (default: strongest).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    router: RouterDir = None,
     database: DatabaseUrl = None,
     config: ConfigPath = None,
 ) -> None:
-    """Requests per tier and the cost saved against sending everything to the top tier."""
+    """Profiles (frontier share, expected quality), per-task gains and tier shares, and
+    the cost saved against sending everything to the top tier."""
     from laneway.catalog import default_catalog
     from laneway.ledger import open_database, parse_since, usage_summary
-    from laneway.router import DEFAULT_TIERS
-    from laneway.router._report import baseline_price, savings_report
+    from laneway.router import (
+        DEFAULT_TIERS,
+        baseline_price,
+        load_router,
+        profile_summaries,
+        savings_report,
+        task_summaries,
+    )
     from laneway.settings import load_settings
 
     try:
+        loaded = load_router(router)
         settings = load_settings(config)
         start = None if since.strip().lower() == "all" else parse_since(since)
-        baseline = baseline_price(settings, default_catalog(), baseline_tier, DEFAULT_TIERS)
         engine = open_database(database or settings.database.url, create=False, migrate=False)
         try:
             groups = usage_summary(engine, since=start, by="tier", source="api")
+            tasks = task_summaries(engine, start, loaded.scorer.tiers)
         finally:
             engine.dispose()
     except LanewayError as exc:
         raise _fail(exc) from exc
-    report = savings_report(groups, baseline)
-    body = {
+    profiles = profile_summaries(loaded)
+    savings: dict[str, Any] | None
+    note: str | None
+    try:
+        baseline = baseline_price(settings, default_catalog(), baseline_tier, DEFAULT_TIERS)
+    except LanewayError as exc:
+        savings, note = None, f"savings unknown: {exc.message}"
+    else:
+        savings, note = _savings_body(savings_report(groups, baseline)), None
+    if as_json:
+        typer.echo(json.dumps({
+            "profiles": [{"name": p.name, "max_loss": p.max_loss,
+                          "frontier_share": p.frontier_share, "quality_ratio": p.quality_ratio,
+                          "cascade": p.cascade} for p in profiles],
+            "tasks": [{"task": t.task, "requests": t.requests, "mean_gain": t.mean_gain,
+                       "tier_shares": dict(t.tier_shares)} for t in tasks],
+            "savings": savings, "savings_note": note,
+        }))  # fmt: skip
+        return
+    typer.echo("profiles (calibration set: frontier share, quality vs all-frontier):")
+    for p in profiles:
+        share = "?" if p.frontier_share is None else f"{p.frontier_share:.1%}"
+        ratio = "?" if p.quality_ratio is None else f"{p.quality_ratio:.3f}"
+        extra = f"  cascade {p.cascade}" if p.cascade else ""
+        typer.echo(f"  auto:{p.name:10s} frontier {share:>6s}  quality {ratio}  "
+                   f"max loss {p.max_loss:.3f}{extra}")  # fmt: skip
+    typer.echo("tasks (auto requests: mean gain of escalating, tier shares):")
+    if not tasks:
+        typer.echo("  (no auto requests in the window)")
+    for t in tasks:
+        gain = "?" if t.mean_gain is None else f"{t.mean_gain:+.3f}"
+        shares = ", ".join(f"{tier} {v:.0%}" for tier, v in t.tier_shares.items())
+        typer.echo(f"  {t.task:20s} {t.requests:6d}  gain {gain}  {shares}")
+    if savings is None:
+        typer.echo(note or "")
+        return
+    _print_savings(savings)
+
+
+def _savings_body(report: Any) -> dict[str, Any]:
+    baseline = report.baseline
+    return {
         "baseline": {"tier": baseline.tier, "deployment": baseline.deployment,
                      "price_source": baseline.source},
         "requests": report.requests,
@@ -440,18 +624,19 @@ def report_command(
         "saved_usd": _money(report.saved_usd),
         "saved_fraction": report.saved_fraction,
     }  # fmt: skip
-    if as_json:
-        typer.echo(json.dumps(body))
-        return
-    typer.echo(f"{report.requests} request(s); baseline: all on tier {baseline.tier} "
-               f"({baseline.deployment}, {baseline.source})")  # fmt: skip
-    for t in report.tiers:
-        typer.echo(f"  {t.tier:12s} {t.requests:6d}  {t.share:6.1%}  "
-                   f"cost ${_money(t.cost_usd) or 'unknown'}")  # fmt: skip
-    saved = report.saved_fraction
+
+
+def _print_savings(body: dict[str, Any]) -> None:
+    base = body["baseline"]
+    typer.echo(f"{body['requests']} request(s); baseline: all on tier {base['tier']} "
+               f"({base['deployment']}, {base['price_source']})")  # fmt: skip
+    for t in body["tiers"]:
+        typer.echo(f"  {t['tier']:12s} {t['requests']:6d}  {t['share']:6.1%}  "
+                   f"cost ${t['cost_usd'] or 'unknown'}")  # fmt: skip
+    saved = body["saved_fraction"]
     typer.echo(
         f"cost ${body['cost_usd'] or 'unknown'} vs ${body['all_baseline_usd'] or 'unknown'} "
-        f"all-{baseline.tier}: saved ${body['saved_usd'] or 'unknown'}"
+        f"all-{base['tier']}: saved ${body['saved_usd'] or 'unknown'}"
         + (f" ({saved:.1%})" if saved is not None else "")
     )
 
@@ -459,9 +644,13 @@ def report_command(
 def register(app: typer.Typer) -> None:
     """Add ``route`` and the ``router`` group to ``app``."""
     app.command("route")(route_command)
-    group = typer.Typer(help="Score, train, calibrate and evaluate the router.")
+    group = typer.Typer(
+        help="Score, train, promote, calibrate, evaluate and report on the router.",
+        no_args_is_help=True,
+    )
     group.command("score")(score_command)
     group.command("train")(train_command)
+    group.command("promote")(promote_command)
     group.command("calibrate")(calibrate_command)
     group.command("eval")(eval_command)
     group.command("report")(report_command)

@@ -40,6 +40,7 @@ def calibration_rows(path: Path) -> list[dict[str, Any]]:
                     "conversation": conversation_of(r),
                     "outcomes": dict(r.get("outcomes") or {}),
                     "weight": float(r.get("weight", 1.0)),
+                    "task": r.get("task") if isinstance(r.get("task"), str) else None,
                 }
                 for r in records
             ]
@@ -52,7 +53,15 @@ def calibration_rows(path: Path) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for number, line in iter_jsonl(path):
         try:
-            rows.append({"conversation": conversation_of(json.loads(line)), "outcomes": {}})
+            record = json.loads(line)
+            task = record.get("task") if isinstance(record, dict) else None
+            rows.append(
+                {
+                    "conversation": conversation_of(record),
+                    "outcomes": {},
+                    "task": task if isinstance(task, str) else None,
+                }
+            )
         except (ValueError, InvalidRequest) as exc:
             raise InvalidRequest(f"{path}:{number}: {exc}") from exc
     return rows
@@ -68,7 +77,7 @@ def calibrate_router(
     if not rows:
         raise InvalidRequest("the calibration set is empty")
     x = feature_matrix([r["conversation"] for r in rows], scorer.embedder, scorer.use_embedding)
-    estimates = scorer.predict_matrix(x)[:, : len(scorer.tiers)]
+    estimates = scorer.predict_matrix(x, [r.get("task") for r in rows])
     quality = None
     if any(r["outcomes"] for r in rows):
         observed = targets_for_tiers(rows, scorer)
@@ -82,6 +91,6 @@ def calibrate_router(
 def targets_for_tiers(rows: Sequence[Mapping[str, Any]], scorer: Scorer) -> np.ndarray:
     """Observed tier outcomes (NaN where a tier has no model in a row)."""
     try:
-        return targets_for(rows, scorer.tier_models, scorer.tiers)[:, : len(scorer.tiers)]
+        return targets_for(rows, scorer.tier_models, scorer.tiers)
     except ValueError:
         return np.full((len(rows), len(scorer.tiers)), np.nan)

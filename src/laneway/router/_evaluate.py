@@ -61,8 +61,9 @@ def evaluate_pair(
     s = np.array([r["outcomes"][strong] for r in usable], dtype=np.float64)
     w = np.array([r["outcomes"][weak] for r in usable], dtype=np.float64)
     x = feature_matrix(convs, scorer.embedder, scorer.use_embedding)
+    est = scorer.predict_matrix(x, [r.get("task") for r in usable])
     scores = {
-        "router": scorer.predict_matrix(x)[:, -1],
+        "router": est[:, -1] - est[:, 0],
         "random": np.zeros(len(usable)),
         "prompt-length": np.array([c.total_chars for c in convs], dtype=np.float64),
         "oracle": s - w,

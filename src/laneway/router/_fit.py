@@ -13,11 +13,13 @@ from laneway.router._conversation import Conversation
 from laneway.router._features import StaticEmbedder, structural_features
 from laneway.router._linear import LinearHeads
 from laneway.router._scorer import Scorer
+from laneway.router._tasks import DEFAULT_SHRINKAGE, TaskOffsets
 from laneway.router._training import targets_for, tiers_with_data
+from laneway.router._verifier import VERIFIER_L2, Verifier, verifier_examples
 
 __all__ = ["DEFAULT_L2", "feature_matrix", "train_scorer"]
 
-# Chosen on the category-held-out folds (scripts/router/experiments.py): strong
+# Chosen on held-out MMLU-Pro categories (model card, "Experiments"): strong
 # shrinkage keeps topic words from standing in for difficulty on unseen subjects.
 DEFAULT_L2 = 3000.0
 
@@ -40,12 +42,15 @@ def train_scorer(
     *,
     use_embedding: bool = True,
     l2: float = DEFAULT_L2,
+    shrinkage: float = DEFAULT_SHRINKAGE,
+    verifier: bool = True,
     meta: Mapping[str, Any] | None = None,
 ) -> Scorer:
-    """Fit one logistic head per tier and one for the score on ``rows``.
+    """Fit one logistic head per tier on ``rows``, then the per-task offsets, then
+    (when rows carry ``answers`` and ``verifier``) the answer verifier.
 
     Each row has ``conversation`` and ``outcomes`` and may have a ``weight``
-    (default 1); models not mapped to a tier are ignored.
+    (default 1), a ``task`` and ``answers``; models not mapped to a tier are ignored.
     """
     if len(rows) < 10:
         raise InvalidRequest("need at least 10 outcome rows to train a router")
@@ -60,13 +65,35 @@ def train_scorer(
     x = feature_matrix([r["conversation"] for r in rows], embedder, use_embedding)
     weights = np.array([float(r.get("weight", 1.0)) for r in rows], dtype=np.float64)
     heads = LinearHeads.fit(x, targets, l2, weights)
+    logits = ((x - heads.mean) / heads.scale) @ heads.weights + heads.bias
+    row_tasks = [_task_of(r) for r in rows]
+    tasks = TaskOffsets.fit(logits, targets, weights, row_tasks, shrinkage)
+    checker = None
+    examples = 0
+    if verifier and any(r.get("answers") for r in rows):
+        vx, vy, vw, vt = verifier_examples(rows, tiers, tier_models)
+        checker = Verifier.fit(vx, vy, vw, vt, l2=VERIFIER_L2, shrinkage=shrinkage)
+        examples = len(vy)
     info = dict(meta or {})
-    info.update(trained_tiers=trained, train_rows=len(rows), l2=l2)
+    info.update(
+        trained_tiers=trained,
+        train_rows=len(rows),
+        l2=l2,
+        task_shrinkage=shrinkage,
+        verifier_examples=examples,
+    )
     return Scorer(
         tuple(tiers),
         {t: tuple(tier_models.get(t, ())) for t in tiers},
         use_embedding,
         embedder if use_embedding else None,
         heads,
+        tasks,
+        checker,
         info,
     )
+
+
+def _task_of(row: Mapping[str, Any]) -> str | None:
+    task = row.get("task")
+    return task if isinstance(task, str) and task else None

@@ -15,7 +15,7 @@ from laneway.router._conversation import (
     conversation_from_prompt,
 )
 
-__all__ = ["conversation_of", "iter_jsonl", "open_text", "read_outcomes"]
+__all__ = ["conversation_of", "iter_jsonl", "open_text", "outcome_row", "read_outcomes"]
 
 
 def open_text(path: Path) -> TextIO:
@@ -63,20 +63,55 @@ def conversation_of(record: Any) -> Conversation:
     raise InvalidRequest("line has no 'prompt', 'question' or 'messages'")
 
 
+def _optional_str(record: Mapping[str, Any], key: str) -> str | None:
+    value = record.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or not value:
+        raise InvalidRequest(f"'{key}' must be a non-empty string")
+    return value
+
+
+def _answers(record: Mapping[str, Any]) -> dict[str, str]:
+    answers = record.get("answers")
+    if answers is None:
+        return {}
+    if not isinstance(answers, Mapping):
+        raise InvalidRequest("'answers' must map models to answer texts")
+    return {str(k): v for k, v in answers.items() if isinstance(v, str)}
+
+
+def outcome_row(record: Any) -> dict[str, Any]:
+    """One outcome row from a parsed JSON line (eval exports, shadow outcomes and the
+    shared data all use it): ``prompt``/``question``/``messages``, ``outcomes`` (or
+    ``scores``: model → score in [0, 1]), and optionally ``id``, ``task``, ``weight``
+    and ``answers`` (model → answer text, for the verifier)."""
+    conv = conversation_of(record)
+    outcomes = record.get("outcomes", record.get("scores"))
+    if not isinstance(outcomes, Mapping):
+        raise InvalidRequest("'outcomes' (or 'scores') must be an object of model scores")
+    scores = {str(k): float(v) for k, v in outcomes.items() if v is not None}
+    if any(not 0.0 <= v <= 1.0 for v in scores.values()):
+        raise InvalidRequest("outcome scores must lie in [0, 1]")
+    weight = float(record.get("weight", 1.0))
+    if not weight >= 0.0:
+        raise InvalidRequest("'weight' must be a non-negative number")
+    return {
+        "id": record.get("id"),
+        "conversation": conv,
+        "outcomes": scores,
+        "task": _optional_str(record, "task"),
+        "answers": _answers(record),
+        "weight": weight,
+    }
+
+
 def read_outcomes(path: Path) -> list[dict[str, Any]]:
-    """Outcome rows: ``conversation`` and ``outcomes`` (model → score in [0, 1])."""
+    """Outcome rows of a JSONL file (see ``outcome_row``)."""
     rows: list[dict[str, Any]] = []
     for number, line in iter_jsonl(path):
         try:
-            record = json.loads(line)
-            conv = conversation_of(record)
-            outcomes = record["outcomes"]
-            if not isinstance(outcomes, Mapping):
-                raise InvalidRequest("'outcomes' is not an object")
-            scores = {str(k): float(v) for k, v in outcomes.items() if v is not None}
+            rows.append(outcome_row(json.loads(line)))
         except (ValueError, KeyError, TypeError, InvalidRequest) as exc:
             raise InvalidRequest(f"{path}:{number}: {exc}") from exc
-        if any(not 0.0 <= v <= 1.0 for v in scores.values()):
-            raise InvalidRequest(f"{path}:{number}: outcome scores must lie in [0, 1]")
-        rows.append({"id": record.get("id"), "conversation": conv, "outcomes": scores})
     return rows

@@ -1,16 +1,18 @@
 """Routing profiles and their calibration.
 
-A profile holds one threshold per tier except the strongest: the router picks the
-cheapest tier whose estimate P(tier answers well) meets that tier's threshold, and
-the strongest tier otherwise. Thresholds are never typed by hand: ``calibrate``
-searches the single quality target that meets a goal on a calibration set, either
-a share of strongest-tier calls, a floor on quality relative to sending everything
-to the strongest tier, or a cost per 1,000 requests.
+A profile holds ``max_loss``: the router picks the cheapest tier whose expected
+quality loss against the strongest tier, P(strongest ok) − P(tier ok), is at most
+``max_loss`` (the strongest tier's loss is 0, so it is always eligible). The value
+is never typed by hand: ``calibrate`` searches the loss target that meets a goal on
+a calibration set — a share of strongest-tier calls, a floor on quality relative to
+sending everything to the strongest tier, or a cost per 1,000 requests. A profile
+may also carry a ``cascade`` (see ``_cascade``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 
 from laneway.errors import ConfigError, InvalidRequest
+from laneway.router._cascade import CascadeSpec, parse_cascade
 
 __all__ = ["Goal", "Profile", "calibrate", "check_profile_name", "choose_tiers", "load_profiles"]
 
@@ -44,31 +47,48 @@ FloatArray = npt.NDArray[np.float64]
 @dataclass(frozen=True, slots=True)
 class Profile:
     name: str
-    thresholds: Mapping[str, float]
+    max_loss: float
     method: str = ""
     report: Mapping[str, Any] = field(default_factory=dict)
+    cascade: CascadeSpec | None = None
 
     def to_json(self) -> str:
-        body = {
+        body: dict[str, Any] = {
             "name": self.name,
-            "thresholds": dict(self.thresholds),
+            "max_loss": self.max_loss,
             "method": self.method,
             "calibration": dict(self.report),
         }
+        if self.cascade is not None:
+            body["cascade"] = self.cascade.to_dict()
         return json.dumps(body, indent=2) + "\n"
+
+    def with_cascade(self, cascade: CascadeSpec | None) -> Profile:
+        return Profile(self.name, self.max_loss, self.method, self.report, cascade)
 
     @classmethod
     def from_file(cls, path: Path) -> Profile:
         try:
             body = json.loads(path.read_text(encoding="utf-8"))
-            thresholds = {str(k): float(v) for k, v in body["thresholds"].items()}
+            if "max_loss" not in body and "thresholds" in body:
+                raise ConfigError(
+                    f"routing profile {path} is from router v1 (per-tier thresholds): "
+                    "recalibrate it with `laneway router calibrate`"
+                )
+            max_loss = float(body["max_loss"])
+            cascade = parse_cascade(body["cascade"]) if body.get("cascade") else None
+        except ConfigError as exc:
+            raise ConfigError(f"invalid routing profile {path}: {exc.message}") from exc
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             raise ConfigError(f"invalid routing profile {path}: {exc}") from exc
+        if not math.isfinite(max_loss):
+            raise ConfigError(f"invalid routing profile {path}: max_loss must be finite")
         return cls(
             str(body.get("name", path.stem)),
-            thresholds,
+            max_loss,
             str(body.get("method", "")),
             body.get("calibration", {}),
+            cascade,
         )
 
 
@@ -80,12 +100,13 @@ def load_profiles(directory: Path) -> dict[str, Profile]:
     return profiles
 
 
-def choose_tiers(estimates: FloatArray, thresholds: Sequence[float]) -> npt.NDArray[np.intp]:
-    """Index of the chosen tier per row: cheapest meeting its threshold, else the last."""
-    n, tiers = estimates.shape
+def choose_tiers(losses: FloatArray, max_loss: float) -> npt.NDArray[np.intp]:
+    """Index of the chosen tier per row: the cheapest whose loss is at most
+    ``max_loss``, else the last (``losses``: P(strongest ok) − P(tier ok))."""
+    n, tiers = losses.shape
     chosen = np.full(n, tiers - 1, dtype=np.intp)
     for t in range(tiers - 2, -1, -1):
-        chosen = np.where(estimates[:, t] >= thresholds[t], t, chosen)
+        chosen = np.where(losses[:, t] <= max_loss, t, chosen)
     return chosen
 
 
@@ -106,17 +127,22 @@ class Goal:
         return f"max-cost-per-1k-requests {self.max_cost_per_1k}"
 
 
-def _candidates(estimates: FloatArray) -> FloatArray:
-    values = np.unique(np.round(estimates[:, :-1], 6))
+def losses_of(estimates: FloatArray) -> FloatArray:
+    """Expected quality loss of each tier against the strongest (last) tier."""
+    return np.asarray(estimates[:, -1:] - estimates, dtype=np.float64)
+
+
+def _candidates(losses: FloatArray) -> FloatArray:
+    values = np.unique(losses[:, :-1])
     if len(values) > 2000:
         values = np.unique(np.quantile(values, np.linspace(0, 1, 2000)))
-    return np.concatenate([[-np.inf], values, [np.inf]])
+    return np.concatenate([values[::-1], [-np.inf]])
 
 
 def _evaluate(
-    estimates: FloatArray, quality: FloatArray, costs: FloatArray | None, tau: float, w: FloatArray
+    losses: FloatArray, quality: FloatArray, costs: FloatArray | None, tau: float, w: FloatArray
 ) -> tuple[npt.NDArray[np.intp], float, float | None]:
-    chosen = choose_tiers(estimates, [tau] * (estimates.shape[1] - 1))
+    chosen = choose_tiers(losses, tau)
     rows = np.arange(len(chosen))
     q = float(np.average(quality[rows, chosen], weights=w))
     cost = float(np.average(costs[chosen], weights=w) * 1000) if costs is not None else None
@@ -131,7 +157,7 @@ def calibrate(
     quality: FloatArray | None = None,
     weights: FloatArray | None = None,
 ) -> Profile:
-    """Search the quality target meeting ``goal`` on the calibration rows.
+    """Search the largest loss target (the cheapest routing) meeting ``goal``.
 
     ``estimates``/``quality`` have one column per tier; ``quality`` holds observed
     tier outcomes where known (else the estimates stand in for them); ``weights``
@@ -143,24 +169,30 @@ def calibrate(
     q = estimates if quality is None else np.where(np.isfinite(quality), quality, estimates)
     costs = _tier_costs(tiers, goal)
     top = float(np.average(q[:, -1], weights=w))
+    losses = losses_of(estimates)
     best: tuple[float, npt.NDArray[np.intp], float, float | None] | None = None
-    for tau in _candidates(estimates):
-        chosen, qual, cost = _evaluate(estimates, q, costs, float(tau), w)
+    # Candidates run from the cheapest routing (largest loss allowed) to all-strongest.
+    for tau in _candidates(losses):
+        chosen, qual, cost = _evaluate(losses, q, costs, float(tau), w)
         share = float(np.average(chosen == len(tiers) - 1, weights=w))
         if goal.strong_share is not None:
-            ok, prefer_first = share <= goal.strong_share + 1e-12, False
+            ok = share <= goal.strong_share + 1e-12
+            keep_going = ok  # the most quality within the share: the last that fits
         elif goal.quality_floor is not None:
-            ok, prefer_first = qual >= goal.quality_floor * top - 1e-12, True
+            ok, keep_going = qual >= goal.quality_floor * top - 1e-12, False
         else:
-            ok, prefer_first = cost is not None and cost <= float(goal.max_cost_per_1k or 0), False
-        if ok and (best is None or not prefer_first):
+            ok = cost is not None and cost <= float(goal.max_cost_per_1k or 0)
+            keep_going = ok
+        if ok:
             best = (float(tau), chosen, qual, cost)
-            if prefer_first:
+            if not keep_going:
                 break
+        elif best is not None:
+            break
     if best is None:
-        raise InvalidRequest(f"no threshold meets {goal.describe()} on this calibration set")
+        raise InvalidRequest(f"no routing meets {goal.describe()} on this calibration set")
     tau, chosen, qual, cost = best
-    tau = float(np.clip(tau, 0.0, 1.0))
+    tau = float(np.clip(tau, -1.0, 1.0))
     report: dict[str, Any] = {
         "rows": len(estimates),
         "quality_source": "observed outcomes" if quality is not None else "router estimates",
@@ -172,7 +204,8 @@ def calibrate(
     }
     if cost is not None:
         report["cost_per_1k_requests"] = cost
-    return Profile(name, {t: tau for t in tiers[:-1]}, goal.describe(), report)
+    report["frontier_share"] = report["tier_shares"][tiers[-1]]
+    return Profile(name, tau, goal.describe(), report)
 
 
 def _tier_costs(tiers: Sequence[str], goal: Goal) -> FloatArray | None:

@@ -1,4 +1,9 @@
-"""The router the gateway calls: messages → tier, score, estimates and a reason."""
+"""The router the gateway calls: messages (+ task) → tier, gain score, difficulty, reason.
+
+The gateway calls ``Router.route(messages, profile, task=...)`` once per ``auto``
+request and, for a profile with a cascade, ``Router.check_answer(spec, request,
+result)`` on the cheap tier's buffered answer. Both are pure CPU work (numpy), no I/O.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +13,18 @@ from pathlib import Path
 from typing import Any
 
 from laneway.errors import ConfigError, ModelNotFound
+from laneway.router._cascade import (
+    AnswerResult,
+    CascadeSpec,
+    EscalationDecision,
+    RequestInfo,
+    check_answer,
+    parse_cascade,
+)
 from laneway.router._conversation import Conversation, conversation_from_messages
 from laneway.router._profiles import Profile, load_profiles
-from laneway.router._scorer import Scorer, default_router_dir
+from laneway.router._scorer import Scorer
+from laneway.router._state import resolve_router_dir
 
 __all__ = ["DEFAULT_PROFILE", "RouteDecision", "Router", "load_router"]
 
@@ -19,11 +33,29 @@ DEFAULT_PROFILE = "default"
 
 @dataclass(frozen=True, slots=True)
 class RouteDecision:
+    """One routing decision.
+
+    ``score`` is the expected gain of escalating: P(strongest tier answers well) −
+    P(cheapest tier answers well) (the ``x-laneway-route-score`` header; it may be
+    negative). ``difficulty`` is 1 − the mean of the tier estimates. ``task_known``
+    says whether per-task effects for ``task`` were learned (else the text alone
+    decided). ``cascade`` is the profile's cascade, when it has one: the gateway
+    calls ``cascade.from_tier`` first and ``Router.check_answer`` on its answer.
+    """
+
     tier: str
     score: float
+    difficulty: float
     estimates: Mapping[str, float]
     reason: str
     profile: str
+    task: str | None = None
+    task_known: bool = False
+    cascade: CascadeSpec | None = None
+
+    @property
+    def gain(self) -> float:
+        return self.score
 
 
 class Router:
@@ -45,6 +77,9 @@ class Router:
     ) -> None:
         if DEFAULT_PROFILE not in profiles:
             raise ConfigError("a router needs a calibrated 'default' profile")
+        for p in profiles.values():
+            if p.cascade is not None:  # tier names and order, now that the tiers are known
+                parse_cascade(p.cascade.to_dict(), scorer.tiers)
         self._scorer = scorer
         self._profiles = dict(profiles)
         known = [t for t in scorer.tiers if available is None or t in available]
@@ -76,34 +111,55 @@ class Router:
         return Router(self._scorer, self._profiles, available)
 
     def route(
-        self, messages: Sequence[Mapping[str, Any]], profile: str | None = None
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        profile: str | None = None,
+        task: str | None = None,
     ) -> RouteDecision:
-        return self.route_conversation(conversation_from_messages(messages), profile)
+        """Route an OpenAI-format conversation; ``task`` selects per-task effects."""
+        return self.route_conversation(conversation_from_messages(messages), profile, task)
 
-    def route_conversation(self, conv: Conversation, profile: str | None = None) -> RouteDecision:
+    def route_conversation(
+        self, conv: Conversation, profile: str | None = None, task: str | None = None
+    ) -> RouteDecision:
         chosen_profile = self.profile(profile)
-        estimates, score = self._scorer.predict(conv)
+        estimates = self._scorer.predict(conv, task)
         tiers = self._scorer.tiers
+        top = estimates[tiers[-1]]
+        gain = top - estimates[tiers[0]]
+        difficulty = 1.0 - sum(estimates.values()) / len(estimates)
+        limit = chosen_profile.max_loss
         chosen = tiers[-1]
         skipped: list[str] = []
         for tier in tiers[:-1]:
-            threshold = chosen_profile.thresholds.get(tier)
-            if threshold is not None and estimates[tier] >= threshold:
+            loss = top - estimates[tier]
+            if loss <= limit:
                 chosen = tier
                 break
-            if threshold is not None:
-                skipped.append(f"{tier} {estimates[tier]:.2f}<{threshold:.2f}")
-        reason = f"{chosen} p={estimates[chosen]:.2f}"
-        if chosen == tiers[-1]:
-            reason += " (strongest)"
-        elif chosen_profile.thresholds.get(chosen) is not None:
-            reason += f">={chosen_profile.thresholds[chosen]:.2f}"
+            skipped.append(f"{tier} loss {loss:.2f}")
+        known = task is not None and self._scorer.tasks.get(task) is not None
+        reason = f"{chosen} gain={gain:.2f}"
+        if chosen != tiers[-1]:
+            reason += f" loss={top - estimates[chosen]:.2f}<={limit:.2f}"
+        else:
+            reason += f" (strongest; loss limit {limit:.2f})"
         if skipped:
             reason += "; " + ", ".join(skipped)
+        if task is not None:
+            reason += f"; task {task}" + ("" if known else " (unseen: text only)")
         served = self._target[chosen]
         if served != chosen:
             reason += f"; {chosen} not configured, using {served}"
-        return RouteDecision(served, score, estimates, reason, chosen_profile.name)
+        cascade = chosen_profile.cascade
+        return RouteDecision(
+            served, gain, difficulty, estimates, reason, chosen_profile.name, task, known, cascade
+        )
+
+    def check_answer(
+        self, spec: CascadeSpec, request: RequestInfo, result: AnswerResult
+    ) -> EscalationDecision:
+        """Run the cascade's checks on the cheap answer (with this router's verifier)."""
+        return check_answer(spec, request, result, self._scorer.verifier)
 
 
 def _nearest(tier: str, order: Sequence[str], available: Sequence[str]) -> str:
@@ -117,13 +173,18 @@ def _nearest(tier: str, order: Sequence[str], available: Sequence[str]) -> str:
     return available[-1]
 
 
-def load_router(path: Path | None = None, tiers: Sequence[str] | None = None) -> Router:
-    """Load a router directory (``None``: the one shipped in the package).
+def load_router(
+    path: Path | None = None,
+    tiers: Sequence[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Router:
+    """Load a router directory (``None``: the active router in the user's state
+    directory when one was promoted, else the one shipped in the package).
 
     Profiles are read from ``profiles/*.json`` beside ``router.json``; ``tiers``
     restricts the answer to the configured tiers (see ``Router``).
     """
-    directory = default_router_dir() if path is None else path
+    directory = resolve_router_dir(path, environ)
     scorer = Scorer.load(directory)
     profiles = load_profiles(directory / "profiles")
     return Router(scorer, profiles, tiers)

@@ -2,14 +2,11 @@
 
 An outcome row has per-model scores in [0, 1]. Models map to tiers; a tier's
 target is the mean score of its models on the prompt (the probability that "the
-tier's models answer well"); the score target is the prompt's difficulty,
-``1 - mean(tier targets)`` over the tiers that have outcomes: the expected share of
-tiers that fail it (for rubric rows graded g of 4 tiers, ``(g - 1) / 4``).
-
-Difficulty replaced the earlier score target (the share of (strongest, cheapest)
-model pairs where the strong model is right and the weak one wrong): it pools
-every model's outcome instead of one noisy pair difference and ranks held-out
-prompts at least as well (``scripts/router/exp_final.py``, ``exp_compare.py``).
+tier's models answer well"). Nothing else is fitted: the routing score is the
+expected gain of the strongest tier over the cheapest, P(strongest ok) − P(cheapest
+ok), and the difficulty 1 − the mean of the tier estimates; both are computed from
+the tier heads (the model card has the history: a learned difficulty score sent
+prompts that every tier fails to the strongest tier, which buys nothing).
 """
 
 from __future__ import annotations
@@ -76,22 +73,19 @@ def targets_for(
     tier_models: Mapping[str, Sequence[str]],
     tiers: Sequence[str] = DEFAULT_TIERS,
 ) -> npt.NDArray[np.float64]:
-    """Soft targets, shape ``(rows, len(tiers) + 1)``: tier means, then the score.
+    """Soft targets, shape ``(rows, len(tiers))``: each tier's mean outcome.
 
-    The score is the difficulty ``1 - mean(tier means)`` over the tiers with
-    outcomes in the row; missing values are NaN (the caller drops or masks them).
+    Missing values are NaN (the caller drops or masks them).
     """
     present = {m for r in rows for m in r["outcomes"]}
     active = tiers_with_data(tiers, tier_models, present)
     if len(active) < 2:
         raise ValueError("outcomes cover fewer than two tiers: nothing to route between")
-    out = np.empty((len(rows), len(tiers) + 1))
+    out = np.empty((len(rows), len(tiers)))
     for i, row in enumerate(rows):
         outcomes = row["outcomes"]
         for j, tier in enumerate(tiers):
             out[i, j] = _tier_mean(outcomes, tier_models.get(tier, ()))
-        known = out[i, :-1][np.isfinite(out[i, :-1])]
-        out[i, -1] = 1.0 - float(known.mean()) if len(known) else float("nan")
     return out
 
 
