@@ -3,16 +3,27 @@
 Suites (YAML + optional JSONL) → runs (every case on every candidate, repeated, through
 the gateway in-process with ``source="eval"``) → stored run records (database rows and a
 versioned JSON export) → metrics, judge and human pairwise verdicts, significance tests
-between runs, HTML reports, and outcomes for router training.
+between runs, HTML reports, and outcomes for router training. Drift: canary runs and
+ledger windows against a pinned baseline (``DriftCollector`` exports the gauges). Shadow
+traffic: ``shadow_report`` summarises (primary, candidate) pairs and gates a candidate.
 """
 
 from laneway.evals._checks import Check, extract_json, normalize_answer, score_answer, verdict
 from laneway.evals._compare import Comparison, Regression, compare_runs
+from laneway.evals._drift import DriftReport, DriftSignal, detect_drift
+from laneway.evals._drift_store import DriftCollector, DriftGauge, drift_gauges
 from laneway.evals._from_ledger import suite_from_ledger
 from laneway.evals._judge import PROMPT_VERSION, PairResult, judge_pair, judge_rubric, position_bias
 from laneway.evals._metrics import ModelMetrics, compute_metrics, metrics_to_json
 from laneway.evals._outcomes import outcome_rows, write_outcomes
 from laneway.evals._runner import RunOptions, RunSummary, candidates_from, run_suite
+from laneway.evals._shadow_stats import (
+    NonInferiority,
+    ShadowPair,
+    ShadowReport,
+    non_inferiority,
+    shadow_report,
+)
 from laneway.evals._stats import (
     PairedTest,
     agreement,
@@ -41,9 +52,14 @@ __all__ = [
     "Case",
     "Check",
     "Comparison",
+    "DriftCollector",
+    "DriftGauge",
+    "DriftReport",
+    "DriftSignal",
     "Instructions",
     "LoadedRun",
     "ModelMetrics",
+    "NonInferiority",
     "PairResult",
     "PairVerdict",
     "PairedTest",
@@ -53,6 +69,8 @@ __all__ = [
     "RunOptions",
     "RunRecord",
     "RunSummary",
+    "ShadowPair",
+    "ShadowReport",
     "Suite",
     "TwoSample",
     "agreement",
@@ -60,6 +78,8 @@ __all__ = [
     "clustered_interval",
     "compare_runs",
     "compute_metrics",
+    "detect_drift",
+    "drift_gauges",
     "extract_json",
     "fisher_exact",
     "format_p",
@@ -70,6 +90,7 @@ __all__ = [
     "mann_whitney",
     "mcnemar",
     "metrics_to_json",
+    "non_inferiority",
     "normalize_answer",
     "outcome_rows",
     "packaged_suites",
@@ -78,6 +99,7 @@ __all__ = [
     "position_bias",
     "run_suite",
     "score_answer",
+    "shadow_report",
     "sign_test",
     "suite_from_ledger",
     "verdict",
