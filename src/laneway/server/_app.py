@@ -26,9 +26,10 @@ from laneway.providers import AiohttpUpstream, ChatModel, UpstreamClient
 from laneway.providers._registry import build_adapter
 from laneway.resilience import CircuitState
 from laneway.server._admin import admin_routes
-from laneway.server._chat import chat_completions, error_response, handle_chat
+from laneway.server._chat import chat_completions, error_response, handle, handle_chat
 from laneway.server._deployments import load_deployments
 from laneway.server._gateway import Gateway
+from laneway.server._messages_render import ANTHROPIC_MESSAGES
 from laneway.server._metrics import Metrics
 from laneway.settings import DeploymentSettings, Settings
 
@@ -98,6 +99,33 @@ async def list_models(request: Request) -> Response:
             }
         )
     return _json({"object": "list", "data": data})
+
+
+async def messages(request: Request) -> Response:
+    """``POST /v1/messages``: Anthropic Messages in and out, any deployment behind it."""
+    return await handle(request.app.state.gateway, request, ANTHROPIC_MESSAGES)
+
+
+async def count_tokens(request: Request) -> Response:
+    """``POST /v1/messages/count_tokens``: the prompt's size as the gateway estimates it
+    (about 4 characters a token, images at the most a provider charges), so that clients
+    can check a request before sending it; no upstream is called."""
+    from laneway.providers import estimate_prompt_tokens
+    from laneway.server._chat import read_body
+    from laneway.server._messages import parse_messages_request
+
+    gateway: Gateway = request.app.state.gateway
+    limits = gateway.settings.server
+    try:
+        if gateway.governance.auth_required:
+            await asyncio.to_thread(
+                gateway.governance.authenticate, ANTHROPIC_MESSAGES.credentials(request.headers)
+            )
+        body = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
+        chat = parse_messages_request(body, max_depth=limits.max_json_depth, count_only=True)
+    except LanewayError as exc:
+        return error_response(exc, None, ANTHROPIC_MESSAGES)
+    return _json({"input_tokens": estimate_prompt_tokens(chat)})
 
 
 async def health_live(request: Request) -> Response:
@@ -315,6 +343,8 @@ def create_app(
         routes=[
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/chat/completions", chat_completions, methods=["POST"]),
+            Route("/v1/messages", messages, methods=["POST"]),
+            Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/health/live", health_live, methods=["GET"]),
             Route("/health/ready", health_ready, methods=["GET"]),

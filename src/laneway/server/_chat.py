@@ -1,4 +1,7 @@
-"""``POST /v1/chat/completions``: non-streaming and streaming (SSE)."""
+"""The one request handler of every client protocol (chat completions, Anthropic
+Messages): limits, the gateway call, disconnects, streams, accounting. What differs per
+protocol — parsing, credentials, rendering answers, stream events and errors — comes
+from a :class:`~laneway.server._protocol.ClientProtocol`."""
 
 from __future__ import annotations
 
@@ -31,20 +34,14 @@ from laneway.providers import (
     text_tokens,
 )
 from laneway.server._gateway import CallOutcome, Gateway, RequestContext
-from laneway.server._render import (
-    DONE,
-    error_body,
-    error_event,
-    money,
-    render_chunk,
-    render_completion,
-    render_usage_chunk,
-)
-from laneway.server._validate import parse_chat_request
+from laneway.server._protocol import OPENAI_CHAT, ClientProtocol, StreamEncoder
+from laneway.server._render import money
 
 __all__ = [
+    "JSONBytesResponse",
     "chat_completions",
     "error_response",
+    "handle",
     "handle_chat",
     "read_body",
 ]
@@ -74,11 +71,15 @@ class JSONBytesResponse(Response):
 _JSON_BYTES = _JSON.encode()
 
 
-def error_response(exc: LanewayError, request_id: str | None = None) -> Response:
+def error_response(
+    exc: LanewayError,
+    request_id: str | None = None,
+    protocol: ClientProtocol = OPENAI_CHAT,
+) -> Response:
     headers = exc.headers()
     if request_id:
         headers["x-laneway-request-id"] = request_id
-    return Response(error_body(exc), status_code=exc.status, media_type=_JSON, headers=headers)
+    return protocol.error_response(exc, headers)
 
 
 async def read_body(request: Request, limit: int, deadline_s: float | None = None) -> bytes:
@@ -183,33 +184,39 @@ async def chat_completions(request: Request) -> Response:
 async def handle_chat(gateway: Gateway, request: Request) -> Response:
     """``POST /v1/chat/completions`` for ``gateway`` (the app's fast path calls this
     directly, without looking the gateway up in the app's state)."""
+    return await handle(gateway, request, OPENAI_CHAT)
+
+
+async def handle(gateway: Gateway, request: Request, protocol: ClientProtocol) -> Response:
+    """One request of ``protocol``: read, parse and admit it, call the gateway once, and
+    answer (JSON or SSE) in the protocol's shape."""
     limits = gateway.settings.server
     request_id = gateway.new_request_id()
     ctx = RequestContext(request_id=request_id, started=time.perf_counter(), requested_model="")
     try:
         governance = gateway.governance
         if governance.auth_required:
-            header = request.headers.get("authorization")
+            header = protocol.credentials(request.headers)
             key = await asyncio.to_thread(governance.authenticate, header)
             if key is not None:  # None: the master key
                 ctx.key = key
                 ctx.key_id = key.id
         _check_content_type(request.headers.get("content-type"))
         body = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
-        chat = parse_chat_request(body, max_depth=limits.max_json_depth)
+        chat = protocol.parse(body, limits.max_json_depth)
     except ClientDisconnect:
         gateway.metrics.observe_rejected(499, None)
         return Response(status_code=499)
     except LanewayError as exc:
         gateway.metrics.observe_rejected(exc.status, exc.code)
         gateway.record_refused(request.scope, exc, request_id=request_id, key_id=ctx.key_id)
-        return error_response(exc, request_id)
+        return error_response(exc, request_id, protocol)
     ctx.requested_model = chat.model
     ctx.stream = chat.stream
     ctx.request = chat
     if chat.stream:
-        return await _stream(gateway, ctx, chat, request.receive)
-    return await _complete(gateway, ctx, chat, request.receive)
+        return await _stream(gateway, ctx, chat, request.receive, protocol)
+    return await _complete(gateway, ctx, chat, request.receive, protocol)
 
 
 def _check_content_type(value: str | None) -> None:
@@ -300,6 +307,7 @@ async def _watched(
     chat: ChatRequest,
     receive: Receive,
     answer: Coroutine[Any, Any, _T],
+    protocol: ClientProtocol,
 ) -> _T | Response:
     """Await ``answer`` (the whole completion, or a stream's first delta) while watching
     for the client leaving; a failure is recorded and becomes the response to send."""
@@ -315,7 +323,7 @@ async def _watched(
             err: LanewayError = ShuttingDown("the gateway is shutting down; retry the request")
             gateway.finish(ctx, CallOutcome(status=err.status, error=err, usage=usage))
             _uncancel()
-            return error_response(err, ctx.request_id)
+            return error_response(err, ctx.request_id, protocol)
         gateway.finish(ctx, CallOutcome(status=499, partial=True, usage=usage))
         watch.absorb()
         return Response(status_code=499)  # nobody reads it: the server drops it
@@ -323,21 +331,25 @@ async def _watched(
         if watch.fired:  # something below turned the cancellation into an error
             watch.absorb()
         gateway.finish(ctx, CallOutcome(status=exc.status, error=exc))
-        return error_response(gateway.sanitize(exc), ctx.request_id)
+        return error_response(gateway.sanitize(exc), ctx.request_id, protocol)
     except Exception as exc:
         err = _internal_error(ctx, exc)
         usage = _abandoned_usage(ctx, chat, exc, err)
         gateway.finish(ctx, CallOutcome(status=err.status, error=err, usage=usage))
-        return error_response(err, ctx.request_id)
+        return error_response(err, ctx.request_id, protocol)
     finally:
         watch.stop()
     return got
 
 
 async def _complete(
-    gateway: Gateway, ctx: RequestContext, chat: ChatRequest, receive: Receive
+    gateway: Gateway,
+    ctx: RequestContext,
+    chat: ChatRequest,
+    receive: Receive,
+    protocol: ClientProtocol,
 ) -> Response:
-    got = await _watched(gateway, ctx, chat, receive, gateway.complete(ctx, chat))
+    got = await _watched(gateway, ctx, chat, receive, gateway.complete(ctx, chat), protocol)
     if isinstance(got, Response):
         return got
     result = got
@@ -346,7 +358,7 @@ async def _complete(
     cost_text = money(cost)
     if cost_text is not None:
         headers.append((b"x-laneway-cost-usd", cost_text.encode()))
-    body = render_completion(
+    body = protocol.completion(
         result,
         request_id=ctx.request_id,
         created=int(time.time()),
@@ -431,9 +443,13 @@ def _abandoned_usage(
 
 
 async def _stream(
-    gateway: Gateway, ctx: RequestContext, chat: ChatRequest, receive: Receive
+    gateway: Gateway,
+    ctx: RequestContext,
+    chat: ChatRequest,
+    receive: Receive,
+    protocol: ClientProtocol,
 ) -> Response:
-    opened = await _watched(gateway, ctx, chat, receive, gateway.open_stream(ctx, chat))
+    opened = await _watched(gateway, ctx, chat, receive, gateway.open_stream(ctx, chat), protocol)
     if isinstance(opened, Response):
         return opened
     first, rest = opened
@@ -441,7 +457,11 @@ async def _stream(
     headers = _raw_route_headers(ctx)
     headers.extend(_SSE_HEADERS)
     state = StreamState()
-    return SSEResponse(_sse(gateway, ctx, chat, first, rest, ttft, state), headers, state)
+    encoder = protocol.encoder(
+        chat, request_id=ctx.request_id, model=_served_model(gateway, ctx, chat)
+    )
+    events = _sse(gateway, ctx, chat, first, rest, ttft, state, encoder)
+    return SSEResponse(events, headers, state)
 
 
 _SSE_HEADERS = (
@@ -530,9 +550,8 @@ async def _sse(
     rest: AsyncIterator[StreamDelta],
     ttft: float,
     state: StreamState,
+    encoder: StreamEncoder,
 ) -> AsyncGenerator[bytes, None]:
-    created = int(time.time())
-    model = _served_model(gateway, ctx, chat)
     usage: Usage | None = None
     finish: str | None = None
     chunks = 0
@@ -552,13 +571,9 @@ async def _sse(
                     chars += len(delta.content)
                 if delta.tool_calls:
                     chars += _tool_chars(delta)
-                yield render_chunk(
-                    delta,
-                    request_id=ctx.request_id,
-                    created=created,
-                    model=model,
-                    first=is_first,
-                )
+                event = encoder.delta(delta, is_first)
+                if event:
+                    yield event
                 is_first = False
             delta = await anext(rest, None)
         if finish is None:
@@ -568,19 +583,11 @@ async def _sse(
         outcome.partial = False
         if usage is None:  # the upstream never said: bill an estimate, marked as such
             usage = gateway.estimate_usage(ctx, chat, max(1, text_tokens(chars)))
-        if chat.include_usage:
-            yield render_usage_chunk(
-                usage,
-                request_id=ctx.request_id,
-                created=created,
-                model=model,
-                cost=gateway.request_cost(ctx),
-            )
-        yield DONE
+        yield encoder.end(usage, finish, gateway.request_cost(ctx))
     except LanewayError as exc:
         outcome.error = exc
         outcome.status = exc.status
-        yield error_event(gateway.sanitize(exc))
+        yield encoder.error(gateway.sanitize(exc))
     except asyncio.CancelledError:
         if state.client_gone:
             raise  # the finally below bills what was sent
@@ -590,12 +597,12 @@ async def _sse(
         shutdown = ShuttingDown("the gateway is shutting down; the answer is incomplete")
         outcome.error = shutdown
         outcome.status = shutdown.status
-        yield error_event(shutdown)
+        yield encoder.error(shutdown)
     except Exception as exc:  # a bug below: still end the stream with an error event
         err = _internal_error(ctx, exc)
         outcome.error = err
         outcome.status = err.status
-        yield error_event(err)
+        yield encoder.error(err)
     finally:
         if outcome.partial:
             # Cut, failed or client gone: the call's record says so too, and what was
