@@ -16,8 +16,9 @@ from typing import Any, Literal
 
 import orjson
 
-from laneway.errors import ConfigError
+from laneway.errors import ConfigError, InvalidRequest
 from laneway.evals._suite import Case, Instructions
+from laneway.governance import ClientSchema
 
 __all__ = [
     "Check",
@@ -205,11 +206,11 @@ def _format_checks(case: Case, text: str) -> list[Check]:
         return [_check("json", "format", False, "not valid JSON")]
     checks = [_check("json", "format", True)]
     if case.json_schema is not None:
-        from jsonschema import Draft202012Validator
-
-        errors = sorted(Draft202012Validator(case.json_schema).iter_errors(value), key=str)
-        detail = errors[0].message if errors else ""
-        checks.append(_check("json_schema", "format", not errors, detail))
+        try:  # the suite loader already refused a bad schema; this is its compiled form
+            problem = ClientSchema.compile(case.json_schema, "json_schema").problem(value)
+        except InvalidRequest as exc:
+            problem = str(exc)
+        checks.append(_check("json_schema", "format", problem is None, problem or ""))
     return checks
 
 

@@ -17,7 +17,8 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from laneway.errors import ConfigError
+from laneway.errors import ConfigError, InvalidRequest
+from laneway.governance import ClientSchema
 from laneway.settings import read_user_text, yaml_line, yaml_problem
 
 __all__ = [
@@ -121,13 +122,10 @@ class Case(_Spec):
     @classmethod
     def _schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
-            from jsonschema import Draft202012Validator
-            from jsonschema.exceptions import SchemaError
-
-            try:
-                Draft202012Validator.check_schema(value)
-            except SchemaError as exc:
-                raise ValueError(f"not a valid JSON Schema: {exc.message}") from None
+            try:  # the same checks as a client's schema: local references only …
+                ClientSchema.compile(value, "json_schema")
+            except InvalidRequest as exc:
+                raise ValueError(f"not a valid JSON Schema: {exc}") from None
         return value
 
     def chat_messages(self) -> list[dict[str, str]]:

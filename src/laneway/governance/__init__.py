@@ -17,13 +17,15 @@ from laneway.governance._policy import (
 from laneway.governance._redact import Redaction, StreamRestorer, redact_request
 from laneway.governance._sanitize import redact_text
 from laneway.governance._scan import Finding, Scanner, ScanResult, scan_output
+from laneway.governance._schema import ClientSchema
 from laneway.governance._store import GovernanceStore, KeyCache
-from laneway.governance._wrappers import RedactingModel, SchemaCheckedModel, schema_errors
+from laneway.governance._wrappers import RedactingModel, SchemaCheckedModel
 
 __all__ = [
     "PRIVATE_HOSTING",
     "Admission",
     "Check",
+    "ClientSchema",
     "DeploymentView",
     "EffectivePolicy",
     "Finding",
@@ -49,7 +51,6 @@ __all__ = [
     "redact_request",
     "redact_text",
     "scan_output",
-    "schema_errors",
     "sha256_of",
     "validate_license_entries",
 ]

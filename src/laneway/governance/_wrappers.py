@@ -1,17 +1,17 @@
 """Governance wrappers with the adapter interface: redaction before an external call
-(restored in the answer) and JSON-schema checking of answers."""
+(restored in the answer) and JSON-schema checking of answers (with a
+:class:`~laneway.governance.ClientSchema`: no retrieval, linear-time regexes)."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-import orjson
-
 from laneway.errors import InvalidOutput
+from laneway.governance._schema import ClientSchema
 from laneway.providers import ChatModel, ChatRequest, ChatResult, StreamDelta
 
-__all__ = ["RedactingModel", "SchemaCheckedModel", "schema_errors"]
+__all__ = ["RedactingModel", "SchemaCheckedModel"]
 
 
 class RedactingModel:
@@ -52,32 +52,14 @@ class RedactingModel:
             yield delta
 
 
-def schema_errors(content: str | None, schema: Mapping[str, Any]) -> str | None:
-    """Why ``content`` does not satisfy ``schema`` (``None`` when it does)."""
-    import jsonschema
-
-    if content is None:
-        return "the answer has no content"
-    try:
-        value = orjson.loads(content)
-    except orjson.JSONDecodeError:
-        return "the answer is not valid JSON"
-    try:
-        jsonschema.validate(value, dict(schema))
-    except jsonschema.ValidationError as exc:
-        where = "/".join(str(p) for p in exc.absolute_path) or "(root)"
-        return f"the answer does not match the schema at {where}: {exc.validator} failed"
-    except jsonschema.SchemaError:
-        return None  # an invalid schema is the client's problem; the upstream accepted it
-    return None
-
-
 class SchemaCheckedModel:
     """Validates a non-streaming answer against the requested JSON schema: an invalid
     answer is retried once on the same deployment, then ``InvalidOutput`` lets the
     fallback chain try the next deployment."""
 
-    def __init__(self, inner: ChatModel, schema: Mapping[str, Any], *, tries: int = 2) -> None:
+    def __init__(
+        self, inner: ChatModel, schema: Mapping[str, Any] | ClientSchema, *, tries: int = 2
+    ) -> None:
         self._inner = inner
         self._schema = schema
         self._tries = tries
@@ -91,11 +73,20 @@ class SchemaCheckedModel:
             result = await self._inner.complete(request)
             if result.tool_calls:
                 return result
-            found = schema_errors(result.content, self._schema)
+            found = await self._checker().check(result.content)
             if found is None:
                 return result
             problem = found
         raise InvalidOutput(f"{problem} (after {self._tries} tries)")
+
+    def _checker(self) -> ClientSchema:
+        """Compiled at the first answer, not before: never when the upstream fails. The
+        server refused a bad schema before any call (``InvalidRequest`` if one got here)."""
+        schema = self._schema
+        if not isinstance(schema, ClientSchema):
+            schema = ClientSchema.compile(schema, "response_format.json_schema.schema")
+            self._schema = schema
+        return schema
 
     def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         return self._inner.stream(request)
