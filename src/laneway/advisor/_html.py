@@ -155,9 +155,13 @@ def _money_rows(data: dict[str, Any]) -> None:
             "never" if c["tokens_per_day"] is None else human_tokens(Decimal(c["tokens_per_day"]))
         )
     for c in data["crossover_claims"]:
-        for key in ("tokens_per_day", "laneway_crossover_tokens_per_day"):
-            v = c[key]
-            c[key + "_h"] = "—" if v is None else human_tokens(Decimal(v))
+        c["tokens_per_day_h"] = human_tokens(Decimal(c["tokens_per_day"]))
+        ours = c["laneway_crossover_tokens_per_day"]
+        c["laneway_crossover_tokens_per_day_h"] = (
+            "no price to compare"
+            if c["api_usd_per_mtok"] is None
+            else ("none below 10T" if ours is None else human_tokens(Decimal(ours)))
+        )
     for a in data["assumptions"]:
         try:
             a["value_h"] = f"{Decimal(a['value']):,f}".rstrip("0").rstrip(".")

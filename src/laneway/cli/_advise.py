@@ -151,6 +151,19 @@ def _print_advice(data: dict[str, Any]) -> None:
         out.append(f"  {row['name']}: {_money(row['monthly_usd'])} ({row['detail']})")
     out += ["", "Crossovers:"]
     out += [f"  {c['a']} vs {c['b']}: {c['message']}" for c in data["crossovers"]]
+    out += ["", "The seeds' crossover claims (tokens/day) against Laneway's reference fleet:"]
+    for c in data["crossover_claims"]:
+        ours = c["laneway_crossover_tokens_per_day"]
+        laneway = (
+            "no price to compare"
+            if c["api_usd_per_mtok"] is None
+            else (_tokens(ours) if ours else "no crossover below 10T")
+        )
+        out.append(
+            f"  {c['seed'][:9]}: {_tokens(c['tokens_per_day'])} vs {c['compared_against']}: "
+            f"Laneway {laneway}; the claim needs an API at "
+            f"${c['api_usd_per_mtok_for_claim']}/M ({c['why_it_differs']})"
+        )
     for f in data["fine_tune"]:
         out.append(f"  fine-tune {f['task']} ({f['model']}): {f['winner']} ({f['reason']})")
     if data["warnings"]:
