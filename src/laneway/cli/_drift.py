@@ -17,7 +17,16 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from laneway.cli._eval import ConfigOpt, DbOpt, JsonOpt, _console, _engine, _errors, _fail
+from laneway.cli._eval import (
+    ConfigOpt,
+    DbOpt,
+    JsonOpt,
+    _console,
+    _engine,
+    _errors,
+    _fail,
+    quiet_when_cancelled,
+)
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -141,6 +150,7 @@ def _canary(
     from laneway.server import build_gateway
 
     async def go() -> CanaryOutcome:
+        quiet_when_cancelled()
         gateway = build_gateway(settings, engine=engine)
         await gateway.start()
         try:

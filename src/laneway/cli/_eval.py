@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from laneway.evals import ModelMetrics, RunOptions, RunRecord, RunSummary, Suite
     from laneway.settings import Settings
 
-__all__ = ["eval_app", "register"]
+__all__ = ["eval_app", "quiet_when_cancelled", "register"]
 
 _EXAMPLE = "_example.yaml"
 
@@ -257,6 +257,24 @@ def _metrics_table(metrics: list[ModelMetrics], title: str) -> Table:
     return table
 
 
+def quiet_when_cancelled() -> None:
+    """From now on in this event loop, drop the errors callbacks and tasks report while
+    the main task is being cancelled (Ctrl-C): a model's worker thread finishing after
+    its request was cancelled must not print a traceback per token before the one
+    friendly line. Errors before that are reported as usual."""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    main = asyncio.current_task()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if main is not None and (main.cancelling() or main.done()):
+            return
+        loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+
+
 async def _run_async(
     settings: Settings,
     engine: sa.Engine,
@@ -271,6 +289,7 @@ async def _run_async(
     from laneway.evals._runner import check_models, check_scorers
     from laneway.server import build_gateway
 
+    quiet_when_cancelled()
     check_scorers(suite)
     gateway = build_gateway(settings, engine=engine)
     await gateway.start()
