@@ -81,11 +81,13 @@ def test_auto_routes_easy_cheap_and_hard_frontier_and_reports_savings(
     client = client_factory(gw.base_url)
     seen: dict[str, str] = {}
     for prompt in EASY + HARD:
-        headers = _ask(client, "auto", prompt)
+        # Router v2: the default profile sends small talk to 'standard'; economy to 'simple'.
+        profile = "economy" if prompt in EASY else "default"
+        headers = _ask(client, "auto" if profile == "default" else f"auto:{profile}", prompt)
         seen[prompt] = headers["x-laneway-tier"]
         assert headers["x-laneway-deployment"] == f"{headers['x-laneway-tier']}-dep"
-        assert headers["x-laneway-route-reason"].startswith("auto:default:")
-        assert 0.0 <= float(headers["x-laneway-route-score"]) <= 1.0
+        assert headers["x-laneway-route-reason"].startswith(f"auto:{profile}:")
+        assert -1.0 <= float(headers["x-laneway-route-score"]) <= 1.0  # the gain of escalating
     assert [seen[p] for p in EASY] == ["simple"] * len(EASY)
     assert [seen[p] for p in HARD] == ["frontier"] * len(HARD)
     # A named profile routes too, and says which profile decided.
@@ -144,11 +146,11 @@ def test_auto_with_three_tiers_maps_unconfigured_choice_upward(
 ) -> None:
     gw = start_gateway(_config(fake_openai.url, ("simple", "complex", "frontier")))
     client = client_factory(gw.base_url)
-    assert _ask(client, "auto", EASY[0])["x-laneway-tier"] == "simple"
+    assert _ask(client, "auto:economy", EASY[0])["x-laneway-tier"] == "simple"
     assert _ask(client, "auto", HARD[1])["x-laneway-tier"] == "frontier"
     # A prompt the router gives to 'standard' is served by the next tier up.
-    headers = _ask(client, "auto", "Write a Python function to check whether a string is a "
-                   "palindrome.")  # fmt: skip
+    headers = _ask(client, "auto:economy", "Write a Python function to check whether a "
+                   "string is a palindrome.")  # fmt: skip
     assert headers["x-laneway-tier"] == "complex"
     assert "standard not configured, using complex" in headers["x-laneway-route-reason"]
 
@@ -213,7 +215,7 @@ def test_a_prompt_over_32_kb_is_routed_off_the_event_loop_like_any_other(
     headers = _ask(client, "auto", long_prompt)
     assert headers["x-laneway-route-reason"].startswith("auto:default:")  # scored, no error
     assert headers["x-laneway-tier"] in PRICES
-    assert 0.0 <= float(headers["x-laneway-route-score"]) <= 1.0
-    short = _ask(client, "auto", EASY[0])  # the loop is free for the next request
+    assert -1.0 <= float(headers["x-laneway-route-score"]) <= 1.0
+    short = _ask(client, "auto:economy", EASY[0])  # the loop is free for the next request
     assert short["x-laneway-tier"] == "simple"
     gw.stop()

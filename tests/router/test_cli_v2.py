@@ -163,7 +163,7 @@ def test_report_shows_profiles_and_per_task_gains(tmp_path: Path) -> None:
     assert tasks["triage"]["requests"] == 2
     assert abs(tasks["triage"]["mean_gain"] - 0.15) < 1e-9
     assert tasks["legal"]["tier_shares"] == {"frontier": 1.0}
-    assert body["savings"] is None and "savings unknown" in body["savings_note"]
+    assert "baseline" not in body and "savings unknown" in body["savings_note"]
     text = invoke("router", "report", "--database", url, "--config", str(config), "--since", "all")
     assert text.exit_code == 0, text.output
     assert "auto:economy" in text.output and "triage" in text.output

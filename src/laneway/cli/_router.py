@@ -580,12 +580,13 @@ def report_command(
         savings, note = _savings_body(savings_report(groups, baseline)), None
     if as_json:
         typer.echo(json.dumps({
+            **(savings or {}),
             "profiles": [{"name": p.name, "max_loss": p.max_loss,
                           "frontier_share": p.frontier_share, "quality_ratio": p.quality_ratio,
                           "cascade": p.cascade} for p in profiles],
             "tasks": [{"task": t.task, "requests": t.requests, "mean_gain": t.mean_gain,
                        "tier_shares": dict(t.tier_shares)} for t in tasks],
-            "savings": savings, "savings_note": note,
+            "savings_note": note,
         }))  # fmt: skip
         return
     typer.echo("profiles (calibration set: frontier share, quality vs all-frontier):")
