@@ -186,6 +186,34 @@ def _model_rows(advice: Advice) -> list[dict[str, Any]]:
     return list(seen.values())
 
 
+def _recommendation_json(advice: Advice, gpu: str) -> dict[str, Any]:
+    return {
+        "summary": advice.summary,
+        "basis": advice.choice.basis,
+        "monthly_usd": _s(advice.choice.total),
+        "tiers": [
+            {
+                "tier": c.tier,
+                "path": c.path,
+                "model": c.cost.model.id if c.cost and c.cost.model else None,
+                "provider": (
+                    c.cost.price.provider
+                    if c.cost and c.cost.price
+                    else ("self-hosted" if c.path == "self_hosted" else None)
+                ),
+                "evidence": c.cost.evidence if c.cost else None,
+                "evidence_detail": c.cost.evidence_detail if c.cost else "",
+                "admissible_models": list(c.cost.candidates) if c.cost else [],
+                "monthly_usd": _s(c.monthly_usd),
+                "fine_tune_monthly_usd": _s(c.fine_tune_usd),
+                "reason": c.reason,
+            }
+            for c in advice.choice.tiers
+        ],
+        "fleet": _fleet_json(advice.fleet, gpu),
+    }
+
+
 def advice_to_json(advice: Advice) -> dict[str, Any]:
     """The documented ``--json`` object. Money: decimal strings, ``null`` when unknown."""
     w = advice.workload
@@ -204,31 +232,7 @@ def advice_to_json(advice: Advice) -> dict[str, Any]:
             "api_latency_p95_ms": _s(w.api_latency_p95_ms, 0),
             "observed": dict(w.observed),
         },
-        "recommendation": {
-            "summary": advice.summary,
-            "basis": advice.choice.basis,
-            "monthly_usd": _s(advice.choice.total),
-            "tiers": [
-                {
-                    "tier": c.tier,
-                    "path": c.path,
-                    "model": c.cost.model.id if c.cost and c.cost.model else None,
-                    "provider": (
-                        c.cost.price.provider
-                        if c.cost and c.cost.price
-                        else ("self-hosted" if c.path == "self_hosted" else None)
-                    ),
-                    "evidence": c.cost.evidence if c.cost else None,
-                    "evidence_detail": c.cost.evidence_detail if c.cost else "",
-                    "admissible_models": list(c.cost.candidates) if c.cost else [],
-                    "monthly_usd": _s(c.monthly_usd),
-                    "fine_tune_monthly_usd": _s(c.fine_tune_usd),
-                    "reason": c.reason,
-                }
-                for c in advice.choice.tiers
-            ],
-            "fleet": _fleet_json(advice.fleet, gpu),
-        },
+        "recommendation": _recommendation_json(advice, gpu),
         "warnings": list(advice.warnings),
         "questions": [
             {"number": q.number, "question": q.question, "answer": q.answer, "effect": q.effect}

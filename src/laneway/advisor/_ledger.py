@@ -55,6 +55,41 @@ def _shape(rows: list[Any]) -> Traffic:
     return Traffic(peak_to_mean=max(profile) / mean, hourly=profile)
 
 
+def _tasks(groups: list[Any], rows: list[Any], days: Decimal) -> list[Task]:
+    """One task per tier, split into a sensitive lane by the share of audit-marked requests."""
+    tasks: list[Task] = []
+    marked = Counter((r.tier or "standard") for r in rows if _sensitive(r.audit))
+    for g in groups:
+        n = Decimal(g.requests)
+        tier = g.key or "standard"
+        secret = Decimal(min(marked.get(tier, 0), g.requests))
+        base = Task(
+            name=f"ledger:{tier}",
+            tier=tier,
+            requests_per_day=(n - secret) / days,
+            input_tokens=Decimal(g.prompt_tokens) / n,
+            output_tokens=Decimal(g.completion_tokens) / n,
+            cached_fraction=(
+                Decimal(g.cached_tokens) / Decimal(g.prompt_tokens)
+                if g.prompt_tokens
+                else Decimal(0)
+            ),
+            needs=("frontier_reasoning",) if tier == "frontier" else (),
+        )
+        if secret < n:
+            tasks.append(base)
+        if secret:
+            tasks.append(
+                replace(
+                    base,
+                    name=f"ledger:{tier}:sensitive",
+                    requests_per_day=secret / days,
+                    sensitive=True,
+                )
+            )
+    return tasks
+
+
 def _observed_cost(groups: list[Any], rows: list[Any], days: Decimal) -> dict[str, object]:
     """The ledger's cost per month against tokens x the catalog price of the model each
     tier mostly used (the model's estimate of the same traffic as routed today)."""
@@ -124,36 +159,7 @@ def workload_from_ledger(
     else:
         span = _DAY
     days = Decimal(str(max(span, _DAY).total_seconds())) / Decimal(86_400)
-    tasks = []
-    marked = Counter((r.tier or "standard") for r in rows if _sensitive(r.audit))
-    for g in groups:
-        n = Decimal(g.requests)
-        tier = g.key or "standard"
-        secret = Decimal(min(marked.get(tier, 0), g.requests))
-        base = Task(
-            name=f"ledger:{tier}",
-            tier=tier,
-            requests_per_day=(n - secret) / days,
-            input_tokens=Decimal(g.prompt_tokens) / n,
-            output_tokens=Decimal(g.completion_tokens) / n,
-            cached_fraction=(
-                Decimal(g.cached_tokens) / Decimal(g.prompt_tokens)
-                if g.prompt_tokens
-                else Decimal(0)
-            ),
-            needs=("frontier_reasoning",) if tier == "frontier" else (),
-        )
-        if secret < n:
-            tasks.append(base)
-        if secret:
-            tasks.append(
-                replace(
-                    base,
-                    name=f"ledger:{tier}:sensitive",
-                    requests_per_day=secret / days,
-                    sensitive=True,
-                )
-            )
+    tasks = _tasks(groups, rows, days)
     total = len(rows)
     sensitive = sum(_sensitive(r.audit) for r in rows)
     share = Decimal(sensitive) / total if total else Decimal(0)
