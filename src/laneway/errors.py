@@ -18,6 +18,7 @@ exactly one place each, by exception type and HTTP status, never by message text
     │   ├── SensitiveDataBlocked 403 sensitive_data_blocked
     │   └── InjectionBlocked    403 prompt_injection_blocked (opt-in)
     ├── ModelNotFound           404 model_not_found
+    ├── ResponseNotFound        404 response_not_found (a stored /v1/responses answer)
     ├── RequestTimeout          408 request_timeout (the body did not arrive in time)
     ├── PayloadTooLarge         413 payload_too_large
     ├── UnsupportedMediaType    415 unsupported_media_type
@@ -70,6 +71,7 @@ __all__ = [
     "QueueFull",
     "RateLimited",
     "RequestTimeout",
+    "ResponseNotFound",
     "SensitiveDataBlocked",
     "ShuttingDown",
     "StreamInterrupted",
@@ -146,6 +148,14 @@ class ModelNotFound(LanewayError):
     status = 404
     type = "invalid_request_error"
     code = "model_not_found"
+
+
+class ResponseNotFound(LanewayError):
+    """No stored response with this id for this key (unknown, expired or deleted)."""
+
+    status = 404
+    type = "invalid_request_error"
+    code = "response_not_found"
 
 
 class PayloadTooLarge(LanewayError):

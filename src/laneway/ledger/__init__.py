@@ -18,7 +18,7 @@ from laneway.ledger._migrations import (
 from laneway.ledger._money import format_usd, nusd_to_usd, usd_to_nusd
 from laneway.ledger._pricing import amortised_cost, token_cost
 from laneway.ledger._row import HOSTINGS, SOURCES, LedgerRow
-from laneway.ledger._schema import LEDGER, row_from_mapping
+from laneway.ledger._schema import LEDGER, UtcDateTime, row_from_mapping
 from laneway.ledger._usage import (
     GROUP_BY,
     GroupBy,
@@ -41,6 +41,7 @@ __all__ = [
     "LedgerWriter",
     "Migration",
     "UsageGroup",
+    "UtcDateTime",
     "amortised_cost",
     "applied_migrations",
     "format_usd",

@@ -293,12 +293,32 @@ def m005_eval_provenance_and_drift(conn: sa.Connection) -> None:
     meta.create_all(conn)
 
 
+def m007_stored_responses(conn: sa.Connection) -> None:
+    """Stored ``/v1/responses`` answers (``store``), for ``previous_response_id`` and
+    ``GET /v1/responses/{id}``: the conversation in neutral form and the response body,
+    scoped to the key that made it, until ``expires_at``."""
+    meta = sa.MetaData()
+    table = sa.Table(
+        "stored_responses",
+        meta,
+        sa.Column("id", sa.Text, primary_key=True),
+        sa.Column("key_id", sa.Text),
+        sa.Column("created_at", UtcDateTime(), nullable=False),
+        sa.Column("expires_at", UtcDateTime(), nullable=False),
+        sa.Column("conversation", sa.JSON, nullable=False),
+        sa.Column("response", sa.JSON, nullable=False),
+    )
+    sa.Index("ix_stored_responses_expires", table.c.expires_at)
+    meta.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger", m001_ledger),
     Migration(2, "eval_runs", m002_eval_runs),
     Migration(3, "governance", m003_governance),
     Migration(4, "ledger_provenance", m004_ledger_provenance),
     Migration(5, "eval_provenance_and_drift", m005_eval_provenance_and_drift),
+    Migration(7, "stored_responses", m007_stored_responses),
 )
 
 

@@ -19,7 +19,13 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from laneway.catalog import Catalog, default_catalog
-from laneway.errors import HeadersTooLarge, InvalidRequest, LanewayError, ModelNotFound
+from laneway.errors import (
+    HeadersTooLarge,
+    InvalidRequest,
+    LanewayError,
+    ModelNotFound,
+    ResponseNotFound,
+)
 from laneway.governance import Governance, GovernanceStore, KeyCache, KillSwitchCache, Scanner
 from laneway.ledger import LedgerWriter, open_database
 from laneway.providers import AiohttpUpstream, ChatModel, UpstreamClient
@@ -31,6 +37,8 @@ from laneway.server._deployments import load_deployments
 from laneway.server._gateway import Gateway
 from laneway.server._messages_render import ANTHROPIC_MESSAGES
 from laneway.server._metrics import Metrics
+from laneway.server._response_store import ResponseStore
+from laneway.server._responses_render import ResponsesProtocol
 from laneway.settings import DeploymentSettings, Settings
 
 __all__ = ["LanewayApp", "build_gateway", "create_app"]
@@ -104,6 +112,42 @@ async def list_models(request: Request) -> Response:
 async def messages(request: Request) -> Response:
     """``POST /v1/messages``: Anthropic Messages in and out, any deployment behind it."""
     return await handle(request.app.state.gateway, request, ANTHROPIC_MESSAGES)
+
+
+async def responses(request: Request) -> Response:
+    """``POST /v1/responses``: OpenAI Responses in and out, any deployment behind it."""
+    gateway: Gateway = request.app.state.gateway
+    protocol = ResponsesProtocol(gateway.responses, gateway.settings.responses)
+    return await handle(gateway, request, protocol)
+
+
+async def stored_response(request: Request) -> Response:
+    """``GET`` / ``DELETE /v1/responses/{id}``: a stored response of the caller's key."""
+    gateway: Gateway = request.app.state.gateway
+    response_id = request.path_params["response_id"]
+    try:
+        key_id = None
+        if gateway.governance.auth_required:
+            key = await asyncio.to_thread(
+                gateway.governance.authenticate, request.headers.get("authorization")
+            )
+            key_id = key.id if key is not None else None
+        store = gateway.responses
+        missing = ResponseNotFound(
+            f"no stored response {response_id[:80]!r} for this key", param="response_id"
+        )
+        if store is None:
+            raise missing
+        if request.method == "DELETE":
+            if not await store.delete(response_id, key_id):
+                raise missing
+            return _json({"id": response_id, "object": "response.deleted", "deleted": True})
+        found = await store.load(response_id, key_id)
+        if found is None:
+            raise missing
+    except LanewayError as exc:
+        return error_response(exc)
+    return _json(found.response)
 
 
 async def count_tokens(request: Request) -> Response:
@@ -232,6 +276,11 @@ def build_gateway(
         owns_upstream=upstream is None,
     )
     gateway.router = _load_router(settings)
+    gateway.responses = ResponseStore(
+        engine,
+        retention_days=settings.responses.retention_days,
+        memory_items=settings.responses.memory_items,
+    )
     return gateway
 
 
@@ -344,6 +393,8 @@ def create_app(
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/messages", messages, methods=["POST"]),
+            Route("/v1/responses", responses, methods=["POST"]),
+            Route("/v1/responses/{response_id}", stored_response, methods=["GET", "DELETE"]),
             Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),
             Route("/v1/models", list_models, methods=["GET"]),
             Route("/health/live", health_live, methods=["GET"]),

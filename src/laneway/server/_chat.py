@@ -204,6 +204,8 @@ async def handle(gateway: Gateway, request: Request, protocol: ClientProtocol) -
         _check_content_type(request.headers.get("content-type"))
         body = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
         chat = protocol.parse(body, limits.max_json_depth)
+        if protocol.needs_prepare:
+            chat = await protocol.prepare(chat, ctx.key_id)
     except ClientDisconnect:
         gateway.metrics.observe_rejected(499, None)
         return Response(status_code=499)

@@ -11,6 +11,7 @@ import orjson
 
 from laneway.catalog import Catalog, ModelInfo
 from laneway.errors import (
+    CircuitOpen,
     ContextLengthExceeded,
     LanewayError,
     ModelNotFound,
@@ -19,7 +20,7 @@ from laneway.errors import (
 )
 from laneway.providers import ChatModel, ChatRequest
 from laneway.providers._registry import vendor_for
-from laneway.resilience import CircuitBreaker, CircuitState, Trace
+from laneway.resilience import CircuitBreaker, Trace
 from laneway.settings import DeploymentSettings, LocalModelSettings, Settings
 
 __all__ = ["Deployment", "Prices", "Resolution", "Resolver", "select_candidates"]
@@ -224,8 +225,10 @@ def select_candidates(
     request: ChatRequest,
     trace: Trace,
 ) -> list[Deployment]:
-    """The deployments to try in order: those that cannot serve the request are skipped
-    with the reason recorded in ``trace``; circuit-open ones go last."""
+    """The deployments to try in order: those that cannot serve the request, and those
+    whose circuit is open (or whose one half-open probe is out), are skipped with the
+    reason recorded in ``trace``. When only circuit-open ones could serve it, fail fast
+    with :class:`~laneway.errors.CircuitOpen` (503, Retry-After until the first probe)."""
     ready: list[Deployment] = []
     tripped: list[Deployment] = []
     refusals: list[LanewayError] = []
@@ -244,13 +247,20 @@ def select_candidates(
             trace.skipped.append((name, exc.message))
             refusals.append(exc)
             continue
-        if deployment.breaker.state is CircuitState.OPEN:
-            trace.skipped.append((name, "circuit open (tried last)"))
-            tripped.append(deployment)
-        else:
+        if deployment.breaker.allows():
             ready.append(deployment)
-    if ready or tripped:
-        return ready + tripped
+        else:
+            trace.skipped.append((name, "circuit open"))
+            tripped.append(deployment)
+    if ready:
+        return ready
+    if tripped:
+        names_open = ", ".join(d.name for d in tripped)
+        raise CircuitOpen(
+            f"every deployment that could serve this request is failing (circuit open: "
+            f"{names_open}); try again later",
+            retry_after=min(d.breaker.retry_after() for d in tripped),
+        )
     if len(refusals) == 1 or all(isinstance(r, ContextLengthExceeded) for r in refusals):
         if len(refusals) > 1:
             raise ContextLengthExceeded(

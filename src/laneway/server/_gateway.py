@@ -61,6 +61,7 @@ from laneway.resilience import (
 )
 from laneway.server._deployments import Deployment, Resolution, Resolver, select_candidates
 from laneway.server._metrics import Metrics
+from laneway.server._response_store import ResponseStore
 from laneway.settings import Settings
 
 __all__ = ["OFFLOAD_SCAN_FROM", "CallOutcome", "Gateway", "RequestContext"]
@@ -133,6 +134,7 @@ class Gateway:
         self.metrics = metrics
         self.governance = governance
         self.router: Any = None
+        self.responses: ResponseStore | None = None  # stored /v1/responses answers
         metrics.circuit_open = self._circuit_gauges
         metrics.inflight = lambda: self.inflight
         self.inflight = 0
@@ -173,6 +175,8 @@ class Gateway:
             await self._upstream.close()
         if self.ledger is not None:
             self.ledger.close()
+        if self.responses is not None:
+            self.responses.close()
         kills = self.governance.kills
         if kills is not None:
             kills.stop()

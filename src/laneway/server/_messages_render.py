@@ -178,6 +178,10 @@ class AnthropicMessages:
     """``POST /v1/messages``."""
 
     name = "messages"
+    needs_prepare = False
+
+    async def prepare(self, request: ChatRequest, key_id: str | None) -> ChatRequest:
+        return request
 
     def credentials(self, headers: Mapping[str, str]) -> str | None:
         key = headers.get("x-api-key")

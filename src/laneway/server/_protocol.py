@@ -47,9 +47,13 @@ class ClientProtocol(Protocol):
     """A client wire format served by the gateway."""
 
     name: str
+    needs_prepare: bool  # whether :meth:`prepare` must be awaited after ``parse``
 
     def credentials(self, headers: Mapping[str, str]) -> str | None:
         """The ``Authorization``-style value carrying the client's key, if any."""
+
+    async def prepare(self, request: ChatRequest, key_id: str | None) -> ChatRequest:
+        """The request completed with what it refers to (a stored conversation)."""
 
     def parse(self, body: bytes, max_depth: int) -> ChatRequest:
         """The neutral request; raises ``InvalidRequest`` on bad input."""
@@ -106,9 +110,13 @@ class OpenAIChat:
     """``POST /v1/chat/completions``."""
 
     name = "chat"
+    needs_prepare = False
 
     def credentials(self, headers: Mapping[str, str]) -> str | None:
         return headers.get("authorization")
+
+    async def prepare(self, request: ChatRequest, key_id: str | None) -> ChatRequest:
+        return request
 
     def parse(self, body: bytes, max_depth: int) -> ChatRequest:
         from laneway.server._validate import parse_chat_request

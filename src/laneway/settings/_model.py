@@ -180,6 +180,16 @@ class RouterSettings(_Frozen):
     enabled: bool = True
 
 
+class ResponsesSettings(_Frozen):
+    """``/v1/responses``: whether a response is stored when the request does not say
+    (``store``), for how long (``previous_response_id`` works within that), and how many
+    recent ones each worker keeps in memory."""
+
+    store: bool = True
+    retention_days: float = Field(default=30.0, gt=0, le=3650)
+    memory_items: int = Field(default=1000, ge=0, le=1_000_000)
+
+
 class Settings(_Frozen):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -191,6 +201,7 @@ class Settings(_Frozen):
     circuit: CircuitSettings = CircuitSettings()
     policies: PolicySettings = PolicySettings()
     router: RouterSettings = RouterSettings()
+    responses: ResponsesSettings = ResponsesSettings()
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
