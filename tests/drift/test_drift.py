@@ -297,3 +297,17 @@ def test_ledger_check_without_traffic(home: Path) -> None:
     none = _drift("check", "--deployment", "other")
     assert none.exit_code == 2
     assert none.stderr.startswith("error: deployment 'other' has no logged request")
+
+
+def test_an_incomplete_canary_run_is_an_error_and_pins_nothing(home: Path) -> None:
+    config = yaml.safe_load((home / "laneway.yaml").read_text("utf-8"))
+    config["deployments"].append(deployment("down", "http://127.0.0.1:9"))
+    (home / "laneway.yaml").write_text(yaml.safe_dump(config), "utf-8")
+    out = _drift("run", "--suite", "canary.yaml", "--model", "down")
+    assert out.exit_code == 2, out.output
+    assert out.stderr.startswith("error: canary run drift-")
+    assert "is incomplete (30 failed calls" in out.stderr
+    engine = open_database(f"sqlite:///{home / 'l.db'}")
+    with engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT COUNT(*) FROM drift_baselines")).scalar() == 0
+    engine.dispose()
