@@ -316,3 +316,18 @@ def test_schema_checked_model_retries_then_fails_with_a_linear_time_check() -> N
     assert inner.calls == 2
     ok = _Scripted('"aaa"')
     assert asyncio.run(SchemaCheckedModel(ok, schema).complete(request)).content == '"aaa"'  # type: ignore[arg-type]
+
+
+def test_tool_parameters_get_the_same_checks() -> None:
+    where = "tools[2].function.parameters"
+    ClientSchema.check_schema({"type": "object", "properties": {"q": {"type": "string"}}}, where)
+    for schema, words in [
+        ({"type": 5}, "not a valid JSON Schema at /type"),
+        ({"properties": {"q": {"$ref": "http://127.0.0.1:9/x"}}}, "only local references"),
+        ({"$ref": "#/$defs/none"}, "points to nothing"),
+        ({"type": "string", "pattern": "(?=x)"}, "linear-time regex engine"),
+    ]:
+        with pytest.raises(InvalidRequest) as info:
+            ClientSchema.check_schema(schema, where)
+        assert info.value.param == where
+        assert words in str(info.value)

@@ -108,18 +108,14 @@ class ClientSchema:
         """Check ``schema`` (found at request field ``where``) and compile it; raises
         :class:`InvalidRequest` saying what is wrong and where."""
         doc = schema if type(schema) is dict else dict(schema)
-        walk = _Walk(where)
-        walk.run(doc)
-        try:
-            validator = jsonschema_rs.validator_for(doc, **_options())
-        except jsonschema_rs.ValidationError as exc:
-            raise _invalid_schema(exc, doc, where, walk) from None
-        except ValueError as exc:  # "Recursion limit reached" and the like
-            raise InvalidRequest(
-                f"'{where}' cannot be compiled: {_short(str(exc))}", param=where
-            ) from None
-        expanded = _expanded_size(doc, walk, where)
-        return cls(doc, validator, expanded)
+        walk, validator = _build(doc, where)
+        return cls(doc, validator, _expanded_size(doc, walk, where))
+
+    @staticmethod
+    def check_schema(schema: Mapping[str, Any], where: str) -> None:
+        """The checks of :meth:`compile` for a schema that answers are never validated
+        against here (tool parameters): no bound on following its references."""
+        _build(schema if type(schema) is dict else dict(schema), where)
 
     def problem(self, value: Any) -> str | None:
         """Why the parsed JSON ``value`` does not satisfy the schema (``None`` when it does)."""
@@ -142,6 +138,20 @@ class ClientSchema:
         if size * self.expanded > _INLINE_BUDGET:
             return await _check_in_child(self._schema, content)
         return _check_text(self._validator, content)
+
+
+def _build(doc: dict[str, Any], where: str) -> tuple[_Walk, jsonschema_rs.Validator]:
+    walk = _Walk(where)
+    walk.run(doc)
+    try:
+        validator = jsonschema_rs.validator_for(doc, **_options())
+    except jsonschema_rs.ValidationError as exc:
+        raise _invalid_schema(exc, doc, where, walk) from None
+    except ValueError as exc:  # "Recursion limit reached" and the like
+        raise InvalidRequest(
+            f"'{where}' cannot be compiled: {_short(str(exc))}", param=where
+        ) from None
+    return walk, validator
 
 
 def _check_text(validator: jsonschema_rs.Validator, content: str) -> str | None:

@@ -104,7 +104,7 @@ def _check_schemas(request: ChatRequest) -> None:
     for i, tool in enumerate(request.tools):
         parameters = tool["function"].get("parameters")
         if parameters is not None:
-            ClientSchema.compile(parameters, f"tools[{i}].function.parameters")
+            ClientSchema.check_schema(parameters, f"tools[{i}].function.parameters")
     schema = request.json_schema
     if schema is not None:
         ClientSchema.compile(schema["schema"], "response_format.json_schema.schema")
