@@ -170,3 +170,31 @@ def test_a_failing_scorer_leaves_the_run_incomplete_with_one_error_line(home: Pa
     assert len(errors) == 2 and errors[1].startswith("error: run s2 is incomplete")
     assert "scorer_error x5" in errors[1]
     assert _status(home, "s2") == "incomplete"
+
+
+async def test_a_run_stopped_by_an_unexpected_error_is_not_complete(
+    tmp_path: Path, monkeypatch: Any, fakes: dict[str, FakeOpenAI]
+) -> None:
+    from laneway.evals import _runner, run_suite
+    from laneway.server import build_gateway
+    from tests.evals.conftest import settings_for
+
+    async def broken_judge(*_args: Any, **_kwargs: Any) -> Any:
+        raise RuntimeError("a bug in the judge phase")
+
+    monkeypatch.setattr(_runner, "judge_pair", broken_judge)
+    path = tmp_path / "rubric.yaml"
+    path.write_text(_suite_text(3), "utf-8")
+    suite = load_suite(path)
+    engine = open_database(f"sqlite:///{tmp_path / 'laneway.db'}")
+    gateway = build_gateway(settings_for(tmp_path, fakes), env=ENV, engine=engine)
+    await gateway.start()
+    try:
+        options = RunOptions(models=("good", "half"), judge="judge")
+        record = new_run(engine, suite, options, "crash")
+        with pytest.raises(RuntimeError, match="a bug in the judge phase"):
+            await run_suite(gateway, suite, record, options)
+        assert record.info().status == "incomplete"
+    finally:
+        await gateway.aclose()
+        engine.dispose()

@@ -75,6 +75,7 @@ class RunSummary:
     pair_verdicts: int = 0
     pairs_identical: int = 0
     judge_failures: int = 0
+    crashed: bool = False
     error_codes: dict[str, int] = field(default_factory=dict)
     # The first failure of each scorer / judge (by name): what to tell the user.
     harness_errors: dict[str, str] = field(default_factory=dict)
@@ -304,6 +305,9 @@ async def run_suite(
     except (asyncio.CancelledError, KeyboardInterrupt):
         summary.interrupted = True
         raise
+    except BaseException:
+        summary.crashed = True  # whatever stopped it, the run is not complete
+        raise
     finally:
         writer.flush()
         summary.status = _final_status(record, summary)
@@ -315,7 +319,7 @@ async def run_suite(
 def _final_status(record: RunRecord, summary: RunSummary) -> str:
     if summary.interrupted:
         return "interrupted"
-    failed = summary.errors > 0 or summary.judge_failures > 0
+    failed = summary.errors > 0 or summary.judge_failures > 0 or summary.crashed
     return "incomplete" if failed else "complete"
 
 
