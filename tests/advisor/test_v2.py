@@ -198,3 +198,22 @@ def test_a_tier_nothing_can_serve_is_an_error_that_says_why() -> None:
     }
     with pytest.raises(InvalidRequest, match=r"tier frontier: no admissible path.*IN"):
         advise(workload_from_dict(w))
+
+
+def test_a_compliance_forced_lane_does_not_pass_the_volume_gate_by_itself() -> None:
+    """A sensitive lane must be self-hosted whatever the volume; that alone is no evidence
+    that volume pays for self-hosting the rest (it is in the fleet on both sides)."""
+    w = {
+        "name": "x",
+        "ops_capacity": "full",
+        "tasks": [
+            _task("public", "standard", 200),
+            _task("private", "standard", 20, sensitive=True),
+        ],
+    }
+    advice = advise(workload_from_dict(w))
+    volume = next(g for g in advice.gates if g.name == "volume")
+    assert "vs no API path" not in volume.reason
+    tiers = {t.tier: t for t in advice.choice.tiers}
+    assert tiers["standard:sensitive"].path == "self_hosted"
+    assert "audit marked this traffic sensitive" in tiers["standard:sensitive"].reason

@@ -93,39 +93,37 @@ def quality_ok_tiers(plans: list[TierPlan]) -> list[str]:
     return [p.tier for p in plans if p.path("self_hosted").evidence == "passes"]
 
 
-def _all_api(plans: list[TierPlan]) -> Decimal | None:
-    costs = [best_api(p) for p in plans]
-    if any(c is None or c.monthly_usd is None for c in costs):
-        return None
-    return sum((c.monthly_usd for c in costs if c and c.monthly_usd), Decimal(0))
-
-
 def _volume_gate(plans: list[TierPlan], a: Assumptions, workload: Workload) -> Gate:
+    """Does volume pay for a fleet? Tiers no API may carry are in the fleet on both sides of
+    the comparison (compliance puts them there, not volume)."""
     eligible = eligible_tiers(plans)
-    api_total = _all_api(plans)
+    forced = [p.tier for p in plans if best_api(p) is None and p.tier in eligible]
+    optional = [t for t in eligible if t not in forced]
     ptm = workload.traffic.peak_to_mean
     shape = f"; peak-to-mean {ptm:.2f} ({S002}: 'spiky traffic is the quiet killer')"
-    if not eligible:
-        return Gate("volume", False, "no tier has a self-hosted model that can be costed")
-    mixed = best_assignment(plans, a, eligible)
-    fleet_only = best_assignment(plans, a, [], forced=eligible)
-    if mixed is None or mixed.fleet is None or mixed.total is None:
+    if not optional:
+        why = "no tier with an API path has a self-hosted model that can be costed"
+        return Gate("volume", False, why + shape)
+    base = best_assignment(plans, a, [], forced=forced)
+    mixed = best_assignment(plans, a, optional, forced=forced)
+    base_total = base.total if base else None
+    extra = mixed is not None and mixed.fleet is not None and set(mixed.fleet.tiers) - set(forced)
+    if mixed is None or mixed.total is None or not extra or base_total is None:
+        whole = best_assignment(plans, a, [], forced=eligible)
         why = "self-hosting any tier costs more than its API path"
-        if api_total is not None and fleet_only and fleet_only.total is not None:
+        if base_total is not None and whole and whole.total is not None:
             why += (
-                f": one fleet for {', '.join(eligible)} ${fleet_only.total:,.0f}/month vs "
-                f"API paths ${api_total:,.0f}/month"
+                f": one fleet for {', '.join(eligible)} ${whole.total:,.0f}/month vs "
+                f"${base_total:,.0f}/month with API paths"
             )
         return Gate("volume", False, f"volume is below the crossover: {why}{shape}")
-    if api_total is not None and mixed.total >= api_total:
-        return Gate("volume", False, f"the API paths cost ${api_total:,.0f}/month, less{shape}")
-    vs = f"${api_total:,.0f}/month on API paths" if api_total is not None else "no API path"
+    assert mixed.fleet is not None
     return Gate(
         "volume",
         True,
         f"one fleet for {', '.join(mixed.fleet.tiers)} (${mixed.fleet.total:,.0f}/month, "
         f"utilisation {mixed.fleet.utilisation:.0%}) plus API for the rest: "
-        f"${mixed.total:,.0f}/month vs {vs}{shape}",
+        f"${mixed.total:,.0f}/month vs ${base_total:,.0f}/month with API paths{shape}",
     )
 
 
@@ -280,8 +278,11 @@ def choose(plans: list[TierPlan], gates: list[Gate], workload: Workload, a: Assu
         forced = [t for t in no_api if t in eligible]
         for t in forced:
             why[t] = (
-                "no API may carry this data (residency or regulation): self-hosting is the "
-                "only compliant option"
+                "the gateway's audit marked this traffic sensitive: it never leaves our "
+                "infrastructure, so only self-hosting may serve it"
+                if t.endswith(":sensitive")
+                else "no API may carry this data (residency or regulation): self-hosting is "
+                "the only compliant option"
             )
         low = monthly < a.number("closed_api_below_tokens_per_month")
         gates_ok = all(

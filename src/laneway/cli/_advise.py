@@ -96,7 +96,10 @@ def _print_checks(checks: tuple[SeedCheck, ...], as_json: bool) -> None:
 
 
 def _money(value: str | None) -> str:
-    return "unknown" if value is None else f"${Decimal(value):,.0f}"
+    if value is None:
+        return "unknown"
+    amount = Decimal(value)
+    return f"${amount:,.2f}" if abs(amount) < 100 else f"${amount:,.0f}"
 
 
 def _tokens(value: str | None) -> str:
