@@ -142,3 +142,29 @@ def test_a_profile_carries_its_cascade_and_bad_tiers_are_refused(tmp_path: Path)
     path.write_text(json.dumps(body))
     with pytest.raises(ConfigError, match="unknown tier"):
         load_router(tmp_path / "r")
+
+
+def test_request_and_answer_from_openai_fields() -> None:
+    req = RequestInfo.from_openai(
+        [{"role": "user", "content": "Capital of Italy?"}],
+        response_format={"type": "json_schema", "json_schema": {"name": "c", "schema": SCHEMA}},
+        tools=[{"type": "function", "function": {"name": "lookup", "parameters": SCHEMA}},
+               {"type": "function"}, "junk"],
+        task="geo",
+    )  # fmt: skip
+    assert req.response_schema == SCHEMA and not req.json_object
+    assert dict(req.tools) == {"lookup": SCHEMA} and req.task == "geo"
+    assert RequestInfo.from_openai([], response_format={"type": "json_object"}).json_object
+    choice = {
+        "finish_reason": "tool_calls",
+        "message": {"content": None, "tool_calls": [
+            {"id": "1", "type": "function",
+             "function": {"name": "lookup", "arguments": '{"city": 1}'}}]},
+        "logprobs": {"content": [{"token": "a", "logprob": -0.5}, {"token": "b"}]},
+    }  # fmt: skip
+    answer = AnswerResult.from_openai_choice(choice)
+    assert answer.text == "" and answer.finish_reason == "tool_calls"
+    assert answer.tool_calls == (ToolCall("lookup", '{"city": 1}'),)
+    assert answer.token_logprobs == [-0.5]
+    decision = check_answer(spec("tool_arguments"), req, answer)
+    assert decision.escalate and decision.check == "tool_arguments"

@@ -34,7 +34,7 @@ import jsonschema
 
 from laneway.errors import ConfigError
 from laneway.router._answer_features import is_refusal
-from laneway.router._conversation import Conversation
+from laneway.router._conversation import Conversation, conversation_from_messages
 from laneway.router._verifier import Verifier
 
 __all__ = [
@@ -100,6 +100,37 @@ class RequestInfo:
     json_object: bool = False  # ``response_format: json_object``: the answer must be JSON
     tools: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # name → parameters
 
+    @classmethod
+    def from_openai(
+        cls,
+        messages: Sequence[Mapping[str, Any]],
+        *,
+        response_format: Any = None,
+        tools: Any = None,
+        task: str | None = None,
+    ) -> RequestInfo:
+        """From Chat Completions fields (``response_format``: ``json_schema`` with a
+        ``schema``, or ``json_object``; ``tools``: function tools with ``parameters``).
+        Malformed parts are ignored, never raised on."""
+        schema: Mapping[str, Any] | None = None
+        json_object = False
+        if isinstance(response_format, Mapping):
+            kind = response_format.get("type")
+            spec = response_format.get("json_schema")
+            if kind == "json_schema" and isinstance(spec, Mapping):
+                found = spec.get("schema")
+                schema = found if isinstance(found, Mapping) else None
+                json_object = schema is None
+            elif kind == "json_object":
+                json_object = True
+        declared: dict[str, Mapping[str, Any]] = {}
+        for tool in tools if isinstance(tools, Sequence) else ():
+            fn = tool.get("function") if isinstance(tool, Mapping) else None
+            if isinstance(fn, Mapping) and isinstance(fn.get("name"), str):
+                params = fn.get("parameters")
+                declared[fn["name"]] = params if isinstance(params, Mapping) else {}
+        return cls(conversation_from_messages(messages), task, schema, json_object, declared)
+
 
 @dataclass(frozen=True, slots=True)
 class AnswerResult:
@@ -109,6 +140,34 @@ class AnswerResult:
     finish_reason: str | None = None
     tool_calls: Sequence[ToolCall] = ()
     token_logprobs: Sequence[float] | None = None  # one per generated token, if asked
+
+    @classmethod
+    def from_openai_choice(cls, choice: Mapping[str, Any]) -> AnswerResult:
+        """From one Chat Completions ``choice`` (``message``, ``finish_reason``,
+        ``logprobs.content[].logprob``)."""
+        message = choice.get("message")
+        message = message if isinstance(message, Mapping) else {}
+        content = message.get("content")
+        text = content if isinstance(content, str) else ""
+        calls: list[ToolCall] = []
+        for call in message.get("tool_calls") or ():
+            fn = call.get("function") if isinstance(call, Mapping) else None
+            if isinstance(fn, Mapping):
+                args = fn.get("arguments")
+                calls.append(
+                    ToolCall(str(fn.get("name", "")), args if isinstance(args, str) else "")
+                )
+        logprobs: list[float] | None = None
+        block = choice.get("logprobs")
+        items = block.get("content") if isinstance(block, Mapping) else None
+        if isinstance(items, Sequence):
+            logprobs = [
+                float(i["logprob"])
+                for i in items
+                if isinstance(i, Mapping) and isinstance(i.get("logprob"), int | float)
+            ]
+        reason = choice.get("finish_reason")
+        return cls(text, reason if isinstance(reason, str) else None, tuple(calls), logprobs)
 
 
 @dataclass(frozen=True, slots=True)
