@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -168,3 +169,17 @@ def test_request_and_answer_from_openai_fields() -> None:
     assert answer.token_logprobs == [-0.5]
     decision = check_answer(spec("tool_arguments"), req, answer)
     assert decision.escalate and decision.check == "tool_arguments"
+
+
+def test_json_schema_check_never_fetches_and_ignores_a_broken_schema() -> None:
+    s = spec("json_schema")
+    remote = {"$ref": "https://example.invalid/schema.json"}
+    broken = {"type": "object", "properties": {"x": {"type": 12}}}
+    for schema in (remote, broken):
+        decision = check_answer(s, RequestInfo(CONV, response_schema=schema), AnswerResult("{}"))
+        assert not decision.escalate
+    patterned = {"type": "string", "pattern": "^(a+)+$"}  # catastrophic for a backtracker
+    start = time.perf_counter()
+    bad = check_answer(s, RequestInfo(CONV, response_schema=patterned),
+                       AnswerResult(json.dumps("a" * 5000 + "!")))  # fmt: skip
+    assert bad.escalate and time.perf_counter() - start < 1.0

@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import jsonschema
+import jsonschema_rs
 
 from laneway.errors import ConfigError
 from laneway.router._answer_features import is_refusal
@@ -238,7 +238,13 @@ def parse_cascade(body: Any, tiers: Sequence[str] | None = None) -> CascadeSpec:
     return CascadeSpec(low, high, specs)
 
 
+_REGEX_BYTES = 1 << 20
+
+
 def _json_fails(text: str, schema: Mapping[str, Any] | None) -> bool:
+    """The answer is not JSON, or fails ``schema``. The client's schema is compiled
+    offline (no remote ``$ref``) with linear-time patterns; a schema that does not
+    compile holds the answer to nothing."""
     try:
         body = json.loads(text)
     except ValueError:
@@ -246,12 +252,17 @@ def _json_fails(text: str, schema: Mapping[str, Any] | None) -> bool:
     if schema is None:
         return False
     try:
-        jsonschema.validate(body, schema)
-    except jsonschema.ValidationError:
-        return True
-    except jsonschema.SchemaError:
-        return False  # the client's schema is broken: nothing to hold the answer to
-    return False
+        validator = jsonschema_rs.validator_for(
+            dict(schema),
+            offline=True,
+            validate_formats=False,
+            pattern_options=jsonschema_rs.RegexOptions(
+                size_limit=_REGEX_BYTES, dfa_size_limit=_REGEX_BYTES
+            ),
+        )
+    except (jsonschema_rs.ValidationError, ValueError, TypeError):
+        return False
+    return not validator.is_valid(body)
 
 
 def _tool_arguments_fail(request: RequestInfo, result: AnswerResult) -> bool:
