@@ -579,8 +579,15 @@ async def test_stream_error_event_is_mapped_like_an_http_error() -> None:
     assert "Overloaded" in info.value.message
 
 
-async def test_stream_without_message_stop_is_a_bad_response() -> None:
+async def test_stream_without_message_stop_after_its_stop_reason_is_complete() -> None:
     body = fixture("anthropic_stream_text.sse").split(b"event: message_stop")[0]
+    deltas = await collect(adapter(Replay(body)), req(stream=True))
+    assert [d.content for d in deltas if d.content] == ["Hello", "!"]
+    assert [d.finish_reason for d in deltas if d.finish_reason] == ["stop"]
+
+
+async def test_stream_cut_before_its_stop_reason_is_a_bad_response() -> None:
+    body = fixture("anthropic_stream_text.sse").split(b"event: message_delta")[0]
     deltas: list[StreamDelta] = []
     with pytest.raises(UpstreamBadResponse):
         await collect(adapter(Replay(body)), req(stream=True), deltas)

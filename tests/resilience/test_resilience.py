@@ -121,14 +121,18 @@ def test_backoff_is_jittered_exponential_and_honours_retry_after() -> None:
     assert backoff_delay(1, too_long, settings) is None  # fall back instead of waiting
 
 
-def test_retry_budget_caps_retries_under_an_outage() -> None:
-    clock = Clock()
-    budget = RetryBudget(RetrySettings(budget_ratio=0.1, budget_min=0), clock=clock)
-    spent = sum(budget.try_spend() for _ in range(100))
-    assert spent == 10  # the initial bucket only
-    for _ in range(100):
-        budget.deposit()
-    assert sum(budget.try_spend() for _ in range(100)) == 10  # 10% of 100 requests
+def test_retry_budget_throttles_retries_under_an_outage_and_recovers() -> None:
+    budget = RetryBudget(RetrySettings(budget_ratio=0.1, budget_min=5))
+    allowed = 0
+    for _ in range(100):  # a sustained outage: every attempt fails
+        budget.failure()
+        allowed += budget.allows_retry()
+    assert allowed == 4  # 10 tokens: retries while more than 5 are left, then none
+    for _ in range(50):  # the upstreams answer again: 50 successes earn 5 tokens
+        budget.success()
+    assert not budget.allows_retry()  # exactly 5 left: not more than budget_min
+    budget.success()
+    assert budget.allows_retry()
 
 
 async def test_retrying_model_retries_then_succeeds_and_records_attempts() -> None:
@@ -213,12 +217,12 @@ def test_circuit_breaker_opens_probes_and_closes() -> None:
     clock.now = 10.5
     assert breaker.state is CircuitState.HALF_OPEN
     assert breaker.allows()
-    breaker.begin()
+    assert breaker.acquire()
     assert not breaker.allows()  # one probe at a time
     breaker.failure()
     assert breaker.state is CircuitState.OPEN  # a failed probe reopens at once
     clock.now = 21
-    breaker.begin()
+    assert breaker.acquire()
     breaker.success()
     assert breaker.state is CircuitState.CLOSED
     assert breaker.opened_count == 2

@@ -38,7 +38,7 @@ from laneway.errors import (
 )
 from laneway.providers._http import UpstreamClient
 from laneway.providers._sse import iter_sse
-from laneway.providers._status import Endpoint, error_for_status, parse_retry_after
+from laneway.providers._status import Endpoint, describe_body, error_for_status, parse_retry_after
 from laneway.providers._types import (
     ChatRequest,
     ChatResult,
@@ -190,7 +190,7 @@ class AnthropicAdapter:
         try:
             payload = orjson.loads(raw)
         except orjson.JSONDecodeError:
-            message = raw[:200].decode("utf-8", "replace")
+            message = describe_body(headers, raw)
         else:
             err = payload.get("error") if isinstance(payload, dict) else None
             if isinstance(err, dict):
@@ -232,7 +232,13 @@ class AnthropicAdapter:
                 if state.stopped:
                     break
             if not state.stopped:
-                raise UpstreamBadResponse(f"{self.provider} stream ended without message_stop")
+                # Ended cleanly after message_delta named a stop_reason, but without
+                # message_stop: the answer is complete, so it ends as a success.
+                if state.stop_reason is None:
+                    raise UpstreamBadResponse(
+                        f"{self.provider} stream ended without a stop_reason or message_stop"
+                    )
+                yield state.finish()
 
     def _parse_event(self, data: bytes, state: _StreamState) -> StreamDelta | None:
         try:
@@ -281,14 +287,18 @@ class _StreamState:
             self.stop_reason = event["delta"].get("stop_reason") or self.stop_reason
             self._merge_usage(event.get("usage"))
         elif kind == "message_stop":
-            self.stopped = True
-            return StreamDelta(
-                finish_reason=_finish(self.stop_reason, self.json_mode),
-                usage=parse_anthropic_usage(self.usage),
-                model=self.model,
-            )
+            return self.finish()
         # ping, content_block_stop and event types added later carry nothing for us.
         return None
+
+    def finish(self) -> StreamDelta:
+        """The last delta: the finish reason and the usage counted so far."""
+        self.stopped = True
+        return StreamDelta(
+            finish_reason=_finish(self.stop_reason, self.json_mode),
+            usage=parse_anthropic_usage(self.usage),
+            model=self.model,
+        )
 
     def _merge_usage(self, raw: Any) -> None:
         if isinstance(raw, dict):  # later events may repeat a count, or send it as null

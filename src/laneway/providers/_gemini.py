@@ -46,7 +46,7 @@ from laneway.errors import (
 )
 from laneway.providers._http import UpstreamClient
 from laneway.providers._sse import iter_sse
-from laneway.providers._status import Endpoint, error_for_status
+from laneway.providers._status import Endpoint, describe_body, error_for_status
 from laneway.providers._types import (
     ChatRequest,
     ChatResult,
@@ -414,9 +414,7 @@ def gemini_error(
     try:
         payload = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return error_for_status(
-            status, headers, raw[:200].decode("utf-8", "replace"), provider=provider
-        )
+        return error_for_status(status, headers, describe_body(headers, raw), provider=provider)
     err = payload.get("error") if isinstance(payload, dict) else None
     if not isinstance(err, dict):
         return error_for_status(status, headers, "", provider=provider)

@@ -2,8 +2,8 @@
 
 Adapters receive an :class:`UpstreamClient`; nothing builds a client at import time.
 Transport failures are mapped to Laneway's exception tree here, in one place, by
-exception type: connection problems → ``UpstreamConnectionError``, time-outs →
-``UpstreamTimeout``.
+exception type: connection problems → ``UpstreamConnectionError``, time-outs (connect,
+read, stream idle, a stream's maximum duration) → ``UpstreamTimeout``.
 """
 
 from __future__ import annotations
@@ -31,11 +31,13 @@ __all__ = [
 @dataclass(frozen=True, slots=True)
 class Timeouts:
     """Seconds. ``read`` bounds a whole non-streaming try; for streams ``idle`` bounds
-    each wait for the next bytes (the first byte included)."""
+    each wait for the next bytes (the first byte included) and ``stream`` the whole
+    stream, however steadily it drips."""
 
     connect: float = 10.0
     read: float = 120.0
     idle: float = 60.0
+    stream: float = 600.0
 
 
 @dataclass(slots=True)  # a value; not frozen because a frozen __init__ is slow
@@ -69,10 +71,26 @@ class UpstreamClient(Protocol):
 
 
 class _AiohttpStream:
-    def __init__(self, response: aiohttp.ClientResponse) -> None:
+    def __init__(self, response: aiohttp.ClientResponse, limit: float, deadline: float) -> None:
         self._response = response
         self.status = response.status
         self.headers: Mapping[str, str] = response.headers
+        self._limit = limit
+        # One timer per stream (not a check per chunk): at the deadline the body reader
+        # fails with UpstreamTimeout, so the wait in progress ends at once.
+        loop = asyncio.get_running_loop()
+        self._timer: asyncio.TimerHandle | None = loop.call_at(deadline, self._expire)
+
+    def _expire(self) -> None:
+        self._timer = None
+        self._response.content.set_exception(
+            UpstreamTimeout(f"the stream ran past its maximum duration ({self._limit:g} s)")
+        )
+
+    def cancel_deadline(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     async def read_body(self) -> bytes:
         try:
@@ -165,6 +183,7 @@ class AiohttpUpstream:
                 total=None, sock_connect=timeouts.connect, sock_read=timeouts.idle
             )
             self._stream_timeouts[timeouts] = timeout
+        deadline = asyncio.get_running_loop().time() + timeouts.stream
         try:
             response = await self._get_session().post(
                 self._url(url), data=body, headers=headers, timeout=timeout, allow_redirects=False
@@ -177,9 +196,11 @@ class AiohttpUpstream:
             raise UpstreamConnectionError(
                 f"upstream connection failed: {type(exc).__name__}"
             ) from exc
+        stream = _AiohttpStream(response, timeouts.stream, deadline)
         try:
-            yield _AiohttpStream(response)
+            yield stream
         finally:
+            stream.cancel_deadline()
             response.close()
 
     async def close(self) -> None:

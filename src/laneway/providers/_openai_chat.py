@@ -25,7 +25,7 @@ from laneway.errors import (
 )
 from laneway.providers._http import UpstreamClient
 from laneway.providers._sse import iter_sse
-from laneway.providers._status import Endpoint, error_for_status
+from laneway.providers._status import Endpoint, describe_body, error_for_status
 from laneway.providers._types import (
     ChatRequest,
     ChatResult,
@@ -136,7 +136,7 @@ class OpenAIChatAdapter:
             elif isinstance(err, str):  # some compatible servers send a bare string
                 message = err[:500]
         except orjson.JSONDecodeError:
-            message = raw[:200].decode("utf-8", "replace")
+            message = describe_body(headers, raw)
         return _map_code(code, status, headers, message, self.provider)
 
     async def complete(self, request: ChatRequest) -> ChatResult:
@@ -149,7 +149,12 @@ class OpenAIChatAdapter:
             payload = orjson.loads(response.body)
             choice = payload["choices"][0]
             message = choice["message"]
-        except (orjson.JSONDecodeError, KeyError, IndexError, TypeError) as exc:
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamBadResponse(
+                f"{self.provider} sent {describe_body(response.headers, response.body)}",
+                upstream_status=response.status,
+            ) from exc
+        except (KeyError, IndexError, TypeError) as exc:
             raise UpstreamBadResponse(
                 f"{self.provider} sent a malformed completion body", upstream_status=200
             ) from exc
@@ -190,16 +195,20 @@ class OpenAIChatAdapter:
         ) as response:
             if response.status >= 400:
                 raise self._error(response.status, response.headers, await response.read_body())
-            done = False
+            finished = False
             async for event in iter_sse(response.lines()):
                 if event.data == b"[DONE]":
-                    done = True
-                    break
+                    return
                 delta = self._parse_chunk(event.data)
                 if delta is not None:
+                    finished = finished or delta.finish_reason is not None
                     yield delta
-            if not done:
-                raise UpstreamBadResponse(f"{self.provider} stream ended without [DONE]")
+            # Ended cleanly without [DONE]: complete if a finish_reason came (some servers
+            # never send [DONE]), truncated otherwise.
+            if not finished:
+                raise UpstreamBadResponse(
+                    f"{self.provider} stream ended without a finish_reason or [DONE]"
+                )
 
     def _parse_chunk(self, data: bytes) -> StreamDelta | None:
         try:

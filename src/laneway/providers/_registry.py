@@ -63,7 +63,7 @@ def endpoint_for(deployment: DeploymentSettings, env: Mapping[str, str]) -> Endp
         or (vendor.upstream_model if vendor and vendor.default_model == deployment.model else None)
         or deployment.model,
         api_key=resolve_secret(key_ref, env),
-        timeouts=Timeouts(connect=t.connect, read=t.read, idle=t.idle),
+        timeouts=Timeouts(connect=t.connect, read=t.read, idle=t.idle, stream=t.stream),
         quirks=quirks,
     )
 

@@ -22,7 +22,7 @@ from laneway.errors import (
 )
 from laneway.providers._http import Timeouts
 
-__all__ = ["Endpoint", "error_for_status", "parse_retry_after"]
+__all__ = ["Endpoint", "describe_body", "error_for_status", "parse_retry_after"]
 
 _DEFAULT_TIMEOUTS = Timeouts()
 
@@ -69,6 +69,19 @@ def parse_retry_after(headers: Mapping[str, str]) -> float | None:
     except (TypeError, ValueError):
         return None
     return min(max(parsed.timestamp() - time.time(), 0.0), MAX_RETRY_AFTER_HEADER)
+
+
+_MEDIA_TYPE_CHARS = frozenset("abcdefghijklmnopqrstuvwxyz0123456789!#$&-^_.+/")
+
+
+def describe_body(headers: Mapping[str, str], raw: bytes) -> str:
+    """What an upstream body that is not the expected JSON was, without any of its text
+    (an HTML error page from a proxy, say, must never reach the client): its media type
+    and size, e.g. ``"a non-JSON body (text/html, 5123 bytes)"``."""
+    media = headers.get("content-type", "").partition(";")[0].strip().lower()[:64]
+    if not media or not set(media) <= _MEDIA_TYPE_CHARS:
+        media = "no content type" if not media else "unknown content type"
+    return f"a non-JSON body ({media}, {len(raw)} bytes)"
 
 
 def error_for_status(

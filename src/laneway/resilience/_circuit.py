@@ -47,24 +47,44 @@ class CircuitBreaker:
         return CircuitState.OPEN
 
     def allows(self) -> bool:
-        """True when a call may go ahead now (closed, or the half-open probe)."""
+        """True when a call may go ahead now (closed, or the half-open probe not yet
+        taken); claims nothing (see :meth:`acquire`)."""
+        if self._opened_at is None:  # closed: one attribute read, no lock
+            return True
         with self._lock:
             state = self._state()
             if state is CircuitState.CLOSED:
                 return True
             return state is CircuitState.HALF_OPEN and not self._probing
 
-    def begin(self) -> None:
-        """Mark a call as started (claims the probe slot when half-open)."""
-        if self._opened_at is None:  # closed: nothing to claim
-            return
+    def acquire(self) -> bool:
+        """Ask to start a call now: always granted while closed; while half-open granted
+        to exactly one caller (the probe, which holds the slot until :meth:`success`,
+        :meth:`failure` or :meth:`abandon`); refused while open or while the probe is out.
+        Check and claim are one step, so concurrent callers cannot all probe."""
+        if self._opened_at is None:  # closed: one attribute read, no lock
+            return True
         with self._lock:
-            if self._state() is CircuitState.HALF_OPEN:
+            state = self._state()
+            if state is CircuitState.CLOSED:
+                return True
+            if state is CircuitState.HALF_OPEN and not self._probing:
                 self._probing = True
+                return True
+            return False
+
+    def retry_after(self) -> float:
+        """Seconds until a call may be tried again: 0 while closed, the rest of the
+        cooldown while open, 0 once half-open (its probe may be out; it ends soon)."""
+        opened = self._opened_at  # one read: another thread may close it meanwhile
+        if opened is None:
+            return 0.0
+        return max(0.0, self._cooldown - (self._clock() - opened))
 
     def abandon(self) -> None:
-        """A call ended with no verdict (cancelled: the client left). Free the probe
-        slot it may hold, so the next call can probe; the state is unchanged."""
+        """A call ended with no verdict on the deployment (cancelled: the client left;
+        or refused as the client's mistake). Free the probe slot it may hold, so the
+        next call can probe; the state is unchanged."""
         if not self._probing:
             return
         with self._lock:

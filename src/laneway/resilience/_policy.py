@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import random
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
 from laneway.errors import (
+    CircuitOpen,
     ContentFiltered,
     InvalidOutput,
     LanewayError,
@@ -45,7 +45,9 @@ class RetryDecision:
 
 
 def retry_decision(exc: BaseException) -> RetryDecision:
-    """Whether the same deployment may be tried again after ``exc``."""
+    """Whether the same deployment may be tried again after ``exc``. A time-out is not
+    (:class:`~laneway.errors.UpstreamTimeout` is not retryable): a silent deployment would
+    cost another whole time-out, so the next deployment is tried at once."""
     if isinstance(exc, UpstreamRateLimited):
         return RetryDecision(Retry.RATE_LIMITED, exc.retry_after)
     if isinstance(exc, UpstreamError) and exc.retryable:
@@ -56,12 +58,12 @@ def retry_decision(exc: BaseException) -> RetryDecision:
 def may_fall_back(exc: BaseException) -> bool:
     """Whether the next deployment of the tier may be tried after ``exc``.
 
-    Upstream faults and refused credentials fall back; a request the upstream judged
-    invalid (context length included) or filtered is never sent elsewhere.
+    Upstream faults, refused credentials and an open circuit fall back; a request the
+    upstream judged invalid (context length included) or filtered is never sent elsewhere.
     """
     if isinstance(exc, UpstreamInvalidRequest | ContentFiltered):
         return False
-    return isinstance(exc, UpstreamError | InvalidOutput)
+    return isinstance(exc, UpstreamError | InvalidOutput | CircuitOpen)
 
 
 def backoff_delay(
@@ -81,32 +83,40 @@ def backoff_delay(
 
 
 class RetryBudget:
-    """A token bucket shared by one worker's requests: every request deposits
-    ``budget_ratio`` tokens, time adds ``budget_min`` per second, a retry takes one.
-    Under a full outage this caps retries at a fraction of traffic."""
+    """Retry throttling shared by one worker's requests (gRPC's rule, proposal A6).
 
-    def __init__(self, settings: RetrySettings, clock: Callable[[], float] = time.monotonic):
+    A bucket holds up to ``2 × budget_min`` tokens and starts full. Every failed upstream
+    attempt (a fault of the deployment, not the client's mistake) takes one token, every
+    successful one gives back ``budget_ratio``; a retry may go only while more than
+    ``budget_min`` tokens are left. A healthy gateway always has its retries; under a
+    sustained outage about ``budget_min`` retries are made in all, then none until
+    answers come back, so retries never multiply an outage (first attempts stay 1:1).
+    Fallbacks to another deployment are not retries and are never throttled.
+    """
+
+    def __init__(self, settings: RetrySettings) -> None:
         self._ratio = settings.budget_ratio
-        self._per_second = settings.budget_min
-        self._cap = max(10.0, settings.budget_min * 10)
-        self._clock = clock
+        self._threshold = settings.budget_min
+        self._cap = 2.0 * settings.budget_min
         self._tokens = self._cap
-        self._last = clock()
         self._lock = threading.Lock()
 
-    def deposit(self) -> None:
+    @property
+    def tokens(self) -> float:
+        return self._tokens
+
+    def success(self) -> None:
+        if self._tokens >= self._cap:  # the usual case: full, nothing to add, no lock
+            return
         with self._lock:
             self._tokens = min(self._cap, self._tokens + self._ratio)
 
-    def try_spend(self) -> bool:
+    def failure(self) -> None:
         with self._lock:
-            now = self._clock()
-            self._tokens = min(self._cap, self._tokens + (now - self._last) * self._per_second)
-            self._last = now
-            if self._tokens >= 1.0 - 1e-9:  # tolerate float sums of the ratio
-                self._tokens -= 1.0
-                return True
-            return False
+            self._tokens = max(0.0, self._tokens - 1.0)
+
+    def allows_retry(self) -> bool:
+        return self._tokens > self._threshold + 1e-9  # tolerate float sums of the ratio
 
 
 @dataclass(slots=True)

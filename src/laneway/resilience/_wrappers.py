@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from laneway.errors import (
+    CircuitOpen,
     LanewayError,
     StreamInterrupted,
     UpstreamBadResponse,
@@ -52,7 +53,9 @@ def _is_fault(exc: LanewayError) -> bool:
 class RetryingModel:
     """Tries one deployment up to ``1 + max_retries`` times on retryable errors, with
     jittered exponential backoff that honours Retry-After, within the retry budget.
-    A stream is retried only before its first delta."""
+    A stream is retried only before its first delta; a time-out is never retried here.
+    Every attempt asks the deployment's circuit breaker first: an open circuit (or a
+    half-open one whose single probe is out) fails fast with ``CircuitOpen``."""
 
     def __init__(
         self,
@@ -74,11 +77,25 @@ class RetryingModel:
     def check(self, request: ChatRequest) -> None:
         self._candidate.model.check(request)
 
-    def _start(self) -> Attempt:
+    def _start(self, last: LanewayError | None) -> Attempt:
+        """Begin an attempt if the circuit breaker lets it go (closed, or the one
+        half-open probe); otherwise raise: the previous attempt's error when this was a
+        retry, else :class:`~laneway.errors.CircuitOpen` (fail fast, next deployment)."""
+        breaker = self._candidate.breaker
+        if not breaker.acquire():
+            if last is not None:
+                raise last
+            raise CircuitOpen(
+                f"deployment {self._candidate.name!r} is failing (circuit open)",
+                retry_after=breaker.retry_after(),
+            )
         attempt = Attempt(self._candidate.name, self._clock())
         self._trace.attempts.append(attempt)
-        self._candidate.breaker.begin()
         return attempt
+
+    def _succeeded(self) -> None:
+        self._candidate.breaker.success()
+        self._budget.success()
 
     async def _after_failure(self, attempt: Attempt, exc: LanewayError, number: int) -> None:
         """Record the failure; return to retry, or re-raise ``exc`` to give up."""
@@ -86,22 +103,27 @@ class RetryingModel:
         attempt.error = exc
         if _is_fault(exc):
             self._candidate.breaker.failure()
+            self._budget.failure()
+        else:  # the request's fault, not the deployment's: no verdict, free a probe slot
+            self._candidate.breaker.abandon()
         decision = retry_decision(exc)
         if decision.kind is Retry.NO or number > self._settings.max_retries:
             raise exc
         delay = backoff_delay(number, decision, self._settings)
-        if delay is None or not self._budget.try_spend():
+        if delay is None or not self._budget.allows_retry():
             raise exc
         await self._sleep(delay)
 
     async def complete(self, request: ChatRequest) -> ChatResult:
         number = 0
+        last: LanewayError | None = None
         while True:
             number += 1
-            attempt = self._start()
+            attempt = self._start(last)
             try:
                 result = await self._candidate.model.complete(request)
             except LanewayError as exc:
+                last = exc
                 await self._after_failure(attempt, exc, number)
                 continue
             except BaseException:  # cancelled: no verdict on the deployment
@@ -109,25 +131,27 @@ class RetryingModel:
                 raise
             attempt.ended = attempt.first_byte = self._clock()
             attempt.usage = result.usage
-            self._candidate.breaker.success()
+            self._succeeded()
             self._trace.served_by = self._candidate.name
             return result
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         number = 0
+        last: LanewayError | None = None
         while True:
             number += 1
-            attempt = self._start()
+            attempt = self._start(last)
             inner = aiter(self._candidate.model.stream(request))
             try:
                 first = await anext(inner)
             except StopAsyncIteration:
                 await _close(inner)
-                empty = UpstreamBadResponse("the upstream stream ended before any data")
-                await self._after_failure(attempt, empty, number)
+                last = UpstreamBadResponse("the upstream stream ended before any data")
+                await self._after_failure(attempt, last, number)
                 continue
             except LanewayError as exc:
                 await _close(inner)
+                last = exc
                 await self._after_failure(attempt, exc, number)
                 continue
             except BaseException:
@@ -149,6 +173,7 @@ class RetryingModel:
             attempt.error = exc
             attempt.partial = True
             self._candidate.breaker.failure()
+            self._budget.failure()
             raise StreamInterrupted(
                 f"the stream from {self._candidate.name!r} broke after it started: {exc.message}",
                 upstream_status=getattr(exc, "upstream_status", None),
@@ -159,13 +184,14 @@ class RetryingModel:
         finally:
             attempt.ended = self._clock()
             await _close(inner)
-        self._candidate.breaker.success()
+        self._succeeded()
 
 
 class FallbackModel:
     """Tries each member in order; falls back only on errors that allow it
     (:func:`~laneway.resilience.may_fall_back`) and, for streams, only before the
-    first delta reached the client."""
+    first delta reached the client. When every member failed, the error of the last
+    one tried is raised (see :func:`_last_error`)."""
 
     def __init__(self, members: Sequence[ChatModel]) -> None:
         if not members:
@@ -183,7 +209,7 @@ class FallbackModel:
             except LanewayError as exc:
                 if not may_fall_back(exc):
                     raise
-                last = exc
+                last = _last_error(last, exc)
         assert last is not None
         raise last
 
@@ -197,7 +223,7 @@ class FallbackModel:
                 await _close(inner)
                 if not may_fall_back(exc):
                     raise
-                last = exc
+                last = _last_error(last, exc)
                 continue
             except BaseException:
                 await _close(inner)
@@ -211,6 +237,15 @@ class FallbackModel:
             return
         assert last is not None
         raise last
+
+
+def _last_error(last: LanewayError | None, new: LanewayError) -> LanewayError:
+    """The error a request that no deployment served ends with: the last deployment
+    tried decides (its 429 with Retry-After, its time-out's 504, else 502), and a
+    deployment skipped for its open circuit never hides a real failure before it."""
+    if last is not None and isinstance(new, CircuitOpen):
+        return last
+    return new
 
 
 async def _close(iterator: AsyncIterator[StreamDelta]) -> None:

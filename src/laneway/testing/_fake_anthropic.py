@@ -79,8 +79,9 @@ class FakeAnthropic(FakeUpstreamServer):
         await self.before_answer(request, fault)
         if self.api_key and request.headers.get("x-api-key") != self.api_key:
             return self.error_body(Fault("status", status=401), "invalid x-api-key")
-        if fault is not None and fault.kind == "status":
-            return self.error_body(fault)
+        early = self.fault_response(fault)
+        if early is not None:
+            return early
         if not request.headers.get("anthropic-version"):
             return self._invalid("anthropic-version: header is required")
         problem = _validate(body)

@@ -143,8 +143,9 @@ class FakeGemini(FakeUpstreamServer):
         auth_error = self._auth_error(request)
         if auth_error is not None:
             return auth_error
-        if fault is not None and fault.kind == "status":
-            return self.error_body(fault)
+        early = self.fault_response(fault)
+        if early is not None:
+            return early
         if not isinstance(body, dict) or not body.get("contents"):
             message = "* GenerateContentRequest.contents: contents is not specified"
             return json_response(_google_error(400, message), status=400)

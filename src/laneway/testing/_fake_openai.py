@@ -94,8 +94,9 @@ class FakeOpenAI(FakeUpstreamServer):
         await self.before_answer(request, fault)
         if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
             return self.error_body(Fault("status", status=401, error_code="invalid_api_key"))
-        if fault is not None and fault.kind == "status":
-            return self.error_body(fault)
+        early = self.fault_response(fault)
+        if early is not None:
+            return early
         if not isinstance(body, dict):
             return self.error_body(Fault("status", status=400, error_code="invalid_json"))
         turn = self._turn(body)

@@ -29,7 +29,9 @@ __all__ = [
     "running",
 ]
 
-FaultKind = Literal["status", "stall", "reset", "malformed", "cut", "slow"]
+FaultKind = Literal[
+    "status", "stall", "reset", "malformed", "cut", "slow", "silent", "drip", "html", "unended"
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +45,12 @@ class Fault:
     ``malformed``: answer 200 with a body that is not valid JSON / SSE.
     ``cut``: stream ``after_chunks`` content chunks, then drop the connection.
     ``slow``: stream normally but sleep ``seconds`` between chunks.
+    ``silent``: accept the request and never send headers, until the client leaves.
+    ``drip``: stream the first ``after_chunks`` events, then repeat the next one (a
+    content chunk) every ``seconds`` forever, until the client leaves.
+    ``html``: answer HTTP ``status`` with a proxy's HTML error page (``text/html``).
+    ``unended``: stream every event but the final one (OpenAI's ``[DONE]``, Anthropic's
+    ``message_stop``), then close the stream cleanly.
     """
 
     kind: FaultKind
@@ -175,11 +183,40 @@ class FakeUpstreamServer:
             return
         if fault.kind == "stall":
             await asyncio.sleep(fault.seconds)
+        elif fault.kind == "silent":
+            await self.wait_for_client_to_leave(request)
+            raise ConnectionResetError("scripted silence: the client left")
         elif fault.kind == "reset":
             transport = request.transport
             if transport is not None:
                 transport.abort()
             raise ConnectionResetError("scripted reset")
+
+    @staticmethod
+    async def wait_for_client_to_leave(request: web.Request, limit: float = 120.0) -> None:
+        """Return once the client closed the connection (or after ``limit`` seconds)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + limit
+        while loop.time() < deadline:
+            transport = request.transport
+            if transport is None or transport.is_closing():
+                return
+            await asyncio.sleep(0.02)
+
+    def fault_response(self, fault: Fault | None) -> web.Response | None:
+        """The whole answer for a fault that replaces it (``status``, ``html``)."""
+        if fault is None:
+            return None
+        if fault.kind == "status":
+            return self.error_body(fault)
+        if fault.kind == "html":
+            page = _HTML_ERROR_PAGE.replace(b"{status}", str(fault.status).encode())
+            return web.Response(body=page, status=fault.status, content_type="text/html")
+        return None
+
+    def error_body(self, fault: Fault) -> web.Response:
+        """The provider's JSON error response for a ``status`` fault."""
+        raise NotImplementedError
 
     @staticmethod
     def abort(request: web.Request) -> None:
@@ -200,6 +237,11 @@ class FakeUpstreamServer:
         )
         await response.prepare(request)
         delay = fault.seconds if fault is not None and fault.kind == "slow" else self.chunk_delay
+        if fault is not None and fault.kind == "drip":
+            await self._drip(request, response, events, fault)
+            return response
+        if fault is not None and fault.kind == "unended":
+            events = events[:-1]
         for index, event in enumerate(events):
             if fault is not None and fault.kind == "cut" and index >= fault.after_chunks:
                 self.abort(request)
@@ -212,6 +254,27 @@ class FakeUpstreamServer:
                 await asyncio.sleep(delay)
         await response.write_eof()
         return response
+
+    async def _drip(
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        events: list[bytes],
+        fault: Fault,
+    ) -> None:
+        """Send the first ``after_chunks`` events, then the next one again and again."""
+        for event in events[: fault.after_chunks]:
+            await response.write(event)
+        repeated = events[min(fault.after_chunks, len(events) - 1)]
+        try:
+            while True:
+                await asyncio.sleep(fault.seconds)
+                transport = request.transport
+                if transport is None or transport.is_closing():
+                    return
+                await response.write(repeated)
+        except (ConnectionError, RuntimeError):  # the client left mid-write
+            return
 
     # -- lifecycle ---------------------------------------------------------
     def start(self) -> Self:
@@ -255,6 +318,15 @@ class FakeUpstreamServer:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+_HTML_ERROR_PAGE = (
+    b"<!DOCTYPE html>\n<html><head><title>{status} Bad Gateway</title></head>\n<body>"
+    b"<h1>{status} Bad Gateway</h1><p>The proxy server received an invalid response from "
+    b"an upstream server. Reference SECRET-INTERNAL-HOST db-7.corp.internal:5432</p>"
+    + b"<!-- padding -->" * 64
+    + b"</body></html>\n"
+)
 
 
 def json_response(
