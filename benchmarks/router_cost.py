@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -67,11 +68,11 @@ def main() -> None:
     for label, prompts in (("route, short", SHORT), ("route, 4 kB", LONG)):
         for prompt in prompts:
             conv = conversation_from_prompt(prompt)
-            p50, p99 = cpu_times(lambda c=conv: router.route_conversation(c), args.repeats)
+            p50, p99 = cpu_times(partial(router.route_conversation, conv), args.repeats)
             print(f"| {label} | {len(prompt)} chars: {prompt[:28]!r} | {p50:.3f} | {p99:.3f} |")
     conv = conversation_from_prompt(SHORT[3])
     for answer in ANSWERS:
-        p50, p99 = cpu_times(lambda a=answer: verifier.judge(conv, a, None), args.repeats)
+        p50, p99 = cpu_times(partial(verifier.judge, conv, answer, None), args.repeats)
         print(f"| verifier | {len(answer)} chars: {answer[:28]!r} | {p50:.3f} | {p99:.3f} |")
 
 

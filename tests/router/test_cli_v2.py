@@ -167,3 +167,20 @@ def test_report_shows_profiles_and_per_task_gains(tmp_path: Path) -> None:
     text = invoke("router", "report", "--database", url, "--config", str(config), "--since", "all")
     assert text.exit_code == 0, text.output
     assert "auto:economy" in text.output and "triage" in text.output
+
+
+def test_ledger_calibration_rows_carry_the_task(tmp_path: Path) -> None:
+    from laneway.ledger import LEDGER, open_database
+    from laneway.router import ledger_prompt_rows
+
+    engine = open_database(f"sqlite:///{tmp_path / 'l.db'}")
+    with engine.begin() as conn:
+        for i, task in enumerate(["triage", None]):
+            prompt = json.dumps([{"role": "user", "content": f"hi {i}"}])
+            conn.execute(LEDGER.insert().values(
+                request_id=f"r{i}", ts=datetime.now(UTC), source="api", requested_model="auto",
+                tier="simple", stream=False, status=200, fallbacks=0, partial=False, attempt=0,
+                task=task, prompt=prompt))  # fmt: skip
+    rows = ledger_prompt_rows(engine)
+    engine.dispose()
+    assert sorted((r["task"] or "-") for r in rows) == ["-", "triage"]

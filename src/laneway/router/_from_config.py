@@ -30,20 +30,21 @@ def _sensitive(audit: Any) -> bool:
 
 
 def ledger_prompt_rows(engine: Any, limit: int = 2000) -> list[dict[str, Any]]:
-    """Calibration rows (no outcomes) from the newest logged API prompts."""
+    """Calibration rows (no outcomes) from the newest logged API prompts, with the
+    request's task (so per-task effects count when calibrating)."""
     import sqlalchemy as sa
 
     from laneway.ledger import LEDGER
 
     query = (
-        sa.select(LEDGER.c.prompt, LEDGER.c.audit)
+        sa.select(LEDGER.c.prompt, LEDGER.c.audit, LEDGER.c.task)
         .where(LEDGER.c.attempt == 0, LEDGER.c.source == "api", LEDGER.c.prompt.is_not(None))
         .order_by(LEDGER.c.id.desc())
         .limit(limit)
     )
     rows: list[dict[str, Any]] = []
     with engine.connect() as conn:
-        for prompt, audit in conn.execute(query):
+        for prompt, audit, task in conn.execute(query):
             if _sensitive(audit):
                 continue
             try:
@@ -51,7 +52,8 @@ def ledger_prompt_rows(engine: Any, limit: int = 2000) -> list[dict[str, Any]]:
             except ValueError:
                 continue
             if isinstance(messages, list) and messages:
-                rows.append({"conversation": conversation_from_messages(messages), "outcomes": {}})
+                conv = conversation_from_messages(messages)
+                rows.append({"conversation": conv, "outcomes": {}, "task": task or None})
     return rows
 
 
