@@ -165,10 +165,10 @@ def test_an_endless_stream_ends_at_its_maximum_duration_with_an_error_event(
     deployment = openai_deployment("drip", fake_openai.url, timeouts={"stream": limit})
     gw = start_gateway({"deployments": [deployment], **FAST_LEDGER})
     fake_openai.fail_next(Fault("drip", seconds=0.05))
+    started = time.monotonic()
     chunks = _client(gw).chat.completions.create(
         model="drip", messages=[{"role": "user", "content": WORDS}], stream=True
     )
-    started = time.monotonic()
     received = 0
     with pytest.raises(openai.APIError) as info:
         for _ in chunks:
@@ -178,7 +178,7 @@ def test_an_endless_stream_ends_at_its_maximum_duration_with_an_error_event(
                 pytest.fail("still streaming 10 s after the 1 s limit")
     elapsed = time.monotonic() - started
     assert received >= 5  # it streamed until the limit
-    assert limit - 0.2 <= elapsed < limit + 3.0, elapsed
+    assert limit <= elapsed < limit + 3.0, elapsed
     assert "maximum duration" in info.value.message
     rows = _rows_when(tmp_path, lambda rows: len(rows) >= 1)
     assert (rows[0]["partial"], rows[0]["error_kind"]) == (1, "upstream_error")
