@@ -37,6 +37,7 @@ HEAVY = (
     "matplotlib",
     "numpy",
     "pydantic",
+    "rich",  # help is plain (rich_markup_mode=None); tables import it when they print
     "sqlalchemy",
     "starlette",
     "uvicorn",
@@ -112,3 +113,33 @@ def test_every_command_help_starts_fast() -> None:
         if seconds > BUDGET_CPU_S:
             slow[" ".join(args) or "(root)"] = round(seconds, 2)
     assert slow == {}
+
+
+def test_every_option_and_argument_has_help() -> None:
+    root = typer.main.get_command(build_app())
+    missing: list[str] = []
+
+    seen = 0
+
+    def walk(command: Any, path: list[str]) -> None:
+        nonlocal seen
+        for param in command.params:
+            seen += 1
+            if param.name != "help" and not (getattr(param, "help", None) or "").strip():
+                missing.append(f"laneway {' '.join(path)} {param.name}")
+        for name, sub in _subcommands(command).items():
+            walk(sub, [*path, name])
+
+    walk(root, [])
+    assert seen > 100
+    assert missing == []
+
+
+def test_the_holdout_default_of_router_train_is_the_routers() -> None:
+    """``router train --holdout-every`` spells its default out (importing the router for
+    it would cost --help ~0.3 s); it must stay the router's own."""
+    from laneway.router._promote import DEFAULT_HOLDOUT_MODULUS
+
+    router = _subcommands(typer.main.get_command(build_app()))["router"]
+    (option,) = [p for p in _subcommands(router)["train"].params if p.name == "holdout_every"]
+    assert option.default == DEFAULT_HOLDOUT_MODULUS

@@ -19,6 +19,9 @@ def build_app() -> typer.Typer:
         no_args_is_help=True,
         add_completion=False,
         pretty_exceptions_enable=False,
+        # Plain help for every command: formatting it with rich (markdown, syntax
+        # highlighting, rich tracebacks) costs ~0.15 s of a ~0.35 s `laneway --help`.
+        rich_markup_mode=None,
     )
     for group in _GROUPS:
         group.register(app)

@@ -7,13 +7,14 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
 from laneway.errors import ModelNotFound
 
-if TYPE_CHECKING:
-    from laneway.catalog import Catalog, ModelInfo, Price  # imported when used: fast --help
+if TYPE_CHECKING:  # imported when used: `laneway --help` starts faster
+    from rich.console import Console
+    from rich.table import Table
+
+    from laneway.catalog import Catalog, ModelInfo, Price
 
 __all__ = ["register"]
 
@@ -137,6 +138,8 @@ def _price_cell(price: Price | None) -> str:
 
 
 def _list_table(models: tuple[ModelInfo, ...]) -> Table:
+    from rich.table import Table
+
     table = Table(title=f"{len(models)} models", caption="prices: USD per 1M tokens in/out")
     for column in ("id", "maker", "origin", "license", "class", "open", "params", "context"):
         table.add_column(column, no_wrap=column == "id")
@@ -161,6 +164,8 @@ def _flag(value: bool | None) -> str:
 
 
 def _show_text(console: Console, m: ModelInfo) -> None:
+    from rich.table import Table
+
     caps = m.capabilities
     console.print(f"[bold]{m.name}[/bold] ({m.id})", highlight=False)
     facts = {
@@ -245,6 +250,8 @@ def list_models(
     if as_json:
         typer.echo(json.dumps([model_json(m) for m in models], indent=2, ensure_ascii=False))
         return
+    from rich.console import Console
+
     Console(width=200).print(_list_table(models))
 
 
@@ -264,6 +271,8 @@ def show_model(
     if as_json:
         typer.echo(json.dumps(model_json(info), indent=2, ensure_ascii=False))
         return
+    from rich.console import Console
+
     _show_text(Console(width=200), info)
 
 

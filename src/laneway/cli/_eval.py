@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.console import Console
 
 from laneway.cli._eval_output import finish_run, metrics_table, print_bias, print_comparison
 from laneway.errors import LanewayError
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
+    from rich.console import Console
 
     from laneway.evals import ModelMetrics, RunOptions, RunRecord, RunSummary, Suite
     from laneway.settings import Settings
@@ -120,6 +120,8 @@ def _out_dir(path: Path) -> Path:
 
 
 def _console() -> Console:
+    from rich.console import Console
+
     console = Console()
     return console if console.is_terminal else Console(width=160)
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import typer
-from rich.table import Table
 
 if TYPE_CHECKING:
+    from rich.table import Table
+
     from laneway.evals import Comparison, ModelMetrics, RunSummary
 
 __all__ = ["finish_run", "metrics_table", "print_bias", "print_comparison"]
@@ -31,6 +32,8 @@ def metrics_table(metrics: list[ModelMetrics], title: str) -> Table:
         if few
         else None
     )
+
+    from rich.table import Table
 
     table = Table(title=title, caption=caption)
     for col in (
