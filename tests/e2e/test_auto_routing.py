@@ -192,7 +192,7 @@ class _FailingRouter:
     def profiles(self) -> tuple[str, ...]:
         return ("default",)
 
-    def route(self, messages: Any, profile: str | None = None) -> Any:
+    def route(self, messages: Any, profile: str | None = None, task: str | None = None) -> Any:
         raise FloatingPointError("scorer blew up")
 
 

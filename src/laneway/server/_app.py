@@ -20,6 +20,7 @@ from starlette.types import Receive, Scope, Send
 
 from laneway.catalog import Catalog, default_catalog
 from laneway.errors import (
+    ConfigError,
     HeadersTooLarge,
     InvalidRequest,
     LanewayError,
@@ -295,12 +296,30 @@ def _load_router(settings: Settings) -> Any:
 
     try:
         path = Path(settings.router.path) if settings.router.path else None
-        return load_router(path).with_tiers(list(settings.tiers))
+        router = load_router(path).with_tiers(list(settings.tiers))
     except LanewayError as exc:
         log.error("router not loaded (auto uses the default tier): %s", exc.message)
+        return None
     except Exception as exc:  # a broken router file must not stop the gateway
         log.error("router not loaded (auto uses the default tier): %s", type(exc).__name__)
-    return None
+        return None
+    if settings.router.cascades:  # a wrong cascade is a config error: it stops the start
+        router = _with_cascades(router, settings.router.cascades)
+    return router
+
+
+def _with_cascades(router: Any, cascades: Mapping[str, Any]) -> Any:
+    """``router`` with the configured cascades set on their profiles."""
+    from laneway.router import Router, parse_cascade
+
+    profiles = {name: router.profile(name) for name in router.profiles()}
+    for name, body in cascades.items():
+        if name not in profiles:
+            raise ConfigError(
+                f"router.cascades: unknown profile {name!r}; known: {', '.join(profiles)}"
+            )
+        profiles[name] = profiles[name].with_cascade(parse_cascade(body, router.tiers))
+    return Router(router.scorer, profiles, router.tiers)
 
 
 class LanewayApp:

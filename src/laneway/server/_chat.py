@@ -6,7 +6,9 @@ from a :class:`~laneway.server._protocol.ClientProtocol`."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
+import re
 import time
 import traceback
 from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
@@ -206,6 +208,8 @@ async def handle(gateway: Gateway, request: Request, protocol: ClientProtocol) -
         chat = protocol.parse(body, limits.max_json_depth)
         if protocol.needs_prepare:
             chat = await protocol.prepare(chat, ctx.key_id)
+        task, chat = _task_of(request.headers.get("x-laneway-task"), chat)
+        ctx.task = task
     except ClientDisconnect:
         gateway.metrics.observe_rejected(499, None)
         return Response(status_code=499)
@@ -219,6 +223,32 @@ async def handle(gateway: Gateway, request: Request, protocol: ClientProtocol) -
     if chat.stream:
         return await _stream(gateway, ctx, chat, request.receive, protocol)
     return await _complete(gateway, ctx, chat, request.receive, protocol)
+
+
+_TASK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}")
+
+
+def _task_of(header: str | None, chat: ChatRequest) -> tuple[str | None, ChatRequest]:
+    """The request's task for per-task routing and reports: ``metadata.laneway_task`` in
+    the body (taken out of what is forwarded upstream) or the ``x-laneway-task`` header."""
+    task = header
+    metadata = chat.options.get("metadata")
+    if isinstance(metadata, dict) and "laneway_task" in metadata:
+        rest = {k: v for k, v in metadata.items() if k != "laneway_task"}
+        options = {k: v for k, v in chat.options.items() if k != "metadata"}
+        if rest:
+            options["metadata"] = rest
+        task = metadata["laneway_task"]
+        chat = dataclasses.replace(chat, options=options)
+    if task is None:
+        return None, chat
+    if not isinstance(task, str) or _TASK.fullmatch(task) is None:
+        raise InvalidRequest(
+            "the task (x-laneway-task or metadata.laneway_task) must be 1-64 letters, digits "
+            "or _ . : / - starting with a letter or digit",
+            param="metadata.laneway_task",
+        )
+    return task, chat
 
 
 def _check_content_type(value: str | None) -> None:

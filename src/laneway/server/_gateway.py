@@ -59,6 +59,7 @@ from laneway.resilience import (
     RetryingModel,
     Trace,
 )
+from laneway.server._cascade import replay_stream, run_cascade
 from laneway.server._deployments import Deployment, Resolution, Resolver, select_candidates
 from laneway.server._metrics import Metrics
 from laneway.server._response_store import ResponseStore
@@ -95,6 +96,9 @@ class RequestContext:
     reservation: Any = None
     estimated: bool = False  # the served call's usage is an estimate (upstream sent none)
     estimated_usage: Usage | None = None
+    task: str | None = None  # x-laneway-task / metadata.laneway_task (per-task routing)
+    cascade: Any = None  # the router's CascadeSpec when this request cascades
+    cascade_audit: dict[str, Any] | None = None
 
 
 _UNSET: Any = object()
@@ -269,17 +273,27 @@ class Gateway:
         try:
             if router is None:
                 raise RuntimeError("no router loaded")
-            decision = router.route(request.messages, profile)
+            decision = router.route(request.messages, profile, ctx.task)
         except ModelNotFound:
             raise
         except Exception as exc:  # the scorer must never fail a request
             log.warning("router failed (%s); using the default tier", type(exc).__name__)
             return Resolution(tiers[fallback], fallback, f"auto:router_error:{type(exc).__name__}")
         ctx.route_score = decision.score
+        cascade = decision.cascade
+        if cascade is not None and cascade.from_tier in tiers and cascade.to_tier in tiers:
+            ctx.cascade = cascade
+            tier = cascade.from_tier
+            reason = f"auto:{decision.profile}:cascade:{cascade.from_tier}->{cascade.to_tier}"
+            return Resolution(tiers[tier], tier, reason)
         tier = decision.tier if decision.tier in tiers else fallback
         return Resolution(tiers[tier], tier, f"auto:{decision.profile}:{decision.reason}")
 
-    def _member(self, ctx: RequestContext, d: Deployment, request: ChatRequest) -> ChatModel:
+    def member(
+        self, ctx: RequestContext, d: Deployment, request: ChatRequest, *, check_schema: bool = True
+    ) -> ChatModel:
+        """``d`` wrapped for this request: retries, redaction, the answer's schema check
+        (not for a cascade's cheap tier, whose answer the cascade checks itself)."""
         model: ChatModel = RetryingModel(
             self._candidates[d.name],
             self.settings.retry,
@@ -294,19 +308,28 @@ class Gateway:
         ):
             model = RedactingModel(model, admission.redacted, admission.redaction)
         schema = request.json_schema
-        if schema is not None and not request.stream and isinstance(schema.get("schema"), dict):
+        if (
+            check_schema
+            and schema is not None
+            and not request.stream
+            and isinstance(schema.get("schema"), dict)
+        ):
             model = SchemaCheckedModel(model, schema["schema"])
         return model
 
     async def _chain(self, ctx: RequestContext, request: ChatRequest) -> ChatModel:
         chosen = await self._govern(ctx, request)
-        members = [self._member(ctx, d, request) for d in chosen]
+        check_schema = ctx.cascade is None  # a cascade checks its cheap answer itself
+        members = [self.member(ctx, d, request, check_schema=check_schema) for d in chosen]
         return members[0] if len(members) == 1 else FallbackModel(members)
 
     async def complete(self, ctx: RequestContext, request: ChatRequest) -> ChatResult:
         try:
             chain = await self._chain(ctx, request)
-            result = await chain.complete(request)
+            if ctx.cascade is not None:
+                result = await run_cascade(self, ctx, request, chain)
+            else:
+                result = await chain.complete(request)
         except (UpstreamError, NoDeploymentAvailable) as exc:
             raise _private_failure(ctx, exc) from exc
         if result.usage is None:
@@ -337,8 +360,16 @@ class Gateway:
         the first byte can still fall back or become a normal JSON error."""
         try:
             chain = await self._chain(ctx, request)
-        except NoDeploymentAvailable as exc:
+            if ctx.cascade is not None:  # buffered: nothing reaches the client before the check
+                result = await run_cascade(self, ctx, request, chain)
+        except (UpstreamError, NoDeploymentAvailable) as exc:
             raise _private_failure(ctx, exc) from exc
+        if ctx.cascade is not None:
+            if result.usage is None:
+                self.estimate_usage(ctx, request, estimate_completion_tokens(result))
+                result.usage = ctx.estimated_usage
+            self._scan_output(ctx, result)
+            return await replay_stream(result)
         iterator = aiter(chain.stream(request))
         try:
             first = await anext(iterator)
@@ -470,6 +501,8 @@ class Gateway:
         audit: dict[str, Any] = dict(ctx.admission.audit) if ctx.admission else {}
         if ctx.trace.skipped:
             audit["skipped"] = [{"deployment": n, "reason": r} for n, r in ctx.trace.skipped]
+        if ctx.cascade_audit is not None:
+            audit["cascade"] = ctx.cascade_audit
         if ctx.reservation is not None:
             self._settle(ctx)
         self.ledger.record(
@@ -501,7 +534,7 @@ class Gateway:
                 prompt=self._ledger_prompt(ctx),
                 audit=audit,
                 estimated=ctx.estimated,
-                client=None,
+                task=ctx.task,
             )
         )
         if _single_call(ctx, outcome):

@@ -91,6 +91,9 @@ def parse_messages_request(
         options["thinking"] = _thinking(doc["thinking"])
     if doc.get("service_tier") is not None:
         options["service_tier"] = expect_str(doc["service_tier"], "service_tier")
+    task = _task(doc.get("metadata"))
+    if task is not None:  # taken out again by the handler, never forwarded
+        options["metadata"] = {"laneway_task": task}
     tools = _tools(doc.get("tools"))
     tool_choice, parallel = _tool_choice(doc.get("tool_choice"))
     return ChatRequest(
@@ -351,7 +354,7 @@ def _user(value: Any) -> str | None:
     if value is None:
         return None
     expect_object(value, "metadata")
-    only_keys(value, frozenset({"user_id"}), "metadata")
+    only_keys(value, frozenset({"user_id", "laneway_task"}), "metadata")
     user = value.get("user_id")
     if user is None:
         return None
@@ -362,6 +365,12 @@ def _user(value: Any) -> str | None:
             param="metadata.user_id",
         )
     return user
+
+
+def _task(value: Any) -> str | None:
+    if not isinstance(value, dict) or value.get("laneway_task") is None:
+        return None
+    return expect_str(value["laneway_task"], "metadata.laneway_task")
 
 
 def _thinking(value: Any) -> dict[str, Any]:

@@ -104,6 +104,9 @@ def parse_responses_body(body: bytes, *, max_depth: int, store_default: bool) ->
         only_keys(reasoning, frozenset({"effort", "summary"}), "reasoning")
         if reasoning.get("effort") is not None:
             chat["reasoning_effort"] = expect_str(reasoning["effort"], "reasoning.effort")
+    task = _metadata(doc.get("metadata")).get("laneway_task")
+    if task is not None:  # taken out again by the handler, never forwarded
+        chat["metadata"] = {"laneway_task": task}
     store = store_default if doc.get("store") is None else expect_bool(doc["store"], "store")
     previous = doc.get("previous_response_id")
     if previous is not None:

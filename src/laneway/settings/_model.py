@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -178,6 +178,9 @@ class RouterSettings(_Frozen):
 
     path: str | None = None  # a directory from `laneway router train`; None = the shipped one
     enabled: bool = True
+    # profile name → {from: TIER, to: TIER, checks: [...]}: that profile cascades (the cheap
+    # tier answers, the checks run on its answer, a failed check escalates)
+    cascades: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class ResponsesSettings(_Frozen):
