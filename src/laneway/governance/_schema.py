@@ -367,7 +367,7 @@ async def _check_in_child(schema: Mapping[str, Any], content: str) -> str | None
     try:
         done = await asyncio.to_thread(
             subprocess.run,
-            [sys.executable, "-c", _CHILD],
+            [sys.executable, "-I", "-c", _CHILD],  # -I: no cwd, no PYTHON* variables
             input=payload,
             capture_output=True,
             timeout=CHECK_SECONDS,
