@@ -331,3 +331,10 @@ def test_tool_parameters_get_the_same_checks() -> None:
             ClientSchema.check_schema(schema, where)
         assert info.value.param == where
         assert words in str(info.value)
+
+
+@pytest.mark.parametrize("dialect", sorted(_schema.KNOWN_DIALECTS))
+def test_every_known_dialect_compiles(dialect: str) -> None:
+    compiled = ClientSchema.compile({"$schema": dialect, "type": "string"}, WHERE)
+    assert compiled.problem("s") is None
+    assert compiled.problem(1) is not None
