@@ -91,7 +91,8 @@ class RetryBudget:
     ``budget_min`` tokens are left. A healthy gateway always has its retries; under a
     sustained outage about ``budget_min`` retries are made in all, then none until
     answers come back, so retries never multiply an outage (first attempts stay 1:1).
-    Fallbacks to another deployment are not retries and are never throttled.
+    Fallbacks to another deployment are not retries and are never throttled;
+    ``budget_min: 0`` turns retries off.
     """
 
     def __init__(self, settings: RetrySettings) -> None:
@@ -100,10 +101,6 @@ class RetryBudget:
         self._cap = 2.0 * settings.budget_min
         self._tokens = self._cap
         self._lock = threading.Lock()
-
-    @property
-    def tokens(self) -> float:
-        return self._tokens
 
     def success(self) -> None:
         if self._tokens >= self._cap:  # the usual case: full, nothing to add, no lock
