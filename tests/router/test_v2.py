@@ -48,7 +48,7 @@ def _rows(n: int, task: str, weak_ok: float, seed: int) -> list[dict[str, Any]]:
 
 def test_task_effects_move_the_gain_and_an_unseen_task_falls_back_to_text() -> None:
     rows = _rows(200, "hard", 0.1, 1) + _rows(200, "easy", 0.9, 2) + _rows(4, "tiny", 0.0, 3)
-    scorer = train_scorer(rows, TIERS, MAPPING, None, use_embedding=False)
+    scorer = train_scorer(rows, TIERS, MAPPING, None, use_embedding=False, shrinkage=10.0)
     router = Router(scorer, {"default": Profile("default", 0.3)})
     conv = conversation_from_prompt("Question 7: word word word?")
     hard = router.route_conversation(conv, task="hard")
