@@ -105,19 +105,35 @@ def phone_finder() -> Finder:
                 continue
             if raw[0] == "(" and not raw[1].isdigit():
                 continue
-            if not_phone.search(text, max(0, start - 24), start):
-                continue
-            if _phone_shape(raw, sep, ipv4_shape, date_shape) or (
-                raw.isdigit()
-                and 8 <= len(raw) <= 12
-                and phone_word.search(text, max(0, start - 40), start)
-            ):
+            if (
+                _phone_shape(raw, sep, ipv4_shape, date_shape)
+                or (
+                    raw.isdigit()
+                    and 8 <= len(raw) <= 12
+                    and phone_word.search(text, max(0, start - 40), start)
+                )
+            ) and not _not_phone(text, max(0, start - 24), start, not_phone):
                 spans.append((start, end))
                 if len(spans) >= limit:
                     break
         return spans
 
     return find
+
+
+# every word the ``not_phone`` pattern names: a window holding none of them needs no regex
+_NOT_PHONE_WORDS = ("isbn", "order", "invoice", "ticket", "tracking", "ref", "sku", "serial",
+                    "version", "build", "account", "iban", "card", "ssn", "sin", "aadha", "cpf",
+                    "id", "nummer", "bestellung", "rechnung", "commande", "facture", "suivi",
+                    "pedido", "factura", "seguimiento")  # fmt: skip
+
+
+def _not_phone(text: str, start: int, end: int, pattern: re.Pattern[str]) -> bool:
+    window = text[start:end].lower()
+    for word in _NOT_PHONE_WORDS:
+        if word in window:
+            return pattern.search(text, start, end) is not None
+    return False
 
 
 def _phone_shape(
