@@ -15,7 +15,9 @@ Not visited, on purpose (the whole list):
 * the enumerations the server validates before the scan: a message's ``role`` and the
   ``type`` of a content part or a tool call (everywhere else a ``type`` value is
   scanned like any string: in a schema it could be anything);
-* numbers with fewer than six digits (no sensitive value is that short); booleans, null;
+* a field's own number or flag (``seed``, ``max_tokens``, ``temperature`` …: the server
+  validated them as numbers), and inside free-form JSON numbers with fewer than six
+  digits (no sensitive value is that short), booleans and null;
 * the pixels of an image. A ``data:`` URL is not scanned as text (base64 is noise to a
   pattern and a megabyte of it would cost milliseconds). It is decoded instead: a payload
   that is not an image of its declared type (``data:text/plain;base64,…``, an "image"
@@ -95,10 +97,8 @@ def plain_texts(request: ChatRequest) -> list[tuple[str, str]] | None:
         if value is None or value is True or value is False:
             continue
         kind = type(value)
-        if kind is int or kind is float:
-            if -_SHORT < value < _SHORT:
-                continue
-            return None
+        if kind is int or kind is float:  # seed, max_tokens …: validated numbers
+            continue
         if value or kind not in _EMPTY_TYPES:
             return None
     texts = []
@@ -111,6 +111,7 @@ def plain_texts(request: ChatRequest) -> list[tuple[str, str]] | None:
 
 
 _EMPTY_TYPES = frozenset({tuple, dict, list, str, MappingProxyType})
+_NUMBERS = frozenset({int, float, bool})
 
 
 _other_values = attrgetter(*_OTHER_FIELDS)  # every field but messages, as a tuple (C speed)
@@ -122,6 +123,8 @@ def walk_request(request: ChatRequest, visitor: Visitor) -> ChatRequest:
     changes: dict[str, Any] = {}
     for name in _FIELDS:
         value = getattr(request, name)
+        if value is None or type(value) in _NUMBERS:  # a field's own number is not text
+            continue
         if name == "messages":
             new = _sequence(value, lambda m: _message(m, visitor))
         else:
