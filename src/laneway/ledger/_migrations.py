@@ -312,6 +312,41 @@ def m007_stored_responses(conn: sa.Connection) -> None:
     meta.create_all(conn)
 
 
+def m008_shadow_pairs(conn: sa.Connection) -> None:
+    """Shadow traffic: one row per (mirrored request, candidate) with both answers, for
+    ``laneway shadow report`` (judged later; the prompt is stored redacted)."""
+    meta = sa.MetaData()
+    big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    table = sa.Table(
+        "shadow_pairs",
+        meta,
+        sa.Column("id", big_id, primary_key=True),
+        sa.Column("request_id", sa.Text, nullable=False),
+        sa.Column("ts", UtcDateTime(), nullable=False),
+        sa.Column("rule", sa.Text, nullable=False),
+        sa.Column("task", sa.Text),
+        sa.Column("prompt", sa.JSON, nullable=False),
+        sa.Column("primary_deployment", sa.Text),
+        sa.Column("primary_model", sa.Text),
+        sa.Column("primary_output", sa.Text),
+        sa.Column("primary_latency_ms", sa.Float),
+        sa.Column("primary_cost_nusd", sa.BigInteger),
+        sa.Column("primary_tokens", sa.Integer),
+        sa.Column("candidate", sa.Text, nullable=False),
+        sa.Column("candidate_model", sa.Text),
+        sa.Column("candidate_output", sa.Text),
+        sa.Column("candidate_error", sa.Text),
+        sa.Column("candidate_latency_ms", sa.Float),
+        sa.Column("candidate_cost_nusd", sa.BigInteger),
+        sa.Column("candidate_tokens", sa.Integer),
+        sa.Column("verdict", sa.Text),
+        sa.Column("judge", sa.Text),
+        sa.Column("judge_prompt_version", sa.Text),
+    )
+    sa.Index("ix_shadow_pairs_candidate_ts", table.c.candidate, table.c.ts)
+    meta.create_all(conn)
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger", m001_ledger),
     Migration(2, "eval_runs", m002_eval_runs),
@@ -319,6 +354,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "ledger_provenance", m004_ledger_provenance),
     Migration(5, "eval_provenance_and_drift", m005_eval_provenance_and_drift),
     Migration(7, "stored_responses", m007_stored_responses),
+    Migration(8, "shadow_pairs", m008_shadow_pairs),
 )
 
 

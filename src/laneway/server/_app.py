@@ -40,6 +40,7 @@ from laneway.server._messages_render import ANTHROPIC_MESSAGES
 from laneway.server._metrics import Metrics
 from laneway.server._response_store import ResponseStore
 from laneway.server._responses_render import ResponsesProtocol
+from laneway.server._shadow import ShadowMirror
 from laneway.settings import DeploymentSettings, Settings
 
 __all__ = ["LanewayApp", "build_gateway", "create_app"]
@@ -277,6 +278,8 @@ def build_gateway(
         owns_upstream=upstream is None,
     )
     gateway.router = _load_router(settings)
+    if settings.shadow.rules:
+        gateway.shadow = ShadowMirror(settings.shadow, engine, gateway)
     gateway.responses = ResponseStore(
         engine,
         retention_days=settings.responses.retention_days,

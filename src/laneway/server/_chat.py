@@ -399,6 +399,8 @@ async def _complete(
     )
     usage = result.usage if result.usage is not None else ctx.estimated_usage
     gateway.finish(ctx, CallOutcome(status=200, usage=usage, cost=cost))
+    if gateway.shadow is not None:
+        gateway.shadow.offer(ctx, result, result.content, cost)
     return JSONBytesResponse(body, headers)
 
 
@@ -589,6 +591,8 @@ async def _sse(
     chunks = 0
     chars = 0
     outcome = CallOutcome(status=200, ttft=ttft, partial=True)
+    shadow = gateway.shadow
+    texts: list[str] | None = [] if shadow is not None else None
     try:
         delta: StreamDelta | None = first
         is_first = True
@@ -601,6 +605,8 @@ async def _sse(
                 chunks += 1
                 if delta.content is not None:
                     chars += len(delta.content)
+                    if texts is not None:
+                        texts.append(delta.content)
                 if delta.tool_calls:
                     chars += _tool_chars(delta)
                 event = encoder.delta(delta, is_first)
@@ -644,6 +650,8 @@ async def _sse(
                 outcome.status = 499
         outcome.usage = usage
         gateway.finish(ctx, outcome)
+        if shadow is not None and texts is not None and outcome.status == 200:
+            shadow.offer(ctx, None, "".join(texts), gateway.request_cost(ctx))
         close = getattr(rest, "aclose", None)
         if close is not None:
             await close()

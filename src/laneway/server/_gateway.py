@@ -63,6 +63,7 @@ from laneway.server._cascade import replay_stream, run_cascade
 from laneway.server._deployments import Deployment, Resolution, Resolver, select_candidates
 from laneway.server._metrics import Metrics
 from laneway.server._response_store import ResponseStore
+from laneway.server._shadow import ShadowMirror
 from laneway.settings import Settings
 
 __all__ = ["OFFLOAD_SCAN_FROM", "CallOutcome", "Gateway", "RequestContext"]
@@ -139,6 +140,7 @@ class Gateway:
         self.governance = governance
         self.router: Any = None
         self.responses: ResponseStore | None = None  # stored /v1/responses answers
+        self.shadow: ShadowMirror | None = None  # shadow copies to candidate deployments
         metrics.circuit_open = self._circuit_gauges
         metrics.inflight = lambda: self.inflight
         self.inflight = 0
@@ -155,6 +157,8 @@ class Gateway:
         """Start the ledger writer and load embedded models (off the event loop)."""
         if self.ledger is not None:
             self.ledger.start()
+        if self.shadow is not None:
+            self.shadow.start()
         loop = asyncio.get_running_loop()
         from laneway.governance import pin_problem
 
@@ -171,6 +175,8 @@ class Gateway:
 
     async def aclose(self) -> None:
         """Stop embedded models, close the upstream client, flush the ledger."""
+        if self.shadow is not None:
+            await self.shadow.stop()
         for d in self.deployments.values():
             close = getattr(d.adapter, "close", None)
             if close is not None:

@@ -68,6 +68,9 @@ class Metrics:
         self.ttft: dict[str, _Histogram] = {}
         self.circuit_open: Callable[[], dict[str, int]] = dict
         self.inflight: Callable[[], int] = lambda: 0
+        # shadow copies by rule and outcome (sent, dropped: queue full, skipped_*: policy,
+        # sensitive data, daily budget)
+        self.shadow: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.registry.register(_Collector(self))
 
     def observe_request(
@@ -160,6 +163,12 @@ class _Collector:
         for deployment, value in sorted(m.circuit_open().items()):
             circuit.add_metric([deployment], float(value))
         yield circuit
+        yield _counter(
+            "laneway_shadow_copies",
+            "Shadow copies by rule and outcome (sent, failed, dropped, skipped_*)",
+            ["rule", "outcome"],
+            m.shadow,
+        )
         yield GaugeMetricFamily(
             "laneway_inflight_requests",
             "Chat requests in flight in this worker",

@@ -28,6 +28,9 @@ from laneway.settings._model import (
     RouterSettings,
     ServerSettings,
     Settings,
+    ShadowMatch,
+    ShadowRule,
+    ShadowSettings,
     TimeoutSettings,
 )
 from laneway.settings._policies import (
@@ -64,6 +67,9 @@ __all__ = [
     "SensitivePolicy",
     "ServerSettings",
     "Settings",
+    "ShadowMatch",
+    "ShadowRule",
+    "ShadowSettings",
     "TimeoutSettings",
     "Vendor",
     "api_key_ref",

@@ -193,6 +193,35 @@ class ResponsesSettings(_Frozen):
     memory_items: int = Field(default=1000, ge=0, le=1_000_000)
 
 
+class ShadowMatch(_Frozen):
+    """Which requests a shadow rule mirrors: each list given must contain the request's
+    value (requested model, tier, key id, route reason prefix); none given = all."""
+
+    model: tuple[str, ...] | None = None
+    tier: tuple[str, ...] | None = None
+    key: tuple[str, ...] | None = None
+    reason: tuple[str, ...] | None = None
+
+
+class ShadowRule(_Frozen):
+    """Mirror a sample of answered requests to candidate deployments, off the client's
+    path, to compare them with the primary (``laneway shadow report``)."""
+
+    name: str = Field(default="shadow", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    match: ShadowMatch = ShadowMatch()
+    sample_rate: float = Field(default=0.1, ge=0, le=1)
+    candidates: tuple[str, ...] = Field(min_length=1)
+    daily_budget_usd: Decimal = Field(default=Decimal("10"), ge=0)
+    # sensitive requests: mirrored only to private candidates ("private_only") or not at all
+    sensitive: Literal["private_only", "skip"] = "private_only"
+
+
+class ShadowSettings(_Frozen):
+    rules: tuple[ShadowRule, ...] = ()
+    queue: int = Field(default=1000, ge=1, le=1_000_000)  # copies waiting; more are dropped
+    workers: int = Field(default=2, ge=1, le=64)
+
+
 class Settings(_Frozen):
     server: ServerSettings = ServerSettings()
     database: DatabaseSettings = DatabaseSettings()
@@ -205,6 +234,7 @@ class Settings(_Frozen):
     policies: PolicySettings = PolicySettings()
     router: RouterSettings = RouterSettings()
     responses: ResponsesSettings = ResponsesSettings()
+    shadow: ShadowSettings = ShadowSettings()
 
     @model_validator(mode="after")
     def _references(self) -> Settings:
@@ -224,6 +254,12 @@ class Settings(_Frozen):
                 )
         if self.default_tier is not None and self.default_tier not in self.tiers:
             raise ValueError(f"default_tier {self.default_tier!r} is not one of the tiers")
+        for rule in self.shadow.rules:
+            unknown = [c for c in rule.candidates if c not in known]
+            if unknown:
+                raise ValueError(
+                    f"shadow rule {rule.name!r} names unknown deployments: {', '.join(unknown)}"
+                )
         return self
 
     def deployment(self, name: str) -> DeploymentSettings | None:

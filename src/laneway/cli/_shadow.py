@@ -1,0 +1,243 @@
+"""``laneway shadow …``: what shadow traffic says about a candidate model.
+
+``shadow report`` compares each candidate with the primary on the pairs collected
+(latency p50/p95, cost, output length, refusal / empty / failed rates, the judge's blind
+verdicts with intervals); ``--judge MODEL`` first judges the pairs not judged yet (both
+orders, ties kept, identical answers a tie without a call); ``--gate --margin M`` exits 1
+unless the candidate is non-inferior at margin M with significance. ``shadow export``
+writes the judged pairs as outcome rows that ``laneway router train`` reads.
+
+Exit codes: 0 done (gate passed); 1 the gate failed; 2 an error (one ``error:`` line).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from laneway.cli._eval import ConfigOpt, DbOpt, JsonOpt, _engine, _errors, _fail, _settings
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+
+    from laneway.evals import ShadowPair, ShadowReport
+
+__all__ = ["register", "shadow_app"]
+
+shadow_app = typer.Typer(
+    help="Shadow traffic: compare candidate deployments with the primary on mirrored "
+    "requests (configure `shadow.rules`), gate a switch, export outcomes.",
+    no_args_is_help=True,
+)
+
+CandidateOpt = Annotated[
+    str | None, typer.Option("--candidate", help="Only this candidate deployment.")
+]
+SinceOpt = Annotated[
+    str, typer.Option("--since", help="Pairs collected in this window, e.g. 24h, 7d, 30d.")
+]
+
+
+def register(app: typer.Typer) -> None:
+    """Add the ``shadow`` command group to ``app``."""
+    app.add_typer(shadow_app, name="shadow")
+
+
+def _since(text: str) -> datetime:
+    from laneway.errors import LanewayError
+    from laneway.ledger import parse_since
+
+    try:
+        return parse_since(text)
+    except LanewayError as exc:
+        raise typer.BadParameter(exc.message, param_hint="--since") from None
+
+
+def _rows(engine: sa.Engine, since: datetime, candidate: str | None) -> list[dict[str, Any]]:
+    import sqlalchemy as sa
+
+    from laneway.server import SHADOW_PAIRS
+
+    query = sa.select(SHADOW_PAIRS).where(SHADOW_PAIRS.c.ts >= since)
+    if candidate is not None:
+        query = query.where(SHADOW_PAIRS.c.candidate == candidate)
+    with engine.connect() as conn:
+        return [dict(r) for r in conn.execute(query.order_by(SHADOW_PAIRS.c.id)).mappings()]
+
+
+def _pair(row: dict[str, Any]) -> ShadowPair:
+    from laneway.evals import ShadowPair
+    from laneway.ledger import nusd_to_usd
+
+    verdict = {"a": "candidate", "b": "primary", "tie": "tie"}.get(row["verdict"] or "")
+    return ShadowPair(
+        primary_latency_ms=row["primary_latency_ms"],
+        candidate_latency_ms=row["candidate_latency_ms"],
+        primary_output=row["primary_output"],
+        candidate_output=row["candidate_output"] if row["candidate_error"] is None else None,
+        primary_cost_usd=nusd_to_usd(row["primary_cost_nusd"]),
+        candidate_cost_usd=nusd_to_usd(row["candidate_cost_nusd"]),
+        primary_tokens=row["primary_tokens"],
+        candidate_tokens=row["candidate_tokens"],
+        verdict=verdict,
+    )
+
+
+async def _judge(engine: sa.Engine, config: Path | None, judge: str, rows: list[Any]) -> int:
+    """Judge the pairs not judged yet; the candidate is answer ``a``. Returns how many."""
+    import sqlalchemy as sa
+
+    from laneway.evals import PROMPT_VERSION, Case, judge_pair
+    from laneway.server import SHADOW_PAIRS, build_gateway
+
+    gateway = build_gateway(_settings(config), engine=engine)
+    await gateway.start()
+    done = 0
+    try:
+        for row in rows:
+            if row["verdict"] is not None or row["candidate_output"] is None:
+                continue
+            case = Case(id=str(row["id"]), messages=tuple(row["prompt"]))
+            result = await judge_pair(
+                gateway, judge, case, row["candidate_output"], row["primary_output"] or ""
+            )
+            if result.winner is None:
+                continue
+            row["verdict"] = result.winner
+            with engine.begin() as conn:
+                conn.execute(
+                    sa.update(SHADOW_PAIRS)
+                    .where(SHADOW_PAIRS.c.id == row["id"])
+                    .values(verdict=result.winner, judge=judge, judge_prompt_version=PROMPT_VERSION)
+                )
+            done += 1
+            typer.echo(f"judged {done} pair(s)", err=True)
+    finally:
+        await gateway.aclose()
+    return done
+
+
+def _money(value: Decimal | None) -> str:
+    return "unknown" if value is None else f"${value:,.4f}"
+
+
+def _print(candidate: str, report: ShadowReport) -> None:
+    p, c = report.primary, report.candidate
+    typer.echo(f"candidate {candidate}: {report.pairs} pairs")
+    typer.echo(f"  {'':22}{'primary':>14}{'candidate':>14}")
+    for label, a, b in (
+        ("latency p50 (ms)", p.latency_p50_ms, c.latency_p50_ms),
+        ("latency p95 (ms)", p.latency_p95_ms, c.latency_p95_ms),
+        ("mean output tokens", p.mean_output_tokens, c.mean_output_tokens),
+    ):
+        shown = ["–" if v is None else f"{v:,.1f}" for v in (a, b)]
+        typer.echo(f"  {label:22}{shown[0]:>14}{shown[1]:>14}")
+    typer.echo(f"  {'cost':22}{_money(p.cost_usd):>14}{_money(c.cost_usd):>14}")
+    for rate in report.rates:
+        shown = ["–" if v is None else f"{v:.1%}" for v in (rate.primary, rate.candidate)]
+        typer.echo(
+            f"  {rate.name + ' rate':22}{shown[0]:>14}{shown[1]:>14}   p={rate.test.p_value:.3g}"
+        )
+    judge = report.judge
+    if judge is None:
+        typer.echo("  judge: no verdicts yet (run with --judge MODEL)")
+    else:
+        lo, hi = judge.ci
+        typer.echo(
+            f"  judge: candidate wins {judge.wins}, ties {judge.ties}, loses {judge.losses}; "
+            f"preference {judge.preference:.1%} [{lo:.1%}, {hi:.1%}], p={judge.p_value:.3g}"
+        )
+    for gate in report.gates:
+        verdict = "PASS" if gate.passed else "FAIL"
+        typer.echo(
+            f"  gate {gate.metric} at margin {gate.margin:g}: {verdict} (estimate "
+            f"{gate.estimate:+.3f}, lower bound {gate.lower_bound:+.3f}, p={gate.p_value:.3g}) "
+            f"{gate.reason}".rstrip()
+        )
+
+
+@shadow_app.command("report")
+def report(
+    candidate: CandidateOpt = None,
+    since: SinceOpt = "7d",
+    judge: Annotated[
+        str | None,
+        typer.Option(
+            "--judge", help="Judge unjudged pairs first with this model (blind, both orders)."
+        ),
+    ] = None,
+    gate: Annotated[
+        bool, typer.Option("--gate", help="Exit 1 unless every candidate is non-inferior.")
+    ] = False,
+    margin: Annotated[
+        float, typer.Option("--margin", min=0.0, max=1.0, help="Non-inferiority margin for --gate.")
+    ] = 0.05,
+    config: ConfigOpt = None,
+    database: DbOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Candidate vs primary on the mirrored requests collected."""
+    import asyncio
+    from dataclasses import asdict
+
+    from laneway.evals import shadow_report
+
+    start = _since(since)
+    with _errors():
+        engine = _engine(config, database, create=False)
+        rows = _rows(engine, start, candidate)
+        if judge is not None and rows:
+            asyncio.run(_judge(engine, config, judge, rows))
+    if not rows:
+        raise _fail(f"no shadow pairs since {start:%Y-%m-%d %H:%M} UTC (configure shadow.rules)")
+    by_candidate: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_candidate.setdefault(row["candidate"], []).append(row)
+    reports = {
+        name: shadow_report([_pair(r) for r in group], margin=margin if gate else None)
+        for name, group in sorted(by_candidate.items())
+    }
+    if as_json:
+        typer.echo(json.dumps({n: asdict(r) for n, r in reports.items()}, default=str, indent=2))
+    else:
+        for name, result in reports.items():
+            _print(name, result)
+    if gate and not all(r.passed for r in reports.values()):
+        raise typer.Exit(1)
+
+
+@shadow_app.command("export")
+def export(
+    out: Annotated[Path, typer.Option("--out", help="Outcome rows (JSONL) for `router train`.")],
+    candidate: CandidateOpt = None,
+    since: SinceOpt = "30d",
+    config: ConfigOpt = None,
+    database: DbOpt = None,
+) -> None:
+    """Judged pairs as outcome rows: {id, prompt, task, outcomes: {model: 0/1}}."""
+    start = _since(since)
+    if not out.parent.is_dir():
+        raise _fail(f"{out.parent} is not a folder")
+    with _errors():
+        engine = _engine(config, database, create=False)
+        rows = [r for r in _rows(engine, start, candidate) if r["verdict"] is not None]
+    written = 0
+    with out.open("w", encoding="utf-8") as f:
+        for row in rows:
+            primary = row["primary_model"] or row["primary_deployment"] or "primary"
+            cand = row["candidate_model"] or row["candidate"]
+            wins = {"a": (1, 0), "b": (0, 1), "tie": (1, 1)}[row["verdict"]]
+            outcome = {
+                "id": f"shadow-{row['id']}",
+                "messages": row["prompt"],
+                "task": row["task"],
+                "outcomes": {cand: wins[0], primary: wins[1]},
+            }
+            f.write(json.dumps(outcome) + "\n")
+            written += 1
+    typer.echo(f"wrote {written} outcome rows to {out}")

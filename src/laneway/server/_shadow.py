@@ -1,0 +1,306 @@
+"""Shadow traffic: a sample of answered requests is copied to candidate deployments after
+the primary answered, off the client's path (the client's bytes and latency do not
+change), to compare them in ``laneway shadow report``.
+
+``offer`` runs when a request is recorded: a few comparisons, then at most one queue put.
+The queue is bounded; a full queue drops the copy (``laneway_shadow_copies{outcome=
+"dropped"}``). Worker tasks send each copy to the rule's candidates, as live traffic would
+be governed: a sensitive request goes only to private candidates (or nowhere, per the
+rule), policy and kill switches apply, and each rule has a daily spend cap (per worker).
+Key budgets are never charged. Each copy is a ledger row with ``source=shadow`` and
+``mirror_of`` = the primary's request id, and a ``shadow_pairs`` row with both answers
+(the prompt stored with detected sensitive values replaced by placeholders).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+import sqlalchemy as sa
+
+from laneway.errors import LanewayError
+from laneway.governance import PRIVATE_HOSTING, Admission, redact_request
+from laneway.ledger import LedgerRow, UtcDateTime, usd_to_nusd
+from laneway.providers import ChatRequest, ChatResult
+from laneway.settings import ShadowRule, ShadowSettings
+
+if TYPE_CHECKING:
+    from laneway.server._gateway import Gateway, RequestContext
+
+__all__ = ["SHADOW_PAIRS", "ShadowJob", "ShadowMirror"]
+
+log = logging.getLogger("laneway.shadow")
+
+
+def _pairs_table() -> sa.Table:
+    big_id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+    return sa.Table(
+        "shadow_pairs",
+        sa.MetaData(),
+        sa.Column("id", big_id, primary_key=True),
+        sa.Column("request_id", sa.Text, nullable=False),
+        sa.Column("ts", UtcDateTime(), nullable=False),
+        sa.Column("rule", sa.Text, nullable=False),
+        sa.Column("task", sa.Text),
+        sa.Column("prompt", sa.JSON, nullable=False),
+        sa.Column("primary_deployment", sa.Text),
+        sa.Column("primary_model", sa.Text),
+        sa.Column("primary_output", sa.Text),
+        sa.Column("primary_latency_ms", sa.Float),
+        sa.Column("primary_cost_nusd", sa.BigInteger),
+        sa.Column("primary_tokens", sa.Integer),
+        sa.Column("candidate", sa.Text, nullable=False),
+        sa.Column("candidate_model", sa.Text),
+        sa.Column("candidate_output", sa.Text),
+        sa.Column("candidate_error", sa.Text),
+        sa.Column("candidate_latency_ms", sa.Float),
+        sa.Column("candidate_cost_nusd", sa.BigInteger),
+        sa.Column("candidate_tokens", sa.Integer),
+        sa.Column("verdict", sa.Text),
+        sa.Column("judge", sa.Text),
+        sa.Column("judge_prompt_version", sa.Text),
+    )
+
+
+SHADOW_PAIRS = _pairs_table()
+
+
+@dataclass(slots=True)
+class ShadowJob:
+    rule: ShadowRule
+    request_id: str
+    request: ChatRequest
+    admission: Admission | None
+    key_id: str | None
+    task: str | None
+    primary_deployment: str | None
+    primary_model: str | None
+    primary_output: str | None
+    primary_latency_ms: float
+    primary_cost: Decimal | None
+    primary_tokens: int | None
+
+
+class ShadowMirror:
+    def __init__(self, settings: ShadowSettings, engine: sa.Engine, gateway: Gateway) -> None:
+        self.rules = settings.rules
+        self._settings = settings
+        self._engine = engine
+        self._gateway = gateway
+        self._queue: asyncio.Queue[ShadowJob] | None = None
+        self._workers: list[asyncio.Task[None]] = []
+        self._spent: dict[str, Decimal] = {}
+        self._day = -1
+        self._random = random.random
+
+    def start(self) -> None:
+        if not self.rules or self._workers:
+            return
+        self._queue = asyncio.Queue(self._settings.queue)
+        self._workers = [
+            asyncio.create_task(self._work(), name=f"laneway-shadow-{i}")
+            for i in range(self._settings.workers)
+        ]
+
+    async def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        if self._workers:
+            await asyncio.gather(*self._workers, return_exceptions=True)
+        self._workers = []
+
+    # -- on the request path -----------------------------------------------------------
+    def offer(
+        self, ctx: RequestContext, result: ChatResult | None, output: str | None, cost: Any
+    ) -> None:
+        """Queue copies of an answered request for every rule it matches and samples."""
+        if ctx.source != "api" or ctx.request is None or self._queue is None:
+            return
+        for rule in self.rules:
+            if not self._matches(rule, ctx) or self._random() >= rule.sample_rate:
+                continue
+            metrics = self._gateway.metrics.shadow
+            usage = (result.usage if result is not None else None) or ctx.estimated_usage
+            job = ShadowJob(
+                rule=rule,
+                request_id=ctx.request_id,
+                request=ctx.request,
+                admission=ctx.admission,
+                key_id=ctx.key_id,
+                task=ctx.task,
+                primary_deployment=ctx.trace.served_by,
+                primary_model=result.model if result is not None else None,
+                primary_output=output,
+                primary_latency_ms=(time.perf_counter() - ctx.started) * 1000.0,
+                primary_cost=cost if isinstance(cost, Decimal) else None,
+                primary_tokens=usage.completion_tokens if usage is not None else None,
+            )
+            try:
+                self._queue.put_nowait(job)
+            except asyncio.QueueFull:
+                metrics[rule.name, "dropped"] += 1
+
+    @staticmethod
+    def _matches(rule: ShadowRule, ctx: RequestContext) -> bool:
+        match = rule.match
+        resolution = ctx.resolution
+        if match.model is not None and ctx.requested_model not in match.model:
+            return False
+        if match.tier is not None and (resolution is None or resolution.tier not in match.tier):
+            return False
+        if match.key is not None and ctx.key_id not in match.key:
+            return False
+        if match.reason is not None:
+            reason = resolution.reason if resolution is not None else ""
+            if not any(reason.startswith(prefix) for prefix in match.reason):
+                return False
+        return True
+
+    # -- off the request path ------------------------------------------------------------
+    async def _work(self) -> None:
+        assert self._queue is not None
+        while True:
+            job = await self._queue.get()
+            try:
+                for candidate in job.rule.candidates:
+                    await self._mirror(job, candidate)
+            except Exception:  # a shadow copy must never take the worker down
+                log.exception("shadow copy of %s failed", job.request_id)
+            finally:
+                self._queue.task_done()
+
+    async def drain(self) -> None:
+        """Wait until every queued copy was sent (tests, shutdown)."""
+        if self._queue is not None:
+            await self._queue.join()
+
+    def _skip_reason(self, job: ShadowJob, candidate: str) -> str | None:
+        gateway = self._gateway
+        deployment = gateway.deployments[candidate]
+        admission = job.admission
+        sensitive = admission is not None and admission.sensitive
+        if sensitive and (
+            job.rule.sensitive == "skip" or deployment.hosting not in PRIVATE_HOSTING
+        ):
+            return "skipped_sensitive"
+        probe = Admission(key=None, sensitive=sensitive, action="self_hosted_only")
+        try:
+            gateway.governance.filter([candidate], None, candidate, probe)
+        except LanewayError:
+            return "skipped_policy"
+        day = int(time.time() // 86400)
+        if day != self._day:
+            self._day, self._spent = day, {}
+        if self._spent.get(job.rule.name, Decimal(0)) >= job.rule.daily_budget_usd:
+            return "skipped_budget"
+        return None
+
+    async def _mirror(self, job: ShadowJob, candidate: str) -> None:
+        gateway = self._gateway
+        metrics = gateway.metrics.shadow
+        skip = self._skip_reason(job, candidate)
+        if skip is not None:
+            metrics[job.rule.name, skip] += 1
+            return
+        deployment = gateway.deployments[candidate]
+        request = replace(job.request, stream=False, model=deployment.model_id)
+        started = time.perf_counter()
+        result: ChatResult | None = None
+        error: LanewayError | None = None
+        try:
+            deployment.adapter.check(request)
+            result = await deployment.adapter.complete(request)
+        except LanewayError as exc:
+            error = exc
+        latency = (time.perf_counter() - started) * 1000.0
+        cost = gateway.cost_of(candidate, result.usage if result is not None else None)
+        if cost is not None:
+            self._spent[job.rule.name] = self._spent.get(job.rule.name, Decimal(0)) + cost
+        metrics[job.rule.name, "sent" if error is None else "failed"] += 1
+        self._ledger(job, candidate, result, error, latency, cost)
+        await asyncio.to_thread(self._store, job, candidate, result, error, latency, cost)
+
+    def _ledger(
+        self,
+        job: ShadowJob,
+        candidate: str,
+        result: ChatResult | None,
+        error: LanewayError | None,
+        latency: float,
+        cost: Decimal | None,
+    ) -> None:
+        gateway = self._gateway
+        if gateway.ledger is None:
+            return
+        deployment = gateway.deployments[candidate]
+        usage = result.usage if result is not None else None
+        gateway.ledger.record(
+            LedgerRow(
+                request_id=gateway.new_request_id(),
+                attempt=0,
+                ts=datetime.now(UTC),
+                key_id=job.key_id,
+                source="shadow",
+                requested_model=job.request.model,
+                deployment=candidate,
+                hosting=deployment.hosting,
+                model_id=deployment.model_id,
+                prompt_tokens=usage.prompt_tokens if usage else None,
+                completion_tokens=usage.completion_tokens if usage else None,
+                cached_tokens=usage.cached_tokens if usage else None,
+                cost_usd=cost,
+                latency_ms=latency,
+                status=200 if error is None else error.status,
+                error_kind=error.code if error is not None else None,
+                task=job.task,
+                served_model=result.model if result is not None else None,
+                mirror_of=job.request_id,
+                audit={"shadow_rule": job.rule.name},
+            )
+        )
+
+    def _store(
+        self,
+        job: ShadowJob,
+        candidate: str,
+        result: ChatResult | None,
+        error: LanewayError | None,
+        latency: float,
+        cost: Decimal | None,
+    ) -> None:
+        request = job.request
+        if job.admission is not None and job.admission.sensitive:
+            request = redact_request(request, self._gateway.governance.scanner)[0]
+        usage = result.usage if result is not None else None
+        values = {
+            "request_id": job.request_id,
+            "ts": datetime.now(UTC),
+            "rule": job.rule.name,
+            "task": job.task,
+            "prompt": [dict(m) for m in request.messages],
+            "primary_deployment": job.primary_deployment,
+            "primary_model": job.primary_model,
+            "primary_output": job.primary_output,
+            "primary_latency_ms": job.primary_latency_ms,
+            "primary_cost_nusd": usd_to_nusd(job.primary_cost),
+            "primary_tokens": job.primary_tokens,
+            "candidate": candidate,
+            "candidate_model": result.model if result is not None else None,
+            "candidate_output": result.content if result is not None else None,
+            "candidate_error": error.code if error is not None else None,
+            "candidate_latency_ms": latency,
+            "candidate_cost_nusd": usd_to_nusd(cost),
+            "candidate_tokens": usage.completion_tokens if usage else None,
+        }
+        try:
+            with self._engine.begin() as conn:
+                conn.execute(SHADOW_PAIRS.insert().values(**values))
+        except Exception as exc:  # a lost pair must never matter to live traffic
+            log.error("could not store a shadow pair: %s", type(exc).__name__)
