@@ -145,7 +145,7 @@ def test_shadow_report_flags_a_worse_candidate_and_passes_an_identical_one(
             "--config",
             str(path),
             "--json",
-        ],  # fmt: skip
+        ],
     )
     assert worse.exit_code == 1, worse.output
     report = json.loads(worse.output[worse.output.index("{") :])["worse"]
@@ -168,7 +168,7 @@ def test_shadow_report_flags_a_worse_candidate_and_passes_an_identical_one(
             "0.05",
             "--config",
             str(path),
-        ],  # fmt: skip
+        ],
     )
     assert same.exit_code == 0, same.output
     assert "PASS" in same.output
