@@ -231,6 +231,21 @@ def _jpeg(comment: bytes) -> bytes:
     return b"\xff\xd8" + segment + b"\xff\xda\x00\x02" + bytes(range(256)) * 4 + b"\xff\xd9"
 
 
+def _gif(comment: bytes) -> bytes:
+    screen = struct.pack("<HHBBB", 1, 1, 0, 0, 0)
+    ext = b"\x21\xfe" + bytes([len(comment)]) + comment + b"\x00"
+    image = b"\x2c" + struct.pack("<HHHHB", 0, 0, 1, 1, 0) + b"\x02\x02\x4c\x01\x00"
+    return b"GIF89a" + screen + ext + image + b"\x3b"
+
+
+def _webp(exif: bytes) -> bytes:
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return kind + struct.pack("<I", len(data)) + data + b"\0" * (len(data) & 1)
+
+    body = b"WEBP" + chunk(b"VP8 ", bytes(10)) + chunk(b"EXIF", exif)
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
 def _image_request(media: str, payload: bytes) -> ChatRequest:
     url = f"data:{media};base64," + base64.b64encode(payload).decode()
     part = {"type": "image_url", "image_url": {"url": url}}
@@ -245,6 +260,10 @@ def _image_request(media: str, payload: bytes) -> ChatRequest:
         ("image/png", _png((b"zTXt", b"Comment\0\0" + zlib.compress(EMAIL.encode()))), True),
         ("image/jpeg", _jpeg(b"scanned by the copier"), False),
         ("image/jpeg", _jpeg(f"owner {EMAIL}".encode()), True),
+        ("image/gif", _gif(b"made with care"), False),
+        ("image/gif", _gif(f"to {EMAIL}".encode()), True),
+        ("image/webp", _webp(b"Exif\0\0MM camera"), False),
+        ("image/webp", _webp(b"Exif\0\0MM artist " + EMAIL.encode()), True),
         ("image/png", f"SSN {SSN}".encode(), True),  # declared an image, is text
         ("text/plain", f"SSN {SSN}".encode(), True),
         ("application/json", json.dumps({"email": EMAIL}).encode(), True),
