@@ -33,7 +33,7 @@ from tests.governance.corpus import evaluate, generate
 
 from laneway.governance._detectors import fast_detectors
 from laneway.governance._scan import Scanner
-from laneway.providers import ChatRequest
+from laneway.providers import ChatRequest, Message
 from laneway.settings._policies import FAST_KINDS, SensitivePolicy
 
 
@@ -111,7 +111,7 @@ def corpus(per_kind: int, clean: int) -> None:
 
 
 def _requests() -> dict[str, ChatRequest]:
-    system = {"role": "system", "content": "You are a helpful support agent."}
+    system: Message = {"role": "system", "content": "You are a helpful support agent."}
 
     def plain(size: int) -> ChatRequest:
         return ChatRequest(
