@@ -183,3 +183,18 @@ def test_shadow_report_flags_a_worse_candidate_and_passes_an_identical_one(
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(rows) == 2 * N + 1
     assert {tuple(sorted(r["outcomes"])) for r in rows} >= {("primary-model", "worse-model")}
+
+
+def test_drift_alarms_are_exported_in_metrics(
+    start_gateway: GatewayFactory, fakes: dict[str, FakeOpenAI], tmp_path: Path
+) -> None:
+    from laneway.evals import DriftReport, DriftSignal
+    from laneway.evals._drift_store import save_report
+    from laneway.ledger import open_database
+
+    gw = start_gateway(_config(fakes, tmp_path))
+    signal = DriftSignal("served_model", "changed", "gpt-a", "gpt-b", None, True)
+    report = DriftReport("primary", "run-1", "run-2", 0.05, (signal,))
+    save_report(open_database(f"sqlite:///{tmp_path / 'ledger.db'}"), report, "run-2")
+    metrics = httpx.get(gw.url + "/metrics").text
+    assert 'laneway_drift_alarm{signal="served_model",target="primary"} 1.0' in metrics

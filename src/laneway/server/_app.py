@@ -280,6 +280,9 @@ def build_gateway(
     gateway.router = _load_router(settings)
     if settings.shadow.rules:
         gateway.shadow = ShadowMirror(settings.shadow, engine, gateway)
+    from laneway.evals import DriftCollector  # the latest drift checks, read at scrape time
+
+    gateway.metrics.registry.register(DriftCollector(engine))
     gateway.responses = ResponseStore(
         engine,
         retention_days=settings.responses.retention_days,
