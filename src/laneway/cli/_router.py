@@ -487,15 +487,20 @@ def calibrate_command(
     finally:
         if engine is not None:
             engine.dispose()
-    target = directory / "profiles" / f"{profile}.json"
+    target = _write_profile(directory, result)
+    typer.echo(json.dumps({"calibration_set": source, **dict(result.report)}))
+    typer.echo(f"wrote {target} (use model 'auto:{profile}')")
+
+
+def _write_profile(directory: Path, result: Any) -> Path:
+    target = directory / "profiles" / f"{result.name}.json"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(result.to_json(), encoding="utf-8")
     except OSError as exc:
         reason = f"cannot write {target}: {exc.strerror or exc} (give --router DIR you can write)"
         raise _fail(InvalidRequest(reason)) from exc
-    typer.echo(json.dumps({"calibration_set": source, **dict(result.report)}))
-    typer.echo(f"wrote {target} (use model 'auto:{profile}')")
+    return target
 
 
 def eval_command(
