@@ -4,7 +4,8 @@
   the fixed dev split (1 id in 10 by hash) is never trained on.
 * The answers data (``answers.jsonl.gz``): prompts × answers × scores of 15-49 models
   (competition maths, code-output prediction, hard chat prompts); its dev split
-  (1 id in 10 by hash) is never trained on. Models map to tiers by ``ANSWER_TIERS``.
+  (1 id in 10 by hash) is never trained on. Models map to tiers by the router's default
+  mapping (``DEFAULT_TIER_MODELS``: MMLU-Pro's and the answers data's models).
 * The varied prompts (``tests/router/data/varied_prompts.jsonl``): rubric grades,
   two thirds trained on (by id hash), one third for calibration.
 """
@@ -14,11 +15,16 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from laneway.router import DEFAULT_TIER_MODELS, DEFAULT_TIERS, conversation_from_prompt
+from laneway.router import (
+    DEFAULT_TIER_MODELS,
+    DEFAULT_TIERS,
+    MMLU_PRO_TIER_MODELS,
+    conversation_from_prompt,
+)
 from laneway.router._io import conversation_of
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,34 +36,10 @@ VARIED = PROMPTS / "varied_prompts.jsonl"
 INDEPENDENT = (PROMPTS / "independent_prompts.jsonl", PROMPTS / "independent_prompts_2.jsonl")
 VARIED_SHARE = 0.3  # total weight of the varied prompts against the MMLU-Pro rows
 
-# Models of the answers data by size/price class (as DEFAULT_TIER_MODELS for MMLU-Pro).
-ANSWER_TIERS: Mapping[str, tuple[str, ...]] = {
-    "simple": (
-        "Meta-Llama-3.1-8B-Instruct", "Meta-Llama-3-8B-Instruct", "Qwen2.5-7B-Instruct",
-        "Qwen2-7B-Instruct", "Qwen2.5-3B-Instruct", "gemma-2-9b-it", "gemma-2-2b-it",
-        "Phi-3-mini-4k-instruct", "Phi-3.5-mini-instruct", "Mistral-7B-Instruct-v0.1",
-        "Yi-1.5-9B-Chat", "Mixtral-8x7B-Instruct-v0.1", "gpt-3.5-turbo-0125",
-        "claude-3-haiku-20240307", "Starling-LM-7B-alpha", "openchat_3.5",
-    ),
-    "standard": (
-        "Meta-Llama-3-70B-Instruct", "Qwen2-72B-Instruct", "Yi-1.5-34B-Chat", "gemma-2-27b-it",
-        "gpt-4o-mini-2024-07-18", "gemini-1.5-flash", "claude-3-5-haiku-20241022",
-        "Qwen2.5-32B-Instruct",
-    ),
-    "complex": (
-        "Meta-Llama-3.1-70B-Instruct", "Qwen2.5-72B-Instruct", "deepseek-v2.5-0908",
-        "Athene-70B", "Mistral-Large-2",
-    ),
-    "frontier": (
-        "gpt-4o-2024-08-06", "gpt-4o-2024-05-13", "claude-3-5-sonnet-20241022",
-        "gemini-1.5-pro", "Meta-Llama-3.1-405B-Instruct", "chatgpt-4o-latest-24-09-07",
-    ),
-}  # fmt: skip
-
 
 def tier_models() -> dict[str, tuple[str, ...]]:
-    """Both data sets' models per tier (their model ids do not overlap)."""
-    return {t: DEFAULT_TIER_MODELS[t] + ANSWER_TIERS[t] for t in DEFAULT_TIERS}
+    """Both data sets' models per tier (the router's default mapping)."""
+    return dict(DEFAULT_TIER_MODELS)
 
 
 def bucket(key: Any, modulus: int) -> int:
@@ -104,7 +86,7 @@ def rubric_outcomes(grade: int) -> dict[str, float]:
     return {
         m: 1.0 if i >= grade - 1 else 0.0
         for i, t in enumerate(DEFAULT_TIERS)
-        for m in DEFAULT_TIER_MODELS[t]
+        for m in MMLU_PRO_TIER_MODELS[t]
     }
 
 

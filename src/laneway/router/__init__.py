@@ -74,15 +74,22 @@ from laneway.router._task_report import (
     profile_summaries,
     task_summaries,
 )
-from laneway.router._training import DEFAULT_TIER_MODELS, DEFAULT_TIERS
+from laneway.router._training import (
+    ANSWERS_TIER_MODELS,
+    DEFAULT_TIER_MODELS,
+    DEFAULT_TIERS,
+    MMLU_PRO_TIER_MODELS,
+)
 from laneway.router._verifier import Verdict, Verifier
 
 __all__ = [
+    "ANSWERS_TIER_MODELS",
     "CHECK_NAMES",
     "DEFAULT_HOLDOUT_MODULUS",
     "DEFAULT_PROFILE",
     "DEFAULT_TIERS",
     "DEFAULT_TIER_MODELS",
+    "MMLU_PRO_TIER_MODELS",
     "AnswerResult",
     "BaselinePrice",
     "CascadeSpec",

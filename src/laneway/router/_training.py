@@ -19,8 +19,10 @@ import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "ANSWERS_TIER_MODELS",
     "DEFAULT_TIERS",
     "DEFAULT_TIER_MODELS",
+    "MMLU_PRO_TIER_MODELS",
     "dev_mask",
     "pca_sif_table",
     "targets_for",
@@ -34,7 +36,7 @@ DEFAULT_TIERS: tuple[str, ...] = ("simple", "standard", "complex", "frontier")
 #   standard ~$0.3-2: 70B-class chat models of 2024 and cheap MoE APIs
 #   complex  ~$0.3-1 but strong: llama-3.1-70b, gemini-1.5-flash (fast 2nd-tier closed)
 #   frontier ≥ ~$5: gpt-4o, gemini-1.5-pro
-DEFAULT_TIER_MODELS: Mapping[str, tuple[str, ...]] = {
+MMLU_PRO_TIER_MODELS: Mapping[str, tuple[str, ...]] = {
     "simple": (
         "mistral-7b-instruct-v0.2",
         "phi-3-mini-4k-instruct",
@@ -44,6 +46,33 @@ DEFAULT_TIER_MODELS: Mapping[str, tuple[str, ...]] = {
     "standard": ("qwen1.5-72b-chat", "jamba-1.5-large", "deepseek-coder-v2"),
     "complex": ("llama-3.1-70b-instruct", "gemini-1.5-flash-002"),
     "frontier": ("gpt-4o-2024-05-13", "gemini-1.5-pro-002"),
+}
+# The shared answers data's models (their ids do not overlap the MMLU-Pro file's), same classes.
+ANSWERS_TIER_MODELS: Mapping[str, tuple[str, ...]] = {
+    "simple": (
+        "Meta-Llama-3.1-8B-Instruct", "Meta-Llama-3-8B-Instruct", "Qwen2.5-7B-Instruct",
+        "Qwen2-7B-Instruct", "Qwen2.5-3B-Instruct", "gemma-2-9b-it", "gemma-2-2b-it",
+        "Phi-3-mini-4k-instruct", "Phi-3.5-mini-instruct", "Mistral-7B-Instruct-v0.1",
+        "Yi-1.5-9B-Chat", "Mixtral-8x7B-Instruct-v0.1", "gpt-3.5-turbo-0125",
+        "claude-3-haiku-20240307", "Starling-LM-7B-alpha", "openchat_3.5",
+    ),
+    "standard": (
+        "Meta-Llama-3-70B-Instruct", "Qwen2-72B-Instruct", "Yi-1.5-34B-Chat", "gemma-2-27b-it",
+        "gpt-4o-mini-2024-07-18", "gemini-1.5-flash", "claude-3-5-haiku-20241022",
+        "Qwen2.5-32B-Instruct",
+    ),
+    "complex": (
+        "Meta-Llama-3.1-70B-Instruct", "Qwen2.5-72B-Instruct", "deepseek-v2.5-0908",
+        "Athene-70B", "Mistral-Large-2",
+    ),
+    "frontier": (
+        "gpt-4o-2024-08-06", "gpt-4o-2024-05-13", "claude-3-5-sonnet-20241022",
+        "gemini-1.5-pro", "Meta-Llama-3.1-405B-Instruct", "chatgpt-4o-latest-24-09-07",
+    ),
+}  # fmt: skip
+# `laneway router train` without --tiers or a config: both shared data sets map.
+DEFAULT_TIER_MODELS: Mapping[str, tuple[str, ...]] = {
+    t: MMLU_PRO_TIER_MODELS[t] + ANSWERS_TIER_MODELS[t] for t in DEFAULT_TIERS
 }
 
 
