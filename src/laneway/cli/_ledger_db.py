@@ -13,13 +13,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 
 from laneway.errors import LanewayError
 
-__all__ = ["database_url", "read_ledger"]
+__all__ = ["DatabaseOption", "database_url", "read_ledger"]
+
+# ``--database`` of the commands that read the ledger.
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        envvar="LANEWAY_DATABASE_URL",
+        help="Ledger database URL (default: the config's database.url, as `serve` uses).",
+    ),
+]
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:

@@ -9,6 +9,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from laneway.cli._ledger_db import DatabaseOption
+
 if TYPE_CHECKING:
     from laneway.settings import Settings
 
@@ -195,13 +197,7 @@ def audit(
             help="One request, by the id in its x-laneway-request-id header (any time).",
         ),
     ] = None,
-    database: Annotated[
-        str | None,
-        typer.Option(
-            envvar="LANEWAY_DATABASE_URL",
-            help="Ledger database URL (default: the config's database.url, as `serve` uses).",
-        ),
-    ] = None,
+    database: DatabaseOption = None,
     config: ConfigOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any, cast
 
 import typer
 
+from laneway.cli._ledger_db import DatabaseOption
+
 if TYPE_CHECKING:
     from rich.table import Table
 
@@ -220,13 +222,7 @@ def usage_command(
     by: Annotated[_By, typer.Option(help="Group rows by this.")] = _By.deployment,
     source: Annotated[_Source, typer.Option(help="Traffic to count.")] = _Source.api,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
-    database: Annotated[
-        str | None,
-        typer.Option(
-            envvar="LANEWAY_DATABASE_URL",
-            help="Ledger database URL (default: the config's database.url, as `serve` uses).",
-        ),
-    ] = None,
+    database: DatabaseOption = None,
     config: Annotated[
         Path | None,
         typer.Option(
