@@ -113,7 +113,10 @@ class Scanner:
         """Findings (non-overlapping, sorted) and the names of detectors that raised."""
         if not text:
             return [], ()
-        copy, offsets, errors = _normalized(text)
+        if text.isascii() and "%" not in text:  # the usual text: its own normalised copy
+            copy, offsets, errors = text, None, []
+        else:
+            copy, offsets, errors = _normalized(text)
         hits: list[tuple[int, Hit]] = []
         kinds = self.kinds
         detectors = self._detectors if has_digit(copy) else self._digitless

@@ -60,16 +60,15 @@ NOT_SENT = frozenset({"model"})
 FIELD_POSITIONS = MappingProxyType(
     {"tools": "tools", "tool_choice": "tools", "response_format": "schema"}
 )  # every other field: "params"
-ROLE_POSITIONS = MappingProxyType(
-    {
-        "system": "system",
-        "developer": "system",
-        "tool": "tool_result",
-        "function": "tool_result",
-        "user": "user",
-        "assistant": "assistant",
-    }
-)
+_ROLE_POSITIONS = {
+    "system": "system",
+    "developer": "system",
+    "tool": "tool_result",
+    "function": "tool_result",
+    "user": "user",
+    "assistant": "assistant",
+}
+ROLE_POSITIONS = MappingProxyType(_ROLE_POSITIONS)
 _FIELDS = tuple(f.name for f in fields(ChatRequest) if f.name not in NOT_SENT)
 _OTHER_FIELDS = tuple(name for name in _FIELDS if name != "messages")
 _SHORT = 100_000  # numbers below this (in absolute value) are not text worth scanning
@@ -93,24 +92,19 @@ def plain_texts(request: ChatRequest) -> list[tuple[str, str]] | None:
     """``(position, text)`` of a request made of plain ``{role, content: str}`` messages
     and nothing else to scan (the usual case, walked without the generic visitor);
     ``None`` for any other request."""
-    for value in _other_values(request):
-        if value is None or value is True or value is False:
-            continue
-        kind = type(value)
-        if kind is int or kind is float:  # seed, max_tokens …: validated numbers
-            continue
-        if value or kind not in _EMPTY_TYPES:
+    for value in _other_values(request):  # None, False, 0, (), {}, "": nothing to scan
+        if value and type(value) not in _NUMBERS:  # seed, max_tokens …: validated numbers
             return None
     texts = []
+    positions = _ROLE_POSITIONS
     for message in request.messages:
         content = message.get("content")
         if type(content) is not str or len(message) != 2:
             return None
-        texts.append((ROLE_POSITIONS.get(message.get("role", ""), "other"), content))
+        texts.append((positions.get(message["role"], "other"), content))
     return texts
 
 
-_EMPTY_TYPES = frozenset({tuple, dict, list, str, MappingProxyType})
 _NUMBERS = frozenset({int, float, bool})
 
 
