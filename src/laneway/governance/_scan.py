@@ -113,9 +113,10 @@ class Scanner:
         """Findings (non-overlapping, sorted) and the names of detectors that raised."""
         if not text:
             return [], ()
-        if text.isascii() and "%" not in text:  # the usual text: its own normalised copy
-            copy, offsets, errors = text, None, []
-        else:
+        copy: str = text
+        offsets: OffsetMap | None = None
+        errors: list[str] = []
+        if not text.isascii() or "%" in text:  # else: the text is its own normalised copy
             copy, offsets, errors = _normalized(text)
         hits: list[tuple[int, Hit]] = []
         kinds = self.kinds
