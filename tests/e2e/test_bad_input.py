@@ -189,7 +189,7 @@ def test_unsupported_parameter_for_provider_is_rejected_not_dropped(
 def test_a_bug_becomes_a_500_json_error_and_the_gateway_keeps_serving(
     fake_openai: FakeOpenAI, start_gateway: GatewayFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import laneway.server._chat as chat
+    import laneway.server._validate as chat
 
     gw = start_gateway({"deployments": [openai_deployment("gpt", fake_openai.url)]})
     real = chat.parse_chat_request

@@ -14,6 +14,7 @@ safe validator (linear-time patterns, no remote references) rather than by the r
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,27 @@ async def _schema_problem(request: ChatRequest, result: ChatResult) -> str | Non
     return await checked.check(result.content)
 
 
+def _tool_problem(request: ChatRequest, cheap: ChatResult) -> bool:
+    """A tool call to an undeclared tool, with arguments that are not JSON, or that fail
+    the tool's parameter schema (checked with governance's linear-time validator: the
+    schema is the client's)."""
+    tools = {t["function"]["name"]: t["function"].get("parameters") for t in request.tools}
+    for call in cheap.tool_calls:
+        name = call["function"]["name"]
+        if name not in tools:
+            return True
+        try:
+            arguments = json.loads(call["function"]["arguments"] or "{}")
+        except ValueError:
+            return True
+        schema = tools[name]
+        if isinstance(schema, dict) and schema:
+            checked = ClientSchema.compile(schema, f"tools[{name}].function.parameters")
+            if checked.problem(arguments) is not None:
+                return True
+    return False
+
+
 async def _decide(
     gateway: Gateway,
     ctx: RequestContext,
@@ -72,15 +94,17 @@ async def _decide(
     request: ChatRequest,
     cheap: ChatResult,
 ) -> EscalationDecision:
-    if any(c.name == "json_schema" for c in spec.checks) and await _schema_problem(request, cheap):
+    names = [c.name for c in spec.checks]
+    if "json_schema" in names and await _schema_problem(request, cheap):
         return EscalationDecision(True, "json_schema", None)
-    tools = {t["function"]["name"]: t["function"].get("parameters") or {} for t in request.tools}
+    if "tool_arguments" in names and _tool_problem(request, cheap):
+        return EscalationDecision(True, "tool_arguments", None)
     info = RequestInfo(
         conversation=conversation_from_messages(request.messages),
         task=ctx.task,
         response_schema=None,  # checked above, safely
         json_object=(request.response_format or {}).get("type") == "json_object",
-        tools=tools,
+        tools={},  # checked above, safely
     )
     answer = AnswerResult(
         text=cheap.content or "",
