@@ -91,8 +91,9 @@ def test_prompt_tokens_equal_llama_cpp(model: NumpyLlama, model_path: Path) -> N
 def test_greedy_tokens_follow_llama_cpp(model: NumpyLlama, model_path: Path) -> None:
     """llama.cpp answers greedily; at each of its tokens the numpy runtime, fed the same
     text, picks the same next token, except where llama.cpp's own top two logits are
-    within 0.25 of each other (a near-tie that float rounding decides: measured, the
-    runtimes' logits differ by ~0.15 rms; llama.cpp's ties go as low as 0.005)."""
+    within 0.25 of each other: a near-tie that rounding decides (SmolLM2-135M is very
+    sensitive to it; measured, the two runtimes' logits differ by 0.1-0.2 rms, and the
+    disagreements seen were all at llama.cpp margins of 0.005-0.17)."""
     import numpy as np
     from llama_cpp import Llama
 
@@ -103,7 +104,7 @@ def test_greedy_tokens_follow_llama_cpp(model: NumpyLlama, model_path: Path) -> 
         llama.reset()
         llama.eval(tokens)
         ours = model._prefill(tokens)
-        for _ in range(24):
+        for _ in range(16):
             theirs = np.asarray(llama.scores[llama.n_tokens - 1])
             best, second = np.sort(theirs)[-2:][::-1]
             token = int(np.argmax(theirs))
@@ -115,7 +116,7 @@ def test_greedy_tokens_follow_llama_cpp(model: NumpyLlama, model_path: Path) -> 
                 break
             llama.eval([token])
             ours = model._step(token)
-    assert compared >= 60 and agreed == compared
+    assert compared >= 40 and agreed == compared
 
 
 # -- generation rules --------------------------------------------------------------------

@@ -35,6 +35,8 @@ __all__ = ["NumpyLlama", "PromptTooLong"]
 
 F32 = npt.NDArray[np.float32]
 _BLOCK = 32
+_BYTES = np.arange(256, dtype=np.uint8)
+_NIBBLES = ((_BYTES & 0x0F).astype(np.float32), (_BYTES >> 4).astype(np.float32))
 _DEFAULT_TEMPLATE = (
     "{% for m in messages %}{{ '<|im_start|>' + m['role'] + '\n' + m['content'] "
     "+ '<|im_end|>\n' }}{% endfor %}{{ '<|im_start|>assistant\n' }}"
@@ -109,11 +111,15 @@ def _linear(*tensors: GgufTensor) -> _Linear:
         q8 = np.ascontiguousarray(blocks[..., 2:]).view(np.int8)
         return _Linear("q8", (q8 * d).reshape(rows, -1))
     packed = blocks[..., size - 16 :]
-    q = np.concatenate([packed & 0x0F, packed >> 4], axis=2).astype(np.float32)
+    offset = 8 if kind == TensorType.Q4_0 else 0
+    scaled = np.empty((rows, packed.shape[1], _BLOCK), dtype=np.float32)
+    # low nibbles are a block's first 16 values, high nibbles its last 16 (ggml's order)
+    np.multiply(_NIBBLES[0][packed] - offset, d, out=scaled[..., :16])
+    np.multiply(_NIBBLES[1][packed] - offset, d, out=scaled[..., 16:])
     if kind == TensorType.Q4_0:
-        return _Linear("q8", ((q - 8) * d).reshape(rows, -1))
+        return _Linear("q8", scaled.reshape(rows, -1))
     mins = np.ascontiguousarray(blocks[..., 2:4]).view(np.float16).astype(np.float32)[..., 0]
-    return _Linear("q4_1", (q * d).reshape(rows, -1), mins)
+    return _Linear("q4_1", scaled.reshape(rows, -1), mins)
 
 
 def _vector(tensor: GgufTensor) -> F32:
