@@ -203,12 +203,13 @@ async def handle(gateway: Gateway, request: Request, protocol: ClientProtocol) -
             if key is not None:  # None: the master key
                 ctx.key = key
                 ctx.key_id = key.id
-        _check_content_type(request.headers.get("content-type"))
+        content_type, task_header = _own_headers(request.scope["headers"])
+        _check_content_type(content_type)
         body = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
         chat = protocol.parse(body, limits.max_json_depth)
         if protocol.needs_prepare:
             chat = await protocol.prepare(chat, ctx.key_id)
-        task, chat = _task_of(request.headers.get("x-laneway-task"), chat)
+        task, chat = _task_of(task_header, chat)
         ctx.task = task
     except ClientDisconnect:
         gateway.metrics.observe_rejected(499, None)
@@ -223,6 +224,18 @@ async def handle(gateway: Gateway, request: Request, protocol: ClientProtocol) -
     if chat.stream:
         return await _stream(gateway, ctx, chat, request.receive, protocol)
     return await _complete(gateway, ctx, chat, request.receive, protocol)
+
+
+def _own_headers(raw: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
+    """``content-type`` and ``x-laneway-task`` in one pass over the raw headers (cheaper
+    than two lookups through Starlette's ``Headers``, which re-encodes each name)."""
+    content_type = task = None
+    for name, value in raw:
+        if name == b"content-type":
+            content_type = value.decode("latin-1")
+        elif name == b"x-laneway-task":
+            task = value.decode("latin-1")
+    return content_type, task
 
 
 _TASK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}")
