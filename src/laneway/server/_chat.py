@@ -614,6 +614,10 @@ async def _sse(
                 usage = delta.usage
             if delta.finish_reason is not None:
                 finish = delta.finish_reason
+            if delta.model:
+                ctx.served_model = delta.model
+            if delta.system_fingerprint:
+                ctx.fingerprint = delta.system_fingerprint
             if delta.content is not None or delta.tool_calls or delta.finish_reason or is_first:
                 chunks += 1
                 if delta.content is not None:

@@ -98,6 +98,8 @@ class RequestContext:
     estimated: bool = False  # the served call's usage is an estimate (upstream sent none)
     estimated_usage: Usage | None = None
     task: str | None = None  # x-laneway-task / metadata.laneway_task (per-task routing)
+    served_model: str | None = None  # the model id the upstream said answered
+    fingerprint: str | None = None  # its system_fingerprint, when it sent one
     cascade: Any = None  # the router's CascadeSpec when this request cascades
     cascade_audit: dict[str, Any] | None = None
 
@@ -340,6 +342,8 @@ class Gateway:
             raise _private_failure(ctx, exc) from exc
         if result.usage is None:
             self.estimate_usage(ctx, request, estimate_completion_tokens(result))
+        ctx.served_model = result.model or None
+        ctx.fingerprint = result.system_fingerprint
         self._scan_output(ctx, result)
         return result
 
@@ -541,6 +545,8 @@ class Gateway:
                 audit=audit,
                 estimated=ctx.estimated,
                 task=ctx.task,
+                served_model=ctx.served_model,
+                fingerprint=ctx.fingerprint,
             )
         )
         if _single_call(ctx, outcome):
