@@ -11,7 +11,7 @@ quirks from ``vendors.yaml``, not code:
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -183,6 +183,42 @@ class OpenAIChatAdapter:
             logprobs=logprobs,
         )
 
+    async def embed(
+        self, texts: Sequence[str], *, dimensions: int | None, user: str | None
+    ) -> tuple[list[list[float]], Usage | None]:
+        """``POST {api_base}/embeddings``: one float vector per text, in order, and the
+        upstream's usage (``None`` when it sent none)."""
+        body: dict[str, Any] = {
+            "model": self.endpoint.upstream_model,
+            "input": list(texts),
+            "encoding_format": "float",
+        }
+        if dimensions is not None:
+            body["dimensions"] = dimensions
+        if user is not None:
+            body["user"] = user
+        url = self.endpoint.api_base.rstrip("/") + "/embeddings"
+        response = await self._client.post(
+            url, self._headers, orjson.dumps(body), self.endpoint.timeouts
+        )
+        if response.status >= 400:
+            raise self._error(response.status, response.headers, response.body)
+        try:
+            payload = orjson.loads(response.body)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamBadResponse(
+                f"{self.provider} sent {describe_body(response.headers, response.body)}",
+                upstream_status=response.status,
+            ) from exc
+        data = payload.get("data") if isinstance(payload, dict) else None
+        vectors = _embedding_vectors(data, len(texts))
+        if vectors is None:
+            raise UpstreamBadResponse(
+                f"{self.provider} sent a malformed embeddings body", upstream_status=200
+            )
+        usage = parse_openai_usage(payload.get("usage"), self.provider)  # no completion: 0
+        return vectors, usage
+
     def _malformed(self, what: str) -> UpstreamBadResponse:
         return UpstreamBadResponse(
             f"{self.provider} sent a malformed completion ({what})", upstream_status=200
@@ -305,6 +341,23 @@ def _check_tool_call_deltas(raw: Any, provider: str) -> None:
             for key in ("name", "arguments")
         ):
             raise UpstreamBadResponse(f"{provider} sent a malformed tool call delta")
+
+
+def _embedding_vectors(data: Any, count: int) -> list[list[float]] | None:
+    """``data`` of an embeddings answer → ``count`` vectors ordered by ``index``;
+    ``None`` when malformed (wrong count, a missing index, a value that is not a number)."""
+    if type(data) is not list or len(data) != count:
+        return None
+    vectors: list[list[float] | None] = [None] * count
+    for item in data:
+        index = item.get("index") if type(item) is dict else None
+        vector = item.get("embedding") if type(item) is dict else None
+        if type(index) is not int or not 0 <= index < count or vectors[index] is not None:
+            return None
+        if type(vector) is not list or not all(type(x) is float or type(x) is int for x in vector):
+            return None
+        vectors[index] = [float(x) for x in vector]
+    return [v for v in vectors if v is not None]
 
 
 def _default(value: Any) -> Any:

@@ -35,6 +35,7 @@ from laneway.resilience import CircuitState
 from laneway.server._admin import admin_routes
 from laneway.server._chat import chat_completions, error_response, handle, handle_chat
 from laneway.server._deployments import load_deployments
+from laneway.server._embeddings import embeddings
 from laneway.server._gateway import Gateway
 from laneway.server._messages_render import ANTHROPIC_MESSAGES
 from laneway.server._metrics import Metrics
@@ -418,6 +419,7 @@ def create_app(
             Route("/v1/chat/completions", chat_completions, methods=["POST"]),
             Route("/chat/completions", chat_completions, methods=["POST"]),
             Route("/v1/messages", messages, methods=["POST"]),
+            Route("/v1/embeddings", embeddings, methods=["POST"]),
             Route("/v1/responses", responses, methods=["POST"]),
             Route("/v1/responses/{response_id}", stored_response, methods=["GET", "DELETE"]),
             Route("/v1/messages/count_tokens", count_tokens, methods=["POST"]),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import time
 from typing import Any
 
@@ -50,6 +51,7 @@ class FakeOpenAI(FakeUpstreamServer):
         return [
             web.post("/v1/chat/completions", self._chat),
             web.post("/chat/completions", self._chat),
+            web.post("/v1/embeddings", self._embeddings),
             web.get("/v1/models", self._models),
         ]
 
@@ -87,6 +89,35 @@ class FakeOpenAI(FakeUpstreamServer):
         if fault.retry_after is not None:
             headers["retry-after"] = f"{fault.retry_after:g}"
         return json_response(payload, status=fault.status, headers=headers)
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        """Deterministic vectors (from a hash of each text), ``dimensions`` long (8 by
+        default), and a ``usage`` counted like the chat route's."""
+        body = await self.record(request)
+        fault = self.take_fault()
+        await self.before_answer(request, fault)
+        if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
+            return self.error_body(Fault("status", status=401, error_code="invalid_api_key"))
+        early = self.fault_response(fault)
+        if early is not None:
+            return early
+        texts = body.get("input") if isinstance(body, dict) else None
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, list) or not all(isinstance(t, str) for t in texts):
+            return self.error_body(Fault("status", status=400, error_code="invalid_input"))
+        size = body.get("dimensions") or 8
+        tokens = sum(count_tokens(t) for t in texts)
+        return json_response(
+            {
+                "object": "list",
+                "data": [
+                    {"object": "embedding", "index": i, "embedding": _fake_vector(t, size)}
+                    for i, t in enumerate(texts)
+                ],
+                "model": body.get("model") or self.model,
+                "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+            }
+        )
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)
@@ -179,6 +210,13 @@ class FakeOpenAI(FakeUpstreamServer):
             )
         events.append(b"data: [DONE]\n\n")
         return events
+
+
+def _fake_vector(text: str, size: int) -> list[float]:
+    """The fake's embedding of ``text``: ``size`` floats in [-1, 1) from its SHA-256
+    (exact in float32, so a base64 round trip gives the same numbers back)."""
+    seed = hashlib.sha256(text.encode()).digest()
+    return [(seed[i % 32] - 128) / 128 for i in range(size)]
 
 
 def _pieces(text: str, size: int = 0) -> list[str]:
