@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import openai
 import pytest
+from aiohttp import web
 
 from laneway.testing import FakeAnthropic, FakeOpenAI, Fault
 from tests.e2e.conftest import GatewayFactory, ledger_rows, openai_deployment
@@ -225,3 +226,33 @@ def test_falls_over_to_the_next_deployment_on_an_upstream_failure(
     gw.stop()
     summary = [r for r in ledger_rows(tmp_path) if r["attempt"] == 0]
     assert summary[0]["deployment"] == "private" and summary[0]["fallbacks"] == 1
+
+
+class _NoUsageOpenAI(FakeOpenAI):
+    """An OpenAI-compatible server whose embeddings answers carry no ``usage``."""
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        reply = await super()._embeddings(request)
+        payload = json.loads(reply.text or "{}")
+        payload.pop("usage", None)
+        return web.json_response(payload, status=reply.status)
+
+
+def test_missing_usage_is_billed_as_an_estimate_marked_estimated(
+    start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    with _NoUsageOpenAI(model="bge-m3") as server:
+        gw = start_gateway(
+            {
+                "deployments": [openai_deployment("tei", server.url, model="bge-m3", price=PRICE)],
+                "ledger": {"flush_interval": 0.05},
+            }
+        )
+        with _client(gw) as client:
+            answer = client.embeddings.create(model="tei", input="twelve characters long " * 4)
+        gw.stop()
+    assert answer.usage.prompt_tokens > 0
+    row = ledger_rows(tmp_path)[0]
+    assert row["estimated"] in (1, True)
+    assert row["prompt_tokens"] == answer.usage.prompt_tokens
+    assert row["cost_nusd"] is not None and row["cost_nusd"] > 0
