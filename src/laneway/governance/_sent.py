@@ -92,9 +92,10 @@ def plain_texts(request: ChatRequest) -> list[tuple[str, str]] | None:
     """``(position, text)`` of a request made of plain ``{role, content: str}`` messages
     and nothing else to scan (the usual case, walked without the generic visitor);
     ``None`` for any other request."""
-    for value in _other_values(request):  # None, False, 0, (), {}, "": nothing to scan
-        if value and type(value) not in _NUMBERS:  # seed, max_tokens …: validated numbers
-            return None
+    if any(_text_values(request)) or not _NUMBER_TYPES.issuperset(
+        map(type, _number_values(request))
+    ):  # a text field is set, or a number field holds something else: walk it all
+        return None
     texts = []
     positions = _ROLE_POSITIONS
     for message in request.messages:
@@ -108,7 +109,18 @@ def plain_texts(request: ChatRequest) -> list[tuple[str, str]] | None:
 _NUMBERS = frozenset({int, float, bool})
 
 
-_other_values = attrgetter(*_OTHER_FIELDS)  # every field but messages, as a tuple (C speed)
+def _numeric(annotation: object) -> bool:
+    """A field declared as a number or a flag (``int | None``, ``bool`` …)."""
+    parts = str(annotation).replace(" ", "").split("|")
+    return all(part in ("int", "float", "bool", "None") for part in parts)
+
+
+# Every field but messages, in two groups read in C: the fast path needs each text field
+# empty and each number field a number (``seed``, ``max_tokens``: validated, not text).
+_NUMBER_FIELDS = tuple(f.name for f in fields(ChatRequest) if _numeric(f.type))
+_text_values = attrgetter(*(n for n in _OTHER_FIELDS if n not in _NUMBER_FIELDS))
+_number_values = attrgetter(*_NUMBER_FIELDS)
+_NUMBER_TYPES = frozenset({int, float, bool, type(None)})
 
 
 def walk_request(request: ChatRequest, visitor: Visitor) -> ChatRequest:
