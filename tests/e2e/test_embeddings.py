@@ -17,8 +17,11 @@ import openai
 import pytest
 from aiohttp import web
 
+from laneway.errors import UpstreamBadResponse
+from laneway.governance import GovernanceStore
+from laneway.ledger import open_database
 from laneway.testing import FakeAnthropic, FakeOpenAI, Fault
-from tests.e2e.conftest import GatewayFactory, ledger_rows, openai_deployment
+from tests.e2e.conftest import ENV, GatewayFactory, ledger_rows, openai_deployment
 
 PRICE = {"input_per_mtok": "0.02", "output_per_mtok": "0"}
 SECRET_TEXT = "Write to maria.lopez@example.org about the invoice"
@@ -179,6 +182,7 @@ def test_sensitive_input_without_a_private_deployment_is_503_no_private_route(
         ({"model": "tier:embed", "input": "hi", "dimensions": 0}, "dimensions"),
         ({"model": "tier:embed", "input": "hi", "user": "a\nb"}, "user"),
         ({"input": "hi"}, "model"),
+        ({"model": "tier:embed", "input": ["x"] * 2049}, "input"),
     ],
 )
 def test_bad_input_is_refused_with_zero_upstream_calls(
@@ -256,3 +260,67 @@ def test_missing_usage_is_billed_as_an_estimate_marked_estimated(
     assert row["estimated"] in (1, True)
     assert row["prompt_tokens"] == answer.usage.prompt_tokens
     assert row["cost_nusd"] is not None and row["cost_nusd"] > 0
+
+
+def test_key_budget_is_reserved_and_settled_like_chat(
+    upstreams: tuple[FakeOpenAI, FakeOpenAI, FakeAnthropic],
+    start_gateway: GatewayFactory,
+    tmp_path: Path,
+) -> None:
+    external, private, claude = upstreams
+    ENV["LANEWAY_MASTER_KEY"] = "master-for-embeddings"
+    try:
+        gw = start_gateway(_config(external, private, claude))
+        engine = open_database(f"sqlite:///{tmp_path / 'ledger.db'}")
+        store = GovernanceStore(engine)
+        secret, record = store.create_key("rag", budget_usd=Decimal("0.000001"))
+        client = openai.OpenAI(base_url=gw.base_url, api_key=secret, max_retries=0, timeout=30)
+        with client:
+            client.embeddings.create(model="embed", input="hello world")  # 60 nano-USD
+            with pytest.raises(openai.RateLimitError) as info:  # reserves ~200 micro-USD
+                client.embeddings.create(model="embed", input=["x" * 400] * 100)
+        assert isinstance(info.value.body, dict)
+        assert info.value.body["code"] == "budget_exceeded"
+        assert len(external.received) == 1
+        gw.stop()
+        status = store.spend(record)
+        assert status.spent_usd == Decimal("0.02") * 3 / 1_000_000
+        assert status.reserved_usd == 0
+        engine.dispose()
+    finally:
+        ENV.pop("LANEWAY_MASTER_KEY")
+
+
+class _ShortOpenAI(FakeOpenAI):
+    """Answers one vector fewer than it was sent texts (a malformed embeddings body)."""
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        reply = await super()._embeddings(request)
+        payload = json.loads(reply.text or "{}")
+        payload["data"] = payload["data"][:-1]
+        return web.json_response(payload, status=reply.status)
+
+
+def test_a_malformed_answer_falls_over_to_the_next_deployment(
+    start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    with _ShortOpenAI(model="bge-m3") as broken, FakeOpenAI(model="bge-m3") as private:
+        config = {
+            "deployments": [
+                openai_deployment("broken", broken.url, model="bge-m3"),
+                openai_deployment("good", private.url, model="bge-m3"),
+            ],
+            "tiers": {"embed": ["broken", "good"]},
+            "ledger": {"flush_interval": 0.05},
+        }
+        gw = start_gateway(config)
+        with _client(gw) as client:
+            raw = client.embeddings.with_raw_response.create(model="tier:embed", input=["a", "b"])
+        assert raw.headers["x-laneway-deployment"] == "good"
+        assert len(raw.parse().data) == 2
+        assert len(broken.received) == 1
+        gw.stop()
+    rows = ledger_rows(tmp_path)
+    failed = [r for r in rows if r["attempt"] == 1]
+    assert failed and failed[0]["error_kind"] == UpstreamBadResponse.code
+    assert failed[0]["deployment"] == "broken"
