@@ -26,7 +26,7 @@ from collections.abc import Mapping
 
 from laneway.governance._scan import Finding, Scanner
 from laneway.governance._sent import walk_request
-from laneway.providers._types import ChatRequest
+from laneway.providers import ChatRequest
 
 __all__ = ["Redaction", "StreamRestorer", "redact_output", "redact_request"]
 

@@ -27,7 +27,7 @@ from laneway.governance._detectors import (
 )
 from laneway.governance._normalize import OffsetMap, normalize
 from laneway.governance._sent import leaf_prefix, plain_texts, walk_request
-from laneway.providers._types import ChatRequest
+from laneway.providers import ChatRequest
 from laneway.settings._policies import FAST_KINDS, NER_KINDS, SensitivePolicy
 
 __all__ = [

@@ -22,7 +22,8 @@ Not visited, on purpose (the whole list):
   pattern and a megabyte of it would cost milliseconds). It is decoded instead: a payload
   that is not an image of its declared type (``data:text/plain;base64,…``, an "image"
   that is text) is scanned as the text it decodes to, and so is the text an image carries
-  in its metadata (PNG text chunks, JPEG comments and EXIF/XMP segments, WebP EXIF/XMP).
+  in its metadata (PNG text chunks, JPEG comments and EXIF/XMP segments, GIF comments,
+  WebP EXIF/XMP).
   What is drawn in the pixels (a photo of a passport) is not read: no text detector can.
   A value found in a ``data:`` URL cannot be replaced by a placeholder, so ``action:
   redact`` fails closed for such a request (self-hosted only). ``http(s)`` image URLs
@@ -44,7 +45,7 @@ from types import MappingProxyType
 from typing import Any, Protocol
 
 from laneway.governance._images import data_url_text
-from laneway.providers._types import ChatRequest
+from laneway.providers import ChatRequest
 
 __all__ = [
     "FIELD_POSITIONS",
