@@ -27,8 +27,11 @@ PRICE = {"input_per_mtok": "0.02", "output_per_mtok": "0"}
 SECRET_TEXT = "Write to maria.lopez@example.org about the invoice"
 
 
+Upstreams = tuple[FakeOpenAI, FakeOpenAI, FakeAnthropic]
+
+
 @pytest.fixture
-def upstreams() -> Iterator[tuple[FakeOpenAI, FakeOpenAI, FakeAnthropic]]:
+def upstreams() -> Iterator[Upstreams]:
     with (
         FakeOpenAI(api_key="sk-upstream-secret", model="text-embedding-3-small") as external,
         FakeOpenAI(model="bge-m3") as private,
@@ -69,6 +72,11 @@ def _config(
     }
 
 
+@pytest.fixture
+def gw(upstreams: Upstreams, start_gateway: GatewayFactory) -> Any:
+    return start_gateway(_config(*upstreams))
+
+
 def _client(gw: Any) -> openai.OpenAI:
     return openai.OpenAI(base_url=gw.base_url, api_key="unused", max_retries=0, timeout=30)
 
@@ -84,12 +92,9 @@ def _audit(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_string_and_list_base64_dimensions_ledger_and_skip(
-    upstreams: tuple[FakeOpenAI, FakeOpenAI, FakeAnthropic],
-    start_gateway: GatewayFactory,
-    tmp_path: Path,
+    upstreams: Upstreams, gw: Any, tmp_path: Path
 ) -> None:
     external, private, claude = upstreams
-    gw = start_gateway(_config(external, private, claude))
     with _client(gw) as client:
         raw = client.embeddings.with_raw_response.create(model="tier:embed", input="hello world")
         one = raw.parse()
@@ -136,12 +141,9 @@ def test_string_and_list_base64_dimensions_ledger_and_skip(
 
 
 def test_sensitive_input_goes_only_to_the_self_hosted_deployment(
-    upstreams: tuple[FakeOpenAI, FakeOpenAI, FakeAnthropic],
-    start_gateway: GatewayFactory,
-    tmp_path: Path,
+    upstreams: Upstreams, gw: Any, tmp_path: Path
 ) -> None:
-    external, private, claude = upstreams
-    gw = start_gateway(_config(external, private, claude))
+    external, private, _ = upstreams
     with _client(gw) as client:
         raw = client.embeddings.with_raw_response.create(
             model="tier:embed", input=["a clean sentence", SECRET_TEXT]
@@ -158,7 +160,7 @@ def test_sensitive_input_goes_only_to_the_self_hosted_deployment(
 
 
 def test_sensitive_input_without_a_private_deployment_is_503_no_private_route(
-    upstreams: tuple[FakeOpenAI, FakeOpenAI, FakeAnthropic], start_gateway: GatewayFactory
+    upstreams: Upstreams, start_gateway: GatewayFactory
 ) -> None:
     external, _, claude = upstreams
     gw = start_gateway(_config(external, None, claude))
@@ -186,13 +188,9 @@ def test_sensitive_input_without_a_private_deployment_is_503_no_private_route(
     ],
 )
 def test_bad_input_is_refused_with_zero_upstream_calls(
-    upstreams: tuple[FakeOpenAI, FakeOpenAI, FakeAnthropic],
-    start_gateway: GatewayFactory,
-    body: dict[str, Any],
-    param: str,
+    upstreams: Upstreams, gw: Any, body: dict[str, Any], param: str
 ) -> None:
     external, private, claude = upstreams
-    gw = start_gateway(_config(external, private, claude))
     reply = httpx.post(gw.base_url + "/embeddings", json=body, timeout=30)
     assert reply.status_code == 400
     error = reply.json()["error"]
@@ -200,11 +198,8 @@ def test_bad_input_is_refused_with_zero_upstream_calls(
     assert not external.received and not private.received and not claude.received
 
 
-def test_a_model_that_cannot_embed_is_a_clear_400(
-    upstreams: tuple[FakeOpenAI, FakeOpenAI, FakeAnthropic], start_gateway: GatewayFactory
-) -> None:
-    external, private, claude = upstreams
-    gw = start_gateway(_config(external, private, claude))
+def test_a_model_that_cannot_embed_is_a_clear_400(upstreams: Upstreams, gw: Any) -> None:
+    claude = upstreams[2]
     with _client(gw) as client, pytest.raises(openai.BadRequestError) as info:
         client.embeddings.create(model="claude", input="hello")
     assert info.value.code == "unsupported_parameter"
@@ -213,7 +208,7 @@ def test_a_model_that_cannot_embed_is_a_clear_400(
 
 
 def test_falls_over_to_the_next_deployment_on_an_upstream_failure(
-    upstreams: tuple[FakeOpenAI, FakeOpenAI, FakeAnthropic],
+    upstreams: Upstreams,
     start_gateway: GatewayFactory,
     tmp_path: Path,
 ) -> None:
@@ -263,7 +258,7 @@ def test_missing_usage_is_billed_as_an_estimate_marked_estimated(
 
 
 def test_key_budget_is_reserved_and_settled_like_chat(
-    upstreams: tuple[FakeOpenAI, FakeOpenAI, FakeAnthropic],
+    upstreams: Upstreams,
     start_gateway: GatewayFactory,
     tmp_path: Path,
 ) -> None:
@@ -324,3 +319,24 @@ def test_a_malformed_answer_falls_over_to_the_next_deployment(
     failed = [r for r in rows if r["attempt"] == 1]
     assert failed and failed[0]["error_kind"] == UpstreamBadResponse.code
     assert failed[0]["deployment"] == "broken"
+
+
+@pytest.mark.parametrize("action", ["redact", "block"])
+def test_redact_and_block_policies_apply_to_embeddings(
+    upstreams: Upstreams, start_gateway: GatewayFactory, action: str
+) -> None:
+    external, _, claude = upstreams
+    config = _config(external, None, claude)
+    config["policies"] = {"sensitive": {"action": action}}
+    gw = start_gateway(config)
+    with _client(gw) as client:
+        if action == "block":
+            with pytest.raises(openai.PermissionDeniedError) as info:
+                client.embeddings.create(model="tier:embed", input=SECRET_TEXT)
+            assert info.value.code == "sensitive_data_blocked"
+            assert not external.received
+            return
+        answer = client.embeddings.create(model="tier:embed", input=["clean", SECRET_TEXT])
+    assert len(answer.data) == 2
+    sent = external.received[0].body["input"]
+    assert sent[0] == "clean" and "maria.lopez" not in sent[1] and "invoice" in sent[1]

@@ -90,15 +90,21 @@ class FakeOpenAI(FakeUpstreamServer):
             headers["retry-after"] = f"{fault.retry_after:g}"
         return json_response(payload, status=fault.status, headers=headers)
 
-    async def _embeddings(self, request: web.Request) -> web.Response:
-        """Deterministic vectors (from a hash of each text), ``dimensions`` long (8 by
-        default), and a ``usage`` counted like the chat route's."""
+    async def _open(self, request: web.Request) -> tuple[Any, Fault | None, web.Response | None]:
+        """Record a request, take its scripted fault and check the key: the body, the
+        fault and, when the answer is already decided (401, a fault), that answer."""
         body = await self.record(request)
         fault = self.take_fault()
         await self.before_answer(request, fault)
         if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return self.error_body(Fault("status", status=401, error_code="invalid_api_key"))
-        early = self.fault_response(fault)
+            denied = Fault("status", status=401, error_code="invalid_api_key")
+            return body, fault, self.error_body(denied)
+        return body, fault, self.fault_response(fault)
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        """Deterministic vectors (from a hash of each text), ``dimensions`` long (8 by
+        default), and a ``usage`` counted like the chat route's."""
+        body, _, early = await self._open(request)
         if early is not None:
             return early
         texts = body.get("input") if isinstance(body, dict) else None
@@ -120,12 +126,7 @@ class FakeOpenAI(FakeUpstreamServer):
         )
 
     async def _chat(self, request: web.Request) -> web.StreamResponse:
-        body = await self.record(request)
-        fault = self.take_fault()
-        await self.before_answer(request, fault)
-        if self.api_key and request.headers.get("authorization") != f"Bearer {self.api_key}":
-            return self.error_body(Fault("status", status=401, error_code="invalid_api_key"))
-        early = self.fault_response(fault)
+        body, fault, early = await self._open(request)
         if early is not None:
             return early
         if not isinstance(body, dict):
