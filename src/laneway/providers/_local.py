@@ -99,14 +99,19 @@ def _load_llama_cpp(settings: LocalModelSettings) -> Any:
 
 
 def _load_numpy(settings: LocalModelSettings) -> Any:
-    missing = [m for m in ("tokenizers", "jinja2") if not _installed(m)]
+    missing = [m for m in ("tokenizers", "jinja2", "threadpoolctl") if not _installed(m)]
     if missing:
         raise ConfigError(
             f"the numpy runtime of the embedded model needs {', '.join(missing)}: "
             "pip install 'laneway[local]'"
         )
+    from threadpoolctl import threadpool_limits
+
     from laneway.providers._numpy_llama import NumpyLlama
 
+    # numpy's BLAS threads spin while they wait: on a shared 2-core machine its default
+    # of one thread per core made generation 5x slower (8.9 s vs 46.8 s for 11 tokens)
+    threadpool_limits(limits=settings.n_threads or 1, user_api="blas")
     try:
         return NumpyLlama(_model_path(settings), n_ctx=settings.n_ctx)
     except ValueError as exc:  # not a Llama GGUF, or a tensor type it does not read
