@@ -103,7 +103,7 @@ def serve(
         "server_header": False,
         "loop": "auto",
         "http": "auto",
-        "timeout_graceful_shutdown": 10,
+        "timeout_graceful_shutdown": settings.server.graceful_shutdown_s,
     }
     if app is None:
         if path is not None:
