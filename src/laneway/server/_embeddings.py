@@ -102,14 +102,14 @@ def parse_embeddings_request(body: bytes, max_depth: int = 64) -> EmbeddingsRequ
             param="encoding_format",
         )
     dimensions = doc.get("dimensions")
+    if dimensions is not None:
+        dimensions = expect_int(dimensions, "dimensions", 1, _MAX_DIMENSIONS)
     user = doc.get("user")
     return EmbeddingsRequest(
         model=_model(doc["model"], "model"),
         texts=_texts(doc["input"]),
         encoding_format=fmt,
-        dimensions=None
-        if dimensions is None
-        else expect_int(dimensions, "dimensions", 1, _MAX_DIMENSIONS),
+        dimensions=dimensions,
         user=None if user is None else _user(user, "user"),
     )
 
