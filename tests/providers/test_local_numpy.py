@@ -35,8 +35,11 @@ def model_path() -> Path:
 
 
 @pytest.fixture(scope="module")
-def model(model_path: Path) -> NumpyLlama:
-    return NumpyLlama(model_path, n_ctx=512)
+def model(model_path: Path) -> Iterator[NumpyLlama]:
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):  # as the adapter's loader sets it
+        yield NumpyLlama(model_path, n_ctx=512)
 
 
 def _answer(model: NumpyLlama, prompt: str, **kwargs: Any) -> tuple[str, dict[str, Any]]:
@@ -142,10 +145,10 @@ def test_stop_sequence_ends_before_it(model: NumpyLlama) -> None:
 
 def test_seed_repeats_and_temperature_varies(model: NumpyLlama) -> None:
     prompt = "Write one sentence about the sea."
-    first, _ = _answer(model, prompt, max_tokens=16, temperature=1.0, seed=3)
-    again, _ = _answer(model, prompt, max_tokens=16, temperature=1.0, seed=3)
+    first, _ = _answer(model, prompt, max_tokens=8, temperature=1.0, seed=3)
+    again, _ = _answer(model, prompt, max_tokens=8, temperature=1.0, seed=3)
     assert first == again
-    others = {_answer(model, prompt, max_tokens=16, temperature=1.0, seed=s)[0] for s in range(4)}
+    others = {_answer(model, prompt, max_tokens=8, temperature=1.0, seed=s)[0] for s in range(3)}
     assert len(others) > 1
 
 
