@@ -84,6 +84,9 @@ _ERRORS: Mapping[str, tuple[int, type[UpstreamError]]] = MappingProxyType(
     }
 )
 
+# Anthropic parameters a /v1/messages client may send, passed on as they are.
+_NATIVE_OPTIONS = ("thinking", "top_k", "service_tier")
+
 # OpenAI options whose value here means "the default behaviour", which Anthropic has.
 _NOOP_OPTIONS: Mapping[str, object] = MappingProxyType(
     {"n": 1, "logprobs": False, "presence_penalty": 0, "frequency_penalty": 0}
@@ -144,6 +147,8 @@ class AnthropicAdapter:
         for name, value in request.options.items():
             if value is None or (name in _NOOP_OPTIONS and value == _NOOP_OPTIONS[name]):
                 continue
+            if name in _NATIVE_OPTIONS:
+                continue
             raise self._unsupported(name, f"does not support {name!r}")
         if request.temperature is not None and request.temperature > 1:
             raise self._unsupported("temperature", "accepts a temperature between 0 and 1 only")
@@ -177,6 +182,9 @@ class AnthropicAdapter:
         if request.user is not None:
             body["metadata"] = {"user_id": request.user}
         body.update(_tools_part(request))
+        for name in _NATIVE_OPTIONS:  # Anthropic's own parameters, from /v1/messages
+            if request.options.get(name) is not None:
+                body[name] = request.options[name]
         if stream:
             body["stream"] = True
         return body

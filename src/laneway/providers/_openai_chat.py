@@ -70,6 +70,10 @@ def parse_openai_usage(raw: Any, provider: str = "openai") -> Usage | None:
     return Usage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached)
 
 
+# Anthropic Messages parameters (``/v1/messages``) that only Anthropic deployments honour.
+_ANTHROPIC_ONLY = ("thinking", "top_k")
+
+
 class OpenAIChatAdapter:
     """:class:`~laneway.providers.ChatModel` speaking ``POST {api_base}/chat/completions``."""
 
@@ -87,6 +91,13 @@ class OpenAIChatAdapter:
         self._unsupported = frozenset(endpoint.quirk("unsupported", ()) or ())
 
     def check(self, request: ChatRequest) -> None:
+        for name in _ANTHROPIC_ONLY:
+            if name in request.options:
+                raise UnsupportedParameter(
+                    f"deployment {self.endpoint.deployment!r} (OpenAI format) does not support "
+                    f"{name!r} (an Anthropic Messages parameter)",
+                    param=name,
+                )
         for name in self._unsupported:
             if name in request.options or getattr(request, name, None) not in (None, (), False):
                 raise UnsupportedParameter(
@@ -181,6 +192,7 @@ class OpenAIChatAdapter:
             tool_calls=_tool_calls(message.get("tool_calls"), self.provider),
             refusal=refusal,
             logprobs=logprobs,
+            system_fingerprint=_fingerprint(payload),
         )
 
     async def embed(
@@ -288,7 +300,14 @@ class OpenAIChatAdapter:
             usage=usage,
             model=model,
             logprobs=logprobs,
+            system_fingerprint=_fingerprint(chunk),
         )
+
+
+def _fingerprint(payload: dict[str, Any]) -> str | None:
+    """The upstream's ``system_fingerprint`` (its backend configuration), when it sent one."""
+    value = payload.get("system_fingerprint")
+    return value[:200] if type(value) is str and value else None
 
 
 def _finish_reason(raw: Any) -> str:

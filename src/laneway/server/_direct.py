@@ -89,6 +89,7 @@ async def _assemble(
     usage: Usage | None = None
     finish: str | None = None
     model = ""
+    fingerprint: str | None = None
     delta = first
     try:
         while True:
@@ -106,6 +107,7 @@ async def _assemble(
             usage = delta.usage or usage
             finish = delta.finish_reason or finish
             model = delta.model or model
+            fingerprint = delta.system_fingerprint or fingerprint
             nxt = await anext(rest, None)
             if nxt is None:
                 break
@@ -125,6 +127,7 @@ async def _assemble(
             model=model,
             usage=usage,
             tool_calls=[calls[i] for i in sorted(calls)],
+            system_fingerprint=fingerprint,
         ),
         ttft,
     )
