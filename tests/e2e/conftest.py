@@ -3,6 +3,8 @@ gateway running on a real loopback port, called with the official ``openai`` SDK
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -84,3 +86,22 @@ def client_factory() -> Iterator[Any]:
     yield make
     for client in clients:
         client.close()
+
+
+def rows_when(tmp_path: Path, ready: Callable[[list[dict[str, Any]]], bool]) -> list[Any]:
+    """The ledger's rows once ``ready`` says so (the writer flushes in the background)."""
+    path = tmp_path / "ledger.db"
+    deadline = time.monotonic() + 10
+    rows: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        if path.exists():
+            with sqlite3.connect(path) as conn:
+                conn.row_factory = sqlite3.Row
+                try:
+                    rows = [dict(r) for r in conn.execute("SELECT * FROM ledger ORDER BY id")]
+                except sqlite3.OperationalError:  # table not created yet
+                    rows = []
+            if ready(rows):
+                return rows
+        time.sleep(0.05)
+    raise AssertionError(f"ledger never got the expected rows: {rows}")

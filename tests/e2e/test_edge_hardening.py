@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -29,31 +28,13 @@ from laneway.providers import IMAGE_TOKENS_MAX, ChatRequest, prompt_upper_bound
 from laneway.server import create_app
 from laneway.settings import Settings
 from laneway.testing import FakeOpenAI, Fault, RunningGateway
-from tests.e2e.conftest import ENV, GatewayFactory, openai_deployment
+from tests.e2e.conftest import ENV, GatewayFactory, openai_deployment, rows_when
 
 MASTER = "master-for-edge-tests"
 PRICE = {"input_per_mtok": "2.50", "output_per_mtok": "10.00"}
 FAST_LEDGER = {"ledger": {"flush_interval": 0.05}}
 HELLO = {"model": "primary", "messages": [{"role": "user", "content": "hello"}]}
 EMAIL = [{"role": "user", "content": "Write to maria.lopez@example.org about the invoice"}]
-
-
-def _rows_when(tmp_path: Path, ready: Callable[[list[dict[str, Any]]], bool]) -> list[Any]:
-    path = tmp_path / "ledger.db"
-    deadline = time.monotonic() + 10
-    rows: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        if path.exists():
-            with sqlite3.connect(path) as conn:
-                conn.row_factory = sqlite3.Row
-                try:
-                    rows = [dict(r) for r in conn.execute("SELECT * FROM ledger ORDER BY id")]
-                except sqlite3.OperationalError:
-                    rows = []
-            if ready(rows):
-                return rows
-        time.sleep(0.05)
-    raise AssertionError(f"ledger never got the expected rows: {rows}")
 
 
 @pytest.fixture
@@ -149,7 +130,7 @@ def test_a_body_that_never_completes_is_408(
     assert orjson.loads(body)["error"]["code"] == "request_timeout"
     assert 0.4 < waited < 5
     assert fake_openai.received == []
-    rows = _rows_when(tmp_path, lambda rows: any(r["status"] == 408 for r in rows))
+    rows = rows_when(tmp_path, lambda rows: any(r["status"] == 408 for r in rows))
     assert rows[-1]["error_kind"] == "request_timeout"
 
 
@@ -178,7 +159,7 @@ def test_refused_requests_are_in_the_ledger_with_key_and_client(
     assert bad.status_code == 400
     too_big = {**HELLO, "messages": [{"role": "user", "content": "x" * 5000}]}
     assert httpx.post(url, json=too_big, headers=auth).status_code == 413
-    rows = _rows_when(tmp_path, lambda rows: len(rows) >= 3)
+    rows = rows_when(tmp_path, lambda rows: len(rows) >= 3)
     by_status = {r["status"]: r for r in rows}
     assert set(by_status) == {400, 401, 413}
     for row in rows:
@@ -378,7 +359,7 @@ def test_missing_usage_is_estimated_billed_and_marked(
         )
         chunks = list(stream)
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
-    rows = _rows_when(tmp_path, lambda rows: len(rows) >= 2)
+    rows = rows_when(tmp_path, lambda rows: len(rows) >= 2)
     for row in rows:
         assert row["status"] == 200
         assert row["estimated"] == 1

@@ -14,8 +14,7 @@ import pytest
 from openai import OpenAI
 
 from laneway.testing import FakeOpenAI, Fault
-from tests.e2e.conftest import GatewayFactory, openai_deployment
-from tests.e2e.test_request_lifecycle import _rows_when
+from tests.e2e.conftest import GatewayFactory, openai_deployment, rows_when
 
 HI = [{"role": "user", "content": "hi"}]
 WORDS = "one two three four five six"
@@ -180,7 +179,7 @@ def test_an_endless_stream_ends_at_its_maximum_duration_with_an_error_event(
     assert received >= 5  # it streamed until the limit
     assert limit <= elapsed < limit + 3.0, elapsed
     assert "maximum duration" in info.value.message
-    rows = _rows_when(tmp_path, lambda rows: len(rows) >= 1)
+    rows = rows_when(tmp_path, lambda rows: len(rows) >= 1)
     assert (rows[0]["partial"], rows[0]["error_kind"]) == (1, "upstream_error")
 
 
@@ -225,7 +224,7 @@ def test_a_stream_without_done_after_its_finish_reason_is_a_success(
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
     assert len(fake_openai.received) == 1
-    rows = _rows_when(tmp_path, lambda rows: len(rows) >= 1)
+    rows = rows_when(tmp_path, lambda rows: len(rows) >= 1)
     assert (rows[0]["status"], rows[0]["partial"], rows[0]["error_kind"]) == (200, 0, None)
 
 

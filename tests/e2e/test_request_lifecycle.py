@@ -5,7 +5,6 @@ in ``/metrics``."""
 from __future__ import annotations
 
 import logging
-import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -18,32 +17,13 @@ from laneway.providers import ChatRequest, ChatResult, StreamDelta
 from laneway.providers._local import LocalLlamaAdapter
 from laneway.settings import DeploymentSettings, LocalModelSettings
 from laneway.testing import FakeOpenAI, Fault
-from tests.e2e.conftest import ENV, GatewayFactory, ledger_rows, openai_deployment
+from tests.e2e.conftest import ENV, GatewayFactory, ledger_rows, openai_deployment, rows_when
 
 MASTER = "master-for-lifecycle-tests"
 WORDS = " ".join(["w"] * 40)  # 40 words: the fake upstream echoes them one chunk each
 LOCAL = {"name": "local", "model": "smollm2-135m-instruct", "provider": "local"}
 FAST_LEDGER = {"ledger": {"flush_interval": 0.05}}
 PRICE = {"input_per_mtok": "2.50", "output_per_mtok": "10.00"}
-
-
-def _rows_when(tmp_path: Path, ready: Callable[[list[dict[str, Any]]], bool]) -> list[Any]:
-    """The ledger's rows once ``ready`` says so (the writer flushes in the background)."""
-    path = tmp_path / "ledger.db"
-    deadline = time.monotonic() + 10
-    rows: list[dict[str, Any]] = []
-    while time.monotonic() < deadline:
-        if path.exists():
-            with sqlite3.connect(path) as conn:
-                conn.row_factory = sqlite3.Row
-                try:
-                    rows = [dict(r) for r in conn.execute("SELECT * FROM ledger ORDER BY id")]
-                except sqlite3.OperationalError:  # table not created yet
-                    rows = []
-            if ready(rows):
-                return rows
-        time.sleep(0.05)
-    raise AssertionError(f"ledger never got the expected rows: {rows}")
 
 
 # -- 1. a client that leaves a non-streaming request ------------------------------
@@ -58,7 +38,7 @@ def test_leaving_a_non_streaming_request_cancels_the_upstream_call(
     body = {"model": "primary", "messages": [{"role": "user", "content": WORDS}]}
     with pytest.raises(httpx.ReadTimeout):
         httpx.post(gw.base_url + "/chat/completions", json=body, timeout=0.3)
-    rows = _rows_when(tmp_path, lambda rows: len(rows) >= 1)
+    rows = rows_when(tmp_path, lambda rows: len(rows) >= 1)
     summary = rows[0]
     # recorded when the client left, not when the upstream would have answered (1.5 s)
     assert summary["status"] == 499
@@ -67,7 +47,7 @@ def test_leaving_a_non_streaming_request_cancels_the_upstream_call(
     # the prompt that was sent is billed (estimated: the upstream never said)
     assert summary["prompt_tokens"] > 0
     assert summary["cost_nusd"] is not None and summary["cost_nusd"] > 0
-    rows = _rows_when(tmp_path, lambda rows: len(rows) >= 2)
+    rows = rows_when(tmp_path, lambda rows: len(rows) >= 2)
     attempt = rows[1]
     assert attempt["attempt"] == 1
     assert (attempt["status"], attempt["partial"], attempt["error_kind"]) == (
@@ -151,7 +131,7 @@ def test_leaving_stops_the_embedded_model_and_bills_what_it_generated(
     assert waited < 3
     assert llama.generated < 400
     assert llama.streamed_calls == 2  # generated as an internal stream, to be stoppable
-    rows = _rows_when(tmp_path, lambda rows: len([r for r in rows if r["attempt"] == 0]) >= 2)
+    rows = rows_when(tmp_path, lambda rows: len([r for r in rows if r["attempt"] == 0]) >= 2)
     left = next(r for r in rows if r["attempt"] == 0)
     assert (left["status"], left["partial"]) == (499, 1)
     assert left["prompt_tokens"] == 6  # counted by the model's tokenizer, not estimated
@@ -220,7 +200,7 @@ def test_a_stream_the_client_leaves_is_recorded_as_such_in_every_row(
     body = {"model": "primary", "messages": [{"role": "user", "content": WORDS}]}
     lines = _stream_lines(gw.base_url + "/chat/completions", body, keep=5)
     assert len(lines) == 5
-    summary, attempt = _rows_when(tmp_path, lambda rows: len(rows) >= 2)
+    summary, attempt = rows_when(tmp_path, lambda rows: len(rows) >= 2)
     assert (summary["status"], summary["partial"]) == (499, 1)
     assert (attempt["status"], attempt["partial"], attempt["error_kind"]) == (
         499,
@@ -350,7 +330,7 @@ def test_leaving_stops_the_real_embedded_model(
     hi = {"model": "local", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 3}
     assert httpx.post(url, json=hi, timeout=120).status_code == 200
     assert time.monotonic() - started < 10  # 1,200 tokens take ~30-60 s on this machine
-    rows = _rows_when(tmp_path, lambda rows: len([r for r in rows if r["attempt"] == 0]) >= 2)
+    rows = rows_when(tmp_path, lambda rows: len([r for r in rows if r["attempt"] == 0]) >= 2)
     left = next(r for r in rows if r["attempt"] == 0)
     assert (left["status"], left["partial"]) == (499, 1)
     assert left["prompt_tokens"] > 0
