@@ -272,3 +272,15 @@ def test_sensitive_messages_stay_private_and_everything_is_ledgered(
         time.sleep(0.05)
     assert rows and rows[0][0] == "private" and rows[0][1] == 200
     assert '"sensitive":true' in rows[0][2]
+
+
+def test_models_list_serves_both_sdks(gw: Any) -> None:
+    with _client(gw) as client:
+        page = client.models.list()
+        ids = [m.id for m in page.data]
+        assert {"gpt", "claude", "gemini", "tier:standard"} <= set(ids)
+        assert all(m.type == "model" and m.display_name for m in page.data)
+    import openai as openai_sdk
+
+    with openai_sdk.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0) as other:
+        assert {"gpt", "claude"} <= {m.id for m in other.models.list().data}

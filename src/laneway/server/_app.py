@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 from collections.abc import AsyncIterator, Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -55,61 +56,58 @@ def _json(payload: object, status: int = 200) -> Response:
 
 
 async def list_models(request: Request) -> Response:
+    """``GET /v1/models`` in a shape both SDKs read: OpenAI's (``object``, ``created``,
+    ``owned_by``) and Anthropic's (``type``, ``display_name``, ``created_at``,
+    ``has_more``, ``first_id``, ``last_id``) side by side; keys by ``Authorization`` or
+    ``x-api-key``."""
     gateway: Gateway = request.app.state.gateway
     if gateway.governance.auth_required:
         try:
             await asyncio.to_thread(
-                gateway.governance.authenticate, request.headers.get("authorization")
+                gateway.governance.authenticate, ANTHROPIC_MESSAGES.credentials(request.headers)
             )
         except LanewayError as exc:
             return error_response(exc)
-    created = int(gateway.started_at)
-    data: list[dict[str, object]] = []
+    entries: list[tuple[str, dict[str, object]]] = []
     for name, d in gateway.deployments.items():
-        data.append(
-            {
-                "id": name,
-                "object": "model",
-                "created": created,
-                "owned_by": "laneway",
-                "laneway": {"kind": "deployment", "model": d.model_id, "hosting": d.hosting},
-            }
-        )
+        entries.append((name, {"kind": "deployment", "model": d.model_id, "hosting": d.hosting}))
     for tier, members in gateway.resolver.tiers.items():
-        data.append(
-            {
-                "id": f"tier:{tier}",
-                "object": "model",
-                "created": created,
-                "owned_by": "laneway",
-                "laneway": {"kind": "tier", "deployments": list(members)},
-            }
-        )
+        entries.append((f"tier:{tier}", {"kind": "tier", "deployments": list(members)}))
     if gateway.router is not None:
         for profile in ("", *gateway.router.profiles()):
-            data.append(
-                {
-                    "id": f"auto:{profile}" if profile else "auto",
-                    "object": "model",
-                    "created": created,
-                    "owned_by": "laneway",
-                    "laneway": {"kind": "router", "profile": profile or "default"},
-                }
+            entries.append(
+                (
+                    f"auto:{profile}" if profile else "auto",
+                    {"kind": "router", "profile": profile or "default"},
+                )
             )
     for name in gateway.resolver.model_names():
-        data.append(
-            {
-                "id": name,
-                "object": "model",
-                "created": created,
-                "owned_by": "laneway",
-                "laneway": {
-                    "kind": "model",
-                    "deployments": list(gateway.resolver.resolve(name).deployments),
-                },
-            }
-        )
-    return _json({"object": "list", "data": data})
+        deployments = list(gateway.resolver.resolve(name).deployments)
+        entries.append((name, {"kind": "model", "deployments": deployments}))
+    created = int(gateway.started_at)
+    created_at = datetime.fromtimestamp(created, UTC).isoformat().replace("+00:00", "Z")
+    data = [
+        {
+            "id": model_id,
+            "object": "model",
+            "created": created,
+            "owned_by": "laneway",
+            "type": "model",
+            "display_name": model_id,
+            "created_at": created_at,
+            "laneway": info,
+        }
+        for model_id, info in entries
+    ]
+    return _json(
+        {
+            "object": "list",
+            "data": data,
+            "has_more": False,
+            "first_id": data[0]["id"] if data else None,
+            "last_id": data[-1]["id"] if data else None,
+        }
+    )
 
 
 async def messages(request: Request) -> Response:
