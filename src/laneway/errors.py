@@ -11,6 +11,7 @@ exactly one place each, by exception type and HTTP status, never by message text
     LanewayError
     ├── ConfigError                      (start-up: invalid settings file)
     ├── InvalidRequest          400 invalid_request
+    │   ├── KeyNameTaken        400 invalid_request (an active key has this name)
     │   └── UnsupportedParameter 400 unsupported_parameter
     ├── AuthenticationFailed    401 invalid_api_key
     ├── PermissionDenied        403 permission_denied
@@ -61,6 +62,7 @@ __all__ = [
     "InjectionBlocked",
     "InvalidOutput",
     "InvalidRequest",
+    "KeyNameTaken",
     "LanewayError",
     "ModelNotFound",
     "NoDeploymentAvailable",
@@ -126,6 +128,10 @@ class InvalidRequest(LanewayError):
     code = "invalid_request"
 
 
+class KeyNameTaken(InvalidRequest):
+    """An active virtual key already has this name (still ``invalid_request`` over HTTP)."""
+
+
 class UnsupportedParameter(InvalidRequest):
     """A parameter the chosen provider cannot honour (rejected, never dropped)."""
 
@@ -188,10 +194,9 @@ class HeadersTooLarge(LanewayError):
     code = "request_header_fields_too_large"
 
 
-class RateLimited(LanewayError):
-    status = 429
-    type = "rate_limit_error"
-    code = "rate_limited"
+class _RetryAfter(LanewayError):
+    """An error that may say when to try again (``retry_after`` seconds, sent as the
+    ``Retry-After`` header). A base of leaf classes only; never raised itself."""
 
     def __init__(
         self, message: str, *, retry_after: float | None = None, param: str | None = None
@@ -203,6 +208,12 @@ class RateLimited(LanewayError):
         if self.retry_after is None:
             return {}
         return {"retry-after": str(max(1, round(self.retry_after)))}
+
+
+class RateLimited(_RetryAfter):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limited"
 
 
 class QueueFull(RateLimited):
@@ -235,22 +246,11 @@ class NoDeploymentAvailable(LanewayError):
     code = "no_deployment_available"
 
 
-class NoPrivateRoute(NoDeploymentAvailable):
+class NoPrivateRoute(_RetryAfter, NoDeploymentAvailable):
     """Sensitive data may only go to self-hosted or embedded models, and none is healthy
     (or none answered). ``retry_after``: when one is expected back (a circuit's probe)."""
 
     code = "no_private_route"
-
-    def __init__(
-        self, message: str, *, retry_after: float | None = None, param: str | None = None
-    ) -> None:
-        super().__init__(message, param=param)
-        self.retry_after = retry_after
-
-    def headers(self) -> dict[str, str]:
-        if self.retry_after is None:
-            return {}
-        return {"retry-after": str(max(1, round(self.retry_after)))}
 
 
 class ShuttingDown(NoDeploymentAvailable):
@@ -262,18 +262,12 @@ class ShuttingDown(NoDeploymentAvailable):
         return {"retry-after": "1"}
 
 
-class CircuitOpen(NoDeploymentAvailable):
+class CircuitOpen(_RetryAfter, NoDeploymentAvailable):
     """Every deployment that could serve the request has an open circuit breaker (or its
     one half-open probe is out): fail fast. ``retry_after`` is the seconds until the
     first of them lets a probe through."""
 
     code = "circuit_open"
-
-    def __init__(
-        self, message: str, *, retry_after: float | None = None, param: str | None = None
-    ) -> None:
-        super().__init__(message, param=param)
-        self.retry_after = retry_after
 
     def headers(self) -> dict[str, str]:
         return {"retry-after": str(_retry_after_seconds(self.retry_after, 1.0))}

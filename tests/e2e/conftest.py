@@ -15,7 +15,7 @@ from openai import OpenAI
 from laneway.ledger import open_database
 from laneway.server import create_app
 from laneway.settings import Settings
-from laneway.testing import FakeOpenAI, RunningGateway
+from laneway.testing import FakeAnthropic, FakeGemini, FakeOpenAI, RunningGateway
 
 ENV = {"FAKE_KEY": "sk-upstream-secret", "OTHER_KEY": "sk-other-secret"}
 
@@ -105,3 +105,32 @@ def rows_when(tmp_path: Path, ready: Callable[[list[dict[str, Any]]], bool]) -> 
                 return rows
         time.sleep(0.05)
     raise AssertionError(f"ledger never got the expected rows: {rows}")
+
+
+Upstreams = tuple[FakeOpenAI, FakeAnthropic, FakeGemini]
+
+
+@pytest.fixture
+def upstreams() -> Iterator[Upstreams]:
+    """One fake upstream per wire format: OpenAI, Anthropic, Gemini."""
+    with (
+        FakeOpenAI(api_key="sk-upstream-secret", model="gpt-4o") as openai_fake,
+        FakeAnthropic(api_key="sk-upstream-secret") as claude,
+        FakeGemini(api_key="sk-other-secret") as gemini,
+    ):
+        yield openai_fake, claude, gemini
+
+
+def three_formats(
+    upstreams: Upstreams, price: dict[str, str] | None = None
+) -> list[dict[str, Any]]:
+    """Deployments ``gpt``, ``claude`` and ``gemini`` on the three fakes."""
+    openai_fake, claude, gemini = upstreams
+    gpt = openai_deployment("gpt", openai_fake.url, **({"price": price} if price else {}))
+    return [
+        gpt,
+        {"name": "claude", "model": "claude-sonnet-4-6", "provider": "anthropic",
+         "api_base": claude.url, "api_key": "env:FAKE_KEY"},
+        {"name": "gemini", "model": "gemini-2.5-pro", "provider": "gemini",
+         "api_base": gemini.url, "api_key": "env:OTHER_KEY"},
+    ]  # fmt: skip

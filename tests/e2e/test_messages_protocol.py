@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +16,8 @@ import anthropic
 import httpx
 import pytest
 
-from laneway.testing import FakeAnthropic, FakeGemini, FakeOpenAI
-from tests.e2e.conftest import GatewayFactory, openai_deployment
+from laneway.testing import FakeOpenAI
+from tests.e2e.conftest import GatewayFactory, Upstreams, openai_deployment, three_formats
 
 PRICE = {"input_per_mtok": "2.50", "output_per_mtok": "10.00"}
 WEATHER = {
@@ -33,39 +32,10 @@ WEATHER = {
 
 
 @pytest.fixture
-def upstreams() -> Iterator[tuple[FakeOpenAI, FakeAnthropic, FakeGemini]]:
-    with (
-        FakeOpenAI(api_key="sk-upstream-secret", model="gpt-4o") as openai_fake,
-        FakeAnthropic(api_key="sk-upstream-secret") as claude,
-        FakeGemini(api_key="sk-other-secret") as gemini,
-    ):
-        yield openai_fake, claude, gemini
-
-
-@pytest.fixture
-def gw(
-    start_gateway: GatewayFactory, upstreams: tuple[FakeOpenAI, FakeAnthropic, FakeGemini]
-) -> Any:
-    openai_fake, claude, gemini = upstreams
+def gw(start_gateway: GatewayFactory, upstreams: Upstreams) -> Any:
     return start_gateway(
         {
-            "deployments": [
-                openai_deployment("gpt", openai_fake.url, price=PRICE),
-                {
-                    "name": "claude",
-                    "model": "claude-sonnet-4-6",
-                    "provider": "anthropic",
-                    "api_base": claude.url,
-                    "api_key": "env:FAKE_KEY",
-                },
-                {
-                    "name": "gemini",
-                    "model": "gemini-2.5-pro",
-                    "provider": "gemini",
-                    "api_base": gemini.url,
-                    "api_key": "env:OTHER_KEY",
-                },
-            ],
+            "deployments": three_formats(upstreams, PRICE),
             "tiers": {"standard": ["gpt"], "frontier": ["claude"]},
             "ledger": {"flush_interval": 0.05},
         }
@@ -168,7 +138,7 @@ def test_tool_use_round_trip(gw: Any, model: str, stream: bool) -> None:
 
 
 def test_errors_come_in_anthropic_shape_with_zero_upstream_calls(
-    gw: Any, upstreams: tuple[FakeOpenAI, FakeAnthropic, FakeGemini]
+    gw: Any, upstreams: Upstreams
 ) -> None:
     with _client(gw) as client:
         with pytest.raises(anthropic.BadRequestError) as info:
@@ -201,9 +171,7 @@ def test_errors_come_in_anthropic_shape_with_zero_upstream_calls(
     assert all(not u.received for u in upstreams)
 
 
-def test_thinking_goes_to_anthropic_and_is_refused_elsewhere(
-    gw: Any, upstreams: tuple[FakeOpenAI, FakeAnthropic, FakeGemini]
-) -> None:
+def test_thinking_goes_to_anthropic_and_is_refused_elsewhere(gw: Any, upstreams: Upstreams) -> None:
     openai_fake, claude, _ = upstreams
     body = {
         "max_tokens": 2048,

@@ -7,7 +7,6 @@ and Gemini deployments."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +17,7 @@ from openai import OpenAI
 
 from laneway.governance import GovernanceStore
 from laneway.ledger import open_database
-from laneway.testing import FakeAnthropic, FakeGemini, FakeOpenAI
-from tests.e2e.conftest import ENV, GatewayFactory, openai_deployment
+from tests.e2e.conftest import ENV, GatewayFactory, Upstreams, three_formats
 
 PRICE = {"input_per_mtok": "2.50", "output_per_mtok": "10.00"}
 TOOL = {
@@ -34,43 +32,12 @@ TOOL = {
 }
 
 
-@pytest.fixture
-def upstreams() -> Iterator[tuple[FakeOpenAI, FakeAnthropic, FakeGemini]]:
-    with (
-        FakeOpenAI(api_key="sk-upstream-secret", model="gpt-4o") as openai_fake,
-        FakeAnthropic(api_key="sk-upstream-secret") as claude,
-        FakeGemini(api_key="sk-other-secret") as gemini,
-    ):
-        yield openai_fake, claude, gemini
-
-
-def _config(upstreams: tuple[FakeOpenAI, FakeAnthropic, FakeGemini]) -> dict[str, Any]:
-    openai_fake, claude, gemini = upstreams
-    return {
-        "deployments": [
-            openai_deployment("gpt", openai_fake.url, price=PRICE),
-            {
-                "name": "claude",
-                "model": "claude-sonnet-4-6",
-                "provider": "anthropic",
-                "api_base": claude.url,
-                "api_key": "env:FAKE_KEY",
-            },
-            {
-                "name": "gemini",
-                "model": "gemini-2.5-pro",
-                "provider": "gemini",
-                "api_base": gemini.url,
-                "api_key": "env:OTHER_KEY",
-            },
-        ]
-    }
+def _config(upstreams: Upstreams) -> dict[str, Any]:
+    return {"deployments": three_formats(upstreams, PRICE)}
 
 
 @pytest.fixture
-def gw(
-    start_gateway: GatewayFactory, upstreams: tuple[FakeOpenAI, FakeAnthropic, FakeGemini]
-) -> Any:
+def gw(start_gateway: GatewayFactory, upstreams: Upstreams) -> Any:
     return start_gateway(_config(upstreams))
 
 
@@ -142,9 +109,7 @@ def test_function_call_round_trip(gw: Any, stream: bool) -> None:
     assert not [item for item in second.output if item.type == "function_call"]
 
 
-def test_previous_response_id_continues_the_conversation(
-    gw: Any, upstreams: tuple[FakeOpenAI, FakeAnthropic, FakeGemini]
-) -> None:
+def test_previous_response_id_continues_the_conversation(gw: Any, upstreams: Upstreams) -> None:
     openai_fake = upstreams[0]
     with _client(gw) as client:
         first = client.responses.create(model="gpt", input="my name is Ada", store=True)
@@ -180,7 +145,7 @@ def test_store_false_is_not_kept(gw: Any) -> None:
 
 def test_stored_responses_are_scoped_to_the_key(
     start_gateway: GatewayFactory,
-    upstreams: tuple[FakeOpenAI, FakeAnthropic, FakeGemini],
+    upstreams: Upstreams,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -216,9 +181,7 @@ def test_json_schema_text_format(gw: Any, model: str) -> None:
     assert json.loads(response.output_text) == {"answer": "give JSON"}
 
 
-def test_bad_input_is_refused_before_any_upstream_call(
-    gw: Any, upstreams: tuple[FakeOpenAI, FakeAnthropic, FakeGemini]
-) -> None:
+def test_bad_input_is_refused_before_any_upstream_call(gw: Any, upstreams: Upstreams) -> None:
     url = gw.base_url + "/responses"
     cases = [
         {"model": "gpt", "input": []},

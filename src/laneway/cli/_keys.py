@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from laneway.errors import ConfigError, InvalidRequest, LanewayError
+from laneway.errors import ConfigError, InvalidRequest, KeyNameTaken, LanewayError
 
 if TYPE_CHECKING:
     from laneway.governance import GovernanceStore
@@ -285,8 +285,7 @@ def create_command(
         try:
             plaintext, key = store.create_key(name, **options)
         except InvalidRequest as exc:
-            code = 1 if exc.param == "name" and "exists" in exc.message else 2
-            raise _fail(exc.message, code) from None
+            raise _fail(exc.message, 1 if isinstance(exc, KeyNameTaken) else 2) from None
         if as_json:
             typer.echo(json.dumps({"key": plaintext, **_key_json(store, key)}, indent=2))
             return

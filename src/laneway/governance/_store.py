@@ -23,7 +23,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from laneway.errors import InvalidRequest
+from laneway.errors import InvalidRequest, KeyNameTaken
 from laneway.governance import _budget
 from laneway.governance._budget import BudgetStatus, Reservation
 from laneway.governance._keys import (
@@ -118,7 +118,7 @@ class GovernanceStore:
         key_id = "key_" + secrets.token_hex(8)
         with self._write() as conn:
             if self._active_by_name(conn, name) is not None:
-                raise InvalidRequest(f"an active key named {name!r} exists already", param="name")
+                raise KeyNameTaken(f"an active key named {name!r} exists already", param="name")
             conn.execute(
                 KEYS.insert().values(
                     id=key_id,

@@ -156,18 +156,17 @@ async def count_tokens(request: Request) -> Response:
     (about 4 characters a token, images at the most a provider charges), so that clients
     can check a request before sending it; no upstream is called."""
     from laneway.providers import estimate_prompt_tokens
-    from laneway.server._chat import read_body
+    from laneway.server._chat import read_request
+    from laneway.server._gateway import RequestContext
     from laneway.server._messages import parse_messages_request
 
     gateway: Gateway = request.app.state.gateway
-    limits = gateway.settings.server
+    ctx = RequestContext(request_id="", started=0.0, requested_model="")
     try:
-        if gateway.governance.auth_required:
-            await asyncio.to_thread(
-                gateway.governance.authenticate, ANTHROPIC_MESSAGES.credentials(request.headers)
-            )
-        body = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
-        chat = parse_messages_request(body, max_depth=limits.max_json_depth, count_only=True)
+        credentials = ANTHROPIC_MESSAGES.credentials(request.headers)
+        body, _ = await read_request(gateway, request, ctx, credentials)
+        depth = gateway.settings.server.max_json_depth
+        chat = parse_messages_request(body, max_depth=depth, count_only=True)
     except LanewayError as exc:
         return error_response(exc, None, ANTHROPIC_MESSAGES)
     return _json({"input_tokens": estimate_prompt_tokens(chat)})

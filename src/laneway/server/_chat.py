@@ -46,6 +46,7 @@ __all__ = [
     "handle",
     "handle_chat",
     "read_body",
+    "read_request",
 ]
 
 log = logging.getLogger("laneway.server")
@@ -189,6 +190,25 @@ async def handle_chat(gateway: Gateway, request: Request) -> Response:
     return await handle(gateway, request, OPENAI_CHAT)
 
 
+async def read_request(
+    gateway: Gateway, request: Request, ctx: RequestContext, credentials: str | None
+) -> tuple[bytes, str | None]:
+    """Authenticate (the key goes into ``ctx``), check the content type and read the body
+    within the limits; returns the body and the ``x-laneway-task`` header. Raises the
+    client's error; every endpoint that takes a JSON body starts here."""
+    governance = gateway.governance
+    if governance.auth_required:
+        key = await asyncio.to_thread(governance.authenticate, credentials)
+        if key is not None:  # None: the master key
+            ctx.key = key
+            ctx.key_id = key.id
+    content_type, task_header = _own_headers(request.scope["headers"])
+    _check_content_type(content_type)
+    limits = gateway.settings.server
+    body = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
+    return body, task_header
+
+
 async def handle(gateway: Gateway, request: Request, protocol: ClientProtocol) -> Response:
     """One request of ``protocol``: read, parse and admit it, call the gateway once, and
     answer (JSON or SSE) in the protocol's shape."""
@@ -196,16 +216,9 @@ async def handle(gateway: Gateway, request: Request, protocol: ClientProtocol) -
     request_id = gateway.new_request_id()
     ctx = RequestContext(request_id=request_id, started=time.perf_counter(), requested_model="")
     try:
-        governance = gateway.governance
-        if governance.auth_required:
-            header = protocol.credentials(request.headers)
-            key = await asyncio.to_thread(governance.authenticate, header)
-            if key is not None:  # None: the master key
-                ctx.key = key
-                ctx.key_id = key.id
-        content_type, task_header = _own_headers(request.scope["headers"])
-        _check_content_type(content_type)
-        body = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
+        body, task_header = await read_request(
+            gateway, request, ctx, protocol.credentials(request.headers)
+        )
         chat = protocol.parse(body, limits.max_json_depth)
         if protocol.needs_prepare:
             chat = await protocol.prepare(chat, ctx.key_id)
@@ -581,6 +594,41 @@ class SSEResponse(Response):
             await events.aclose()
 
 
+class _StreamTally:
+    """What a stream has said so far: usage, finish reason, rendered chunks, characters
+    (for an estimate when the upstream sends no usage) and, for a shadow copy, the text."""
+
+    __slots__ = ("chars", "chunks", "finish", "texts", "usage")
+
+    def __init__(self, *, keep_text: bool) -> None:
+        self.usage: Usage | None = None
+        self.finish: str | None = None
+        self.chunks = 0
+        self.chars = 0
+        self.texts: list[str] | None = [] if keep_text else None
+
+    def add(self, delta: StreamDelta, ctx: RequestContext, first: bool) -> bool:
+        """Count ``delta``; whether to render it (anything in it, or the first one)."""
+        if delta.usage is not None:
+            self.usage = delta.usage
+        if delta.finish_reason is not None:
+            self.finish = delta.finish_reason
+        if delta.model:
+            ctx.served_model = delta.model
+        if delta.system_fingerprint:
+            ctx.fingerprint = delta.system_fingerprint
+        if delta.content is None and not delta.tool_calls and not delta.finish_reason and not first:
+            return False
+        self.chunks += 1
+        if delta.content is not None:
+            self.chars += len(delta.content)
+            if self.texts is not None:
+                self.texts.append(delta.content)
+        if delta.tool_calls:
+            self.chars += _tool_chars(delta)
+        return True
+
+
 def _tool_chars(delta: StreamDelta) -> int:
     size = 0
     for call in delta.tool_calls or ():
@@ -599,46 +647,26 @@ async def _sse(
     state: StreamState,
     encoder: StreamEncoder,
 ) -> AsyncGenerator[bytes, None]:
-    usage: Usage | None = None
-    finish: str | None = None
-    chunks = 0
-    chars = 0
+    tally = _StreamTally(keep_text=gateway.shadow is not None)
     outcome = CallOutcome(status=200, ttft=ttft, partial=True)
-    shadow = gateway.shadow
-    texts: list[str] | None = [] if shadow is not None else None
     try:
         delta: StreamDelta | None = first
         is_first = True
         while delta is not None:
-            if delta.usage is not None:
-                usage = delta.usage
-            if delta.finish_reason is not None:
-                finish = delta.finish_reason
-            if delta.model:
-                ctx.served_model = delta.model
-            if delta.system_fingerprint:
-                ctx.fingerprint = delta.system_fingerprint
-            if delta.content is not None or delta.tool_calls or delta.finish_reason or is_first:
-                chunks += 1
-                if delta.content is not None:
-                    chars += len(delta.content)
-                    if texts is not None:
-                        texts.append(delta.content)
-                if delta.tool_calls:
-                    chars += _tool_chars(delta)
+            if tally.add(delta, ctx, is_first):
                 event = encoder.delta(delta, is_first)
                 if event:
                     yield event
                 is_first = False
             delta = await anext(rest, None)
-        if finish is None:
+        if tally.finish is None:
             raise StreamInterrupted(
                 "the upstream stream ended without a finish reason (truncated answer)"
             ) from UpstreamBadResponse("no finish_reason")
         outcome.partial = False
-        if usage is None:  # the upstream never said: bill an estimate, marked as such
-            usage = gateway.estimate_usage(ctx, chat, max(1, text_tokens(chars)))
-        yield encoder.end(usage, finish, gateway.request_cost(ctx))
+        if tally.usage is None:  # the upstream never said: bill an estimate, marked as such
+            tally.usage = gateway.estimate_usage(ctx, chat, max(1, text_tokens(tally.chars)))
+        yield encoder.end(tally.usage, tally.finish, gateway.request_cost(ctx))
     except LanewayError as exc:
         outcome.error = exc
         outcome.status = exc.status
@@ -659,16 +687,17 @@ async def _sse(
         outcome.status = err.status
         yield encoder.error(err)
     finally:
+        usage = tally.usage
         if outcome.partial:
             # Cut, failed or client gone: the call's record says so too, and what was
             # sent and generated is billed (estimated when the upstream never said).
-            usage = _settle_partial(ctx, chat, usage, chunks, outcome.error)
+            usage = _settle_partial(ctx, chat, usage, tally.chunks, outcome.error)
             if outcome.error is None:
                 outcome.status = 499
         outcome.usage = usage
         gateway.finish(ctx, outcome)
-        if shadow is not None and texts is not None and outcome.status == 200:
-            shadow.offer(ctx, None, "".join(texts), gateway.request_cost(ctx))
+        if gateway.shadow is not None and tally.texts is not None and outcome.status == 200:
+            gateway.shadow.offer(ctx, None, "".join(tally.texts), gateway.request_cost(ctx))
         close = getattr(rest, "aclose", None)
         if close is not None:
             await close()

@@ -34,11 +34,10 @@ from laneway.providers import ChatRequest, Message, Usage, estimate_prompt_token
 from laneway.resilience import Attempt, may_fall_back
 from laneway.server._chat import (
     JSONBytesResponse,
-    _check_content_type,
     _raw_route_headers,
     _watched,
     error_response,
-    read_body,
+    read_request,
 )
 from laneway.server._deployments import Deployment
 from laneway.server._gateway import (
@@ -141,15 +140,7 @@ async def embeddings(request: Request) -> Response:
     request_id = gateway.new_request_id()
     ctx = RequestContext(request_id=request_id, started=time.perf_counter(), requested_model="")
     try:
-        governance = gateway.governance
-        if governance.auth_required:
-            header = request.headers.get("authorization")
-            key = await asyncio.to_thread(governance.authenticate, header)
-            if key is not None:  # None: the master key
-                ctx.key = key
-                ctx.key_id = key.id
-        _check_content_type(request.headers.get("content-type"))
-        body = await read_body(request, limits.max_body_bytes, limits.body_timeout_s)
+        body, _ = await read_request(gateway, request, ctx, request.headers.get("authorization"))
         parsed = parse_embeddings_request(body, limits.max_json_depth)
     except ClientDisconnect:
         gateway.metrics.observe_rejected(499, None)
