@@ -165,6 +165,7 @@ def test_refused_requests_are_in_the_ledger_with_key_and_client(
     for row in rows:
         assert row["client"] == "127.0.0.1"
         assert row["prompt"] is None  # never the body
+        assert row["cost_nusd"] == 0  # nothing went upstream: known, not unknown
         assert orjson.loads(row["audit"])["refused"] == row["error_kind"]
     assert by_status[401]["key_id"] is None
     assert by_status[400]["key_id"] == record.id

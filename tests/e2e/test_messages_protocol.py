@@ -57,6 +57,7 @@ def test_sync_create_text(gw: Any, model: str) -> None:
         )
         message = raw.parse()
     assert message.type == "message"
+    assert message.id == "msg_" + raw.headers["x-laneway-request-id"].rsplit("-", 1)[-1]
     assert message.role == "assistant"
     assert message.content[0].type == "text"
     assert "Say hello to Ada" in message.content[0].text

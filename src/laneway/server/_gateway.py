@@ -468,6 +468,7 @@ class Gateway:
                     requested_model="",
                     status=error.status,
                     error_kind=error.code,
+                    cost_usd=Decimal(0),  # nothing was sent upstream: known to cost nothing
                     client=address,
                     audit={"refused": error.code, "path": path},
                 )

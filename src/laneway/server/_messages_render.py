@@ -65,6 +65,11 @@ def usage_block(usage: Usage | None) -> dict[str, int]:
     }
 
 
+def _message_id(request_id: str) -> str:
+    """``msg_`` and the request id's unique part (the ids in the ledger and headers)."""
+    return "msg_" + request_id.rsplit("-", 1)[-1]
+
+
 def _arguments(text: str) -> Any:
     try:
         value = orjson.loads(text) if text else {}
@@ -83,7 +88,7 @@ class _MessagesEncoder:
     __slots__ = ("_blocks", "_id", "_model", "_open", "_tools")
 
     def __init__(self, request_id: str, model: str) -> None:
-        self._id = "msg_" + request_id
+        self._id = _message_id(request_id)
         self._model = model
         self._blocks = 0  # blocks started so far
         self._open: str | None = None  # "text" or "tool:<index>"
@@ -209,7 +214,7 @@ class AnthropicMessages:
                 }
             )
         payload = {
-            "id": "msg_" + request_id,
+            "id": _message_id(request_id),
             "type": "message",
             "role": "assistant",
             "model": model,
