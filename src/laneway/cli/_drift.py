@@ -31,9 +31,7 @@ from laneway.cli._eval import (
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from laneway.evals import Suite
-    from laneway.evals._canary import CanaryOutcome
-    from laneway.evals._drift import DriftReport
+    from laneway.evals import CanaryOutcome, DriftReport, Suite
     from laneway.settings import Settings
 
 __all__ = ["drift_app", "register"]
@@ -145,8 +143,7 @@ def _canary(
 ) -> CanaryOutcome:
     import asyncio
 
-    from laneway.evals._canary import run_canary
-    from laneway.evals._runner import RunOptions, check_models, check_scorers
+    from laneway.evals import RunOptions, check_models, check_scorers, run_canary
     from laneway.server import build_gateway
 
     async def go() -> CanaryOutcome:
@@ -209,7 +206,7 @@ def check_command(
     db: DbOpt = None,
 ) -> None:
     """Compare a deployment's recent traffic with its baseline window (exit 1 on an alarm)."""
-    from laneway.evals._canary import drift_from_ledger
+    from laneway.evals import drift_from_ledger
     from laneway.ledger import parse_since
 
     now = datetime.now(UTC)
@@ -238,7 +235,7 @@ def status_command(
     db: DbOpt = None,
 ) -> None:
     """The latest check of every target and signal (exit 1 when any is in alarm)."""
-    from laneway.evals._drift_store import drift_gauges
+    from laneway.evals import drift_gauges
 
     engine = _engine(config, db, create=False)
     try:

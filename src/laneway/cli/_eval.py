@@ -106,14 +106,14 @@ def _errors() -> Iterator[None]:
 
 
 def _out_file(path: Path) -> Path:
-    from laneway.evals._files import check_output_file
+    from laneway.evals import check_output_file
 
     with _errors():
         return check_output_file(path)
 
 
 def _out_dir(path: Path) -> Path:
-    from laneway.evals._files import check_output_dir
+    from laneway.evals import check_output_dir
 
     with _errors():
         return check_output_dir(path)
@@ -177,7 +177,7 @@ def init_command(
     """Write a commented example suite to edit."""
     from importlib import resources
 
-    from laneway.evals._files import write_atomic
+    from laneway.evals import write_atomic
 
     if path.exists() and not path.is_dir() and not force:
         raise _fail(f"{path} exists (use --force to overwrite)")
@@ -225,9 +225,7 @@ async def _run_async(
 ) -> tuple[RunRecord, RunSummary]:
     """Check the candidates and scorers, then ``start()`` (creates the run row) and run
     it, with progress on a terminal or as plain lines (CI logs)."""
-    from laneway.evals import run_suite
-    from laneway.evals._progress import RunProgress
-    from laneway.evals._runner import check_models, check_scorers
+    from laneway.evals import RunProgress, check_models, check_scorers, run_suite
     from laneway.server import build_gateway
 
     quiet_when_cancelled()
@@ -254,7 +252,7 @@ async def _run_async(
 
 
 def _planned_id(resume: str | None, run_id: str | None) -> str:
-    from laneway.evals._runner import check_run_id, new_run_id
+    from laneway.evals import check_run_id, new_run_id
 
     if resume is not None and run_id is not None:
         raise _fail("give --resume ID to continue a run or --run-id ID for a new one, not both")
@@ -383,9 +381,7 @@ def run_command(
 
     Exit 0 when the run completed (and passed --min-pass), 1 when a candidate is below
     --min-pass, 2 when the run is incomplete or an error stopped it, 130 on Ctrl-C."""
-    from laneway.evals import RunOptions, RunRecord, candidates_from
-    from laneway.evals._runner import new_run
-    from laneway.evals._store import run_exists_message
+    from laneway.evals import RunOptions, RunRecord, candidates_from, new_run, run_exists_message
 
     the_id = _planned_id(resume, run_id)
     if out is not None:
@@ -454,8 +450,7 @@ def _execute(
 def _print_run(
     record: RunRecord, engine: sa.Engine, tokens_per_day: int | None, out: Path | None
 ) -> list[ModelMetrics]:
-    from laneway.evals import compute_metrics, load_run, write_export
-    from laneway.evals._report import write_report
+    from laneway.evals import compute_metrics, load_run, write_export, write_report
 
     run = load_run(record.run_id, engine)
     metrics = compute_metrics(
@@ -538,7 +533,7 @@ def report_command(
     db: DbOpt = None,
 ) -> None:
     """Write the HTML report of a run (plots and tables)."""
-    from laneway.evals._report import write_report
+    from laneway.evals import write_report
 
     _out_file(out)
     loaded, metrics = _run_metrics(run, tokens_per_day, config, db)
@@ -618,8 +613,7 @@ def review_command(
     """Blind human review: pick A / B / tie in a local web page (saved with the run)."""
     import webbrowser
 
-    from laneway.evals import RunRecord
-    from laneway.evals._review import ReviewServer, can_open_browser, review_items
+    from laneway.evals import ReviewServer, RunRecord, can_open_browser, review_items
 
     engine = _engine(config, db, create=False)
     try:
@@ -675,8 +669,7 @@ def from_ledger_command(
     """A suite from logged traffic (prompt-logged, non-sensitive, non-eval requests)."""
     import yaml
 
-    from laneway.evals import suite_from_ledger
-    from laneway.evals._files import write_atomic
+    from laneway.evals import suite_from_ledger, write_atomic
 
     _out_file(out)
     engine = _engine(config, db, create=False)

@@ -16,7 +16,7 @@ __all__ = ["finish_run", "metrics_table", "print_bias", "print_comparison"]
 
 
 def metrics_table(metrics: list[ModelMetrics], title: str) -> Table:
-    from laneway.evals._metrics import MIN_P95_SAMPLES
+    from laneway.evals import MIN_P95_SAMPLES
 
     def pct(v: float | None) -> str:
         return "–" if v is None else f"{v * 100:.1f}%"

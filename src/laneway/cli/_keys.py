@@ -25,8 +25,7 @@ import typer
 from laneway.errors import ConfigError, InvalidRequest, KeyNameTaken, LanewayError
 
 if TYPE_CHECKING:
-    from laneway.governance import GovernanceStore
-    from laneway.governance._keys import KeyRecord  # not exported: a type only
+    from laneway.governance import GovernanceStore, KeyRecord
 
 # SQLAlchemy and the store are imported inside the functions so that other commands do not
 # pay for them.

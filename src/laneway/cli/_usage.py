@@ -157,8 +157,7 @@ def _tier_savings(groups: list[UsageGroup], config: Path | None) -> tuple[Any, s
     bills it."""
     from laneway.catalog import default_catalog
     from laneway.errors import LanewayError
-    from laneway.router import DEFAULT_TIERS
-    from laneway.router._report import baseline_price, savings_report
+    from laneway.router import DEFAULT_TIERS, baseline_price, savings_report
     from laneway.settings import load_settings
 
     try:
@@ -177,7 +176,7 @@ def _tier_savings(groups: list[UsageGroup], config: Path | None) -> tuple[Any, s
 def _free_baseline(settings: Any, order: tuple[str, ...]) -> Any:
     """The strongest tier's first deployment that runs at no cost (no price, an hourly
     cost of 0), as a $0 price; ``None`` when it has none."""
-    from laneway.router._report import BaselinePrice
+    from laneway.router import BaselinePrice
 
     tiers = list(settings.tiers)
     ranked = [t for t in order if t in tiers]

@@ -8,15 +8,30 @@ ledger windows against a pinned baseline (``DriftCollector`` exports the gauges)
 traffic: ``shadow_report`` summarises (primary, candidate) pairs and gates a candidate.
 """
 
+from laneway.evals._canary import CanaryOutcome, drift_from_ledger, run_canary
 from laneway.evals._checks import Check, extract_json, normalize_answer, score_answer, verdict
 from laneway.evals._compare import Comparison, Regression, compare_runs
 from laneway.evals._drift import DriftReport, DriftSignal, detect_drift
 from laneway.evals._drift_store import DriftCollector, DriftGauge, drift_gauges
+from laneway.evals._files import check_output_dir, check_output_file, write_atomic
 from laneway.evals._from_ledger import suite_from_ledger
 from laneway.evals._judge import PROMPT_VERSION, PairResult, judge_pair, judge_rubric, position_bias
-from laneway.evals._metrics import ModelMetrics, compute_metrics, metrics_to_json
+from laneway.evals._metrics import MIN_P95_SAMPLES, ModelMetrics, compute_metrics, metrics_to_json
 from laneway.evals._outcomes import outcome_rows, write_outcomes
-from laneway.evals._runner import RunOptions, RunSummary, candidates_from, run_suite
+from laneway.evals._progress import RunProgress
+from laneway.evals._report import write_report
+from laneway.evals._review import ReviewServer, can_open_browser, review_items
+from laneway.evals._runner import (
+    RunOptions,
+    RunSummary,
+    candidates_from,
+    check_models,
+    check_run_id,
+    check_scorers,
+    new_run,
+    new_run_id,
+    run_suite,
+)
 from laneway.evals._shadow_stats import (
     NonInferiority,
     ShadowPair,
@@ -42,13 +57,16 @@ from laneway.evals._store import (
     RunInfo,
     RunRecord,
     load_run,
+    run_exists_message,
     write_export,
 )
 from laneway.evals._suite import Case, Instructions, Suite, load_suite, packaged_suites
 from laneway.evals._twosample import TwoSample, fisher_exact, mann_whitney
 
 __all__ = [
+    "MIN_P95_SAMPLES",
     "PROMPT_VERSION",
+    "CanaryOutcome",
     "Case",
     "Check",
     "Comparison",
@@ -65,8 +83,10 @@ __all__ = [
     "PairedTest",
     "Regression",
     "ResultRow",
+    "ReviewServer",
     "RunInfo",
     "RunOptions",
+    "RunProgress",
     "RunRecord",
     "RunSummary",
     "ShadowPair",
@@ -74,11 +94,18 @@ __all__ = [
     "Suite",
     "TwoSample",
     "agreement",
+    "can_open_browser",
     "candidates_from",
+    "check_models",
+    "check_output_dir",
+    "check_output_file",
+    "check_run_id",
+    "check_scorers",
     "clustered_interval",
     "compare_runs",
     "compute_metrics",
     "detect_drift",
+    "drift_from_ledger",
     "drift_gauges",
     "extract_json",
     "fisher_exact",
@@ -90,6 +117,8 @@ __all__ = [
     "mann_whitney",
     "mcnemar",
     "metrics_to_json",
+    "new_run",
+    "new_run_id",
     "non_inferiority",
     "normalize_answer",
     "outcome_rows",
@@ -97,6 +126,9 @@ __all__ = [
     "paired_test",
     "pass_hat_k",
     "position_bias",
+    "review_items",
+    "run_canary",
+    "run_exists_message",
     "run_suite",
     "score_answer",
     "shadow_report",
@@ -104,6 +136,8 @@ __all__ = [
     "suite_from_ledger",
     "verdict",
     "wilson_interval",
+    "write_atomic",
     "write_export",
     "write_outcomes",
+    "write_report",
 ]

@@ -22,7 +22,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from laneway.evals._drift import DriftReport
-from laneway.ledger._schema import UtcDateTime
+from laneway.ledger import UtcDateTime
 
 __all__ = [
     "BASELINES",

@@ -22,8 +22,7 @@ import sqlalchemy as sa
 
 from laneway.errors import ConfigError
 from laneway.evals._files import write_atomic
-from laneway.ledger import nusd_to_usd, usd_to_nusd
-from laneway.ledger._schema import UtcDateTime
+from laneway.ledger import UtcDateTime, nusd_to_usd, usd_to_nusd
 
 __all__ = [
     "EXPORT_FORMAT",

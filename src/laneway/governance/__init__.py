@@ -2,7 +2,9 @@
 policy, keys and budgets, rate limits, kill switches, output checks and the audit trail."""
 
 from laneway.governance._engine import PRIVATE_HOSTING, Admission, DeploymentView, Governance
+from laneway.governance._fast import secret_finder
 from laneway.governance._injection import InjectionFinding, injection_score
+from laneway.governance._keys import KeyRecord
 from laneway.governance._kill import KillRecord, KillSwitchCache, check_kill_target
 from laneway.governance._pinning import pin_problem, sha256_of
 from laneway.governance._policy import (
@@ -33,6 +35,7 @@ __all__ = [
     "GovernanceStore",
     "InjectionFinding",
     "KeyCache",
+    "KeyRecord",
     "KillRecord",
     "KillSwitchCache",
     "PolicyVerdict",
@@ -51,6 +54,7 @@ __all__ = [
     "redact_request",
     "redact_text",
     "scan_output",
+    "secret_finder",
     "sha256_of",
     "validate_license_entries",
 ]

@@ -25,8 +25,7 @@ import sqlalchemy as sa
 
 from laneway.errors import BudgetExceeded, RateLimited
 from laneway.governance._keys import KeyRecord, Period
-from laneway.ledger import format_usd, nusd_to_usd, usd_to_nusd
-from laneway.ledger._schema import UtcDateTime
+from laneway.ledger import UtcDateTime, format_usd, nusd_to_usd, usd_to_nusd
 
 __all__ = [
     "RATE",

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from laneway.governance import _validators as v
 from laneway.governance._fast import ALL, FAST_FINDERS, Finder
-from laneway.settings._policies import CustomDetector
+from laneway.settings import CustomDetector
 
 __all__ = ["Detector", "Hit", "custom_detector", "fast_detectors", "resolve_overlaps"]
 

@@ -23,7 +23,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 
-from laneway.providers._types import ChatRequest
+from laneway.providers import ChatRequest
 
 __all__ = ["InjectionFinding", "injection_score"]
 

@@ -21,8 +21,7 @@ from typing import Any, Literal, cast
 import sqlalchemy as sa
 
 from laneway.errors import InvalidRequest
-from laneway.ledger import nusd_to_usd, usd_to_nusd
-from laneway.ledger._schema import UtcDateTime
+from laneway.ledger import UtcDateTime, nusd_to_usd, usd_to_nusd
 from laneway.settings import KeyPolicy
 
 __all__ = [

@@ -19,7 +19,7 @@ from typing import Any, Literal, get_args
 import sqlalchemy as sa
 
 from laneway.errors import InvalidRequest
-from laneway.ledger._schema import UtcDateTime
+from laneway.ledger import UtcDateTime
 
 __all__ = [
     "KILLS",
@@ -182,7 +182,7 @@ class KillSwitchCache:
 def kill_targets(settings: Any) -> dict[str, set[str]]:
     """Per kind, the names a kill switch can match for this config: deployment names,
     catalog model ids, providers and vendors, tiers (as the gateway matches them)."""
-    from laneway.providers._registry import vendor_for
+    from laneway.providers import vendor_for
 
     deployments = settings.deployments
     providers = {d.provider for d in deployments}

@@ -30,7 +30,7 @@ def pin_problem(deployment: DeploymentSettings) -> str | None:
         if local is not None and local.model_path:
             path_text = local.model_path
         else:
-            from laneway.providers._local import default_gguf_path
+            from laneway.providers import default_gguf_path
 
             path_text = str(default_gguf_path())
     if path_text is None:

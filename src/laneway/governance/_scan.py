@@ -28,7 +28,7 @@ from laneway.governance._detectors import (
 from laneway.governance._normalize import OffsetMap, normalize
 from laneway.governance._sent import leaf_prefix, plain_texts, walk_request
 from laneway.providers import ChatRequest
-from laneway.settings._policies import FAST_KINDS, NER_KINDS, SensitivePolicy
+from laneway.settings import FAST_KINDS, NER_KINDS, SensitivePolicy
 
 __all__ = [
     "CAP_FROM",

@@ -17,7 +17,9 @@ from laneway.providers._http import (
     UpstreamResponse,
     UpstreamStream,
 )
+from laneway.providers._local import default_gguf_path
 from laneway.providers._openai_chat import OpenAIChatAdapter
+from laneway.providers._registry import build_adapter, vendor_for
 from laneway.providers._sse import SSEEvent, iter_sse
 from laneway.providers._status import Endpoint, error_for_status, parse_retry_after
 from laneway.providers._types import (
@@ -57,6 +59,8 @@ __all__ = [
     "UpstreamResponse",
     "UpstreamStream",
     "Usage",
+    "build_adapter",
+    "default_gguf_path",
     "error_for_status",
     "estimate_completion_tokens",
     "estimate_prompt_tokens",
@@ -65,4 +69,5 @@ __all__ = [
     "parse_retry_after",
     "prompt_upper_bound",
     "text_tokens",
+    "vendor_for",
 ]

@@ -74,7 +74,7 @@ def baseline_price(
     """Price of the first priced deployment of ``tier`` (default: the strongest tier
     by ``order``, else the last configured one); prices as the gateway takes them:
     the deployment's ``price`` override, else the catalog's newest provider price."""
-    from laneway.providers._registry import vendor_for
+    from laneway.providers import vendor_for
 
     tiers: Mapping[str, Sequence[str]] = settings.tiers
     if not tiers:

@@ -30,8 +30,7 @@ from laneway.errors import (
 )
 from laneway.governance import Governance, GovernanceStore, KeyCache, KillSwitchCache, Scanner
 from laneway.ledger import LedgerWriter, open_database
-from laneway.providers import AiohttpUpstream, ChatModel, UpstreamClient
-from laneway.providers._registry import build_adapter
+from laneway.providers import AiohttpUpstream, ChatModel, UpstreamClient, build_adapter
 from laneway.resilience import CircuitState
 from laneway.server._admin import admin_routes
 from laneway.server._chat import chat_completions, error_response, handle, handle_chat

@@ -18,8 +18,7 @@ from laneway.errors import (
     NoDeploymentAvailable,
     UnsupportedParameter,
 )
-from laneway.providers import ChatModel, ChatRequest
-from laneway.providers._registry import vendor_for
+from laneway.providers import ChatModel, ChatRequest, vendor_for
 from laneway.resilience import CircuitBreaker, Trace
 from laneway.settings import DeploymentSettings, LocalModelSettings, Settings
 

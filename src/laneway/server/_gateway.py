@@ -220,7 +220,7 @@ class Gateway:
     def _scrub_key_shapes(self, message: str) -> str:
         finder = self._secret_finder
         if finder is None:
-            from laneway.governance._fast import secret_finder
+            from laneway.governance import secret_finder
 
             finder = self._secret_finder = secret_finder()
         spans = sorted(finder(message))

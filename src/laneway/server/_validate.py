@@ -24,7 +24,7 @@ from typing import Any
 
 from laneway.errors import InvalidRequest, UnsupportedParameter
 from laneway.governance import ClientSchema
-from laneway.providers._types import ChatRequest, Message, Tool
+from laneway.providers import ChatRequest, Message, Tool
 from laneway.server._jsonlimits import (
     check_depth,
     expect_bool,
