@@ -61,7 +61,7 @@ def _since(text: str) -> datetime:
 def _rows(engine: sa.Engine, since: datetime, candidate: str | None) -> list[dict[str, Any]]:
     import sqlalchemy as sa
 
-    from laneway.server import SHADOW_PAIRS
+    from laneway.gateway import SHADOW_PAIRS
 
     query = sa.select(SHADOW_PAIRS).where(SHADOW_PAIRS.c.ts >= since)
     if candidate is not None:
@@ -93,7 +93,8 @@ async def _judge(engine: sa.Engine, config: Path | None, judge: str, rows: list[
     import sqlalchemy as sa
 
     from laneway.evals import PROMPT_VERSION, Case, judge_pair
-    from laneway.server import SHADOW_PAIRS, build_gateway
+    from laneway.gateway import SHADOW_PAIRS
+    from laneway.server import build_gateway
 
     gateway = build_gateway(_settings(config), engine=engine)
     await gateway.start()

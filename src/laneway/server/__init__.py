@@ -4,11 +4,9 @@ from laneway.server._app import build_gateway, create_app
 from laneway.server._direct import CallReport, run_request
 from laneway.server._factory import app_from_environment
 from laneway.server._gateway import Gateway
-from laneway.server._shadow import SHADOW_PAIRS
 from laneway.server._validate import parse_chat_request
 
 __all__ = [
-    "SHADOW_PAIRS",
     "CallReport",
     "Gateway",
     "app_from_environment",

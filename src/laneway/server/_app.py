@@ -28,6 +28,7 @@ from laneway.errors import (
     ModelNotFound,
     ResponseNotFound,
 )
+from laneway.gateway import ShadowMirror
 from laneway.governance import Governance, GovernanceStore, KeyCache, KillSwitchCache, Scanner
 from laneway.ledger import LedgerWriter, open_database
 from laneway.providers import AiohttpUpstream, ChatModel, UpstreamClient, build_adapter
@@ -41,7 +42,6 @@ from laneway.server._messages_render import ANTHROPIC_MESSAGES
 from laneway.server._metrics import Metrics
 from laneway.server._response_store import ResponseStore
 from laneway.server._responses_render import ResponsesProtocol
-from laneway.server._shadow import ShadowMirror
 from laneway.settings import DeploymentSettings, Settings
 
 __all__ = ["LanewayApp", "build_gateway", "create_app"]

@@ -31,6 +31,7 @@ from laneway.errors import (
     UpstreamServerError,
     UpstreamTimeout,
 )
+from laneway.gateway import ShadowMirror
 from laneway.governance import (
     PRIVATE_HOSTING,
     Admission,
@@ -63,7 +64,6 @@ from laneway.server._cascade import replay_stream, run_cascade
 from laneway.server._deployments import Deployment, Resolution, Resolver, select_candidates
 from laneway.server._metrics import Metrics
 from laneway.server._response_store import ResponseStore
-from laneway.server._shadow import ShadowMirror
 from laneway.settings import Settings
 
 __all__ = ["OFFLOAD_SCAN_FROM", "CallOutcome", "Gateway", "RequestContext"]

@@ -18,23 +18,84 @@ import asyncio
 import logging
 import random
 import time
+from collections.abc import Mapping, MutableMapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import sqlalchemy as sa
 
 from laneway.errors import LanewayError
-from laneway.governance import PRIVATE_HOSTING, Admission, redact_request
-from laneway.ledger import LedgerRow, UtcDateTime, usd_to_nusd
-from laneway.providers import ChatRequest, ChatResult
+from laneway.governance import PRIVATE_HOSTING, Admission, Governance, redact_request
+from laneway.ledger import LedgerRow, LedgerWriter, UtcDateTime, usd_to_nusd
+from laneway.providers import ChatModel, ChatRequest, ChatResult, Usage
+from laneway.resilience import Trace
 from laneway.settings import ShadowRule, ShadowSettings
 
-if TYPE_CHECKING:
-    from laneway.server._gateway import Gateway, RequestContext
-
 __all__ = ["SHADOW_PAIRS", "ShadowJob", "ShadowMirror"]
+
+
+# What the mirror needs of the gateway and of one request: structural types, so that this
+# module depends on neither the HTTP layer nor the request path's concrete classes.
+class _Deployment(Protocol):
+    hosting: str
+
+    @property
+    def adapter(self) -> ChatModel: ...
+    @property
+    def model_id(self) -> str: ...
+
+
+class _Metrics(Protocol):
+    @property
+    def shadow(self) -> MutableMapping[tuple[str, str], int]: ...
+
+
+class _Gateway(Protocol):
+    @property
+    def deployments(self) -> Mapping[str, _Deployment]: ...
+    @property
+    def metrics(self) -> _Metrics: ...
+    @property
+    def governance(self) -> Governance: ...
+    @property
+    def ledger(self) -> LedgerWriter | None: ...
+    def cost_of(self, deployment: str | None, usage: Usage | None) -> Decimal | None: ...
+    def new_request_id(self) -> str: ...
+
+
+class _Resolution(Protocol):
+    @property
+    def tier(self) -> str | None: ...
+    @property
+    def reason(self) -> str: ...
+
+
+class _Context(Protocol):
+    @property
+    def request_id(self) -> str: ...
+    @property
+    def started(self) -> float: ...
+    @property
+    def requested_model(self) -> str: ...
+    @property
+    def key_id(self) -> str | None: ...
+    @property
+    def source(self) -> str: ...
+    @property
+    def resolution(self) -> _Resolution | None: ...
+    @property
+    def trace(self) -> Trace: ...
+    @property
+    def request(self) -> ChatRequest | None: ...
+    @property
+    def admission(self) -> Admission | None: ...
+    @property
+    def estimated_usage(self) -> Usage | None: ...
+    @property
+    def task(self) -> str | None: ...
+
 
 log = logging.getLogger("laneway.shadow")
 
@@ -89,7 +150,7 @@ class ShadowJob:
 
 
 class ShadowMirror:
-    def __init__(self, settings: ShadowSettings, engine: sa.Engine, gateway: Gateway) -> None:
+    def __init__(self, settings: ShadowSettings, engine: sa.Engine, gateway: _Gateway) -> None:
         self.rules = settings.rules
         self._settings = settings
         self._engine = engine
@@ -127,7 +188,7 @@ class ShadowMirror:
 
     # -- on the request path -----------------------------------------------------------
     def offer(
-        self, ctx: RequestContext, result: ChatResult | None, output: str | None, cost: Any
+        self, ctx: _Context, result: ChatResult | None, output: str | None, cost: Any
     ) -> None:
         """Queue copies of an answered request for every rule it matches and samples."""
         if ctx.source != "api" or ctx.request is None or self._queue is None:
@@ -157,7 +218,7 @@ class ShadowMirror:
                 metrics[rule.name, "dropped"] += 1
 
     @staticmethod
-    def _matches(rule: ShadowRule, ctx: RequestContext) -> bool:
+    def _matches(rule: ShadowRule, ctx: _Context) -> bool:
         match = rule.match
         resolution = ctx.resolution
         if match.model is not None and ctx.requested_model not in match.model:
