@@ -11,6 +11,10 @@ Translates the canonical OpenAI chat request faithfully or refuses it:
 * parameters Anthropic cannot honour (``seed``, OpenAI-only options, temperature
   above 1) → :class:`~laneway.errors.UnsupportedParameter` from :meth:`check`.
 
+``cache_control`` breakpoints (``ChatRequest.cache_control``, from ``/v1/messages``) go
+back on the system block, content block, tool call, tool result or tool definition the
+client put them on; with one, ``system`` is sent as text blocks rather than a string.
+
 Quirks: ``default_max_tokens`` (Anthropic requires ``max_tokens``; default 4096).
 Errors are mapped by Anthropic's ``error.type`` and the HTTP status, never by text.
 """
@@ -40,6 +44,7 @@ from laneway.providers._http import UpstreamClient
 from laneway.providers._sse import iter_sse
 from laneway.providers._status import Endpoint, describe_body, error_for_status, parse_retry_after
 from laneway.providers._types import (
+    CacheMarks,
     ChatRequest,
     ChatResult,
     ContentPart,
@@ -162,7 +167,7 @@ class AnthropicAdapter:
 
     def build_body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
         """The Anthropic request body for ``request`` (raises ``InvalidRequest``)."""
-        system, messages = _translate_messages(request.messages)
+        system, messages = _translate_messages(request.messages, request.cache_control)
         max_tokens = request.max_tokens
         if max_tokens is None:
             max_tokens = int(self.endpoint.quirk("default_max_tokens", 4096))
@@ -349,25 +354,34 @@ class _StreamState:
 # -- request translation -------------------------------------------------------
 
 
-def _translate_messages(messages: Sequence[Message]) -> tuple[str, list[dict[str, Any]]]:
-    """OpenAI messages → (Anthropic ``system`` text, alternating ``messages``)."""
+def _translate_messages(
+    messages: Sequence[Message], marks: CacheMarks
+) -> tuple[str | list[dict[str, Any]], list[dict[str, Any]]]:
+    """OpenAI messages → (Anthropic ``system``, alternating ``messages``); ``marks``: the
+    ``cache_control`` breakpoints by position (``system`` becomes blocks when it has one)."""
     system: list[str] = []
+    system_blocks: list[dict[str, Any]] = []
     turns: list[dict[str, Any]] = []
-    for message in messages:
+    for m, message in enumerate(messages):
         role = message.get("role")
         if role in ("system", "developer"):
             text = _plain_text(message.get("content"))
             if text:
                 system.append(text)
+            if marks:
+                system_blocks += _system_blocks(message.get("content"), m, marks)
             continue
         if role == "tool":
-            blocks = [_tool_result(message)]
+            blocks = [_marked(_tool_result(message), marks.get(("message", m)))]
             role = "user"
         elif role == "assistant":
-            blocks = _content_blocks(message.get("content"))
-            blocks += [_tool_use(call) for call in message.get("tool_calls") or ()]
+            blocks = _content_blocks(message.get("content"), m, marks)
+            blocks += [
+                _marked(_tool_use(call), marks.get(("call", m, c)))
+                for c, call in enumerate(message.get("tool_calls") or ())
+            ]
         elif role == "user":
-            blocks = _content_blocks(message.get("content"))
+            blocks = _content_blocks(message.get("content"), m, marks)
         else:
             raise InvalidRequest(f"unknown message role {role!r}", param="messages")
         if not blocks:
@@ -376,14 +390,42 @@ def _translate_messages(messages: Sequence[Message]) -> tuple[str, list[dict[str
             turns[-1]["content"].extend(blocks)
         else:
             turns.append({"role": role, "content": blocks})
-    return "\n\n".join(system), [_finish_turn(turn) for turn in turns]
+    turns = [_finish_turn(turn) for turn in turns]
+    if any("cache_control" in block for block in system_blocks):
+        return system_blocks, turns
+    return "\n\n".join(system), turns
+
+
+def _marked(block: dict[str, Any], control: Any) -> dict[str, Any]:
+    if control is not None:
+        block["cache_control"] = dict(control)
+    return block
+
+
+def _system_blocks(
+    content: str | list[ContentPart] | None, m: int, marks: CacheMarks
+) -> list[dict[str, Any]]:
+    """A system message as text blocks, each with its breakpoint."""
+    if isinstance(content, str):
+        parts: list[ContentPart] = [{"type": "text", "text": content}] if content else []
+        whole = marks.get(("message", m))
+    else:
+        parts, whole = list(content or ()), None
+    blocks = [
+        _marked({"type": "text", "text": str(part.get("text") or "")}, marks.get(("part", m, p)))
+        for p, part in enumerate(parts)
+        if part.get("text")
+    ]
+    if blocks and whole is not None:
+        _marked(blocks[-1], whole)
+    return blocks
 
 
 def _finish_turn(turn: dict[str, Any]) -> dict[str, Any]:
     blocks: list[dict[str, Any]] = turn["content"]
     if turn["role"] == "user":  # Anthropic wants tool results before any text
         blocks.sort(key=lambda block: block["type"] != "tool_result")
-    if len(blocks) == 1 and blocks[0]["type"] == "text":
+    if len(blocks) == 1 and blocks[0]["type"] == "text" and "cache_control" not in blocks[0]:
         return {"role": turn["role"], "content": blocks[0]["text"]}
     return turn
 
@@ -403,19 +445,23 @@ def _plain_text(content: str | list[ContentPart] | None) -> str:
     return "\n".join(p for p in parts if p)
 
 
-def _content_blocks(content: str | list[ContentPart] | None) -> list[dict[str, Any]]:
+def _content_blocks(
+    content: str | list[ContentPart] | None, m: int, marks: CacheMarks
+) -> list[dict[str, Any]]:
     if content is None or content == "":
         return []
     if isinstance(content, str):
-        return [{"type": "text", "text": content}]
+        return [_marked({"type": "text", "text": content}, marks.get(("message", m)))]
     blocks: list[dict[str, Any]] = []
-    for part in content:
+    for p, part in enumerate(content):
         kind = part.get("type")
         if kind == "text":
             if part.get("text"):
-                blocks.append({"type": "text", "text": str(part["text"])})
+                text = {"type": "text", "text": str(part["text"])}
+                blocks.append(_marked(text, marks.get(("part", m, p))))
         elif kind == "image_url" and "image_url" in part:
-            blocks.append(_image(str(part["image_url"]["url"])))
+            image = _image(str(part["image_url"]["url"]))
+            blocks.append(_marked(image, marks.get(("part", m, p))))
         else:
             raise InvalidRequest(f"unsupported content part type {kind!r}", param="messages")
     return blocks
@@ -482,13 +528,13 @@ def _tools_part(request: ChatRequest) -> dict[str, Any]:
     if not request.tools:
         return {}
     tools = []
-    for item in request.tools:
+    for i, item in enumerate(request.tools):
         function = item["function"]
         tool = {"name": function["name"]}
         if function.get("description"):
             tool["description"] = function["description"]
         tool["input_schema"] = function.get("parameters") or {"type": "object"}
-        tools.append(tool)
+        tools.append(_marked(tool, request.cache_control.get(("tools", i))))
     part: dict[str, Any] = {"tools": tools}
     choice = _tool_choice(request.tool_choice)
     if request.parallel_tool_calls is False and choice.get("type") != "none":

@@ -16,6 +16,7 @@ from typing import Any, Literal, NotRequired, Protocol, Required, TypedDict
 from laneway.errors import UpstreamBadResponse
 
 __all__ = [
+    "CacheMarks",
     "ChatModel",
     "ChatRequest",
     "ChatResult",
@@ -87,6 +88,15 @@ class ToolCallDelta(TypedDict):
     function: NotRequired[FunctionDelta]
 
 
+CacheMarks = Mapping[tuple[str | int, ...], Mapping[str, Any]]
+"""Where an Anthropic Messages client put ``cache_control`` breakpoints, by position:
+``("tools", i)`` a tool definition; ``("part", m, p)`` content part ``p`` of message
+``m`` (system blocks included); ``("message", m)`` message ``m`` as one block (a ``tool``
+message's ``tool_result``, an assistant's text); ``("call", m, c)`` tool call ``c`` of
+assistant message ``m``. Kept beside the messages, never inside them, so that adapters
+which know nothing of prompt caching send nothing of it."""
+
+
 @dataclass(slots=True)  # treat as immutable; a frozen __init__ costs ~25k instructions
 class ChatRequest:
     """A validated OpenAI chat-completions request (a value: never changed once built;
@@ -98,6 +108,8 @@ class ChatRequest:
     OpenAI object (``{"type": "json_schema", "json_schema": {"name", "schema", ...}}``).
     ``options`` holds the remaining OpenAI parameters that only OpenAI-format upstreams
     accept (``presence_penalty``, ``logprobs`` …); other adapters reject them.
+    ``cache_control``: Anthropic prompt-caching breakpoints (:data:`CacheMarks`); only
+    the Anthropic adapter sends them, every other one drops them (they are a hint).
     """
 
     model: str
@@ -115,6 +127,7 @@ class ChatRequest:
     parallel_tool_calls: bool | None = None
     response_format: Mapping[str, Any] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
+    cache_control: CacheMarks = field(default_factory=dict)
 
     @property
     def json_schema(self) -> Mapping[str, Any] | None:

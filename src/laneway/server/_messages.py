@@ -8,7 +8,10 @@ messages (placed first, as OpenAI wants them right after the call); ``tools`` /
 ``tool_choice`` / ``stop_sequences`` / ``metadata.user_id`` map to their chat equivalents;
 ``top_k`` and ``thinking`` are carried in ``options`` under Anthropic's names, so that the
 Anthropic adapter passes them on and every other adapter refuses them (400, never
-dropped). ``cache_control`` on blocks is accepted and kept on the content parts.
+dropped). ``cache_control`` (``{"type": "ephemeral", "ttl"?: "5m" | "1h"}``) on system
+blocks, content blocks and tools is kept beside the messages, in
+``ChatRequest.cache_control`` by position: the Anthropic adapter puts each back where the
+client put it; every other adapter drops it (it is a hint, not a requirement).
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from laneway.server._jsonlimits import (
 )
 
 __all__ = ["MAX_MESSAGES", "parse_messages_request"]
+
+_Marks = dict[tuple[str | int, ...], dict[str, Any]]  # ChatRequest.cache_control
 
 MAX_MESSAGES = 10_000
 _MAX_TOOLS = 128
@@ -74,16 +79,17 @@ def parse_messages_request(
         raise InvalidRequest("'max_tokens' is required", param="max_tokens")
     max_tokens = _optional(doc, "max_tokens", _positive_int)
     messages: list[Message] = []
+    marks: _Marks = {}
     system = doc.get("system")
     if system is not None:
-        messages.append({"role": "system", "content": _system(system)})
+        messages.append({"role": "system", "content": _system(system, marks)})
     raw = doc.get("messages")
     if not isinstance(raw, list) or not raw:
         raise InvalidRequest("'messages' must be a non-empty array", param="messages")
     if len(raw) > MAX_MESSAGES:
         raise InvalidRequest(f"at most {MAX_MESSAGES} messages", param="messages")
     for i, message in enumerate(raw):
-        messages.extend(_message(message, f"messages[{i}]"))
+        messages.extend(_message(message, f"messages[{i}]", len(messages), marks))
     options: dict[str, Any] = {}
     if doc.get("top_k") is not None:
         options["top_k"] = expect_int(doc["top_k"], "top_k", 0, 1_000_000)
@@ -94,7 +100,7 @@ def parse_messages_request(
     task = _task(doc.get("metadata"))
     if task is not None:  # taken out again by the handler, never forwarded
         options["metadata"] = {"laneway_task": task}
-    tools = _tools(doc.get("tools"))
+    tools = _tools(doc.get("tools"), marks)
     tool_choice, parallel = _tool_choice(doc.get("tool_choice"))
     return ChatRequest(
         model=model,
@@ -110,6 +116,7 @@ def parse_messages_request(
         tool_choice=tool_choice,
         parallel_tool_calls=parallel,
         options=options,
+        cache_control=marks,
     )
 
 
@@ -126,7 +133,7 @@ def _unit_interval(value: Any, param: str) -> float:
     return expect_number(value, param, low=0.0, high=1.0)
 
 
-def _system(value: Any) -> str | list[ContentPart]:
+def _system(value: Any, marks: _Marks) -> str | list[ContentPart]:
     if isinstance(value, str):
         return value
     if not isinstance(value, list):
@@ -138,17 +145,31 @@ def _system(value: Any) -> str | list[ContentPart]:
         if block.get("type") != "text":
             raise InvalidRequest(f"'{where}.type' must be 'text'", param=f"{where}.type")
         parts.append(_text_part(block, where))
+        _mark(block, where, marks, ("part", 0, i))
     return parts
+
+
+def _mark(block: dict[str, Any], where: str, marks: _Marks, at: tuple[str | int, ...]) -> None:
+    """Keep ``block``'s ``cache_control`` (validated as Anthropic's) under ``at``."""
+    value = block.get("cache_control")
+    if value is None:
+        return
+    where = f"{where}.cache_control"
+    expect_object(value, where)
+    only_keys(value, frozenset({"type", "ttl"}), where)
+    if value.get("type") != "ephemeral":
+        raise InvalidRequest(f"'{where}.type' must be 'ephemeral'", param=f"{where}.type")
+    control: dict[str, Any] = {"type": "ephemeral"}
+    if value.get("ttl") is not None:
+        if value["ttl"] not in ("5m", "1h"):
+            raise InvalidRequest(f"'{where}.ttl' must be '5m' or '1h'", param=f"{where}.ttl")
+        control["ttl"] = value["ttl"]
+    marks[at] = control
 
 
 def _text_part(block: dict[str, Any], where: str) -> ContentPart:
     only_keys(block, _BLOCK_KEYS["text"], where)
-    part: ContentPart = {"type": "text", "text": expect_str(block.get("text"), f"{where}.text")}
-    if block.get("cache_control") is not None:
-        cast(dict[str, Any], part)["cache_control"] = expect_object(
-            block["cache_control"], f"{where}.cache_control"
-        )
-    return part
+    return {"type": "text", "text": expect_str(block.get("text"), f"{where}.text")}
 
 
 def _image_part(block: dict[str, Any], where: str) -> ContentPart:
@@ -189,7 +210,8 @@ def _block_type(block: Any, where: str) -> str:
     return str(kind)
 
 
-def _message(value: Any, where: str) -> list[Message]:
+def _message(value: Any, where: str, index: int, marks: _Marks) -> list[Message]:
+    """One Messages turn as neutral messages, the first of which will be ``index``."""
     expect_object(value, where)
     only_keys(value, frozenset({"role", "content"}), where)
     role = value.get("role")
@@ -201,11 +223,11 @@ def _message(value: Any, where: str) -> list[Message]:
     if not isinstance(content, list):
         raise type_error(f"{where}.content", "a string or an array of content blocks", content)
     if role == "assistant":
-        return [_assistant(content, where)]
-    return _user_turn(content, where)
+        return [_assistant(content, where, index, marks)]
+    return _user_turn(content, where, index, marks)
 
 
-def _assistant(blocks: list[Any], where: str) -> Message:
+def _assistant(blocks: list[Any], where: str, index: int, marks: _Marks) -> Message:
     texts: list[str] = []
     calls: list[ToolCall] = []
     for i, block in enumerate(blocks):
@@ -213,8 +235,10 @@ def _assistant(blocks: list[Any], where: str) -> Message:
         kind = _block_type(block, at)
         if kind == "text":
             texts.append(_text_part(block, at)["text"])
+            _mark(block, at, marks, ("message", index))  # the texts become one block
         elif kind == "tool_use":
             only_keys(block, _BLOCK_KEYS["tool_use"], at)
+            _mark(block, at, marks, ("call", index, len(calls)))
             arguments = expect_object(block.get("input"), f"{at}.input")
             calls.append(
                 {
@@ -238,33 +262,39 @@ def _assistant(blocks: list[Any], where: str) -> Message:
     return message
 
 
-def _user_turn(blocks: list[Any], where: str) -> list[Message]:
+def _user_turn(blocks: list[Any], where: str, index: int, marks: _Marks) -> list[Message]:
     """Tool results first (each its own ``tool`` message), then the rest of the turn."""
     results: list[Message] = []
     parts: list[ContentPart] = []
+    part_marks: _Marks = {}  # by part index: the user message's index is known at the end
     for i, block in enumerate(blocks):
         at = f"{where}.content[{i}]"
         kind = _block_type(block, at)
         if kind == "text":
+            _mark(block, at, part_marks, (len(parts),))
             parts.append(_text_part(block, at))
         elif kind == "image":
+            _mark(block, at, part_marks, (len(parts),))
             parts.append(_image_part(block, at))
         elif kind == "tool_result":
-            results.append(_tool_result(block, at))
+            results.append(_tool_result(block, at, index + len(results), marks))
         else:
             raise InvalidRequest(
                 f"'{at}.type' {kind!r} is not allowed in a user message", param=f"{at}.type"
             )
     turn = list(results)
     if parts:
+        for (p,), control in part_marks.items():
+            marks["part", index + len(results), p] = control
         turn.append({"role": "user", "content": parts})
     if not turn:
         raise InvalidRequest(f"'{where}.content' must not be empty", param=f"{where}.content")
     return turn
 
 
-def _tool_result(block: dict[str, Any], where: str) -> Message:
+def _tool_result(block: dict[str, Any], where: str, index: int, marks: _Marks) -> Message:
     only_keys(block, _BLOCK_KEYS["tool_result"], where)
+    _mark(block, where, marks, ("message", index))
     call_id = expect_nonempty_str(block.get("tool_use_id"), f"{where}.tool_use_id")
     content = block.get("content")
     if content is None:
@@ -278,6 +308,7 @@ def _tool_result(block: dict[str, Any], where: str) -> Message:
             if _block_type(part, at) != "text":
                 raise InvalidRequest(f"'{at}': tool results may hold text only", param=at)
             pieces.append(_text_part(part, at)["text"])
+            _mark(part, at, marks, ("message", index))  # the texts become one block
         text = "\n".join(pieces)
     else:
         raise type_error(f"{where}.content", "a string or text blocks", content)
@@ -286,7 +317,7 @@ def _tool_result(block: dict[str, Any], where: str) -> Message:
     return {"role": "tool", "tool_call_id": call_id, "content": text}
 
 
-def _tools(value: Any) -> tuple[Tool, ...]:
+def _tools(value: Any, marks: _Marks) -> tuple[Tool, ...]:
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -304,6 +335,7 @@ def _tools(value: Any) -> tuple[Tool, ...]:
                 param=f"{where}.type",
             )
         only_keys(tool, _TOOL_KEYS, where)
+        _mark(tool, where, marks, ("tools", i))
         schema = expect_object(tool.get("input_schema"), f"{where}.input_schema")
         function: dict[str, Any] = {
             "name": expect_name(tool.get("name"), f"{where}.name"),
