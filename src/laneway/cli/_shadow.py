@@ -4,10 +4,14 @@
 (latency p50/p95, cost, output length, refusal / empty / failed rates, the judge's blind
 verdicts with intervals); ``--judge MODEL`` first judges the pairs not judged yet (both
 orders, ties kept, identical answers a tie without a call); ``--gate --margin M`` exits 1
-unless the candidate is non-inferior at margin M with significance. ``shadow export``
-writes the judged pairs as outcome rows that ``laneway router train`` reads.
+unless the candidate is non-inferior at margin M with significance. ``shadow review``
+puts a random sample of pairs before a person on the blind review page (sides shuffled,
+model names hidden, identical answers never shown); the verdicts are stored on the pairs
+and counted in the report beside the judge's. ``shadow export`` writes the judged pairs
+as outcome rows that ``laneway router train`` reads.
 
-Exit codes: 0 done (gate passed); 1 the gate failed; 2 an error (one ``error:`` line).
+Exit codes: 0 done (gate passed); 1 the work could not be done (one ``error:`` line) or
+the gate failed; 2 a wrong command line.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from laneway.cli._eval import ConfigOpt, DbOpt, JsonOpt, _engine, _errors, _fail
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from laneway.evals import ShadowPair, ShadowReport
+    from laneway.evals import ReviewItem, ShadowPair, ShadowReport, VerdictSink
 
 __all__ = ["register", "shadow_app"]
 
@@ -74,7 +78,7 @@ def _pair(row: dict[str, Any]) -> ShadowPair:
     from laneway.evals import ShadowPair
     from laneway.ledger import nusd_to_usd
 
-    verdict = {"a": "candidate", "b": "primary", "tie": "tie"}.get(row["verdict"] or "")
+    names = {"a": "candidate", "b": "primary", "tie": "tie"}
     return ShadowPair(
         primary_latency_ms=row["primary_latency_ms"],
         candidate_latency_ms=row["candidate_latency_ms"],
@@ -84,7 +88,8 @@ def _pair(row: dict[str, Any]) -> ShadowPair:
         candidate_cost_usd=nusd_to_usd(row["candidate_cost_nusd"]),
         primary_tokens=row["primary_tokens"],
         candidate_tokens=row["candidate_tokens"],
-        verdict=verdict,
+        verdict=names.get(row["verdict"] or ""),
+        human=names.get(row.get("human_verdict") or ""),
     )
 
 
@@ -153,6 +158,17 @@ def _print(candidate: str, report: ShadowReport) -> None:
             f"  judge: candidate wins {judge.wins}, ties {judge.ties}, loses {judge.losses}; "
             f"preference {judge.preference:.1%} [{lo:.1%}, {hi:.1%}], p={judge.p_value:.3g}"
         )
+    human = report.human
+    if human is not None:
+        lo, hi = human.ci
+        typer.echo(
+            f"  human (blind sample): candidate wins {human.wins}, ties {human.ties}, loses "
+            f"{human.losses}; preference {human.preference:.1%} [{lo:.1%}, {hi:.1%}], "
+            f"p={human.p_value:.3g}"
+        )
+    if report.judge_human_agreement is not None:
+        agreed, both = report.judge_human_agreement
+        typer.echo(f"  judge agrees with the human on {agreed} of {both} pairs")
     for gate in report.gates:
         verdict = "PASS" if gate.passed else "FAIL"
         typer.echo(
@@ -242,3 +258,66 @@ def export(
             f.write(json.dumps(outcome) + "\n")
             written += 1
     typer.echo(f"wrote {written} outcome rows to {out}")
+
+
+def _save_review(engine: sa.Engine) -> VerdictSink:
+    """Stores a person's choice on its shadow pair (``a`` = the candidate won)."""
+    import sqlalchemy as sa
+
+    from laneway.gateway import SHADOW_PAIRS
+
+    def save(item: ReviewItem, winner: str) -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.update(SHADOW_PAIRS)
+                .where(SHADOW_PAIRS.c.id == int(item.case_id))
+                .values(human_verdict=winner, human_shown_as="b" if item.swapped else "a")
+            )
+
+    return save
+
+
+@shadow_app.command("review")
+def review(
+    candidate: CandidateOpt = None,
+    since: SinceOpt = "7d",
+    sample: Annotated[
+        int, typer.Option("--sample", min=1, max=10_000, help="Most pairs to show (at random).")
+    ] = 50,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed of the sample.")] = None,
+    no_browser: Annotated[
+        bool,
+        typer.Option("--no-browser", help="Only print the page's URL; do not open a browser."),
+    ] = False,
+    config: ConfigOpt = None,
+    database: DbOpt = None,
+) -> None:
+    """Blind human review of a sample of shadow pairs (stored; counted in the report)."""
+    import contextlib
+    import webbrowser
+
+    from laneway.evals import ReviewServer, can_open_browser, shadow_review_items
+
+    start = _since(since)
+    with _errors():
+        engine = _engine(config, database, create=False)
+        try:
+            rows = _rows(engine, start, candidate)
+            if not rows:
+                raise _fail(
+                    f"no shadow pairs since {start:%Y-%m-%d %H:%M} UTC (configure shadow.rules)"
+                )
+            items = shadow_review_items(rows, sample, seed)
+            if not items:
+                typer.echo("nothing to review (every pair has a verdict, failed or is identical)")
+                return
+            with ReviewServer(_save_review(engine), items) as server:
+                typer.echo(f"review {len(items)} pairs at {server.url}  (Ctrl-C to stop)")
+                if not no_browser and can_open_browser():
+                    webbrowser.open(server.url)
+                with contextlib.suppress(KeyboardInterrupt):
+                    while not server.done():
+                        server.finished.wait(0.5)
+            typer.echo(f"saved {server.saved} of {server.total} verdicts")
+        finally:
+            engine.dispose()

@@ -20,7 +20,14 @@ from laneway.evals._metrics import MIN_P95_SAMPLES, ModelMetrics, compute_metric
 from laneway.evals._outcomes import outcome_rows, write_outcomes
 from laneway.evals._progress import RunProgress
 from laneway.evals._report import write_report
-from laneway.evals._review import ReviewServer, can_open_browser, review_items
+from laneway.evals._review import (
+    ReviewItem,
+    ReviewServer,
+    VerdictSink,
+    can_open_browser,
+    review_items,
+    shadow_review_items,
+)
 from laneway.evals._runner import (
     RunOptions,
     RunSummary,
@@ -83,6 +90,7 @@ __all__ = [
     "PairedTest",
     "Regression",
     "ResultRow",
+    "ReviewItem",
     "ReviewServer",
     "RunInfo",
     "RunOptions",
@@ -93,6 +101,7 @@ __all__ = [
     "ShadowReport",
     "Suite",
     "TwoSample",
+    "VerdictSink",
     "agreement",
     "can_open_browser",
     "candidates_from",
@@ -132,6 +141,7 @@ __all__ = [
     "run_suite",
     "score_answer",
     "shadow_report",
+    "shadow_review_items",
     "sign_test",
     "suite_from_ledger",
     "verdict",

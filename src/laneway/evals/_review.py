@@ -1,11 +1,14 @@
-"""``laneway eval review RUN``: a local web page where a person picks A / B / tie.
+"""``laneway eval review RUN`` and ``laneway shadow review``: a local web page where a
+person picks A / B / tie.
 
 The page only ever sees the request and two answers labelled A and B (sides shuffled per
-item, model names never sent); each choice is saved with the run as a ``human`` pairwise
-verdict. The server is the standard library's, on 127.0.0.1 with a random port, in a
-background thread. It keeps serving after the last choice until the page has fetched the
-"all pairs reviewed" state (or ``grace_s`` later if the page is gone). Identical
-answers are never shown (they are a tie without anyone's verdict).
+item, model names never sent); each choice goes to the server's sink: for an eval run it
+is saved with the run as a ``human`` pairwise verdict, for shadow pairs on the pair's row
+(:func:`shadow_review_items` draws the sample). The server is the standard library's,
+on 127.0.0.1 with a random port, in a background thread. It keeps serving after the last
+choice until the page has fetched the "all pairs reviewed" state (or ``grace_s`` later if
+the page is gone). Identical answers are never shown (they are a tie without anyone's
+verdict).
 Keyboard: ``A``/``1``/``←`` = A, ``B``/``2``/``→`` = B, ``T``/``3``/``↓`` = tie.
 """
 
@@ -18,6 +21,7 @@ import secrets
 import sys
 import threading
 import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,7 +33,14 @@ import orjson
 from laneway.evals._checks import normalize_answer
 from laneway.evals._store import PairVerdict, RunRecord
 
-__all__ = ["ReviewItem", "ReviewServer", "can_open_browser", "review_items"]
+__all__ = [
+    "ReviewItem",
+    "ReviewServer",
+    "VerdictSink",
+    "can_open_browser",
+    "review_items",
+    "shadow_review_items",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,11 +104,76 @@ def review_items(record: RunRecord, seed: int | None = None) -> list[ReviewItem]
     return items
 
 
-class ReviewServer:
-    """Serves the review page for ``record`` until :meth:`stop`."""
+def _messages_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    parts = []
+    for message in messages:
+        content = message.get("content")
+        if isinstance(content, list):  # content parts: the text ones
+            content = "\n".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+        parts.append(f"[{message.get('role', 'user')}] {content or ''}")
+    return "\n\n".join(parts)
 
-    def __init__(self, record: RunRecord, items: list[ReviewItem]) -> None:
-        self.record = record
+
+def shadow_review_items(
+    rows: Sequence[Mapping[str, Any]], sample: int, seed: int | None = None
+) -> list[ReviewItem]:
+    """A random sample of at most ``sample`` shadow pairs for blind review: rows of
+    ``shadow_pairs`` (``id``, ``prompt``, both outputs, ``candidate_error``,
+    ``human_verdict``). Pairs already reviewed, failed calls and identical answers are
+    never shown. ``model_a`` is the candidate, ``model_b`` the primary (never sent to the
+    page); the item's ``case_id`` is the row id."""
+    eligible = [
+        row
+        for row in rows
+        if row.get("human_verdict") is None
+        and row.get("candidate_error") is None
+        and row.get("candidate_output") is not None
+        and row.get("primary_output") is not None
+        and normalize_answer(row["candidate_output"]) != normalize_answer(row["primary_output"])
+    ]
+    rng = random.Random(seed)
+    chosen = rng.sample(eligible, min(sample, len(eligible)))
+    return [
+        ReviewItem(
+            token=secrets.token_urlsafe(9),
+            case_id=str(row["id"]),
+            model_a="candidate",
+            model_b="primary",
+            swapped=rng.random() < 0.5,
+            prompt=_messages_text(row["prompt"]),
+            answer_a=row["candidate_output"],
+            answer_b=row["primary_output"],
+        )
+        for row in chosen
+    ]
+
+
+VerdictSink = Callable[[ReviewItem, str], None]
+"""Stores one person's choice: the item and its winner (``a`` = ``model_a``, ``b``, ``tie``)."""
+
+
+def _run_sink(record: RunRecord) -> VerdictSink:
+    def save(item: ReviewItem, winner: str) -> None:
+        record.save_pair(
+            PairVerdict(
+                item.case_id,
+                item.model_a,
+                item.model_b,
+                "human",
+                winner,
+                {"shown_as": "b" if item.swapped else "a"},
+            )
+        )
+
+    return save
+
+
+class ReviewServer:
+    """Serves the review page for ``items`` until :meth:`stop`; each choice goes to
+    ``sink`` (a run record: saved with the run as a ``human`` verdict)."""
+
+    def __init__(self, sink: RunRecord | VerdictSink, items: list[ReviewItem]) -> None:
+        self._save = _run_sink(sink) if isinstance(sink, RunRecord) else sink
         self.items = items
         self.total = len(items)
         self.saved = 0
@@ -141,15 +217,7 @@ class ReviewServer:
             item = self._by_token.get(token)
             if item is None or item not in self._pending:
                 return False
-            verdict = PairVerdict(
-                item.case_id,
-                item.model_a,
-                item.model_b,
-                "human",
-                item.winner(choice),
-                {"shown_as": "b" if item.swapped else "a"},
-            )
-            self.record.save_pair(verdict)
+            self._save(item, item.winner(choice))
             self._pending.remove(item)
             self.saved += 1
             if not self._pending:

@@ -8,6 +8,9 @@ same mirrored request, summarised side by side and tested pair by pair.
 * quality where a check scores both answers: the exact sign test over pairs;
 * the judge's blind verdicts: wins, ties, losses, the candidate's preference
   ``(wins + ties / 2) / n`` with a 95% interval, and the sign test of wins against losses;
+* a person's blind verdicts (``laneway shadow review``: a sample, identical answers never
+  shown) summarised the same way, and how often the judge agreed with them on the pairs
+  both saw;
 * :func:`non_inferiority`: the gate. The candidate is non-inferior at margin ``M`` when
   the one-sided test of H0 "candidate worse by ``M`` or more" rejects at ``alpha`` (a
   z-test on the mean paired difference; at least :data:`MIN_PAIRS` pairs are needed).
@@ -43,7 +46,8 @@ MIN_PAIRS = 30
 class ShadowPair:
     """One mirrored request. An ``output`` of ``None`` means the call failed;
     ``*_format_ok`` / ``*_passed`` are ``None`` where no check applies; ``verdict`` is
-    the judge's ``candidate``, ``primary`` or ``tie`` (``None``: not judged)."""
+    the judge's ``candidate``, ``primary`` or ``tie`` (``None``: not judged), ``human``
+    a person's (``None``: not reviewed)."""
 
     primary_latency_ms: float | None
     candidate_latency_ms: float | None
@@ -58,6 +62,7 @@ class ShadowPair:
     primary_passed: bool | None = None
     candidate_passed: bool | None = None
     verdict: str | None = None
+    human: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +117,10 @@ class ShadowReport:
     quality: PairedTest | None  # sign test over pairs both scored
     judge: JudgeSummary | None
     gates: tuple[NonInferiority, ...]
+    human: JudgeSummary | None = None  # a person's blind verdicts on the reviewed sample
+    # (agreed, both): pairs where the judge and the person gave the same verdict, of
+    # the pairs both judged
+    judge_human_agreement: tuple[int, int] | None = None
 
     @property
     def passed(self) -> bool | None:
@@ -169,11 +178,17 @@ def _rates(pairs: Sequence[ShadowPair]) -> tuple[RateComparison, ...]:
     return tuple(out)
 
 
-def _judge(pairs: Sequence[ShadowPair]) -> JudgeSummary | None:
-    verdicts = [p.verdict for p in pairs if p.verdict is not None]
-    if not verdicts:
+def _agreement(pairs: Sequence[ShadowPair]) -> tuple[int, int] | None:
+    both = [(p.verdict, p.human) for p in pairs if p.verdict is not None and p.human is not None]
+    return (sum(a == b for a, b in both), len(both)) if both else None
+
+
+def _summary(verdicts: Sequence[str | None]) -> JudgeSummary | None:
+    """Wins, ties and losses of the candidate among the given verdicts (``None`` left out)."""
+    given = [v for v in verdicts if v is not None]
+    if not given:
         return None
-    wins, ties, losses = (verdicts.count(v) for v in ("candidate", "tie", "primary"))
+    wins, ties, losses = (given.count(v) for v in ("candidate", "tie", "primary"))
     n = wins + ties + losses
     preference = (wins + ties / 2) / n
     return JudgeSummary(
@@ -261,7 +276,7 @@ def shadow_report(
     quality = (
         mcnemar([bool(a) for a, _ in scored], [bool(b) for _, b in scored]) if scored else None
     )
-    judge = _judge(pairs)
+    judge = _summary([p.verdict for p in pairs])
     gates: list[NonInferiority] = []
     if margin is not None:
         if scored:
@@ -285,4 +300,6 @@ def shadow_report(
         quality=quality,
         judge=judge,
         gates=tuple(gates),
+        human=_summary([p.human for p in pairs]),
+        judge_human_agreement=_agreement(pairs),
     )

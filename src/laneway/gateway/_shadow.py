@@ -127,6 +127,8 @@ def _pairs_table() -> sa.Table:
         sa.Column("verdict", sa.Text),
         sa.Column("judge", sa.Text),
         sa.Column("judge_prompt_version", sa.Text),
+        sa.Column("human_verdict", sa.Text),  # a person's, from `laneway shadow review`
+        sa.Column("human_shown_as", sa.Text),  # the side the candidate was shown on
     )
 
 

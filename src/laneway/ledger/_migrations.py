@@ -347,6 +347,13 @@ def m008_shadow_pairs(conn: sa.Connection) -> None:
     meta.create_all(conn)
 
 
+def m009_shadow_reviews(conn: sa.Connection) -> None:
+    """A person's blind verdict on a shadow pair (``laneway shadow review``) beside the
+    judge's, and which side the candidate was shown on."""
+    for column in ("human_verdict TEXT", "human_shown_as TEXT"):
+        conn.execute(sa.text(f"ALTER TABLE shadow_pairs ADD COLUMN {column}"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger", m001_ledger),
     Migration(2, "eval_runs", m002_eval_runs),
@@ -355,6 +362,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(5, "eval_provenance_and_drift", m005_eval_provenance_and_drift),
     Migration(7, "stored_responses", m007_stored_responses),
     Migration(8, "shadow_pairs", m008_shadow_pairs),
+    Migration(9, "shadow_reviews", m009_shadow_reviews),
 )
 
 
