@@ -57,8 +57,8 @@ def test_show_text_has_every_price_with_date_and_source() -> None:
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "Claude Opus 4.8 (claude-opus-4-8)" in out
-    assert "seeds/001_27521362463f7233.txt" in out
-    assert "seeds/003_89ce8b6907b2801f.txt" in out
+    assert "sabaoon.dev" in out
+    assert "rtsnstudios.com" in out
     assert "2026-06-30" in out
     assert "100" in out
     assert "SWE-bench Verified" in out

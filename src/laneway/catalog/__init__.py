@@ -2,16 +2,20 @@
 context, capabilities, dated and sourced prices per provider and benchmark figures.
 
 The data lives in the packaged ``models.yaml`` (top-level ``version``, ``updated``,
-``models``). Every figure carries its source (a seed file such as
-``seeds/003_89ce8b6907b2801f.txt`` or a URL) and its date; unknown is ``null``, never
-estimated or zero. Where sources disagree (they do, on prices) each figure is kept
-with its own source: ``ModelInfo.prices_for`` returns them all, ``price_for`` the
+``models``). Every figure carries its source -- the https URL of the public page it comes
+from (an article, a vendor's pricing page, a model card) -- and its date; unknown is
+``null``, never estimated or zero. Where sources disagree (they do, on prices) each figure
+is kept with its own source: ``ModelInfo.prices_for`` returns them all, ``price_for`` the
 newest-dated.
 
-Prices are USD per million tokens (``Decimal``), keyed by provider. Provider keys are
+Prices are LIST prices (the standard on-demand rate: no batch, promotional or volume
+discount) as of their date, and they go stale: a deployment's ``price`` in the config
+always wins over the catalog. A model without a sourced price has none (its notes say
+why), so its cost reads as unknown rather than $0. Prices are USD per million tokens
+(``Decimal``), keyed by provider. Provider keys are
 the gateway's vendor ids -- ``openai``, ``anthropic``, ``gemini``, ``together``,
 ``deepinfra``, ``fireworks``, ``groq``, ``openrouter``, ``deepseek``, ``mistral`` --
-plus makers whose own API a seed prices: ``moonshot``, ``minimax``, ``alibaba``,
+plus makers whose own API an article prices: ``moonshot``, ``minimax``, ``alibaba``,
 ``xiaomi``, ``stepfun`` (``PROVIDERS``).
 
 License ids are SPDX ids where one exists (``Apache-2.0``, ``MIT``), else a named id

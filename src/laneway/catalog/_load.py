@@ -27,7 +27,7 @@ from laneway.errors import ConfigError
 __all__ = ["PROVIDERS", "default_catalog", "load_catalog"]
 
 #: Provider keys a price may name: the gateway's vendor ids, plus makers whose own API a
-#: seed prices (moonshot, minimax, alibaba, xiaomi, stepfun).
+#: source article prices (moonshot, minimax, alibaba, xiaomi, stepfun).
 PROVIDERS = frozenset(
     {
         "openai",
@@ -149,7 +149,7 @@ def _model(data: object, where: str) -> ModelInfo:
     license_class = _license_class(f)
     sources = tuple(_source(s, f"{f.where} sources[{i}]") for i, s in enumerate(f.items("sources")))
     if not sources:
-        f.fail("sources", "every model needs at least one source (seed file or URL) with a date")
+        f.fail("sources", "every model needs at least one source (a URL) with a date")
     total, active = f.opt_float("params_total_b"), f.opt_float("params_active_b")
     if total is not None and active is not None and active > total:
         f.fail("params_active_b", f"{active} active exceeds {total} total")

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # imported when used: `laneway --help` starts faster
 __all__ = ["register"]
 
 _HELP = (
-    "Browse the model catalog: maker, origin, license and tier, open weights, parameters, "
+    "Browse the model catalog: maker, origin, license and licence class, open weights, parameters, "
     "context, capabilities, and every price (per provider, dated, sourced) and benchmark."
 )
 
@@ -232,8 +232,8 @@ def list_models(
         str | None,
         typer.Option(
             "--license",
-            help="A license id (Apache-2.0, MIT, llama-4-community, proprietary…) or a tier "
-            "(permissive, bespoke, community, closed); case-insensitive.",
+            help="A license id (Apache-2.0, MIT, llama-4-community, proprietary…) or a licence "
+            "class (permissive, bespoke, community, closed); case-insensitive.",
         ),
     ] = None,
     origin: Annotated[

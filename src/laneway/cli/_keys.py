@@ -188,7 +188,8 @@ _SensitiveDeploymentsOpt = Annotated[
     ),
 ]
 _LicensesOpt = Annotated[
-    str | None, typer.Option(help="Comma-separated license ids or tiers (overrides policy).")
+    str | None,
+    typer.Option(help="Comma-separated license ids or licence classes (overrides policy)."),
 ]
 _OriginsOpt = Annotated[
     str | None, typer.Option(help="Comma-separated ISO-3166 codes (overrides policy).")

@@ -133,12 +133,13 @@ def policy_check(
     if unknown:
         console.print(
             f"[yellow]warning:[/yellow] allowed_licenses entries match no license id in the "
-            f"catalog and no tier: {', '.join(unknown)}"
+            f"catalog and no licence class: {', '.join(unknown)}"
         )
 
 
 def unknown_license_entries(settings: Settings) -> list[str]:
-    """``policies.allowed_licenses`` entries that are neither a tier nor a catalog license."""
+    """``policies.allowed_licenses`` entries that are neither a licence class nor a catalog
+    license."""
     from laneway.catalog import default_catalog
     from laneway.governance import validate_license_entries
 

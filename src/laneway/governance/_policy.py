@@ -122,8 +122,8 @@ def deprecation_status(
 
 
 def validate_license_entries(entries: Sequence[str], known_ids: set[str]) -> list[str]:
-    """Entries that are neither a tier nor a license id seen in the catalog (a typo there
+    """Entries that are neither a licence class nor a license id seen in the catalog (a typo there
     silently denies every deployment, so ``policy check`` points it out)."""
-    tiers = {t.lower() for t in LICENSE_CLASSES}
+    classes = {c.lower() for c in LICENSE_CLASSES}
     known = {i.lower() for i in known_ids}
-    return [e for e in entries if e.lower() not in tiers and e.lower() not in known]
+    return [e for e in entries if e.lower() not in classes and e.lower() not in known]

@@ -87,7 +87,7 @@ class InjectionPolicy(_Frozen):
 
 class PolicySettings(_Frozen):
     sensitive: SensitivePolicy = SensitivePolicy()
-    allowed_licenses: tuple[str, ...] = ()  # SPDX / named ids or tiers; empty = any
+    allowed_licenses: tuple[str, ...] = ()  # SPDX / named ids or licence classes; empty = any
     denied_origins: tuple[str, ...] = ()  # ISO-3166 alpha-2 codes of the model's maker
     require_open_weights: bool = False
     output_scan: bool = False  # flag secrets / sensitive values coming back from external models
