@@ -22,6 +22,7 @@ from laneway.providers._openai_chat import OpenAIChatAdapter
 from laneway.providers._registry import build_adapter, vendor_for
 from laneway.providers._sse import SSEEvent, iter_sse
 from laneway.providers._status import Endpoint, error_for_status, parse_retry_after
+from laneway.providers._tei import TEIAdapter
 from laneway.providers._types import (
     ChatModel,
     ChatRequest,
@@ -51,6 +52,7 @@ __all__ = [
     "OpenAIChatAdapter",
     "SSEEvent",
     "StreamDelta",
+    "TEIAdapter",
     "Timeouts",
     "Tool",
     "ToolCall",

@@ -21,6 +21,11 @@ Translation from the OpenAI chat request:
   turn and has no switch to stop it, so ``parallel_tool_calls: true`` is honoured).
   Options that ask for nothing (``n: 1``, ``logprobs: false``, ``None`` values) pass.
   A tool's ``strict`` flag is not sent: Gemini has no such field.
+- Embeddings (:meth:`GeminiAdapter.embed`): ``…:batchEmbedContents``, one request per
+  text (``outputDimensionality`` for ``dimensions``), at most ``embed_batch`` texts (a
+  vendor quirk, 100 by default: Google's limit) per call; ``user`` is not sent (Gemini
+  has no such field). Google's answer carries no usage: the gateway then bills an
+  estimate, marked as such.
 - Answers: ``thought`` parts are skipped, function calls get ids ``call_<n>`` (their
   index in the answer), ``thoughtsTokenCount`` counts as completion tokens. Errors are
   mapped by ``error.status`` and the structured ``details``, never by message text.
@@ -29,7 +34,7 @@ Translation from the OpenAI chat request:
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -44,6 +49,7 @@ from laneway.errors import (
     UpstreamRateLimited,
     UpstreamServerError,
 )
+from laneway.providers._batches import in_batches
 from laneway.providers._http import UpstreamClient
 from laneway.providers._sse import iter_sse
 from laneway.providers._status import Endpoint, describe_body, error_for_status
@@ -465,6 +471,8 @@ class GeminiAdapter:
             root += "/v1beta"
         base = f"{root}/models/{endpoint.upstream_model}"
         self._url = f"{base}:generateContent"
+        self._embed_url = f"{base}:batchEmbedContents"
+        self._embed_model = f"models/{endpoint.upstream_model}"
         self._stream_url = f"{base}:streamGenerateContent?alt=sse"
         headers = {"content-type": "application/json", "accept": "application/json"}
         if endpoint.api_key:
@@ -507,6 +515,57 @@ class GeminiAdapter:
             usage=parse_gemini_usage(payload.get("usageMetadata"), self.provider),
             tool_calls=tool_calls,
         )
+
+    async def embed(
+        self, texts: Sequence[str], *, dimensions: int | None, user: str | None
+    ) -> tuple[list[list[float]], Usage | None]:
+        """One float vector per text, in order, and the usage when Google sent one
+        (``None`` otherwise: the caller estimates). Batches go out concurrently."""
+        size = int(self.endpoint.quirk("embed_batch", 100))
+        results = await in_batches(texts, size, lambda b: self._embed_batch(b, dimensions))
+        vectors: list[list[float]] = []
+        prompt: int | None = 0
+        for batch_vectors, tokens in results:
+            vectors += batch_vectors
+            prompt = None if prompt is None or tokens is None else prompt + tokens
+        usage = None if prompt is None else Usage(prompt_tokens=prompt, completion_tokens=0)
+        return vectors, usage
+
+    async def _embed_batch(
+        self, texts: Sequence[str], dimensions: int | None
+    ) -> tuple[list[list[float]], int | None]:
+        requests: list[dict[str, Any]] = []
+        for text in texts:
+            item: dict[str, Any] = {
+                "model": self._embed_model,
+                "content": {"parts": [{"text": text}]},
+            }
+            if dimensions is not None:
+                item["outputDimensionality"] = dimensions
+            requests.append(item)
+        response = await self._client.post(
+            self._embed_url,
+            self._headers,
+            orjson.dumps({"requests": requests}),
+            self.endpoint.timeouts,
+        )
+        if response.status >= 400:
+            raise gemini_error(response.status, response.headers, response.body, self.provider)
+        try:
+            payload = orjson.loads(response.body)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamBadResponse(
+                f"{self.provider} sent {describe_body(response.headers, response.body)}",
+                upstream_status=response.status,
+            ) from exc
+        vectors = _embedding_values(payload, len(texts))
+        if vectors is None:
+            raise UpstreamBadResponse(
+                f"{self.provider} sent a malformed embeddings body", upstream_status=200
+            )
+        meta = payload.get("usageMetadata")
+        tokens = meta.get("promptTokenCount") if isinstance(meta, dict) else None
+        return vectors, tokens if type(tokens) is int and tokens >= 0 else None
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         body = self._body(request)
@@ -575,6 +634,21 @@ class _StreamState:
         return StreamDelta(
             content=text, tool_calls=tool_deltas or None, finish_reason=finish, model=self.model
         )
+
+
+def _embedding_values(payload: Any, count: int) -> list[list[float]] | None:
+    """``embeddings[].values`` of a ``batchEmbedContents`` answer, ``count`` of them;
+    ``None`` when malformed (wrong count, a value that is not a number)."""
+    items = payload.get("embeddings") if isinstance(payload, dict) else None
+    if type(items) is not list or len(items) != count:
+        return None
+    vectors = []
+    for item in items:
+        values = item.get("values") if type(item) is dict else None
+        if type(values) is not list or not all(type(x) is float or type(x) is int for x in values):
+            return None
+        vectors.append([float(x) for x in values])
+    return vectors
 
 
 def _model(raw: Any) -> str | None:

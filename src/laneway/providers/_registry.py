@@ -16,11 +16,13 @@ from laneway.settings import DeploymentSettings, Vendor, resolve_secret, vendors
 __all__ = ["ADAPTERS", "build_adapter", "endpoint_for", "vendor_for"]
 
 # wire format → (module, class). The OpenAI format serves OpenAI and every compatible
-# vendor; the local kind has its own constructor (no HTTP).
+# vendor; the local kind has its own constructor (no HTTP). An adapter with an ``embed``
+# method serves /v1/embeddings too (``tei`` serves embeddings only).
 ADAPTERS: Mapping[str, tuple[str, str]] = {
     "openai": ("laneway.providers._openai_chat", "OpenAIChatAdapter"),
     "anthropic": ("laneway.providers._anthropic", "AnthropicAdapter"),
     "gemini": ("laneway.providers._gemini", "GeminiAdapter"),
+    "tei": ("laneway.providers._tei", "TEIAdapter"),  # text-embeddings-inference, /embed
 }
 
 

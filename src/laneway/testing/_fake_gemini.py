@@ -8,6 +8,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from laneway.testing._fake_openai import _fake_vector as fake_vector
 from laneway.testing._server import (
     FakeReply,
     FakeTurn,
@@ -54,7 +55,10 @@ def _google_error(
 
 
 class FakeGemini(FakeUpstreamServer):
-    """``POST /v1beta/models/{model}:generateContent`` and ``…:streamGenerateContent``.
+    """``POST /v1beta/models/{model}:generateContent``, ``…:streamGenerateContent`` and
+    ``…:batchEmbedContents`` (at most 100 requests, each naming ``models/{model}`` as
+    the URL does; vectors of ``outputDimensionality`` values, 8 by default, the same as
+    the fake OpenAI's for the same text; no usage, as Google sends none).
 
     ``api_key``, when set, is required in ``x-goog-api-key``: a missing key is answered
     403 ``PERMISSION_DENIED`` and a wrong one 400 ``INVALID_ARGUMENT`` with the
@@ -138,7 +142,8 @@ class FakeGemini(FakeUpstreamServer):
         fault = self.take_fault()
         await self.before_answer(request, fault)
         model, _, method = request.match_info["target"].rpartition(":")
-        if method not in ("generateContent", "streamGenerateContent") or not model:
+        methods = ("generateContent", "streamGenerateContent", "batchEmbedContents")
+        if method not in methods or not model:
             return json_response(_google_error(404, "Not Found"), status=404)
         auth_error = self._auth_error(request)
         if auth_error is not None:
@@ -146,6 +151,8 @@ class FakeGemini(FakeUpstreamServer):
         early = self.fault_response(fault)
         if early is not None:
             return early
+        if method == "batchEmbedContents":
+            return _batch_embed(body, model, fault)
         if not isinstance(body, dict) or not body.get("contents"):
             message = "* GenerateContentRequest.contents: contents is not specified"
             return json_response(_google_error(400, message), status=400)
@@ -176,6 +183,28 @@ class FakeGemini(FakeUpstreamServer):
                 **meta,
             }
         )
+
+
+def _batch_embed(body: Any, model: str, fault: Fault | None) -> web.Response:
+    requests = body.get("requests") if isinstance(body, dict) else None
+    if not isinstance(requests, list) or not requests:
+        message = "* BatchEmbedContentsRequest.requests: requests is not specified"
+        return json_response(_google_error(400, message), status=400)
+    if len(requests) > 100:
+        message = "* BatchEmbedContentsRequest.requests: at most 100 requests can be in one batch"
+        return json_response(_google_error(400, message), status=400)
+    embeddings = []
+    for i, item in enumerate(requests):
+        if not isinstance(item, dict) or item.get("model") != f"models/{model}":
+            message = f"requests[{i}].model: must be the model of the URL, models/{model}"
+            return json_response(_google_error(400, message), status=400)
+        parts = (item.get("content") or {}).get("parts") or []
+        text = "".join(str(p.get("text", "")) for p in parts if isinstance(p, dict))
+        size = item.get("outputDimensionality") or 8
+        embeddings.append({"values": fake_vector(text, size)})
+    if fault is not None and fault.kind == "malformed":
+        return web.Response(body=b'{"embeddings": [', status=200, content_type="application/json")
+    return json_response({"embeddings": embeddings})
 
 
 def _candidate(parts: list[dict[str, Any]] | None, finish: str | None) -> dict[str, Any]:
