@@ -1,5 +1,6 @@
 """Hostile and out-of-range inputs to ``laneway advise`` / ``laneway tco``: one-line errors
-(exit 2, ``error: ...`` on stderr, no traceback), and ``--set`` winning over the file."""
+(exit 1, or 2 for a wrong command line; ``error: ...`` on stderr, no traceback), and
+``--set`` winning over the file."""
 
 from __future__ import annotations
 
@@ -35,8 +36,18 @@ def _run(*args: str) -> Result:
 
 
 def _usage_error(result: Result, *words: str) -> str:
-    """Exit 2, one ``error:`` line on stderr naming ``words``, no traceback."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    """A wrong command line: exit 2, one ``error:`` line naming ``words``, no traceback."""
+    return _error_line(result, 2, *words)
+
+
+def _input_error(result: Result, *words: str) -> str:
+    """A file that cannot be used (README, "Exit codes"): exit 1, one ``error:`` line."""
+    return _error_line(result, 1, *words)
+
+
+def _error_line(result: Result, code: int, *words: str) -> str:
+    """Exit ``code``, one ``error:`` line on stderr naming ``words``, no traceback."""
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
     assert isinstance(result.exception, SystemExit)
     err = result.stderr.strip()
     assert err.startswith("error: ") and "\n" not in err, err
@@ -132,7 +143,7 @@ def test_library_precedence(tmp_path: Path) -> None:
 def test_non_utf8_file(tmp_path: Path) -> None:
     path = tmp_path / "bin.yaml"
     path.write_bytes(b"name: \xff\xfe\n")
-    _usage_error(_run("advise", str(path)), "bin.yaml", "not UTF-8", "0xff")
+    _input_error(_run("advise", str(path)), "bin.yaml", "not UTF-8", "0xff")
 
 
 _TEMPLATE = """name: t
@@ -161,12 +172,12 @@ def test_task_numbers_must_be_finite_and_bounded(tmp_path: Path, field: str, val
     path = _file(tmp_path, _TEMPLATE.format(**{**fields, field: value}))
     line = 3 + list(fields).index(field) + (1 if field == "cached_fraction" else 0) + 2
     words = ("finite",) if "n" in value else ("at most",)
-    _usage_error(_run("advise", path), f"w.yaml:{line}: tasks[0].{field}", *words)
+    _input_error(_run("advise", path), f"w.yaml:{line}: tasks[0].{field}", *words)
 
 
 def test_volume_over_the_limit(tmp_path: Path) -> None:
     task = _task(requests_per_day=10**12, input_tokens=10**8)
-    _usage_error(_run("advise", _file(tmp_path, _profile(tasks=[task]))), "tasks[0]", "limit")
+    _input_error(_run("advise", _file(tmp_path, _profile(tasks=[task]))), "tasks[0]", "limit")
 
 
 @pytest.mark.parametrize(
@@ -212,7 +223,7 @@ def test_file_assumptions_are_checked_with_a_line(
     path = _file(tmp_path, text)
     (name,) = assumptions
     line = next(i for i, t in enumerate(text.splitlines(), 1) if t.strip().startswith(name))
-    _usage_error(_run("advise", path), f"w.yaml:{line}: assumptions.{name}")
+    _input_error(_run("advise", path), f"w.yaml:{line}: assumptions.{name}")
 
 
 @pytest.mark.parametrize(
@@ -233,9 +244,9 @@ def test_tco_rejects_bad_numbers(args: tuple[str, ...], words: tuple[str, ...]) 
 def test_out_must_be_a_file_in_an_existing_directory(tmp_path: Path) -> None:
     path = _file(tmp_path, _profile())
     missing = tmp_path / "nope" / "deeper" / "r.html"
-    _usage_error(_run("advise", path, "--out", str(missing)), "--out", "does not exist")
+    _input_error(_run("advise", path, "--out", str(missing)), "--out", "does not exist")
     assert not missing.parent.exists()
-    _usage_error(_run("advise", path, "--out", str(tmp_path)), "--out", "is a directory")
+    _input_error(_run("advise", path, "--out", str(tmp_path)), "--out", "is a directory")
 
 
 # --- 3. low: n/a, tiers, zero volume ----------------------------------------------------------
@@ -251,12 +262,12 @@ def test_tco_zero_volume_prints_na() -> None:
 
 def test_unknown_tier_is_rejected(tmp_path: Path) -> None:
     path = _file(tmp_path, _profile(tasks=[_task(tier="bogus")]))
-    _usage_error(_run("advise", path), "tasks[0].tier", "'bogus'", "simple, standard")
+    _input_error(_run("advise", path), "tasks[0].tier", "'bogus'", "simple, standard")
 
 
 def test_zero_volume_is_not_advised_on(tmp_path: Path) -> None:
     path = _file(tmp_path, _profile(tasks=[_task(requests_per_day=0)]))
-    _usage_error(_run("advise", path), "0 tokens/day", "nothing to advise on")
+    _input_error(_run("advise", path), "0 tokens/day", "nothing to advise on")
     empty = Workload(
         name="empty",
         tasks=(Task("a", "simple", Decimal(0), Decimal(10), Decimal(10)),),
@@ -271,10 +282,10 @@ def test_zero_volume_is_not_advised_on(tmp_path: Path) -> None:
 
 def test_malformed_yaml_names_the_line(tmp_path: Path) -> None:
     path = _file(tmp_path, "name: x\ntasks: [a, b\nname: y\n", "bad.yaml")
-    _usage_error(_run("advise", path), "bad.yaml:3:", "not valid YAML")
+    _input_error(_run("advise", path), "bad.yaml:3:", "not valid YAML")
 
 
 def test_validation_errors_name_the_line(tmp_path: Path) -> None:
     text = yaml.safe_dump(_profile(traffic={"peak_to_mean": 0.5}), sort_keys=False)
     line = next(i for i, t in enumerate(text.splitlines(), 1) if "peak_to_mean" in t)
-    _usage_error(_run("advise", _file(tmp_path, text)), f"w.yaml:{line}: traffic.peak_to_mean")
+    _input_error(_run("advise", _file(tmp_path, text)), f"w.yaml:{line}: traffic.peak_to_mean")

@@ -129,7 +129,7 @@ def test_cli_seed_check_and_errors(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("tasks: []\n")
     failed = CliRunner().invoke(app, ["advise", str(bad)])
-    assert failed.exit_code == 2  # bad input: usage error
+    assert failed.exit_code == 1  # a workload file that cannot be used
     assert "at least one task" in failed.output
 
 
@@ -157,12 +157,12 @@ def test_cli_tco_and_html(tmp_path: Path) -> None:
     )
     assert a100.exit_code == 0 and "× a100" in a100.output, a100.output
     closed = CliRunner().invoke(app, ["tco", "--tokens-per-day", "1e6", "--model", "gpt-5.4"])
-    assert closed.exit_code == 2 and "closed weights" in closed.output
+    assert closed.exit_code == 1 and "closed weights" in closed.output
     assert "parameter count" not in closed.output
     typo = CliRunner().invoke(
         app, ["tco", "--tokens-per-day", "1e6", "--model", "llama-3.3-70b", "--gpu", "h10"]
     )
-    assert typo.exit_code == 2 and "did you mean 'h100'" in typo.output
+    assert typo.exit_code == 1 and "did you mean 'h100'" in typo.output
     out = tmp_path / "r.html"
     html = CliRunner().invoke(app, ["advise", str(EXAMPLE), "--out", str(out)])
     assert html.exit_code == 0, html.output

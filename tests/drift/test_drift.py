@@ -292,10 +292,10 @@ def test_ledger_served_model_change(home: Path) -> None:
 
 def test_ledger_check_without_traffic(home: Path) -> None:
     missing = _drift("check", "--deployment", "prod")
-    assert missing.exit_code == 2 and missing.stderr.startswith("error: no ledger database")
+    assert missing.exit_code == 1 and missing.stderr.startswith("error: no ledger database")
     open_database(f"sqlite:///{home / 'l.db'}").dispose()
     none = _drift("check", "--deployment", "other")
-    assert none.exit_code == 2
+    assert none.exit_code == 1
     assert none.stderr.startswith("error: deployment 'other' has no logged request")
 
 
@@ -304,7 +304,7 @@ def test_an_incomplete_canary_run_is_an_error_and_pins_nothing(home: Path) -> No
     config["deployments"].append(deployment("down", "http://127.0.0.1:9"))
     (home / "laneway.yaml").write_text(yaml.safe_dump(config), "utf-8")
     out = _drift("run", "--suite", "canary.yaml", "--model", "down")
-    assert out.exit_code == 2, out.output
+    assert out.exit_code == 1, out.output
     assert out.stderr.startswith("error: canary run drift-")
     assert "is incomplete (30 failed calls" in out.stderr
     engine = open_database(f"sqlite:///{home / 'l.db'}")

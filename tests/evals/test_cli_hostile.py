@@ -48,9 +48,10 @@ def _invoke(*args: str) -> Result:
     return CliRunner().invoke(eval_cli(), ["eval", *args])
 
 
-def _error(result: Result, *parts: str) -> str:
-    """The one ``error:`` line of a failed command (exit 2, no traceback)."""
-    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+def _error(result: Result, *parts: str, code: int = 1) -> str:
+    """The one ``error:`` line of a failed command (exit 1, or 2 for a wrong command line;
+    no traceback)."""
+    assert result.exit_code == code, (result.exit_code, result.output, result.exception)
     assert isinstance(result.exception, SystemExit), repr(result.exception)
     lines = result.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: "), result.stderr
@@ -141,7 +142,7 @@ def test_a_locked_database_says_so(home: Path) -> None:
 def test_run_ids_cannot_escape_out(home: Path, bad: str) -> None:
     (home / "out" / "a" / "b").mkdir(parents=True)
     args = ["run", "tiny.yaml", "--models", "cand", "--run-id", bad, "--out", "out/a/b"]
-    _error(_invoke(*args), "invalid run id")
+    _error(_invoke(*args), "invalid run id", code=2)
     assert _tree(home / "out") == {"a", "a/b"}
     assert _runs(home) == [("r1", "created")]
     with pytest.raises(ConfigError):

@@ -67,7 +67,7 @@ def test_cli_init_run_show_export_and_from_ledger(tmp_path: Path, monkeypatch: A
     result = runner.invoke(app, ["eval", "init", "example.yaml"])
     assert result.exit_code == 0, result.output
     assert len(load_suite(tmp_path / "example.yaml").cases) >= 5
-    assert runner.invoke(app, ["eval", "init", "example.yaml"]).exit_code == 2
+    assert runner.invoke(app, ["eval", "init", "example.yaml"]).exit_code == 1
     (tmp_path / "suite.yaml").write_text(planted_suite_yaml(10), "utf-8")
     with PlantedFake(Plan(wrong=frozenset({1, 3}))) as fake:
         config = {
@@ -101,5 +101,5 @@ def test_cli_init_run_show_export_and_from_ledger(tmp_path: Path, monkeypatch: A
     result = runner.invoke(app, ["eval", "from-ledger", "--sample", "5", "--out", "ledger.yaml"])
     assert "no usable requests" in result.output  # eval traffic is never sampled
     result = runner.invoke(app, ["eval", "run", "missing.yaml", "--models", "cand"])
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "suite file not found" in result.output

@@ -1,5 +1,5 @@
 """``laneway eval run`` end to end against fake upstreams: progress as plain lines without
-a terminal (judge phase included), exit 2 on an incomplete run, ``--min-pass``, resume
+a terminal (judge phase included), exit 1 on an incomplete run, ``--min-pass``, resume
 keeps the judge, and a broken scorer is one ``error:`` line and never a complete run."""
 
 from __future__ import annotations
@@ -102,9 +102,9 @@ def test_progress_is_printed_as_lines_without_a_terminal(home: Path) -> None:
     assert lines.index(judge[-1]) < next(i for i, t in enumerate(lines) if "status complete" in t)
 
 
-def test_an_incomplete_run_exits_2_with_the_resume_hint(home: Path) -> None:
+def test_an_incomplete_run_exits_1_with_the_resume_hint(home: Path) -> None:
     out = _run("s.yaml", "--models", "down", "--retries", "0", "--run-id", "inc")
-    assert out.exit_code == 2, out.output
+    assert out.exit_code == 1, out.output
     errors = [line for line in out.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1
     assert "run inc is incomplete: 20 failed calls" in errors[0]
@@ -145,7 +145,7 @@ def test_an_unimportable_scorer_is_one_line_before_any_call(
 ) -> None:
     (home / "bad.yaml").write_text(_suite_text(3, scorer="tests.evals.nope:score"), "utf-8")
     out = _run("bad.yaml", "--models", "good", "--run-id", "s1")
-    assert out.exit_code == 2, out.output
+    assert out.exit_code == 1, out.output
     assert out.stderr.splitlines() == [
         line for line in out.stderr.splitlines() if line.startswith("error: scorer")
     ]
@@ -161,7 +161,7 @@ def test_an_unimportable_scorer_is_one_line_before_any_call(
 def test_a_failing_scorer_leaves_the_run_incomplete_with_one_error_line(home: Path) -> None:
     (home / "boom.yaml").write_text(_suite_text(5, scorer="tests.evals._scorers:boom"), "utf-8")
     out = _run("boom.yaml", "--models", "good", "--run-id", "s2")
-    assert out.exit_code == 2, out.output
+    assert out.exit_code == 1, out.output
     assert "Traceback" not in out.output
     errors = out.stderr.splitlines()
     assert errors[0].startswith(

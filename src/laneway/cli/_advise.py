@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from laneway.errors import InvalidRequest, LanewayError
+from laneway.errors import LanewayError
 
 if TYPE_CHECKING:
     from laneway.advisor import SeedCheck
@@ -32,8 +32,9 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
 
 
 def _error(exc: LanewayError) -> typer.Exit:
-    """Bad input (``InvalidRequest``) exits 2, anything else 1."""
-    return _fail(exc.message, 2 if isinstance(exc, InvalidRequest) else 1)
+    """The work could not be done (a workload file, a model or GPU name, the ledger): exit 1.
+    A wrong command line (an option's value that cannot be one) exits 2 where it is parsed."""
+    return _fail(exc.message)
 
 
 _TOO_LARGE = (
@@ -44,10 +45,10 @@ _TOO_LARGE = (
 def _check_out(out: Path) -> None:
     """``--out`` must name a file in a directory that exists (none is created)."""
     if out.is_dir():
-        raise _fail(f"--out: {out} is a directory; give a file name such as {out / 'r.html'}", 2)
+        raise _fail(f"--out: {out} is a directory; give a file name such as {out / 'r.html'}")
     parent = out.parent
     if not parent.is_dir():
-        raise _fail(f"--out: directory {parent} does not exist (it is not created for you)", 2)
+        raise _fail(f"--out: directory {parent} does not exist (it is not created for you)")
 
 
 def _write_report(advice: Any, out: Path) -> None:
@@ -64,7 +65,8 @@ def _print_checks(checks: tuple[SeedCheck, ...], as_json: bool) -> None:
         rows = [
             {
                 "id": c.id,
-                "seed": c.seed,
+                "source": c.citation,
+                "url": c.url,
                 "claim": c.claim,
                 "inputs": dict(c.inputs),
                 "figure": c.figure,
@@ -80,19 +82,21 @@ def _print_checks(checks: tuple[SeedCheck, ...], as_json: bool) -> None:
     from rich.table import Table
 
     table = Table(
-        title="Seed check: the seeds' worked figures from their own inputs",
+        title="Seed check: the source articles' worked figures from their own inputs",
         box=box.SIMPLE_HEAD,
         show_lines=True,
     )
-    for header in ("claim (seed)", "inputs", "Laneway's figure", "verdict", "why"):
+    for header in ("claim (source)", "inputs", "Laneway's figure", "verdict", "why"):
         table.add_column(header, overflow="fold")
     for c in checks:
         inputs = "\n".join(f"{k}: {v}" for k, v in c.inputs)
-        table.add_row(f"{c.claim}\n({c.seed})", inputs, c.figure, c.verdict, c.why)
+        table.add_row(f"{c.claim}\n({c.citation})", inputs, c.figure, c.verdict, c.why)
     console = Console()
     if not console.is_terminal:
         console = Console(width=200)
     console.print(table)
+    cited = {c.citation: c.url for c in checks}
+    console.print("Sources:\n" + "\n".join(f"  {k}: {v}" for k, v in cited.items()))
 
 
 def _money(value: str | None) -> str:
@@ -154,7 +158,10 @@ def _print_advice(data: dict[str, Any]) -> None:
         out.append(f"  {row['name']}: {_money(row['monthly_usd'])} ({row['detail']})")
     out += ["", "Crossovers:"]
     out += [f"  {c['a']} vs {c['b']}: {c['message']}" for c in data["crossovers"]]
-    out += ["", "The seeds' crossover claims (tokens/day) against Laneway's reference fleet:"]
+    out += [
+        "",
+        "The source articles' crossover claims (tokens/day) against Laneway's reference fleet:",
+    ]
     for c in data["crossover_claims"]:
         ours = c["laneway_crossover_tokens_per_day"]
         laneway = (
@@ -163,7 +170,7 @@ def _print_advice(data: dict[str, Any]) -> None:
             else (_tokens(ours) if ours else "no crossover below 10T")
         )
         out.append(
-            f"  {c['seed'][:9]}: {_tokens(c['tokens_per_day'])} vs {c['compared_against']}: "
+            f"  {c['source']}: {_tokens(c['tokens_per_day'])} vs {c['compared_against']}: "
             f"Laneway {laneway}; the claim needs an API at "
             f"${c['api_usd_per_mtok_for_claim']}/M ({c['why_it_differs']})"
         )
@@ -185,13 +192,39 @@ def _overrides(values: list[str]) -> dict[str, str]:
     return result
 
 
-def _ledger_workload(database: str, since: str, ops: str) -> Any:
+def _since(since: str) -> Any:
+    """``--since`` as a start time (``None`` for 'all'); a value that is not one exits 2."""
+    from laneway.ledger import parse_since
+
+    try:
+        return None if since.strip().lower() == "all" else parse_since(since)
+    except LanewayError as exc:
+        raise _fail(f"--since: {exc.message}", 2) from None
+
+
+def _checked_overrides(gpu: str, values: list[str]) -> dict[str, str]:
+    """``--set`` checked against the assumptions before any work: an unknown GPU is a name
+    that does not exist (exit 1), a value that cannot be its assumption's exits 2."""
+    from laneway.advisor import default_assumptions
+
+    overrides = _overrides(values)
+    try:
+        base = default_assumptions(gpu)
+    except LanewayError as exc:
+        raise _error(exc) from None
+    try:
+        base.override(overrides, source="command line", where="--set ")
+    except LanewayError as exc:
+        raise _fail(exc.message, 2) from None
+    return overrides
+
+
+def _ledger_workload(database: str, start: Any, ops: str) -> Any:
     import sqlalchemy as sa
 
     from laneway.advisor import workload_from_ledger
-    from laneway.ledger import open_database, parse_since
+    from laneway.ledger import open_database
 
-    start = None if since.strip().lower() == "all" else parse_since(since)
     try:
         engine = open_database(database, create=False, migrate=False)
     except LanewayError as exc:
@@ -223,7 +256,8 @@ def advise_command(
     seed_check: Annotated[
         bool,
         typer.Option(
-            "--seed-check", help="Recompute the seeds' worked figures and say which hold."
+            "--seed-check",
+            help="Recompute the worked figures of the five source articles and say which hold.",
         ),
     ] = False,
     set_: Annotated[
@@ -255,22 +289,22 @@ def advise_command(
         raise _fail("give a workload file or --from-ledger (one of them)", 2)
     if ops not in ("none", "partial", "full"):
         raise _fail(f"--ops: {ops!r} is not one of none, partial, full", 2)
+    start = _since(since) if from_ledger else None
+    overrides = _checked_overrides(gpu, set_ or [])
     if out is not None:
         _check_out(out)
     try:
         profile = (
-            _ledger_workload(database, since, ops) if from_ledger else load_workload(workload)  # type: ignore[arg-type]
+            _ledger_workload(database, start, ops) if from_ledger else load_workload(workload)  # type: ignore[arg-type]
         )
-        advice = advise(
-            profile, assumptions=default_assumptions(gpu), overrides=_overrides(set_ or [])
-        )
+        advice = advise(profile, assumptions=default_assumptions(gpu), overrides=overrides)
         data = advice_to_json(advice)
         if out is not None:
             _write_report(advice, out)
     except LanewayError as exc:
         raise _error(exc) from None
     except DecimalException:
-        raise _fail(_TOO_LARGE, 2) from None
+        raise _fail(_TOO_LARGE) from None
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
@@ -312,21 +346,15 @@ def tco_command(
         if not info.open_weights:
             raise _fail(
                 f"{info.id} has closed weights: it cannot be self-hosted, only used through "
-                "its vendor's API",
-                2,
+                "its vendor's API"
             )
         size = model_size(info)
         if isinstance(size, str):
-            raise _fail(f"cannot size GPUs: {size}", 2)
+            raise _fail(f"cannot size GPUs: {size}")
         a = default_assumptions(gpu).override(
-            _overrides(set_ or []), source="command line", where="--set "
+            _checked_overrides(gpu, set_ or []), source="command line", where="--set "
         )
-        for option, name, value in (
-            ("--gpu-hourly", "gpu_hourly_usd", gpu_hourly),
-            ("--throughput", "throughput_tps_per_gpu", throughput),
-        ):
-            if value is not None:
-                a = a.override({name: value}, source="command line", where=f"{option}: ")
+        a = _option_overrides(a, gpu_hourly, throughput)
         out_t = total * share
         load = Load(
             total / 1000, total - out_t, out_t, Decimal(0), peak, a.number("time_in_system_s")
@@ -338,7 +366,7 @@ def tco_command(
     except LanewayError as exc:
         raise _error(exc) from None
     except DecimalException:
-        raise _fail(_TOO_LARGE, 2) from None
+        raise _fail(_TOO_LARGE) from None
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
         return
@@ -356,6 +384,21 @@ def tco_command(
         f"{usd['ops_staff']} + model updates {usd['model_updates']} "
         f"({data['multiple_of_gpu_rent']}x GPU rent; {per})"
     )
+
+
+def _option_overrides(a: Any, gpu_hourly: float | None, throughput: float | None) -> Any:
+    """``--gpu-hourly`` and ``--throughput`` over the assumptions; a value that cannot be
+    one (not finite, out of range) is a wrong command line: exit 2."""
+    for option, name, value in (
+        ("--gpu-hourly", "gpu_hourly_usd", gpu_hourly),
+        ("--throughput", "throughput_tps_per_gpu", throughput),
+    ):
+        if value is not None:
+            try:
+                a = a.override({name: value}, source="command line", where=f"{option}: ")
+            except LanewayError as exc:
+                raise _fail(exc.message, 2) from None
+    return a
 
 
 def _max_tokens_per_day() -> Decimal:

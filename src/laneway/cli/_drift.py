@@ -5,8 +5,10 @@ run as the baseline and compares every later run with it; ``drift check`` compar
 deployment's recent window of logged traffic with the window before; ``drift status``
 prints the latest signals (what ``/metrics`` exports as ``laneway_drift_*`` gauges).
 
-Exit codes: 0 no alarm (or a baseline was pinned); 1 drift alarm; 2 an error (one
-``error: …`` line on stderr, never a traceback); 130 interrupted.
+Exit codes (the README's rule): 0 no alarm (or a baseline was pinned); 1 a drift alarm,
+or the check could not be done (a missing suite or database, an incomplete canary run: one
+``error: …`` line on stderr, never a traceback); 2 a wrong command line (an unknown
+option, a duration that is not one); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -113,8 +115,8 @@ def run_command(
 ) -> None:
     """Run a canary suite: the first run is the baseline, later ones are compared.
 
-    Exit 0: no drift (or the baseline was pinned); 1: drift alarm; 2: an error or an
-    incomplete canary run."""
+    Exit 0: no drift (or the baseline was pinned); 1: a drift alarm, an error or an
+    incomplete canary run (an `error:` line says which); 2: a wrong command line."""
     from laneway.cli._eval import _settings, _suite
 
     settings = _settings(config)
@@ -210,11 +212,11 @@ def check_command(
     from laneway.ledger import parse_since
 
     now = datetime.now(UTC)
-    with _errors():
+    with _errors(2):
         recent_span = now - parse_since(window, now=now)
         base_span = now - parse_since(baseline, now=now)
     if recent_span.total_seconds() <= 0 or base_span.total_seconds() <= 0:
-        raise _fail("--window and --baseline are durations such as 1d or 12h")
+        raise _fail("--window and --baseline are durations such as 1d or 12h", 2)
     engine = _engine(config, db, create=False)
     try:
         with _errors():

@@ -1,10 +1,12 @@
 """``laneway eval …``: suites, runs, reports, comparisons, human review, outcomes.
 
-Exit codes: 0 success; 1 a gate failed (``compare``: the candidate is significantly
-worse; ``run --min-pass``: a candidate's pass rate is below the threshold); 2 an error (a
-malformed suite, an unknown or taken run id, a bad path, a database problem, a scorer
-or judge that failed, a run left incomplete), always reported as ``error: …`` lines on
-stderr, never a traceback; 130 interrupted (Ctrl-C; the run can be resumed).
+Exit codes (the README's rule): 0 success; 1 the work could not be done or a gate failed
+(a malformed suite, an unknown or taken run id, a bad path, a database problem, a scorer
+or judge that failed, a run left incomplete; ``compare``: the candidate is significantly
+worse; ``run --min-pass``: a candidate's pass rate is below the threshold); 2 a wrong
+command line (an unknown option, a run id or model list that cannot be one, ``--resume``
+with ``--run-id``); errors are ``error: …`` lines on stderr, never a traceback; 130
+interrupted (Ctrl-C; the run can be resumed).
 
 ``--out`` of ``run`` is a directory (``RUN_ID.json`` and ``RUN_ID.html`` are written in
 it; it is created if missing, its parent is not); ``--out`` of ``report``,
@@ -73,9 +75,10 @@ def register(app: typer.Typer) -> None:
     app.add_typer(eval_app, name="eval")
 
 
-def _fail(message: str) -> typer.Exit:
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    """One ``error:`` line; exit 1 (the work could not be done) or 2 (a wrong command line)."""
     typer.echo(f"error: {message}", err=True)
-    return typer.Exit(2)
+    return typer.Exit(code)
 
 
 def _database_problem(exc: Exception) -> str:
@@ -90,19 +93,20 @@ def _database_problem(exc: Exception) -> str:
 
 
 @contextlib.contextmanager
-def _errors() -> Iterator[None]:
-    """Known failures as one ``error:`` line and exit code 2, never a traceback."""
+def _errors(code: int = 1) -> Iterator[None]:
+    """Known failures as one ``error:`` line and exit ``code``, never a traceback: 1 for
+    work that could not be done, 2 around the parsing of a command-line value."""
     import sqlalchemy as sa
 
     try:
         yield
     except LanewayError as exc:
-        raise _fail(exc.message) from None
+        raise _fail(exc.message, code) from None
     except sa.exc.SQLAlchemyError as exc:
-        raise _fail(_database_problem(exc)) from None
+        raise _fail(_database_problem(exc), code) from None
     except OSError as exc:
         where = f"{exc.filename}: " if exc.filename else ""
-        raise _fail(f"{where}{exc.strerror or exc}") from None
+        raise _fail(f"{where}{exc.strerror or exc}", code) from None
 
 
 def _out_file(path: Path) -> Path:
@@ -144,7 +148,7 @@ def _engine(config: Path | None, db: str | None, *, create: bool = True) -> sa.E
     try:
         shown = sa.make_url(url).render_as_string(hide_password=True)
     except sa.exc.ArgumentError:
-        raise _fail(f"not a database URL: {url!r}") from None
+        raise _fail(f"not a database URL: {url!r}", 2 if db else 1) from None
     try:
         return open_database(url, create=create)
     except LanewayError as exc:
@@ -255,8 +259,8 @@ def _planned_id(resume: str | None, run_id: str | None) -> str:
     from laneway.evals import check_run_id, new_run_id
 
     if resume is not None and run_id is not None:
-        raise _fail("give --resume ID to continue a run or --run-id ID for a new one, not both")
-    with _errors():
+        raise _fail("give --resume ID to continue a run or --run-id ID for a new one, not both", 2)
+    with _errors(2):
         if resume is not None:
             return check_run_id(resume)
         return new_run_id() if run_id is None else check_run_id(run_id)
@@ -379,17 +383,17 @@ def run_command(
 ) -> None:
     """Run every case on every candidate (resumable: completed cases are not re-run).
 
-    Exit 0 when the run completed (and passed --min-pass), 1 when a candidate is below
-    --min-pass, 2 when the run is incomplete or an error stopped it, 130 on Ctrl-C."""
+    Exit 0 when the run completed (and passed --min-pass); 1 when a candidate is below
+    --min-pass, the run is incomplete or an error stopped it; 130 on Ctrl-C."""
     from laneway.evals import RunOptions, RunRecord, candidates_from, new_run, run_exists_message
 
     the_id = _planned_id(resume, run_id)
     if out is not None:
         _out_dir(out)
     settings = _settings(config)
-    suite = _suite(suite_ref)
-    with _errors():
+    with _errors(2):
         candidates_from(models)
+    suite = _suite(suite_ref)
     engine = _engine(config, db)
     try:
         with _errors():

@@ -108,7 +108,7 @@ def finish_run(
             f"laneway eval run {suite_ref} --resume {run_id}",
             err=True,
         )
-        raise typer.Exit(2)
+        raise typer.Exit(1)
     if min_pass is not None:
         below = [m for m in metrics if m.tag is None and (m.pass_rate or 0.0) < min_pass]
         for m in below:

@@ -256,13 +256,6 @@ def create_command(
     Keys are enforced only when the gateway runs with LANEWAY_MASTER_KEY set; without it
     this command refuses unless --force.
     """
-    if not os.environ.get("LANEWAY_MASTER_KEY"):
-        if not force:
-            raise _fail(
-                f"{_NO_MASTER_KEY}, so this key would protect nothing. Set LANEWAY_MASTER_KEY "
-                "for the gateway and here, or pass --force to create the key anyway"
-            )
-        typer.echo(f"warning: {_NO_MASTER_KEY}; creating the key anyway (--force)", err=True)
     policy = _key_policy(
         sensitive_action,
         sensitive_deployments,
@@ -281,6 +274,14 @@ def create_command(
         "log_prompts": log_prompts,
         "policy": policy,
     }
+    # After the options are parsed: a wrong command line exits 2 whatever the environment.
+    if not os.environ.get("LANEWAY_MASTER_KEY"):
+        if not force:
+            raise _fail(
+                f"{_NO_MASTER_KEY}, so this key would protect nothing. Set LANEWAY_MASTER_KEY "
+                "for the gateway and here, or pass --force to create the key anyway"
+            )
+        typer.echo(f"warning: {_NO_MASTER_KEY}; creating the key anyway (--force)", err=True)
     with _store(database, config, create=True) as store:
         try:
             plaintext, key = store.create_key(name, **options)
