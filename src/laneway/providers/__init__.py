@@ -20,6 +20,12 @@ from laneway.providers._http import (
 from laneway.providers._local import default_gguf_path
 from laneway.providers._openai_chat import OpenAIChatAdapter
 from laneway.providers._registry import build_adapter, vendor_for
+from laneway.providers._responses_api import (
+    RelayEvent,
+    ResponsesRelay,
+    parse_responses_usage,
+    relay_for,
+)
 from laneway.providers._sse import SSEEvent, iter_sse
 from laneway.providers._status import Endpoint, error_for_status, parse_retry_after
 from laneway.providers._tei import TEIAdapter
@@ -50,6 +56,8 @@ __all__ = [
     "GeminiAdapter",
     "Message",
     "OpenAIChatAdapter",
+    "RelayEvent",
+    "ResponsesRelay",
     "SSEEvent",
     "StreamDelta",
     "TEIAdapter",
@@ -68,8 +76,10 @@ __all__ = [
     "estimate_prompt_tokens",
     "estimate_usage",
     "iter_sse",
+    "parse_responses_usage",
     "parse_retry_after",
     "prompt_upper_bound",
+    "relay_for",
     "text_tokens",
     "vendor_for",
 ]

@@ -94,5 +94,11 @@ def build_adapter(
         raise ConfigError(
             f"deployment {deployment.name!r} needs the {fmt} adapter, which failed to import: {exc}"
         ) from exc
-    adapter: ChatModel = getattr(module, class_name)(endpoint_for(deployment, env), client)
+    endpoint = endpoint_for(deployment, env)
+    adapter: ChatModel = getattr(module, class_name)(endpoint, client)
+    if fmt == "openai" and endpoint.quirk("responses_api", False):
+        from laneway.providers._responses_api import ResponsesRelay
+
+        # /v1/responses requests only OpenAI's Responses API can honour go out unchanged
+        setattr(adapter, "responses_relay", ResponsesRelay(endpoint, client))  # noqa: B010
     return adapter

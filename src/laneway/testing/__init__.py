@@ -8,6 +8,7 @@ it records what it received (``.received``) and plays scripted faults
 from laneway.testing._fake_anthropic import FakeAnthropic
 from laneway.testing._fake_gemini import FakeGemini
 from laneway.testing._fake_openai import FakeOpenAI
+from laneway.testing._fake_openai_responses import FakeOpenAIResponses
 from laneway.testing._fake_tei import FakeTEI
 from laneway.testing._gateway import RunningGateway
 from laneway.testing._server import (
@@ -26,6 +27,7 @@ __all__ = [
     "FakeAnthropic",
     "FakeGemini",
     "FakeOpenAI",
+    "FakeOpenAIResponses",
     "FakeReply",
     "FakeTEI",
     "FakeTurn",
