@@ -1,18 +1,39 @@
-"""What shadow traffic adds to the client's latency: ``laneway serve`` with a shadow rule
-mirroring 10% of requests to a candidate, against the same gateway without the rule.
+"""What shadow traffic adds to the client's latency and CPU: ``laneway serve`` with a
+shadow rule mirroring 10% of requests to a candidate, against the same gateway without it.
 
-    python benchmarks/shadow.py [--rate 0.1] [--phases 6] [--seconds 4] [--concurrency 16]
+    python benchmarks/shadow.py [--rate 0.1] [--pairs 20] [--seconds 2] [--concurrency 16]
+    python benchmarks/shadow.py --control        # both arms without the rule: the noise
+    python benchmarks/shadow.py --instructions   # valgrind: instructions per request
+    python benchmarks/shadow.py --offer          # in-process: the cost of offer() itself
 
-One fake OpenAI upstream (0 ms) serves the primary and the candidate. Two gateways run
-side by side (one with the rule, one without); the load generator alternates between
-them in short phases (off, on, off, on …) at the same concurrency, so that both see the
-same machine noise, and reports the median of the phases' p50 and p99 latencies.
+**Timed** (default). Fake OpenAI upstreams (0 ms) serve the primary and, in another
+process under ``nice 19``, the candidate (another provider: on a machine with free cores
+its work would cost the client nothing; sharing the primary's upstream process instead
+made every copy delay the primary's own answers). Two gateways run side by side (one with
+the rule, one without). The load generator runs ``--pairs`` pairs of short phases at the
+same concurrency, in ABBA order (off, on, on, off, …) so that a drift of the machine's
+load falls on both arms alike, and takes the p50 of each phase. The figure is the median
+of the per-pair differences (on − off) with a 95% bootstrap interval of that median; the
+load average is printed before and after, since on a shared machine it is the main source
+of noise. ``--control`` runs the same procedure with two gateways *without* the rule: its
+interval shows what "no difference" looks like on this machine at this moment.
+
+**Instructions** (``--instructions``). Each gateway runs under ``valgrind --tool=
+cachegrind`` twice, serving one request and then 1 + ``--requests``; the difference per
+request is the gateway's CPU per client request, copies included (the copies to the
+candidate run in the same process). Noise-free where the timed figure is not.
+
+**offer()** (``--offer``). The only shadow work done on a request's own path, before its
+response is sent: ``ShadowMirror.offer`` in a loop against stub objects, matched by the
+rule and sampled at ``--rate``, ns per call.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
+import random
 import statistics
 import sys
 import tempfile
@@ -30,8 +51,8 @@ from gateway_overhead import _LANEWAY_MAIN, _clean_env
 HERE = Path(__file__).resolve().parent
 
 
-def _config(upstream: str, port: int, tmp: Path, rate: float | None) -> dict[str, Any]:
-    def deployment(name: str) -> dict[str, Any]:
+def _config(upstreams: tuple[str, str], port: int, tmp: Path, rate: float | None) -> dict[str, Any]:
+    def deployment(name: str, upstream: str) -> dict[str, Any]:
         return {
             "name": name,
             "model": "gpt-4o-mini",
@@ -44,7 +65,10 @@ def _config(upstream: str, port: int, tmp: Path, rate: float | None) -> dict[str
     config: dict[str, Any] = {
         "server": {"host": "127.0.0.1", "port": port, "workers": 1},
         "database": {"url": f"sqlite:///{tmp / f'ledger-{port}.db'}"},
-        "deployments": [deployment("primary"), deployment("candidate")],
+        "deployments": [
+            deployment("primary", upstreams[0]),
+            deployment("candidate", upstreams[1]),
+        ],
     }
     if rate is not None:
         rule = {"name": "bench", "match": {"model": ["primary"]}, "sample_rate": rate,
@@ -53,92 +77,214 @@ def _config(upstream: str, port: int, tmp: Path, rate: float | None) -> dict[str
     return config
 
 
-def _start(procs: Processes, tmp: Path, rate: float) -> tuple[int, int]:
+def _upstreams(procs: Processes, env: dict[str, str], tmp: Path) -> tuple[str, str]:
+    """The primary's fake upstream, and the candidate's: another provider, so another
+    process, under ``nice 19`` (on a machine with free cores it would cost the client
+    nothing; here it only gets the CPU time the rest leaves)."""
+    urls = []
+    for name, prefix in (("upstream", []), ("candidate-upstream", ["nice", "-n", "19"])):
+        argv = [*prefix, sys.executable, str(HERE / "_upstream.py")]
+        proc = procs.start(name, argv, cpus=None, env=env, capture_stdout=True)
+        assert proc.stdout is not None
+        ready = proc.stdout.readline().decode().split()
+        if len(ready) != 2 or ready[0] != "READY":
+            raise RuntimeError(f"the fake upstream did not start (see {tmp})")
+        urls.append(f"http://127.0.0.1:{ready[1]}")
+    return urls[0], urls[1]
+
+
+def _start(procs: Processes, tmp: Path, rates: tuple[float | None, float | None]) -> list[int]:
     env = _clean_env() | {"LANEWAY_BENCH_KEY": "sk-bench"}
-    upstream = procs.start("upstream", [sys.executable, str(HERE / "_upstream.py")], cpus=None,
-                           env=env, capture_stdout=True)  # fmt: skip
-    assert upstream.stdout is not None
-    ready = upstream.stdout.readline().decode().split()
-    if len(ready) != 2 or ready[0] != "READY":
-        raise RuntimeError(f"the fake upstream did not start (see {tmp})")
+    upstreams = _upstreams(procs, env, tmp)
     ports = []
-    for name, sample in (("off", None), ("on", rate)):
+    for i, sample in enumerate(rates):
         port = free_port()
-        path = tmp / f"laneway-shadow-{name}.yaml"
-        path.write_text(yaml.safe_dump(_config(f"http://127.0.0.1:{ready[1]}", port, tmp, sample)))
+        path = tmp / f"laneway-shadow-{i}.yaml"
+        path.write_text(yaml.safe_dump(_config(upstreams, port, tmp, sample)))
         argv = [sys.executable, "-c", _LANEWAY_MAIN, "serve", "--config", str(path)]
-        proc = procs.start(f"laneway-{name}", [*argv, "--log-level", "warning"], cpus=None, env=env)
-        wait_http(f"http://127.0.0.1:{port}/health/live", proc, 60.0, tmp / f"{name}.log")
+        proc = procs.start(f"laneway-{i}", [*argv, "--log-level", "warning"], cpus=None, env=env)
+        wait_http(f"http://127.0.0.1:{port}/health/live", proc, 60.0, tmp / f"{i}.log")
         ports.append(port)
-    return ports[0], ports[1]
+    return ports
 
 
-async def _phase(port: int, seconds: float, concurrency: int) -> list[float]:
+async def _phase(
+    session: aiohttp.ClientSession, port: int, seconds: float, concurrency: int
+) -> list[float]:
     body = orjson.dumps(
         {"model": "primary", "messages": [{"role": "user", "content": "hello there"}]}
     )
     url = f"http://127.0.0.1:{port}/v1/chat/completions"
     latencies: list[float] = []
     deadline = time.perf_counter() + seconds
+    headers = {"content-type": "application/json"}
 
-    async def worker(session: aiohttp.ClientSession) -> None:
+    async def worker() -> None:
         while time.perf_counter() < deadline:
             started = time.perf_counter()
-            async with session.post(
-                url, data=body, headers={"content-type": "application/json"}
-            ) as r:
+            async with session.post(url, data=body, headers=headers) as r:
                 await r.read()
                 if r.status != 200:
                     raise RuntimeError(f"gateway answered {r.status}")
             latencies.append((time.perf_counter() - started) * 1000)
 
-    connector = aiohttp.TCPConnector(limit=concurrency)
-    async with aiohttp.ClientSession(connector=connector) as session:
-        await asyncio.gather(*(worker(session) for _ in range(concurrency)))
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies
 
 
-def _p(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * (len(ordered) - 1)))]
+async def _measure(off: int, on: int, args: argparse.Namespace) -> list[tuple[float, float]]:
+    """(p50 off, p50 on) per pair of phases, ABBA order."""
+    pairs: list[tuple[float, float]] = []
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        for port in (off, on):  # warm-up: connections, caches, the first ledger flushes
+            await _phase(session, port, 1.0, args.concurrency)
+        for i in range(args.pairs):
+            order = (("off", off), ("on", on)) if i % 2 == 0 else (("on", on), ("off", off))
+            p50: dict[str, float] = {}
+            for mode, port in order:
+                p50[mode] = statistics.median(
+                    await _phase(session, port, args.seconds, args.concurrency)
+                )
+            pairs.append((p50["off"], p50["on"]))
+    return pairs
 
 
-async def _measure(off: int, on: int, args: argparse.Namespace) -> dict[str, list[float]]:
-    await _phase(off, 1.0, args.concurrency)  # warm-up
-    await _phase(on, 1.0, args.concurrency)
-    p50: dict[str, list[float]] = {"off": [], "on": []}
-    p99: dict[str, list[float]] = {"off": [], "on": []}
-    for i in range(args.phases):
-        order = [("off", off), ("on", on)] if i % 2 == 0 else [("on", on), ("off", off)]
-        for mode, port in order:
-            values = await _phase(port, args.seconds, args.concurrency)
-            p50[mode].append(statistics.median(values))
-            p99[mode].append(_p(values, 0.99))
-    return {"p50_off": p50["off"], "p50_on": p50["on"], "p99_off": p99["off"], "p99_on": p99["on"]}
+def bootstrap_median(
+    values: list[float], rounds: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile-bootstrap interval of the median of ``values``."""
+    rng = random.Random(seed)
+    n = len(values)
+    medians = sorted(statistics.median(rng.choices(values, k=n)) for _ in range(rounds))
+    return medians[int(0.025 * rounds)], medians[int(0.975 * rounds) - 1]
+
+
+def _load() -> str:
+    one, five, fifteen = os.getloadavg()
+    return f"{one:.2f} / {five:.2f} / {fifteen:.2f} on {os.cpu_count()} CPUs"
+
+
+def timed(args: argparse.Namespace) -> int:
+    rates = (None, None) if args.control else (None, args.rate)
+    load_before = _load()
+    with tempfile.TemporaryDirectory(prefix="laneway-shadow-bench-") as name:
+        tmp = Path(name)
+        with Processes(tmp) as procs:
+            off, on = _start(procs, tmp, rates)
+            pairs = asyncio.run(_measure(off, on, args))
+    diffs = [b - a for a, b in pairs]
+    low, high = bootstrap_median(diffs)
+    what = "control: both arms WITHOUT the rule" if args.control else f"shadow at {args.rate:.0%}"
+    print(
+        f"{what}, c={args.concurrency}, 0 ms upstream, {args.pairs} ABBA pairs of "
+        f"{args.seconds:g} s phases; load average (1/5/15 min) before {load_before}, "
+        f"after {_load()}"
+    )
+    print(
+        f"  p50 off {statistics.median(a for a, _ in pairs):.3f} ms, on "
+        f"{statistics.median(b for _, b in pairs):.3f} ms (medians of phases)"
+    )
+    print(
+        f"  added p50: median of per-pair differences {statistics.median(diffs):+.3f} ms, "
+        f"95% bootstrap CI [{low:+.3f}, {high:+.3f}] ms (target <= +0.2); "
+        f"{sum(d > 0 for d in diffs)} of {len(diffs)} pairs slower with the rule"
+    )
+    return 0
+
+
+def instructions(args: argparse.Namespace) -> int:
+    import shutil
+
+    from gateway_instructions import _count
+
+    if shutil.which("valgrind") is None:
+        print("valgrind is not on PATH (apt install valgrind)", file=sys.stderr)
+        return 2
+    env = _clean_env() | {"LANEWAY_BENCH_KEY": "sk-bench"}
+    per_request: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="laneway-shadow-ir-") as name:
+        tmp = Path(name)
+        os.environ.update(LANEWAY_BENCH_KEY="sk-bench")
+        with Processes(tmp) as procs:
+            upstreams = _upstreams(procs, env, tmp)
+            for label, rate in (("off", None), ("on", args.rate)):
+                port = free_port()
+                path = tmp / f"laneway-{label}.yaml"
+                path.write_text(yaml.safe_dump(_config(upstreams, port, tmp, rate)))
+                argv = [sys.executable, "-c", _LANEWAY_MAIN, "serve", "--config", str(path)]
+                argv += ["--log-level", "warning"]
+                health = f"http://127.0.0.1:{port}/health/live"
+                chat = f"http://127.0.0.1:{port}/v1/chat/completions"
+                ns = argparse.Namespace(tmp=tmp, concurrency=args.concurrency, stream=False)
+                base = _count(argv, health, chat, "primary", 0, ns)
+                loaded = _count(argv, health, chat, "primary", args.requests, ns)
+                per_request[label] = (loaded - base) / args.requests
+                print(f"shadow {label:3} {per_request[label] / 1000:8.1f} k instructions/request")
+    added = per_request["on"] - per_request["off"]
+    print(
+        f"added by the rule at {args.rate:.0%}: {added / 1000:+.1f} k instructions per client "
+        f"request ({added / per_request['off']:+.1%}), the copies to the candidate included"
+    )
+    return 0
+
+
+def offer(args: argparse.Namespace) -> int:
+    """ns per ``ShadowMirror.offer`` call on stub objects (the client-path cost)."""
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from laneway.gateway import ShadowMirror
+    from laneway.providers import ChatRequest, ChatResult, Usage
+    from laneway.settings import ShadowSettings
+
+    rule = {"name": "bench", "match": {"model": ["primary"]}, "sample_rate": args.rate,
+            "candidates": ["candidate"], "daily_budget_usd": "1000"}  # fmt: skip
+    settings = ShadowSettings.model_validate({"rules": [rule], "queue": 1_000_000})
+    gateway: Any = SimpleNamespace(metrics=SimpleNamespace(shadow=defaultdict(int)))
+    usage = Usage(prompt_tokens=10, completion_tokens=5)
+    request = ChatRequest(model="primary", messages=({"role": "user", "content": "hi"},))
+    ctx: Any = SimpleNamespace(
+        source="api", request=request, request_id="r", admission=None, key_id=None,
+        task=None, trace=SimpleNamespace(served_by="primary"), started=time.perf_counter(),
+        estimated_usage=None, resolution=None, requested_model="primary",
+    )  # fmt: skip
+    result: Any = ChatResult(content="hello", finish_reason="stop", usage=usage, model="fake-model")
+
+    async def run() -> float:
+        mirror = ShadowMirror(settings, engine=None, gateway=gateway)  # type: ignore[arg-type]
+        mirror._queue = asyncio.Queue(settings.queue)  # no workers: measure the offer alone
+        n = args.calls
+        started = time.perf_counter_ns()
+        for _ in range(n):
+            mirror.offer(ctx, result, "hello", None)
+        return (time.perf_counter_ns() - started) / n
+
+    runs = [asyncio.run(run()) for _ in range(5)]
+    print(
+        f"ShadowMirror.offer at {args.rate:.0%}: {statistics.median(runs):.0f} ns per request "
+        f"(median of 5 x {args.calls} calls; min {min(runs):.0f}, max {max(runs):.0f})"
+    )
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=float, default=0.1, help="the rule's sample rate")
-    parser.add_argument("--phases", type=int, default=6, help="phases per gateway")
-    parser.add_argument("--seconds", type=float, default=4.0, help="length of one phase")
+    parser.add_argument("--pairs", type=int, default=20, help="ABBA pairs of phases")
+    parser.add_argument("--seconds", type=float, default=2.0, help="length of one phase")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
+    parser.add_argument("--control", action="store_true", help="both arms without the rule")
+    parser.add_argument("--instructions", action="store_true", help="valgrind counts instead")
+    parser.add_argument("--requests", type=int, default=3000, help="--instructions: requests")
+    parser.add_argument("--offer", action="store_true", help="time offer() in-process")
+    parser.add_argument("--calls", type=int, default=200_000, help="--offer: calls per run")
     args = parser.parse_args(argv)
-    with tempfile.TemporaryDirectory(prefix="laneway-shadow-bench-") as name:
-        tmp = Path(name)
-        with Processes(tmp) as procs:
-            off, on = _start(procs, tmp, args.rate)
-            result = asyncio.run(_measure(off, on, args))
-    p50_off, p50_on = statistics.median(result["p50_off"]), statistics.median(result["p50_on"])
-    p99_off, p99_on = statistics.median(result["p99_off"]), statistics.median(result["p99_on"])
-    print(
-        f"shadow at {args.rate:.0%}, c={args.concurrency}, 0 ms upstream, {args.phases} "
-        f"phases of {args.seconds:g} s per gateway (medians of phases):"
-    )
-    added = p50_on - p50_off
-    print(f"  p50 off {p50_off:.3f} ms, on {p50_on:.3f} ms → added {added:+.3f} ms (target ≤ +0.2)")
-    print(f"  p99 off {p99_off:.3f} ms, on {p99_on:.3f} ms → added {p99_on - p99_off:+.3f} ms")
-    return 0
+    if args.instructions:
+        return instructions(args)
+    if args.offer:
+        return offer(args)
+    return timed(args)
 
 
 if __name__ == "__main__":

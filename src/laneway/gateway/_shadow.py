@@ -135,6 +135,11 @@ def _pairs_table() -> sa.Table:
 SHADOW_PAIRS = _pairs_table()
 
 
+# What offer() queues: the rule, the request's context, its result, output and cost, and
+# when it was answered (perf_counter); the worker turns it into a ShadowJob.
+_Offered = tuple[ShadowRule, _Context, ChatResult | None, str | None, Any, float]
+
+
 @dataclass(slots=True)
 class ShadowJob:
     rule: ShadowRule
@@ -157,7 +162,7 @@ class ShadowMirror:
         self._settings = settings
         self._engine = engine
         self._gateway = gateway
-        self._queue: asyncio.Queue[ShadowJob] | None = None
+        self._queue: asyncio.Queue[_Offered] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._spent: dict[str, Decimal] = {}
         self._day = -1
@@ -192,32 +197,41 @@ class ShadowMirror:
     def offer(
         self, ctx: _Context, result: ChatResult | None, output: str | None, cost: Any
     ) -> None:
-        """Queue copies of an answered request for every rule it matches and samples."""
-        if ctx.source != "api" or ctx.request is None or self._queue is None:
+        """Queue copies of an answered request for every rule that samples and matches it.
+
+        The client's path pays for one random draw per rule (the draw comes first: most
+        requests are not sampled and stop there), and for a sampled one a clock read and
+        one queue put of what the worker needs; the job is built off the path."""
+        queue = self._queue
+        if queue is None or ctx.source != "api" or ctx.request is None:
             return
         for rule in self.rules:
-            if not self._matches(rule, ctx) or self._random() >= rule.sample_rate:
+            if self._random() >= rule.sample_rate or not self._matches(rule, ctx):
                 continue
-            metrics = self._gateway.metrics.shadow
-            usage = (result.usage if result is not None else None) or ctx.estimated_usage
-            job = ShadowJob(
-                rule=rule,
-                request_id=ctx.request_id,
-                request=ctx.request,
-                admission=ctx.admission,
-                key_id=ctx.key_id,
-                task=ctx.task,
-                primary_deployment=ctx.trace.served_by,
-                primary_model=result.model if result is not None else None,
-                primary_output=output,
-                primary_latency_ms=(time.perf_counter() - ctx.started) * 1000.0,
-                primary_cost=cost if isinstance(cost, Decimal) else None,
-                primary_tokens=usage.completion_tokens if usage is not None else None,
-            )
             try:
-                self._queue.put_nowait(job)
+                queue.put_nowait((rule, ctx, result, output, cost, time.perf_counter()))
             except asyncio.QueueFull:
-                metrics[rule.name, "dropped"] += 1
+                self._gateway.metrics.shadow[rule.name, "dropped"] += 1
+
+    @staticmethod
+    def _job(offered: _Offered) -> ShadowJob:
+        rule, ctx, result, output, cost, answered = offered
+        usage = (result.usage if result is not None else None) or ctx.estimated_usage
+        assert ctx.request is not None  # offer() queues only requests that have one
+        return ShadowJob(
+            rule=rule,
+            request_id=ctx.request_id,
+            request=ctx.request,
+            admission=ctx.admission,
+            key_id=ctx.key_id,
+            task=ctx.task,
+            primary_deployment=ctx.trace.served_by,
+            primary_model=result.model if result is not None else None,
+            primary_output=output,
+            primary_latency_ms=(answered - ctx.started) * 1000.0,
+            primary_cost=cost if isinstance(cost, Decimal) else None,
+            primary_tokens=usage.completion_tokens if usage is not None else None,
+        )
 
     @staticmethod
     def _matches(rule: ShadowRule, ctx: _Context) -> bool:
@@ -239,12 +253,13 @@ class ShadowMirror:
     async def _work(self) -> None:
         assert self._queue is not None
         while True:
-            job = await self._queue.get()
+            offered = await self._queue.get()
             try:
+                job = self._job(offered)
                 for candidate in job.rule.candidates:
                     await self._mirror(job, candidate)
             except Exception:  # a shadow copy must never take the worker down
-                log.exception("shadow copy of %s failed", job.request_id)
+                log.exception("shadow copy of %s failed", offered[1].request_id)
             finally:
                 self._queue.task_done()
 
