@@ -1,12 +1,13 @@
-"""Laneway's advisor: the seeds' decision framework and total-cost-of-ownership model.
+"""Laneway's advisor: the source articles' decision framework and total-cost-of-ownership model.
 
 A ``Workload`` (YAML via ``load_workload``, or the ledger via ``workload_from_ledger``) goes
 through ``advise`` with the catalog and named, sourced ``Assumptions``. A decision is a chain:
 constraints (data sensitivity and residency, origin, licence, capabilities, latency SLO),
 then quality evidence per model (eval results attached to the model they measured), then
-cost per path with one fleet for every self-hosted tier, then the seeds' gates.
-``advice_to_json`` is the stable ``--json`` schema; ``seed_checks`` recomputes the seeds'
-worked figures from each seed's own inputs. The HTML report (``render_html``) imports
+cost per path with one fleet for every self-hosted tier, then the articles' gates.
+``advice_to_json`` is the stable ``--json`` schema; ``seed_checks`` recomputes the
+articles' worked figures from each article's own inputs; ``SOURCES`` and ``cite`` name the
+articles (publisher, month, URL). The HTML report (``render_html``) imports
 jinja2 and matplotlib only when asked for.
 """
 
@@ -30,6 +31,7 @@ from laneway.advisor._json import advice_to_json
 from laneway.advisor._ledger import workload_from_ledger
 from laneway.advisor._plan import PATHS, PathCost, PathName, TierPlan, model_size
 from laneway.advisor._seedcheck import SeedCheck, seed_checks
+from laneway.advisor._sources import SOURCES, Source, cite
 from laneway.advisor._tco import (
     Load,
     ModelSize,
@@ -58,6 +60,7 @@ __all__ = [
     "MAX_TOKENS_PER_DAY",
     "PATHS",
     "SCHEMA",
+    "SOURCES",
     "Advice",
     "Assumption",
     "Assumptions",
@@ -80,6 +83,7 @@ __all__ = [
     "SeedCheck",
     "SelfHostedCost",
     "Sizing",
+    "Source",
     "Task",
     "TierChoice",
     "TierPlan",
@@ -90,6 +94,7 @@ __all__ = [
     "advice_to_json",
     "advise",
     "api_cost_per_day",
+    "cite",
     "crossover_tokens_per_day",
     "default_assumptions",
     "fleet_for",

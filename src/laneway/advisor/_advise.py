@@ -22,6 +22,7 @@ from laneway.advisor._finetune import FineTune, apply_fine_tunes
 from laneway.advisor._fleet import Fleet, best_api, fleet_for, volume_crossover
 from laneway.advisor._format import human_tokens
 from laneway.advisor._plan import PathCost, TierPlan, plan_tier
+from laneway.advisor._sources import cite
 from laneway.advisor._workload import Workload
 from laneway.catalog import Catalog, default_catalog
 from laneway.errors import InvalidRequest
@@ -198,14 +199,15 @@ def _warnings(
         if cost.evidence == "needs eval" and cost.model is not None:
             out.append(
                 f"tier {t.tier}: {cost.model.id} needs eval: run your own eval before rollout "
-                "(seeds/002: 'evaluate on your own traffic, not on a leaderboard')"
+                f"({cite('002')}: 'evaluate on your own traffic, not on a leaderboard')"
             )
         if cost.evidence == "passes" and "names no model" in cost.evidence_detail:
             out.append(f"tier {t.tier}: the eval that passed names no model; add quality.model")
     if choice.fleet is not None and workload.ops_capacity != "full":
         out.append(
             f"self-hosting with {workload.ops_capacity} MLOps capacity: 'self-hosting without "
-            "MLOps is a liability, not an asset' (seeds/003); budget for 1–3 FTE (seeds/004)"
+            f"MLOps is a liability, not an asset' ({cite('003')}); budget for 1–3 FTE "
+            f"({cite('004')})"
         )
     slo = workload.latency_slo_ms
     if (
@@ -214,7 +216,8 @@ def _warnings(
         and workload.api_latency_p95_ms is None
     ):
         out.append(
-            f"latency SLO {slo:,.0f} ms: an API round trip alone can take 50–200 ms (seeds/004); "
+            f"latency SLO {slo:,.0f} ms: an API round trip alone can take 50–200 ms "
+            f"({cite('004')}); "
             "measure the API p95 (api_latency_p95_ms) before choosing"
         )
     src = a.get("gpu_hourly_usd").source

@@ -1,9 +1,9 @@
 """Named, sourced, overridable assumptions of the cost model, and the GPU data file.
 
 Every number the advisor uses that is not the user's own workload is an ``Assumption``:
-a name, a value, a unit and where it comes from (a seed file and the quoted figure, or
-"Laneway default" with the reasoning). ``Assumptions.override`` replaces values and marks
-their source as the user's.
+a name, a value, a unit and where it comes from (a source article, cited with its URL, and
+the quoted figure, or "Laneway default" with the reasoning). ``Assumptions.override``
+replaces values and marks their source as the user's.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from laneway.advisor._sources import cite, expand
 from laneway.errors import ConfigError, InvalidRequest
 
 __all__ = [
@@ -29,8 +30,10 @@ __all__ = [
     "gpu_table",
 ]
 
-_S003 = "seeds/003_89ce8b6907b2801f.txt"
-_S004 = "seeds/004_a6d65108d83e476c.txt"
+_S001 = cite("001", url=True)
+_S002 = cite("002", url=True)
+_S003 = cite("003", url=True)
+_S004 = cite("004", url=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,10 +103,12 @@ def _gpu(key: str, data: Mapping[str, Any]) -> GpuSpec:
         memory_gb=_dec(data["memory_gb"], f"gpus.{key}.memory_gb"),
         memory_source=str(data["memory_source"]),
         hourly_usd=None if hourly is None else _dec(hourly, f"gpus.{key}.hourly_usd"),
-        hourly_source=" ".join(str(data["hourly_source"]).split()),
+        hourly_source=expand(" ".join(str(data["hourly_source"]).split()), url=True),
         hourly_date=None if data.get("hourly_date") is None else str(data["hourly_date"]),
         throughput_factor=_dec(data["throughput_factor"], f"gpus.{key}.throughput_factor"),
-        throughput_factor_source=" ".join(str(data["throughput_factor_source"]).split()),
+        throughput_factor_source=expand(
+            " ".join(str(data["throughput_factor_source"]).split()), url=True
+        ),
     )
 
 
@@ -119,7 +124,7 @@ def gpu_table() -> GpuTable:
             (_dec(b["max_active_b"], "max_active_b"), _dec(b["output_tps"], "output_tps"))
             for b in table["buckets"]
         ),
-        throughput_source=" ".join(str(table["source"]).split()),
+        throughput_source=expand(" ".join(str(table["source"]).split()), url=True),
     )
 
 
@@ -278,7 +283,7 @@ def _defaults_ops() -> list[Assumption]:
             "1",
             "FTE",
             f'{_S004}: "Real ops cost: 1-3 FTE for production-grade serving" (lower end); '
-            'seeds/002: "This is not a part-time responsibility"',
+            f'{_S002}: "This is not a part-time responsibility"',
         ),
         _a(
             "update_cycle_usd",
@@ -364,7 +369,7 @@ def _defaults_finetune() -> list[Assumption]:
             "lora_gpu_hours",
             "32",
             "GPU-hours",
-            "Laneway default: seeds/001's LoRA recipe (4 GPUs, 3 epochs) for about 8 hours",
+            f"Laneway default: the LoRA recipe of {_S001} (4 GPUs, 3 epochs) for about 8 hours",
         ),
         _a(
             "lora_data_prep_hours",
@@ -377,7 +382,7 @@ def _defaults_finetune() -> list[Assumption]:
             "16",
             "engineer-hours/cycle",
             "Laneway default: retrain and re-run the eval suite after each model update "
-            "(seeds/001: a fine-tune needs re-evaluation; seeds/003: update cycles)",
+            f"({_S001}: a fine-tune needs re-evaluation; {_S003}: update cycles)",
         ),
     ]
 

@@ -1,8 +1,8 @@
-"""The seeds' conflicting crossover claims (~3M to 500M tokens/day), side by side with
-Laneway's own crossover for one reference fleet against the API price each seed compares
-with, and the API price at which Laneway's crossover lands where the seed says. The spread
-comes mostly from the API price compared against (about $0.12/M to $6/M blended, a 50×
-range), then from whether ops staff are counted and from utilisation."""
+"""The source articles' conflicting crossover claims (~3M to 500M tokens/day), side by side
+with Laneway's own crossover for one reference fleet against the API price each article
+compares with, and the API price at which Laneway's crossover lands where the article says.
+The spread comes mostly from the API price compared against (about $0.12/M to $6/M blended,
+a 50× range), then from whether ops staff are counted and from utilisation."""
 
 from __future__ import annotations
 
@@ -10,18 +10,19 @@ from decimal import Decimal
 from typing import Any
 
 from laneway.advisor._assumptions import Assumptions
+from laneway.advisor._sources import source
 from laneway.advisor._tco import Load, ModelSize, crossover_tokens_per_day, self_hosted_monthly
 
 __all__ = ["REFERENCE", "crossover_claims"]
 
 M = Decimal(1_000_000)
 #: The reference fleet: Llama 3.3 70B (dense, BF16) on the assumptions' GPU, 1,000-token
-#: requests, 75% input, steady traffic (seeds/003's own comparison model).
+#: requests, 75% input, steady traffic (RTSN's own comparison model, ``_sources`` 003).
 REFERENCE = ModelSize(Decimal(70), Decimal(70), Decimal(327_680))
 
 _CLAIMS: tuple[tuple[str, str, Decimal, Decimal | None, str, str], ...] = (
     (
-        "seeds/000_cda4ab7beb848378.txt",
+        "000",
         "Below roughly 100 million tokens per month, serverless open-weight APIs ... beat "
         "self-hosted H100 or B200 rigs",
         Decimal(100_000_000) / 30,
@@ -31,7 +32,7 @@ _CLAIMS: tuple[tuple[str, str, Decimal, Decimal | None, str, str], ...] = (
         "ops alone exceed the API bill there",
     ),
     (
-        "seeds/000_cda4ab7beb848378.txt",
+        "000",
         "Self-hosting makes sense for ... truly high-volume workloads (500M+ tokens per month "
         "sustained)",
         Decimal(500_000_000) / 30,
@@ -41,7 +42,7 @@ _CLAIMS: tuple[tuple[str, str, Decimal, Decimal | None, str, str], ...] = (
         "update cycles",
     ),
     (
-        "seeds/004_a6d65108d83e476c.txt",
+        "004",
         "Crossover happens around 10M-100M tokens/day depending on use case",
         Decimal(10_000_000),
         None,
@@ -49,7 +50,7 @@ _CLAIMS: tuple[tuple[str, str, Decimal, Decimal | None, str, str], ...] = (
         "no price or ops cost stated; reproducible only against frontier-priced APIs",
     ),
     (
-        "seeds/002_20b308b7d064d41a.txt",
+        "002",
         "If you are processing tens of millions of tokens a day, steadily, the maths can swing "
         "hard towards self-hosting",
         Decimal(30_000_000),
@@ -58,12 +59,12 @@ _CLAIMS: tuple[tuple[str, str, Decimal, Decimal | None, str, str], ...] = (
         "compares with a frontier API, the most expensive path",
     ),
     (
-        "seeds/003_89ce8b6907b2801f.txt",
+        "003",
         "The crossover only begins to appear around 500 million tokens per day",
         Decimal(500_000_000),
         Decimal("0.12"),
         "DeepInfra Llama 3.3 70B, about $0.12/M blended",
-        "compares with the cheapest serverless price; at that price even the seed's own "
+        "compares with the cheapest serverless price; at that price even the article's own "
         "$43/day rig breaks even only near 358M tokens/day before ops staff",
     ),
 )
@@ -85,12 +86,12 @@ def _fmt(value: Decimal | None) -> str | None:
 
 
 def crossover_claims(a: Assumptions) -> list[dict[str, Any]]:
-    """One row per claim: the seed's volume, the price it compares against, Laneway's
-    crossover at that price, and the blended API price that would put Laneway's crossover
-    at the seed's volume."""
+    """One row per claim: the article (``source``, ``url``), its volume, the price it
+    compares against, Laneway's crossover at that price, and the blended API price that would
+    put Laneway's crossover at the article's volume."""
     rows = []
     days = a.number("days_per_month")
-    for seed, claim, volume, price, against, why in _CLAIMS:
+    for ref, claim, volume, price, against, why in _CLAIMS:
         cost = self_hosted_monthly(_load(volume), REFERENCE, a)
         implied = None if cost is None else cost.total / (volume * days) * M
         ours = None
@@ -99,7 +100,8 @@ def crossover_claims(a: Assumptions) -> list[dict[str, Any]]:
             ours = crossover_tokens_per_day(probe, price, REFERENCE, a)
         rows.append(
             {
-                "seed": seed,
+                "source": source(ref).short,
+                "url": source(ref).url,
                 "claim": claim,
                 "tokens_per_day": _fmt(volume),
                 "compared_against": against,

@@ -1,18 +1,19 @@
-"""The seeds' decision framework: six questions (seeds/000), four gates (seeds/002), the
-four operational variables (seeds/003), one fleet for every self-hosted tier, a path per
-tier and the fine-tune question.
+"""The source articles' decision framework: six questions (Digital Applied), four gates (AI
+Tech Connect), the four operational variables (RTSN), one fleet for every self-hosted tier, a
+path per tier and the fine-tune question (articles by id and citation in ``_sources``).
 
 Order of precedence, highest first:
 
 1. data that cannot leave our infrastructure (``on_prem``): every tier self-hosted, whatever
    the price (gate 4 fails and overrides gates 1–3); so is any tier no API may carry
-   (residency, regulated data without a vendor the seeds admit);
-2. volume below ``closed_api_below_tokens_per_month`` (seeds/003: "closed API, no further
+   (residency, regulated data without a vendor the articles admit);
+2. volume below ``closed_api_below_tokens_per_month`` (RTSN: "closed API, no further
    analysis required"): closed API wherever one is admissible;
 3. gates 1–3 (volume, task tolerance, operations capacity): when all pass, the cheapest mix
    of one fleet (over the tiers whose self-hosted model passed the team's eval) and API paths;
-4. a latency SLO that the measured API p95 misses by no more than the VPC saving (seeds/004:
-   50–200 ms), with gates 2–3 passing: self-host the tiers whose model passed the eval;
+4. a latency SLO that the measured API p95 misses by no more than the VPC saving
+   (novaaiops.com: 50–200 ms), with gates 2–3 passing: self-host the tiers whose model
+   passed the eval;
 5. otherwise the cheapest admissible API path per tier (a model with a passing eval before
    one that needs an eval).
 """
@@ -26,6 +27,7 @@ from laneway.advisor._assumptions import Assumptions
 from laneway.advisor._fleet import Assignment, Fleet, best_api, best_assignment
 from laneway.advisor._format import human_tokens
 from laneway.advisor._plan import PathCost, PathName, TierPlan
+from laneway.advisor._sources import cite
 from laneway.advisor._workload import Workload
 from laneway.errors import InvalidRequest
 
@@ -39,7 +41,7 @@ __all__ = [
     "six_questions",
 ]
 
-S000, S002, S003, S004 = "seeds/000", "seeds/002", "seeds/003", "seeds/004"
+S000, S002, S003, S004 = cite("000"), cite("002"), cite("003"), cite("004")
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +206,8 @@ def _data_gate(workload: Workload) -> Gate:
 
 
 def evaluate_gates(plans: list[TierPlan], workload: Workload, a: Assumptions) -> list[Gate]:
-    """The four gates of seeds/002, in order, each with the sentence that decided it."""
+    """The four gates of AI Tech Connect (``S002``), in order, each with the sentence that
+    decided it."""
     return [
         _volume_gate(plans, a, workload),
         _tolerance_gate(plans),
@@ -342,7 +345,7 @@ def _band(monthly: Decimal) -> str:
 
 
 def six_questions(workload: Workload, a: Assumptions, plans: list[TierPlan]) -> list[Question]:
-    """The six questions of seeds/000 answered for this workload."""
+    """The six questions of Digital Applied (``S000``) answered for this workload."""
     tasks = workload.tasks
 
     def having(need: str) -> list[str]:
@@ -382,8 +385,8 @@ def six_questions(workload: Workload, a: Assumptions, plans: list[TierPlan]) -> 
             3,
             "Is it coding or dev-tool heavy?",
             "yes: " + ", ".join(coding) if coding else "no",
-            "coding-capable models only (the seeds' coding list); open weights have the better "
-            "cost per outcome"
+            f"coding-capable models only (as named by {S000}; {S002}; {S003}); open weights "
+            "have the better cost per outcome"
             if coding
             else "no effect",
         ),

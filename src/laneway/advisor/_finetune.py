@@ -1,4 +1,4 @@
-"""The fine-tune question (seeds/001, seeds/003, seeds/004): for a narrow task whose
+"""The fine-tune question (sabaoon.dev, RTSN, novaaiops.com; ``_sources``): for a narrow task whose
 open-weight model missed the bar, is a LoRA fine-tune of that model (training GPU hours,
 data preparation, re-evaluation after every model update) plus serving it cheaper than the
 recommended path? When it is, and the task is its tier's only task, the tier's
@@ -14,6 +14,7 @@ from laneway.advisor._assumptions import Assumptions
 from laneway.advisor._decision import Choice, TierChoice
 from laneway.advisor._evidence import applicable
 from laneway.advisor._plan import TierPlan, api_problem
+from laneway.advisor._sources import cite
 from laneway.advisor._tco import api_cost_per_day
 from laneway.advisor._workload import Workload
 from laneway.catalog import Catalog, ModelInfo, Price
@@ -118,7 +119,7 @@ def apply_fine_tunes(
                         "serverless_open",
                         cost,
                         open_cost + ft,
-                        f"fine-tune wins: {why} ({'seeds/003'}: 'open-weight fine-tuned models "
+                        f"fine-tune wins: {why} ({cite('003')}: 'open-weight fine-tuned models "
                         "are strong candidates' for simple, repetitive tasks)",
                         fine_tune_usd=ft,
                     )

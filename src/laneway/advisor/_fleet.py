@@ -2,7 +2,7 @@
 
 Tiers that self-host the same model share one deployment, sized on their combined load;
 GPU rent and infrastructure overhead add up over deployments, while the ops staff and the
-model update cycles are charged once for the fleet (seeds/003 prices them per team and per
+model update cycles are charged once for the fleet (RTSN prices them per team and per
 cycle, not per tier). So relabelling the same traffic across tiers never changes the cost.
 
 ``best_assignment`` tries every set of self-hostable tiers (at most 2^4) and returns the

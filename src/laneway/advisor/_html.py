@@ -14,6 +14,7 @@ from laneway.advisor._fleet import best_api, fleet_for
 from laneway.advisor._format import human_tokens, usd
 from laneway.advisor._json import advice_to_json, by_utilisation
 from laneway.advisor._seedcheck import seed_checks
+from laneway.advisor._sources import SOURCES, cite
 
 __all__ = ["render_html"]
 
@@ -132,7 +133,7 @@ def _util_plot(advice: Advice, plt: Any, ticker: Any) -> str | None:
     ax.set_ylim(bottom=0)
     ax.yaxis.set_major_formatter(ticker.FuncFormatter(_usd_axis))
     ax.set_title(
-        "Self-hosting cost vs utilisation (seeds/003: below 50% the per-token cost climbs)"
+        f"Self-hosting cost vs utilisation ({cite('003')}: below 50% the per-token cost climbs)"
     )
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=8)
@@ -226,6 +227,7 @@ def render_html(advice: Advice) -> str:
         catalog_rows=data["catalog_rows"],
         assumptions=data["assumptions"],
         checks=seed_checks(),
+        src=SOURCES,
         cost_png=cost_png,
         util_png=util_png,
         any_api=any(x is not None for x in hosted_api),

@@ -10,6 +10,7 @@ from laneway.advisor._advise import SCHEMA, Advice
 from laneway.advisor._claims import crossover_claims
 from laneway.advisor._fleet import Fleet, best_api, fleet_for
 from laneway.advisor._plan import PathCost
+from laneway.advisor._sources import SOURCES, cite
 
 __all__ = ["advice_to_json", "by_utilisation", "sensitivity"]
 
@@ -80,7 +81,7 @@ def by_utilisation(advice: Advice) -> list[dict[str, Any]]:
 
 def sensitivity(advice: Advice) -> list[dict[str, Any]]:
     """The fleet's monthly cost when one assumption moves to the low or high end of its
-    plausible range (the seeds' ranges where they give one)."""
+    plausible range (the source articles' ranges where they give one)."""
     fleet = _the_fleet(advice)
     a = advice.assumptions
     if fleet is None or a.maybe_number("gpu_hourly_usd") is None:
@@ -91,8 +92,13 @@ def sensitivity(advice: Advice) -> list[dict[str, Any]]:
     cases = [
         ("gpu_hourly_usd", hourly * Decimal("0.8"), hourly * Decimal("1.2"), "±20%"),
         ("throughput_tps_per_gpu", tps / 2, tps * 2, "half / double the table (measure yours)"),
-        ("ops_fte_share", Decimal(1), Decimal(3), "seeds/004: 1–3 FTE"),
-        ("update_cycles_per_year", Decimal(52) / 8, Decimal(52) / 6, "seeds/003: every 6–8 weeks"),
+        ("ops_fte_share", Decimal(1), Decimal(3), f"{cite('004')}: 1–3 FTE"),
+        (
+            "update_cycles_per_year",
+            Decimal(52) / 8,
+            Decimal(52) / 6,
+            f"{cite('003')}: every 6–8 weeks",
+        ),
         ("infra_overhead_multiplier", Decimal(1), Decimal("1.5"), "none to +50%"),
         ("precision_bytes", Decimal(1), Decimal(2), "FP8 / BF16 weights"),
     ]
@@ -276,4 +282,15 @@ def advice_to_json(advice: Advice) -> dict[str, Any]:
             for x in advice.assumptions
         ],
         "catalog_rows": _model_rows(advice),
+        "sources": [
+            {
+                "id": s.id,
+                "cite": s.short,
+                "name": s.name,
+                "date": s.date,
+                "title": s.title,
+                "url": s.url,
+            }
+            for s in SOURCES.values()
+        ],
     }

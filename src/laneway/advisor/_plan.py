@@ -4,14 +4,14 @@ and what each path costs for that tier alone.
 The chain, in order (constraints before evidence before price):
 
 1. constraints: licence class or id, denied origins, the tier's required capabilities (the
-   seeds' model lists per capability, ``roles.yaml``), the task's own model list, models
+   source articles' model lists per capability, ``roles.yaml``), the task's own model list, models
    past their deprecation date;
 2. quality evidence: a model that failed the bar on any of the tier's tasks is out on every
    path; among the rest, models that passed are preferred to models that need an eval;
 3. data rules per API path: on-prem data admits no API; residency admits a provider only
    with inference in that region; regulated data admits closed vendors with formal
    compliance documentation, and open-weight vendor APIs only when the workload says
-   compliance documentation covers them (seeds/000);
+   compliance documentation covers them (Digital Applied);
 4. price: the cheapest admissible provider of the preferred models. Free-tier and preview
    prices ($0 in and out) are never used for costing.
 
@@ -29,6 +29,7 @@ from typing import Literal
 from laneway.advisor._assumptions import Assumptions
 from laneway.advisor._evidence import Verdict, verdict
 from laneway.advisor._reference import in_region, provider_info, roles
+from laneway.advisor._sources import cite
 from laneway.advisor._tco import (
     Load,
     ModelSize,
@@ -117,7 +118,7 @@ def _constraint_problem(model: ModelInfo, workload: Workload, explicit: set[str]
 
 
 def _capable(model: ModelInfo, needs: tuple[str, ...], pool: list[ModelInfo]) -> bool:
-    """Whether ``model`` has every capability in ``needs``: the seeds' model list for it,
+    """Whether ``model`` has every capability in ``needs``: the source articles' model list for it,
     or, for video and computer use when no listed model is in ``pool``, the modality."""
     r = roles()
     for need in needs:
@@ -150,7 +151,7 @@ def admissible(
             allowed.append(model)
     for model in allowed:
         if needs and not _capable(model, needs, allowed):
-            out.append((model.id, f"not named by the seeds for {', '.join(needs)}"))
+            out.append((model.id, f"not named by the source articles for {', '.join(needs)}"))
             continue
         status, detail = verdict(model, tasks, workload)
         if status == "fails":
@@ -177,7 +178,7 @@ def api_problem(
         if model.open_weights:
             return (
                 "regulated data: an open-weight vendor API needs compliance documentation in "
-                "scope (seeds/000); set compliance_documented: true if it is"
+                f"scope ({cite('000')}); set compliance_documented: true if it is"
             )
         if info is None or not info.compliance_docs:
             return f"regulated data: {provider} publishes no formal compliance documentation"
@@ -279,9 +280,9 @@ def _self_host_pick(
     models: list[tuple[ModelInfo, Verdict, str]], serverless: PathCost
 ) -> tuple[ModelInfo, Verdict, str] | list[str]:
     """The open-weight model to size: models that passed the team's eval first; among
-    equals the seeds' self-hosting defaults (question 6: "Nemotron 3 Super 120B, Gemma 4,
-    or DeepSeek V3.2 on hardware you control"), then the serverless pick (like for like),
-    then the catalog's order. A list of reasons when none can be sized."""
+    equals the self-hosting defaults (Digital Applied's question 6: "Nemotron 3 Super 120B,
+    Gemma 4, or DeepSeek V3.2 on hardware you control"), then the serverless pick (like for
+    like), then the catalog's order. A list of reasons when none can be sized."""
     sized = []
     unsized = []
     for m, s, d in models:

@@ -1,6 +1,6 @@
 """Reference data the advisor checks inputs against and decides with: ISO 3166-1 country
 codes (``countries.yaml``), where each price provider runs inference (``providers.yaml``)
-and which models the seeds name per capability (``roles.yaml``). Read once, on first use.
+and which models the source articles name per capability (``roles.yaml``). Read once, on first use.
 
 The ``check_*`` functions turn a user's value into the canonical one or raise
 ``InvalidRequest`` with a suggestion ("'China' is not an ISO 3166-1 code; did you mean 'CN'?").
@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from laneway.advisor._sources import expand
 from laneway.catalog import LICENSE_CLASSES, Catalog, ModelInfo
 from laneway.errors import InvalidRequest
 
@@ -141,7 +142,7 @@ def provider_info(key: str) -> ProviderInfo | None:
 
 @dataclass(frozen=True, slots=True)
 class Roles:
-    """Models per capability, with the seed sentence behind each list."""
+    """Models per capability, with the article's sentence behind each list."""
 
     models: Mapping[str, tuple[str, ...]]
     sources: Mapping[str, str]
@@ -155,5 +156,5 @@ def roles() -> Roles:
     data = _read("roles.yaml")["roles"]
     return Roles(
         models={k: tuple(v["models"]) for k, v in data.items()},
-        sources={k: " ".join(str(v["source"]).split()) for k, v in data.items()},
+        sources={k: expand(" ".join(str(v["source"]).split()), url=True) for k, v in data.items()},
     )

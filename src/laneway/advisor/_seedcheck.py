@@ -1,6 +1,7 @@
-"""``laneway advise --seed-check``: the seeds' worked figures, recomputed from the inputs
-each seed itself states. No constant is tuned to reach a seed's number: where a claim does
-not follow from its own seed's figures the row says so, and why."""
+"""``laneway advise --seed-check``: the source articles' worked figures, recomputed from the
+inputs each article itself states. No constant is tuned to reach an article's number: where
+a claim does not follow from its own article's figures the row says so, and why. ``seed``
+is the article's id (``_sources``); output names it by ``citation`` and ``url``."""
 
 from __future__ import annotations
 
@@ -9,22 +10,20 @@ from decimal import Decimal
 from typing import Literal
 
 from laneway.advisor._assumptions import Assumptions, default_assumptions
+from laneway.advisor._sources import Source, cite, source
 from laneway.advisor._tco import Load, ModelSize, ownership_cost, size_gpus
 
 __all__ = ["SeedCheck", "Verdict", "seed_checks"]
 
 Verdict = Literal["holds", "does not hold", "holds only if"]
-S000 = "seeds/000_cda4ab7beb848378.txt"
-S001 = "seeds/001_27521362463f7233.txt"
-S002 = "seeds/002_20b308b7d064d41a.txt"
-S003 = "seeds/003_89ce8b6907b2801f.txt"
-S004 = "seeds/004_a6d65108d83e476c.txt"
+S000, S001, S003, S004 = "000", "001", "003", "004"
 M = Decimal(1_000_000)
 
 
 @dataclass(frozen=True, slots=True)
 class SeedCheck:
-    """One claim: what the seed says, the inputs it states, Laneway's figure, the verdict."""
+    """One claim: what the article says, the inputs it states, Laneway's figure, the
+    verdict. ``seed`` is the article's id; ``citation`` and ``url`` name it for people."""
 
     id: str
     seed: str
@@ -33,6 +32,19 @@ class SeedCheck:
     figure: str
     verdict: Verdict
     why: str
+
+    @property
+    def source(self) -> Source:
+        return source(self.seed)
+
+    @property
+    def citation(self) -> str:
+        """``"RTSN, Jun 2026"``."""
+        return self.source.short
+
+    @property
+    def url(self) -> str:
+        return self.source.url
 
 
 def _usd(value: Decimal, places: int = 2) -> str:
@@ -58,15 +70,15 @@ def _check_358x() -> SeedCheck:
         inputs=(
             ("volume", "1,000,000 tokens/day"),
             ("API", "$0.12/day at that volume → $0.12 per million tokens (blended)"),
-            ("self-hosted", "$43/day (the seed names no GPU type or count)"),
+            ("self-hosted", "$43/day (the article names no GPU type or count)"),
         ),
         figure=f"API {_usd(api_day)}/day; self-hosted {_usd(rig_day)}/day; "
         f"ratio {_x(rig_day / api_day)}",
         verdict="holds",
-        why=f"43 / 0.12 = {rig_day / api_day:.1f}: the ratio follows from the seed's two daily "
-        f"figures. The $43/day rig is not sized in the seed: $43/day is "
-        f"{_usd(rig_day / 24)}/hour, less than one H100 at {S000}'s $2.00–2.50/GPU-hour, while "
-        f"70B weights at BF16 ({sizing.weights_gb:.0f} GB) need {sizing.gpus} × 80 GB GPUs; "
+        why=f"43 / 0.12 = {rig_day / api_day:.1f}: the ratio follows from the article's two daily "
+        f"figures. The $43/day rig is not sized in the article: $43/day is "
+        f"{_usd(rig_day / 24)}/hour, less than one H100 at $2.00–2.50/GPU-hour ({cite(S000)}), "
+        f"while 70B weights at BF16 ({sizing.weights_gb:.0f} GB) need {sizing.gpus} × 80 GB GPUs; "
         f"Laneway's own sizing at $2.50/GPU-hour is {_usd(own_day)}/day of raw GPU rent "
         f"({_x(own_day / api_day)} the API) before ops staff.",
     )
@@ -84,17 +96,17 @@ def _check_crossover() -> SeedCheck:
         "roughly 5x savings over managed APIs, but only if GPU utilisation stays above 50%; "
         "below that, per-token costs increase tenfold",
         inputs=(
-            ("API price", "$0.12 per million tokens (the seed's DeepInfra figure)"),
-            ("self-hosted", "$43/day per rig (the seed's Lambda Labs figure)"),
+            ("API price", "$0.12 per million tokens (the article's DeepInfra figure)"),
+            ("self-hosted", "$43/day per rig (the article's Lambda Labs figure)"),
             ("volume", "500,000,000 tokens/day"),
         ),
         figure=f"crossover at {crossover:,.0f}M tokens/day (43 / 0.12) if one $43/day rig "
         f"could carry it; at 500M tokens/day the API costs {_usd(api_at_500)}/day against "
         f"≥ $43/day self-hosted: savings ≤ {_x(api_at_500 / rig_day)}",
         verdict="does not hold",
-        why=f"With the seed's own prices 5x savings at 500M tokens/day needs an API price of "
+        why=f"With the article's own prices 5x savings at 500M tokens/day needs an API price of "
         f"≥ {_usd(needed_api)}/M (5 × 43 / 500), not $0.12/M, or self-hosting at ≤ $12/day, "
-        f"below the seed's own $43/day rig; one $43/day rig serving 500M/day costs "
+        f"below the article's own $43/day rig; one $43/day rig serving 500M/day costs "
         f"{_usd(rig_day / volume, 3)}/M, whatever its utilisation. 'Tenfold' is "
         f"only the 1/utilisation law: 50% → 5% utilisation costs 10x more per token.",
     )
@@ -109,9 +121,9 @@ def _check_multiple() -> SeedCheck:
             "update_cycles_per_year": Decimal(52) / 8,
             "infra_overhead_multiplier": 1,
         },
-        source=S003,
+        source=cite(S003),
     )
-    high = low.override({"update_cycles_per_year": Decimal(52) / 6}, source=S003)
+    high = low.override({"update_cycles_per_year": Decimal(52) / 6}, source=cite(S003))
     lo_cost, hi_cost = ownership_cost(rent, low), ownership_cost(rent, high)
     fixed_lo = (lo_cost.ops_staff + lo_cost.model_updates) * 12
     fixed_hi = (hi_cost.ops_staff + hi_cost.model_updates) * 12
@@ -125,7 +137,7 @@ def _check_multiple() -> SeedCheck:
             ("ML engineer", "$145,000/year (1 FTE)"),
             ("update cycles", "$12,000 per 6–8 week cycle (6.5–8.7 cycles/year)"),
             ("infrastructure overhead", "'adds further multipliers': no figure, taken as 1.0"),
-            ("raw GPU rent", "the seed's own rig: $43/day × 30 days × 12 = $15,480/year"),
+            ("raw GPU rent", "the article's own rig: $43/day × 30 days × 12 = $15,480/year"),
         ),
         figure=f"{_x(lo_cost.multiple_of_gpu_rent)}–{_x(hi_cost.multiple_of_gpu_rent)} the "
         f"GPU rent for the $43/day rig (fixed ops {_usd(fixed_lo, 0)}–{_usd(fixed_hi, 0)}/year)",
@@ -133,7 +145,7 @@ def _check_multiple() -> SeedCheck:
         why=f"the multiple is 1 + fixed ops / GPU rent, so it is 3–5x only when raw GPU rent is "
         f"{_usd(rent_lo, 0)}–{_usd(rent_hi, 0)}/year ({_usd(rent_lo / 8760)}–"
         f"{_usd(rent_hi / 8760)}/hour, {rent_lo / 8760 / hourly:.1f}–"
-        f"{rent_hi / 8760 / hourly:.1f} H100s at $2.50/hour); for the seed's own $43/day rig "
+        f"{rent_hi / 8760 / hourly:.1f} H100s at $2.50/hour); for the article's own $43/day rig "
         f"it is {lo_cost.multiple_of_gpu_rent:.0f}x, and a full 8×H100 node at $16–20/hour "
         f"gives {1 + fixed_lo / (20 * 8760):.1f}–{1 + fixed_hi / (16 * 8760):.1f}x.",
     )
@@ -150,7 +162,7 @@ def _check_opus() -> SeedCheck:
         "DeepSeek V4 via API, a 50x difference",
         inputs=(
             ("volume", "10,000,000,000 tokens/month (input/output split not stated)"),
-            ("Claude Opus 4.8", "$25 input / $100 output per million (the seed's table)"),
+            ("Claude Opus 4.8", "$25 input / $100 output per million (the article's table)"),
             ("DeepSeek V4 (API)", "$0.80 input / $2.40 output per million"),
         ),
         figure=f"Opus {_usd(o_lo, 0)} (all input) to {_usd(o_hi, 0)} (all output); DeepSeek "
@@ -158,9 +170,9 @@ def _check_opus() -> SeedCheck:
         f"{_x(opus_in / ds_in)}–{_x(opus_out / ds_out)}",
         verdict="does not hold",
         why=f"$1.2M exceeds even the all-output Opus cost ({_usd(o_hi, 0)}): it is $120/M, the "
-        f"seed's GPT-5 Pro output price, not Opus's. $24,000 is DeepSeek at all-output. At any "
+        f"article's GPT-5 Pro output price, not Opus's. $24,000 is DeepSeek at all-output. At any "
         f"one mix the ratio is {opus_in / ds_in:.1f}–{opus_out / ds_out:.1f}x, never 50x. "
-        f"{S003} prices Opus 4.8 at $5/$25 (→ {_usd(tokens * 5, 0)}–{_usd(tokens * 25, 0)}).",
+        f"{cite(S003)} prices Opus 4.8 at $5/$25 (→ {_usd(tokens * 5, 0)}–{_usd(tokens * 25, 0)}).",
     )
 
 
@@ -188,7 +200,7 @@ def _check_node(a: Assumptions | None = None) -> SeedCheck:
             (
                 "model",
                 "100B-parameter MoE (active parameters not stated; 12B assumed, as the "
-                "seed's Nemotron 3 Super 120B)",
+                "article's Nemotron 3 Super 120B)",
             ),
             ("throughput, utilisation", "not stated ('reasonable utilization')"),
         ),
@@ -199,7 +211,7 @@ def _check_node(a: Assumptions | None = None) -> SeedCheck:
         f"{_usd(per_m(node_hi, Decimal(1)))}/M at 100%",
         verdict="holds only if",
         why=f"the node sustains {need_hi:,.0f}–{need_lo:,.0f} output tokens/s on average; the "
-        f"seed gives neither throughput nor utilisation, so its range follows only from them. "
+        f"article gives neither throughput nor utilisation, so its range follows only from them. "
         f"With Laneway's default throughput (an estimate, not a measurement) it holds at "
         f"{u_lo:.0%}–{u_hi:.0%} average utilisation (both ends of the node price inside "
         f"$0.50–1.00).",
@@ -214,15 +226,16 @@ def _check_m27() -> SeedCheck:
         seed=S000,
         claim="MiniMax M2.7 costs roughly 50x less than Claude Opus 4.6 per million output tokens",
         inputs=(
-            ("Claude Opus 4.6", "$5 input / $25 output per million (the seed's price list)"),
+            ("Claude Opus 4.6", "$5 input / $25 output per million (the article's price list)"),
             ("MiniMax M2.7", "$0.30 input / $1.20 output per million"),
         ),
-        figure=f"output {_x(opus_out / m27_out)}, input {_x(opus_in / m27_in)}; against "
-        f"{S001}'s Opus 4.8 output price ($100) {_x(opus48_out / m27_out)}",
+        figure=f"output {_x(opus_out / m27_out)}, input {_x(opus_in / m27_in)}; against the "
+        f"Opus 4.8 output price ($100, {cite(S001)}) {_x(opus48_out / m27_out)}",
         verdict="does not hold",
-        why=f"25 / 1.20 = {opus_out / m27_out:.1f}: with the seed's own prices the gap is about "
+        why=f"25 / 1.20 = {opus_out / m27_out:.1f}: with the article's own prices the gap is about "
         f"21x on output and 17x on input, not 50x. 50x needs an Opus output price of $60/M, "
-        f"which no seed gives for Opus 4.6 (only {S001}'s $100/M for Opus 4.8 exceeds it).",
+        f"which no article gives for Opus 4.6 (only the $100/M for Opus 4.8 in {cite(S001)} "
+        "exceeds it).",
     )
 
 
@@ -249,8 +262,11 @@ def _check_scout() -> SeedCheck:
         seed=S001,
         claim="Llama 4 Scout self-hosted costs ~$0.05–0.20 per million tokens",
         inputs=(
-            ("model", "Llama 4 Scout: 109B total / 17B active (model card; the seed gives none)"),
-            ("hardware", "not stated; Laneway's H100 at $2.50/GPU-hour (seeds/000)"),
+            (
+                "model",
+                "Llama 4 Scout: 109B total / 17B active (model card; the article gives none)",
+            ),
+            ("hardware", f"not stated; Laneway's H100 at $2.50/GPU-hour ({cite(S000)})"),
             (
                 "throughput",
                 f"not stated; Laneway's table: {sizing.output_tps_per_gpu:,.0f} output "
@@ -264,7 +280,7 @@ def _check_scout() -> SeedCheck:
         verdict="holds only if",
         why="the range is GPU rent only, at high utilisation and with a throughput above "
         "Laneway's default (or FP8 weights on fewer GPUs); it leaves out ops staff and update "
-        f"cycles, which {S003} says make the total 3–5x the GPU rent.",
+        f"cycles, which {cite(S003)} says make the total 3–5x the GPU rent.",
     )
 
 
@@ -284,7 +300,7 @@ def _check_routing() -> SeedCheck:
         claim="route 80% of traffic to open-weight models (Scout ~$0.10/M, V4-Flash ~$0.30/M), "
         "15% to V4-Pro (~$2.40/M), 5% to Claude Opus (~$100/M)",
         inputs=(
-            ("split", "80% / 15% / 5% of traffic (the seed's diagram)"),
+            ("split", "80% / 15% / 5% of traffic (the article's diagram)"),
             ("prices", "~$0.10–0.30, ~$2.40 and ~$100 per million tokens"),
         ),
         figure=f"blend {_usd(lo)}–{_usd(hi)}/M vs $100/M all-frontier: "
@@ -311,9 +327,12 @@ def _check_bands() -> SeedCheck:
         inputs=(
             (
                 "closed API",
-                "Claude Sonnet 4.6 $3/$15 per million (seeds/000, seeds/003), 75% input",
+                f"Claude Sonnet 4.6 $3/$15 per million ({cite(S000)}, {cite(S003)}), 75% input",
             ),
-            ("managed open weights", "Llama 3.3 70B on DeepInfra ≈ $0.12 per million (seeds/003)"),
+            (
+                "managed open weights",
+                f"Llama 3.3 70B on DeepInfra ≈ $0.12 per million ({cite(S003)})",
+            ),
         ),
         figure=f"5M tokens/month on Sonnet {_usd(at5)}/month; 30M {_usd(at30)}/month; the same "
         f"on managed open weights {_usd(5 * llama)}–{_usd(30 * llama)}/month; one ML engineer "
@@ -347,7 +366,7 @@ def _check_crossover_band() -> SeedCheck:
             (
                 "self-hosted",
                 "Laneway's reference fleet: Llama 3.3 70B on H100 at $2.50/hour, "
-                "1 FTE, update cycles (seeds/003)",
+                f"1 FTE, update cycles ({cite(S003)})",
             ),
         ),
         figure=f"the fleet costs {_usd(rows[0])}/M at 10M tokens/day and {_usd(rows[1])}/M at "
@@ -369,16 +388,16 @@ def _check_fte() -> SeedCheck:
         seed=S004,
         claim="real ops cost: 1–3 FTE for production-grade serving",
         inputs=(
-            ("engineer", f"{_usd(salary, 0)}/year ({S003})"),
-            ("update cycles", f"{_usd(updates, 0)}/year ({S003}: $12,000 per 6–8 weeks)"),
-            ("one 8×H100 node", f"$20/hour ({S000}) = {_usd(node, 0)}/year"),
+            ("engineer", f"{_usd(salary, 0)}/year ({cite(S003)})"),
+            ("update cycles", f"{_usd(updates, 0)}/year ({cite(S003)}: $12,000 per 6–8 weeks)"),
+            ("one 8×H100 node", f"$20/hour ({cite(S000)}) = {_usd(node, 0)}/year"),
         ),
         figure=f"1–3 FTE = {_usd(salary, 0)}–{_usd(3 * salary, 0)}/year; with update cycles "
         f"{_usd(salary + updates, 0)}–{_usd(3 * salary + updates, 0)}/year, "
         f"{(salary + updates) / node:.1f}–{(3 * salary + updates) / node:.1f}x the rent of a "
         "full 8×H100 node",
         verdict="holds",
-        why="consistent with the other seeds' figures; it is why small fleets cost many times "
+        why="consistent with the other articles' figures; it is why small fleets cost many times "
         "their GPU rent. Laneway uses 1 FTE by default (ops_fte_share) and varies 1–3 in the "
         "sensitivity table.",
     )
@@ -389,17 +408,17 @@ def _check_latency() -> SeedCheck:
         id="vpc-latency-50-200ms",
         seed=S004,
         claim="self-hosting in your VPC eliminates the API round trip; latency drops by 50–200 ms",
-        inputs=(("network round trip", "not measured in the seed"),),
+        inputs=(("network round trip", "not measured in the article"),),
         figure="taken as the assumptions vpc_latency_saving_ms_low/high (50/200 ms)",
         verdict="holds only if",
-        why="a network figure, not derivable from the seed's numbers: it holds when the API's "
+        why="a network figure, not derivable from the article's numbers: it holds when the API's "
         "round trip dominates and the self-hosted fleet is not queueing. Laneway uses it only "
         "when the workload gives a measured API p95 (api_latency_p95_ms) that misses the SLO.",
     )
 
 
 def seed_checks() -> tuple[SeedCheck, ...]:
-    """Every checked claim, in seed order."""
+    """Every checked claim, in article order."""
     return (
         _check_node(),
         _check_m27(),

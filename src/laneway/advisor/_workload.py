@@ -41,7 +41,7 @@ Need = Literal["frontier_reasoning", "video", "computer_use", "coding"]
 SENSITIVITIES: tuple[Sensitivity, ...] = ("none", "regulated", "on_prem")
 OPS_CAPACITIES: tuple[OpsCapacity, ...] = ("none", "partial", "full")
 NEEDS: tuple[Need, ...] = ("frontier_reasoning", "video", "computer_use", "coding")
-#: Task categories that count as coding (seeds/000 question 3).
+#: Task categories that count as coding (Digital Applied's question 3, ``_sources`` 000).
 CODING_CATEGORIES = frozenset(
     {"coding", "code", "code_review", "autocomplete", "test_generation", "bug_fixing"}
 )
