@@ -166,7 +166,7 @@ def test_two_lane_default_and_frontier_closed() -> None:
     assert "below the crossover" in gates["volume"]["reason"]
     assert [q["number"] for q in data["questions"]] == [1, 2, 3, 4, 5, 6]
     assert data["questions"][0]["answer"] == "yes: hard"
-    assert data["schema"] == "laneway.advice/2"
+    assert data["schema"] == "laneway.advice/3"
     assert all(isinstance(x["source"], str) and x["source"] for x in data["assumptions"])
 
 

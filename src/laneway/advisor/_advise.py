@@ -1,6 +1,6 @@
 """``advise``: workload + catalog + assumptions → per-tier paths, one fleet, gates, choices,
 whole-workload totals, crossovers, warnings; ``advice_to_json`` is the ``--json`` schema
-(``laneway.advice/2``)."""
+(``laneway.advice/3``)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ from laneway.errors import InvalidRequest
 
 __all__ = ["SCHEMA", "Advice", "Crossover", "Total", "advise"]
 
-SCHEMA = "laneway.advice/2"
+SCHEMA = "laneway.advice/3"
 
 
 @dataclass(frozen=True, slots=True)
