@@ -3,8 +3,8 @@ inside functions):
 
 1. A package never imports another package's private ``_modules``: only what that package
    exports from its ``__init__`` (its ``__all__``). Inside one package, private modules are fine.
-2. Evals, the advisor and the router never import the HTTP layer (``laneway.server``): they
-   use the protocol-neutral core.
+2. The core (``laneway.gateway``), evals, the advisor and the router never import the HTTP
+   layer (``laneway.server``): they use the protocol-neutral core.
 """
 
 from __future__ import annotations
@@ -12,12 +12,19 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
-
 SRC = Path(__file__).resolve().parents[1] / "src" / "laneway"
 
 # Packages that must not depend on the HTTP layer.
-NO_SERVER = {"evals", "advisor", "router", "governance", "providers", "ledger", "settings"}
+NO_SERVER = {
+    "evals",
+    "advisor",
+    "gateway",
+    "router",
+    "governance",
+    "providers",
+    "ledger",
+    "settings",
+}
 
 
 def _imports(tree: ast.AST) -> list[tuple[int, str]]:
@@ -85,7 +92,6 @@ def test_no_package_reaches_into_another_packages_private_modules() -> None:
     assert problems == [], "\n".join(problems)
 
 
-@pytest.mark.xfail(strict=True, reason="#13: evals still get their gateway from laneway.server")
 def test_evals_and_the_advisor_use_the_core_not_the_http_layer() -> None:
     problems = _all_violations("server")
     assert problems == [], "\n".join(problems)

@@ -24,6 +24,7 @@ exactly one place each, by exception type and HTTP status, never by message text
     ├── PayloadTooLarge         413 payload_too_large
     ├── UnsupportedMediaType    415 unsupported_media_type
     ├── HeadersTooLarge         431 request_header_fields_too_large
+    ├── ClientClosed            499 client_closed (ledger only: the client left mid-call)
     ├── RateLimited             429 rate_limited
     │   ├── QueueFull           429 queue_full
     │   └── BudgetExceeded      429 budget_exceeded
@@ -54,6 +55,7 @@ __all__ = [
     "AuthenticationFailed",
     "BudgetExceeded",
     "CircuitOpen",
+    "ClientClosed",
     "ConfigError",
     "ContentFiltered",
     "ContextLengthExceeded",
@@ -192,6 +194,15 @@ class HeadersTooLarge(LanewayError):
     status = 431
     type = "invalid_request_error"
     code = "request_header_fields_too_large"
+
+
+class ClientClosed(LanewayError):
+    """Recorded on an upstream call the client walked away from (never sent: the
+    client is gone)."""
+
+    status = 499
+    type = "client_error"
+    code = "client_closed"
 
 
 class _RetryAfter(LanewayError):

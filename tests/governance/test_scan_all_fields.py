@@ -288,7 +288,7 @@ def test_a_data_url_that_is_not_base64_is_scanned_as_text(scanner: Scanner) -> N
 
 def test_the_gateway_counts_every_scanned_field_to_decide_on_offloading() -> None:
     """A long tool schema or image is scanned off the event loop like a long message."""
-    from laneway.server._gateway import OFFLOAD_SCAN_FROM, _text_size
+    from laneway.gateway._core import OFFLOAD_SCAN_FROM, _text_size
 
     long = "x" * OFFLOAD_SCAN_FROM
     assert _text_size(_base(tools=(_tool(description=long),))) > OFFLOAD_SCAN_FROM

@@ -7,8 +7,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from laneway.gateway._cascade import _tool_problem
 from laneway.providers import ChatRequest, ChatResult
-from laneway.server._cascade import _tool_problem
 
 HOSTILE = {
     "type": "object",

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from laneway.providers import ChatRequest
 
 if TYPE_CHECKING:
-    from laneway.server import CallReport, Gateway
+    from laneway.gateway import CallReport, Gateway
 
 __all__ = ["RETRYABLE", "call_model"]
 
@@ -50,7 +50,7 @@ async def call_model(
     own), and a weaker response format where a model does not support the one asked."""
     attempt = 0
     while True:
-        from laneway.server import run_request
+        from laneway.gateway import run_request
 
         report = await run_request(gateway, request, source="eval")
         error = report.error

@@ -29,7 +29,7 @@ from laneway.evals._suite import Case, Suite
 from laneway.ledger import LEDGER
 
 if TYPE_CHECKING:
-    from laneway.server import Gateway
+    from laneway.gateway import Gateway
 
 __all__ = ["CanaryOutcome", "canary_target", "drift_from_ledger", "run_canary", "sample_of_run"]
 

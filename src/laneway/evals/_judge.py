@@ -28,7 +28,7 @@ from laneway.providers import ChatRequest
 
 if TYPE_CHECKING:
     from laneway.evals._store import PairVerdict
-    from laneway.server import Gateway
+    from laneway.gateway import Gateway
 
 __all__ = [
     "PAIR_SCHEMA",

@@ -31,7 +31,7 @@ from laneway.evals._suite import Case, Suite
 from laneway.providers import ChatRequest
 
 if TYPE_CHECKING:
-    from laneway.server import CallReport, Gateway
+    from laneway.gateway import CallReport, Gateway
 
 __all__ = [
     "RunOptions",

@@ -1,6 +1,7 @@
 """Governance: sensitive data stays on self-hosted models (fail closed), license and origin
 policy, keys and budgets, rate limits, kill switches, output checks and the audit trail."""
 
+from laneway.governance._budget import Reservation
 from laneway.governance._engine import PRIVATE_HOSTING, Admission, DeploymentView, Governance
 from laneway.governance._fast import secret_finder
 from laneway.governance._injection import InjectionFinding, injection_score
@@ -41,6 +42,7 @@ __all__ = [
     "PolicyVerdict",
     "RedactingModel",
     "Redaction",
+    "Reservation",
     "ScanResult",
     "Scanner",
     "SchemaCheckedModel",

@@ -10,8 +10,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
+from laneway.catalog import ModelInfo
 from laneway.errors import (
     AuthenticationFailed,
     DeploymentDisabled,
@@ -30,12 +31,28 @@ from laneway.governance._policy import (
 from laneway.providers import ChatRequest, prompt_upper_bound
 from laneway.settings import KeyPolicy, SensitiveAction, Settings
 
+if TYPE_CHECKING:
+    from laneway.governance._keys import KeyRecord
+    from laneway.governance._kill import KillSwitchCache
+    from laneway.governance._redact import Redaction
+    from laneway.governance._scan import Scanner
+    from laneway.governance._store import GovernanceStore, KeyCache
+
 __all__ = ["PRIVATE_HOSTING", "Admission", "DeploymentView", "Governance"]
 
 log = logging.getLogger("laneway.governance")
 
 PRIVATE_HOSTING = frozenset({"self_hosted", "embedded"})
 _DEFAULT_OUTPUT_CAP = 4096
+
+
+class PriceView(Protocol):
+    """A deployment's token prices (USD per million tokens; ``None`` = unknown)."""
+
+    @property
+    def input_per_mtok(self) -> Decimal | None: ...
+    @property
+    def output_per_mtok(self) -> Decimal | None: ...
 
 
 class DeploymentView(Protocol):
@@ -48,9 +65,9 @@ class DeploymentView(Protocol):
     @property
     def hosting(self) -> str: ...
     @property
-    def info(self) -> Any: ...
+    def info(self) -> ModelInfo | None: ...
     @property
-    def prices(self) -> Any: ...
+    def prices(self) -> PriceView | None: ...
     @property
     def hourly_cost(self) -> Decimal | None: ...
     @property
@@ -78,11 +95,11 @@ class KeyLike(Protocol):
 class Admission:
     """Governance's view of one request before routing; ``audit`` goes to the ledger."""
 
-    key: Any = None
+    key: KeyRecord | None = None
     sensitive: bool = False
     action: SensitiveAction = "allow"
     redacted: ChatRequest | None = None
-    redaction: Any = None
+    redaction: Redaction | None = None
     audit: dict[str, Any] = field(default_factory=dict)
 
 
@@ -93,10 +110,10 @@ class Governance:
         deployments: Mapping[str, DeploymentView],
         tiers: Mapping[str, Sequence[str]],
         *,
-        scanner: Any,
-        store: Any = None,
-        kills: Any = None,
-        keys: Any = None,
+        scanner: Scanner,
+        store: GovernanceStore | None = None,
+        kills: KillSwitchCache | None = None,
+        keys: KeyCache | None = None,
         master_key: str | None = None,
     ) -> None:
         self.settings = settings
@@ -123,7 +140,7 @@ class Governance:
             return False
         return hmac.compare_digest(presented.encode(), self._master)
 
-    def authenticate(self, authorization: str | None) -> Any:
+    def authenticate(self, authorization: str | None) -> KeyRecord | None:
         """The key record for a request (``None`` when no master key is configured).
         Unknown, malformed and revoked keys get the same 401."""
         if self._master is None:
@@ -137,7 +154,7 @@ class Governance:
         return record
 
     # -- before routing -----------------------------------------------------
-    def admit(self, request: ChatRequest, key: Any) -> Admission:
+    def admit(self, request: ChatRequest, key: KeyRecord | None) -> Admission:
         admission = Admission(key=key)
         audit = admission.audit
         if key is not None:
@@ -175,7 +192,7 @@ class Governance:
         self._check_injection(request, audit)
         return admission
 
-    def _action(self, key: Any) -> SensitiveAction:
+    def _action(self, key: KeyRecord | None) -> SensitiveAction:
         if key is not None and key.policy.sensitive_action is not None:
             action: SensitiveAction = key.policy.sensitive_action
             return action
@@ -281,7 +298,9 @@ class Governance:
                 kept.append(name)
         return kept
 
-    def _scope(self, d: DeploymentView, tier: str | None, requested: str, key: Any) -> str | None:
+    def _scope(
+        self, d: DeploymentView, tier: str | None, requested: str, key: KeyRecord | None
+    ) -> str | None:
         if key is None:
             return None
         if key.models is not None and not {requested, d.name, d.model_id} & set(key.models):

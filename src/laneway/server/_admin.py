@@ -16,9 +16,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from laneway.errors import AuthenticationFailed, InvalidRequest, LanewayError, PermissionDenied
-from laneway.governance import check_kill_target
+from laneway.gateway import Gateway
+from laneway.governance import GovernanceStore, check_kill_target
 from laneway.server._chat import error_response, read_body
-from laneway.server._gateway import Gateway
 
 __all__ = ["admin_routes"]
 
@@ -61,6 +61,13 @@ def _guarded(handler: Handler) -> Callable[[Request], Awaitable[Response]]:
     return endpoint
 
 
+def _store(gateway: Gateway) -> GovernanceStore:
+    store = gateway.governance.store
+    if store is None:  # build_gateway always gives governance a store
+        raise LanewayError("the gateway has no governance store")
+    return store
+
+
 async def _json_body(request: Request) -> dict[str, Any]:
     raw = await read_body(request, 64 * 1024, 30.0)
     try:
@@ -82,7 +89,7 @@ def _kill_target(body: dict[str, Any]) -> tuple[str, str]:
 
 
 async def _kills(request: Request, gateway: Gateway) -> Any:
-    return {"kills": await asyncio.to_thread(gateway.governance.store.active_kills)}
+    return {"kills": await asyncio.to_thread(_store(gateway).active_kills)}
 
 
 async def _kill(request: Request, gateway: Gateway) -> Any:
@@ -92,19 +99,19 @@ async def _kill(request: Request, gateway: Gateway) -> Any:
         check_kill_target(kind, name, gateway.settings)
     reason = body.get("reason")
     record = await asyncio.to_thread(
-        gateway.governance.store.kill, kind, name, reason=reason, actor="admin-api"
+        _store(gateway).kill, kind, name, reason=reason, actor="admin-api"
     )
     return {"killed": record}
 
 
 async def _unkill(request: Request, gateway: Gateway) -> Any:
     kind, name = _kill_target(await _json_body(request))
-    done = await asyncio.to_thread(gateway.governance.store.unkill, kind, name, actor="admin-api")
+    done = await asyncio.to_thread(_store(gateway).unkill, kind, name, actor="admin-api")
     return {"unkilled": done}
 
 
 async def _list_keys(request: Request, gateway: Gateway) -> Any:
-    return {"keys": await asyncio.to_thread(gateway.governance.store.list_keys)}
+    return {"keys": await asyncio.to_thread(_store(gateway).list_keys)}
 
 
 _MAX_RATE = 2**31 - 1  # the database column is a 32-bit integer on PostgreSQL
@@ -178,7 +185,7 @@ async def _create_key(request: Request, gateway: Gateway) -> Any:
         raise InvalidRequest("name must be a non-empty string", param="name")
     try:
         secret, record = await asyncio.to_thread(
-            gateway.governance.store.create_key, name, **_key_options(body)
+            _store(gateway).create_key, name, **_key_options(body)
         )
     except (TypeError, ValueError) as exc:
         log.info("key creation refused: %s", type(exc).__name__)
@@ -197,12 +204,12 @@ def _creation_problem(exc: Exception) -> str:
 
 async def _revoke(request: Request, gateway: Gateway) -> Any:
     target = request.path_params["key"]
-    return {"revoked": await asyncio.to_thread(gateway.governance.store.revoke, target)}
+    return {"revoked": await asyncio.to_thread(_store(gateway).revoke, target)}
 
 
 async def _rotate(request: Request, gateway: Gateway) -> Any:
     target = request.path_params["key"]
-    secret, record = await asyncio.to_thread(gateway.governance.store.rotate, target)
+    secret, record = await asyncio.to_thread(_store(gateway).rotate, target)
     return {"key": secret, "record": record, "note": "the key is shown once"}
 
 

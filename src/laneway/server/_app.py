@@ -5,10 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
 
 import orjson
 from sqlalchemy import Engine
@@ -19,32 +17,34 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from laneway.catalog import Catalog, default_catalog
+from laneway.catalog import Catalog
 from laneway.errors import (
-    ConfigError,
     HeadersTooLarge,
     InvalidRequest,
     LanewayError,
     ModelNotFound,
     ResponseNotFound,
 )
-from laneway.gateway import ShadowMirror
-from laneway.governance import Governance, GovernanceStore, KeyCache, KillSwitchCache, Scanner
-from laneway.ledger import LedgerWriter, open_database
-from laneway.providers import AiohttpUpstream, ChatModel, UpstreamClient, build_adapter
+from laneway.gateway import Gateway, RequestContext, build_gateway
+from laneway.providers import ChatModel, UpstreamClient, estimate_prompt_tokens
 from laneway.resilience import CircuitState
 from laneway.server._admin import admin_routes
-from laneway.server._chat import chat_completions, error_response, handle, handle_chat
-from laneway.server._deployments import load_deployments
+from laneway.server._chat import (
+    chat_completions,
+    error_response,
+    handle,
+    handle_chat,
+    read_request,
+    refuse,
+)
 from laneway.server._embeddings import embeddings
-from laneway.server._gateway import Gateway
+from laneway.server._messages import parse_messages_request
 from laneway.server._messages_render import ANTHROPIC_MESSAGES
-from laneway.server._metrics import Metrics
 from laneway.server._response_store import ResponseStore
 from laneway.server._responses_render import ResponsesProtocol
 from laneway.settings import DeploymentSettings, Settings
 
-__all__ = ["LanewayApp", "build_gateway", "create_app"]
+__all__ = ["LanewayApp", "create_app"]
 
 log = logging.getLogger("laneway.server")
 _JSON = "application/json"
@@ -117,8 +117,11 @@ async def messages(request: Request) -> Response:
 async def responses(request: Request) -> Response:
     """``POST /v1/responses``: OpenAI Responses in and out, any deployment behind it."""
     gateway: Gateway = request.app.state.gateway
-    protocol = ResponsesProtocol(gateway.responses, gateway.settings.responses)
-    return await handle(gateway, request, protocol)
+    store = request.app.state.responses
+    protocol = ResponsesProtocol(store, gateway.settings.responses)
+    from laneway.server._responses_relay import serve_responses  # reasoning items: relayed
+
+    return await serve_responses(gateway, request, protocol, store, gateway.settings.responses)
 
 
 async def stored_response(request: Request) -> Response:
@@ -132,7 +135,7 @@ async def stored_response(request: Request) -> Response:
                 gateway.governance.authenticate, request.headers.get("authorization")
             )
             key_id = key.id if key is not None else None
-        store = gateway.responses
+        store: ResponseStore = request.app.state.responses
         missing = ResponseNotFound(
             f"no stored response {response_id[:80]!r} for this key", param="response_id"
         )
@@ -154,11 +157,6 @@ async def count_tokens(request: Request) -> Response:
     """``POST /v1/messages/count_tokens``: the prompt's size as the gateway estimates it
     (about 4 characters a token, images at the most a provider charges), so that clients
     can check a request before sending it; no upstream is called."""
-    from laneway.providers import estimate_prompt_tokens
-    from laneway.server._chat import read_request
-    from laneway.server._gateway import RequestContext
-    from laneway.server._messages import parse_messages_request
-
     gateway: Gateway = request.app.state.gateway
     ctx = RequestContext(request_id="", started=0.0, requested_model="")
     try:
@@ -229,102 +227,6 @@ async def _unhandled(request: Request, exc: Exception) -> Response:
     return error_response(err)
 
 
-def build_gateway(
-    settings: Settings,
-    *,
-    upstream: UpstreamClient | None = None,
-    catalog: Catalog | None = None,
-    env: Mapping[str, str] | None = None,
-    engine: Engine | None = None,
-    local_factory: Callable[[DeploymentSettings], ChatModel] | None = None,
-) -> Gateway:
-    """The gateway without HTTP (used by the server, evals and benchmarks). ``upstream``
-    is the HTTP client for every provider (default: one shared aiohttp session, closed by
-    :meth:`Gateway.aclose`); ``engine`` the ledger database (default:
-    ``settings.database.url``). Call ``await gateway.start()`` before use."""
-    env = os.environ if env is None else env
-    catalog = catalog or default_catalog()
-    client = upstream or AiohttpUpstream()
-    adapters = {
-        d.name: build_adapter(d, client, env, local_factory=local_factory)
-        for d in settings.deployments
-    }
-    deployments = load_deployments(settings, catalog, adapters)
-    scanner = Scanner(settings.policies.sensitive)  # config errors before the database exists
-    engine = engine or open_database(settings.database.url)
-    ledger = LedgerWriter(engine, flush_interval=settings.ledger.flush_interval)
-    store = GovernanceStore(engine)
-    governance = Governance(
-        settings,
-        deployments,
-        settings.tiers,
-        scanner=scanner,
-        store=store,
-        kills=KillSwitchCache(store.active_kills),
-        keys=KeyCache(store),
-        master_key=env.get("LANEWAY_MASTER_KEY") or None,
-    )
-    gateway = Gateway(
-        settings,
-        catalog,
-        deployments,
-        ledger,
-        Metrics(),
-        governance,
-        upstream=client,
-        owns_upstream=upstream is None,
-    )
-    gateway.router = _load_router(settings)
-    if settings.shadow.rules:
-        gateway.shadow = ShadowMirror(settings.shadow, engine, gateway)
-    from laneway.evals import DriftCollector  # the latest drift checks, read at scrape time
-
-    gateway.metrics.registry.register(DriftCollector(engine))
-    gateway.responses = ResponseStore(
-        engine,
-        retention_days=settings.responses.retention_days,
-        memory_items=settings.responses.memory_items,
-    )
-    return gateway
-
-
-def _load_router(settings: Settings) -> Any:
-    """The learned router restricted to the configured tiers; ``None`` (and ``auto``
-    then uses the default tier) when it is disabled or cannot load."""
-    if not settings.router.enabled or not settings.tiers:
-        return None
-    from pathlib import Path
-
-    from laneway.router import load_router
-
-    try:
-        path = Path(settings.router.path) if settings.router.path else None
-        router = load_router(path).with_tiers(list(settings.tiers))
-    except LanewayError as exc:
-        log.error("router not loaded (auto uses the default tier): %s", exc.message)
-        return None
-    except Exception as exc:  # a broken router file must not stop the gateway
-        log.error("router not loaded (auto uses the default tier): %s", type(exc).__name__)
-        return None
-    if settings.router.cascades:  # a wrong cascade is a config error: it stops the start
-        router = _with_cascades(router, settings.router.cascades)
-    return router
-
-
-def _with_cascades(router: Any, cascades: Mapping[str, Any]) -> Any:
-    """``router`` with the configured cascades set on their profiles."""
-    from laneway.router import Router, parse_cascade
-
-    profiles = {name: router.profile(name) for name in router.profiles()}
-    for name, body in cascades.items():
-        if name not in profiles:
-            raise ConfigError(
-                f"router.cascades: unknown profile {name!r}; known: {', '.join(profiles)}"
-            )
-        profiles[name] = profiles[name].with_cascade(parse_cascade(body, router.tiers))
-    return Router(router.scorer, profiles, router.tiers)
-
-
 class LanewayApp:
     """The ASGI app: chat completions go straight to their handler (Starlette's routing and
     middleware cost ~5% of a request's CPU); everything else, lifespan included, goes
@@ -339,8 +241,7 @@ class LanewayApp:
         if scope["type"] == "http":
             problem = self._header_problem(scope["headers"])
             if problem is not None:
-                self.gateway.metrics.observe_rejected(problem.status, problem.code)
-                self.gateway.record_refused(scope, problem)
+                refuse(self.gateway, scope, problem)
                 await error_response(problem)(scope, receive, send)
                 return
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _CHAT_PATHS:
@@ -392,7 +293,8 @@ def create_app(
     engine: Engine | None = None,
     local_factory: Callable[[DeploymentSettings], ChatModel] | None = None,
 ) -> LanewayApp:
-    """The ASGI app (arguments as for :func:`build_gateway`)."""
+    """The ASGI app (arguments as for :func:`~laneway.gateway.build_gateway`); the
+    stored ``/v1/responses`` answers and the drift gauges share its database."""
     gateway = build_gateway(
         settings,
         upstream=upstream,
@@ -400,6 +302,16 @@ def create_app(
         env=env,
         engine=engine,
         local_factory=local_factory,
+    )
+    engine = gateway.engine
+    assert engine is not None  # build_gateway always opens one
+    from laneway.evals import DriftCollector  # the latest drift checks, read at scrape time
+
+    gateway.metrics.registry.register(DriftCollector(engine))
+    responses_store = ResponseStore(
+        engine,
+        retention_days=settings.responses.retention_days,
+        memory_items=settings.responses.memory_items,
     )
 
     @contextlib.asynccontextmanager
@@ -409,6 +321,7 @@ def create_app(
             yield
         finally:
             await gateway.aclose()
+            responses_store.close()
 
     app = Starlette(
         routes=[
@@ -432,4 +345,5 @@ def create_app(
     # client's Host header and is not an OpenAI-shaped answer; such paths get a 404.
     app.router.redirect_slashes = False
     app.state.gateway = gateway
+    app.state.responses = responses_store
     return LanewayApp(app, gateway)

@@ -1,7 +1,10 @@
-"""The one request handler of every client protocol (chat completions, Anthropic
-Messages): limits, the gateway call, disconnects, streams, accounting. What differs per
-protocol — parsing, credentials, rendering answers, stream events and errors — comes
-from a :class:`~laneway.server._protocol.ClientProtocol`."""
+"""The one request handler of every chat-shaped client protocol (chat completions,
+Anthropic Messages, Responses): read and parse the request, call the core once
+(:meth:`Gateway.complete` or :meth:`Gateway.stream`), render what it returns, and watch
+for the client leaving. What differs per protocol — parsing, credentials, rendering
+answers, stream events and errors — comes from a
+:class:`~laneway.server._protocol.ClientProtocol`; admission, routing, the upstream
+calls, accounting and the ledger are the core's (``laneway.gateway``)."""
 
 from __future__ import annotations
 
@@ -10,9 +13,8 @@ import dataclasses
 import logging
 import re
 import time
-import traceback
-from collections.abc import AsyncGenerator, AsyncIterator, Coroutine
-from typing import Any, TypeVar
+from collections.abc import AsyncGenerator, Awaitable
+from typing import Any
 
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
@@ -23,34 +25,27 @@ from laneway.errors import (
     LanewayError,
     PayloadTooLarge,
     RequestTimeout,
-    ShuttingDown,
-    StreamInterrupted,
     UnsupportedMediaType,
-    UpstreamBadResponse,
 )
-from laneway.providers import (
-    ChatRequest,
-    StreamDelta,
-    Usage,
-    estimate_prompt_tokens,
-    text_tokens,
-)
-from laneway.server._gateway import CallOutcome, Gateway, RequestContext
+from laneway.gateway import CallOutcome, Gateway, RequestContext, close_stream
+from laneway.providers import ChatRequest, StreamDelta
 from laneway.server._protocol import OPENAI_CHAT, ClientProtocol, StreamEncoder
 from laneway.server._render import money
 
 __all__ = [
     "JSONBytesResponse",
+    "SSEResponse",
+    "call_core",
     "chat_completions",
     "error_response",
     "handle",
     "handle_chat",
     "read_body",
     "read_request",
+    "refuse",
 ]
 
 log = logging.getLogger("laneway.server")
-_T = TypeVar("_T")
 _JSON = "application/json"
 
 
@@ -228,8 +223,7 @@ async def handle(gateway: Gateway, request: Request, protocol: ClientProtocol) -
         gateway.metrics.observe_rejected(499, None)
         return Response(status_code=499)
     except LanewayError as exc:
-        gateway.metrics.observe_rejected(exc.status, exc.code)
-        gateway.record_refused(request.scope, exc, request_id=request_id, key_id=ctx.key_id)
+        refuse(gateway, request.scope, exc, request_id, ctx.key_id)
         return error_response(exc, request_id, protocol)
     ctx.requested_model = chat.model
     ctx.stream = chat.stream
@@ -237,6 +231,26 @@ async def handle(gateway: Gateway, request: Request, protocol: ClientProtocol) -
     if chat.stream:
         return await _stream(gateway, ctx, chat, request.receive, protocol)
     return await _complete(gateway, ctx, chat, request.receive, protocol)
+
+
+def refuse(
+    gateway: Gateway,
+    scope: Scope,
+    exc: LanewayError,
+    request_id: str | None = None,
+    key_id: str | None = None,
+) -> None:
+    """Count and record a request refused before the core saw it (bad headers or body,
+    wrong key, too large, too slow): its client address and path, never the body."""
+    gateway.metrics.observe_rejected(exc.status, exc.code)
+    client = scope.get("client")
+    gateway.record_refused(
+        exc,
+        request_id=request_id,
+        key_id=key_id,
+        client=str(client[0]) if client else None,
+        path=str(scope.get("path", "")),
+    )
 
 
 def _own_headers(raw: list[tuple[bytes, bytes]]) -> tuple[str | None, str | None]:
@@ -294,22 +308,22 @@ def _check_content_type(value: str | None) -> None:
 
 
 class _DisconnectWatch:
-    """Cancels the request's task when the client disconnects while the gateway waits for
-    an answer (the whole non-streaming call, or a stream's first delta).
+    """Cancels the request's task when the client disconnects while the core works on an
+    answer (the whole non-streaming call, or a stream's first delta), after setting
+    ``ctx.client_gone`` so that the core bills what was used and records a 499.
 
     Once the body has been read, the only ASGI message left is ``http.disconnect``; a
     task waiting on ``receive()`` notices it. That task is started only when the answer
     takes longer than ``ARM_AFTER_S``: most answers come sooner, and a timer costs far
     less than a task per request (a client that leaves is noticed at most that much
-    later). :meth:`stop` (always called) cancels the timer or the task. ``fired`` tells
-    the cancellation it caused from any other one."""
+    later). :meth:`stop` (always called) cancels the timer or the task."""
 
     ARM_AFTER_S = 0.05
 
-    __slots__ = ("_main", "_receive", "_task", "_timer", "fired")
+    __slots__ = ("_ctx", "_main", "_receive", "_task", "_timer")
 
-    def __init__(self, receive: Receive) -> None:
-        self.fired = False
+    def __init__(self, receive: Receive, ctx: RequestContext) -> None:
+        self._ctx = ctx
         self._main: asyncio.Task[Any] | None = asyncio.current_task()
         self._receive = receive
         self._task: asyncio.Future[Message] | None = None
@@ -329,7 +343,7 @@ class _DisconnectWatch:
         if main is None or task.cancelled() or task.exception() is not None:
             return
         if task.result()["type"] == "http.disconnect":
-            self.fired = True
+            self._ctx.client_gone = True
             main.cancel()
 
     def stop(self) -> None:
@@ -343,61 +357,36 @@ class _DisconnectWatch:
     async def settle(self) -> None:
         """After the answer arrived: if the client left meanwhile, take the cancellation
         still pending on this task here (``CancelledError``), not in the response."""
-        if self.fired:
+        if self._ctx.client_gone:
             await asyncio.sleep(0)
-
-    def absorb(self) -> None:
-        """The cancellation came from this watch: it is handled, so withdraw it."""
-        task = asyncio.current_task()
-        if task is not None:
-            task.uncancel()
 
 
 def _uncancel() -> None:
+    """The cancellation was handled here (the client is gone): withdraw it."""
     task = asyncio.current_task()
     if task is not None:
         task.uncancel()
 
 
-async def _watched(
-    gateway: Gateway,
-    ctx: RequestContext,
-    chat: ChatRequest,
-    receive: Receive,
-    answer: Coroutine[Any, Any, _T],
-    protocol: ClientProtocol,
-) -> _T | Response:
-    """Await ``answer`` (the whole completion, or a stream's first delta) while watching
-    for the client leaving; a failure is recorded and becomes the response to send."""
-    watch = _DisconnectWatch(receive)
+async def call_core(
+    ctx: RequestContext, receive: Receive, call: Awaitable[CallOutcome]
+) -> CallOutcome | None:
+    """Await the core's answer (``call``: one :class:`Gateway` call) while watching for
+    the client leaving; ``None`` when it left (the core recorded a 499)."""
+    watch = _DisconnectWatch(receive, ctx)
     try:
-        got = await answer
+        outcome = await call
         await watch.settle()
-    except asyncio.CancelledError as exc:
-        usage = _abandoned_usage(ctx, chat, exc)
-        if not watch.fired:
-            # Cancelled from outside: the server's grace period after SIGTERM is over.
-            # The client still gets an answer it can read (and retry elsewhere).
-            err: LanewayError = ShuttingDown("the gateway is shutting down; retry the request")
-            gateway.finish(ctx, CallOutcome(status=err.status, error=err, usage=usage))
-            _uncancel()
-            return error_response(err, ctx.request_id, protocol)
-        gateway.finish(ctx, CallOutcome(status=499, partial=True, usage=usage))
-        watch.absorb()
-        return Response(status_code=499)  # nobody reads it: the server drops it
-    except LanewayError as exc:
-        if watch.fired:  # something below turned the cancellation into an error
-            watch.absorb()
-        gateway.finish(ctx, CallOutcome(status=exc.status, error=exc))
-        return error_response(gateway.sanitize(exc), ctx.request_id, protocol)
-    except Exception as exc:
-        err = _internal_error(ctx, exc)
-        usage = _abandoned_usage(ctx, chat, exc, err)
-        gateway.finish(ctx, CallOutcome(status=err.status, error=err, usage=usage))
-        return error_response(err, ctx.request_id, protocol)
+    except asyncio.CancelledError:
+        if not ctx.client_gone:
+            raise
+        _uncancel()
+        return None
     finally:
         watch.stop()
-    return got
+    if outcome.error is not None and ctx.client_gone:
+        _uncancel()  # something below turned the client's leaving into an error
+    return outcome
 
 
 async def _complete(
@@ -407,11 +396,13 @@ async def _complete(
     receive: Receive,
     protocol: ClientProtocol,
 ) -> Response:
-    got = await _watched(gateway, ctx, chat, receive, gateway.complete(ctx, chat), protocol)
-    if isinstance(got, Response):
-        return got
-    result = got
-    cost = gateway.request_cost(ctx)
+    outcome = await call_core(ctx, receive, gateway.complete(ctx, chat))
+    if outcome is None:
+        return Response(status_code=499)  # nobody reads it: the server drops it
+    result = outcome.result
+    if result is None:
+        return error_response(_error_of(outcome), ctx.request_id, protocol)
+    cost = outcome.cost
     headers = _raw_route_headers(ctx)
     cost_text = money(cost)
     if cost_text is not None:
@@ -420,86 +411,14 @@ async def _complete(
         result,
         request_id=ctx.request_id,
         created=int(time.time()),
-        model=_served_model(gateway, ctx, chat),
+        model=ctx.model_id,
         cost=cost,
     )
-    usage = result.usage if result.usage is not None else ctx.estimated_usage
-    gateway.finish(ctx, CallOutcome(status=200, usage=usage, cost=cost))
-    if gateway.shadow is not None:
-        gateway.shadow.offer(ctx, result, result.content, cost)
     return JSONBytesResponse(body, headers)
 
 
-def _served_model(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) -> str:
-    served = ctx.trace.served_by
-    deployment = gateway.deployments.get(served) if served else None
-    return deployment.model_id if deployment is not None else chat.model
-
-
-def _internal_error(ctx: RequestContext, exc: Exception) -> LanewayError:
-    """Log an unexpected exception (its type and frames, not its message: that may hold
-    request data) and return the client's ``internal_error``."""
-    log.error(
-        "unexpected %s in request %s\n%s",
-        type(exc).__name__,
-        ctx.request_id,
-        "".join(traceback.format_tb(exc.__traceback__)).rstrip(),
-    )
-    return LanewayError("internal error (see the gateway's log)")
-
-
-def _client_closed() -> LanewayError:
-    """The error recorded on an upstream call the client walked away from."""
-    err = LanewayError("the client closed the connection")
-    err.status, err.type, err.code = 499, "client_error", "client_closed"
-    return err
-
-
-def _settle_partial(
-    ctx: RequestContext,
-    chat: ChatRequest,
-    usage: Usage | None,
-    completion: int,
-    error: LanewayError | None,
-) -> Usage | None:
-    """Close the record of the call a request ended in the middle of (client gone, stream
-    cut, unexpected error): mark it partial and failed, and bill what was sent and
-    generated (``usage`` when the upstream said, else the estimate and ``completion``)."""
-    last = ctx.trace.attempts[-1] if ctx.trace.attempts else None
-    if last is None:
-        return usage
-    if usage is None:
-        usage = last.usage or Usage(
-            prompt_tokens=estimate_prompt_tokens(chat), completion_tokens=completion
-        )
-    if last.usage is None:
-        last.usage = usage
-    last.partial = True
-    if last.error is None:
-        last.error = error or _client_closed()
-    if last.ended is None:
-        last.ended = time.perf_counter()
-    return usage
-
-
-def _abandoned_usage(
-    ctx: RequestContext,
-    chat: ChatRequest,
-    exc: BaseException,
-    error: LanewayError | None = None,
-) -> Usage | None:
-    """Usage of a request that ended while it waited for an answer (cancelled, or an
-    unexpected error ``error``): the call in flight, if any, is marked failed and billed
-    with what its adapter counted (the embedded model attaches a ``usage`` to its
-    cancellation) or the prompt estimate."""
-    last = ctx.trace.attempts[-1] if ctx.trace.attempts else None
-    if last is None:
-        return None
-    if last.ended is not None:  # nothing in flight (e.g. waiting to retry)
-        return last.usage
-    counted = getattr(exc, "usage", None)
-    counted = counted if isinstance(counted, Usage) else None
-    return _settle_partial(ctx, chat, counted, 0, error)
+def _error_of(outcome: CallOutcome) -> LanewayError:
+    return outcome.error or LanewayError("internal error (see the gateway's log)")
 
 
 async def _stream(
@@ -509,19 +428,28 @@ async def _stream(
     receive: Receive,
     protocol: ClientProtocol,
 ) -> Response:
-    opened = await _watched(gateway, ctx, chat, receive, gateway.open_stream(ctx, chat), protocol)
-    if isinstance(opened, Response):
-        return opened
-    first, rest = opened
-    ttft = time.perf_counter() - ctx.started
+    events = gateway.stream(ctx, chat)
+    watch = _DisconnectWatch(receive, ctx)
+    try:
+        first = await anext(events)
+        await watch.settle()
+    except asyncio.CancelledError:
+        await close_stream(events)
+        if not ctx.client_gone:
+            raise
+        _uncancel()
+        return Response(status_code=499)
+    finally:
+        watch.stop()
+    if isinstance(first, CallOutcome):  # failed before the first delta: a normal error
+        await close_stream(events)  # the core records the request
+        if ctx.client_gone:
+            _uncancel()  # something below turned the client's leaving into an error
+        return error_response(_error_of(first), ctx.request_id, protocol)
     headers = _raw_route_headers(ctx)
     headers.extend(_SSE_HEADERS)
-    state = StreamState()
-    encoder = protocol.encoder(
-        chat, request_id=ctx.request_id, model=_served_model(gateway, ctx, chat)
-    )
-    events = _sse(gateway, ctx, chat, first, rest, ttft, state, encoder)
-    return SSEResponse(events, headers, state)
+    encoder = protocol.encoder(chat, request_id=ctx.request_id, model=ctx.model_id)
+    return SSEResponse(first, events, encoder, headers, ctx)
 
 
 _SSE_HEADERS = (
@@ -531,41 +459,37 @@ _SSE_HEADERS = (
 )
 
 
-class StreamState:
-    """Shared by a stream's response and its event source: whether the client left
-    (so that a cancellation is told apart from the server's shutdown)."""
-
-    __slots__ = ("client_gone",)
-
-    def __init__(self) -> None:
-        self.client_gone = False
-
-
 class SSEResponse(Response):
-    """A stream of already rendered SSE events, sent as they come.
+    """A stream from the core (deltas, then one outcome), rendered by the protocol's
+    encoder and sent as it comes.
 
     Lighter than Starlette's ``StreamingResponse`` (one watcher task instead of a task
     group, no header re-encoding) and in control of how a stream ends. A watcher on
     ``receive()`` notices the client leaving (uvicorn's ``send`` then does nothing, so
-    that is the only way to know), marks ``state.client_gone`` and cancels the stream:
-    the event source's ``finally`` bills what was sent. Any other cancellation is the
-    server's shutdown: the event source ends with an error event the client can read."""
+    that is the only way to know), sets ``ctx.client_gone`` and cancels the stream: the
+    core's ``finally`` bills what was sent. Any other cancellation is the server's
+    shutdown: the core ends the stream with an error the client can read."""
 
     def __init__(
         self,
-        events: AsyncGenerator[bytes, None],
+        first: StreamDelta,
+        events: AsyncGenerator[StreamDelta | CallOutcome, None],
+        encoder: StreamEncoder,
         headers: list[tuple[bytes, bytes]],
-        state: StreamState,
+        ctx: RequestContext,
     ) -> None:
         self.status_code = 200
         self.background = None
         self.raw_headers = headers
+        self._first = first
         self._events = events
-        self._state = state
+        self._encoder = encoder
+        self._ctx = ctx
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         events = self._events
-        state = self._state
+        encoder = self._encoder
+        ctx = self._ctx
         main = asyncio.current_task()
         watcher = asyncio.ensure_future(receive())
 
@@ -573,131 +497,33 @@ class SSEResponse(Response):
             if task.cancelled() or task.exception() is not None:
                 return
             if task.result()["type"] == "http.disconnect" and main is not None:
-                state.client_gone = True
+                ctx.client_gone = True
                 main.cancel()
 
         watcher.add_done_callback(on_message)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            async for event in events:
-                await send({"type": "http.response.body", "body": event, "more_body": True})
+            body = encoder.delta(self._first, True)
+            if body:
+                await send({"type": "http.response.body", "body": body, "more_body": True})
+            async for item in events:
+                if isinstance(item, StreamDelta):
+                    body = encoder.delta(item, False)
+                    if not body:
+                        continue
+                elif item.error is None:
+                    body = encoder.end(item.usage, item.finish_reason or "stop", item.cost)
+                else:
+                    body = encoder.error(item.error)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except asyncio.CancelledError:
-            if not state.client_gone:
+            if not ctx.client_gone:
                 raise
             _uncancel()  # handled: the client is gone and its stream was billed
         except OSError:  # the client is gone (a server that reports it this way)
-            state.client_gone = True
+            ctx.client_gone = True
         finally:
             watcher.remove_done_callback(on_message)
             watcher.cancel()
-            await events.aclose()
-
-
-class _StreamTally:
-    """What a stream has said so far: usage, finish reason, rendered chunks, characters
-    (for an estimate when the upstream sends no usage) and, for a shadow copy, the text."""
-
-    __slots__ = ("chars", "chunks", "finish", "texts", "usage")
-
-    def __init__(self, *, keep_text: bool) -> None:
-        self.usage: Usage | None = None
-        self.finish: str | None = None
-        self.chunks = 0
-        self.chars = 0
-        self.texts: list[str] | None = [] if keep_text else None
-
-    def add(self, delta: StreamDelta, ctx: RequestContext, first: bool) -> bool:
-        """Count ``delta``; whether to render it (anything in it, or the first one)."""
-        if delta.usage is not None:
-            self.usage = delta.usage
-        if delta.finish_reason is not None:
-            self.finish = delta.finish_reason
-        if delta.model:
-            ctx.served_model = delta.model
-        if delta.system_fingerprint:
-            ctx.fingerprint = delta.system_fingerprint
-        if delta.content is None and not delta.tool_calls and not delta.finish_reason and not first:
-            return False
-        self.chunks += 1
-        if delta.content is not None:
-            self.chars += len(delta.content)
-            if self.texts is not None:
-                self.texts.append(delta.content)
-        if delta.tool_calls:
-            self.chars += _tool_chars(delta)
-        return True
-
-
-def _tool_chars(delta: StreamDelta) -> int:
-    size = 0
-    for call in delta.tool_calls or ():
-        function = call.get("function") or {}
-        size += len(function.get("arguments") or "") + len(function.get("name") or "")
-    return size
-
-
-async def _sse(
-    gateway: Gateway,
-    ctx: RequestContext,
-    chat: ChatRequest,
-    first: StreamDelta,
-    rest: AsyncIterator[StreamDelta],
-    ttft: float,
-    state: StreamState,
-    encoder: StreamEncoder,
-) -> AsyncGenerator[bytes, None]:
-    tally = _StreamTally(keep_text=gateway.shadow is not None)
-    outcome = CallOutcome(status=200, ttft=ttft, partial=True)
-    try:
-        delta: StreamDelta | None = first
-        is_first = True
-        while delta is not None:
-            if tally.add(delta, ctx, is_first):
-                event = encoder.delta(delta, is_first)
-                if event:
-                    yield event
-                is_first = False
-            delta = await anext(rest, None)
-        if tally.finish is None:
-            raise StreamInterrupted(
-                "the upstream stream ended without a finish reason (truncated answer)"
-            ) from UpstreamBadResponse("no finish_reason")
-        outcome.partial = False
-        if tally.usage is None:  # the upstream never said: bill an estimate, marked as such
-            tally.usage = gateway.estimate_usage(ctx, chat, max(1, text_tokens(tally.chars)))
-        yield encoder.end(tally.usage, tally.finish, gateway.request_cost(ctx))
-    except LanewayError as exc:
-        outcome.error = exc
-        outcome.status = exc.status
-        yield encoder.error(gateway.sanitize(exc))
-    except asyncio.CancelledError:
-        if state.client_gone:
-            raise  # the finally below bills what was sent
-        # Cancelled from outside: the grace period after SIGTERM is over. End the
-        # stream with an error event the client can read, not a cut connection.
-        _uncancel()
-        shutdown = ShuttingDown("the gateway is shutting down; the answer is incomplete")
-        outcome.error = shutdown
-        outcome.status = shutdown.status
-        yield encoder.error(shutdown)
-    except Exception as exc:  # a bug below: still end the stream with an error event
-        err = _internal_error(ctx, exc)
-        outcome.error = err
-        outcome.status = err.status
-        yield encoder.error(err)
-    finally:
-        usage = tally.usage
-        if outcome.partial:
-            # Cut, failed or client gone: the call's record says so too, and what was
-            # sent and generated is billed (estimated when the upstream never said).
-            usage = _settle_partial(ctx, chat, usage, tally.chunks, outcome.error)
-            if outcome.error is None:
-                outcome.status = 499
-        outcome.usage = usage
-        gateway.finish(ctx, outcome)
-        if gateway.shadow is not None and tally.texts is not None and outcome.status == 200:
-            gateway.shadow.offer(ctx, None, "".join(tally.texts), gateway.request_cost(ctx))
-        close = getattr(rest, "aclose", None)
-        if close is not None:
-            await close()
+            await close_stream(events)

@@ -1,54 +1,32 @@
-"""``POST /v1/embeddings``: OpenAI's embeddings API in and out, routed to deployments whose
-adapter can embed (OpenAI and OpenAI-compatible servers: vLLM, TEI's OpenAI route …).
-
-Governed like chat: every input string is scanned (one user message each), so a
-sensitive input only goes to self-hosted or embedded deployments; the policy filter, key
-rate limits and budget reservation apply; one ledger row per request. Token-id arrays
-are refused: the scanner cannot read them (fail closed). Candidates are tried in order,
-once each, falling over on upstream availability errors."""
+"""``POST /v1/embeddings``: OpenAI's embeddings API in and out, routed by the core
+(:meth:`~laneway.gateway.Gateway.embed`) to deployments whose adapter can embed (OpenAI
+and OpenAI-compatible servers: vLLM, TEI's OpenAI route …), governed and ledgered like
+chat. Token-id arrays are refused: the scanner cannot read them (fail closed)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import dataclasses
 import struct
 import time
-from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from laneway.errors import (
-    CircuitOpen,
-    InvalidRequest,
-    LanewayError,
-    NoDeploymentAvailable,
-    UnsupportedParameter,
-    UpstreamError,
-)
-from laneway.governance import PRIVATE_HOSTING
-from laneway.providers import ChatRequest, Message, Usage, estimate_prompt_tokens
-from laneway.resilience import Attempt, may_fall_back
+from laneway.errors import InvalidRequest, LanewayError
+from laneway.gateway import EmbedRequest, Gateway, RequestContext
+from laneway.providers import Usage
 from laneway.server._chat import (
     JSONBytesResponse,
     _raw_route_headers,
-    _watched,
+    call_core,
     error_response,
     read_request,
-)
-from laneway.server._deployments import Deployment
-from laneway.server._gateway import (
-    _AVAILABILITY_FAULTS,
-    CallOutcome,
-    Gateway,
-    RequestContext,
-    _private_failure,
+    refuse,
 )
 from laneway.server._jsonlimits import expect_int, expect_nonempty_str, load_object, type_error
-from laneway.server._protocol import OPENAI_CHAT
 from laneway.server._render import money
 from laneway.server._validate import _model, _user
 
@@ -69,16 +47,8 @@ class EmbeddingsRequest:
     dimensions: int | None = None
     user: str | None = None
 
-    def as_chat(self) -> ChatRequest:
-        """The request as governance reads it: one user message per input string."""
-        messages = tuple(Message(role="user", content=t) for t in self.texts)
-        return ChatRequest(model=self.model, messages=messages, max_tokens=1, user=self.user)
-
-
-class _Embedder(Protocol):
-    async def embed(
-        self, texts: Sequence[str], *, dimensions: int | None, user: str | None
-    ) -> tuple[list[list[float]], Usage | None]: ...
+    def for_core(self) -> EmbedRequest:
+        return EmbedRequest(self.model, self.texts, self.dimensions, self.user)
 
 
 def parse_embeddings_request(body: bytes, max_depth: int = 64) -> EmbeddingsRequest:
@@ -146,26 +116,22 @@ async def embeddings(request: Request) -> Response:
         gateway.metrics.observe_rejected(499, None)
         return Response(status_code=499)
     except LanewayError as exc:
-        gateway.metrics.observe_rejected(exc.status, exc.code)
-        gateway.record_refused(request.scope, exc, request_id=request_id, key_id=ctx.key_id)
+        refuse(gateway, request.scope, exc, request_id, ctx.key_id)
         return error_response(exc, request_id)
-    chat = parsed.as_chat()
     ctx.requested_model = parsed.model
-    ctx.request = chat
-    got = await _watched(
-        gateway, ctx, chat, request.receive, _embed(gateway, ctx, parsed, chat), OPENAI_CHAT
-    )
-    if isinstance(got, Response):
-        return got
-    vectors, usage = got
-    cost = gateway.request_cost(ctx)
+    outcome = await call_core(ctx, request.receive, gateway.embed(ctx, parsed.for_core()))
+    if outcome is None:
+        return Response(status_code=499)  # the client left; nobody reads it
+    vectors, usage = outcome.vectors, outcome.usage
+    if vectors is None or usage is None:
+        error = outcome.error or LanewayError("internal error (see the gateway's log)")
+        return error_response(error, request_id)
     headers = _raw_route_headers(ctx)
-    cost_text = money(cost)
+    cost_text = money(outcome.cost)
     if cost_text is not None:
         headers.append((b"x-laneway-cost-usd", cost_text.encode()))
     served = gateway.deployments[ctx.trace.served_by or ""]
     body_out = _render(vectors, usage, served.model_id, parsed.encoding_format)
-    gateway.finish(ctx, CallOutcome(status=200, usage=usage, cost=cost))
     return JSONBytesResponse(body_out, headers)
 
 
@@ -190,103 +156,3 @@ def _encode(vector: list[float], encoding: str) -> list[float] | str:
     if encoding != "base64":
         return vector
     return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
-
-
-async def _embed(
-    gateway: Gateway, ctx: RequestContext, parsed: EmbeddingsRequest, chat: ChatRequest
-) -> tuple[list[list[float]], Usage]:
-    chosen = await _govern(gateway, ctx, chat)
-    try:
-        vectors, usage = await _call_chain(ctx, chosen, parsed)
-    except (UpstreamError, NoDeploymentAvailable) as exc:
-        raise _private_failure(ctx, exc) from exc
-    if usage is None:  # the upstream never said: bill an estimate, marked as such
-        usage = Usage(prompt_tokens=estimate_prompt_tokens(chat), completion_tokens=0)
-        ctx.trace.attempts[-1].usage = usage
-        ctx.estimated = True
-    return vectors, usage
-
-
-async def _govern(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) -> list[Deployment]:
-    """Scan, rate limit, resolve, keep the deployments that can embed, policy filter,
-    budget reservation (as chat's: the reservation is settled by ``finish``)."""
-    governance = gateway.governance
-    admission = await asyncio.to_thread(governance.admit, chat, ctx.key)
-    ctx.admission = admission
-    key = ctx.key
-    if key is not None and (key.rpm or key.tpm) and governance.store is not None:
-        await asyncio.to_thread(governance.store.take_rate, key, estimate_prompt_tokens(chat))
-    resolution = gateway.resolver.resolve(chat.model)
-    ctx.resolution = resolution
-    able: list[str] = []
-    for name in resolution.deployments:
-        if callable(getattr(gateway.deployments[name].adapter, "embed", None)):
-            able.append(name)
-        else:
-            ctx.trace.skipped.append((name, "cannot_embed"))
-    if not able:
-        raise UnsupportedParameter(
-            f"model {chat.model!r} has no deployment that can embed (embeddings need an "
-            "OpenAI-format deployment: OpenAI, an OpenAI-compatible vendor, vLLM or TEI)",
-            param="model",
-        )
-    names = governance.filter(able, resolution.tier, chat.model, admission)
-    chosen = [gateway.deployments[n] for n in names]
-    if key is not None and key.budget_usd is not None and governance.store is not None:
-        amount = governance.max_cost(chat, names)
-        ctx.reservation = await asyncio.to_thread(governance.store.reserve, key, amount)
-    return chosen
-
-
-async def _call_chain(
-    ctx: RequestContext, chosen: list[Deployment], parsed: EmbeddingsRequest
-) -> tuple[list[list[float]], Usage | None]:
-    """Each candidate once, in order; the next one after an availability failure."""
-    last: LanewayError | None = None
-    for d in chosen:
-        breaker = d.breaker
-        if not breaker.acquire():
-            ctx.trace.skipped.append((d.name, "circuit_open"))
-            last = CircuitOpen(
-                f"deployment {d.name!r} is failing (circuit open)",
-                retry_after=breaker.retry_after(),
-            )
-            continue
-        embedder: _Embedder = d.adapter  # type: ignore[assignment]  # checked in _govern
-        attempt = Attempt(d.name, time.perf_counter())
-        ctx.trace.attempts.append(attempt)
-        try:
-            vectors, usage = await embedder.embed(
-                _texts_for(ctx, d, parsed), dimensions=parsed.dimensions, user=parsed.user
-            )
-        except LanewayError as exc:
-            attempt.ended = time.perf_counter()
-            attempt.error = exc
-            if isinstance(exc, _AVAILABILITY_FAULTS):
-                breaker.failure()
-            else:
-                breaker.abandon()
-            if not may_fall_back(exc):
-                raise
-            last = exc
-            continue
-        except BaseException:  # cancelled: no verdict on the deployment
-            breaker.abandon()
-            raise
-        breaker.success()
-        attempt.ended = attempt.first_byte = time.perf_counter()
-        attempt.usage = usage
-        ctx.trace.served_by = d.name
-        return vectors, usage
-    if last is None:
-        raise NoDeploymentAvailable("no deployment can serve this embeddings request")
-    raise last
-
-
-def _texts_for(ctx: RequestContext, d: Deployment, parsed: EmbeddingsRequest) -> Sequence[str]:
-    """The redacted texts for a deployment outside the private network when the policy
-    redacts sensitive values; the texts as sent otherwise."""
-    admission = ctx.admission
-    if admission is None or admission.redacted is None or d.hosting in PRIVATE_HOSTING:
-        return parsed.texts
-    return [str(m.get("content", "")) for m in admission.redacted.messages]

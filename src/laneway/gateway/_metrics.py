@@ -14,7 +14,6 @@ from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from decimal import Decimal
-from typing import Any
 
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import (
@@ -23,6 +22,8 @@ from prometheus_client.core import (
     HistogramMetricFamily,
     Metric,
 )
+
+from laneway.errors import LanewayError
 
 __all__ = ["Metrics"]
 
@@ -74,7 +75,12 @@ class Metrics:
         self.registry.register(_Collector(self))
 
     def observe_request(
-        self, deployment: str, status: int, latency: float, ttft: float | None, error: Any
+        self,
+        deployment: str,
+        status: int,
+        latency: float,
+        ttft: float | None,
+        error: LanewayError | None,
     ) -> None:
         self.requests[deployment, str(status)] += 1
         histogram = self.latency.get(deployment)

@@ -17,8 +17,9 @@ import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from laneway.gateway._deployments import Resolution, select_candidates
 from laneway.governance import ClientSchema
 from laneway.providers import ChatModel, ChatRequest, ChatResult, OpenAIChatAdapter, StreamDelta
 from laneway.resilience import FallbackModel
@@ -30,10 +31,10 @@ from laneway.router import (
     ToolCall,
     conversation_from_messages,
 )
-from laneway.server._deployments import Resolution, select_candidates
 
 if TYPE_CHECKING:
-    from laneway.server._gateway import Gateway, RequestContext
+    from laneway.gateway._context import RequestContext
+    from laneway.gateway._core import Gateway
 
 __all__ = ["replay_stream", "run_cascade"]
 
@@ -114,14 +115,17 @@ async def _decide(
         ],
         token_logprobs=_token_logprobs(cheap),
     )
-    return gateway.router.check_answer(spec, info, answer)  # type: ignore[no-any-return]
+    router = gateway.router
+    assert router is not None  # only the router's decisions cascade
+    return router.check_answer(spec, info, answer)
 
 
 async def run_cascade(
     gateway: Gateway, ctx: RequestContext, request: ChatRequest, cheap_chain: ChatModel
 ) -> ChatResult:
     """The cheap tier's answer, or the strong tier's when a check fires."""
-    spec: CascadeSpec = ctx.cascade
+    spec = ctx.cascade
+    assert spec is not None  # called only for a request that cascades
     call = dataclasses.replace(request, stream=False)
     resolution = ctx.resolution
     names = list(resolution.deployments) if resolution is not None else []
@@ -130,7 +134,7 @@ async def run_cascade(
     started = time.perf_counter()
     cheap = await cheap_chain.complete(call)
     decision = await _decide(gateway, ctx, spec, request, cheap)
-    audit: dict[str, Any] = {
+    audit: dict[str, object] = {
         "from": spec.from_tier,
         "to": spec.to_tier,
         "escalated": decision.escalate,

@@ -6,10 +6,15 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-from laneway.errors import LanewayError, StreamInterrupted, UpstreamBadResponse
-from laneway.providers import ChatRequest, ChatResult, ToolCall, Usage
-from laneway.server._gateway import CallOutcome, Gateway, RequestContext
+from laneway.errors import LanewayError
+from laneway.gateway._context import CallOutcome, RequestContext
+from laneway.gateway._life import close_stream
+from laneway.providers import ChatRequest, ChatResult, StreamDelta, ToolCall
+
+if TYPE_CHECKING:
+    from laneway.gateway._core import Gateway
 
 __all__ = ["CallReport", "run_request"]
 
@@ -48,54 +53,44 @@ async def run_request(
         key_id=key_id,
         source=source,
         stream=request.stream,
+        request=request,
+        log_prompt=log_prompt,
     )
-    ctx.request = request
-    ctx.log_prompt = log_prompt
-    outcome = CallOutcome(status=200)
-    result: ChatResult | None = None
-    try:
-        if request.stream:
-            result, outcome.ttft = await _assemble(gateway, ctx, request)
-        else:
-            result = await gateway.complete(ctx, request)
-        outcome.usage = result.usage
-    except LanewayError as exc:
-        outcome.status, outcome.error = exc.status, exc
-        outcome.partial = isinstance(exc, StreamInterrupted)
+    if request.stream:
+        outcome = await _assemble(gateway, ctx, request)
+    else:
+        outcome = await gateway.complete(ctx, request)
     latency = time.perf_counter() - ctx.started
-    gateway.finish(ctx, outcome)
     resolution = ctx.resolution
     return CallReport(
         request_id=ctx.request_id,
-        result=result,
+        result=outcome.result if outcome.error is None else None,
         error=outcome.error,
         deployment=ctx.trace.served_by,
         tier=resolution.tier if resolution else None,
         route_reason=resolution.reason if resolution else None,
         fallbacks=ctx.trace.fallbacks,
-        cost_usd=gateway.request_cost(ctx) if outcome.error is None else None,
+        cost_usd=outcome.cost if outcome.error is None else None,
         latency_ms=latency * 1000.0,
         ttft_ms=None if outcome.ttft is None else outcome.ttft * 1000.0,
     )
 
 
-async def _assemble(
-    gateway: Gateway, ctx: RequestContext, request: ChatRequest
-) -> tuple[ChatResult, float]:
-    first, rest = await gateway.open_stream(ctx, request)
-    ttft = time.perf_counter() - ctx.started
+async def _assemble(gateway: Gateway, ctx: RequestContext, request: ChatRequest) -> CallOutcome:
+    """The streamed answer put back together as one result (``outcome.result``)."""
     text: list[str] = []
     calls: dict[int, ToolCall] = {}
-    usage: Usage | None = None
-    finish: str | None = None
-    model = ""
-    fingerprint: str | None = None
-    delta = first
+    events = gateway.stream(ctx, request)
+    outcome: CallOutcome | None = None
     try:
-        while True:
-            if delta.content:
-                text.append(delta.content)
-            for part in delta.tool_calls or ():
+        async for item in events:
+            if type(item) is not StreamDelta:
+                assert isinstance(item, CallOutcome)
+                outcome = item
+                break
+            if item.content:
+                text.append(item.content)
+            for part in item.tool_calls or ():
                 call = calls.setdefault(
                     part["index"],
                     {"id": "", "type": "function", "function": {"name": "", "arguments": ""}},
@@ -104,30 +99,16 @@ async def _assemble(
                 function = part.get("function") or {}
                 call["function"]["name"] += function.get("name") or ""
                 call["function"]["arguments"] += function.get("arguments") or ""
-            usage = delta.usage or usage
-            finish = delta.finish_reason or finish
-            model = delta.model or model
-            fingerprint = delta.system_fingerprint or fingerprint
-            nxt = await anext(rest, None)
-            if nxt is None:
-                break
-            delta = nxt
     finally:
-        close = getattr(rest, "aclose", None)
-        if close is not None:
-            await close()
-    if finish is None:
-        raise StreamInterrupted("the stream ended without a finish reason") from (
-            UpstreamBadResponse("no finish_reason")
-        )
-    return (
-        ChatResult(
+        await close_stream(events)  # records the request
+    assert outcome is not None  # the core always ends a stream with an outcome
+    if outcome.error is None:
+        outcome.result = ChatResult(
             content="".join(text) if text or not calls else None,
-            finish_reason=finish,
-            model=model,
-            usage=usage,
+            finish_reason=outcome.finish_reason or "stop",
+            model=ctx.served_model or "",
+            usage=None if ctx.estimated else outcome.usage,
             tool_calls=[calls[i] for i in sorted(calls)],
-            system_fingerprint=fingerprint,
-        ),
-        ttft,
-    )
+            system_fingerprint=ctx.fingerprint,
+        )
+    return outcome
