@@ -31,6 +31,7 @@ from laneway.router import (
     train_scorer,
 )
 from router_data import (
+    LENGTH_PRIOR,
     VARIED,
     answer_rows,
     bucket,
@@ -73,6 +74,7 @@ def main() -> None:
         tier_models(),
         None,
         use_embedding=False,
+        length_prior=LENGTH_PRIOR,
         meta={
             "trained_on": "MMLU-Pro outcomes of 11 models (TIGER-AI-Lab, Apache-2.0), "
             "question text only; answers data (ZeroEval math-l5 and crux, arena-hard-auto "
@@ -80,7 +82,8 @@ def main() -> None:
             "outputs of models whose terms restrict building competing models: used here "
             "to train routing and verification classifiers only); dev splits (1 id in 10 "
             "by hash) held out; two thirds of the varied prompts with rubric outcomes "
-            "(weight share 0.3)",
+            f"(weight share 0.3); length prior {LENGTH_PRIOR:g} on the gain (chosen by "
+            "leaving MMLU-Pro category groups out)",
             "score": "expected gain: P(strongest tier ok) - P(cheapest tier ok)",
         },
     )

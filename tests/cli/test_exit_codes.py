@@ -81,10 +81,6 @@ def _check(result: Result, code: int, args: tuple[str, ...]) -> None:
         assert "Usage:" in result.stderr or result.stderr.startswith("error: "), detail
 
 
-# cli/_router.py (`route`, `router …`) answers every LanewayError with exit 2; it is fixed
-# there, not here, and this turns into a failure when it is.
-ROUTER_EXITS_2 = pytest.mark.xfail(strict=True, reason="cli/_router.py's _fail exits 2")
-
 # The work cannot be done: exit 1, `error: ...` lines only.
 RUNTIME = [
     ("serve", "--config", "missing.yaml"),
@@ -94,8 +90,8 @@ RUNTIME = [
     ("audit", "--request", "no-such-request"),
     ("kill", "deployment", "no-such-deployment", "--reason", "x"),
     ("unkill", "deployment", "local"),
-    pytest.param(("route", "hello", "--router", "missing-router-dir"), marks=ROUTER_EXITS_2),
-    pytest.param(("route", "hello", "--profile", "no-such-profile"), marks=ROUTER_EXITS_2),
+    ("route", "hello", "--router", "missing-router-dir"),
+    ("route", "hello", "--profile", "no-such-profile"),
     ("advise", "missing-workload.yaml"),
     ("advise", "bad-workload.yaml"),
     ("advise", "--from-ledger", "--database", "sqlite:///missing.db"),
@@ -120,7 +116,7 @@ RUNTIME = [
     ("drift", "run", "--suite", "missing.yaml", "--model", "local"),
     ("drift", "check", "--deployment", "no-such-deployment", "--database", "sqlite:///m.db"),
     ("drift", "status", "--database", "sqlite:///missing.db"),
-    pytest.param(("router", "report", "--database", "sqlite:///missing.db"), marks=ROUTER_EXITS_2),
+    ("router", "report", "--database", "sqlite:///missing.db"),
     ("shadow", "report", "--database", "sqlite:///missing.db"),
 ]
 

@@ -237,9 +237,9 @@ def test_calibrate_uses_shipped_set_when_ledger_has_few_prompts(tmp_path: Path) 
 
 
 def fails(*args: str) -> str:
-    """Run a command that must fail cleanly: exit 2 with a message, no traceback."""
+    """Run a command that must fail cleanly: exit 1 with a message, no traceback."""
     result = CliRunner().invoke(app(), list(args))
-    assert result.exit_code == 2, result.output
+    assert result.exit_code == 1, result.output
     assert result.exception is None or isinstance(result.exception, SystemExit)
     assert "Traceback" not in result.output
     return result.output

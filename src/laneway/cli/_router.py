@@ -48,8 +48,9 @@ DatabaseUrl = Annotated[
 
 
 def _fail(exc: LanewayError) -> typer.Exit:
+    """The work could not be done (config, file, database, unknown name): exit 1."""
     typer.echo(f"error: {exc.message}", err=True)
-    return typer.Exit(2)
+    return typer.Exit(1)
 
 
 def _decision_dict(d: RouteDecision) -> dict[str, Any]:
@@ -566,14 +567,26 @@ def report_command(
         loaded = load_router(router)
         settings = load_settings(config)
         start = None if since.strip().lower() == "all" else parse_since(since)
-        engine = open_database(database or settings.database.url, create=False, migrate=False)
+    except LanewayError as exc:
+        raise _fail(exc) from exc
+    groups: list[Any] = []
+    tasks: list[Any] = []
+    ledger_note: str | None = None
+    url = database or settings.database.url
+    try:
+        engine = open_database(url, create=False, migrate=False)
+    except LanewayError as exc:
+        if database is not None:  # asked for by name: it must exist
+            raise _fail(exc) from exc
+        ledger_note = f"no traffic to report: {exc.message} (the gateway writes it)"
+    else:
         try:
             groups = usage_summary(engine, since=start, by="tier", source="api")
             tasks = task_summaries(engine, start, loaded.scorer.tiers)
+        except LanewayError as exc:
+            raise _fail(exc) from exc
         finally:
             engine.dispose()
-    except LanewayError as exc:
-        raise _fail(exc) from exc
     profiles = profile_summaries(loaded)
     savings: dict[str, Any] | None
     note: str | None
@@ -583,6 +596,8 @@ def report_command(
         savings, note = None, f"savings unknown: {exc.message}"
     else:
         savings, note = _savings_body(savings_report(groups, baseline)), None
+    if ledger_note is not None:
+        savings, note = None, ledger_note
     if as_json:
         typer.echo(json.dumps({
             **(savings or {}),

@@ -35,7 +35,7 @@ from laneway.router._conversation import (
     conversation_from_prompt,
 )
 from laneway.router._evaluate import EvalReport, evaluate_pair, plot_curves
-from laneway.router._fit import train_scorer
+from laneway.router._fit import length_prior_weights, train_scorer
 from laneway.router._from_config import (
     config_tier_models,
     ledger_prompt_rows,
@@ -135,6 +135,7 @@ __all__ = [
     "iter_jsonl",
     "ledger_prompt_rows",
     "ledger_tokens_per_request",
+    "length_prior_weights",
     "load_embedder",
     "load_router",
     "outcome_row",

@@ -17,11 +17,29 @@ from laneway.router._tasks import DEFAULT_SHRINKAGE, TaskOffsets
 from laneway.router._training import targets_for, tiers_with_data
 from laneway.router._verifier import VERIFIER_L2, Verifier, verifier_examples
 
-__all__ = ["DEFAULT_L2", "feature_matrix", "train_scorer"]
+__all__ = ["DEFAULT_L2", "feature_matrix", "length_prior_weights", "train_scorer"]
 
 # Chosen on held-out MMLU-Pro categories (model card, "Experiments"): strong
 # shrinkage keeps topic words from standing in for difficulty on unseen subjects.
 DEFAULT_L2 = 3000.0
+# Index of log(conversation chars) in the structural signals.
+_LENGTH = 0
+
+
+def length_prior_weights(features: int, heads: int, prior: float) -> npt.NDArray[np.float64]:
+    """The centre of the heads' L2 penalty (features × heads, standardised features):
+    zero but for the length coefficient of tier ``t`` of ``T`` (cheapest first),
+    ``prior · (t / (T − 1) − ½)``. A prior that the expected gain of escalating grows
+    with prompt length by ``prior`` logits per standard deviation between the cheapest
+    and the strongest tier; the data move the coefficients away from it as the L2
+    penalty allows (the other weights and the biases are refitted around it, so the
+    tier estimates stay calibrated on the training rows). Within an exam category the
+    text signals rank worse than length on categories never trained on (model card,
+    "Transfer"); the prior keeps the gain from ranking below length there."""
+    centre = np.zeros((features, heads))
+    if heads > 1:
+        centre[_LENGTH] = prior * np.linspace(-0.5, 0.5, heads)
+    return centre
 
 
 def feature_matrix(
@@ -44,13 +62,17 @@ def train_scorer(
     l2: float = DEFAULT_L2,
     shrinkage: float = DEFAULT_SHRINKAGE,
     verifier: bool = True,
+    length_prior: float = 0.0,
+    features: npt.NDArray[np.float64] | None = None,
     meta: Mapping[str, Any] | None = None,
 ) -> Scorer:
-    """Fit one logistic head per tier on ``rows``, then the per-task offsets, then
+    """Fit one logistic head per tier on ``rows`` (its L2 penalty centred on the
+    ``length_prior``: :func:`length_prior_weights`), then the per-task offsets, then
     (when rows carry ``answers`` and ``verifier``) the answer verifier.
 
     Each row has ``conversation`` and ``outcomes`` and may have a ``weight``
     (default 1), a ``task`` and ``answers``; models not mapped to a tier are ignored.
+    ``features``: the rows' :func:`feature_matrix`, when the caller has it already.
     """
     if len(rows) < 10:
         raise InvalidRequest("need at least 10 outcome rows to train a router")
@@ -62,9 +84,15 @@ def train_scorer(
         targets = targets_for(rows, tier_models, tiers)
     except ValueError as exc:
         raise InvalidRequest(str(exc)) from exc
-    x = feature_matrix([r["conversation"] for r in rows], embedder, use_embedding)
+    if features is None:
+        x = feature_matrix([r["conversation"] for r in rows], embedder, use_embedding)
+    else:
+        x = np.asarray(features, dtype=np.float64)
+        if x.shape[0] != len(rows):
+            raise InvalidRequest("features must have one row per outcome row")
     weights = np.array([float(r.get("weight", 1.0)) for r in rows], dtype=np.float64)
-    heads = LinearHeads.fit(x, targets, l2, weights)
+    centre = length_prior_weights(x.shape[1], len(tiers), length_prior)
+    heads = LinearHeads.fit(x, targets, l2, weights, prior=centre)
     logits = ((x - heads.mean) / heads.scale) @ heads.weights + heads.bias
     row_tasks = [_task_of(r) for r in rows]
     tasks = TaskOffsets.fit(logits, targets, weights, row_tasks, shrinkage)
@@ -79,6 +107,7 @@ def train_scorer(
         trained_tiers=trained,
         train_rows=len(rows),
         l2=l2,
+        length_prior=length_prior,
         task_shrinkage=shrinkage,
         verifier_examples=examples,
     )

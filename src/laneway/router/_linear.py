@@ -28,11 +28,14 @@ def fit_logistic(
     l2: float,
     *,
     sample_weight: FloatArray | None = None,
+    offset: FloatArray | None = None,
     max_iter: int = 50,
     tol: float = 1e-7,
 ) -> tuple[FloatArray, float]:
-    """(weights, bias) minimising weighted cross-entropy to soft labels + ``l2``/2·|w|²/n."""
+    """(weights, bias) minimising weighted cross-entropy to soft labels + ``l2``/2·|w|²/n;
+    ``offset`` (one logit per row) is added to the linear predictor and not fitted."""
     n, d = x.shape
+    off = np.zeros(n) if offset is None else np.asarray(offset, dtype=np.float64)
     sw = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     total = max(float(sw.sum()), 1e-12)
     xb = np.hstack([x, np.ones((n, 1))])
@@ -40,7 +43,7 @@ def fit_logistic(
     reg = np.full(d + 1, l2 / total)
     reg[-1] = 0.0
     for _ in range(max_iter):
-        p = sigmoid(xb @ w)
+        p = sigmoid(xb @ w + off)
         grad = xb.T @ (sw * (p - y)) / total + reg * w
         hess = (xb * (sw * p * (1.0 - p))[:, None]).T @ xb / total + np.diag(reg + 1e-9)
         step = np.linalg.solve(hess, grad)
@@ -66,8 +69,12 @@ class LinearHeads:
         targets: FloatArray,
         l2: float,
         sample_weight: FloatArray | None = None,
+        prior: FloatArray | None = None,
     ) -> LinearHeads:
-        """Fit every head; ``sample_weight`` weighs rows (standardisation included)."""
+        """Fit every head; ``sample_weight`` weighs rows (standardisation included).
+
+        ``prior`` (features × heads, on standardised features) is the centre of the L2
+        penalty: the weights fitted are ``prior`` + a penalised deviation."""
         sw = np.ones(len(x)) if sample_weight is None else np.asarray(sample_weight, np.float64)
         mean = np.average(x, axis=0, weights=sw)
         scale = np.sqrt(np.average((x - mean) ** 2, axis=0, weights=sw))
@@ -77,8 +84,11 @@ class LinearHeads:
         for j in range(targets.shape[1]):
             known = np.isfinite(targets[:, j])
             y = np.where(known, targets[:, j], 0.0)
-            cols.append(fit_logistic(xs, y, l2, sample_weight=known * sw))
+            off = None if prior is None else xs @ prior[:, j]
+            cols.append(fit_logistic(xs, y, l2, sample_weight=known * sw, offset=off))
         weights = np.stack([c[0] for c in cols], axis=1)
+        if prior is not None:
+            weights = weights + prior
         bias = np.array([c[1] for c in cols])
         return cls(mean, scale, weights, bias)
 

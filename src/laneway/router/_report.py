@@ -68,12 +68,25 @@ def _strongest(tiers: Sequence[str], order: Sequence[str]) -> str:
     return known[-1] if known else tiers[-1]
 
 
+def _runs_free(deployment: Any, vendor: Any) -> bool:
+    """Self-hosted or embedded with an hourly cost of 0: the gateway bills it $0."""
+    hosting = deployment.hosting
+    if hosting is None:
+        if deployment.provider == "local":
+            hosting = "embedded"
+        else:
+            hosting = vendor.hosting if vendor is not None else "self_hosted"
+    return hosting in ("self_hosted", "embedded") and deployment.hourly_cost_usd == 0
+
+
 def baseline_price(
     settings: Any, catalog: Any, tier: str | None, order: Sequence[str]
 ) -> BaselinePrice:
     """Price of the first priced deployment of ``tier`` (default: the strongest tier
     by ``order``, else the last configured one); prices as the gateway takes them:
-    the deployment's ``price`` override, else the catalog's newest provider price."""
+    the deployment's ``price`` override, else the catalog's newest provider price,
+    else $0 for a self-hosted or embedded deployment with ``hourly_cost_usd: 0`` (the
+    built-in embedded model: a known cost of 0, as the ledger records it)."""
     from laneway.providers import vendor_for
 
     tiers: Mapping[str, Sequence[str]] = settings.tiers
@@ -108,6 +121,11 @@ def baseline_price(
                 price.cached_input_per_mtok,
                 f"catalog:{price.source}@{price.date}",
             )
+    for name in tiers[chosen]:
+        d = settings.deployment(name)
+        if d is not None and d.price is None and _runs_free(d, vendor_for(d)):
+            zero = Decimal(0)
+            return BaselinePrice(chosen, name, zero, zero, zero, "local: hourly cost 0")
     raise ConfigError(f"no deployment of tier {chosen!r} has a known price")
 
 
