@@ -7,8 +7,10 @@ and refuse exactly the same things (limits, tools, JSON schemas, sizes).
 (a system message, not carried over by ``previous_response_id``), function ``tools``,
 ``tool_choice``, ``text.format`` (``json_schema`` / ``json_object`` / ``text``),
 ``max_output_tokens``, ``reasoning.effort`` (OpenAI-format deployments only; others
-refuse it), ``store`` and ``previous_response_id``. Reasoning items cannot be replayed
-through a chat-completions upstream and are refused with a clear 400.
+refuse it), ``store`` and ``previous_response_id``. Reasoning items (and ``include``)
+cannot be replayed through a chat-completions upstream: ``_responses_relay`` takes such
+requests to OpenAI's Responses API before they get here; one that reaches this parser is
+refused with a clear 400.
 """
 
 from __future__ import annotations
@@ -188,8 +190,8 @@ def _input(value: Any) -> list[dict[str, Any]]:
             )
         elif kind == "reasoning":
             raise InvalidRequest(
-                f"'{where}': reasoning items cannot be replayed through this gateway's "
-                "deployments (they speak chat completions); leave them out",
+                f"'{where}': reasoning items pass through to OpenAI's Responses API only "
+                "(an OpenAI deployment); leave them out to use any deployment",
                 param=where,
             )
         else:
