@@ -162,3 +162,20 @@ def test_report_on_the_defaults_prices_local_answers_at_zero(
     shares = [profiles[n]["frontier_share"] for n in ("economy", "default", "quality")]
     quality = [profiles[n]["quality_ratio"] for n in ("economy", "default", "quality")]
     assert shares == sorted(shares) and quality == sorted(quality)
+
+
+def test_router_train_takes_a_length_prior(tmp_path: Path) -> None:
+    data = tmp_path / "o.jsonl"
+    with data.open("w") as f:
+        for row in _rows(120, 3):
+            text = row["conversation"].last_user
+            f.write(json.dumps({"prompt": text, "outcomes": row["outcomes"]}) + "\n")
+    out = tmp_path / "r"
+    result = CliRunner().invoke(_app(), ["router", "train", "--data", str(data), "--out",
+                                         str(out), "--tiers", "cheap=w;mid=m;pricey=s",
+                                         "--length-prior", "1.5"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "router.json").read_text())["length_prior"] == 1.5
+    bad = CliRunner().invoke(_app(), ["router", "train", "--data", str(data), "--out", str(out),
+                                      "--length-prior", "steep"])  # fmt: skip
+    assert bad.exit_code == 2

@@ -245,6 +245,14 @@ def train_command(
         ),
     ] = 10,  # = laneway.router._promote.DEFAULT_HOLDOUT_MODULUS (tests/cli/test_startup.py)
     l2: Annotated[float, typer.Option(help="L2 penalty of the logistic heads.")] = 3000.0,
+    length_prior: Annotated[
+        float,
+        typer.Option(
+            help="Prior slope of the gain on log prompt length (logits per standard deviation "
+            "between the cheapest and the strongest tier; the shipped router uses 1.2: it "
+            "keeps tasks never trained on from ranking below prompt length)."
+        ),
+    ] = 0.0,
     config: ConfigPath = None,
 ) -> None:
     """Train a router from per-prompt outcomes, check it on the held-out rows and
@@ -278,7 +286,7 @@ def train_command(
         embedder = load_embedder(default_router_dir()) if embedding else None
         scorer = train_scorer(
             train, order, mapping, embedder, use_embedding=embedding, l2=l2, verifier=verifier,
-            meta={"trained_on": [str(p) for p in data],
+            length_prior=length_prior, meta={"trained_on": [str(p) for p in data],
                   "holdout": {"modulus": holdout_every, "rows": len(calib)}},
         )  # fmt: skip
         check = held_out_check(scorer, calib)
