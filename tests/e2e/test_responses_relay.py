@@ -261,3 +261,26 @@ def test_a_policy_that_would_redact_or_block_refuses_the_relay(
     if action == "redact":
         assert "cannot be redacted" in info.value.message
     assert not gpt.received
+
+
+def test_output_scan_audits_and_redacts_a_relayed_answer(
+    start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    from laneway.testing import FakeReply
+
+    def leaky(turn: Any) -> FakeReply:
+        return FakeReply(text="Write to maria.lopez@example.org today")
+
+    with FakeOpenAIResponses(responder=leaky) as gpt:
+        gw = start_gateway(
+            {
+                "deployments": [openai_deployment("gpt", gpt.url, model="gpt-5.4")],
+                "policies": {"output_scan": True, "redact_output": True},
+                "ledger": {"flush_interval": 0.05},
+            }
+        )
+        with _client(gw) as client:
+            answer = client.responses.create(model="gpt", input="hi", include=INCLUDE)
+    assert "maria.lopez" not in answer.output_text and "Write to" in answer.output_text
+    row = rows_when(tmp_path, lambda rows: len(rows) == 1)[0]
+    assert '"output"' in row["audit"] and "email" in row["audit"]

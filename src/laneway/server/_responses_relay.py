@@ -19,8 +19,10 @@ ledger row per request. When ``store`` is on, the upstream's response is kept to
 Refused with a 400 naming the deployments: a relay request whose model resolves to no
 Responses-capable deployment; a ``previous_response_id`` answered on the translated path.
 A request the policy would redact is refused (403 ``sensitive_data_blocked``): relayed
-items cannot be redacted. Not applied to relayed answers: the output scan and
-redaction's restore, cascades and shadow copies.
+items cannot be redacted. The output scan (``policies.output_scan`` / ``redact_output``)
+applies to non-streamed answers' ``output_text``; not to relayed streams, which go out as
+the upstream sent them. Not applied: cascades and shadow copies; a client leaving during
+a non-streamed relay is not watched (the call runs to its end and is ledgered).
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from laneway.errors import (
     UpstreamError,
 )
 from laneway.gateway import CallOutcome, Deployment, Gateway, RequestContext
+from laneway.governance import PRIVATE_HOSTING
 from laneway.providers import (
     ChatRequest,
     RelayEvent,
@@ -322,6 +325,32 @@ def _exhausted(ctx: RequestContext, last: LanewayError | None) -> LanewayError:
     return NoDeploymentAvailable("no deployment can serve this relayed Responses request")
 
 
+def _scan_output(gateway: Gateway, ctx: RequestContext, response: dict[str, Any]) -> None:
+    """As chat's output scan: the answer's ``output_text`` parts from an external
+    deployment are scanned for the audit, and redacted where the policy says so."""
+    policies = gateway.settings.policies
+    served = gateway.deployments.get(ctx.trace.served_by or "")
+    if not policies.output_scan or served is None or served.hosting in PRIVATE_HOSTING:
+        return
+    from laneway.governance import redact_text, scan_output
+
+    scanner = gateway.governance.scanner
+    totals: dict[str, int] = {}
+    for item in response.get("output") or ():
+        parts = item.get("content") if isinstance(item, dict) else None
+        for part in parts if isinstance(parts, list) else ():
+            text = part.get("text") if isinstance(part, dict) else None
+            if part.get("type") != "output_text" or not isinstance(text, str):
+                continue
+            counts = scan_output(text, scanner)
+            for kind, n in counts.items():
+                totals[kind] = totals.get(kind, 0) + n
+            if counts and policies.redact_output:
+                part["text"] = redact_text(text, scanner)
+    if totals and ctx.admission is not None:
+        ctx.admission.audit["output"] = totals
+
+
 def _model_of(response: Mapping[str, Any]) -> str | None:
     """The model the upstream says answered (for the ledger's drift checks)."""
     model = response.get("model")
@@ -381,6 +410,7 @@ async def _complete(
             break
         if response is None:
             raise _exhausted(ctx, last)
+        _scan_output(gateway, ctx, response)  # before finish: the audit goes in the ledger
         outcome.cost = gateway.request_cost(ctx)
         outcome.priced = True
     except LanewayError as exc:
