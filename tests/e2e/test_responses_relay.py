@@ -284,3 +284,27 @@ def test_output_scan_audits_and_redacts_a_relayed_answer(
     assert "maria.lopez" not in answer.output_text and "Write to" in answer.output_text
     row = rows_when(tmp_path, lambda rows: len(rows) == 1)[0]
     assert '"output"' in row["audit"] and "email" in row["audit"]
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_client_that_leaves_is_ledgered_499(
+    start_gateway: GatewayFactory, tmp_path: Path, stream: bool
+) -> None:
+    with FakeOpenAIResponses(latency=0 if stream else 3, chunk_delay=0.5) as gpt:
+        gw = start_gateway(
+            {
+                "deployments": [openai_deployment("gpt", gpt.url, model="gpt-5.4")],
+                "ledger": {"flush_interval": 0.05},
+            }
+        )
+        body = {"model": "gpt", "input": "a b c d e f", "include": INCLUDE, "stream": stream}
+        if stream:
+            with httpx.stream("POST", gw.base_url + "/responses", json=body, timeout=30) as r:
+                next(r.iter_lines())  # the first event arrived: leave
+        else:
+            with pytest.raises(httpx.ReadTimeout):
+                httpx.post(gw.base_url + "/responses", json=body, timeout=0.5)
+        row = rows_when(tmp_path, lambda rows: any(r["attempt"] == 0 for r in rows))
+    request_row = next(r for r in row if r["attempt"] == 0)
+    assert request_row["status"] == 499 and request_row["partial"] in (1, True)
+    assert request_row["deployment"] == "gpt"

@@ -21,8 +21,8 @@ Responses-capable deployment; a ``previous_response_id`` answered on the transla
 A request the policy would redact is refused (403 ``sensitive_data_blocked``): relayed
 items cannot be redacted. The output scan (``policies.output_scan`` / ``redact_output``)
 applies to non-streamed answers' ``output_text``; not to relayed streams, which go out as
-the upstream sent them. Not applied: cascades and shadow copies; a client leaving during
-a non-streamed relay is not watched (the call runs to its end and is ledgered).
+the upstream sent them. Not applied: cascades and shadow copies. A client that leaves is
+ledgered 499 (its prompt billed as an estimate).
 """
 
 from __future__ import annotations
@@ -30,14 +30,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from typing import Any
 
 import orjson
 from starlette.requests import ClientDisconnect, Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import Response
 from starlette.types import Message as ASGIMessage
-from starlette.types import Receive
+from starlette.types import Receive, Scope, Send
 
 from laneway.errors import (
     CircuitOpen,
@@ -48,7 +48,7 @@ from laneway.errors import (
     UnsupportedParameter,
     UpstreamError,
 )
-from laneway.gateway import CallOutcome, Deployment, Gateway, RequestContext
+from laneway.gateway import CallOutcome, Deployment, Gateway, RequestContext, close_stream
 from laneway.governance import PRIVATE_HOSTING
 from laneway.providers import (
     ChatRequest,
@@ -62,6 +62,7 @@ from laneway.resilience import Attempt, may_fall_back
 from laneway.server._chat import (
     JSONBytesResponse,
     _raw_route_headers,
+    call_core,
     error_response,
     handle,
     read_request,
@@ -123,7 +124,7 @@ async def serve_responses(
         return error_response(gateway.sanitize(exc) or exc, request_id, protocol)
     if ctx.stream:
         return await _stream(gateway, ctx, chosen, plan, protocol)
-    return await _complete(gateway, ctx, chosen, plan, store, protocol)
+    return await _complete(gateway, ctx, chosen, plan, store, protocol, request.receive)
 
 
 def _replay(body: bytes) -> Receive:
@@ -381,10 +382,29 @@ async def _complete(
     plan: _Plan,
     store: ResponseStore | None,
     protocol: ClientProtocol,
+    receive: Receive,
 ) -> Response:
+    """The first deployment that answers, while watching for the client leaving."""
+    answered: list[dict[str, Any]] = []
+    outcome = await call_core(ctx, receive, _call(gateway, ctx, chosen, plan, answered))
+    if outcome is None:
+        return Response(status_code=499)  # the client left; the ledger says 499
+    if outcome.error is not None or not answered:
+        error = outcome.error or LanewayError("internal error (see the gateway's log)")
+        return error_response(gateway.sanitize(error) or error, ctx.request_id, protocol)
+    _save(store, plan, ctx, answered[0])
+    return JSONBytesResponse(orjson.dumps(answered[0]), _headers(ctx, outcome.cost))
+
+
+async def _call(
+    gateway: Gateway,
+    ctx: RequestContext,
+    chosen: list[Deployment],
+    plan: _Plan,
+    answered: list[dict[str, Any]],
+) -> CallOutcome:
     outcome = CallOutcome(status=200)
     last: LanewayError | None = None
-    response: dict[str, Any] | None = None
     try:
         for d in chosen:
             begun = _begin(ctx, d)
@@ -400,6 +420,8 @@ async def _complete(
                 last = exc
                 continue
             except BaseException:
+                attempt.ended = time.perf_counter()
+                ctx.trace.served_by = d.name  # a 499: the row names the deployment it was on
                 d.breaker.abandon()
                 raise
             d.breaker.success()
@@ -407,24 +429,22 @@ async def _complete(
             ctx.trace.served_by = d.name
             ctx.served_model = _model_of(response)
             outcome.usage = _usage(ctx, plan, usage)
+            answered.append(response)
             break
-        if response is None:
+        if not answered:
             raise _exhausted(ctx, last)
-        _scan_output(gateway, ctx, response)  # before finish: the audit goes in the ledger
+        _scan_output(gateway, ctx, answered[0])  # before finish: the audit goes in the ledger
         outcome.cost = gateway.request_cost(ctx)
         outcome.priced = True
     except LanewayError as exc:
         outcome.status, outcome.error = exc.status, exc
     except asyncio.CancelledError:
         outcome.status, outcome.partial = 499, True
+        outcome.usage = _usage(ctx, plan, None) if ctx.trace.attempts else None
         raise
     finally:
         gateway.finish(ctx, outcome)
-    if outcome.error is not None or response is None:
-        error = outcome.error or LanewayError("internal error (see the gateway's log)")
-        return error_response(gateway.sanitize(error) or error, ctx.request_id, protocol)
-    _save(store, plan, ctx, response)
-    return JSONBytesResponse(orjson.dumps(response), _headers(ctx, outcome.cost))
+    return outcome
 
 
 async def _stream(
@@ -459,10 +479,66 @@ async def _stream(
         attempt.first_byte = time.perf_counter()
         ctx.trace.served_by = d.name
         body = _relayed(gateway, ctx, plan, d, attempt, first, events)
-        headers = dict((k.decode(), v.decode("latin-1")) for k, v in _headers(ctx, None))
-        headers["cache-control"] = "no-cache"
-        return StreamingResponse(body, media_type="text/event-stream", headers=headers)
+        headers = _headers(ctx, None)
+        headers.extend(_SSE_HEADERS)
+        return _RelayResponse(body, headers, ctx)
     return _refused(gateway, ctx, _exhausted(ctx, last), protocol)
+
+
+_SSE_HEADERS = (
+    (b"content-type", b"text/event-stream; charset=utf-8"),
+    (b"cache-control", b"no-cache"),
+    (b"x-accel-buffering", b"no"),
+)
+
+
+class _RelayResponse(Response):
+    """The relayed events as they come. A watcher on ``receive()`` notices the client
+    leaving (uvicorn's ``send`` then does nothing), sets ``ctx.client_gone`` and cancels
+    the stream, whose ``finally`` writes the 499 ledger row; any other cancellation is the
+    server's own and goes on."""
+
+    def __init__(
+        self,
+        body: AsyncGenerator[bytes, None],
+        headers: list[tuple[bytes, bytes]],
+        ctx: RequestContext,
+    ) -> None:
+        self.status_code = 200
+        self.background = None
+        self.raw_headers = headers
+        self._body = body
+        self._ctx = ctx
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        ctx = self._ctx
+        main = asyncio.current_task()
+        watcher = asyncio.ensure_future(receive())
+
+        def on_message(task: asyncio.Future[ASGIMessage]) -> None:
+            if task.cancelled() or task.exception() is not None:
+                return
+            if task.result()["type"] == "http.disconnect" and main is not None:
+                ctx.client_gone = True
+                main.cancel()
+
+        watcher.add_done_callback(on_message)
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            async for chunk in self._body:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except asyncio.CancelledError:
+            if not ctx.client_gone:
+                raise
+            if main is not None:
+                main.uncancel()  # handled: the client is gone and its stream was ledgered
+        except OSError:  # the client is gone (a server that reports it this way)
+            ctx.client_gone = True
+        finally:
+            watcher.remove_done_callback(on_message)
+            watcher.cancel()
+            await close_stream(self._body)
 
 
 def _error_event(exc: LanewayError, sequence: int) -> bytes:
@@ -487,7 +563,7 @@ async def _relayed(
     attempt: Attempt,
     first: RelayEvent,
     events: AsyncGenerator[RelayEvent, None],
-) -> AsyncIterator[bytes]:
+) -> AsyncGenerator[bytes, None]:
     first_byte = attempt.first_byte
     outcome = CallOutcome(status=200, ttft=None if first_byte is None else first_byte - ctx.started)
     usage: Usage | None = None
