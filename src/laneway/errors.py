@@ -12,6 +12,7 @@ exactly one place each, by exception type and HTTP status, never by message text
     ├── ConfigError                      (start-up: invalid settings file)
     ├── InvalidRequest          400 invalid_request
     │   ├── KeyNameTaken        400 invalid_request (an active key has this name)
+    │   ├── MethodNotAllowed    405 method_not_allowed (with an Allow header)
     │   └── UnsupportedParameter 400 unsupported_parameter
     ├── AuthenticationFailed    401 invalid_api_key
     ├── PermissionDenied        403 permission_denied
@@ -19,6 +20,7 @@ exactly one place each, by exception type and HTTP status, never by message text
     │   ├── SensitiveDataBlocked 403 sensitive_data_blocked
     │   └── InjectionBlocked    403 prompt_injection_blocked (opt-in)
     ├── ModelNotFound           404 model_not_found
+    ├── RouteNotFound           404 not_found      (no such path)
     ├── ResponseNotFound        404 response_not_found (a stored /v1/responses answer)
     ├── RequestTimeout          408 request_timeout (the body did not arrive in time)
     ├── PayloadTooLarge         413 payload_too_large
@@ -66,6 +68,7 @@ __all__ = [
     "InvalidRequest",
     "KeyNameTaken",
     "LanewayError",
+    "MethodNotAllowed",
     "ModelNotFound",
     "NoDeploymentAvailable",
     "NoPrivateRoute",
@@ -76,6 +79,7 @@ __all__ = [
     "RateLimited",
     "RequestTimeout",
     "ResponseNotFound",
+    "RouteNotFound",
     "SensitiveDataBlocked",
     "ShuttingDown",
     "StreamInterrupted",
@@ -134,6 +138,14 @@ class KeyNameTaken(InvalidRequest):
     """An active virtual key already has this name (still ``invalid_request`` over HTTP)."""
 
 
+class MethodNotAllowed(InvalidRequest):
+    """The path exists but not for this method (the response's ``Allow`` header says
+    which)."""
+
+    status = 405
+    code = "method_not_allowed"
+
+
 class UnsupportedParameter(InvalidRequest):
     """A parameter the chosen provider cannot honour (rejected, never dropped)."""
 
@@ -156,6 +168,14 @@ class ModelNotFound(LanewayError):
     status = 404
     type = "invalid_request_error"
     code = "model_not_found"
+
+
+class RouteNotFound(LanewayError):
+    """No endpoint at this path."""
+
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
 
 
 class ResponseNotFound(LanewayError):

@@ -22,7 +22,7 @@ from laneway.errors import (
 from laneway.gateway._context import CallOutcome, RequestContext
 from laneway.gateway._deployments import Deployment
 from laneway.gateway._life import abandoned_usage, internal_error, shutting_down
-from laneway.gateway._records import AVAILABILITY_FAULTS, private_failure
+from laneway.gateway._records import AVAILABILITY_FAULTS, finish, private_failure
 from laneway.governance import PRIVATE_HOSTING
 from laneway.providers import ChatRequest, Message, Usage, estimate_prompt_tokens
 from laneway.resilience import Attempt, may_fall_back
@@ -89,7 +89,7 @@ async def embed(gateway: Gateway, ctx: RequestContext, request: EmbedRequest) ->
         outcome.status = err.status
         outcome.error = err
     finally:
-        gateway.finish(ctx, outcome)
+        finish(gateway, ctx, outcome)
     if outcome.error is not None:
         gateway.sanitize(outcome.error)
     return outcome

@@ -32,6 +32,7 @@ from laneway.errors import (
     UpstreamBadResponse,
 )
 from laneway.gateway._context import CallOutcome, RequestContext
+from laneway.gateway._records import finish
 from laneway.providers import ChatRequest, StreamDelta, Usage, estimate_prompt_tokens, text_tokens
 
 if TYPE_CHECKING:
@@ -74,7 +75,7 @@ async def complete(gateway: Gateway, ctx: RequestContext, request: ChatRequest) 
         outcome.status = err.status
         outcome.error = err
     finally:
-        gateway.finish(ctx, outcome)
+        finish(gateway, ctx, outcome)
     error = outcome.error
     if error is not None:
         gateway.sanitize(error)
@@ -143,7 +144,7 @@ async def stream(
             outcome.usage = _settle_partial(ctx, request, tally.usage, tally.chunks, outcome.error)
             if outcome.error is None:
                 outcome.status = 499
-        gateway.finish(ctx, outcome)
+        finish(gateway, ctx, outcome)
         shadow = gateway.shadow
         if shadow is not None and tally.texts is not None and outcome.status == 200:
             shadow.offer(ctx, None, "".join(tally.texts), outcome.cost)

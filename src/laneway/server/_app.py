@@ -22,8 +22,9 @@ from laneway.errors import (
     HeadersTooLarge,
     InvalidRequest,
     LanewayError,
-    ModelNotFound,
+    MethodNotAllowed,
     ResponseNotFound,
+    RouteNotFound,
 )
 from laneway.gateway import Gateway, RequestContext, build_gateway
 from laneway.providers import ChatModel, UpstreamClient, estimate_prompt_tokens
@@ -204,17 +205,15 @@ async def metrics(request: Request) -> Response:
 
 async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
+    err: LanewayError
     if exc.status_code == 404:
-        err: LanewayError = ModelNotFound(f"no route {request.url.path}")
-        err.code = "not_found"
+        err = RouteNotFound(f"no route {request.url.path}")
     elif exc.status_code == 405:
         allowed = (exc.headers or {}).get("Allow", "")
-        err = InvalidRequest(f"method {request.method} is not allowed on {request.url.path}"
-                             + (f"; use {allowed}" if allowed else ""))  # fmt: skip
-        err.status, err.code = 405, "method_not_allowed"
-    else:
+        err = MethodNotAllowed(f"method {request.method} is not allowed on {request.url.path}"
+                               + (f"; use {allowed}" if allowed else ""))  # fmt: skip
+    else:  # the router raises only the two above
         err = InvalidRequest(str(exc.detail))
-        err.status = exc.status_code
     response = error_response(err)
     if exc.headers:  # e.g. Allow on a 405
         response.headers.update(exc.headers)
