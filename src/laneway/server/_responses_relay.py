@@ -262,7 +262,15 @@ async def _govern(gateway: Gateway, ctx: RequestContext, plan: _Plan) -> list[De
     key, store = ctx.key, governance.store
     if key is not None and (key.rpm or key.tpm) and store is not None:
         await asyncio.to_thread(store.take_rate, key, estimate_prompt_tokens(plan.scan))
-    resolution = gateway.resolver.resolve(plan.scan.model)
+    model = plan.scan.model
+    if model == "auto" or model.startswith("auto:"):
+        raise UnsupportedParameter(
+            f"{plan.why}: a relayed Responses request needs a deployment, model or tier, not "
+            "'auto' (reasoning items belong to the model that wrote them; routing by the "
+            "prompt could send them to another)",
+            param="model",
+        )
+    resolution = gateway.resolver.resolve(model)
     ctx.resolution = resolution
     able: list[str] = []
     for name in resolution.deployments:
