@@ -9,6 +9,7 @@ calls, accounting and the ledger are the core's (``laneway.gateway``)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import re
@@ -523,7 +524,21 @@ class SSEResponse(Response):
             _uncancel()  # handled: the client is gone and its stream was billed
         except OSError:  # the client is gone (a server that reports it this way)
             ctx.client_gone = True
+        except Exception as exc:  # rendering failed (a bug): the core records it as one
+            await self._fail(exc, send)
         finally:
             watcher.remove_done_callback(on_message)
             watcher.cancel()
             await close_stream(events)
+
+    async def _fail(self, exc: Exception, send: Send) -> None:
+        """Hand a rendering failure to the core (it logs it and records an internal
+        error) and end the stream with the error event it returns."""
+        try:
+            final = await self._events.athrow(exc)
+        except Exception:  # the core's stream had already ended: it is recorded
+            return
+        if isinstance(final, CallOutcome) and final.error is not None:
+            with contextlib.suppress(Exception):
+                body = self._encoder.error(final.error)
+                await send({"type": "http.response.body", "body": body, "more_body": True})
