@@ -109,3 +109,44 @@ def test_the_local_example_needs_no_keys_and_has_two_lanes_and_tiers() -> None:
     assert len(lanes) >= 2
     assert all(d.provider == "local" and d.hourly_cost_usd == 0 for d in settings.deployments)
     assert len(settings.tiers) >= 2 and settings.router.enabled
+
+
+def test_a_missing_embedded_runtime_or_model_file_is_one_line_each_before_anything(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without the `local` extra or the model file, `laneway serve` names what to install
+    and exits 1: no banner, no database, no model load (it was a start-up traceback)."""
+    import laneway.providers
+    from laneway.cli import _serve as serve_module
+
+    def no_model_file() -> Path:
+        raise ConfigError("the embedded model's file is not installed: pip install …")
+
+    monkeypatch.chdir(tmp_path)
+    installed = lambda module: module not in {"llama_cpp", "jinja2"}  # noqa: E731
+    monkeypatch.setattr(serve_module, "_installed", installed)
+    monkeypatch.setattr(laneway.providers, "default_gguf_path", no_model_file)
+    code, out, err = _serve("--config", str(EXAMPLES / "local.yaml"))
+    assert code == 1 and out == ""
+    assert err.splitlines() == [
+        "error: the numpy runtime of the embedded model (local-brief) needs jinja2: "
+        "pip install 'laneway[local]'",
+        "error: the embedded model's file is not installed: pip install …",
+        "error: the numpy runtime of the embedded model (local) needs jinja2: "
+        "pip install 'laneway[local]'",
+    ]
+    assert list(tmp_path.iterdir()) == []
+    # a config naming llama.cpp where only numpy is installed names the other extra
+    config = tmp_path / "c.yaml"
+    config.write_text(
+        "deployments:\n  - {name: l, model: smollm2-135m-instruct, provider: local,"
+        " local: {runtime: llama_cpp, model_path: /nonexistent.gguf}}\n",
+        "utf-8",
+    )
+    code, _, err = _serve("--config", str(config))
+    assert code == 1
+    assert err.splitlines() == [
+        "error: the llama_cpp runtime of the embedded model (l) needs llama_cpp: "
+        "pip install 'laneway[llamacpp]'",
+        "error: local model file not found: /nonexistent.gguf (l)",
+    ]

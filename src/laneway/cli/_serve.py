@@ -30,6 +30,55 @@ def _banner(settings: Settings, host: str, port: int, workers: int, source: str)
     console.print(f"  ledger: {settings.database.url}   workers: {workers}")
 
 
+# What each embedded runtime imports and the extra that installs it. The model itself is
+# loaded in the worker, after uvicorn started; these are checked before the banner so that
+# a missing extra is one line and exit 1, not a start-up traceback after a banner and a new
+# database file. (providers/_local.py raises the same errors when it loads.)
+_RUNTIMES = {
+    "numpy": (("tokenizers", "jinja2", "threadpoolctl"), "local"),
+    "llama_cpp": (("llama_cpp",), "llamacpp"),
+}
+
+
+def _installed(module: str) -> bool:
+    from importlib.util import find_spec
+
+    return find_spec(module) is not None
+
+
+def embedded_problems(settings: Settings) -> list[str]:
+    """What the config's embedded deployments need and this Python lacks: a runtime's
+    packages (naming the extra) or the model file, one line each, each once."""
+    from laneway.errors import ConfigError
+    from laneway.providers import default_gguf_path
+    from laneway.settings import LocalModelSettings
+
+    problems: list[str] = []
+    for d in settings.deployments:
+        if d.provider != "local":
+            continue
+        local = d.local or LocalModelSettings()
+        runtime: str = local.runtime
+        if runtime == "auto":
+            runtime = "llama_cpp" if _installed("llama_cpp") else "numpy"
+        modules, extra = _RUNTIMES[runtime]
+        missing = [m for m in modules if not _installed(m)]
+        if missing:
+            problems.append(
+                f"the {runtime} runtime of the embedded model ({d.name}) needs "
+                f"{', '.join(missing)}: pip install 'laneway[{extra}]'"
+            )
+        if local.model_path:
+            if not Path(local.model_path).is_file():
+                problems.append(f"local model file not found: {local.model_path} ({d.name})")
+            continue
+        try:
+            default_gguf_path()
+        except ConfigError as exc:
+            problems.append(exc.message)
+    return list(dict.fromkeys(problems))
+
+
 class _LogLevel(StrEnum):
     debug = "debug"
     info = "info"
@@ -78,6 +127,11 @@ def serve(
         check_environment(settings, os.environ)
     except ConfigError as exc:
         raise _config_error(exc) from None
+    problems = embedded_problems(settings)
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(1)
     host = host or settings.server.host
     port = settings.server.port if port is None else port
     workers = workers or settings.server.workers
