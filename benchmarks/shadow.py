@@ -15,8 +15,11 @@ same concurrency, in ABBA order (off, on, on, off, …) so that a drift of the m
 load falls on both arms alike, and takes the p50 of each phase. The figure is the median
 of the per-pair differences (on − off) with a 95% bootstrap interval of that median; the
 load average is printed before and after, since on a shared machine it is the main source
-of noise. ``--control`` runs the same procedure with two gateways *without* the rule: its
-interval shows what "no difference" looks like on this machine at this moment.
+of noise. The gateway's own CPU time per request (user + system from /proc, threads
+included) is reported the same way: it is much less sensitive to the machine's load than
+latency, and it includes the copies. ``--control`` runs the same procedure with two
+gateways *without* the rule: its intervals show what "no difference" looks like on this
+machine at this moment.
 
 **Instructions** (``--instructions``). Each gateway runs under ``valgrind --tool=
 cachegrind`` twice, serving one request and then 1 + ``--requests``; the difference per
@@ -93,7 +96,10 @@ def _upstreams(procs: Processes, env: dict[str, str], tmp: Path) -> tuple[str, s
     return urls[0], urls[1]
 
 
-def _start(procs: Processes, tmp: Path, rates: tuple[float | None, float | None]) -> list[int]:
+def _start(
+    procs: Processes, tmp: Path, rates: tuple[float | None, float | None]
+) -> list[tuple[int, int]]:
+    """(port, pid) of each gateway."""
     env = _clean_env() | {"LANEWAY_BENCH_KEY": "sk-bench"}
     upstreams = _upstreams(procs, env, tmp)
     ports = []
@@ -104,8 +110,24 @@ def _start(procs: Processes, tmp: Path, rates: tuple[float | None, float | None]
         argv = [sys.executable, "-c", _LANEWAY_MAIN, "serve", "--config", str(path)]
         proc = procs.start(f"laneway-{i}", [*argv, "--log-level", "warning"], cpus=None, env=env)
         wait_http(f"http://127.0.0.1:{port}/health/live", proc, 60.0, tmp / f"{i}.log")
-        ports.append(port)
+        ports.append((port, proc.pid))
     return ports
+
+
+def _cpu_s(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its descendants so far."""
+    total, todo = 0.0, [pid]
+    tick = os.sysconf("SC_CLK_TCK")
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+            for task in Path(f"/proc/{current}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return total
 
 
 async def _phase(
@@ -132,21 +154,25 @@ async def _phase(
     return latencies
 
 
-async def _measure(off: int, on: int, args: argparse.Namespace) -> list[tuple[float, float]]:
-    """(p50 off, p50 on) per pair of phases, ABBA order."""
-    pairs: list[tuple[float, float]] = []
+async def _measure(
+    off: tuple[int, int], on: tuple[int, int], args: argparse.Namespace
+) -> list[dict[str, float]]:
+    """Per pair of phases (ABBA order): each arm's p50 (ms) and the gateway process's CPU
+    per request (ms, from /proc: user + system, its threads included)."""
+    pairs: list[dict[str, float]] = []
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
-        for port in (off, on):  # warm-up: connections, caches, the first ledger flushes
+        for port, _ in (off, on):  # warm-up: connections, caches, the first ledger flushes
             await _phase(session, port, 1.0, args.concurrency)
         for i in range(args.pairs):
             order = (("off", off), ("on", on)) if i % 2 == 0 else (("on", on), ("off", off))
-            p50: dict[str, float] = {}
-            for mode, port in order:
-                p50[mode] = statistics.median(
-                    await _phase(session, port, args.seconds, args.concurrency)
-                )
-            pairs.append((p50["off"], p50["on"]))
+            pair: dict[str, float] = {}
+            for mode, (port, pid) in order:
+                cpu = _cpu_s(pid)
+                latencies = await _phase(session, port, args.seconds, args.concurrency)
+                pair[f"cpu_{mode}"] = (_cpu_s(pid) - cpu) * 1000 / len(latencies)
+                pair[f"p50_{mode}"] = statistics.median(latencies)
+            pairs.append(pair)
     return pairs
 
 
@@ -173,8 +199,11 @@ def timed(args: argparse.Namespace) -> int:
         with Processes(tmp) as procs:
             off, on = _start(procs, tmp, rates)
             pairs = asyncio.run(_measure(off, on, args))
-    diffs = [b - a for a, b in pairs]
+    diffs = [p["p50_on"] - p["p50_off"] for p in pairs]
     low, high = bootstrap_median(diffs)
+    cpu = [p["cpu_on"] - p["cpu_off"] for p in pairs]
+    cpu_low, cpu_high = bootstrap_median(cpu)
+    cpu_off = statistics.median(p["cpu_off"] for p in pairs)
     what = "control: both arms WITHOUT the rule" if args.control else f"shadow at {args.rate:.0%}"
     print(
         f"{what}, c={args.concurrency}, 0 ms upstream, {args.pairs} ABBA pairs of "
@@ -182,13 +211,18 @@ def timed(args: argparse.Namespace) -> int:
         f"after {_load()}"
     )
     print(
-        f"  p50 off {statistics.median(a for a, _ in pairs):.3f} ms, on "
-        f"{statistics.median(b for _, b in pairs):.3f} ms (medians of phases)"
+        f"  p50 off {statistics.median(p['p50_off'] for p in pairs):.3f} ms, on "
+        f"{statistics.median(p['p50_on'] for p in pairs):.3f} ms (medians of phases)"
     )
     print(
         f"  added p50: median of per-pair differences {statistics.median(diffs):+.3f} ms, "
         f"95% bootstrap CI [{low:+.3f}, {high:+.3f}] ms (target <= +0.2); "
         f"{sum(d > 0 for d in diffs)} of {len(diffs)} pairs slower with the rule"
+    )
+    print(
+        f"  gateway CPU per request: off {cpu_off * 1000:.0f} us; added "
+        f"{statistics.median(cpu) * 1000:+.1f} us ({statistics.median(cpu) / cpu_off:+.1%}), "
+        f"95% bootstrap CI [{cpu_low * 1000:+.1f}, {cpu_high * 1000:+.1f}] us"
     )
     return 0
 
