@@ -179,3 +179,14 @@ def test_router_train_takes_a_length_prior(tmp_path: Path) -> None:
     bad = CliRunner().invoke(_app(), ["router", "train", "--data", str(data), "--out", str(out),
                                       "--length-prior", "steep"])  # fmt: skip
     assert bad.exit_code == 2
+
+
+def test_router_alone_prints_help_and_exits_like_the_other_groups() -> None:
+    from laneway.cli._app import build_app
+
+    app = build_app()
+    router = CliRunner().invoke(app, ["router"])
+    evals = CliRunner().invoke(app, ["eval"])
+    assert "Usage" in router.output and "report" in router.output
+    assert "Missing command" not in router.output
+    assert router.exit_code == evals.exit_code
