@@ -59,6 +59,7 @@ def test_output_lines_must_appear_in_order_with_ellipses(tour: ModuleType) -> No
     assert tour.unmatched(["simple …", "complex …"], output) == "complex …"  # order
     assert tour.unmatched(["complex 2 …"], output) == "complex 2 …"
     assert tour.unmatched(["plex 1 $0.0000"], output) == "plex 1 $0.0000"  # whole lines
+    assert tour.unmatched(["─" * 90, "simple …"], output) is None  # rules: any width
 
 
 def test_a_tour_without_markers_is_refused(tour: ModuleType) -> None:
