@@ -1,6 +1,7 @@
 """CPU instructions per request, bare passthrough vs Laneway, counted by valgrind.
 
     python benchmarks/gateway_instructions.py [--requests 3000] [--concurrency 16]
+    python benchmarks/gateway_instructions.py --stream [--requests 200] [--chunk-delay 0.05]
 
 Timings on a shared machine move ±15% between runs; instruction counts move much less
 (two runs: bare 607 k and 655 k, Laneway 931 k and 940 k; under valgrind the event loop
@@ -13,6 +14,13 @@ request with start-up and shutdown cancelled out. The ratio bare ÷ Laneway is t
 instruction-count analogue of the "req/s per core ÷ bare" figure (instructions are not
 time: C code such as SQLite runs more instructions per cycle than the interpreter). Needs
 ``valgrind`` on PATH (``apt install valgrind``); takes ~3 minutes.
+
+``--stream`` counts streamed requests instead (``stream_options.include_usage``; the fake
+upstream's default answer is 23 SSE events: a role chunk, 19 content chunks, the finish
+chunk, the usage chunk and ``[DONE]``) at concurrency 4. The upstream spaces its chunks
+``--chunk-delay`` seconds apart (default 50 ms: under valgrind a gateway runs ~50x slower,
+and chunks that arrive while it is busy are read together, which would hide the per-chunk
+cost). Each loaded run checks that every stream carried all its content chunks.
 """
 
 from __future__ import annotations
@@ -35,26 +43,34 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _loadgen import chat_body
+from _loadgen import chat_body, read_stream
 from _procs import free_port
 
 HERE = Path(__file__).resolve().parent
 _LANEWAY_MAIN = "import sys; from laneway.cli import main; sys.exit(main())"
 _IREFS = re.compile(r"I\s+refs:\s+([\d,]+)")
+_CONTENT_CHUNKS = 19  # content deltas of the fake upstream's answer to ``chat_body``
 
 
-async def _load(url: str, model: str, requests: int, concurrency: int) -> int:
-    body = orjson.dumps(chat_body(model, stream=False))
+async def _load(url: str, model: str, requests: int, concurrency: int, stream: bool) -> int:
+    body = orjson.dumps(chat_body(model, stream=stream))
     left, failed = [requests], [0]
     headers = {"content-type": "application/json"}
-    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as session:
+    timeout = aiohttp.ClientTimeout(total=None)
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0), timeout=timeout
+    ) as session:
 
         async def worker() -> None:
             while left[0] > 0:
                 left[0] -= 1
                 async with session.post(url, data=body, headers=headers) as response:
-                    await response.read()
-                    failed[0] += response.status != 200
+                    if stream and response.status == 200:
+                        _, count = await read_stream(response, 0.0)
+                        failed[0] += count != _CONTENT_CHUNKS
+                    else:
+                        await response.read()
+                        failed[0] += response.status != 200
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return failed[0]
@@ -83,7 +99,8 @@ def _count(
         proc = subprocess.Popen([*vg, *argv], stdout=out, stderr=out, cwd=args.tmp)
     try:
         _wait_ready(health, proc, log)
-        failed = asyncio.run(_load(chat, model, 1 + n, args.concurrency if n else 1))
+        concurrency = args.concurrency if n else 1
+        failed = asyncio.run(_load(chat, model, 1 + n, concurrency, args.stream))
         if failed:
             raise RuntimeError(f"{failed} request(s) failed; see {log}")
     finally:
@@ -134,28 +151,49 @@ def _gateways(upstream: str, tmp: Path) -> dict[str, tuple[list[str], str, str, 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--requests", type=int, default=3000, help="measured requests")
-    parser.add_argument("--concurrency", type=int, default=16, help="clients at once")
+    parser.add_argument("--requests", type=int, help="measured requests (3000; streamed: 300)")
+    parser.add_argument("--concurrency", type=int, help="clients at once (16; streamed: 4)")
+    parser.add_argument("--stream", action="store_true", help="count streamed requests")
+    parser.add_argument(
+        "--chunk-delay", type=float, default=0.05, help="seconds between streamed chunks"
+    )
+    parser.add_argument("--only", choices=("bare", "laneway"), help="count one gateway only")
     args = parser.parse_args(argv)
+    if args.requests is None:
+        args.requests = 200 if args.stream else 3000
+    if args.concurrency is None:
+        args.concurrency = 4 if args.stream else 16
     if shutil.which("valgrind") is None:
         print("valgrind is not on PATH (apt install valgrind)", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="laneway-ir-") as tmp:
         args.tmp = Path(tmp)
-        up = subprocess.Popen([sys.executable, str(HERE / "_upstream.py")], stdout=subprocess.PIPE)
+        upstream_argv = [sys.executable, str(HERE / "_upstream.py")]
+        if args.stream:
+            upstream_argv += ["--chunk-delay", str(args.chunk_delay)]
+        up = subprocess.Popen(upstream_argv, stdout=subprocess.PIPE)
         try:
             assert up.stdout is not None
             ready = up.stdout.readline().decode().split()
             upstream = f"http://127.0.0.1:{ready[1]}"
             per_request: dict[str, float] = {}
             for name, (cmd, health, chat, model) in _gateways(upstream, args.tmp).items():
+                if args.only and name != args.only:
+                    continue
                 base = _count(cmd, health, chat, model, 0, args)
                 loaded = _count(cmd, health, chat, model, args.requests, args)
                 per_request[name] = (loaded - base) / args.requests
-                print(f"{name:8} {per_request[name] / 1000:8.0f} k instructions per request")
+                what = "streamed request" if args.stream else "request"
+                print(f"{name:8} {per_request[name] / 1000:8.0f} k instructions per {what}")
         finally:
             up.terminate()
             up.wait(timeout=10)
+    if len(per_request) < 2:
+        return 0
+    if args.stream:
+        ratio = per_request["laneway"] / per_request["bare"]
+        print(f"Laneway ÷ bare instructions per streamed request: {ratio:.3f} (target: 1.4)")
+        return 0
     ratio = per_request["bare"] / per_request["laneway"]
     print(f"bare ÷ Laneway instructions per request: {ratio:.3f} (the timed target: 0.65)")
     return 0
