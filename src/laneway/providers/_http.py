@@ -57,6 +57,10 @@ class UpstreamStream(Protocol):
         """The body split into lines (without the line ending), as it arrives."""
         ...
 
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body in the pieces it arrives in (all that is buffered, each time)."""
+        ...
+
 
 class UpstreamClient(Protocol):
     async def post(
@@ -68,6 +72,31 @@ class UpstreamClient(Protocol):
     ) -> AbstractAsyncContextManager[UpstreamStream]: ...
 
     async def close(self) -> None: ...
+
+
+class _Chunks:
+    """The body's pieces as they arrive (``iter_any``), transport errors mapped. A class,
+    not an async generator: a reader that stops at ``[DONE]`` leaves it unfinished, and an
+    unfinished async generator costs a task to close when it is collected."""
+
+    __slots__ = ("_read",)
+
+    def __init__(self, content: aiohttp.StreamReader) -> None:
+        self._read = content.readany
+
+    def __aiter__(self) -> _Chunks:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await self._read()
+        except TimeoutError as exc:
+            raise UpstreamTimeout("upstream stream stalled") from exc
+        except aiohttp.ClientError as exc:
+            raise UpstreamConnectionError(f"upstream stream broke: {type(exc).__name__}") from exc
+        if not chunk:  # the body's end
+            raise StopAsyncIteration
+        return chunk
 
 
 class _AiohttpStream:
@@ -102,6 +131,9 @@ class _AiohttpStream:
                 f"upstream connection failed: {type(exc).__name__}"
             ) from exc
 
+    def chunks(self) -> AsyncIterator[bytes]:
+        return _Chunks(self._response.content)
+
     async def lines(self) -> AsyncIterator[bytes]:
         buffer = b""
         try:
@@ -118,6 +150,22 @@ class _AiohttpStream:
             raise UpstreamConnectionError(f"upstream stream broke: {type(exc).__name__}") from exc
         if buffer:
             yield buffer.rstrip(b"\r")
+
+
+# How long a stream read to its end (``[DONE]``) may wait for the body's last bytes.
+_LINGER_S = 1.0
+
+
+def _release(response: aiohttp.ClientResponse) -> None:
+    """After a stream its reader finished: the connection goes back to the pool as soon as
+    the body has ended (aiohttp releases it at the end of the body). The reader stops at
+    the answer's last event, often just before the body's closing bytes arrive; closing
+    then would cost the next stream a new connection (more CPU than all its chunks), so
+    the connection is closed only if the body has not ended ``_LINGER_S`` later."""
+    if response.content.is_eof():
+        response.release()
+    else:
+        asyncio.get_running_loop().call_later(_LINGER_S, response.close)
 
 
 class AiohttpUpstream:
@@ -199,9 +247,12 @@ class AiohttpUpstream:
         stream = _AiohttpStream(response, timeouts.stream, deadline)
         try:
             yield stream
-        finally:
+        except BaseException:  # cut short (an error, the client gone): drop the connection
             stream.cancel_deadline()
             response.close()
+            raise
+        stream.cancel_deadline()
+        _release(response)
 
     async def close(self) -> None:
         if self._session is not None and not self._session.closed:

@@ -24,7 +24,7 @@ from laneway.errors import (
     UpstreamError,
 )
 from laneway.providers._http import UpstreamClient
-from laneway.providers._sse import iter_sse
+from laneway.providers._sse import SSEParser
 from laneway.providers._status import Endpoint, describe_body, error_for_status
 from laneway.providers._types import (
     ChatRequest,
@@ -42,6 +42,7 @@ _CONTEXT_CODES = frozenset({"context_length_exceeded", "string_above_max_length"
 _FILTER_CODES = frozenset({"content_filter", "content_policy_violation"})
 # Finish reasons passed on as they are; any other value (``"eos"`` …) becomes ``"stop"``.
 _FINISH_REASONS = frozenset({"stop", "length", "tool_calls", "content_filter", "function_call"})
+_loads = orjson.loads
 
 
 def parse_openai_usage(raw: Any, provider: str = "openai") -> Usage | None:
@@ -244,13 +245,21 @@ class OpenAIChatAdapter:
             if response.status >= 400:
                 raise self._error(response.status, response.headers, await response.read_body())
             finished = False
-            async for event in iter_sse(response.lines()):
-                if event.data == b"[DONE]":
-                    return
-                delta = self._parse_chunk(event.data)
-                if delta is not None:
-                    finished = finished or delta.finish_reason is not None
-                    yield delta
+            parser = SSEParser()
+            next_chunk = response.chunks().__anext__
+            ended = False
+            while not ended:  # each piece of the body as it arrives, then the body's end
+                try:
+                    events = parser.feed(await next_chunk())
+                except StopAsyncIteration:
+                    events, ended = parser.end(), True
+                for event in events:
+                    if event.data == b"[DONE]":
+                        return
+                    delta = self._parse_chunk(event.data)
+                    if delta is not None:
+                        finished = finished or delta.finish_reason is not None
+                        yield delta
             # Ended cleanly without [DONE]: complete if a finish_reason came (some servers
             # never send [DONE]), truncated otherwise.
             if not finished:
@@ -259,23 +268,27 @@ class OpenAIChatAdapter:
                 )
 
     def _parse_chunk(self, data: bytes) -> StreamDelta | None:
+        """One ``data:`` payload → a delta (``None`` for one that says nothing). Run for
+        every chunk of every stream: lookups are kept to what the chunk holds."""
         try:
-            chunk = orjson.loads(data)
+            chunk = _loads(data)
         except orjson.JSONDecodeError as exc:
             raise UpstreamBadResponse(f"{self.provider} sent a malformed stream chunk") from exc
-        if not isinstance(chunk, dict):
+        if type(chunk) is not dict:
             raise UpstreamBadResponse(f"{self.provider} sent a malformed stream chunk")
         if "error" in chunk:
             raise self._error(500, {}, data)
-        usage = parse_openai_usage(chunk.get("usage"), self.provider)
+        usage = chunk.get("usage")
+        if usage is not None:
+            usage = parse_openai_usage(usage, self.provider)
         model = chunk.get("model")
         if model is not None and type(model) is not str:
             model = None
-        choices = chunk.get("choices") or []
+        choices = chunk.get("choices")
+        if not choices:  # absent, null or empty (any empty value, as before)
+            return StreamDelta(usage=usage, model=model) if usage else None
         if type(choices) is not list:
             raise UpstreamBadResponse(f"{self.provider} sent a stream chunk with bad choices")
-        if not choices:
-            return StreamDelta(usage=usage, model=model) if usage else None
         choice = choices[0]
         if type(choice) is not dict:
             raise UpstreamBadResponse(f"{self.provider} sent a stream chunk with a bad choice")
@@ -293,15 +306,14 @@ class OpenAIChatAdapter:
         if tool_calls is not None:
             _check_tool_call_deltas(tool_calls, self.provider)
         finish = choice.get("finish_reason")
-        return StreamDelta(
-            content=content,
-            tool_calls=tool_calls,
-            finish_reason=None if finish is None else _finish_reason(finish),
-            usage=usage,
-            model=model,
-            logprobs=logprobs,
-            system_fingerprint=_fingerprint(chunk),
-        )
+        if finish is not None:
+            finish = _finish_reason(finish)
+        fingerprint = chunk.get("system_fingerprint")
+        if fingerprint is not None:  # as _fingerprint, inlined: most chunks carry one
+            fingerprint = fingerprint[:200] if type(fingerprint) is str and fingerprint else None
+        # positional: StreamDelta's field order (content, tool_calls, finish_reason, usage,
+        # model, logprobs, system_fingerprint); keywords cost twice as much per chunk
+        return StreamDelta(content, tool_calls, finish, usage, model, logprobs, fingerprint)
 
 
 def _fingerprint(payload: dict[str, Any]) -> str | None:
