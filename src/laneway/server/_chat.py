@@ -31,7 +31,7 @@ from laneway.errors import (
 from laneway.gateway import CallOutcome, Gateway, RequestContext, close_stream
 from laneway.providers import ChatRequest, StreamDelta
 from laneway.server._protocol import OPENAI_CHAT, ClientProtocol, StreamEncoder
-from laneway.server._render import money
+from laneway.server._render import money, send_events
 
 __all__ = [
     "JSONBytesResponse",
@@ -231,7 +231,8 @@ async def handle(gateway: Gateway, request: Request, protocol: ClientProtocol) -
     ctx.request = chat
     if chat.stream:
         return await _stream(gateway, ctx, chat, request.receive, protocol)
-    return await _complete(gateway, ctx, chat, request.receive, protocol)
+    outcome = await call_core(ctx, request.receive, gateway.complete(ctx, chat))
+    return _completion(ctx, outcome, protocol)
 
 
 def refuse(
@@ -390,16 +391,12 @@ async def call_core(
     return outcome
 
 
-async def _complete(
-    gateway: Gateway,
-    ctx: RequestContext,
-    chat: ChatRequest,
-    receive: Receive,
-    protocol: ClientProtocol,
+def _completion(
+    ctx: RequestContext, outcome: CallOutcome | None, protocol: ClientProtocol
 ) -> Response:
-    outcome = await call_core(ctx, receive, gateway.complete(ctx, chat))
+    """The JSON answer to a non-streamed request (a plain function: no coroutine layer)."""
     if outcome is None:
-        return Response(status_code=499)  # nobody reads it: the server drops it
+        return Response(status_code=499)  # the client left; nobody reads it
     result = outcome.result
     if result is None:
         return error_response(_error_of(outcome), ctx.request_id, protocol)
@@ -504,20 +501,11 @@ class SSEResponse(Response):
         watcher.add_done_callback(on_message)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
-            body = encoder.delta(self._first, True)
-            if body:
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-            async for item in events:
-                if isinstance(item, StreamDelta):
-                    body = encoder.delta(item, False)
-                    if not body:
-                        continue
-                elif item.error is None:
-                    body = encoder.end(item.usage, item.finish_reason or "stop", item.cost)
-                else:
-                    body = encoder.error(item.error)
-                await send({"type": "http.response.body", "body": body, "more_body": True})
-            await send({"type": "http.response.body", "body": b"", "more_body": False})
+            # events ready together leave in one write (see send_events)
+            first = encoder.delta(self._first, True)
+            await send_events(
+                events, self._render, send, held=first, before_cancel=self._write_failed
+            )
         except asyncio.CancelledError:
             if not ctx.client_gone:
                 raise
@@ -530,6 +518,20 @@ class SSEResponse(Response):
             watcher.remove_done_callback(on_message)
             watcher.cancel()
             await close_stream(events)
+
+    def _render(self, item: StreamDelta | CallOutcome) -> bytes:
+        encoder = self._encoder
+        if isinstance(item, StreamDelta):
+            return encoder.delta(item, False)
+        if item.error is None:
+            return encoder.end(item.usage, item.finish_reason or "stop", item.cost)
+        return encoder.error(item.error)
+
+    def _write_failed(self, exc: BaseException) -> None:
+        """A write failed while the core's stream waited: it is about to be cancelled
+        there, so say first whether that is the client leaving (billed as such)."""
+        if isinstance(exc, OSError):
+            self._ctx.client_gone = True
 
     async def _fail(self, exc: Exception, send: Send) -> None:
         """Hand a rendering failure to the core (it logs it and records an internal

@@ -18,9 +18,9 @@ from laneway.errors import LanewayError
 from laneway.providers import ChatRequest, ChatResult, StreamDelta, Usage
 from laneway.server._render import (
     DONE,
+    ChunkRenderer,
     error_body,
     error_event,
-    render_chunk,
     render_completion,
     render_usage_chunk,
 )
@@ -71,22 +71,17 @@ class ClientProtocol(Protocol):
 
 
 class _OpenAIChatEncoder:
-    __slots__ = ("_created", "_include_usage", "_model", "_request_id")
+    __slots__ = ("_chunks", "_created", "_include_usage", "_model", "_request_id")
 
     def __init__(self, request: ChatRequest, request_id: str, model: str, created: int) -> None:
         self._request_id = request_id
         self._model = model
         self._created = created
         self._include_usage = request.include_usage
+        self._chunks = ChunkRenderer(request_id=request_id, created=created, model=model)
 
     def delta(self, delta: StreamDelta, first: bool) -> bytes:
-        return render_chunk(
-            delta,
-            request_id=self._request_id,
-            created=self._created,
-            model=self._model,
-            first=first,
-        )
+        return self._chunks.chunk(delta, first)  # render_chunk's bytes, rendered faster
 
     def end(self, usage: Usage | None, finish: str, cost: Decimal | None) -> bytes:
         if not self._include_usage:
