@@ -284,9 +284,13 @@ def test_output_scan_audits_and_redacts_a_relayed_answer(
         )
         with _client(gw) as client:
             answer = client.responses.create(model="gpt", input="hi", include=INCLUDE)
+            with client.responses.stream(model="gpt", input="hi", include=INCLUDE) as stream:
+                streamed = stream.get_final_response()
     assert "maria.lopez" not in answer.output_text and "Write to" in answer.output_text
-    row = rows_when(tmp_path, lambda rows: len(rows) == 1)[0]
-    assert '"output"' in row["audit"] and "email" in row["audit"]
+    assert "maria.lopez" in streamed.output_text  # a stream goes out as the upstream sent it
+    rows = rows_when(tmp_path, lambda rows: len(rows) == 2)
+    for row in rows:  # both audited
+        assert '"output"' in row["audit"] and "email" in row["audit"]
 
 
 @pytest.mark.parametrize("stream", [False, True])

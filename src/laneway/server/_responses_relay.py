@@ -20,9 +20,10 @@ Refused with a 400 naming the deployments: a relay request whose model resolves 
 Responses-capable deployment; a ``previous_response_id`` answered on the translated path.
 A request the policy would redact is refused (403 ``sensitive_data_blocked``): relayed
 items cannot be redacted. The output scan (``policies.output_scan`` / ``redact_output``)
-applies to non-streamed answers' ``output_text``; not to relayed streams, which go out as
-the upstream sent them. Not applied: cascades and shadow copies. A client that leaves is
-ledgered 499 (its prompt billed as an estimate).
+applies to non-streamed answers' ``output_text``; a relayed stream goes out as the
+upstream sent it, its final response scanned for the audit only. Not applied: cascades
+and shadow copies. A client that leaves is ledgered 499 (its prompt billed as an
+estimate).
 """
 
 from __future__ import annotations
@@ -334,9 +335,12 @@ def _exhausted(ctx: RequestContext, last: LanewayError | None) -> LanewayError:
     return NoDeploymentAvailable("no deployment can serve this relayed Responses request")
 
 
-def _scan_output(gateway: Gateway, ctx: RequestContext, response: dict[str, Any]) -> None:
+def _scan_output(
+    gateway: Gateway, ctx: RequestContext, response: dict[str, Any], *, sent: bool = False
+) -> None:
     """As chat's output scan: the answer's ``output_text`` parts from an external
-    deployment are scanned for the audit, and redacted where the policy says so."""
+    deployment are scanned for the audit, and redacted where the policy says so (unless
+    ``sent``: a stream's final response, whose text the client already has)."""
     policies = gateway.settings.policies
     served = gateway.deployments.get(ctx.trace.served_by or "")
     if not policies.output_scan or served is None or served.hosting in PRIVATE_HOSTING:
@@ -354,7 +358,7 @@ def _scan_output(gateway: Gateway, ctx: RequestContext, response: dict[str, Any]
             counts = scan_output(text, scanner)
             for kind, n in counts.items():
                 totals[kind] = totals.get(kind, 0) + n
-            if counts and policies.redact_output:
+            if counts and policies.redact_output and not sent:
                 part["text"] = redact_text(text, scanner)
     if totals and ctx.admission is not None:
         ctx.admission.audit["output"] = totals
@@ -585,6 +589,7 @@ async def _relayed(
             if event.response is not None:
                 final, usage = event, event.usage
                 ctx.served_model = _model_of(event.response)
+                _scan_output(gateway, ctx, event.response, sent=True)  # the audit only
             event = await anext(events, None)
         d.breaker.success()
         if final is not None and final.kind == "response.failed":
