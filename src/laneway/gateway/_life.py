@@ -51,6 +51,9 @@ log = logging.getLogger("laneway.gateway")
 
 
 async def complete(gateway: Gateway, ctx: RequestContext, request: ChatRequest) -> CallOutcome:
+    """``Gateway.complete``: answer ``request`` in full and record it. Never raises
+    ``LanewayError`` (a failure is the outcome's ``error``, safe to show the client);
+    raises ``CancelledError`` only when ``ctx.client_gone`` (the request is recorded)."""
     outcome = CallOutcome(status=200)
     try:
         result = await gateway.answer(ctx, request)
@@ -88,6 +91,9 @@ async def complete(gateway: Gateway, ctx: RequestContext, request: ChatRequest) 
 async def stream(
     gateway: Gateway, ctx: RequestContext, request: ChatRequest
 ) -> AsyncGenerator[StreamDelta | CallOutcome, None]:
+    """``Gateway.stream``: the deltas worth sending, then one final outcome (or an
+    outcome first, for a failure before the first delta); recorded when it ends or is
+    closed."""
     tally = _StreamTally(keep_text=gateway.shadow is not None)
     outcome = CallOutcome(status=200)
     rest: AsyncIterator[StreamDelta] | None = None

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING
@@ -199,10 +200,17 @@ def ledger_row(
     )
 
 
-def _audit(ctx: RequestContext) -> dict[str, object]:
-    audit: dict[str, object] = dict(ctx.admission.audit) if ctx.admission else {}
-    if ctx.trace.skipped:
-        audit["skipped"] = [{"deployment": n, "reason": r} for n, r in ctx.trace.skipped]
+def _audit(ctx: RequestContext) -> Mapping[str, object]:
+    """Governance's audit record, with the skipped deployments and the cascade's checks
+    added (a copy only then: the admission's own dict is final once the request ends)."""
+    admission = ctx.admission
+    base: Mapping[str, object] = admission.audit if admission is not None else {}
+    skipped = ctx.trace.skipped
+    if not skipped and ctx.cascade_audit is None:
+        return base
+    audit = dict(base)
+    if skipped:
+        audit["skipped"] = [{"deployment": n, "reason": r} for n, r in skipped]
     if ctx.cascade_audit is not None:
         audit["cascade"] = ctx.cascade_audit
     return audit
