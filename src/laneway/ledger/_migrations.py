@@ -354,6 +354,13 @@ def m009_shadow_reviews(conn: sa.Connection) -> None:
         conn.execute(sa.text(f"ALTER TABLE shadow_pairs ADD COLUMN {column}"))
 
 
+def m010_ledger_cache_writes(conn: sa.Connection) -> None:
+    """Ledger: the prompt tokens written to the provider's prompt cache (Anthropic's
+    ``cache_creation_input_tokens``), billed above the input price; part of
+    ``prompt_tokens`` like ``cached_tokens`` (cache reads)."""
+    conn.execute(sa.text("ALTER TABLE ledger ADD COLUMN cache_write_tokens INTEGER"))
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "ledger", m001_ledger),
     Migration(2, "eval_runs", m002_eval_runs),
@@ -363,6 +370,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "stored_responses", m007_stored_responses),
     Migration(8, "shadow_pairs", m008_shadow_pairs),
     Migration(9, "shadow_reviews", m009_shadow_reviews),
+    Migration(10, "ledger_cache_writes", m010_ledger_cache_writes),
 )
 
 

@@ -1,8 +1,12 @@
 """Pricing: pure functions that never raise. An unknown price gives ``None``, never 0.
 
-Prices are US dollars per million tokens. ``cached_tokens`` are part of ``prompt_tokens``
-(OpenAI's convention): they are billed at the cached-input price when one is known, else at
-the input price.
+Prices are US dollars per million tokens. ``cached_tokens`` (cache reads) are part of
+``prompt_tokens`` (OpenAI's convention): they are billed at the cached-input price when one
+is known, else at the input price. Cache writes (Anthropic's ``cache_creation_input_tokens``)
+are part of ``prompt_tokens`` too: ``cache_write_tokens`` of them at the cache-write price
+(Anthropic: 1.25x input, 5-minute TTL), of which ``cache_write_1h_tokens`` at the 1-hour
+cache-write price (2x input); a missing 1-hour price falls back to the 5-minute one, a
+missing 5-minute price to the input price (what was billed before writes were priced).
 """
 
 from __future__ import annotations
@@ -34,28 +38,47 @@ def token_cost(
     input_per_mtok: Decimal | None,
     output_per_mtok: Decimal | None,
     cached_input_per_mtok: Decimal | None = None,
+    cache_write_tokens: int | None = None,
+    cache_write_1h_tokens: int | None = None,
+    cache_write_per_mtok: Decimal | None = None,
+    cache_write_1h_per_mtok: Decimal | None = None,
 ) -> Decimal | None:
     """The cost of one call in dollars, or ``None`` when a price it needs is unknown.
 
     Unknown prompt or completion counts (``None``) give ``None``; unknown ``cached_tokens``
-    counts as zero. A price is only needed for the token kinds actually used (no output
-    tokens → no output price needed).
+    and cache-write counts count as zero. Reads and writes are taken out of the prompt in
+    that order and never exceed it (nor 1-hour writes the writes). A price is only needed
+    for the token kinds actually used (no output tokens → no output price needed).
     """
     try:
         prompt, completion = _count(prompt_tokens), _count(completion_tokens)
         cached = 0 if cached_tokens is None else _count(cached_tokens)
+        writes = 0 if cache_write_tokens is None else _count(cache_write_tokens)
+        writes_1h = 0 if cache_write_1h_tokens is None else _count(cache_write_1h_tokens)
         if prompt is None or completion is None or cached is None:
             return None
+        if writes is None or writes_1h is None:
+            return None
         cached = min(cached, prompt)
-        uncached = prompt - cached
+        writes = min(writes, prompt - cached)
+        writes_1h = min(writes_1h, writes)
+        uncached = prompt - cached - writes
         input_price = _price(input_per_mtok)
         cached_price = _price(cached_input_per_mtok)
         if cached_price is None:
             cached_price = input_price
+        write_price = _price(cache_write_per_mtok)
+        if write_price is None:
+            write_price = input_price
+        write_1h_price = _price(cache_write_1h_per_mtok)
+        if write_1h_price is None:
+            write_1h_price = write_price
         total = Decimal(0)
         parts = (
             (uncached, input_price),
             (cached, cached_price),
+            (writes - writes_1h, write_price),
+            (writes_1h, write_1h_price),
             (completion, _price(output_per_mtok)),
         )
         for tokens, price in parts:

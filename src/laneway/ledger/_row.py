@@ -76,3 +76,4 @@ class LedgerRow:  # a request; rows are built once by the gateway and never chan
     fingerprint: str | None = None  # the upstream's system_fingerprint, when it sent one
     mirror_of: str | None = None  # a shadow copy: the id of the request it mirrors
     client: str | None = None  # client address (requests refused before routing)
+    cache_write_tokens: int | None = None  # prompt tokens written to the provider's cache

@@ -89,6 +89,8 @@ def _ledger_table() -> sa.Table:
         sa.Column("fingerprint", sa.Text),
         sa.Column("mirror_of", sa.Text),
         sa.Column("client", sa.Text),
+        # migration 10
+        sa.Column("cache_write_tokens", sa.Integer),
     )
 
 
@@ -135,6 +137,7 @@ def row_to_params(row: LedgerRow) -> dict[str, Any]:
         "fingerprint": row.fingerprint,
         "mirror_of": row.mirror_of,
         "client": row.client,
+        "cache_write_tokens": row.cache_write_tokens,
     }
 
 
@@ -144,6 +147,7 @@ SQLITE_COLUMNS = (
     "cached_tokens", "cost_nusd", "hourly_cost_nusd", "latency_ms", "ttft_ms", "status",
     "error_kind", "fallbacks", "partial", "route_reason", "route_score", "prompt", "audit",
     "estimated", "task", "served_model", "fingerprint", "mirror_of", "client",
+    "cache_write_tokens",
 )  # fmt: skip
 
 
@@ -175,7 +179,7 @@ def row_to_sqlite(row: LedgerRow, ts: str | None = None) -> tuple[Any, ...]:
         row.ttft_ms, int(row.status), row.error_kind, int(row.fallbacks),
         1 if row.partial else 0, row.route_reason, row.route_score, row.prompt, audit,
         1 if row.estimated else 0, row.task, row.served_model, row.fingerprint, row.mirror_of,
-        row.client,
+        row.client, row.cache_write_tokens,
     )  # fmt: skip
 
 
@@ -214,4 +218,5 @@ def row_from_mapping(values: Any) -> LedgerRow:
         fingerprint=values.get("fingerprint"),
         mirror_of=values.get("mirror_of"),
         client=values.get("client"),
+        cache_write_tokens=values.get("cache_write_tokens"),
     )
