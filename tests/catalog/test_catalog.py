@@ -139,10 +139,11 @@ def test_disagreeing_article_prices_are_both_kept(catalog: Catalog) -> None:
             "https://www.sabaoon.dev/blog/open-weight-vs-closed-source-ai-2026",
         ),
         (Decimal("5"), Decimal("25"), "https://platform.claude.com/docs/en/about-claude/pricing"),
+        (Decimal("5"), Decimal("25"), "https://www.anthropic.com/pricing"),
     }
     newest = opus.price_for("anthropic")
     assert newest is not None
-    assert newest.date == "2026-07" and newest.cached_input_per_mtok == Decimal("0.50")
+    assert newest.date == "2026-12-07" and newest.cached_input_per_mtok == Decimal("0.50")
     assert opus.price_for("openai") is None
     assert opus.prices_for("openai") == ()
 

@@ -24,8 +24,8 @@ SONNET = {
     "input_per_mtok": D("3"),
     "output_per_mtok": D("15"),
     "cached_input_per_mtok": D("0.30"),
-    "cache_write_per_mtok": D("3.75"),
-    "cache_write_1h_per_mtok": D("6"),
+    "cache_write_input_per_mtok": D("3.75"),
+    "cache_write_1h_input_per_mtok": D("6"),
 }
 
 
@@ -47,7 +47,7 @@ def test_without_writes_the_cost_is_what_it_was() -> None:
 
 def test_missing_write_prices_fall_back_1h_to_5m_to_input() -> None:
     base = {"input_per_mtok": D("3"), "output_per_mtok": D("15")}
-    no_1h = {**base, "cache_write_per_mtok": D("3.75")}
+    no_1h = {**base, "cache_write_input_per_mtok": D("3.75")}
     assert token_cost(100, 0, 0, cache_write_tokens=100, cache_write_1h_tokens=100, **no_1h) == (
         D(100) * D("3.75") / 1_000_000
     )

@@ -101,9 +101,10 @@ class Fields:
             self.fail(field, "must be finite")
         return float(value)
 
-    def money(self, field: str) -> Decimal | None:
-        """USD per million tokens as ``Decimal``; ``None`` when unknown, never negative."""
-        value = self.raw(field, required=True)
+    def money(self, field: str, *, required: bool = True) -> Decimal | None:
+        """USD per million tokens as ``Decimal``; ``None`` when unknown, never negative.
+        ``required=False``: a missing field is unknown too (a price kind few models have)."""
+        value = self.raw(field, required=required)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, str | int | float):

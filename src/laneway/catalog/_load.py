@@ -76,7 +76,19 @@ _MODEL_KEYS = frozenset(
 )
 _KV_KEYS = frozenset({"layers", "kv_heads", "head_dim", "latent", "source"})
 _CAP_KEYS = frozenset({"tools", "json_schema", "images", "context_window", "max_output_tokens"})
-_PRICE_KEYS = frozenset({"provider", "input", "output", "cached_input", "date", "source", "note"})
+_PRICE_KEYS = frozenset(
+    {
+        "provider",
+        "input",
+        "output",
+        "cached_input",
+        "cache_write_input",
+        "cache_write_1h_input",
+        "date",
+        "source",
+        "note",
+    }
+)
 _BENCH_KEYS = frozenset({"name", "value", "unit", "source", "date", "note"})
 _SOURCE_KEYS = frozenset({"ref", "date", "covers"})
 
@@ -87,7 +99,13 @@ def _price(data: object, where: str) -> Price:
     provider = f.text("provider").lower()
     if provider not in PROVIDERS:
         f.fail("provider", f"unknown provider {provider!r} (known: {', '.join(sorted(PROVIDERS))})")
-    amounts = (f.money("input"), f.money("output"), f.money("cached_input"))
+    amounts = (
+        f.money("input"),
+        f.money("output"),
+        f.money("cached_input"),
+        f.money("cache_write_input", required=False),
+        f.money("cache_write_1h_input", required=False),
+    )
     note = f.opt_text("note")
     if note is None and any(a is not None and a == 0 for a in amounts):
         f.fail("input", "a zero price needs a note saying why (free tier, preview…)")
@@ -101,6 +119,8 @@ def _price(data: object, where: str) -> Price:
         date=cast(str, f.date("date")),
         source=f.text("source"),
         note=note,
+        cache_write_input_per_mtok=amounts[3],
+        cache_write_1h_input_per_mtok=amounts[4],
     )
 
 

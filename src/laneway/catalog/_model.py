@@ -36,7 +36,11 @@ def date_key(date: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Price:
-    """One provider's price for a model, USD per million tokens; ``None`` is unknown."""
+    """One provider's price for a model, USD per million tokens; ``None`` is unknown.
+
+    ``cached_input_per_mtok`` is the cache-read price; ``cache_write_input_per_mtok`` the price of
+    prompt tokens written to the cache (Anthropic: 5-minute TTL) and
+    ``cache_write_1h_input_per_mtok`` that of 1-hour cache writes."""
 
     provider: str
     input_per_mtok: Decimal | None
@@ -45,6 +49,8 @@ class Price:
     date: str
     source: str
     note: str | None = None
+    cache_write_input_per_mtok: Decimal | None = None
+    cache_write_1h_input_per_mtok: Decimal | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,8 +40,8 @@ def token_cost(
     cached_input_per_mtok: Decimal | None = None,
     cache_write_tokens: int | None = None,
     cache_write_1h_tokens: int | None = None,
-    cache_write_per_mtok: Decimal | None = None,
-    cache_write_1h_per_mtok: Decimal | None = None,
+    cache_write_input_per_mtok: Decimal | None = None,
+    cache_write_1h_input_per_mtok: Decimal | None = None,
 ) -> Decimal | None:
     """The cost of one call in dollars, or ``None`` when a price it needs is unknown.
 
@@ -67,10 +67,10 @@ def token_cost(
         cached_price = _price(cached_input_per_mtok)
         if cached_price is None:
             cached_price = input_price
-        write_price = _price(cache_write_per_mtok)
+        write_price = _price(cache_write_input_per_mtok)
         if write_price is None:
             write_price = input_price
-        write_1h_price = _price(cache_write_1h_per_mtok)
+        write_1h_price = _price(cache_write_1h_input_per_mtok)
         if write_1h_price is None:
             write_1h_price = write_price
         total = Decimal(0)

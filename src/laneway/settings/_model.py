@@ -53,11 +53,15 @@ class TimeoutSettings(_Frozen):
 
 
 class PriceOverride(_Frozen):
-    """USD per million tokens; overrides the catalog's price for this deployment."""
+    """USD per million tokens; overrides the catalog's price for this deployment.
+    ``cached_input``: cache reads; ``cache_write_input`` / ``cache_write_1h_input``: prompt
+    tokens written to the provider's cache (Anthropic: 5-minute / 1-hour TTL)."""
 
     input_per_mtok: Decimal | None = Field(default=None, ge=0)
     output_per_mtok: Decimal | None = Field(default=None, ge=0)
     cached_input_per_mtok: Decimal | None = Field(default=None, ge=0)
+    cache_write_input_per_mtok: Decimal | None = Field(default=None, ge=0)
+    cache_write_1h_input_per_mtok: Decimal | None = Field(default=None, ge=0)
 
 
 class LocalModelSettings(_Frozen):
