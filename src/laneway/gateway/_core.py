@@ -399,6 +399,10 @@ class Gateway:
             input_per_mtok=d.prices.input_per_mtok,
             output_per_mtok=d.prices.output_per_mtok,
             cached_input_per_mtok=d.prices.cached_input_per_mtok,
+            cache_write_tokens=usage.cache_creation_tokens,
+            cache_write_1h_tokens=usage.cache_creation_1h_tokens,
+            cache_write_input_per_mtok=d.prices.cache_write_input_per_mtok,
+            cache_write_1h_input_per_mtok=d.prices.cache_write_1h_input_per_mtok,
         )
 
     def request_cost(self, ctx: RequestContext) -> Decimal | None:

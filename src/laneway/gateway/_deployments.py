@@ -33,6 +33,8 @@ class Prices:
     output_per_mtok: Decimal | None
     cached_input_per_mtok: Decimal | None
     source: str
+    cache_write_input_per_mtok: Decimal | None = None  # 5-minute cache writes
+    cache_write_1h_input_per_mtok: Decimal | None = None
 
 
 @dataclass(slots=True)
@@ -72,7 +74,14 @@ def hosting_of(settings: DeploymentSettings) -> str:
 def prices_of(settings: DeploymentSettings, info: ModelInfo | None) -> Prices | None:
     if settings.price is not None:
         p = settings.price
-        return Prices(p.input_per_mtok, p.output_per_mtok, p.cached_input_per_mtok, "config")
+        return Prices(
+            p.input_per_mtok,
+            p.output_per_mtok,
+            p.cached_input_per_mtok,
+            "config",
+            p.cache_write_input_per_mtok,
+            p.cache_write_1h_input_per_mtok,
+        )
     if info is None:
         return None
     vendor = vendor_for(settings)
@@ -85,6 +94,8 @@ def prices_of(settings: DeploymentSettings, info: ModelInfo | None) -> Prices | 
         price.output_per_mtok,
         price.cached_input_per_mtok,
         f"catalog:{price.source}@{price.date}",
+        price.cache_write_input_per_mtok,
+        price.cache_write_1h_input_per_mtok,
     )
 
 

@@ -181,6 +181,7 @@ def ledger_row(
         prompt_tokens=usage.prompt_tokens if usage else None,
         completion_tokens=usage.completion_tokens if usage else None,
         cached_tokens=usage.cached_tokens if usage else None,
+        cache_write_tokens=usage.cache_creation_tokens if usage else None,
         cost_usd=cost,
         hourly_cost_usd=d.hourly_cost if d else None,
         latency_ms=latency_ms,

@@ -106,9 +106,12 @@ _USAGE_KEYS = (
 )
 
 
-def parse_anthropic_usage(raw: Any) -> Usage | None:
+def parse_anthropic_usage(raw: Any, *, writes_1h: bool = False) -> Usage | None:
     """Anthropic ``usage`` → :class:`Usage`; the prompt counts cached and cache-write tokens.
 
+    The 1-hour share of the cache writes is ``cache_creation.ephemeral_1h_input_tokens``
+    when the upstream splits them by TTL; otherwise all of them when ``writes_1h`` (every
+    ``cache_control`` mark of the request asked for ``ttl: 1h``), else none (5 minutes).
     A count that is not a number raises :class:`~laneway.errors.UpstreamBadResponse`; a
     negative count makes the whole usage unknown (``None``), never a negative bill.
     """
@@ -117,14 +120,26 @@ def parse_anthropic_usage(raw: Any) -> Usage | None:
     fresh, output, cache_read, cache_write = (
         token_count(raw.get(key), "anthropic") for key in _USAGE_KEYS
     )
-    if min(fresh, output, cache_read, cache_write) < 0:
+    creation = raw.get("cache_creation")
+    if isinstance(creation, dict):
+        hour = token_count(creation.get("ephemeral_1h_input_tokens"), "anthropic")
+    else:
+        hour = cache_write if writes_1h else 0
+    if min(fresh, output, cache_read, cache_write, hour) < 0:
         return None
     return Usage(
         prompt_tokens=fresh + cache_read + cache_write,
         completion_tokens=output,
         cached_tokens=cache_read,
         cache_creation_tokens=cache_write,
+        cache_creation_1h_tokens=min(hour, cache_write),
     )
+
+
+def _writes_1h(request: ChatRequest) -> bool:
+    """Every ``cache_control`` mark of ``request`` asks for the 1-hour TTL."""
+    marks = request.cache_control
+    return bool(marks) and all(m.get("ttl") == "1h" for m in marks.values())
 
 
 class AnthropicAdapter:
@@ -221,7 +236,13 @@ class AnthropicAdapter:
             blocks = payload["content"]
             if not isinstance(blocks, list):
                 raise TypeError("content is not a list")
-            result = _result(payload, blocks, _json_mode(request), self.endpoint.upstream_model)
+            result = _result(
+                payload,
+                blocks,
+                _json_mode(request),
+                self.endpoint.upstream_model,
+                writes_1h=_writes_1h(request),
+            )
         except (orjson.JSONDecodeError, KeyError, IndexError, TypeError, ValueError) as exc:
             raise UpstreamBadResponse(
                 f"{self.provider} sent a malformed message body", upstream_status=200
@@ -232,7 +253,11 @@ class AnthropicAdapter:
 
     async def stream(self, request: ChatRequest) -> AsyncIterator[StreamDelta]:
         body = self._body(request, stream=True)
-        state = _StreamState(json_mode=_json_mode(request), model=self.endpoint.upstream_model)
+        state = _StreamState(
+            json_mode=_json_mode(request),
+            model=self.endpoint.upstream_model,
+            writes_1h=_writes_1h(request),
+        )
         async with self._client.post_stream(
             self._url, self._headers, body, self.endpoint.timeouts
         ) as response:
@@ -285,6 +310,8 @@ class _StreamState:
     stop_reason: str | None = None
     tool_indexes: dict[int, int] = field(default_factory=dict)
     stopped: bool = False
+    writes_1h: bool = False  # every cache_control mark asked for 1 hour
+    cache_creation: Any = None  # usage.cache_creation (cache writes by TTL), when sent
 
     def handle(self, event: dict[str, Any]) -> StreamDelta | None:
         kind = event.get("type")
@@ -309,12 +336,16 @@ class _StreamState:
         self.stopped = True
         return StreamDelta(
             finish_reason=_finish(self.stop_reason, self.json_mode),
-            usage=parse_anthropic_usage(self.usage),
+            usage=parse_anthropic_usage(
+                {**self.usage, "cache_creation": self.cache_creation}, writes_1h=self.writes_1h
+            ),
             model=self.model,
         )
 
     def _merge_usage(self, raw: Any) -> None:
         if isinstance(raw, dict):  # later events may repeat a count, or send it as null
+            if isinstance(raw.get("cache_creation"), dict):
+                self.cache_creation = raw["cache_creation"]
             for key in _USAGE_KEYS:
                 value = raw.get(key)
                 if value is not None:
@@ -562,7 +593,12 @@ def _tool_choice(choice: str | dict[str, Any] | None) -> dict[str, Any]:
 
 
 def _result(
-    payload: dict[str, Any], blocks: list[Any], json_mode: bool, default_model: str
+    payload: dict[str, Any],
+    blocks: list[Any],
+    json_mode: bool,
+    default_model: str,
+    *,
+    writes_1h: bool = False,
 ) -> ChatResult:
     texts: list[str] = []
     calls: list[ToolCall] = []
@@ -589,7 +625,7 @@ def _result(
         content=content,
         finish_reason=_finish(payload.get("stop_reason"), json_mode),
         model=str(payload.get("model") or default_model),
-        usage=parse_anthropic_usage(payload.get("usage")),
+        usage=parse_anthropic_usage(payload.get("usage"), writes_1h=writes_1h),
         tool_calls=calls,
     )
 

@@ -153,6 +153,7 @@ class Usage:
     completion_tokens: int = 0
     cached_tokens: int = 0
     cache_creation_tokens: int = 0
+    cache_creation_1h_tokens: int = 0  # of cache_creation_tokens, those kept for 1 hour
 
     @property
     def total_tokens(self) -> int:
