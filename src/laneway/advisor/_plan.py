@@ -112,6 +112,8 @@ def _constraint_problem(model: ModelInfo, workload: Workload, explicit: set[str]
         return f"origin {model.origin or 'unknown'} is denied"
     if explicit and model.id not in explicit:
         return "not in the task's model list"
+    if model.can_embed:
+        return "an embedding model, not a chat model"
     if model.deprecation_date is not None and model.deprecation_date <= datetime.date.today():
         return f"deprecated since {model.deprecation_date.isoformat()}"
     return None

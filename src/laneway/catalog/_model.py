@@ -127,6 +127,12 @@ class ModelInfo:
         wanted = provider.lower()
         return tuple(p for p in self.prices if p.provider == wanted)
 
+    @property
+    def can_embed(self) -> bool:
+        """An embedding model (``embedding`` among its modalities); any other catalog model
+        is a chat model, which ``/v1/embeddings`` never sends to."""
+        return "embedding" in self.modalities
+
     def price_for(self, provider: str) -> Price | None:
         """The newest-dated price of ``provider`` (the first one listed on a tie)."""
         best: Price | None = None

@@ -109,14 +109,17 @@ async def _govern(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) -> l
     ctx.resolution = resolution
     able: list[str] = []
     for name in resolution.deployments:
-        if callable(getattr(gateway.deployments[name].adapter, "embed", None)):
+        d = gateway.deployments[name]  # a catalog model that is not an embedding one: chat only
+        if callable(getattr(d.adapter, "embed", None)) and (d.info is None or d.info.can_embed):
             able.append(name)
         else:
             ctx.trace.skipped.append((name, "cannot_embed"))
     if not able:
         raise UnsupportedParameter(
             f"model {chat.model!r} has no deployment that can embed (embeddings need an "
-            "OpenAI-format deployment: OpenAI, an OpenAI-compatible vendor, vLLM or TEI)",
+            "embedding model on an OpenAI-format deployment (OpenAI, an OpenAI-compatible "
+            "vendor, vLLM, TEI's OpenAI route), a Gemini one or TEI's native /embed "
+            "(vendor: tei))",
             param="model",
         )
     names = governance.filter(able, resolution.tier, chat.model, admission)
