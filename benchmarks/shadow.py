@@ -3,6 +3,7 @@ shadow rule mirroring 10% of requests to a candidate, against the same gateway w
 
     python benchmarks/shadow.py [--rate 0.1] [--pairs 20] [--seconds 2] [--concurrency 16]
     python benchmarks/shadow.py --control        # both arms without the rule: the noise
+    python benchmarks/shadow.py --process inline # copies sent on the gateway's own loop
     python benchmarks/shadow.py --instructions   # valgrind: instructions per request
     python benchmarks/shadow.py --offer          # in-process: the cost of offer() itself
 
@@ -23,8 +24,10 @@ machine at this moment.
 
 **Instructions** (``--instructions``). Each gateway runs under ``valgrind --tool=
 cachegrind`` twice, serving one request and then 1 + ``--requests``; the difference per
-request is the gateway's CPU per client request, copies included (the copies to the
-candidate run in the same process). Noise-free where the timed figure is not.
+request is the gateway process's CPU per client request: with ``--process inline`` the
+copies to the candidate included (they run on its event loop); with ``separate`` (the
+default) only their handing-off (pickling and a pipe write), since valgrind does not follow
+the sender process. Noise-free where the timed figure is not.
 
 **offer()** (``--offer``). The only shadow work done on a request's own path, before its
 response is sent: ``ShadowMirror.offer`` in a loop against stub objects, matched by the
@@ -54,7 +57,9 @@ from gateway_overhead import _LANEWAY_MAIN, _clean_env
 HERE = Path(__file__).resolve().parent
 
 
-def _config(upstreams: tuple[str, str], port: int, tmp: Path, rate: float | None) -> dict[str, Any]:
+def _config(
+    upstreams: tuple[str, str], port: int, tmp: Path, rate: float | None, process: str
+) -> dict[str, Any]:
     def deployment(name: str, upstream: str) -> dict[str, Any]:
         return {
             "name": name,
@@ -76,7 +81,7 @@ def _config(upstreams: tuple[str, str], port: int, tmp: Path, rate: float | None
     if rate is not None:
         rule = {"name": "bench", "match": {"model": ["primary"]}, "sample_rate": rate,
                 "candidates": ["candidate"], "daily_budget_usd": "1000"}  # fmt: skip
-        config["shadow"] = {"rules": [rule]}
+        config["shadow"] = {"rules": [rule], "process": process}
     return config
 
 
@@ -97,7 +102,7 @@ def _upstreams(procs: Processes, env: dict[str, str], tmp: Path) -> tuple[str, s
 
 
 def _start(
-    procs: Processes, tmp: Path, rates: tuple[float | None, float | None]
+    procs: Processes, tmp: Path, rates: tuple[float | None, float | None], process: str
 ) -> list[tuple[int, int]]:
     """(port, pid) of each gateway."""
     env = _clean_env() | {"LANEWAY_BENCH_KEY": "sk-bench"}
@@ -106,7 +111,7 @@ def _start(
     for i, sample in enumerate(rates):
         port = free_port()
         path = tmp / f"laneway-shadow-{i}.yaml"
-        path.write_text(yaml.safe_dump(_config(upstreams, port, tmp, sample)))
+        path.write_text(yaml.safe_dump(_config(upstreams, port, tmp, sample, process)))
         argv = [sys.executable, "-c", _LANEWAY_MAIN, "serve", "--config", str(path)]
         proc = procs.start(f"laneway-{i}", [*argv, "--log-level", "warning"], cpus=None, env=env)
         wait_http(f"http://127.0.0.1:{port}/health/live", proc, 60.0, tmp / f"{i}.log")
@@ -114,8 +119,9 @@ def _start(
     return ports
 
 
-def _cpu_s(pid: int) -> float:
-    """User + system CPU seconds of ``pid`` and its descendants so far."""
+def _cpu_s(pid: int, descendants: bool = True) -> float:
+    """User + system CPU seconds of ``pid`` (its threads) and, with ``descendants``, of its
+    child processes (the shadow sender) so far."""
     total, todo = 0.0, [pid]
     tick = os.sysconf("SC_CLK_TCK")
     while todo:
@@ -123,7 +129,7 @@ def _cpu_s(pid: int) -> float:
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
             total += (int(fields[11]) + int(fields[12])) / tick
-            for task in Path(f"/proc/{current}/task").iterdir():
+            for task in Path(f"/proc/{current}/task").iterdir() if descendants else ():
                 todo += [int(c) for c in (task / "children").read_text().split()]
         except OSError:
             continue
@@ -168,9 +174,11 @@ async def _measure(
             order = (("off", off), ("on", on)) if i % 2 == 0 else (("on", on), ("off", off))
             pair: dict[str, float] = {}
             for mode, (port, pid) in order:
-                cpu = _cpu_s(pid)
+                cpu, own = _cpu_s(pid), _cpu_s(pid, descendants=False)
                 latencies = await _phase(session, port, args.seconds, args.concurrency)
                 pair[f"cpu_{mode}"] = (_cpu_s(pid) - cpu) * 1000 / len(latencies)
+                own = _cpu_s(pid, descendants=False) - own
+                pair[f"own_{mode}"] = own * 1000 / len(latencies)
                 pair[f"p50_{mode}"] = statistics.median(latencies)
             pairs.append(pair)
     return pairs
@@ -197,14 +205,18 @@ def timed(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="laneway-shadow-bench-") as name:
         tmp = Path(name)
         with Processes(tmp) as procs:
-            off, on = _start(procs, tmp, rates)
+            off, on = _start(procs, tmp, rates, args.process)
             pairs = asyncio.run(_measure(off, on, args))
     diffs = [p["p50_on"] - p["p50_off"] for p in pairs]
     low, high = bootstrap_median(diffs)
     cpu = [p["cpu_on"] - p["cpu_off"] for p in pairs]
     cpu_low, cpu_high = bootstrap_median(cpu)
     cpu_off = statistics.median(p["cpu_off"] for p in pairs)
+    own = [p["own_on"] - p["own_off"] for p in pairs]
+    own_low, own_high = bootstrap_median(own)
+    own_off = statistics.median(p["own_off"] for p in pairs)
     what = "control: both arms WITHOUT the rule" if args.control else f"shadow at {args.rate:.0%}"
+    what += f" (shadow.process: {args.process})"
     print(
         f"{what}, c={args.concurrency}, 0 ms upstream, {args.pairs} ABBA pairs of "
         f"{args.seconds:g} s phases; load average (1/5/15 min) before {load_before}, "
@@ -222,7 +234,13 @@ def timed(args: argparse.Namespace) -> int:
     print(
         f"  gateway CPU per request: off {cpu_off * 1000:.0f} us; added "
         f"{statistics.median(cpu) * 1000:+.1f} us ({statistics.median(cpu) / cpu_off:+.1%}), "
-        f"95% bootstrap CI [{cpu_low * 1000:+.1f}, {cpu_high * 1000:+.1f}] us"
+        f"95% bootstrap CI [{cpu_low * 1000:+.1f}, {cpu_high * 1000:+.1f}] us "
+        f"(the sender process included)"
+    )
+    print(
+        f"  gateway process alone: off {own_off * 1000:.0f} us; added "
+        f"{statistics.median(own) * 1000:+.1f} us ({statistics.median(own) / own_off:+.1%}), "
+        f"95% bootstrap CI [{own_low * 1000:+.1f}, {own_high * 1000:+.1f}] us"
     )
     return 0
 
@@ -245,7 +263,8 @@ def instructions(args: argparse.Namespace) -> int:
             for label, rate in (("off", None), ("on", args.rate)):
                 port = free_port()
                 path = tmp / f"laneway-{label}.yaml"
-                path.write_text(yaml.safe_dump(_config(upstreams, port, tmp, rate)))
+                config = _config(upstreams, port, tmp, rate, args.process)
+                path.write_text(yaml.safe_dump(config))
                 argv = [sys.executable, "-c", _LANEWAY_MAIN, "serve", "--config", str(path)]
                 argv += ["--log-level", "warning"]
                 health = f"http://127.0.0.1:{port}/health/live"
@@ -258,7 +277,8 @@ def instructions(args: argparse.Namespace) -> int:
     added = per_request["on"] - per_request["off"]
     print(
         f"added by the rule at {args.rate:.0%}: {added / 1000:+.1f} k instructions per client "
-        f"request ({added / per_request['off']:+.1%}), the copies to the candidate included"
+        f"request ({added / per_request['off']:+.1%}), in the gateway process "
+        f"(shadow.process: {args.process}; valgrind does not follow the sender process)"
     )
     return 0
 
@@ -299,7 +319,44 @@ def offer(args: argparse.Namespace) -> int:
         f"ShadowMirror.offer at {args.rate:.0%}: {statistics.median(runs):.0f} ns per request "
         f"(median of 5 x {args.calls} calls; min {min(runs):.0f}, max {max(runs):.0f})"
     )
+    handoffs = [_handoff(ShadowMirror(settings, None, gateway), (settings.rules[0], ctx, result))]
+    handoffs += [_handoff(ShadowMirror(settings, None, gateway), (settings.rules[0], ctx, result))
+                 for _ in range(4)]  # fmt: skip
+    size, _ = handoffs[0]
+    times = [t for _, t in handoffs]
+    print(
+        f"handing a sampled copy to the sender process (shadow.process: separate): "
+        f"{statistics.median(times):.1f} us per copy (build the job, pickle {size} bytes, one "
+        f"pipe write; median of 5 x 20000; min {min(times):.1f}, max {max(times):.1f})"
+    )
     return 0
+
+
+def _handoff(mirror: Any, parts: tuple[Any, Any, Any]) -> tuple[int, float]:
+    """(frame bytes, us per copy) of ``mirror.encode`` + the frame's write to a pipe that
+    another thread empties: the gateway process's whole cost of one sampled copy."""
+    import threading
+
+    from laneway.gateway._shadow_link import write_frame_header
+
+    rule, ctx, result = parts
+    offered = (rule, ctx, result, "hello", None, time.perf_counter())
+    read, write = os.pipe()
+    reader = threading.Thread(
+        target=lambda: [None for _ in iter(lambda: os.read(read, 1 << 16), b"")]
+    )
+    reader.start()
+    n, size = 20_000, 0
+    started = time.perf_counter_ns()
+    for _ in range(n):
+        _, payload = mirror.encode(offered)
+        size = len(payload) + 4
+        os.write(write, write_frame_header(len(payload)) + payload)
+    took = (time.perf_counter_ns() - started) / n / 1000
+    os.close(write)
+    reader.join()
+    os.close(read)
+    return size, took
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,6 +366,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one phase")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
     parser.add_argument("--control", action="store_true", help="both arms without the rule")
+    parser.add_argument(
+        "--process", choices=("separate", "inline"), default="separate",
+        help="shadow.process: copies sent by a sender process or on the gateway's loop",
+    )  # fmt: skip
     parser.add_argument("--instructions", action="store_true", help="valgrind counts instead")
     parser.add_argument("--requests", type=int, default=3000, help="--instructions: requests")
     parser.add_argument("--offer", action="store_true", help="time offer() in-process")

@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
+import pickle
 import random
 import time
+from collections import Counter
 from collections.abc import Mapping, MutableMapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, Protocol
@@ -28,11 +31,12 @@ import orjson
 import sqlalchemy as sa
 
 from laneway.errors import LanewayError
+from laneway.gateway._shadow_link import SenderLink
 from laneway.governance import PRIVATE_HOSTING, Admission, Governance, redact_request
 from laneway.ledger import LedgerRow, LedgerWriter, UtcDateTime, usd_to_nusd
 from laneway.providers import ChatModel, ChatRequest, ChatResult, Usage
 from laneway.resilience import Trace
-from laneway.settings import ShadowRule, ShadowSettings
+from laneway.settings import Settings, ShadowRule, ShadowSettings
 
 __all__ = ["SHADOW_PAIRS", "ShadowJob", "ShadowMirror"]
 
@@ -54,6 +58,8 @@ class _Metrics(Protocol):
 
 
 class _Gateway(Protocol):
+    @property
+    def settings(self) -> Settings: ...
     @property
     def deployments(self) -> Mapping[str, _Deployment]: ...
     @property
@@ -161,6 +167,8 @@ _PAIR_INSERT = (  # fixed column names, values bound as parameters
 )
 
 
+_request_values = operator.attrgetter(*(f.name for f in fields(ChatRequest)))
+
 # What offer() queues: the rule, the request's context, its result, output and cost, and
 # when it was answered (perf_counter); the worker turns it into a ShadowJob.
 _Offered = tuple[ShadowRule, _Context, ChatResult | None, str | None, Any, float]
@@ -188,7 +196,7 @@ class ShadowMirror:
         self._settings = settings
         self._engine = engine
         self._gateway = gateway
-        self._queue: asyncio.Queue[_Offered] | None = None
+        self._queue: asyncio.Queue[_Offered | ShadowJob] | None = None
         self._workers: list[asyncio.Task[None]] = []
         self._spent: dict[str, Decimal] = {}
         self._day = -1
@@ -196,11 +204,34 @@ class ShadowMirror:
         self._pairs: list[tuple[Any, ...]] = []  # written in batches by _flush_pairs
         self._sqlite = engine is not None and engine.dialect.name == "sqlite"
         self._flusher: asyncio.Task[None] | None = None
+        self._by_name = {rule.name: rule for rule in self.rules}
+        self.done: Counter[str] = Counter()  # copies finished, per rule (the sender reports)
+        self.link: SenderLink | None = None  # shadow.process: separate
+
+    def _sender_boot(self) -> bytes | None:
+        """What the sender process builds itself from, or ``None`` when copies cannot be
+        sent from another process (no database file it could open: in-memory SQLite)."""
+        engine = self._engine
+        if engine is None or self._settings.process != "separate":
+            return None
+        url = engine.url
+        if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
+            return None
+        settings = self._gateway.settings
+        return pickle.dumps((settings, url.render_as_string(hide_password=False)))
 
     def start(self) -> None:
-        if not self.rules or self._workers:
+        if not self.rules or self._workers or self.link is not None:
             return
         self._queue = asyncio.Queue(self._settings.queue)
+        boot = self._sender_boot()
+        if boot is not None:
+            self.link = SenderLink(
+                boot, self._queue, self.encode, self._gateway.metrics.shadow,
+                self._settings.drain_s,
+            )  # fmt: skip
+            self.link.start()
+            return
         self._workers = [
             asyncio.create_task(self._work(), name=f"laneway-shadow-{i}")
             for i in range(self._settings.workers)
@@ -208,6 +239,11 @@ class ShadowMirror:
         self._flusher = asyncio.create_task(self._flush_pairs(), name="laneway-shadow-pairs")
 
     async def stop(self) -> None:
+        if self.link is not None:
+            link, self.link = self.link, None
+            await link.stop()
+            self._queue = None
+            return
         for task in self._workers:
             task.cancel()
         if self._flusher is not None:
@@ -240,8 +276,59 @@ class ShadowMirror:
             except asyncio.QueueFull:
                 self._gateway.metrics.shadow[rule.name, "dropped"] += 1
 
+    # -- between the gateway and the sender process ------------------------------------
+    def encode(self, offered: _Offered) -> tuple[str, bytes]:
+        """A queued copy as the sender's frame: its rule's name and the pickled job, in
+        plain values (pickling the request's dataclass itself costs ~4x more), the
+        admission reduced to its ``sensitive`` flag (the only part a copy uses)."""
+        rule, ctx, result, output, cost, answered = offered
+        usage = (result.usage if result is not None else None) or ctx.estimated_usage
+        admission = ctx.admission
+        wire = (
+            rule.name,
+            ctx.request_id,
+            _request_values(ctx.request),
+            admission is not None and admission.sensitive,
+            ctx.key_id,
+            ctx.task,
+            ctx.trace.served_by,
+            result.model if result is not None else None,
+            output,
+            (answered - ctx.started) * 1000.0,
+            str(cost) if isinstance(cost, Decimal) else None,
+            usage.completion_tokens if usage is not None else None,
+        )
+        return rule.name, pickle.dumps(wire, pickle.HIGHEST_PROTOCOL)
+
+    def decode(self, frame: bytes) -> ShadowJob:
+        """The sender's side of :meth:`encode`."""
+        wire = pickle.loads(frame)  # noqa: S301 - from the gateway that started the sender
+        rule, request_id, values, sensitive, key_id, task = wire[:6]
+        deployment, model, output, latency_ms, cost, tokens = wire[6:]
+        return ShadowJob(
+            rule=self._by_name[rule],
+            request_id=request_id,
+            request=ChatRequest(*values),
+            admission=Admission(sensitive=True, action="self_hosted_only") if sensitive else None,
+            key_id=key_id,
+            task=task,
+            primary_deployment=deployment,
+            primary_model=model,
+            primary_output=output,
+            primary_latency_ms=latency_ms,
+            primary_cost=Decimal(cost) if cost is not None else None,
+            primary_tokens=tokens,
+        )
+
+    async def submit(self, job: ShadowJob) -> None:
+        """Queue a job built elsewhere (the sender process); waits while the queue is full."""
+        assert self._queue is not None
+        await self._queue.put(job)
+
     @staticmethod
-    def _job(offered: _Offered) -> ShadowJob:
+    def _job(offered: _Offered | ShadowJob) -> ShadowJob:
+        if isinstance(offered, ShadowJob):
+            return offered
         rule, ctx, result, output, cost, answered = offered
         usage = (result.usage if result is not None else None) or ctx.estimated_usage
         assert ctx.request is not None  # offer() queues only requests that have one
@@ -286,13 +373,17 @@ class ShadowMirror:
                 for candidate in job.rule.candidates:
                     await self._mirror(job, candidate)
             except Exception:  # a shadow copy must never take the worker down
-                log.exception("shadow copy of %s failed", offered[1].request_id)
+                log.exception("shadow copy failed")
             finally:
+                rule = offered.rule if isinstance(offered, ShadowJob) else offered[0]
+                self.done[rule.name] += 1
                 self._queue.task_done()
 
     async def drain(self) -> None:
         """Wait until every queued copy was sent (tests, shutdown)."""
-        if self._queue is not None:
+        if self.link is not None:
+            await self.link.drain()
+        elif self._queue is not None:
             await self._queue.join()
 
     def _skip_reason(self, job: ShadowJob, candidate: str) -> str | None:

@@ -224,6 +224,10 @@ class ShadowSettings(_Frozen):
     rules: tuple[ShadowRule, ...] = ()
     queue: int = Field(default=1000, ge=1, le=1_000_000)  # copies waiting; more are dropped
     workers: int = Field(default=2, ge=1, le=64)
+    # where copies are sent from: a dedicated process fed over a pipe (the gateway's event
+    # loop only pickles and writes each copy), or the gateway's own event loop
+    process: Literal["separate", "inline"] = "separate"
+    drain_s: float = Field(default=5.0, ge=0, le=600)  # at shutdown, for queued copies
 
 
 class Settings(_Frozen):

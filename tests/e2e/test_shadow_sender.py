@@ -1,0 +1,164 @@
+"""``shadow.process: separate``: the copies are sent by a dedicated process that builds its
+own adapters, governance and ledger writer from the gateway's settings; the gateway only
+pickles and pipes each copy. The sender's outcomes reach the gateway's metrics, its crash
+loses only the copies it held (counted ``lost``) and it is started again, and at shutdown
+the queued copies are finished within ``drain_s`` or counted ``lost``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import sqlite3
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from laneway.gateway import ShadowMirror
+from laneway.providers import ChatRequest, ChatResult, Usage
+from laneway.settings import Settings
+from laneway.testing import FakeOpenAI, FakeReply, FakeTurn
+
+
+@pytest.fixture
+def candidate() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI() as server:
+        yield server
+
+
+def _settings(tmp_path: Path, url: str, **shadow: Any) -> Settings:
+    def deployment(name: str, hosting: str) -> dict[str, Any]:
+        return {"name": name, "model": f"{name}-model", "provider": "openai_compatible",
+                "api_base": url + "/v1", "hosting": hosting,
+                "price": {"input_per_mtok": "1", "output_per_mtok": "2"}}  # fmt: skip
+
+    rule = {"name": "r", "match": {"model": ["primary"]}, "sample_rate": 1.0,
+            "candidates": ["open", "closed"], "daily_budget_usd": "5"}  # fmt: skip
+    return Settings.model_validate(
+        {
+            "database": {"url": f"sqlite:///{tmp_path / 'ledger.db'}"},
+            "deployments": [deployment("open", "self_hosted"), deployment("closed", "serverless")],
+            "shadow": {"rules": [rule], **shadow},
+            "ledger": {"flush_interval": 0.05},
+        }
+    )
+
+
+def _ctx(i: int, sensitive: bool = False) -> Any:
+    request = ChatRequest(model="primary", messages=({"role": "user", "content": f"q {i}"},))
+    admission = SimpleNamespace(sensitive=sensitive)
+    return SimpleNamespace(
+        source="api", request=request, request_id=f"req-{i}", admission=admission,
+        key_id="k", task=None, trace=SimpleNamespace(served_by="open"), started=0.0,
+        estimated_usage=None, resolution=None, requested_model="primary",
+    )  # fmt: skip
+
+
+RESULT = ChatResult(content="answer", finish_reason="stop", usage=Usage(3, 7), model="m")
+
+
+def _mirror(settings: Settings) -> tuple[ShadowMirror, Any]:
+    from laneway.ledger import open_database
+
+    engine = open_database(settings.database.url)
+    gateway: Any = SimpleNamespace(
+        settings=settings, metrics=SimpleNamespace(shadow=defaultdict(int))
+    )
+    return ShadowMirror(settings.shadow, engine, gateway), gateway
+
+
+def _count(tmp_path: Path, sql: str) -> int:
+    with sqlite3.connect(tmp_path / "ledger.db") as conn:
+        return int(conn.execute(sql).fetchone()[0])
+
+
+def test_copies_are_sent_by_the_sender_process(tmp_path: Path, candidate: FakeOpenAI) -> None:
+    mirror, gateway = _mirror(_settings(tmp_path, candidate.url))
+
+    async def run() -> None:
+        mirror.start()
+        assert mirror.link is not None
+        for i in range(20):
+            mirror.offer(_ctx(i), RESULT, "answer", None)
+        mirror.offer(_ctx(99, sensitive=True), RESULT, "answer", None)
+        await asyncio.wait_for(mirror.drain(), 60)
+        assert mirror.link.pid is not None and mirror.link.pid != os.getpid()
+        await mirror.stop()
+
+    asyncio.run(run())
+    counts = gateway.metrics.shadow
+    assert counts["r", "sent"] == 41  # 20 x 2 candidates, and the sensitive one to "open"
+    assert counts["r", "skipped_sensitive"] == 1
+    assert len(candidate.received) == 41
+    assert _count(tmp_path, "SELECT count(*) FROM shadow_pairs") == 41
+    rows = "SELECT count(*) FROM ledger WHERE source = 'shadow' AND mirror_of LIKE 'req-%'"
+    assert _count(tmp_path, rows) == 41
+
+
+def test_a_crashed_sender_is_restarted_and_its_copies_counted_lost(tmp_path: Path) -> None:
+    hold = threading.Event()
+
+    def slow(turn: FakeTurn) -> FakeReply:
+        hold.wait(10)
+        return FakeReply(text="late")
+
+    with FakeOpenAI(responder=slow) as server:
+        mirror, gateway = _mirror(_settings(tmp_path, server.url))
+
+        async def run() -> None:
+            mirror.start()
+            assert mirror.link is not None
+            mirror.offer(_ctx(1), RESULT, "answer", None)
+            deadline = time.monotonic() + 30
+            while not server.received:  # the sender holds the copy
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            pid = mirror.link.pid
+            assert pid is not None
+            os.kill(pid, signal.SIGKILL)
+            while gateway.metrics.shadow["r", "lost"] == 0:
+                assert time.monotonic() < deadline
+                await asyncio.sleep(0.02)
+            hold.set()
+            mirror.offer(_ctx(2), RESULT, "answer", None)  # to the restarted sender
+            await asyncio.wait_for(mirror.drain(), 60)
+            assert mirror.link.starts == 2
+            assert mirror.link.pid != pid
+            await mirror.stop()
+
+        asyncio.run(run())
+    assert gateway.metrics.shadow["r", "lost"] == 1
+    assert gateway.metrics.shadow["r", "sent"] == 2
+    assert _count(tmp_path, "SELECT count(*) FROM shadow_pairs WHERE request_id = 'req-2'") == 2
+
+
+def test_shutdown_finishes_queued_copies_or_counts_them_lost(tmp_path: Path) -> None:
+    def slow(turn: FakeTurn) -> FakeReply:
+        time.sleep(0.2)
+        return FakeReply(text="slow")
+
+    with FakeOpenAI(responder=slow) as server:
+        mirror, gateway = _mirror(_settings(tmp_path, server.url, drain_s=1.0, workers=1))
+
+        async def run() -> float:
+            mirror.start()
+            mirror.offer(_ctx(0), RESULT, "answer", None)
+            await asyncio.wait_for(mirror.drain(), 60)  # the sender is up
+            for i in range(1, 31):  # 60 calls of 0.2 s: far more than drain_s allows
+                mirror.offer(_ctx(i), RESULT, "answer", None)
+            started = time.monotonic()
+            await mirror.stop()
+            return time.monotonic() - started
+
+        took = asyncio.run(run())
+    counts = gateway.metrics.shadow
+    assert took < 3.0
+    assert counts["r", "lost"] > 0
+    assert counts["r", "sent"] >= 2 + 4  # the first copy, and some during drain_s
+    assert counts["r", "sent"] // 2 + counts["r", "lost"] == 31  # a lost copy may have had 1 call
