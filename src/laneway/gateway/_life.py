@@ -98,18 +98,16 @@ async def stream(
     outcome = CallOutcome(status=200)
     rest: AsyncIterator[StreamDelta] | None = None
     begun = False  # the first delta was handed out: an end from here on is partial
-    delta: StreamDelta | None
     try:
-        delta, rest = await gateway.open_stream(ctx, request)
+        first, rest = await gateway.open_stream(ctx, request)
         outcome.ttft = time.perf_counter() - ctx.started
         ctx.model_id = gateway.served_model_id(ctx, request)
         begun = outcome.partial = True
-        first = True
-        while delta is not None:
-            if tally.add(delta, ctx, first):
-                first = False
+        tally.add(first, ctx, True)  # the first delta is always handed out
+        yield first
+        async for delta in rest:  # (``async for``: ~1k instructions less per delta than anext)
+            if tally.add(delta, ctx, False):
                 yield delta
-            delta = await anext(rest, None)
         if tally.finish is None:
             raise StreamInterrupted(
                 "the upstream stream ended without a finish reason (truncated answer)"
