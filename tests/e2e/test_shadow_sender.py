@@ -162,3 +162,55 @@ def test_shutdown_finishes_queued_copies_or_counts_them_lost(tmp_path: Path) -> 
     assert counts["r", "lost"] > 0
     assert counts["r", "sent"] >= 2 + 4  # the first copy, and some during drain_s
     assert counts["r", "sent"] // 2 + counts["r", "lost"] == 31  # a lost copy may have had 1 call
+
+
+def test_a_copy_crosses_the_pipe_whole(tmp_path: Path) -> None:
+    from decimal import Decimal
+
+    mirror, _ = _mirror(_settings(tmp_path, "http://127.0.0.1:9"))
+    ctx = _ctx(7, sensitive=True)
+    ctx.request = ChatRequest(
+        model="primary",
+        messages=({"role": "user", "content": [{"type": "text", "text": "hi"}]},),
+        temperature=0.5,
+        stop=("x",),
+        tools=({"type": "function", "function": {"name": "f", "parameters": {}}},),
+        cache_control={("tools", 0): {"type": "ephemeral"}},
+    )
+    rule = mirror.rules[0]
+    name, frame = mirror.encode((rule, ctx, RESULT, "answer", Decimal("0.25"), 1.5))
+    job = mirror.decode(frame)
+    assert name == "r"
+    assert job.rule is rule
+    assert job.request == ctx.request
+    assert job.admission is not None and job.admission.sensitive
+    assert (job.request_id, job.key_id, job.primary_deployment, job.primary_model) == (
+        "req-7",
+        "k",
+        "open",
+        "m",
+    )
+    assert (job.primary_output, job.primary_cost, job.primary_tokens) == (
+        "answer",
+        Decimal("0.25"),
+        7,
+    )
+    assert job.primary_latency_ms == 1500.0
+    ctx.admission = None
+    assert mirror.decode(mirror.encode((rule, ctx, None, None, None, 0.0))[1]).admission is None
+
+
+def test_an_in_memory_database_keeps_the_copies_in_process(tmp_path: Path) -> None:
+    import sqlalchemy as sa
+
+    settings = _settings(tmp_path, "http://127.0.0.1:9")
+    gateway: Any = SimpleNamespace(settings=settings, metrics=SimpleNamespace(shadow={}))
+    mirror = ShadowMirror(settings.shadow, sa.create_engine("sqlite://"), gateway)
+
+    async def run() -> None:
+        mirror.start()
+        assert mirror.link is None  # no file a sender process could open
+        assert mirror._workers
+        await mirror.stop()
+
+    asyncio.run(run())

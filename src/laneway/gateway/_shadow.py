@@ -4,9 +4,16 @@ change), to compare them in ``laneway shadow report``.
 
 ``offer`` runs when a request is recorded: a few comparisons, then at most one queue put.
 The queue is bounded; a full queue drops the copy (``laneway_shadow_copies{outcome=
-"dropped"}``). Worker tasks send each copy to the rule's candidates, as live traffic would
-be governed: a sensitive request goes only to private candidates (or nowhere, per the
-rule), policy and kill switches apply, and each rule has a daily spend cap (per worker).
+"dropped"}``). With ``shadow.process: separate`` (the default) the gateway's loop only
+pickles each queued copy and pipes it to a sender process (``_shadow_link``,
+``_shadow_sender``), which runs this same mirror inline; with ``inline`` (or a database no
+other process can open) the workers below run on the gateway's own loop. Worker tasks send
+each copy to the rule's candidates, as live traffic would be governed: a sensitive
+request goes only to private candidates (or nowhere, per the rule), policy and kill
+switches apply, and each rule has a daily spend cap (per gateway worker process).
+The sender reports its outcomes (sent, failed, skipped_*) to the gateway's metrics; the
+copies a dead sender held, or a sender killed after ``shadow.drain_s`` at shutdown, are
+counted ``lost``.
 Key budgets are never charged. Each copy is a ledger row with ``source=shadow`` and
 ``mirror_of`` = the primary's request id, and a ``shadow_pairs`` row with both answers
 (the prompt stored with detected sensitive values replaced by placeholders).
