@@ -255,3 +255,28 @@ def test_wrong_method_says_what_is_allowed_and_slashes_do_not_redirect(
     finally:
         conn.close()
     assert fake_openai.received == []
+
+
+def test_a_large_image_is_sized_as_image_tokens_not_as_its_base64_bytes(
+    fake_openai: FakeOpenAI, start_gateway: GatewayFactory
+) -> None:
+    """A 600 KB base64 image is at most a few thousand tokens for a vision model, not 200,000
+    (its bytes / 3): the context-window check must not skip the only deployment."""
+    gw = start_gateway({"deployments": [openai_deployment("gpt", fake_openai.url, model="gpt-4o")]})
+    image = "data:image/png;base64," + "A" * 600_000
+    body = {
+        **GOOD,
+        "model": "gpt",
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "What is in this picture?"},
+                    {"type": "image_url", "image_url": {"url": image}},
+                ],
+            }
+        ],
+    }
+    status, payload, _ = _post(gw.port, _json(body))
+    assert status == 200, payload
+    assert len(fake_openai.received) == 1

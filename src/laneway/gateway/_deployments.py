@@ -7,8 +7,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-import orjson
-
 from laneway.catalog import Catalog, ModelInfo
 from laneway.errors import (
     CircuitOpen,
@@ -18,7 +16,7 @@ from laneway.errors import (
     NoDeploymentAvailable,
     UnsupportedParameter,
 )
-from laneway.providers import ChatModel, ChatRequest, vendor_for
+from laneway.providers import ChatModel, ChatRequest, prompt_upper_bound, vendor_for
 from laneway.resilience import CircuitBreaker, Trace
 from laneway.settings import DeploymentSettings, LocalModelSettings, Settings
 
@@ -177,15 +175,6 @@ class Resolver:
         )
 
 
-def _estimated_prompt_tokens(request: ChatRequest) -> int:
-    """A deliberately generous estimate (1 token per 3 bytes) used only to skip
-    deployments whose context window clearly cannot hold the request."""
-    size = len(orjson.dumps(request.messages))
-    if request.tools:
-        size += len(orjson.dumps(request.tools))
-    return size // 3
-
-
 class _PromptSize:
     """The request's estimated size, computed at most once per request (it serialises the
     messages) and only when some deployment has a context window to compare with."""
@@ -200,7 +189,7 @@ class _PromptSize:
     def tokens(self) -> int:
         if self._tokens is None:
             request = self._request
-            self._tokens = _estimated_prompt_tokens(request) + (request.max_tokens or 0)
+            self._tokens = prompt_upper_bound(request) + (request.max_tokens or 0)
         return self._tokens
 
 
