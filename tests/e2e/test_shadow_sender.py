@@ -89,6 +89,8 @@ def test_copies_are_sent_by_the_sender_process(tmp_path: Path, candidate: FakeOp
         mirror.offer(_ctx(99, sensitive=True), RESULT, "answer", None)
         await asyncio.wait_for(mirror.drain(), 60)
         assert mirror.link.pid is not None and mirror.link.pid != os.getpid()
+        own = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, mirror.link.pid) == min(19, own + 10)
         await mirror.stop()
 
     asyncio.run(run())

@@ -61,6 +61,8 @@ async def _serve() -> int:
     if boot is None:
         return 1
     settings, url = pickle.loads(boot)  # noqa: S301 - from the gateway that started us
+    if settings.shadow.sender_nice:
+        os.nice(settings.shadow.sender_nice)  # copies wait; clients do not
     gateway = build_gateway(_inline(settings), engine=open_database(url))
     mirror = gateway.shadow
     assert mirror is not None

@@ -228,6 +228,8 @@ class ShadowSettings(_Frozen):
     # loop only pickles and writes each copy), or the gateway's own event loop
     process: Literal["separate", "inline"] = "separate"
     drain_s: float = Field(default=5.0, ge=0, le=600)  # at shutdown, for queued copies
+    # the sender process's niceness increment: on busy cores the clients' gateway goes first
+    sender_nice: int = Field(default=10, ge=0, le=19)
 
 
 class Settings(_Frozen):
