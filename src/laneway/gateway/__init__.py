@@ -18,6 +18,7 @@ from laneway.gateway._direct import CallReport, run_request
 from laneway.gateway._embed import EmbedRequest
 from laneway.gateway._life import close_stream
 from laneway.gateway._metrics import Metrics
+from laneway.gateway._relay import RelayOutcome, RelayRequest
 from laneway.gateway._shadow import SHADOW_PAIRS, ShadowMirror
 
 __all__ = [
@@ -30,6 +31,8 @@ __all__ = [
     "Gateway",
     "Metrics",
     "Prices",
+    "RelayOutcome",
+    "RelayRequest",
     "RequestContext",
     "Resolution",
     "Resolver",

@@ -23,12 +23,13 @@ from laneway.errors import (
     NoDeploymentAvailable,
     UpstreamError,
 )
-from laneway.gateway import _embed, _life, _records
+from laneway.gateway import _embed, _life, _records, _relay
 from laneway.gateway._cascade import replay_stream, run_cascade
 from laneway.gateway._context import CallOutcome, RequestContext
 from laneway.gateway._deployments import Deployment, Resolution, Resolver, select_candidates
 from laneway.gateway._embed import EmbedRequest
 from laneway.gateway._metrics import Metrics
+from laneway.gateway._relay import RelayOutcome, RelayRequest
 from laneway.gateway._secrets import KeyScrubber, deployment_secrets, scrub_literals
 from laneway.gateway._shadow import ShadowMirror
 from laneway.governance import (
@@ -173,6 +174,19 @@ class Gateway:
     def embed(self, ctx: RequestContext, request: EmbedRequest) -> Awaitable[CallOutcome]:
         """Embed ``request.texts`` and record the request; as :meth:`complete`."""
         return _embed.embed(self, ctx, request)
+
+    def relay(self, ctx: RequestContext, request: RelayRequest) -> Awaitable[RelayOutcome]:
+        """Relay ``request`` to a Responses API deployment and record it; as
+        :meth:`complete` (``outcome.response`` is the upstream's answer)."""
+        return _relay.relay(self, ctx, request)
+
+    def relay_stream(
+        self, ctx: RequestContext, request: RelayRequest
+    ) -> Awaitable[CallOutcome | AsyncGenerator[bytes | LanewayError, None]]:
+        """Open a relayed Responses stream: a recorded refusal, or the upstream's events
+        byte for byte (then the error, when it fails after the start); the request is
+        recorded when that generator ends or is closed (``close_stream``)."""
+        return _relay.relay_stream(self, ctx, request)
 
     def finish(self, ctx: RequestContext, outcome: CallOutcome) -> None:
         """Record one request (metrics, ledger rows, budget settlement); never raises."""

@@ -2,7 +2,11 @@
 it: reasoning items replayed from an earlier answer, ``include:
 ["reasoning.encrypted_content"]``, or a ``previous_response_id`` that names a response
 relayed before (its state lives upstream). Every other request takes the translated
-path (``_responses_render``: any deployment, through chat completions).
+path (``_responses_render``: any deployment, through chat completions). This module
+decides that a request is relayed, calls the core once (``Gateway.relay`` /
+``Gateway.relay_stream``: governing, the candidate chain, accounting and the ledger row
+are there), keeps a stored response, and renders the answer or streams the events while
+watching for the client leaving.
 
 A relay request is validated like any Responses request (the same parser, reasoning
 items checked on their own), then governed like chat: every string is scanned (the
@@ -32,6 +36,7 @@ import asyncio
 import dataclasses
 import time
 from collections.abc import AsyncGenerator, Mapping
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -40,26 +45,15 @@ from starlette.responses import Response
 from starlette.types import Message as ASGIMessage
 from starlette.types import Receive, Scope, Send
 
-from laneway.errors import (
-    CircuitOpen,
-    InvalidRequest,
-    LanewayError,
-    NoDeploymentAvailable,
-    SensitiveDataBlocked,
-    UnsupportedParameter,
-    UpstreamError,
+from laneway.errors import InvalidRequest, LanewayError
+from laneway.gateway import (
+    CallOutcome,
+    Gateway,
+    RelayOutcome,
+    RelayRequest,
+    RequestContext,
+    close_stream,
 )
-from laneway.gateway import CallOutcome, Deployment, Gateway, RequestContext, close_stream
-from laneway.governance import PRIVATE_HOSTING
-from laneway.providers import (
-    ChatRequest,
-    RelayEvent,
-    ResponsesRelay,
-    Usage,
-    estimate_prompt_tokens,
-    relay_for,
-)
-from laneway.resilience import Attempt, may_fall_back
 from laneway.server._chat import (
     JSONBytesResponse,
     _raw_route_headers,
@@ -85,11 +79,8 @@ _REASONING_KEYS = frozenset({"type", "id", "summary", "encrypted_content", "cont
 
 @dataclasses.dataclass(slots=True)
 class _Plan:
-    doc: dict[str, Any]
-    why: str  # what makes it a relay request, for the refusal's message
-    deployment: str | None  # the deployment that holds the previous response upstream
-    store: bool
-    scan: ChatRequest  # every text of the request, as governance reads it
+    request: RelayRequest  # what the core relays
+    store: bool  # keep the upstream's response (``GET /v1/responses/{id}``)
 
 
 async def serve_responses(
@@ -115,17 +106,13 @@ async def serve_responses(
         return error_response(exc, request_id, protocol)
     if plan is None:
         return await handle(gateway, Request(request.scope, _replay(body)), protocol)
-    ctx.requested_model = str(plan.doc["model"])
-    ctx.request = plan.scan
-    ctx.stream = bool(plan.doc.get("stream"))
-    try:
-        chosen = await _govern(gateway, ctx, plan)
-    except LanewayError as exc:
-        gateway.finish(ctx, CallOutcome(status=exc.status, error=exc))
-        return error_response(gateway.sanitize(exc) or exc, request_id, protocol)
+    relay = plan.request
+    ctx.requested_model = str(relay.doc["model"])
+    ctx.request = relay.scan
+    ctx.stream = bool(relay.doc.get("stream"))
     if ctx.stream:
-        return await _stream(gateway, ctx, chosen, plan, protocol)
-    return await _complete(gateway, ctx, chosen, plan, store, protocol, request.receive)
+        return await _stream(gateway, ctx, relay, protocol)
+    return await _complete(gateway, ctx, plan, store, protocol, request.receive)
 
 
 def _replay(body: bytes) -> Receive:
@@ -198,7 +185,7 @@ async def _plan(
         options=options,
         stream=bool(doc.get("stream")),
     )
-    return _Plan(doc, why, deployment, parsed.store, scan)
+    return _Plan(RelayRequest(doc, why, deployment, scan), parsed.store)
 
 
 def _relay_reason(doc: Mapping[str, Any]) -> str | None:
@@ -246,131 +233,10 @@ def _split_reasoning(doc: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     return rest, summaries
 
 
-# -- governing and calling ----------------------------------------------------------------
+# -- rendering -----------------------------------------------------------------------------
 
 
-async def _govern(gateway: Gateway, ctx: RequestContext, plan: _Plan) -> list[Deployment]:
-    """Scan, key limits, resolve, keep the deployments that speak the Responses API (the
-    one holding the previous response, when there is one), policy filter, budget."""
-    governance = gateway.governance
-    admission = await asyncio.to_thread(governance.admit, plan.scan, ctx.key)
-    ctx.admission = admission
-    if admission.redacted is not None:
-        raise SensitiveDataBlocked(
-            "the request holds sensitive data and the policy redacts it, but a relayed "
-            "Responses request (reasoning items) cannot be redacted: remove the values"
-        )
-    key, store = ctx.key, governance.store
-    if key is not None and (key.rpm or key.tpm) and store is not None:
-        await asyncio.to_thread(store.take_rate, key, estimate_prompt_tokens(plan.scan))
-    model = plan.scan.model
-    if model == "auto" or model.startswith("auto:"):
-        raise UnsupportedParameter(
-            f"{plan.why}: a relayed Responses request needs a deployment, model or tier, not "
-            "'auto' (reasoning items belong to the model that wrote them; routing by the "
-            "prompt could send them to another)",
-            param="model",
-        )
-    resolution = gateway.resolver.resolve(model)
-    ctx.resolution = resolution
-    able: list[str] = []
-    for name in resolution.deployments:
-        if relay_for(gateway.deployments[name].adapter) is None:
-            ctx.trace.skipped.append((name, "no_responses_api"))
-        elif plan.deployment is not None and name != plan.deployment:
-            ctx.trace.skipped.append((name, "not_the_previous_deployment"))
-        else:
-            able.append(name)
-    if not able:
-        names = ", ".join(repr(n) for n in resolution.deployments)
-        holder = f" (the previous response lives on {plan.deployment!r})" if plan.deployment else ""
-        raise UnsupportedParameter(
-            f"{plan.why}: such requests pass through to OpenAI's Responses API only, and "
-            f"model {plan.scan.model!r} resolves to deployment(s) {names}, none of which "
-            f"serves it{holder}; leave reasoning items and include out to use any "
-            "deployment, or choose an OpenAI deployment",
-            param="model",
-        )
-    names_ok = governance.filter(able, resolution.tier, plan.scan.model, admission)
-    if key is not None and key.budget_usd is not None and store is not None:
-        amount = governance.max_cost(plan.scan, names_ok)
-        ctx.reservation = await asyncio.to_thread(store.reserve, key, amount)
-    return [gateway.deployments[n] for n in names_ok]
-
-
-def _begin(ctx: RequestContext, d: Deployment) -> tuple[ResponsesRelay, Attempt] | None:
-    if not d.breaker.acquire():
-        ctx.trace.skipped.append((d.name, "circuit_open"))
-        return None
-    relay = relay_for(d.adapter)
-    assert relay is not None  # kept by _govern
-    attempt = Attempt(d.name, time.perf_counter())
-    ctx.trace.attempts.append(attempt)
-    return relay, attempt
-
-
-def _failed(d: Deployment, attempt: Attempt, exc: LanewayError) -> None:
-    attempt.ended = time.perf_counter()
-    attempt.error = exc
-    if isinstance(exc, UpstreamError) and may_fall_back(exc):
-        d.breaker.failure()
-    else:
-        d.breaker.abandon()
-
-
-def _usage(ctx: RequestContext, plan: _Plan, usage: Usage | None) -> Usage:
-    if usage is None:  # the upstream never said: bill an estimate, marked as such
-        usage = Usage(prompt_tokens=estimate_prompt_tokens(plan.scan), completion_tokens=0)
-        ctx.estimated = True
-    ctx.trace.attempts[-1].usage = usage
-    return usage
-
-
-def _exhausted(ctx: RequestContext, last: LanewayError | None) -> LanewayError:
-    if last is not None:
-        return last
-    open_ = [name for name, why in ctx.trace.skipped if why == "circuit_open"]
-    if open_:
-        return CircuitOpen(f"deployment {open_[0]!r} is failing (circuit open)")
-    return NoDeploymentAvailable("no deployment can serve this relayed Responses request")
-
-
-def _scan_output(
-    gateway: Gateway, ctx: RequestContext, response: dict[str, Any], *, sent: bool = False
-) -> None:
-    """As chat's output scan: the answer's ``output_text`` parts from an external
-    deployment are scanned for the audit, and redacted where the policy says so (unless
-    ``sent``: a stream's final response, whose text the client already has)."""
-    policies = gateway.settings.policies
-    served = gateway.deployments.get(ctx.trace.served_by or "")
-    if not policies.output_scan or served is None or served.hosting in PRIVATE_HOSTING:
-        return
-    from laneway.governance import redact_text, scan_output
-
-    scanner = gateway.governance.scanner
-    totals: dict[str, int] = {}
-    for item in response.get("output") or ():
-        parts = item.get("content") if isinstance(item, dict) else None
-        for part in parts if isinstance(parts, list) else ():
-            text = part.get("text") if isinstance(part, dict) else None
-            if part.get("type") != "output_text" or not isinstance(text, str):
-                continue
-            counts = scan_output(text, scanner)
-            for kind, n in counts.items():
-                totals[kind] = totals.get(kind, 0) + n
-            if counts and policies.redact_output and not sent:
-                part["text"] = redact_text(text, scanner)
-    if totals and ctx.admission is not None:
-        ctx.admission.audit["output"] = totals
-
-
-def _model_of(response: Mapping[str, Any]) -> str | None:
-    """The model the upstream says answered (for the ledger's drift checks)."""
-    model = response.get("model")
-    return model[:200] if isinstance(model, str) and model else None
-
-
-def _headers(ctx: RequestContext, cost: Any) -> list[tuple[bytes, bytes]]:
+def _headers(ctx: RequestContext, cost: Decimal | None) -> list[tuple[bytes, bytes]]:
     headers = _raw_route_headers(ctx)
     cost_text = money(cost)
     if cost_text is not None:
@@ -390,111 +256,35 @@ def _save(
 async def _complete(
     gateway: Gateway,
     ctx: RequestContext,
-    chosen: list[Deployment],
     plan: _Plan,
     store: ResponseStore | None,
     protocol: ClientProtocol,
     receive: Receive,
 ) -> Response:
-    """The first deployment that answers, while watching for the client leaving."""
-    answered: list[dict[str, Any]] = []
-    outcome = await call_core(ctx, receive, _call(gateway, ctx, chosen, plan, answered))
+    """The core's answer, while watching for the client leaving."""
+    outcome = await call_core(ctx, receive, gateway.relay(ctx, plan.request))
     if outcome is None:
         return Response(status_code=499)  # the client left; the ledger says 499
-    if outcome.error is not None or not answered:
+    response = outcome.response if isinstance(outcome, RelayOutcome) else None
+    if outcome.error is not None or response is None:
         error = outcome.error or LanewayError("internal error (see the gateway's log)")
         return error_response(gateway.sanitize(error) or error, ctx.request_id, protocol)
-    _save(store, plan, ctx, answered[0])
-    return JSONBytesResponse(orjson.dumps(answered[0]), _headers(ctx, outcome.cost))
-
-
-async def _call(
-    gateway: Gateway,
-    ctx: RequestContext,
-    chosen: list[Deployment],
-    plan: _Plan,
-    answered: list[dict[str, Any]],
-) -> CallOutcome:
-    outcome = CallOutcome(status=200)
-    last: LanewayError | None = None
-    try:
-        for d in chosen:
-            begun = _begin(ctx, d)
-            if begun is None:
-                continue
-            relay, attempt = begun
-            try:
-                response, usage = await relay.create(plan.doc)
-            except LanewayError as exc:
-                _failed(d, attempt, exc)
-                if not may_fall_back(exc):
-                    raise
-                last = exc
-                continue
-            except BaseException:
-                attempt.ended = time.perf_counter()
-                ctx.trace.served_by = d.name  # a 499: the row names the deployment it was on
-                d.breaker.abandon()
-                raise
-            d.breaker.success()
-            attempt.ended = attempt.first_byte = time.perf_counter()
-            ctx.trace.served_by = d.name
-            ctx.served_model = _model_of(response)
-            outcome.usage = _usage(ctx, plan, usage)
-            answered.append(response)
-            break
-        if not answered:
-            raise _exhausted(ctx, last)
-        _scan_output(gateway, ctx, answered[0])  # before finish: the audit goes in the ledger
-        outcome.cost = gateway.request_cost(ctx)
-        outcome.priced = True
-    except LanewayError as exc:
-        outcome.status, outcome.error = exc.status, exc
-    except asyncio.CancelledError:
-        outcome.status, outcome.partial = 499, True
-        outcome.usage = _usage(ctx, plan, None) if ctx.trace.attempts else None
-        raise
-    finally:
-        gateway.finish(ctx, outcome)
-    return outcome
+    _save(store, plan, ctx, response)
+    return JSONBytesResponse(orjson.dumps(response), _headers(ctx, outcome.cost))
 
 
 async def _stream(
-    gateway: Gateway,
-    ctx: RequestContext,
-    chosen: list[Deployment],
-    plan: _Plan,
-    protocol: ClientProtocol,
+    gateway: Gateway, ctx: RequestContext, relay: RelayRequest, protocol: ClientProtocol
 ) -> Response:
-    """Open the first deployment that answers (falling over before the first event), then
-    send its events on as they come; the ledger row is written when the stream ends."""
-    last: LanewayError | None = None
-    for d in chosen:
-        begun = _begin(ctx, d)
-        if begun is None:
-            continue
-        relay, attempt = begun
-        events = relay.stream(plan.doc)
-        try:
-            first = await anext(events)
-        except LanewayError as exc:
-            await events.aclose()
-            _failed(d, attempt, exc)
-            if not may_fall_back(exc):
-                return _refused(gateway, ctx, exc, protocol)
-            last = exc
-            continue
-        except BaseException:
-            d.breaker.abandon()
-            await events.aclose()
-            raise
-        attempt.first_byte = time.perf_counter()
-        ctx.trace.served_by = d.name
-        body = _relayed(gateway, ctx, plan, d, attempt, first, events)
-        headers = _headers(ctx, None)
-        headers.extend(_SSE_HEADERS)
-        return _RelayResponse(body, headers, ctx)
-    return _refused(gateway, ctx, _exhausted(ctx, last), protocol)
+    """The upstream's events as they come (the core opened the first deployment that
+    answered), or the refusal; the ledger row is written when the stream ends."""
+    opened = await gateway.relay_stream(ctx, relay)
+    if isinstance(opened, CallOutcome):
+        error = opened.error or LanewayError("internal error (see the gateway's log)")
+        return error_response(gateway.sanitize(error) or error, ctx.request_id, protocol)
+    headers = _headers(ctx, None)
+    headers.extend(_SSE_HEADERS)
+    return _RelayResponse(_events(gateway, opened), headers, ctx)
 
 
 _SSE_HEADERS = (
@@ -502,6 +292,23 @@ _SSE_HEADERS = (
     (b"cache-control", b"no-cache"),
     (b"x-accel-buffering", b"no"),
 )
+
+
+async def _events(
+    gateway: Gateway, relayed: AsyncGenerator[bytes | LanewayError, None]
+) -> AsyncGenerator[bytes, None]:
+    """The relayed events byte for byte; a failure after the start as an ``error``
+    event numbered after them. Closing this closes the core's stream (its ledger row)."""
+    sent = 0
+    try:
+        async for item in relayed:
+            if isinstance(item, LanewayError):
+                yield _error_event(gateway.sanitize(item) or item, sent)
+                continue
+            yield item
+            sent += 1
+    finally:
+        await close_stream(relayed)
 
 
 class _RelayResponse(Response):
@@ -558,57 +365,3 @@ def _error_event(exc: LanewayError, sequence: int) -> bytes:
     error = orjson.loads(error_body(exc))["error"]
     payload = {"type": "error", "sequence_number": sequence, **error}
     return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"
-
-
-def _refused(
-    gateway: Gateway, ctx: RequestContext, exc: LanewayError, protocol: ClientProtocol
-) -> Response:
-    gateway.finish(ctx, CallOutcome(status=exc.status, error=exc))
-    return error_response(gateway.sanitize(exc) or exc, ctx.request_id, protocol)
-
-
-async def _relayed(
-    gateway: Gateway,
-    ctx: RequestContext,
-    plan: _Plan,
-    d: Deployment,
-    attempt: Attempt,
-    first: RelayEvent,
-    events: AsyncGenerator[RelayEvent, None],
-) -> AsyncGenerator[bytes, None]:
-    first_byte = attempt.first_byte
-    outcome = CallOutcome(status=200, ttft=None if first_byte is None else first_byte - ctx.started)
-    usage: Usage | None = None
-    final: RelayEvent | None = None
-    sent = 0
-    try:
-        event: RelayEvent | None = first
-        while event is not None:
-            yield event.raw
-            sent += 1
-            if event.response is not None:
-                final, usage = event, event.usage
-                ctx.served_model = _model_of(event.response)
-                _scan_output(gateway, ctx, event.response, sent=True)  # the audit only
-            event = await anext(events, None)
-        d.breaker.success()
-        if final is not None and final.kind == "response.failed":
-            outcome.status = 502
-        outcome.usage = _usage(ctx, plan, usage)
-        outcome.cost = gateway.request_cost(ctx)
-        outcome.priced = True
-    except LanewayError as exc:  # after the start: the client gets an error event
-        _failed(d, attempt, exc)
-        outcome.status, outcome.error, outcome.partial = exc.status, exc, True
-        outcome.usage = _usage(ctx, plan, usage)
-        yield _error_event(gateway.sanitize(exc) or exc, sent)
-    except (asyncio.CancelledError, GeneratorExit):  # the client left
-        d.breaker.abandon()
-        ctx.client_gone = True
-        outcome.status, outcome.partial = 499, True
-        outcome.usage = _usage(ctx, plan, usage)
-        raise
-    finally:
-        attempt.ended = time.perf_counter()
-        await asyncio.shield(events.aclose())
-        gateway.finish(ctx, outcome)
