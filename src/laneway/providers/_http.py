@@ -156,18 +156,6 @@ class _AiohttpStream:
 _LINGER_S = 1.0
 
 
-def _release(response: aiohttp.ClientResponse) -> None:
-    """After a stream its reader finished: the connection goes back to the pool as soon as
-    the body has ended (aiohttp releases it at the end of the body). The reader stops at
-    the answer's last event, often just before the body's closing bytes arrive; closing
-    then would cost the next stream a new connection (more CPU than all its chunks), so
-    the connection is closed only if the body has not ended ``_LINGER_S`` later."""
-    if response.content.is_eof():
-        response.release()
-    else:
-        asyncio.get_running_loop().call_later(_LINGER_S, response.close)
-
-
 class AiohttpUpstream:
     """:class:`UpstreamClient` over one shared ``aiohttp.ClientSession``.
 
@@ -180,6 +168,9 @@ class AiohttpUpstream:
         self._timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
         self._stream_timeouts: dict[Timeouts, aiohttp.ClientTimeout] = {}
         self._urls: dict[str, URL] = {}
+        # Streams read to their end whose body's last bytes had not arrived yet: closed by a
+        # timer, or by close() (a timer that never fires would leave the connection open).
+        self._lingering: dict[aiohttp.ClientResponse, asyncio.TimerHandle] = {}
 
     def _url(self, url: str) -> URL:
         """The parsed URL, kept per string: aiohttp would parse the same upstream URL on
@@ -252,9 +243,30 @@ class AiohttpUpstream:
             response.close()
             raise
         stream.cancel_deadline()
-        _release(response)
+        self._release(response)
+
+    def _release(self, response: aiohttp.ClientResponse) -> None:
+        """After a stream its reader finished: the connection goes back to the pool as soon
+        as the body has ended (aiohttp releases it at the end of the body). The reader stops
+        at the answer's last event, often just before the body's closing bytes arrive;
+        closing then would cost the next stream a new connection (more CPU than all its
+        chunks), so the connection is closed only if the body has not ended ``_LINGER_S``
+        later (or when this client closes)."""
+        if response.content.is_eof():
+            response.release()
+            return
+        loop = asyncio.get_running_loop()
+        self._lingering[response] = loop.call_later(_LINGER_S, self._linger_over, response)
+
+    def _linger_over(self, response: aiohttp.ClientResponse) -> None:
+        self._lingering.pop(response, None)
+        response.close()
 
     async def close(self) -> None:
+        for response, timer in self._lingering.items():
+            timer.cancel()
+            response.close()
+        self._lingering.clear()
         if self._session is not None and not self._session.closed:
             await self._session.close()
             await asyncio.sleep(0)
