@@ -44,7 +44,7 @@ def _settings(tmp_path: Path, url: str, **shadow: Any) -> Settings:
         {
             "database": {"url": f"sqlite:///{tmp_path / 'ledger.db'}"},
             "deployments": [deployment("open", "self_hosted"), deployment("closed", "serverless")],
-            "shadow": {"rules": [rule], **shadow},
+            "shadow": {"rules": [rule], "process": "separate", **shadow},
             "ledger": {"flush_interval": 0.05},
         }
     )

@@ -26,6 +26,8 @@ from laneway.gateway._shadow_link import read_frame, write_frame_header
 from laneway.ledger import open_database
 from laneway.settings import Settings
 
+__all__ = ["main"]
+
 REPORT_EVERY_S = 0.05
 
 log = logging.getLogger("laneway.shadow")

@@ -224,9 +224,11 @@ class ShadowSettings(_Frozen):
     rules: tuple[ShadowRule, ...] = ()
     queue: int = Field(default=1000, ge=1, le=1_000_000)  # copies waiting; more are dropped
     workers: int = Field(default=2, ge=1, le=64)
-    # where copies are sent from: a dedicated process fed over a pipe (the gateway's event
-    # loop only pickles and writes each copy), or the gateway's own event loop
-    process: Literal["separate", "inline"] = "separate"
+    # where copies are sent from: the gateway's own event loop (default), or a dedicated
+    # process fed over a pipe (the gateway's loop only pickles and writes each copy: worth it
+    # where the machine has idle cores; on saturated cores the sender, which builds its own
+    # gateway, costs the clients more than inline copies do — see benchmarks/shadow.py)
+    process: Literal["separate", "inline"] = "inline"
     drain_s: float = Field(default=5.0, ge=0, le=600)  # at shutdown, for queued copies
     # the sender process's niceness increment: on busy cores the clients' gateway goes first
     sender_nice: int = Field(default=10, ge=0, le=19)
