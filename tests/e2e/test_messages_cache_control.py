@@ -20,7 +20,8 @@ from tests.e2e.conftest import GatewayFactory, openai_deployment, rows_when
 EPHEMERAL: Any = {"type": "ephemeral"}
 HOUR: Any = {"type": "ephemeral", "ttl": "1h"}
 PNG = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhK"
+    "mMIQAAAABJRU5ErkJggg=="
 )
 TOOL: Any = {
     "name": "lookup",
