@@ -1,6 +1,6 @@
 """What Anthropic Messages translation costs: Laneway ``/v1/messages`` vs the bare passthrough.
 
-    python benchmarks/messages_overhead.py [--quick] [--rounds N] [--json out.json]
+    python benchmarks/messages_overhead.py [--quick] [--rounds N] [--chat] [--json out.json]
 
 #13's bar: ``/v1/messages`` translated to an OpenAI-compatible upstream keeps >= 0.5 of the
 bare passthrough's req/s per core, streaming and not. One run, one fake upstream
@@ -209,7 +209,7 @@ def run_cell(target: Target, stream: bool, upstream_pid: int, plan: Plan) -> dic
         return asyncio.run(_cell(target, stream, upstream_pid, plan.duration, plan.warmup))
 
 
-def targets(bench: Bench) -> tuple[Target, Target]:
+def targets(bench: Bench, with_chat: bool) -> tuple[Target, ...]:
     """Start the bare passthrough and Laneway (``gateway_overhead``'s ways) on the gateway core."""
     json_headers = {"content-type": "application/json"}
     b: Gateway = bare(bench)
@@ -228,7 +228,16 @@ def targets(bench: Bench) -> tuple[Target, Target]:
     url = lw.urls[0.0].replace("/v1/chat/completions", "/v1/messages")
     body = {s: orjson.dumps(messages_body(lw.models[0.0], stream=s)) for s in _MODES}
     headers = json_headers | {"x-api-key": "sk-bench", "anthropic-version": ANTHROPIC_VERSION}
-    return bare_target, Target("laneway", url, body, headers, lw.pid, anthropic=True)
+    lane = Target("laneway", url, body, headers, lw.pid, anthropic=True)
+    if not with_chat:
+        return bare_target, lane
+    lane_chat = {s: orjson.dumps(chat_body(lw.models[0.0], stream=s)) for s in _MODES}
+    chat_headers = json_headers | {"authorization": "Bearer sk-bench"}
+    return (
+        bare_target,
+        lane,
+        Target("lw-chat", lw.urls[0.0], lane_chat, chat_headers, lw.pid, False),
+    )
 
 
 def _check(target: Target, upstream_pid: int) -> None:
@@ -279,9 +288,15 @@ def summarise(cells: list[dict[str, Any]], rounds: int) -> dict[str, Any]:
         if lane_p["rps_per_core"] and bare_p["rps_per_core"]:
             ratio = round(lane_p["rps_per_core"] / bare_p["rps_per_core"], 3)
             verdict = "PASS" if ratio >= THRESHOLD else "FAIL"
+        chat_p = _pooled(cells, "lw-chat", stream)
+        chat_ratio = None
+        if chat_p["rps_per_core"] and bare_p["rps_per_core"]:
+            chat_ratio = round(chat_p["rps_per_core"] / bare_p["rps_per_core"], 3)
         out["stream" if stream else "json"] = {
             "bare": bare_p,
             "laneway": lane_p,
+            "lw-chat": chat_p,
+            "chat_ratio": chat_ratio,
             "ratio": ratio,
             "ratio_per_round": per_round,
             "ratio_median": round(statistics.median(per_round), 3) if per_round else None,
@@ -297,8 +312,10 @@ def render(summary: dict[str, Any]) -> str:
     ]
     for mode, figures in summary.items():
         kind = "streaming" if mode == "stream" else "non-streaming"
-        for name in ("bare", "laneway"):
+        for name in ("bare", "laneway", "lw-chat"):
             f = figures[name]
+            if f["rps"] is None:
+                continue
             lines.append(
                 f"{kind:14} {name:8} {f['rps'] or 0:8.1f} {f['gateway_util'] or 0:7.2f}"
                 f" {f['cpu_us_per_req'] or 0:11.1f} {f['rps_per_core'] or 0:11.1f}"
@@ -310,13 +327,17 @@ def render(summary: dict[str, Any]) -> str:
             f"  {f['verdict']:12} {kind:14} pooled {f['ratio']}  median of rounds"
             f" {f['ratio_median']}  rounds {f['ratio_per_round']}"
         )
+        if f["chat_ratio"] is not None:
+            lines.append(
+                f"  {'(reference)':12} {kind:14} Laneway chat completions {f['chat_ratio']}"
+            )
     return "\n".join(lines)
 
 
-def _measure(bench: Bench, rounds: int) -> list[dict[str, Any]]:
+def _measure(bench: Bench, rounds: int, with_chat: bool) -> list[dict[str, Any]]:
     start_upstreams(bench)
     upstream_pid = bench.upstreams[0.0][1]
-    pair = targets(bench)
+    pair = targets(bench, with_chat)
     for target in pair:
         _check(target, upstream_pid)
     cells: list[dict[str, Any]] = []
@@ -344,6 +365,11 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--quick", action="store_true", help="short cells, 2 rounds (~1 minute)")
     parser.add_argument("--rounds", type=int, help="alternated rounds (default 4; 2 with --quick)")
+    parser.add_argument(
+        "--chat",
+        action="store_true",
+        help="also load Laneway's /v1/chat/completions (same process) as a reference",
+    )
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     parser.add_argument("--keep-logs", action="store_true", help="keep the temp directory")
     args = parser.parse_args(argv)
@@ -365,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"warning: load average {load_before:.1f} before the run; figures will be noisy")
     try:
         with Processes(tmp) as procs:
-            cells = _measure(Bench(plan, procs, tmp, gw_cpus, load_cpus), rounds)
+            cells = _measure(Bench(plan, procs, tmp, gw_cpus, load_cpus), rounds, args.chat)
     except KeyboardInterrupt:
         print("\ninterrupted; every process started here was stopped", file=sys.stderr)
         return 130
