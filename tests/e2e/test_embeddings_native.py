@@ -222,3 +222,21 @@ def test_one_failed_batch_fails_the_request_with_its_own_error(fakes: Fakes, gw:
     with _client(gw) as client, pytest.raises(openai.RateLimitError) as info:
         client.embeddings.create(model="tei", input=[f"text {i}" for i in range(70)])
     assert info.value.status_code == 429  # the upstream's error itself, not a wrapped group
+
+
+def test_dimensions_in_a_tier_skip_tei_for_the_next_deployment(
+    fakes: Fakes, start_gateway: GatewayFactory
+) -> None:
+    """TEI first in the tier cannot shorten vectors: the request goes to the next deployment
+    that can (Gemini), and the audit says why TEI was skipped."""
+    gemini, tei = fakes
+    config = _config(gemini, tei)
+    config["tiers"] = {"embed": ["tei", "gemini-embed"]}
+    gw = start_gateway(config)
+    with _client(gw) as client:
+        answer = client.embeddings.create(model="tier:embed", input="alpha beta", dimensions=5)
+        plain = client.embeddings.create(model="tier:embed", input="alpha beta")
+    assert len(answer.data[0].embedding) == 5
+    assert len(gemini.received) == 1  # the shortened request
+    assert len(tei.received) == 1  # the plain one: TEI first in the tier
+    assert len(plain.data[0].embedding) > 0

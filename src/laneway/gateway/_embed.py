@@ -60,7 +60,7 @@ async def embed(gateway: Gateway, ctx: RequestContext, request: EmbedRequest) ->
     ctx.request = chat
     outcome = CallOutcome(status=200)
     try:
-        chosen = await _govern(gateway, ctx, chat)
+        chosen = await _govern(gateway, ctx, chat, request.dimensions)
         try:
             vectors, usage = await _call_chain(ctx, chosen, request)
         except (UpstreamError, NoDeploymentAvailable) as exc:
@@ -95,9 +95,12 @@ async def embed(gateway: Gateway, ctx: RequestContext, request: EmbedRequest) ->
     return outcome
 
 
-async def _govern(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) -> list[Deployment]:
-    """Scan, rate limit, resolve, keep the deployments that can embed, policy filter,
-    budget reservation (as chat's: the reservation is settled by ``finish``)."""
+async def _govern(
+    gateway: Gateway, ctx: RequestContext, chat: ChatRequest, dimensions: int | None
+) -> list[Deployment]:
+    """Scan, rate limit, resolve, keep the deployments that can embed (and honour
+    ``dimensions``), policy filter, budget reservation (as chat's: the reservation is
+    settled by ``finish``)."""
     governance = gateway.governance
     admission = await asyncio.to_thread(governance.admit, chat, ctx.key)
     ctx.admission = admission
@@ -114,6 +117,9 @@ async def _govern(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) -> l
             able.append(name)
         else:
             ctx.trace.skipped.append((name, "cannot_embed"))
+    able, refusal = _honouring(gateway, ctx, able, dimensions)
+    if not able and refusal is not None:
+        raise refusal
     if not able:
         raise UnsupportedParameter(
             f"model {chat.model!r} has no deployment that can embed (embeddings need an "
@@ -128,6 +134,27 @@ async def _govern(gateway: Gateway, ctx: RequestContext, chat: ChatRequest) -> l
         amount = governance.max_cost(chat, names)
         ctx.reservation = await asyncio.to_thread(store.reserve, key, amount)
     return chosen
+
+
+def _honouring(
+    gateway: Gateway, ctx: RequestContext, names: list[str], dimensions: int | None
+) -> tuple[list[str], UnsupportedParameter | None]:
+    """The deployments whose adapter can honour the request's options (an adapter may say
+    so by ``check_embed``: TEI's /embed cannot shorten vectors), so that the next deployment
+    of the tier serves it; the first refusal, for when none can."""
+    kept: list[str] = []
+    refusal: UnsupportedParameter | None = None
+    for name in names:
+        check = getattr(gateway.deployments[name].adapter, "check_embed", None)
+        try:
+            if callable(check):
+                check(dimensions=dimensions)
+        except UnsupportedParameter as exc:
+            ctx.trace.skipped.append((name, "unsupported"))
+            refusal = refusal or exc
+            continue
+        kept.append(name)
+    return kept, refusal
 
 
 async def _call_chain(
