@@ -213,3 +213,42 @@ async def test_one_builder_writes_the_request_row_and_each_calls_row(tmp_path: P
     assert failed["route_reason"] is None  # request-level facts are on the summary only
     assert served["status"] == 200
     assert served["tier"] == summary["tier"] == "frontier"
+
+
+async def test_a_stream_is_drawn_for_shadow_once_routed_and_only_a_sampled_one_is_copied(
+    tmp_path: Path,
+) -> None:
+    """The sample is drawn once the stream is routed: a rule at rate 0 never copies, a rule
+    at rate 1 copies the whole streamed answer (kept only because it was drawn)."""
+    import sqlite3
+
+    rules = [
+        {"name": "never", "match": {"model": ["gpt"]}, "sample_rate": 0.0,
+         "candidates": ["cand"], "daily_budget_usd": "5"},
+        {"name": "always", "match": {"model": ["gpt"]}, "sample_rate": 1.0,
+         "candidates": ["cand"], "daily_budget_usd": "5"},
+    ]  # fmt: skip
+    with FakeOpenAI(api_key=ENV["FAKE_KEY"]) as fake, FakeOpenAI(api_key=ENV["FAKE_KEY"]) as c:
+        gateway = await _gateway(
+            tmp_path,
+            fake,
+            deployments=[
+                openai_deployment("gpt", fake.url, price=PRICE),
+                openai_deployment("cand", c.url, price=PRICE),
+            ],
+            shadow={"rules": rules},
+        )
+        request = ChatRequest(model="gpt", messages=MESSAGES, stream=True)
+        ctx = _context(gateway, request)
+        try:
+            assert gateway.shadow is not None
+            items = [item async for item in gateway.stream(ctx, request)]
+            assert [r.name for r in gateway.shadow.draw(ctx)] == ["always"]
+            await asyncio.wait_for(gateway.shadow.drain(), 30)
+        finally:
+            await gateway.aclose()
+        assert isinstance(items[-1], CallOutcome)
+        assert len(c.received) == 1  # one copy: the 'always' rule's
+    with sqlite3.connect(tmp_path / "ledger.db") as conn:
+        pairs = conn.execute("SELECT rule, primary_output FROM shadow_pairs").fetchall()
+    assert pairs == [("always", "Echo: alpha beta gamma")]

@@ -37,6 +37,7 @@ from laneway.providers import ChatRequest, StreamDelta, Usage, estimate_prompt_t
 
 if TYPE_CHECKING:
     from laneway.gateway._core import Gateway
+    from laneway.settings import ShadowRule
 
 __all__ = [
     "abandoned_usage",
@@ -94,7 +95,9 @@ async def stream(
     """``Gateway.stream``: the deltas worth sending, then one final outcome (or an
     outcome first, for a failure before the first delta); recorded when it ends or is
     closed."""
-    tally = _StreamTally(keep_text=gateway.shadow is not None)
+    tally = _StreamTally(keep_text=False)
+    shadow = gateway.shadow
+    drawn: tuple[ShadowRule, ...] = ()
     outcome = CallOutcome(status=200)
     rest: AsyncIterator[StreamDelta] | None = None
     begun = False  # the first delta was handed out: an end from here on is partial
@@ -103,6 +106,8 @@ async def stream(
         outcome.ttft = time.perf_counter() - ctx.started
         ctx.model_id = gateway.served_model_id(ctx, request)
         begun = outcome.partial = True
+        if shadow is not None and (drawn := shadow.draw(ctx)):  # routed: sample it now
+            tally.texts = []  # only a sampled stream keeps its text for the copy
         tally.add(first, ctx, True)  # the first delta is always handed out
         yield first
         async for delta in rest:  # (``async for``: ~1k instructions less per delta than anext)
@@ -149,9 +154,8 @@ async def stream(
             if outcome.error is None:
                 outcome.status = 499
         finish(gateway, ctx, outcome)
-        shadow = gateway.shadow
-        if shadow is not None and tally.texts is not None and outcome.status == 200:
-            shadow.offer(ctx, None, "".join(tally.texts), outcome.cost)
+        if shadow is not None and drawn and tally.texts is not None and outcome.status == 200:
+            shadow.offer(ctx, None, "".join(tally.texts), outcome.cost, drawn)
         if rest is not None:
             await close_stream(rest)
 

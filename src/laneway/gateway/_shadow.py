@@ -264,20 +264,35 @@ class ShadowMirror:
             await asyncio.to_thread(self._write_pairs, batch)
 
     # -- on the request path -----------------------------------------------------------
-    def offer(
-        self, ctx: _Context, result: ChatResult | None, output: str | None, cost: Any
-    ) -> None:
-        """Queue copies of an answered request for every rule that samples and matches it.
+    def draw(self, ctx: _Context) -> tuple[ShadowRule, ...]:
+        """The rules that sample and match this request: one random draw per rule (the draw
+        comes first: most requests are not sampled and stop there). A stream draws once it
+        is routed, so that only a sampled stream keeps its text for the copy."""
+        if self._queue is None or ctx.source != "api" or ctx.request is None:
+            return ()
+        return tuple(
+            rule
+            for rule in self.rules
+            if self._random() < rule.sample_rate and self._matches(rule, ctx)
+        )
 
-        The client's path pays for one random draw per rule (the draw comes first: most
-        requests are not sampled and stop there), and for a sampled one a clock read and
-        one queue put of what the worker needs; the job is built off the path."""
+    def offer(
+        self,
+        ctx: _Context,
+        result: ChatResult | None,
+        output: str | None,
+        cost: Any,
+        drawn: tuple[ShadowRule, ...] | None = None,
+    ) -> None:
+        """Queue copies of an answered request for every rule that samples and matches it
+        (``drawn``, when :meth:`draw` already ran for it).
+
+        The client's path pays for the draws, and for a sampled one a clock read and one
+        queue put of what the worker needs; the job is built off the path."""
         queue = self._queue
         if queue is None or ctx.source != "api" or ctx.request is None:
             return
-        for rule in self.rules:
-            if self._random() >= rule.sample_rate or not self._matches(rule, ctx):
-                continue
+        for rule in self.draw(ctx) if drawn is None else drawn:
             try:
                 queue.put_nowait((rule, ctx, result, output, cost, time.perf_counter()))
             except asyncio.QueueFull:
