@@ -120,3 +120,30 @@ async def test_a_refused_relay_stream_is_a_recorded_outcome(tmp_path: Path) -> N
     assert fake.received == []  # refused before any call
     [row] = ledger_rows(tmp_path)
     assert row["status"] == 400
+
+
+async def test_a_bug_in_a_relay_is_an_internal_error_recorded_as_such(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """An unexpected exception below the relay gives the client a readable 500 and a 500
+    ledger row (the relay's own try/except recorded such a request as a 200)."""
+    from laneway.gateway import _relay
+
+    async def broken(*args: object) -> Any:
+        raise RuntimeError("a bug with request data in its message")
+
+    monkeypatch.setattr(_relay, "_create", broken)
+    with FakeOpenAIResponses(api_key=ENV["FAKE_KEY"]) as fake:
+        gateway = await _gateway(tmp_path, fake)
+        request = _request("tier:reasoning")
+        ctx = _context(gateway, request)
+        try:
+            outcome = await gateway.relay(ctx, request)
+        finally:
+            await gateway.aclose()
+    assert outcome.status == 500
+    assert outcome.error is not None
+    assert outcome.error.code == "internal_error"
+    assert "request data" not in outcome.error.message
+    [row] = ledger_rows(tmp_path)
+    assert row["status"] == 500

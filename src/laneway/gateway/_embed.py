@@ -21,8 +21,8 @@ from laneway.errors import (
 )
 from laneway.gateway._context import CallOutcome, RequestContext
 from laneway.gateway._deployments import Deployment
-from laneway.gateway._life import abandoned_usage, internal_error, shutting_down
-from laneway.gateway._records import AVAILABILITY_FAULTS, finish, private_failure
+from laneway.gateway._life import Accounted
+from laneway.gateway._records import AVAILABILITY_FAULTS, private_failure
 from laneway.governance import PRIVATE_HOSTING
 from laneway.providers import ChatRequest, Message, Usage, estimate_prompt_tokens
 from laneway.resilience import Attempt, may_fall_back
@@ -58,8 +58,7 @@ async def embed(gateway: Gateway, ctx: RequestContext, request: EmbedRequest) ->
     """The vectors (``outcome.vectors``) or the error; as :meth:`Gateway.complete`."""
     chat = request.as_chat()
     ctx.request = chat
-    outcome = CallOutcome(status=200)
-    try:
+    with Accounted(gateway, ctx, chat, CallOutcome(status=200)) as outcome:
         chosen = await _govern(gateway, ctx, chat, request.dimensions)
         try:
             vectors, usage = await _call_chain(ctx, chosen, request)
@@ -73,23 +72,6 @@ async def embed(gateway: Gateway, ctx: RequestContext, request: EmbedRequest) ->
         outcome.usage = usage
         outcome.cost = gateway.request_cost(ctx)
         outcome.priced = True
-    except LanewayError as exc:
-        outcome.status = exc.status
-        outcome.error = exc
-    except asyncio.CancelledError as exc:
-        outcome.usage = abandoned_usage(ctx, chat, exc)
-        if ctx.client_gone:
-            outcome.status = 499
-            outcome.partial = True
-            raise
-        shutting_down(outcome)
-    except Exception as exc:  # a bug below: the client still gets a readable answer
-        err = internal_error(ctx, exc)
-        outcome.usage = abandoned_usage(ctx, chat, exc, err)
-        outcome.status = err.status
-        outcome.error = err
-    finally:
-        finish(gateway, ctx, outcome)
     if outcome.error is not None:
         gateway.sanitize(outcome.error)
     return outcome

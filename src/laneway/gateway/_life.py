@@ -22,7 +22,7 @@ import logging
 import time
 import traceback
 from collections.abc import AsyncGenerator, AsyncIterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from laneway.errors import (
     ClientClosed,
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from laneway.settings import ShadowRule
 
 __all__ = [
+    "Accounted",
     "abandoned_usage",
     "close_stream",
     "complete",
@@ -50,36 +51,20 @@ __all__ = [
 
 log = logging.getLogger("laneway.gateway")
 
+OutcomeT = TypeVar("OutcomeT", bound=CallOutcome)
+
 
 async def complete(gateway: Gateway, ctx: RequestContext, request: ChatRequest) -> CallOutcome:
     """``Gateway.complete``: answer ``request`` in full and record it. Never raises
     ``LanewayError`` (a failure is the outcome's ``error``, safe to show the client);
     raises ``CancelledError`` only when ``ctx.client_gone`` (the request is recorded)."""
-    outcome = CallOutcome(status=200)
-    try:
+    with Accounted(gateway, ctx, request, CallOutcome(status=200)) as outcome:
         result = await gateway.answer(ctx, request)
         ctx.model_id = gateway.served_model_id(ctx, request)
         outcome.result = result
         outcome.usage = result.usage if result.usage is not None else ctx.estimated_usage
         outcome.cost = gateway.request_cost(ctx)
         outcome.priced = True
-    except LanewayError as exc:
-        outcome.status = exc.status
-        outcome.error = exc
-    except asyncio.CancelledError as exc:
-        outcome.usage = abandoned_usage(ctx, request, exc)
-        if ctx.client_gone:
-            outcome.status = 499
-            outcome.partial = True
-            raise
-        shutting_down(outcome)
-    except Exception as exc:  # a bug below: the client still gets a readable answer
-        err = internal_error(ctx, exc)
-        outcome.usage = abandoned_usage(ctx, request, exc, err)
-        outcome.status = err.status
-        outcome.error = err
-    finally:
-        finish(gateway, ctx, outcome)
     error = outcome.error
     if error is not None:
         gateway.sanitize(error)
@@ -87,6 +72,59 @@ async def complete(gateway: Gateway, ctx: RequestContext, request: ChatRequest) 
         result = outcome.result
         gateway.shadow.offer(ctx, result, result.content, outcome.cost)
     return outcome
+
+
+class Accounted(Generic[OutcomeT]):
+    """``with Accounted(gateway, ctx, request, outcome) as outcome:`` around the work of a
+    request that answers in one piece (chat, embeddings, a relayed response): however the
+    work ends, the outcome says how and the request is recorded once (``finish``).
+
+    A ``LanewayError`` becomes the outcome's error; a cancellation bills the call in flight
+    and is a 499 re-raised when the client left, else the gateway shutting down; anything
+    else is logged as ``internal_error``. Only a client's cancellation (and a
+    ``BaseException`` such as ``KeyboardInterrupt``) leaves the block."""
+
+    __slots__ = ("_ctx", "_gateway", "_outcome", "_request")
+
+    def __init__(
+        self, gateway: Gateway, ctx: RequestContext, request: ChatRequest, outcome: OutcomeT
+    ) -> None:
+        self._gateway = gateway
+        self._ctx = ctx
+        self._request = request
+        self._outcome = outcome
+
+    def __enter__(self) -> OutcomeT:
+        return self._outcome
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> bool:
+        outcome, ctx = self._outcome, self._ctx
+        try:
+            if exc is None:
+                return False
+            if isinstance(exc, LanewayError):
+                outcome.status = exc.status
+                outcome.error = exc
+                return True
+            if isinstance(exc, asyncio.CancelledError):
+                outcome.usage = abandoned_usage(ctx, self._request, exc)
+                if ctx.client_gone:
+                    outcome.status = 499
+                    outcome.partial = True
+                    return False
+                shutting_down(outcome)
+                return True
+            if isinstance(exc, Exception):  # a bug below: the client still gets an answer
+                err = internal_error(ctx, exc)
+                outcome.usage = abandoned_usage(ctx, self._request, exc, err)
+                outcome.status = err.status
+                outcome.error = err
+                return True
+            return False
+        finally:
+            finish(self._gateway, ctx, outcome)
 
 
 async def stream(

@@ -29,6 +29,7 @@ from laneway.errors import (
 )
 from laneway.gateway._context import CallOutcome, RequestContext
 from laneway.gateway._deployments import Deployment
+from laneway.gateway._life import Accounted
 from laneway.governance import PRIVATE_HOSTING
 from laneway.providers import (
     ChatRequest,
@@ -70,8 +71,7 @@ async def relay(gateway: Gateway, ctx: RequestContext, request: RelayRequest) ->
     """Govern, call the first deployment that answers and record the request; the
     outcome holds the response or the error (not yet sanitized). Raises
     ``CancelledError`` (the request recorded as a 499) when the client left."""
-    outcome = RelayOutcome(status=200)
-    try:
+    with Accounted(gateway, ctx, request.scan, RelayOutcome(status=200)) as outcome:
         chosen = await _govern(gateway, ctx, request)
         response, usage = await _create(ctx, chosen, request)
         ctx.served_model = _model_of(response)
@@ -80,14 +80,6 @@ async def relay(gateway: Gateway, ctx: RequestContext, request: RelayRequest) ->
         outcome.response = response
         outcome.cost = gateway.request_cost(ctx)
         outcome.priced = True
-    except LanewayError as exc:
-        outcome.status, outcome.error = exc.status, exc
-    except asyncio.CancelledError:
-        outcome.status, outcome.partial = 499, True
-        outcome.usage = _usage(ctx, request, None) if ctx.trace.attempts else None
-        raise
-    finally:
-        gateway.finish(ctx, outcome)
     return outcome
 
 
