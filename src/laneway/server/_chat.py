@@ -309,7 +309,7 @@ def _check_content_type(value: str | None) -> None:
     )
 
 
-class _DisconnectWatch:
+class DisconnectWatch:
     """Cancels the request's task when the client disconnects while the core works on an
     answer (the whole non-streaming call, or a stream's first delta), after setting
     ``ctx.client_gone`` so that the core bills what was used and records a 499.
@@ -318,20 +318,25 @@ class _DisconnectWatch:
     task waiting on ``receive()`` notices it. That task is started only when the answer
     takes longer than ``ARM_AFTER_S``: most answers come sooner, and a timer costs far
     less than a task per request (a client that leaves is noticed at most that much
-    later). :meth:`stop` (always called) cancels the timer or the task."""
+    later; a response already streaming watches at once: ``arm_after=0``). :meth:`stop`
+    (always called) cancels the timer or the task."""
 
     ARM_AFTER_S = 0.05
 
     __slots__ = ("_ctx", "_main", "_receive", "_task", "_timer")
 
-    def __init__(self, receive: Receive, ctx: RequestContext) -> None:
+    def __init__(
+        self, receive: Receive, ctx: RequestContext, arm_after: float = ARM_AFTER_S
+    ) -> None:
         self._ctx = ctx
         self._main: asyncio.Task[Any] | None = asyncio.current_task()
         self._receive = receive
         self._task: asyncio.Future[Message] | None = None
-        self._timer: asyncio.TimerHandle | None = asyncio.get_running_loop().call_later(
-            self.ARM_AFTER_S, self._arm
-        )
+        self._timer: asyncio.TimerHandle | None = None
+        if arm_after > 0:
+            self._timer = asyncio.get_running_loop().call_later(arm_after, self._arm)
+        else:
+            self._arm()
 
     def _arm(self) -> None:
         self._timer = None
@@ -375,7 +380,7 @@ async def call_core(
 ) -> CallOutcome | None:
     """Await the core's answer (``call``: one :class:`Gateway` call) while watching for
     the client leaving; ``None`` when it left (the core recorded a 499)."""
-    watch = _DisconnectWatch(receive, ctx)
+    watch = DisconnectWatch(receive, ctx)
     try:
         outcome = await call
         await watch.settle()
@@ -427,7 +432,7 @@ async def _stream(
     protocol: ClientProtocol,
 ) -> Response:
     events = gateway.stream(ctx, chat)
-    watch = _DisconnectWatch(receive, ctx)
+    watch = DisconnectWatch(receive, ctx)
     try:
         first = await anext(events)
         await watch.settle()
@@ -488,17 +493,7 @@ class SSEResponse(Response):
         events = self._events
         encoder = self._encoder
         ctx = self._ctx
-        main = asyncio.current_task()
-        watcher = asyncio.ensure_future(receive())
-
-        def on_message(task: asyncio.Future[Message]) -> None:
-            if task.cancelled() or task.exception() is not None:
-                return
-            if task.result()["type"] == "http.disconnect" and main is not None:
-                ctx.client_gone = True
-                main.cancel()
-
-        watcher.add_done_callback(on_message)
+        watch = DisconnectWatch(receive, ctx, arm_after=0)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             # events ready together leave in one write (see send_events)
@@ -515,8 +510,7 @@ class SSEResponse(Response):
         except Exception as exc:  # rendering failed (a bug): the core records it as one
             await self._fail(exc, send)
         finally:
-            watcher.remove_done_callback(on_message)
-            watcher.cancel()
+            watch.stop()
             await close_stream(events)
 
     def _render(self, item: StreamDelta | CallOutcome) -> bytes:

@@ -55,6 +55,7 @@ from laneway.gateway import (
     close_stream,
 )
 from laneway.server._chat import (
+    DisconnectWatch,
     JSONBytesResponse,
     _raw_route_headers,
     call_core,
@@ -331,17 +332,7 @@ class _RelayResponse(Response):
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         ctx = self._ctx
-        main = asyncio.current_task()
-        watcher = asyncio.ensure_future(receive())
-
-        def on_message(task: asyncio.Future[ASGIMessage]) -> None:
-            if task.cancelled() or task.exception() is not None:
-                return
-            if task.result()["type"] == "http.disconnect" and main is not None:
-                ctx.client_gone = True
-                main.cancel()
-
-        watcher.add_done_callback(on_message)
+        watch = DisconnectWatch(receive, ctx, arm_after=0)
         try:
             await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             async for chunk in self._body:
@@ -350,13 +341,13 @@ class _RelayResponse(Response):
         except asyncio.CancelledError:
             if not ctx.client_gone:
                 raise
-            if main is not None:
-                main.uncancel()  # handled: the client is gone and its stream was ledgered
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()  # handled: the client is gone and its stream was ledgered
         except OSError:  # the client is gone (a server that reports it this way)
             ctx.client_gone = True
         finally:
-            watcher.remove_done_callback(on_message)
-            watcher.cancel()
+            watch.stop()
             await close_stream(self._body)
 
 
