@@ -84,11 +84,7 @@ class OpenAIChatAdapter:
         self.endpoint = endpoint
         self._client = client
         self._url = endpoint.api_base.rstrip("/") + "/chat/completions"
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        if endpoint.api_key:
-            headers["authorization"] = f"Bearer {endpoint.api_key}"
-        headers.update(endpoint.extra_headers or {})
-        self._headers = headers
+        self._headers = endpoint.bearer_headers()
         self._unsupported = frozenset(endpoint.quirk("unsupported", ()) or ())
 
     def check(self, request: ChatRequest) -> None:

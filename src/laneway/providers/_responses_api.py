@@ -66,11 +66,7 @@ class ResponsesRelay:
         self.endpoint = endpoint
         self._client = client
         self._url = endpoint.api_base.rstrip("/") + "/responses"
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        if endpoint.api_key:
-            headers["authorization"] = f"Bearer {endpoint.api_key}"
-        headers.update(endpoint.extra_headers or {})
-        self._headers = headers
+        self._headers = endpoint.bearer_headers()
 
     def body(self, doc: Mapping[str, Any]) -> bytes:
         """The client's body with this deployment's model."""

@@ -45,6 +45,15 @@ class Endpoint:
     def quirk(self, name: str, default: Any = None) -> Any:
         return default if self.quirks is None else self.quirks.get(name, default)
 
+    def bearer_headers(self) -> dict[str, str]:
+        """JSON in and out, the key as a Bearer token (when there is one), then the
+        deployment's own extra headers (OpenAI-format, Responses API and TEI upstreams)."""
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if self.api_key:
+            headers["authorization"] = f"Bearer {self.api_key}"
+        headers.update(self.extra_headers or {})
+        return headers
+
 
 MAX_RETRY_AFTER_HEADER = 3600.0
 

@@ -40,11 +40,7 @@ class TEIAdapter:
         self.endpoint = endpoint
         self._client = client
         self._url = endpoint.api_base.rstrip("/") + "/embed"
-        headers = {"content-type": "application/json", "accept": "application/json"}
-        if endpoint.api_key:
-            headers["authorization"] = f"Bearer {endpoint.api_key}"
-        headers.update(endpoint.extra_headers or {})
-        self._headers = headers
+        self._headers = endpoint.bearer_headers()
 
     # -- chat: not served ------------------------------------------------------------
     def _chat_refused(self) -> UnsupportedParameter:
