@@ -76,9 +76,21 @@ def error_response(
     protocol: ClientProtocol = OPENAI_CHAT,
 ) -> Response:
     headers = exc.headers()
+    retry_after = headers.get("retry-after")
+    if (
+        retry_after is not None
+        and retry_after.isdigit()
+        and int(retry_after) > _SDK_MAX_RETRY_AFTER_S
+    ):
+        # A wait no client should sit through in line (a budget resetting next month):
+        # both SDKs obey this header; the anthropic SDK would otherwise sleep that long.
+        headers["x-should-retry"] = "false"
     if request_id:
         headers["x-laneway-request-id"] = request_id
     return protocol.error_response(exc, headers)
+
+
+_SDK_MAX_RETRY_AFTER_S = 120  # the openai SDK's own bound (it does not retry past it)
 
 
 async def read_body(request: Request, limit: int, deadline_s: float | None = None) -> bytes:
