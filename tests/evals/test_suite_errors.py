@@ -100,3 +100,26 @@ def test_packaged_suites_are_small_and_valid() -> None:
     for path in suites.values():
         suite = load_suite(path)
         assert 8 <= len(suite.cases) <= 12
+
+
+def test_a_jsonl_suite_with_no_case_is_refused(tmp_path: Path) -> None:
+    # It used to run 0 cases and exit 0 ("status complete"), where an empty YAML suite
+    # is refused.
+    for text in ("", "\n  \n"):
+        path = _write(tmp_path, text, "empty.jsonl")
+        assert _error(path) == f"{path}: the suite has no cases"
+
+
+def test_duplicate_ids_in_jsonl_are_named_where_they_are(tmp_path: Path) -> None:
+    # A JSONL suite with a repeated id used to be accepted: every call was made, then
+    # storing the results failed on the database's unique key, losing the run's work.
+    path = _write(
+        tmp_path,
+        '{"id": "a", "prompt": "p"}\n{"id": "b", "prompt": "q"}\n{"id": "a", "prompt": "r"}\n',
+        "dup.jsonl",
+    )
+    assert _error(path) == f"{path}:3: id: duplicate id 'a'"
+    # A YAML case repeated in its cases_file: the JSONL line is named, not a YAML line.
+    more = _write(tmp_path, '{"id": "b", "prompt": "p"}\n{"id": "a", "prompt": "q"}\n', "m.jsonl")
+    path = _write(tmp_path, GOOD + "cases_file: m.jsonl\n")
+    assert _error(path) == f"{more}:2: id: duplicate id 'a'"

@@ -184,10 +184,15 @@ def _loc_text(loc: Sequence[int | str]) -> str:
     return out
 
 
-def _fail(path: Path, line: int | None, loc: Sequence[int | str], message: str) -> ConfigError:
+def _where(path: Path, line: int | None, loc: Sequence[int | str] = ()) -> str:
+    """``file:line: field`` (the parts that are known)."""
     where = f"{path}:{line}" if line else str(path)
     field = _loc_text(loc)
-    return ConfigError(f"{where}: {field + ': ' if field else ''}{message}")
+    return f"{where}: {field}" if field else where
+
+
+def _fail(path: Path, line: int | None, loc: Sequence[int | str], message: str) -> ConfigError:
+    return ConfigError(f"{_where(path, line, loc)}: {message}")
 
 
 def _case(
@@ -211,8 +216,11 @@ def _case(
     return case
 
 
-def _jsonl_cases(path: Path, defaults: Mapping[str, Any], what: str = "cases file") -> list[Case]:
-    cases: list[Case] = []
+def _jsonl_cases(
+    path: Path, defaults: Mapping[str, Any], what: str = "cases file"
+) -> list[tuple[Case, str]]:
+    """The cases of a JSONL file, each with where it is (``file:line``)."""
+    cases: list[tuple[Case, str]] = []
     for number, text in enumerate(read_user_text(path, what).splitlines(), start=1):
         if not text.strip():
             continue
@@ -220,8 +228,22 @@ def _jsonl_cases(path: Path, defaults: Mapping[str, Any], what: str = "cases fil
             raw = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
             raise ConfigError(f"{path}:{number}: not valid JSON ({exc})") from None
-        cases.append(_case(raw, defaults, path, lambda _loc, n=number: n, []))
+        case = _case(raw, defaults, path, lambda _loc, n=number: n, [])
+        cases.append((case, _where(path, number, ["id"])))
     return cases
+
+
+def _checked(cases: Sequence[tuple[Case, str]], empty: str) -> tuple[Case, ...]:
+    """The cases, refused when there are none (``empty`` says where) or when two share an
+    id (the second one's place is named: results are stored per case id)."""
+    if not cases:
+        raise ConfigError(f"{empty}: the suite has no cases")
+    seen: set[str] = set()
+    for case, where in cases:
+        if case.id in seen:
+            raise ConfigError(f"{where}: duplicate id {case.id!r}")
+        seen.add(case.id)
+    return tuple(case for case, _ in cases)
 
 
 def suite_from_dict(data: Any, path: Path, root: yaml.Node | None = None) -> Suite:
@@ -248,26 +270,24 @@ def suite_from_dict(data: Any, path: Path, root: yaml.Node | None = None) -> Sui
             f"not a default a case can take (allowed: {', '.join(sorted(_DEFAULTABLE))})",
         )
     cases = [
-        _case(raw, spec.defaults, path, line_of, ["cases", i]) for i, raw in enumerate(spec.cases)
+        (
+            _case(raw, spec.defaults, path, line_of, ["cases", i]),
+            _where(path, line_of(["cases", i, "id"]), ["cases", i, "id"]),
+        )
+        for i, raw in enumerate(spec.cases)
     ]
     if spec.cases_file:
         cases += _jsonl_cases(path.parent / spec.cases_file, spec.defaults)
-    if not cases:
-        raise _fail(path, line_of([]), [], "the suite has no cases")
-    seen: set[str] = set()
-    for i, case in enumerate(cases):
-        if case.id in seen:
-            raise _fail(path, line_of(["cases", i, "id"]), ["cases", i, "id"], "duplicate id")
-        seen.add(case.id)
-    return Suite(spec.name, spec.description, spec.version, tuple(cases), str(path))
+    empty = _where(path, line_of([]))
+    return Suite(spec.name, spec.description, spec.version, _checked(cases, empty), str(path))
 
 
 def load_suite(path: str | Path) -> Suite:
     """Load and validate a suite file (YAML, or a JSONL file of cases on its own)."""
     path = Path(path)
     if path.suffix == ".jsonl":
-        cases = _jsonl_cases(path, {}, "suite file")
-        return Suite(path.stem, "", 1, tuple(cases), str(path))
+        cases = _checked(_jsonl_cases(path, {}, "suite file"), str(path))
+        return Suite(path.stem, "", 1, cases, str(path))
     text = read_user_text(path, "suite file")
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
