@@ -79,6 +79,26 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
+def _only(body: dict[str, Any], allowed: frozenset[str]) -> None:
+    """Refuse a field the endpoint does not know (a mistyped option must not be ignored:
+    ``budget`` for ``budget_usd`` would create a key without a budget)."""
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise InvalidRequest(
+            f"unknown field {unknown[0][:80]!r}; expected {', '.join(sorted(allowed))}",
+            param=unknown[0][:80],
+        )
+
+
+_KILL_FIELDS = frozenset({"kind", "name", "reason", "force"})
+_UNKILL_FIELDS = frozenset({"kind", "name"})
+_KEY_FIELDS = frozenset({
+    "name", "budget_usd", "period", "models", "tiers", "rpm", "tpm", "allow_unknown_price",
+    "log_prompts", "policy",
+})  # fmt: skip
+_MAX_REASON = 500
+
+
 def _kill_target(body: dict[str, Any]) -> tuple[str, str]:
     kind, name = body.get("kind"), body.get("name")
     if kind not in _KILL_KINDS:
@@ -94,10 +114,18 @@ async def _kills(request: Request, gateway: Gateway) -> Any:
 
 async def _kill(request: Request, gateway: Gateway) -> Any:
     body = await _json_body(request)
+    _only(body, _KILL_FIELDS)
     kind, name = _kill_target(body)
-    if body.get("force") is not True:
-        check_kill_target(kind, name, gateway.settings)
+    force = body.get("force", False)
+    if type(force) is not bool:
+        raise InvalidRequest("force must be true or false", param="force")
     reason = body.get("reason")
+    if reason is not None and (type(reason) is not str or len(reason) > _MAX_REASON):
+        raise InvalidRequest(
+            f"reason must be a string of at most {_MAX_REASON} characters", param="reason"
+        )
+    if not force:
+        check_kill_target(kind, name, gateway.settings)
     record = await asyncio.to_thread(
         _store(gateway).kill, kind, name, reason=reason, actor="admin-api"
     )
@@ -105,7 +133,9 @@ async def _kill(request: Request, gateway: Gateway) -> Any:
 
 
 async def _unkill(request: Request, gateway: Gateway) -> Any:
-    kind, name = _kill_target(await _json_body(request))
+    body = await _json_body(request)
+    _only(body, _UNKILL_FIELDS)
+    kind, name = _kill_target(body)
     done = await asyncio.to_thread(_store(gateway).unkill, kind, name, actor="admin-api")
     return {"unkilled": done}
 
@@ -122,7 +152,10 @@ _PERIODS = ("day", "month")
 def _key_options(body: dict[str, Any]) -> dict[str, Any]:
     """The options of ``POST /admin/keys``, each checked with a message that says what
     is expected (never a Python exception's text)."""
+    _only(body, _KEY_FIELDS)
     options: dict[str, Any] = {}
+    if body.get("period") is not None and body.get("budget_usd") is None:
+        raise InvalidRequest("period is the budget's: give budget_usd with it", param="period")
     if body.get("budget_usd") is not None:
         options["budget_usd"] = _budget(body["budget_usd"])
         period = body.get("period") or "month"
