@@ -102,6 +102,18 @@ def test_clustered_interval_counts_cases_not_repeats() -> None:
     assert clustered_interval([]) == (0.0, 1.0)
 
 
+def test_clustered_interval_when_every_call_passed_counts_cases() -> None:
+    # 5 cases asked 6 times each, all passing (a deterministic model): as sure as 5
+    # passes, not 30. It used to be Wilson's over 30 calls (88.6%-100%), narrower with
+    # every repeat although repeats of a deterministic model add nothing.
+    assert clustered_interval([(6, 6)] * 5) == pytest.approx(wilson_interval(5, 5))
+    assert clustered_interval([(0, 6)] * 5) == pytest.approx(wilson_interval(0, 5))
+    assert clustered_interval([(1, 1)] * 5) == pytest.approx(wilson_interval(5, 5))
+    # Unequal repeats: the pooled rate weighs the case asked 4 times 4-fold, so the
+    # effective count is 6² / (4² + 1 + 1) = 2 (Kish), not 3 cases nor 6 calls.
+    assert clustered_interval([(4, 4), (1, 1), (1, 1)]) == pytest.approx(wilson_interval(2, 2))
+
+
 def test_mann_whitney_known_values() -> None:
     # No overlap, 10 vs 10: U = 0; normal approximation p ~ 0.00018 (SciPy: 0.000183).
     base = list(range(10))

@@ -6,7 +6,8 @@ Rates and intervals:
 * :func:`clustered_interval`: the same for repeats of the same cases: repeats of one case
   are not independent, so the interval is Wilson's at the effective sample size
   ``attempts / design effect`` (the design effect from the between-case variance, never
-  below 1). With one repeat per case it is exactly Wilson's interval.
+  below 1; when every call passed or every call failed, the number of cases). With one
+  repeat per case it is exactly Wilson's interval.
 * :func:`pass_hat_k`: pass^k for one case, C(c, k) / C(n, k).
 
 Paired tests of candidate B against baseline A are over **cases**: repeats are first
@@ -82,8 +83,16 @@ def clustered_interval(per_case: Sequence[tuple[int, int]], z: float = Z95) -> t
         return 0.0, 1.0
     passed = sum(c for c, _ in cases)
     p = passed / total
+    if p in (0.0, 1.0):
+        # Every call passed (or failed): the between-case variance is 0 and says nothing
+        # about how far repeats of one case are independent. Every case agreed with
+        # itself, so count cases, not calls (total² / Σ n_i², the number of cases when
+        # they were asked equally often): 5 cases x 6 repeats all passing is 5 passes,
+        # not 30.
+        n_eff = total**2 / sum(n * n for _, n in cases)
+        return wilson_interval(p * n_eff, n_eff, z)
     deff = 1.0
-    if 0.0 < p < 1.0 and len(cases) > 1:
+    if len(cases) > 1:
         robust = sum((c - p * n) ** 2 for c, n in cases) / total**2  # cluster-robust (CR0)
         binomial = p * (1 - p) / total
         deff = max(1.0, robust / binomial)
