@@ -22,6 +22,7 @@ from typing import Any, cast
 import orjson
 
 from laneway.errors import InvalidRequest
+from laneway.governance import ClientSchema
 from laneway.providers import ChatRequest, ContentPart, Message, Tool, ToolCall
 from laneway.server._jsonlimits import (
     check_depth,
@@ -101,7 +102,7 @@ def parse_messages_request(
     if task is not None:  # taken out again by the handler, never forwarded
         options["metadata"] = {"laneway_task": task}
     tools = _tools(doc.get("tools"), marks)
-    tool_choice, parallel = _tool_choice(doc.get("tool_choice"))
+    tool_choice, parallel = _tool_choice(doc.get("tool_choice"), tools)
     return ChatRequest(
         model=model,
         messages=tuple(messages),
@@ -325,6 +326,7 @@ def _tools(value: Any, marks: _Marks) -> tuple[Tool, ...]:
     if len(value) > _MAX_TOOLS:
         raise InvalidRequest(f"at most {_MAX_TOOLS} tools", param="tools")
     tools: list[Tool] = []
+    names: set[str] = set()
     for i, tool in enumerate(value):
         where = f"tools[{i}]"
         expect_object(tool, where)
@@ -336,18 +338,27 @@ def _tools(value: Any, marks: _Marks) -> tuple[Tool, ...]:
             )
         only_keys(tool, _TOOL_KEYS, where)
         _mark(tool, where, marks, ("tools", i))
+        name = expect_name(tool.get("name"), f"{where}.name")
+        if name in names:
+            raise InvalidRequest(
+                f"'{where}.name': duplicate tool name {name!r}: tool names must be unique",
+                param=f"{where}.name",
+            )
+        names.add(name)
         schema = expect_object(tool.get("input_schema"), f"{where}.input_schema")
-        function: dict[str, Any] = {
-            "name": expect_name(tool.get("name"), f"{where}.name"),
-            "parameters": schema,
-        }
+        # checked like chat's tool parameters: valid, local references only, linear-time
+        # patterns, before any upstream call
+        ClientSchema.check_schema(schema, f"{where}.input_schema")
+        function: dict[str, Any] = {"name": name, "parameters": schema}
         if tool.get("description") is not None:
             function["description"] = expect_str(tool["description"], f"{where}.description")
         tools.append(cast(Tool, {"type": "function", "function": function}))
     return tuple(tools)
 
 
-def _tool_choice(value: Any) -> tuple[str | dict[str, Any] | None, bool | None]:
+def _tool_choice(
+    value: Any, tools: tuple[Tool, ...]
+) -> tuple[str | dict[str, Any] | None, bool | None]:
     if value is None:
         return None, None
     expect_object(value, "tool_choice")
@@ -360,12 +371,21 @@ def _tool_choice(value: Any) -> tuple[str | dict[str, Any] | None, bool | None]:
     kind = value.get("type")
     if kind == "auto":
         return "auto", parallel
-    if kind == "any":
-        return "required", parallel
     if kind == "none":
         return "none", parallel
+    if kind in ("any", "tool") and not tools:
+        raise InvalidRequest(
+            f"'tool_choice' of type {kind!r} needs 'tools' to choose from", param="tool_choice"
+        )
+    if kind == "any":
+        return "required", parallel
     if kind == "tool":
         name = expect_nonempty_str(value.get("name"), "tool_choice.name")
+        if all(tool["function"]["name"] != name for tool in tools):
+            raise InvalidRequest(
+                f"'tool_choice.name' names {name[:80]!r}, which is not one of the declared tools",
+                param="tool_choice.name",
+            )
         return {"type": "function", "function": {"name": name}}, parallel
     raise InvalidRequest(
         "'tool_choice.type' must be one of auto, any, tool, none", param="tool_choice.type"
