@@ -15,6 +15,7 @@ import sqlalchemy as sa
 import yaml
 from typer.testing import CliRunner, Result
 
+from laneway import evals
 from laneway.evals import RunOptions, RunRecord, load_suite
 from laneway.evals._runner import new_run
 from laneway.ledger import open_database
@@ -198,3 +199,65 @@ async def test_a_run_stopped_by_an_unexpected_error_is_not_complete(
     finally:
         await gateway.aclose()
         engine.dispose()
+
+
+def test_resume_keeps_every_option_the_run_started_with(
+    home: Path, fakes: dict[str, FakeOpenAI], monkeypatch: Any
+) -> None:
+    # The provider is down: the run is left incomplete. Its resume command used to be
+    # `laneway eval run s.yaml --resume ID` only, and a resume dropped --min-pass (the
+    # gate was not applied: exit 0), --out (no files), --tokens-per-day, --concurrency,
+    # --retries and --rps-per-provider, and lost --config (the run was not found).
+    (home / "sub").mkdir()
+    config = yaml.safe_load((home / "laneway.yaml").read_text("utf-8"))
+    (home / "sub" / "lw.yaml").write_text(yaml.safe_dump(config), "utf-8")
+    first = _run(
+        "s.yaml", "--models", "down", "--run-id", "k1", "--config", "sub/lw.yaml",
+        "--min-pass", "0.8", "--out", "reports", "--tokens-per-day", "1000000",
+        "--concurrency", "3", "--retries", "0", "--rps-per-provider", "500",
+    )  # fmt: skip
+    assert first.exit_code == 1, first.output
+    hint = "resume with: laneway eval run s.yaml --resume k1 --config sub/lw.yaml"
+    assert first.stderr.rstrip().endswith(hint), first.stderr
+    # The provider is back, answering half the cases wrong.
+    for item in config["deployments"]:
+        if item["name"] == "down":
+            item["api_base"] = fakes["half"].url + "/v1"
+    (home / "sub" / "lw.yaml").write_text(yaml.safe_dump(config), "utf-8")
+    seen: list[RunOptions] = []
+    real = evals.run_suite
+
+    async def spy(gateway: Any, suite: Any, record: Any, options: RunOptions, **kw: Any) -> Any:
+        seen.append(options)
+        return await real(gateway, suite, record, options, **kw)
+
+    monkeypatch.setattr(evals, "run_suite", spy)
+    resumed = _run("s.yaml", "--resume", "k1", "--config", "sub/lw.yaml")
+    assert resumed.exit_code == 1, resumed.output  # the gate, kept
+    assert "FAIL down: pass rate 50.0% < --min-pass 80.0%" in resumed.stdout
+    assert (home / "reports" / "k1.json").is_file() and (home / "reports" / "k1.html").is_file()
+    row = next(line for line in resumed.stdout.splitlines() if line.startswith("│ down"))
+    assert re.fullmatch(r"\d+\.\d\d", row.split("│")[-2].strip()), row  # $/month projected
+    assert [(o.concurrency, o.retries, o.rps_per_provider) for o in seen] == [(3, 0, 500.0)]
+    # An option given again overrides the stored one.
+    again = _run("s.yaml", "--resume", "k1", "--config", "sub/lw.yaml", "--min-pass", "0.5")
+    assert again.exit_code == 0, again.output
+    assert "PASS: every candidate at or above --min-pass 50.0%" in again.stdout
+
+
+def test_ctrl_c_prints_the_whole_resume_command(home: Path, monkeypatch: Any) -> None:
+    # It printed "interrupted; resume with --resume ID": no suite, no --database (the run
+    # is not found without it).
+    from laneway.cli import _eval
+
+    async def interrupted(*args: Any) -> Any:
+        args[-1]()  # start(): the run exists
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_eval, "_run_async", interrupted)
+    db = f"sqlite:///{home / 'other.db'}"
+    out = _run("s.yaml", "--models", "good", "--run-id", "c1", "--db", db)
+    assert out.exit_code == 130, out.output
+    assert out.stderr.splitlines() == [
+        f"interrupted; resume with: laneway eval run s.yaml --resume c1 --database {db}"
+    ]

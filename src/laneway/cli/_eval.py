@@ -301,8 +301,13 @@ _RepeatsOpt = Annotated[
 ]
 
 _ConcurrencyOpt = Annotated[
-    int,
-    typer.Option(min=1, max=512, help="Calls in flight at once, all candidates together."),
+    int | None,
+    typer.Option(
+        min=1,
+        max=512,
+        help="Calls in flight at once, all candidates together (default: 4; with --resume, "
+        "the run's own).",
+    ),
 ]
 
 _JudgeOpt = Annotated[
@@ -320,7 +325,10 @@ _ResumeOpt = Annotated[
     typer.Option(
         metavar="RUN_ID",
         help="Continue this run: completed calls are kept, failed or missing ones are "
-        "made (the suite must be unchanged).",
+        "made (the suite must be unchanged). The run keeps the options it was started "
+        "with (--models, --repeats, --judge, --concurrency, --retries, --rps-per-provider, "
+        "--min-pass, --tokens-per-day, --out); an option given again overrides its value, "
+        "except --models and --repeats.",
     ),
 ]
 
@@ -333,12 +341,13 @@ _RunIdOpt = Annotated[
 ]
 
 _RetriesOpt = Annotated[
-    int,
+    int | None,
     typer.Option(
         min=0,
         max=10,
         help="Extra attempts per call on transient errors (rate limits, timeouts, "
-        "5xx), after the gateway's own retries; waits 0.5 s, 1 s, 2 s... between them.",
+        "5xx), after the gateway's own retries; waits 0.5 s, 1 s, 2 s... between them "
+        "(default: 2; with --resume, the run's own).",
     ),
 ]
 
@@ -364,17 +373,47 @@ _MinPassOpt = Annotated[
 ]
 
 
+# What a resumed run keeps from the command line it was started with, besides the
+# options stored in RunOptions (stored with the run under these names).
+_KEPT = ("min_pass", "tokens_per_day", "out")
+
+
+def _resume_hint(ctx: typer.Context, suite_ref: str, run_id: str) -> str:
+    """The command that resumes ``run_id``: the run keeps its own options; the config
+    and the database given on this command line are needed to find it again."""
+    import shlex
+
+    words = ["laneway", "eval", "run", suite_ref, "--resume", run_id]
+    if ctx.params.get("config") is not None:
+        words += ["--config", str(ctx.params["config"])]
+    source = ctx.get_parameter_source("db")
+    if source is not None and source.name == "COMMANDLINE":  # not from the environment
+        words += ["--database", str(ctx.params["db"])]
+    return shlex.join(words)
+
+
+def _merged(ctx: typer.Context, stored: dict[str, Any], defaults: dict[str, Any]) -> dict[str, Any]:
+    """Each option as given on this command line, else as the resumed run stored it
+    (``stored``: empty for a new run), else its default."""
+    merged = {}
+    for name, default in defaults.items():
+        given = ctx.params.get(name)
+        merged[name] = given if given is not None else stored.get(name, default)
+    return merged
+
+
 @eval_app.command("run")
 def run_command(
+    ctx: typer.Context,
     suite_ref: _SuiteRefArg,
     models: _ModelsOpt = "local",
     repeats: _RepeatsOpt = 1,
-    concurrency: _ConcurrencyOpt = 4,
+    concurrency: _ConcurrencyOpt = None,
     judge: _JudgeOpt = None,
     out: _OutOpt = None,
     resume: _ResumeOpt = None,
     run_id: _RunIdOpt = None,
-    retries: _RetriesOpt = 2,
+    retries: _RetriesOpt = None,
     rps_per_provider: _RpsPerProviderOpt = None,
     min_pass: _MinPassOpt = None,
     tokens_per_day: TokensPerDayOpt = None,
@@ -384,7 +423,9 @@ def run_command(
     """Run every case on every candidate (resumable: completed cases are not re-run).
 
     Exit 0 when the run completed (and passed --min-pass); 1 when a candidate is below
-    --min-pass, the run is incomplete or an error stopped it; 130 on Ctrl-C."""
+    --min-pass, the run is incomplete or an error stopped it; 130 on Ctrl-C.
+
+    Example: laneway eval run basics --models local,tier:standard --repeats 3 --out evals"""
     from laneway.evals import RunOptions, RunRecord, candidates_from, new_run, run_exists_message
 
     the_id = _planned_id(resume, run_id)
@@ -395,29 +436,32 @@ def run_command(
         candidates_from(models)
     suite = _suite(suite_ref)
     engine = _engine(config, db)
+    hint = _resume_hint(ctx, suite_ref, the_id)
     try:
         with _errors():
             record = RunRecord(engine, the_id)
+            stored: dict[str, Any] = {}
             if resume is not None:
                 info = record.info()
                 if info.suite_digest != suite.digest:
                     raise _fail(f"run {resume} used a different version of the suite")
-                models, repeats = ",".join(info.models), info.repeats
-                if judge is None:
-                    judge = info.config.get("judge")
+                models, repeats, stored = ",".join(info.models), info.repeats, info.config
             elif record.exists():
                 raise _fail(run_exists_message(the_id))
-            options = RunOptions(
-                models=candidates_from(models),
-                repeats=repeats,
-                concurrency=concurrency,
-                judge=judge,
-                retries=retries,
-                rps_per_provider=rps_per_provider,
+            run = _merged(
+                ctx,
+                stored,
+                {"concurrency": 4, "judge": None, "retries": 2, "rps_per_provider": None},
             )
+            kept = _merged(ctx, stored, dict.fromkeys(_KEPT))
+            if kept["out"] is not None:
+                kept["out"] = str(_out_dir(Path(kept["out"])).absolute())
+            options = RunOptions(models=candidates_from(models), repeats=repeats, **run)
 
             def start() -> RunRecord:
-                started = record if resume is not None else new_run(engine, suite, options, the_id)
+                started = record
+                if resume is None:
+                    started = new_run(engine, suite, options, the_id, extra=kept)
                 judged = f", judge {options.judge}" if options.judge else ""
                 typer.echo(
                     f"run {the_id}: {len(suite.cases)} cases x {len(options.models)} "
@@ -425,9 +469,10 @@ def run_command(
                 )
                 return started
 
-            summary = _execute(settings, engine, suite, options, record, start)
-            metrics = _print_run(record, engine, tokens_per_day, out)
-        finish_run(summary, suite_ref, the_id, metrics, min_pass)
+            summary = _execute(settings, engine, suite, options, record, start, hint)
+            out_dir = out if out is not None or kept["out"] is None else Path(kept["out"])
+            metrics = _print_run(record, engine, kept["tokens_per_day"], out_dir)
+        finish_run(summary, hint, the_id, metrics, kept["min_pass"])
     finally:
         engine.dispose()
 
@@ -439,13 +484,14 @@ def _execute(
     options: RunOptions,
     record: RunRecord,
     start: Callable[[], RunRecord],
+    resume_hint: str,
 ) -> RunSummary:
     import asyncio  # here, not at the top: `laneway --help` starts faster
 
     try:
         _, summary = asyncio.run(_run_async(settings, engine, suite, options, start))
     except KeyboardInterrupt:
-        hint = f"; resume with --resume {record.run_id}" if record.exists() else ""
+        hint = f"; resume with: {resume_hint}" if record.exists() else ""
         typer.echo(f"interrupted{hint}", err=True)
         raise typer.Exit(130) from None
     return summary

@@ -80,12 +80,13 @@ def metrics_table(metrics: list[ModelMetrics], title: str) -> Table:
 
 def finish_run(
     summary: RunSummary,
-    suite_ref: str,
+    resume_hint: str,
     run_id: str,
     metrics: list[ModelMetrics],
     min_pass: float | None,
 ) -> None:
-    """The run's last lines and exit code: 2 incomplete, 1 below --min-pass, else 0."""
+    """The run's last lines and exit code: 1 incomplete (``resume_hint``: the command
+    that resumes it) or below --min-pass, else 0."""
     judged = ""
     if summary.pair_verdicts or summary.judge_failures:
         judged = (
@@ -104,8 +105,7 @@ def finish_run(
         if summary.judge_failures:
             failures += f"{'; ' if failures else ''}{summary.judge_failures} pairs not judged"
         typer.echo(
-            f"error: run {run_id} is incomplete: {failures}; resume with: "
-            f"laneway eval run {suite_ref} --resume {run_id}",
+            f"error: run {run_id} is incomplete: {failures}; resume with: {resume_hint}",
             err=True,
         )
         raise typer.Exit(1)

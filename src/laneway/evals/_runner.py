@@ -15,7 +15,7 @@ import itertools
 import re
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -394,12 +394,19 @@ def new_run_id() -> str:
 
 
 def new_run(
-    engine: sa.Engine, suite: Suite, options: RunOptions, run_id: str | None = None
+    engine: sa.Engine,
+    suite: Suite,
+    options: RunOptions,
+    run_id: str | None = None,
+    *,
+    extra: Mapping[str, Any] | None = None,
 ) -> RunRecord:
     """Create the run record (``run_id`` defaults to :func:`new_run_id`); ``ConfigError``
-    for an invalid id or one that is taken."""
+    for an invalid id or one that is taken. ``extra`` is stored with the run's options
+    (what a resume should keep besides them, e.g. the command line's gate and output)."""
     run_id = check_run_id(run_id) if run_id is not None else new_run_id()
     config = {k: v for k, v in asdict(options).items() if k not in ("models", "repeats")}
+    config |= dict(extra or {})
     info = RunInfo(
         run_id=run_id,
         created_at=datetime.now(UTC),
