@@ -171,11 +171,14 @@ async def _relayed(
     outcome = CallOutcome(status=200, ttft=None if first_byte is None else first_byte - ctx.started)
     usage: Usage | None = None
     final: RelayEvent | None = None
+    deltas = 0  # text / arguments deltas sent: what a broken stream is billed for
     try:
         event: RelayEvent | None = first
         while event is not None:
             yield event.raw
-            if event.response is not None:
+            if event.kind in _DELTAS:
+                deltas += 1
+            elif event.response is not None:
                 final, usage = event, event.usage
                 ctx.served_model = _model_of(event.response)
                 _scan_output(gateway, ctx, event.response, sent=True)  # the audit only
@@ -189,13 +192,15 @@ async def _relayed(
     except LanewayError as exc:  # after the start: the client gets an error event
         _failed(d, attempt, exc)
         outcome.status, outcome.error, outcome.partial = exc.status, exc, True
-        outcome.usage = _usage(ctx, request, usage)
+        outcome.usage = _usage(ctx, request, usage, deltas)
+        attempt.partial = True
         yield exc
     except (asyncio.CancelledError, GeneratorExit):  # the client left
         d.breaker.abandon()
         ctx.client_gone = True
         outcome.status, outcome.partial = 499, True
-        outcome.usage = _usage(ctx, request, usage)
+        outcome.usage = _usage(ctx, request, usage, deltas)
+        attempt.partial = True
         raise
     finally:
         attempt.ended = time.perf_counter()
@@ -282,9 +287,18 @@ def _failed(d: Deployment, attempt: Attempt, exc: LanewayError) -> None:
         d.breaker.abandon()
 
 
-def _usage(ctx: RequestContext, request: RelayRequest, usage: Usage | None) -> Usage:
-    if usage is None:  # the upstream never said: bill an estimate, marked as such
-        usage = Usage(prompt_tokens=estimate_prompt_tokens(request.scan), completion_tokens=0)
+_DELTAS = frozenset({
+    "response.output_text.delta", "response.function_call_arguments.delta",
+    "response.reasoning_summary_text.delta", "response.refusal.delta",
+})  # fmt: skip
+
+
+def _usage(ctx: RequestContext, request: RelayRequest, usage: Usage | None, sent: int = 0) -> Usage:
+    """The upstream's usage; when it never said (a stream that broke or was left), an
+    estimate, marked as such: the prompt, and a token per delta ``sent`` (as chat's)."""
+    if usage is None:
+        prompt = estimate_prompt_tokens(request.scan)
+        usage = Usage(prompt_tokens=prompt, completion_tokens=sent)
         ctx.estimated = True
     ctx.trace.attempts[-1].usage = usage
     return usage
