@@ -27,6 +27,7 @@ from laneway.providers._http import UpstreamClient
 from laneway.providers._sse import SSEParser
 from laneway.providers._status import Endpoint, describe_body, error_for_status
 from laneway.providers._types import (
+    MAX_TOKEN_COUNT,
     ChatRequest,
     ChatResult,
     StreamDelta,
@@ -50,9 +51,9 @@ def parse_openai_usage(raw: Any, provider: str = "openai") -> Usage | None:
 
     A count that is not a number (``"abc"``, ``true``, ``1.7``) makes the body malformed
     (:class:`~laneway.errors.UpstreamBadResponse`, so the next deployment is tried). A
-    negative count makes the whole usage unknown (``None``): it reaches neither the
-    client nor the ledger, which records unknown tokens and an unknown cost, never a
-    negative or made-up one.
+    negative count, or one past :data:`MAX_TOKEN_COUNT`, makes the whole usage unknown
+    (``None``): it reaches neither the client nor the ledger, which records unknown
+    tokens and an unknown cost, never a negative or made-up one.
     """
     if raw is None:
         return None
@@ -67,6 +68,8 @@ def parse_openai_usage(raw: Any, provider: str = "openai") -> Usage | None:
         completion = token_count(completion, provider)
         cached = token_count(cached, provider)
     if prompt < 0 or completion < 0 or cached < 0:
+        return None
+    if prompt > MAX_TOKEN_COUNT or completion > MAX_TOKEN_COUNT or cached > MAX_TOKEN_COUNT:
         return None
     return Usage(prompt_tokens=prompt, completion_tokens=completion, cached_tokens=cached)
 

@@ -26,7 +26,7 @@ from laneway.errors import UnsupportedParameter, UpstreamBadResponse, UpstreamEr
 from laneway.providers._batches import in_batches
 from laneway.providers._http import UpstreamClient
 from laneway.providers._status import Endpoint, describe_body, error_for_status
-from laneway.providers._types import ChatRequest, ChatResult, StreamDelta, Usage
+from laneway.providers._types import MAX_TOKEN_COUNT, ChatRequest, ChatResult, StreamDelta, Usage
 
 __all__ = ["TEIAdapter"]
 
@@ -133,6 +133,7 @@ def _vectors(payload: Any, count: int) -> list[list[float]] | None:
 
 def _header_count(headers: Mapping[str, str]) -> int | None:
     raw = headers.get("x-compute-tokens")
-    if raw is None or not raw.strip().isdigit():
-        return None
-    return int(raw)
+    if raw is None or not raw.isascii() or not raw.strip().isdigit():
+        return None  # ("²".isdigit() is true, and int() refuses it)
+    count = int(raw)
+    return count if count <= MAX_TOKEN_COUNT else None

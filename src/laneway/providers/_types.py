@@ -160,17 +160,24 @@ class Usage:
         return self.prompt_tokens + self.completion_tokens
 
 
+MAX_TOKEN_COUNT = 2**31 - 1
+"""More tokens than any request can use: an upstream that reports more is not believed
+(billed at such a count, a request would cost millions and overflow the ledger's
+64-bit nano-dollars)."""
+
+
 def token_count(value: Any, provider: str) -> int:
     """One token count from an upstream ``usage`` object: missing/``null`` is 0, an
-    integral number is that integer (a negative one is returned as is: callers treat a
-    usage with a negative count as unknown, ``None``), anything else (a string, a bool,
-    a fraction, an object) raises :class:`~laneway.errors.UpstreamBadResponse`."""
+    integral number is that integer (a negative one is returned as is, and one above
+    :data:`MAX_TOKEN_COUNT` as -1: callers treat a usage with a negative count as
+    unknown, ``None``), anything else (a string, a bool, a fraction, an object) raises
+    :class:`~laneway.errors.UpstreamBadResponse`."""
     if type(value) is int:
-        return value
+        return value if value <= MAX_TOKEN_COUNT else -1
     if value is None:
         return 0
     if type(value) is float and value.is_integer():
-        return int(value)
+        return int(value) if value <= MAX_TOKEN_COUNT else -1
     raise UpstreamBadResponse(
         f"{provider} sent a malformed usage count ({type(value).__name__})", upstream_status=200
     )

@@ -1,0 +1,132 @@
+"""A hostile (or broken) upstream that reports absurd token counts: the client still gets
+its answer, billed as an estimate (never a 500, never a bill of billions), and the
+ledger keeps every row (a count past SQLite's 64-bit integers dropped the row's whole
+write batch)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+from aiohttp import web
+
+from laneway.testing import FakeUpstreamServer
+from tests.e2e.conftest import GatewayFactory, openai_deployment, rows_when
+
+PRICE = {"input_per_mtok": "2.50", "output_per_mtok": "10.00"}
+HI = [{"role": "user", "content": "hi"}]
+
+
+class AbsurdUsage(FakeUpstreamServer):
+    """Answers OpenAI chat and Anthropic Messages with ``usage`` holding ``counts`` (raw
+    JSON text, so that numbers past 64 bits can be sent)."""
+
+    counts = b"1"
+
+    def routes(self) -> list[web.RouteDef]:
+        return [
+            web.post("/v1/chat/completions", self._chat),
+            web.post("/v1/messages", self._messages),
+        ]
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        await self.record(request)
+        body = (
+            b'{"id": "x", "object": "chat.completion", "created": 1, "model": "m", "choices": '
+            b'[{"index": 0, "message": {"role": "assistant", "content": "ok"}, '
+            b'"finish_reason": "stop"}], "usage": {"prompt_tokens": ' + self.counts + b", "
+            b'"completion_tokens": ' + self.counts + b"}}"
+        )
+        return web.Response(body=body, content_type="application/json")
+
+    async def _messages(self, request: web.Request) -> web.Response:
+        await self.record(request)
+        body = (
+            b'{"id": "msg_x", "type": "message", "role": "assistant", "model": "m", '
+            b'"content": [{"type": "text", "text": "ok"}], "stop_reason": "end_turn", '
+            b'"usage": {"input_tokens": ' + self.counts + b', "output_tokens": 3}}'
+        )
+        return web.Response(body=body, content_type="application/json")
+
+
+@pytest.mark.parametrize(
+    "counts",
+    [b"1e300", b"18446744073709551615", b"10000000000000000"],
+    ids=["float-1e300", "uint64-max", "1e16"],
+)
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_absurd_token_counts_are_estimated_not_billed_or_fatal(
+    start_gateway: GatewayFactory, tmp_path: Path, counts: bytes, provider: str
+) -> None:
+    with AbsurdUsage() as upstream:
+        upstream.counts = counts
+        if provider == "openai":
+            deployment = openai_deployment("up", upstream.url, price=PRICE)
+        else:
+            deployment = {
+                "name": "up",
+                "model": "claude-sonnet-4-6",
+                "provider": "anthropic",
+                "api_base": upstream.url,
+                "api_key": "env:FAKE_KEY",
+                "price": PRICE,
+            }
+        gw = start_gateway({"deployments": [deployment], "ledger": {"flush_interval": 0.05}})
+        body = {"model": "up", "messages": HI}
+        answer = httpx.post(gw.base_url + "/chat/completions", json=body, timeout=30)
+        assert answer.status_code == 200, answer.text
+        usage = answer.json()["usage"]
+        assert usage is None  # unknown, as when the upstream sends none (billed as an estimate)
+        assert Decimal(answer.headers["x-laneway-cost-usd"]) < Decimal("0.01")
+        upstream.counts = b"7"
+        normal = httpx.post(gw.base_url + "/chat/completions", json=body, timeout=30)
+        assert normal.status_code == 200
+        rows = rows_when(tmp_path, lambda rows: len(rows) == 2)  # both requests recorded
+    assert rows[0]["estimated"] in (1, True)
+    assert rows[0]["prompt_tokens"] < 1000
+    assert rows[1]["prompt_tokens"] == 7 and rows[1]["estimated"] in (0, False)
+
+
+class OddTokenHeader(FakeUpstreamServer):
+    """TEI's ``POST /embed`` answering with an ``x-compute-tokens`` header of ``value``."""
+
+    value = "7"
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/embed", self._embed)]
+
+    async def _embed(self, request: web.Request) -> web.Response:
+        await self.record(request)
+        return web.Response(
+            body=b"[[0.5, 0.25]]",
+            content_type="application/json",
+            headers={"x-compute-tokens": self.value},
+        )
+
+
+@pytest.mark.parametrize(
+    "value", ["\u00b2", "99999999999999999999999"], ids=["superscript", "huge"]
+)
+def test_a_tei_token_header_that_is_no_count_is_estimated(
+    start_gateway: GatewayFactory, tmp_path: Path, value: str
+) -> None:
+    with OddTokenHeader() as tei:
+        tei.value = value
+        deployment = {
+            "name": "tei",
+            "model": "bge-m3",
+            "provider": "openai_compatible",
+            "vendor": "tei",
+            "api_base": tei.url,
+            "hourly_cost_usd": "0",
+        }
+        gw = start_gateway({"deployments": [deployment], "ledger": {"flush_interval": 0.05}})
+        body = {"model": "tei", "input": "hello"}
+        answer = httpx.post(gw.base_url + "/embeddings", json=body, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["data"][0]["embedding"] == [0.5, 0.25]
+        rows = rows_when(tmp_path, lambda rows: len(rows) == 1)
+    assert rows[0]["estimated"] in (1, True)
+    assert 0 < rows[0]["prompt_tokens"] < 100
