@@ -148,7 +148,7 @@ def test_shadow_report_flags_a_worse_candidate_and_passes_an_identical_one(
         ],
     )
     assert worse.exit_code == 1, worse.output
-    report = json.loads(worse.output[worse.output.index("{") :])["worse"]
+    report = json.loads(worse.stdout)["worse"]
     assert report["pairs"] == N  # the sensitive request was not sent to it
     judge = report["judge"]
     assert judge["wins"] == 0 and judge["losses"] > 20

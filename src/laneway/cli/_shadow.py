@@ -17,6 +17,8 @@ the gate failed; 2 a wrong command line.
 from __future__ import annotations
 
 import json
+import math
+import sys
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -93,43 +95,90 @@ def _pair(row: dict[str, Any]) -> ShadowPair:
     )
 
 
-async def _judge(engine: sa.Engine, config: Path | None, judge: str, rows: list[Any]) -> int:
-    """Judge the pairs not judged yet; the candidate is answer ``a``. Returns how many."""
+async def _judge(
+    engine: sa.Engine, config: Path | None, judge: str, rows: list[Any]
+) -> tuple[int, list[list[str]]]:
+    """Judge the pairs not judged yet; the candidate is answer ``a``. Returns how many
+    were judged and, per pair it failed on, the judge's errors (the pair stays unjudged).
+    ``ConfigError`` before any call when the gateway cannot serve ``judge``."""
     import sqlalchemy as sa
 
-    from laneway.evals import PROMPT_VERSION, Case, judge_pair
+    from laneway.evals import (
+        PROMPT_VERSION,
+        Case,
+        RunOptions,
+        RunProgress,
+        check_models,
+        judge_pair,
+    )
     from laneway.gateway import SHADOW_PAIRS
     from laneway.server import build_gateway
 
     gateway = build_gateway(_settings(config), engine=engine)
     await gateway.start()
-    done = 0
+    done, failures = 0, []
+    todo = [
+        r
+        for r in rows
+        if r["verdict"] is None and r["candidate_output"] is not None and not r["candidate_error"]
+    ]
     try:
-        for row in rows:
-            if row["verdict"] is not None or row["candidate_output"] is None:
-                continue
-            case = Case(id=str(row["id"]), messages=tuple(row["prompt"]))
-            result = await judge_pair(
-                gateway, judge, case, row["candidate_output"], row["primary_output"] or ""
-            )
-            if result.winner is None:
-                continue
-            row["verdict"] = result.winner
-            with engine.begin() as conn:
-                conn.execute(
-                    sa.update(SHADOW_PAIRS)
-                    .where(SHADOW_PAIRS.c.id == row["id"])
-                    .values(verdict=result.winner, judge=judge, judge_prompt_version=PROMPT_VERSION)
+        check_models(gateway, RunOptions(models=(), judge=judge))
+        # Progress on stderr: stdout may be --json.
+        with RunProgress(f"judge {judge}", len(todo), out=sys.stderr) as progress:
+            for row in todo:
+                case = Case(id=str(row["id"]), messages=tuple(row["prompt"]))
+                result = await judge_pair(
+                    gateway, judge, case, row["candidate_output"], row["primary_output"] or ""
                 )
-            done += 1
-            typer.echo(f"judged {done} pair(s)", err=True)
+                progress.answer(error=result.winner is None)
+                if result.winner is None:
+                    failures.append([str(e) for e in result.detail.get("errors", ())])
+                    continue
+                row["verdict"] = result.winner
+                with engine.begin() as conn:
+                    conn.execute(
+                        sa.update(SHADOW_PAIRS)
+                        .where(SHADOW_PAIRS.c.id == row["id"])
+                        .values(
+                            verdict=result.winner, judge=judge, judge_prompt_version=PROMPT_VERSION
+                        )
+                    )
+                done += 1
     finally:
         await gateway.aclose()
-    return done
+    return done, failures
 
 
 def _money(value: Decimal | None) -> str:
-    return "unknown" if value is None else f"${value:,.4f}"
+    """Dollars to the cent from $1, else to the millionth (a shadow sample's cost is
+    often fractions of a cent: $0.0000 would read as free)."""
+    if value is None:
+        return "unknown"
+    if value == 0 or abs(value) >= 1:
+        return f"${value:,.2f}"
+    if abs(value) < Decimal("0.000001"):
+        return "< $0.000001"
+    return f"${value:.6f}"
+
+
+def _num(value: float | None, spec: str) -> str:
+    """``value`` formatted, or ``–`` when there is none (None or NaN)."""
+    return "–" if value is None or math.isnan(value) else format(value, spec)
+
+
+def _plain_json(value: Any) -> Any:
+    """``value`` as strict JSON can carry it: NaN and infinities become null (``NaN`` is
+    not JSON: jq and JavaScript refuse it), Decimals plain decimal strings (not ``0E-9``)."""
+    if isinstance(value, float):
+        return None if math.isnan(value) or math.isinf(value) else value
+    if isinstance(value, Decimal):
+        return format(value.normalize(), "f") if value.is_finite() else None
+    if isinstance(value, dict):
+        return {k: _plain_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain_json(v) for v in value]
+    return value
 
 
 def _print(candidate: str, report: ShadowReport) -> None:
@@ -141,11 +190,11 @@ def _print(candidate: str, report: ShadowReport) -> None:
         ("latency p95 (ms)", p.latency_p95_ms, c.latency_p95_ms),
         ("mean output tokens", p.mean_output_tokens, c.mean_output_tokens),
     ):
-        shown = ["–" if v is None else f"{v:,.1f}" for v in (a, b)]
+        shown = [_num(v, ",.1f") for v in (a, b)]
         typer.echo(f"  {label:22}{shown[0]:>14}{shown[1]:>14}")
     typer.echo(f"  {'cost':22}{_money(p.cost_usd):>14}{_money(c.cost_usd):>14}")
     for rate in report.rates:
-        shown = ["–" if v is None else f"{v:.1%}" for v in (rate.primary, rate.candidate)]
+        shown = [_num(v, ".1%") for v in (rate.primary, rate.candidate)]
         typer.echo(
             f"  {rate.name + ' rate':22}{shown[0]:>14}{shown[1]:>14}   p={rate.test.p_value:.3g}"
         )
@@ -173,8 +222,8 @@ def _print(candidate: str, report: ShadowReport) -> None:
         verdict = "PASS" if gate.passed else "FAIL"
         typer.echo(
             f"  gate {gate.metric} at margin {gate.margin:g}: {verdict} (estimate "
-            f"{gate.estimate:+.3f}, lower bound {gate.lower_bound:+.3f}, p={gate.p_value:.3g}) "
-            f"{gate.reason}".rstrip()
+            f"{_num(gate.estimate, '+.3f')}, lower bound {_num(gate.lower_bound, '+.3f')}, "
+            f"p={_num(gate.p_value, '.3g')}) {gate.reason}".rstrip()
         )
 
 
@@ -205,11 +254,12 @@ def report(
     from laneway.evals import shadow_report
 
     start = _since(since)
+    failures: list[list[str]] = []
     with _errors():
         engine = _engine(config, database, create=False)
         rows = _rows(engine, start, candidate)
         if judge is not None and rows:
-            asyncio.run(_judge(engine, config, judge, rows))
+            _, failures = asyncio.run(_judge(engine, config, judge, rows))
     if not rows:
         raise _fail(f"no shadow pairs since {start:%Y-%m-%d %H:%M} UTC (configure shadow.rules)")
     by_candidate: dict[str, list[dict[str, Any]]] = {}
@@ -220,12 +270,43 @@ def report(
         for name, group in sorted(by_candidate.items())
     }
     if as_json:
-        typer.echo(json.dumps({n: asdict(r) for n, r in reports.items()}, default=str, indent=2))
+        plain = _plain_json({n: asdict(r) for n, r in reports.items()})
+        typer.echo(json.dumps(plain, default=str, indent=2, allow_nan=False))
     else:
         for name, result in reports.items():
             _print(name, result)
-    if gate and not all(r.passed for r in reports.values()):
-        raise typer.Exit(1)
+    _finish(reports, failures, judge, gate)
+
+
+def _finish(
+    reports: dict[str, ShadowReport], failures: list[list[str]], judge: str | None, gate: bool
+) -> None:
+    """Exit 1, with an ``error:`` line each, when the judge failed on some pairs (they
+    are left unjudged) or a candidate did not pass the gate."""
+    code = 0
+    if failures:
+        from collections import Counter
+
+        counts = Counter(code for errors in failures for code in errors or ["no verdict"])
+        codes = ", ".join(f"{code} x{n}" for code, n in counts.most_common())
+        typer.echo(
+            f"error: judge {judge} failed on {len(failures)} pair(s), left unjudged ({codes}); "
+            "run the report again with --judge to retry them",
+            err=True,
+        )
+        code = 1
+    for name, result in reports.items():
+        if gate and not result.gates:
+            typer.echo(
+                f"error: --gate: candidate {name} has no judged pair and no pair scored on "
+                "both sides; run with --judge MODEL",
+                err=True,
+            )
+        elif gate and not result.passed:
+            typer.echo(f"error: --gate: candidate {name} is not shown non-inferior", err=True)
+        code = 1 if gate and not result.passed else code
+    if code:
+        raise typer.Exit(code)
 
 
 @shadow_app.command("export")
@@ -237,27 +318,31 @@ def export(
     database: DbOpt = None,
 ) -> None:
     """Judged pairs as outcome rows: {id, prompt, task, outcomes: {model: 0/1}}."""
+    from laneway.evals import check_output_file, write_atomic
+
     start = _since(since)
-    if not out.parent.is_dir():
-        raise _fail(f"{out.parent} is not a folder")
     with _errors():
+        check_output_file(out)
         engine = _engine(config, database, create=False)
-        rows = [r for r in _rows(engine, start, candidate) if r["verdict"] is not None]
-    written = 0
-    with out.open("w", encoding="utf-8") as f:
-        for row in rows:
-            primary = row["primary_model"] or row["primary_deployment"] or "primary"
-            cand = row["candidate_model"] or row["candidate"]
-            wins = {"a": (1, 0), "b": (0, 1), "tie": (1, 1)}[row["verdict"]]
-            outcome = {
-                "id": f"shadow-{row['id']}",
-                "messages": row["prompt"],
-                "task": row["task"],
-                "outcomes": {cand: wins[0], primary: wins[1]},
-            }
-            f.write(json.dumps(outcome) + "\n")
-            written += 1
-    typer.echo(f"wrote {written} outcome rows to {out}")
+        try:
+            rows = [r for r in _rows(engine, start, candidate) if r["verdict"] is not None]
+        finally:
+            engine.dispose()
+    lines = []
+    for row in rows:
+        primary = row["primary_model"] or row["primary_deployment"] or "primary"
+        cand = row["candidate_model"] or row["candidate"]
+        wins = {"a": (1, 0), "b": (0, 1), "tie": (1, 1)}[row["verdict"]]
+        outcome = {
+            "id": f"shadow-{row['id']}",
+            "messages": row["prompt"],
+            "task": row["task"],
+            "outcomes": {cand: wins[0], primary: wins[1]},
+        }
+        lines.append(json.dumps(outcome) + "\n")
+    with _errors():
+        write_atomic(out, "".join(lines).encode("utf-8"))
+    typer.echo(f"wrote {len(lines)} outcome rows to {out}")
 
 
 def _save_review(engine: sa.Engine) -> VerdictSink:
