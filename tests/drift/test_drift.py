@@ -311,3 +311,14 @@ def test_an_incomplete_canary_run_is_an_error_and_pins_nothing(home: Path) -> No
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT COUNT(*) FROM drift_baselines")).scalar() == 0
     engine.dispose()
+
+
+@pytest.mark.parametrize("window", ["2026-01-31", "abc", "0h"])
+def test_check_windows_are_durations_not_dates(home: Path, window: str) -> None:
+    # "--window 2026-01-31" used to be accepted as "since that date" (a window of months).
+    for option in ("--window", "--baseline"):
+        out = _drift("check", "--deployment", "prod", option, window)
+        assert out.exit_code == 2, out.output
+        assert out.stderr.splitlines() == [
+            f"error: {option} {window!r}: give a duration such as 1d, 12h or 90m"
+        ]

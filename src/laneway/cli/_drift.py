@@ -14,7 +14,7 @@ option, a duration that is not one); 130 interrupted.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -208,15 +208,24 @@ def check_command(
     db: DbOpt = None,
 ) -> None:
     """Compare a deployment's recent traffic with its baseline window (exit 1 on an alarm)."""
+    from laneway.errors import LanewayError
     from laneway.evals import drift_from_ledger
     from laneway.ledger import parse_since
 
     now = datetime.now(UTC)
-    with _errors(2):
-        recent_span = now - parse_since(window, now=now)
-        base_span = now - parse_since(baseline, now=now)
-    if recent_span.total_seconds() <= 0 or base_span.total_seconds() <= 0:
-        raise _fail("--window and --baseline are durations such as 1d or 12h", 2)
+    spans = []
+    for name, text in (("--window", window), ("--baseline", baseline)):
+        try:
+            # A span ("7d") moves with the reference time; a date ("2026-01-31") does not
+            # and is no window length (it used to be taken as "since that date").
+            start = parse_since(text, now=now)
+            is_span = parse_since(text, now=now - timedelta(days=1)) != start
+        except LanewayError:
+            is_span = False
+        if not is_span or start >= now:
+            raise _fail(f"{name} {text!r}: give a duration such as 1d, 12h or 90m", 2)
+        spans.append(now - start)
+    recent_span, base_span = spans
     engine = _engine(config, db, create=False)
     try:
         with _errors():
