@@ -130,3 +130,39 @@ def test_a_tei_token_header_that_is_no_count_is_estimated(
         rows = rows_when(tmp_path, lambda rows: len(rows) == 1)
     assert rows[0]["estimated"] in (1, True)
     assert 0 < rows[0]["prompt_tokens"] < 100
+
+
+class RateLimitedWith(FakeUpstreamServer):
+    """Every chat request answered 429 with the ``header`` (name, value) given."""
+
+    header = ("retry-after", "1")
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/v1/chat/completions", self._chat)]
+
+    async def _chat(self, request: web.Request) -> web.Response:
+        await self.record(request)
+        body = b'{"error": {"message": "slow down", "type": "rate_limit_exceeded"}}'
+        return web.Response(
+            status=429, body=body, content_type="application/json", headers=dict([self.header])
+        )
+
+
+@pytest.mark.parametrize("header", ["retry-after", "retry-after-ms"])
+def test_a_nan_retry_after_from_the_upstream_is_ignored(
+    start_gateway: GatewayFactory, header: str
+) -> None:
+    with RateLimitedWith() as upstream:
+        upstream.header = (header, "nan")
+        gw = start_gateway(
+            {
+                "deployments": [openai_deployment("up", upstream.url)],
+                "retry": {"max_retries": 1, "base_delay": 0.01},
+            }
+        )
+        body = {"model": "up", "messages": HI}
+        answer = httpx.post(gw.base_url + "/chat/completions", json=body, timeout=30)
+    assert answer.status_code == 429, answer.text
+    assert answer.json()["error"]["code"] == "rate_limited"
+    assert answer.headers["retry-after"] == "5"  # as when the upstream names none
+    assert len(upstream.received) == 2  # retried once, as configured

@@ -7,6 +7,7 @@ OpenAI's ``context_length_exceeded``) and then falls back on :func:`error_for_st
 from __future__ import annotations
 
 import email.utils
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -59,20 +60,26 @@ MAX_RETRY_AFTER_HEADER = 3600.0
 
 
 def parse_retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)."""
+    """Seconds from ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date);
+    ``None`` when neither says a number (``nan`` is none: it would reach ``ceil``)."""
     value = headers.get("retry-after-ms")
     if value is not None:
         try:
-            return min(max(float(value) / 1000.0, 0.0), MAX_RETRY_AFTER_HEADER)
+            seconds = float(value) / 1000.0
         except ValueError:
             pass
+        else:
+            if not math.isnan(seconds):
+                return min(max(seconds, 0.0), MAX_RETRY_AFTER_HEADER)
     value = headers.get("retry-after")
     if value is None:
         return None
     try:
-        return min(max(float(value), 0.0), MAX_RETRY_AFTER_HEADER)
+        seconds = float(value)
     except ValueError:
         pass
+    else:
+        return None if math.isnan(seconds) else min(max(seconds, 0.0), MAX_RETRY_AFTER_HEADER)
     try:
         parsed = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):
