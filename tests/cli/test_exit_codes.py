@@ -78,7 +78,10 @@ def _check(result: Result, code: int, args: tuple[str, ...]) -> None:
         assert lines, detail
         assert all(line.startswith("error: ") for line in lines), detail
     else:
-        assert "Usage:" in result.stderr or result.stderr.startswith("error: "), detail
+        # One line, like every other error (click's own was three: usage, a hint,
+        # "Error: ..."), naming the help to read.
+        lines = result.stderr.splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: "), detail
 
 
 # The work cannot be done: exit 1, `error: ...` lines only.
@@ -148,7 +151,23 @@ USAGE = [
     ("drift", "check", "--deployment", "local", "--window", "a-while"),
     ("router", "report", "--no-such-option"),
     ("shadow", "report", "--since", "a-while"),
+    ("--no-such-option",),
+    ("eval", "no-such-command"),
 ]
+
+
+def test_a_wrong_command_line_names_the_help_to_read(home: Path) -> None:
+    result = _run("eval", "run", "tiny.yaml", "--repeats", "0")
+    assert result.stderr == (
+        "error: Invalid value for '--repeats': Input should be greater than or equal to 1 "
+        "(see `laneway eval run --help`)\n"
+    )
+
+
+def test_a_group_with_no_command_still_prints_its_help(home: Path) -> None:
+    result = _run("eval")
+    assert "Usage: laneway eval [OPTIONS] COMMAND" in result.output
+    assert "export-outcomes" in result.output
 
 
 @pytest.mark.parametrize("args", RUNTIME, ids=" ".join)
