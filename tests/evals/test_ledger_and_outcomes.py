@@ -67,6 +67,9 @@ def test_cli_init_run_show_export_and_from_ledger(tmp_path: Path, monkeypatch: A
     result = runner.invoke(app, ["eval", "init", "example.yaml"])
     assert result.exit_code == 0, result.output
     assert len(load_suite(tmp_path / "example.yaml").cases) >= 5
+    # Its "Run it with" line names the file written (it named eval-suite.yaml).
+    header = (tmp_path / "example.yaml").read_text("utf-8").splitlines()[1]
+    assert header.startswith("#   laneway eval run example.yaml --models"), header
     assert runner.invoke(app, ["eval", "init", "example.yaml"]).exit_code == 1
     (tmp_path / "suite.yaml").write_text(planted_suite_yaml(10), "utf-8")
     with PlantedFake(Plan(wrong=frozenset({1, 3}))) as fake:

@@ -179,6 +179,7 @@ def init_command(
     force: Annotated[bool, typer.Option(help="Overwrite an existing file.")] = False,
 ) -> None:
     """Write a commented example suite to edit."""
+    import shlex
     from importlib import resources
 
     from laneway.evals import write_atomic
@@ -187,9 +188,12 @@ def init_command(
         raise _fail(f"{path} exists (use --force to overwrite)")
     _out_file(path)
     text = resources.files("laneway.evals").joinpath("suites", _EXAMPLE).read_text("utf-8")
+    # The header's "Run it with:" names the file written, not the default name.
+    shown = shlex.quote(str(path))
+    text = text.replace("laneway eval run eval-suite.yaml", f"laneway eval run {shown}", 1)
     with _errors():
         write_atomic(path, text.encode("utf-8"))
-    typer.echo(f"wrote {path}; run it with: laneway eval run {path} --models local")
+    typer.echo(f"wrote {path}; run it with: laneway eval run {shown} --models local")
 
 
 @eval_app.command("suites")
