@@ -166,3 +166,76 @@ def test_a_nan_retry_after_from_the_upstream_is_ignored(
     assert answer.json()["error"]["code"] == "rate_limited"
     assert answer.headers["retry-after"] == "5"  # as when the upstream names none
     assert len(upstream.received) == 2  # retried once, as configured
+
+
+class EndlessEvent(FakeUpstreamServer):
+    """A stream whose second event never ends: one content chunk, then ``data: `` and
+    ``total`` bytes with no blank line; ``written`` counts what reached the socket before
+    the reader left."""
+
+    total = 40 * 1024 * 1024
+    written = 0
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/v1/chat/completions", self._chat), web.post("/v1/messages", self._chat)]
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        await self.record(request)
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+        if request.path == "/v1/messages":
+            await response.write(
+                b'event: message_start\ndata: {"type": "message_start", "message": {"id": "m", '
+                b'"type": "message", "role": "assistant", "model": "m", "content": [], '
+                b'"usage": {"input_tokens": 3, "output_tokens": 0}}}\n\n'
+                b'event: content_block_start\ndata: {"type": "content_block_start", "index": 0, '
+                b'"content_block": {"type": "text", "text": ""}}\n\n'
+                b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, '
+                b'"delta": {"type": "text_delta", "text": "hi"}}\n\n'
+            )
+        else:
+            await response.write(
+                b'data: {"id": "x", "object": "chat.completion.chunk", "created": 1, "model": '
+                b'"m", "choices": [{"index": 0, "delta": {"content": "hi"}, '
+                b'"finish_reason": null}]}\n\n'
+            )
+        await response.write(b"data: ")
+        piece = b"a" * 65536
+        try:
+            while self.written < self.total:
+                await response.write(piece)
+                self.written += len(piece)
+        except (ConnectionError, RuntimeError):  # the reader left
+            return response
+        await response.write_eof()
+        return response
+
+
+@pytest.mark.parametrize("provider", ["openai", "anthropic"])
+def test_an_event_that_never_ends_is_cut_off_not_buffered(
+    start_gateway: GatewayFactory, tmp_path: Path, provider: str
+) -> None:
+    """An upstream that streams one event without end (a broken or hostile server) must
+    not fill the gateway's memory: past the event size limit (16 MiB) the stream ends
+    with an error event and the upstream connection is dropped."""
+    with EndlessEvent() as upstream:
+        if provider == "openai":
+            deployment = openai_deployment("up", upstream.url, price=PRICE)
+        else:
+            deployment = {
+                "name": "up",
+                "model": "claude-sonnet-4-6",
+                "provider": "anthropic",
+                "api_base": upstream.url,
+                "api_key": "env:FAKE_KEY",
+            }
+        gw = start_gateway({"deployments": [deployment], "ledger": {"flush_interval": 0.05}})
+        body = {"model": "up", "messages": HI, "stream": True}
+        with httpx.stream("POST", gw.base_url + "/chat/completions", json=body, timeout=60) as r:
+            assert r.status_code == 200
+            lines = [line for line in r.iter_lines() if line.startswith("data: ")]
+        rows = rows_when(tmp_path, lambda rows: len(rows) >= 1)
+        written = upstream.written
+    assert '"code":"upstream_error"' in lines[-1]
+    assert written < 32 * 1024 * 1024  # cut off near 16 MiB, not read to its 40 MiB
+    assert rows[0]["status"] == 502 and rows[0]["partial"] in (1, True)

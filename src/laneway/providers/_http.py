@@ -18,6 +18,7 @@ import aiohttp
 from yarl import URL
 
 from laneway.errors import UpstreamConnectionError, UpstreamTimeout
+from laneway.providers._sse import MAX_EVENT_BYTES, event_too_large
 
 __all__ = [
     "AiohttpUpstream",
@@ -140,6 +141,8 @@ class _AiohttpStream:
             async for chunk in self._response.content.iter_any():
                 buffer += chunk
                 if b"\n" not in chunk:
+                    if len(buffer) > MAX_EVENT_BYTES:  # a line that never ends
+                        raise event_too_large()
                     continue
                 *complete, buffer = buffer.split(b"\n")
                 for line in complete:

@@ -5,7 +5,21 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 
-__all__ = ["SSEEvent", "SSEParser", "iter_sse"]
+from laneway.errors import UpstreamBadResponse
+
+__all__ = ["MAX_EVENT_BYTES", "SSEEvent", "SSEParser", "event_too_large", "iter_sse"]
+
+MAX_EVENT_BYTES = 16 * 1024 * 1024
+"""The most one SSE event (or line) may hold: far above any real one (a Responses
+stream's final event repeats the whole answer), and a bound on what an upstream that
+never ends its event can make the gateway buffer."""
+
+
+def event_too_large() -> UpstreamBadResponse:
+    return UpstreamBadResponse(
+        f"upstream stream event exceeds {MAX_EVENT_BYTES // (1024 * 1024)} MiB",
+        upstream_status=200,
+    )
 
 
 @dataclass(slots=True)  # a value; not frozen: a frozen __init__ costs ~4x, once per event
@@ -23,24 +37,30 @@ class SSEParser:
     the piece (``bytes.split``) rather than line by line.
     """
 
-    __slots__ = ("_buffer", "_data", "_event")
+    __slots__ = ("_buffer", "_data", "_event", "_size")
 
     def __init__(self) -> None:
         self._buffer = b""
         self._event: str | None = None
         self._data: list[bytes] = []
+        self._size = 0  # bytes in _data
 
     def feed(self, piece: bytes) -> list[SSEEvent]:
-        """The events completed by ``piece``."""
+        """The events completed by ``piece``; raises ``UpstreamBadResponse`` once an
+        unfinished event holds more than :data:`MAX_EVENT_BYTES`."""
         # find() rather than ``in``: ``bytes in bytes`` first tries the needle as an int
         # and builds (and drops) a TypeError each time
         buffer = self._buffer + piece if self._buffer else piece
         if buffer.find(b"\r") >= 0 or self._data or self._event is not None:
             lines = buffer.split(b"\n")
             self._buffer = lines.pop()
+            if len(self._buffer) > MAX_EVENT_BYTES:
+                raise event_too_large()
             return self._lines([line.rstrip(b"\r") for line in lines])
         blocks = buffer.split(b"\n\n")
         self._buffer = blocks.pop()
+        if len(self._buffer) > MAX_EVENT_BYTES:
+            raise event_too_large()
         events: list[SSEEvent] = []
         for block in blocks:
             if block[:6] == b"data: " and block.find(b"\n") < 0:
@@ -56,7 +76,7 @@ class SSEParser:
         events = self._lines(lines)
         if self._data:
             events.append(SSEEvent(self._event, b"\n".join(self._data)))
-        self._event, self._data = None, []
+        self._event, self._data, self._size = None, [], 0
         return events
 
     def _lines(self, lines: Iterable[bytes]) -> list[SSEEvent]:
@@ -65,7 +85,7 @@ class SSEParser:
             if not line:
                 if self._data:
                     events.append(SSEEvent(self._event, b"\n".join(self._data)))
-                self._event, self._data = None, []
+                self._event, self._data, self._size = None, [], 0
                 continue
             if line.startswith(b":"):
                 continue
@@ -74,6 +94,9 @@ class SSEParser:
                 value = value[1:]
             if name == b"data":
                 self._data.append(value)
+                self._size += len(value)
+                if self._size > MAX_EVENT_BYTES:
+                    raise event_too_large()
             elif name == b"event":
                 self._event = value.decode("utf-8", "replace")
         return events
@@ -86,11 +109,12 @@ async def iter_sse(lines: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
     """
     event: str | None = None
     data: list[bytes] = []
+    size = 0
     async for line in lines:
         if not line:
             if data:
                 yield SSEEvent(event, b"\n".join(data))
-            event, data = None, []
+            event, data, size = None, [], 0
             continue
         if line.startswith(b":"):
             continue
@@ -99,6 +123,9 @@ async def iter_sse(lines: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
             value = value[1:]
         if name == b"data":
             data.append(value)
+            size += len(value)
+            if size > MAX_EVENT_BYTES:
+                raise event_too_large()
         elif name == b"event":
             event = value.decode("utf-8", "replace")
     if data:
