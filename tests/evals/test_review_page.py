@@ -164,3 +164,21 @@ def test_the_cli_serves_the_done_page_after_the_last_verdict(
         proc.kill()
     assert proc.returncode == 0
     assert "saved 3 of 3 verdicts" in out
+
+
+def test_a_run_of_one_model_cannot_be_reviewed(tmp_path: Path, engine: sa.Engine) -> None:
+    """It said "nothing to review" and exited 0, as if every pair had a verdict."""
+    from typer.testing import CliRunner
+
+    from tests.evals._cli import eval_cli
+
+    path = tmp_path / "one.yaml"
+    path.write_text("name: one\ncases:\n  - {id: c0, prompt: Why}\n", "utf-8")
+    new_run(engine, load_suite(path), RunOptions(models=("solo",)), run_id="one")
+    db = f"sqlite:///{tmp_path / 'laneway.db'}"
+    result = CliRunner().invoke(eval_cli(), ["eval", "review", "one", "--no-browser", "--db", db])
+    assert result.exit_code == 1
+    assert result.stderr.splitlines() == [
+        "error: run one has one model (solo): a blind review compares two; run the suite "
+        "with --models A,B"
+    ]

@@ -673,9 +673,15 @@ def review_command(
     try:
         with _errors():
             record = RunRecord(engine, run)
+            models = record.info().models
+            if len(models) < 2:
+                raise _fail(
+                    f"run {run} has one model ({', '.join(models)}): a blind review compares "
+                    "two; run the suite with --models A,B"
+                )
             items = review_items(record)
             if not items:
-                typer.echo("nothing to review (every pair has a verdict, or fewer than 2 models)")
+                typer.echo("nothing to review (every pair has a verdict)")
                 return
             with ReviewServer(record, items) as server:
                 typer.echo(f"review {len(items)} pairs at {server.url}  (Ctrl-C to stop)")
