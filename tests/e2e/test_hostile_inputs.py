@@ -71,3 +71,40 @@ def test_messages_tool_mistakes_are_400_before_any_upstream_call(
     assert fake_openai.received == []
     good = {"model": "gpt", "max_tokens": 50, "messages": HI, "tools": [TOOL]}
     assert httpx.post(gw.url + "/v1/messages", json=good, timeout=30).status_code == 200
+
+
+def _anthropic_error(response: httpx.Response) -> dict[str, Any]:
+    payload = response.json()
+    assert payload["type"] == "error", payload
+    assert set(payload["error"]) == {"type", "message", "laneway_code"}
+    error: dict[str, Any] = payload["error"]
+    return error
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/v1/messages/count_tokens"])
+def test_refusals_before_routing_come_in_anthropic_shape_on_messages_paths(
+    gw: RunningGateway, fake_openai: FakeOpenAI, path: str
+) -> None:
+    """Too many headers (431), a wrong method (405) or an unknown sub-path (404) are
+    refused before the request reaches its protocol: on /v1/messages they must still be
+    Anthropic errors, as the anthropic SDK and README's per-protocol table expect."""
+    body = {"model": "gpt", "max_tokens": 5, "messages": HI}
+    many = {f"x-extra-{i}": "v" for i in range(120)}
+    crowded = httpx.post(gw.url + path, json=body, headers=many, timeout=30)
+    assert crowded.status_code == 431
+    error = _anthropic_error(crowded)
+    assert error["type"] == "invalid_request_error"
+    assert error["laneway_code"] == "request_header_fields_too_large"
+    wrong_method = httpx.get(gw.url + path, timeout=30)
+    assert wrong_method.status_code == 405
+    assert _anthropic_error(wrong_method)["laneway_code"] == "method_not_allowed"
+    assert wrong_method.headers["allow"] == "POST"
+    unknown = httpx.post(gw.url + path + "/batches", json=body, timeout=30)
+    assert unknown.status_code == 404
+    assert _anthropic_error(unknown)["type"] == "not_found_error"
+    assert fake_openai.received == []
+    # the OpenAI routes keep the OpenAI shape
+    other = httpx.post(gw.base_url + "/chat/completions", json=body, headers=many, timeout=30)
+    assert other.status_code == 431 and other.json()["error"]["code"] == (
+        "request_header_fields_too_large"
+    )

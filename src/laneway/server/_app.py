@@ -41,6 +41,7 @@ from laneway.server._chat import (
 from laneway.server._embeddings import embeddings
 from laneway.server._messages import parse_messages_request
 from laneway.server._messages_render import ANTHROPIC_MESSAGES
+from laneway.server._protocol import OPENAI_CHAT, ClientProtocol
 from laneway.server._response_store import ResponseStore
 from laneway.server._responses_render import ResponsesProtocol
 from laneway.settings import DeploymentSettings, Settings
@@ -214,7 +215,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
                                + (f"; use {allowed}" if allowed else ""))  # fmt: skip
     else:  # the router raises only the two above
         err = InvalidRequest(str(exc.detail))
-    response = error_response(err)
+    response = error_response(err, None, _protocol_of(request.url.path))
     if exc.headers:  # e.g. Allow on a 405
         response.headers.update(exc.headers)
     return response
@@ -241,7 +242,8 @@ class LanewayApp:
             problem = self._header_problem(scope["headers"])
             if problem is not None:
                 refuse(self.gateway, scope, problem)
-                await error_response(problem)(scope, receive, send)
+                protocol = _protocol_of(scope["path"])
+                await error_response(problem, None, protocol)(scope, receive, send)
                 return
         if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _CHAT_PATHS:
             scope["app"] = self.starlette
@@ -281,6 +283,14 @@ class LanewayApp:
 
 
 _CHAT_PATHS = frozenset({"/v1/chat/completions", "/chat/completions"})
+
+
+def _protocol_of(path: str) -> ClientProtocol:
+    """The error shape of a request refused before its handler ran (431, 404, 405):
+    Anthropic's under ``/v1/messages``, where the anthropic SDK reads it; else OpenAI's."""
+    if path == "/v1/messages" or path.startswith("/v1/messages/"):
+        return ANTHROPIC_MESSAGES
+    return OPENAI_CHAT
 
 
 def create_app(
