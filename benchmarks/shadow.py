@@ -58,7 +58,12 @@ HERE = Path(__file__).resolve().parent
 
 
 def _config(
-    upstreams: tuple[str, str], port: int, tmp: Path, rate: float | None, process: str
+    upstreams: tuple[str, str],
+    port: int,
+    tmp: Path,
+    rate: float | None,
+    process: str,
+    nice: int | None = None,
 ) -> dict[str, Any]:
     def deployment(name: str, upstream: str) -> dict[str, Any]:
         return {
@@ -82,6 +87,8 @@ def _config(
         rule = {"name": "bench", "match": {"model": ["primary"]}, "sample_rate": rate,
                 "candidates": ["candidate"], "daily_budget_usd": "1000"}  # fmt: skip
         config["shadow"] = {"rules": [rule], "process": process}
+        if nice is not None:
+            config["shadow"]["sender_nice"] = nice
     return config
 
 
@@ -102,7 +109,11 @@ def _upstreams(procs: Processes, env: dict[str, str], tmp: Path) -> tuple[str, s
 
 
 def _start(
-    procs: Processes, tmp: Path, rates: tuple[float | None, float | None], process: str
+    procs: Processes,
+    tmp: Path,
+    rates: tuple[float | None, float | None],
+    process: str,
+    nice: int | None = None,
 ) -> list[tuple[int, int]]:
     """(port, pid) of each gateway."""
     env = _clean_env() | {"LANEWAY_BENCH_KEY": "sk-bench"}
@@ -111,7 +122,7 @@ def _start(
     for i, sample in enumerate(rates):
         port = free_port()
         path = tmp / f"laneway-shadow-{i}.yaml"
-        path.write_text(yaml.safe_dump(_config(upstreams, port, tmp, sample, process)))
+        path.write_text(yaml.safe_dump(_config(upstreams, port, tmp, sample, process, nice)))
         argv = [sys.executable, "-c", _LANEWAY_MAIN, "serve", "--config", str(path)]
         proc = procs.start(f"laneway-{i}", [*argv, "--log-level", "warning"], cpus=None, env=env)
         wait_http(f"http://127.0.0.1:{port}/health/live", proc, 60.0, tmp / f"{i}.log")
@@ -180,8 +191,24 @@ async def _measure(
                 own = _cpu_s(pid, descendants=False) - own
                 pair[f"own_{mode}"] = own * 1000 / len(latencies)
                 pair[f"p50_{mode}"] = statistics.median(latencies)
+                pair[f"n_{mode}"] = len(latencies)
             pairs.append(pair)
+        await asyncio.sleep(1.0)  # the copies still queued: sent by now, or never
+        async with session.get(f"http://127.0.0.1:{on[0]}/metrics") as r:
+            copies = _copies(await r.text())
+    pairs.append(copies)
     return pairs
+
+
+def _copies(metrics: str) -> dict[str, float]:
+    """``laneway_shadow_copies_total`` by outcome, from a Prometheus text page."""
+    out: dict[str, float] = {}
+    for line in metrics.splitlines():
+        if line.startswith("laneway_shadow_copies_total{"):
+            labels, value = line.rsplit(" ", 1)
+            outcome = labels.split('outcome="', 1)[1].split('"', 1)[0]
+            out[outcome] = out.get(outcome, 0.0) + float(value)
+    return out
 
 
 def bootstrap_median(
@@ -205,8 +232,8 @@ def timed(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="laneway-shadow-bench-") as name:
         tmp = Path(name)
         with Processes(tmp) as procs:
-            off, on = _start(procs, tmp, rates, args.process)
-            pairs = asyncio.run(_measure(off, on, args))
+            off, on = _start(procs, tmp, rates, args.process, args.nice)
+            *pairs, copies = asyncio.run(_measure(off, on, args))
     diffs = [p["p50_on"] - p["p50_off"] for p in pairs]
     low, high = bootstrap_median(diffs)
     cpu = [p["cpu_on"] - p["cpu_off"] for p in pairs]
@@ -216,7 +243,8 @@ def timed(args: argparse.Namespace) -> int:
     own_low, own_high = bootstrap_median(own)
     own_off = statistics.median(p["own_off"] for p in pairs)
     what = "control: both arms WITHOUT the rule" if args.control else f"shadow at {args.rate:.0%}"
-    what += f" (shadow.process: {args.process})"
+    what += f" (shadow.process: {args.process}"
+    what += f", sender_nice {args.nice})" if args.nice is not None else ")"
     print(
         f"{what}, c={args.concurrency}, 0 ms upstream, {args.pairs} ABBA pairs of "
         f"{args.seconds:g} s phases; load average (1/5/15 min) before {load_before}, "
@@ -242,6 +270,13 @@ def timed(args: argparse.Namespace) -> int:
         f"{statistics.median(own) * 1000:+.1f} us ({statistics.median(own) / own_off:+.1%}), "
         f"95% bootstrap CI [{own_low * 1000:+.1f}, {own_high * 1000:+.1f}] us"
     )
+    if not args.control:
+        served = sum(p["n_on"] for p in pairs)
+        outcomes = ", ".join(f"{k} {v:.0f}" for k, v in sorted(copies.items())) or "none"
+        print(
+            f"  copies ({served} requests served with the rule in the timed phases, so about "
+            f"{served * args.rate:.0f} sampled, plus the warm-up's): {outcomes}"
+        )
     return 0
 
 
@@ -367,8 +402,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
     parser.add_argument("--control", action="store_true", help="both arms without the rule")
     parser.add_argument(
-        "--process", choices=("separate", "inline"), default="separate",
-        help="shadow.process: copies sent by a sender process or on the gateway's loop",
+        "--process", choices=("auto", "separate", "inline"), default="auto",
+        help="shadow.process: copies sent by a sender process or on the gateway's loop "
+        "(auto, the default: the sender process here)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--nice", type=int, default=None,
+        help="shadow.sender_nice for the sender process (default: the setting's default)",
     )  # fmt: skip
     parser.add_argument("--instructions", action="store_true", help="valgrind counts instead")
     parser.add_argument("--requests", type=int, default=3000, help="--instructions: requests")

@@ -63,14 +63,43 @@ def _ctx(i: int, sensitive: bool = False) -> Any:
 RESULT = ChatResult(content="answer", finish_reason="stop", usage=Usage(3, 7), model="m")
 
 
-def _mirror(settings: Settings) -> tuple[ShadowMirror, Any]:
+def _mirror(settings: Settings, embedded: str | None = None) -> tuple[ShadowMirror, Any]:
     from laneway.ledger import open_database
 
     engine = open_database(settings.database.url)
+    deployments = {
+        d.name: SimpleNamespace(hosting="embedded" if d.name == embedded else d.hosting)
+        for d in settings.deployments
+    }
     gateway: Any = SimpleNamespace(
-        settings=settings, metrics=SimpleNamespace(shadow=defaultdict(int))
-    )
+        settings=settings, metrics=SimpleNamespace(shadow=defaultdict(int)),
+        deployments=deployments,
+    )  # fmt: skip
     return ShadowMirror(settings.shadow, engine, gateway), gateway
+
+
+def test_auto_uses_the_sender_process_unless_it_cannot(
+    tmp_path: Path, candidate: FakeOpenAI
+) -> None:
+    """The default, ``auto``: a sender process for a database it can open; the gateway's own
+    loop without one and for an embedded candidate (the sender would load the model a
+    second time)."""
+    assert Settings().shadow.process == "auto"
+    settings = _settings(tmp_path, candidate.url, process="auto")
+
+    async def run() -> None:
+        with_db, gateway = _mirror(settings)
+        without_db = ShadowMirror(settings.shadow, None, gateway)  # type: ignore[arg-type]
+        embedded, _ = _mirror(settings, embedded="open")
+        for mirror, separate in ((with_db, True), (without_db, False), (embedded, False)):
+            mirror.start()
+            try:
+                assert (mirror.link is not None) is separate
+                assert bool(mirror._workers) is not separate
+            finally:  # right after start(): a sender still starting must not hang it
+                await asyncio.wait_for(mirror.stop(), 30)
+
+    asyncio.run(run())
 
 
 def _count(tmp_path: Path, sql: str) -> int:
@@ -90,7 +119,7 @@ def test_copies_are_sent_by_the_sender_process(tmp_path: Path, candidate: FakeOp
         await asyncio.wait_for(mirror.drain(), 60)
         assert mirror.link.pid is not None and mirror.link.pid != os.getpid()
         own = os.getpriority(os.PRIO_PROCESS, 0)
-        assert os.getpriority(os.PRIO_PROCESS, mirror.link.pid) == min(19, own + 10)
+        assert os.getpriority(os.PRIO_PROCESS, mirror.link.pid) == min(19, own + 19)
         await mirror.stop()
 
     asyncio.run(run())

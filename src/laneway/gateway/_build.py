@@ -39,6 +39,8 @@ def build_gateway(
     is the HTTP client for every provider (default: one shared aiohttp session, closed by
     :meth:`Gateway.aclose`); ``engine`` the ledger database (default:
     ``settings.database.url``). Call ``await gateway.start()`` before use."""
+    # another process can rebuild this gateway from its settings only without injections
+    portable = env is None and upstream is None and catalog is None and local_factory is None
     env = os.environ if env is None else env
     catalog = catalog or default_catalog()
     client = upstream or AiohttpUpstream()
@@ -74,7 +76,7 @@ def build_gateway(
     )
     gateway.router = _load_router(settings)
     if settings.shadow.rules:
-        gateway.shadow = ShadowMirror(settings.shadow, engine, gateway)
+        gateway.shadow = ShadowMirror(settings.shadow, engine, gateway, portable=portable)
     return gateway
 
 

@@ -4,13 +4,15 @@ change), to compare them in ``laneway shadow report``.
 
 ``offer`` runs when a request is recorded: a few comparisons, then at most one queue put.
 The queue is bounded; a full queue drops the copy (``laneway_shadow_copies{outcome=
-"dropped"}``). With ``shadow.process: separate`` (the default) the gateway's loop only
-pickles each queued copy and pipes it to a sender process (``_shadow_link``,
-``_shadow_sender``), which runs this same mirror inline; with ``inline`` (or a database no
-other process can open) the workers below run on the gateway's own loop. Worker tasks send
-each copy to the rule's candidates, as live traffic would be governed: a sensitive
-request goes only to private candidates (or nowhere, per the rule), policy and kill
-switches apply, and each rule has a daily spend cap (per gateway worker process).
+"dropped"}``). With ``shadow.process: separate`` (and ``auto``, the default) the gateway's
+loop only pickles each queued copy and pipes it to a sender process (``_shadow_link``,
+``_shadow_sender``) running at ``sender_nice`` (19: it gets the CPU time the clients
+leave), which runs this same mirror inline; with ``inline`` (and ``auto`` with a database
+no other process can open, a gateway built with injected parts, or an embedded candidate,
+which the sender would load a second time) the workers below run on the gateway's own
+loop. Worker tasks send each copy to the rule's candidates, governed as live traffic would
+be: a sensitive request goes only to private candidates (or nowhere, per the rule), policy
+and kill switches apply, and each rule has a daily spend cap (per gateway worker process).
 The sender reports its outcomes (sent, failed, skipped_*) to the gateway's metrics; the
 copies a dead sender held, or a sender killed after ``shadow.drain_s`` at shutdown, are
 counted ``lost``.
@@ -198,8 +200,19 @@ class ShadowJob:
 
 
 class ShadowMirror:
-    def __init__(self, settings: ShadowSettings, engine: sa.Engine, gateway: _Gateway) -> None:
+    def __init__(
+        self,
+        settings: ShadowSettings,
+        engine: sa.Engine,
+        gateway: _Gateway,
+        *,
+        portable: bool = True,
+    ) -> None:
+        """``portable``: another process can build the same gateway from its settings (it
+        was built without an injected environment, HTTP client, catalog or local model
+        factory); ``process: auto`` sends copies from the gateway's loop when it is not."""
         self.rules = settings.rules
+        self._portable = portable
         self._settings = settings
         self._engine = engine
         self._gateway = gateway
@@ -218,13 +231,20 @@ class ShadowMirror:
     def _sender_boot(self) -> bytes | None:
         """What the sender process builds itself from, or ``None`` when copies cannot be
         sent from another process (no database file it could open: in-memory SQLite)."""
-        engine = self._engine
-        if engine is None or self._settings.process != "separate":
+        engine, process = self._engine, self._settings.process
+        if engine is None or process == "inline":
             return None
         url = engine.url
         if url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:"):
             return None
         settings = self._gateway.settings
+        if process == "auto":
+            if not self._portable:
+                return None
+            deployments = self._gateway.deployments
+            candidates = {name for rule in self.rules for name in rule.candidates}
+            if any(deployments[name].hosting == "embedded" for name in candidates):
+                return None
         return pickle.dumps((settings, url.render_as_string(hide_password=False)))
 
     def start(self) -> None:

@@ -105,6 +105,8 @@ class SenderLink:
         assert proc.stdin is not None
         assert proc.stdout is not None
         proc.stdin.write(write_frame_header(len(self._boot)) + self._boot)
+        if self._stopping:  # stop() came while the process was starting: nothing to send
+            proc.stdin.close()
         reader = asyncio.create_task(self._read_counts(proc.stdout))
         pump = asyncio.create_task(self._pump(proc.stdin))
         try:
@@ -172,8 +174,11 @@ class SenderLink:
                     asyncio.shield(self._task), max(0.0, deadline - time.monotonic())
                 )
             except TimeoutError:
+                proc = self._proc  # perhaps started after stop() began
                 if proc is not None and proc.returncode is None:
                     proc.kill()
+                else:
+                    self._task.cancel()  # still starting it
                 await asyncio.gather(self._task, return_exceptions=True)
         while not self._queue.empty():  # never handed over
             rule, _ = self._encode(self._queue.get_nowait())

@@ -224,14 +224,16 @@ class ShadowSettings(_Frozen):
     rules: tuple[ShadowRule, ...] = ()
     queue: int = Field(default=1000, ge=1, le=1_000_000)  # copies waiting; more are dropped
     workers: int = Field(default=2, ge=1, le=64)
-    # where copies are sent from: the gateway's own event loop (default), or a dedicated
-    # process fed over a pipe (the gateway's loop only pickles and writes each copy: worth it
-    # where the machine has idle cores; on saturated cores the sender, which builds its own
-    # gateway, costs the clients more than inline copies do — see benchmarks/shadow.py)
-    process: Literal["separate", "inline"] = "inline"
+    # where copies are sent from: a dedicated low-priority process fed over a pipe (the
+    # gateway's loop only pickles and writes each copy, ~11 us), or the gateway's own event
+    # loop (~370 us of the worker's CPU per copy). ``auto`` (default): the sender process,
+    # except with an in-memory database (it could not open it) or an embedded candidate
+    # (it would load the model a second time) — see benchmarks/shadow.py
+    process: Literal["auto", "separate", "inline"] = "auto"
     drain_s: float = Field(default=5.0, ge=0, le=600)  # at shutdown, for queued copies
-    # the sender process's niceness increment: on busy cores the clients' gateway goes first
-    sender_nice: int = Field(default=10, ge=0, le=19)
+    # the sender process's niceness increment: on busy cores the clients' gateway goes
+    # first, and copies get the CPU time it leaves (a saturated worker drops, counted)
+    sender_nice: int = Field(default=19, ge=0, le=19)
 
 
 class Settings(_Frozen):
