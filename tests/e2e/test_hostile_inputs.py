@@ -108,3 +108,22 @@ def test_refusals_before_routing_come_in_anthropic_shape_on_messages_paths(
     assert other.status_code == 431 and other.json()["error"]["code"] == (
         "request_header_fields_too_large"
     )
+
+
+def test_a_bug_on_the_messages_route_is_a_500_in_anthropic_shape(
+    gw: RunningGateway, fake_openai: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from laneway.server import _messages_render
+
+    def broken(body: bytes, max_depth: int) -> Any:
+        raise RuntimeError("a bug with a secret inside")
+
+    monkeypatch.setattr(_messages_render.ANTHROPIC_MESSAGES, "parse", broken)
+    body = {"model": "gpt", "max_tokens": 5, "messages": HI}
+    response = httpx.post(gw.url + "/v1/messages", json=body, timeout=30)
+    assert response.status_code == 500
+    error = _anthropic_error(response)
+    assert error["type"] == "api_error" and error["laneway_code"] == "internal_error"
+    assert "secret" not in error["message"]
+    monkeypatch.undo()
+    assert httpx.post(gw.url + "/v1/messages", json=body, timeout=30).status_code == 200

@@ -224,7 +224,7 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 async def _unhandled(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s", request.url.path)
     err = LanewayError("internal error (see the gateway's log)")
-    return error_response(err)
+    return error_response(err, None, _protocol_of(request.url.path))
 
 
 class LanewayApp:
