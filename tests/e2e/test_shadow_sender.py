@@ -245,3 +245,26 @@ def test_an_in_memory_database_keeps_the_copies_in_process(tmp_path: Path) -> No
         await mirror.stop()
 
     asyncio.run(run())
+
+
+def test_only_a_gateway_built_from_its_settings_alone_sends_from_a_process(
+    tmp_path: Path, candidate: FakeOpenAI
+) -> None:
+    """A sender process rebuilds the gateway from its settings: with an injected environment,
+    HTTP client, catalog or model factory it would build another one, so ``auto`` keeps
+    the copies on the gateway's loop there."""
+    from laneway.gateway import build_gateway
+
+    settings = _settings(tmp_path, candidate.url, process="auto")
+
+    async def run(**injected: Any) -> bool:
+        gateway = build_gateway(settings, **injected)
+        assert gateway.shadow is not None
+        gateway.shadow.start()
+        try:
+            return gateway.shadow.link is not None
+        finally:
+            await asyncio.wait_for(gateway.aclose(), 30)
+
+    assert asyncio.run(run()) is True
+    assert asyncio.run(run(env=dict(os.environ))) is False
