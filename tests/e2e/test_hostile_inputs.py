@@ -4,6 +4,7 @@ no declared tool ... are 400 before any upstream call), in that protocol's error
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -127,3 +128,48 @@ def test_a_bug_on_the_messages_route_is_a_500_in_anthropic_shape(
     assert "secret" not in error["message"]
     monkeypatch.undo()
     assert httpx.post(gw.url + "/v1/messages", json=body, timeout=30).status_code == 200
+
+
+def _pattern_tools(count: int, patterns: int) -> list[dict[str, Any]]:
+    """Tools whose schemas hold many regex patterns: each is compiled when the request
+    is checked (~60 µs a pattern), so a 1 MB body costs about a second of CPU."""
+    properties = {
+        f"p{j}": {"type": "string", "pattern": f"^[a-z]{{1,{j % 50 + 1}}}(x|y)*[0-9]+$"}
+        for j in range(patterns)
+    }
+    schema = {"type": "object", "properties": properties}
+    return [
+        {"type": "function", "function": {"name": f"t{i}", "parameters": schema}}
+        for i in range(count)
+    ]
+
+
+def test_checking_a_large_body_does_not_stall_other_requests(gw: RunningGateway) -> None:
+    """The checks of a large body (here 128 tool schemas of 100 patterns each) run off
+    the event loop: the worker keeps answering other requests meanwhile (they waited
+    for the whole check before)."""
+    import threading
+
+    body = {"model": "gpt", "messages": HI, "tools": _pattern_tools(128, 100)}
+    waits: list[float] = []
+    done = threading.Event()
+
+    def ping() -> None:
+        with httpx.Client(timeout=30) as client:
+            while not done.is_set():
+                started = time.monotonic()
+                client.get(gw.url + "/health/live")
+                waits.append(time.monotonic() - started)
+                time.sleep(0.005)
+
+    pinger = threading.Thread(target=ping)
+    pinger.start()
+    time.sleep(0.1)
+    started = time.monotonic()
+    response = httpx.post(gw.base_url + "/chat/completions", json=body, timeout=60)
+    took = time.monotonic() - started
+    done.set()
+    pinger.join()
+    assert response.status_code in (200, 400), response.text  # checked (context may be short)
+    assert took > 0.3, took  # the check is long enough to measure against
+    assert max(waits) < took / 3, (max(waits), took)

@@ -227,7 +227,10 @@ async def handle(gateway: Gateway, request: Request, protocol: ClientProtocol) -
         body, task_header = await read_request(
             gateway, request, ctx, protocol.credentials(request.headers)
         )
-        chat = protocol.parse(body, limits.max_json_depth)
+        if len(body) <= _PARSE_ON_LOOP_BYTES:
+            chat = protocol.parse(body, limits.max_json_depth)
+        else:  # its checks (a tool schema's patterns are compiled) must not stall the loop
+            chat = await asyncio.to_thread(protocol.parse, body, limits.max_json_depth)
         if protocol.needs_prepare:
             chat = await protocol.prepare(chat, ctx.key_id)
         task, chat = _task_of(task_header, chat)
@@ -245,6 +248,12 @@ async def handle(gateway: Gateway, request: Request, protocol: ClientProtocol) -
         return await _stream(gateway, ctx, chat, request.receive, protocol)
     outcome = await call_core(ctx, request.receive, gateway.complete(ctx, chat))
     return _completion(ctx, outcome, protocol)
+
+
+# Bodies up to this size are parsed and checked on the event loop; larger ones in a
+# thread: a tool schema's regex patterns are compiled to check them (~1 ms per KB of
+# patterns), and a 1 MB body of them held the loop for a second.
+_PARSE_ON_LOOP_BYTES = 16 * 1024
 
 
 def refuse(
