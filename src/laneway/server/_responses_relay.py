@@ -55,6 +55,7 @@ from laneway.gateway import (
     close_stream,
 )
 from laneway.server._chat import (
+    _PARSE_ON_LOOP_BYTES,
     DisconnectWatch,
     JSONBytesResponse,
     _raw_route_headers,
@@ -169,6 +170,19 @@ async def _plan(
             )
     if why is None:
         return None
+    if len(body) <= _PARSE_ON_LOOP_BYTES:
+        return _relay_plan(doc, why, deployment, max_depth, settings)
+    # as the translated path: a large body's checks (tool schemas) off the event loop
+    return await asyncio.to_thread(_relay_plan, doc, why, deployment, max_depth, settings)
+
+
+def _relay_plan(
+    doc: dict[str, Any],
+    why: str,
+    deployment: str | None,
+    max_depth: int,
+    settings: ResponsesSettings,
+) -> _Plan:
     rest, summaries = _split_reasoning(doc)
     parsed = parse_responses_body(
         orjson.dumps(rest), max_depth=max_depth, store_default=settings.store
