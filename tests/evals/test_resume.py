@@ -107,3 +107,37 @@ async def test_interrupted_run_is_consistent_and_resumes(
     assert resumed.skipped == len(done_before)
     assert calls == N - len(done_before)  # completed cases were not called again
     assert _key_count(engine, "cancel") == (N, N)
+
+
+async def test_a_cancelled_run_stops_at_once(
+    tmp_path: Path, engine: sa.Engine, gateway_factory: Any
+) -> None:
+    # Ctrl-C cancels the run's task. The gateway answers each cancelled call with a
+    # `shutting_down` outcome and un-cancels the task, so every worker went on to its
+    # next call: the run made all N calls (minus the ones cut) before it ended
+    # "interrupted". Now no call starts after the cancel, and none is recorded as failed.
+    suite = write_planted_suite(tmp_path, N)
+    options = RunOptions(models=("cand",), concurrency=2, flush_every=3)
+    with PlantedFake(PLAN, latency=0.05) as fake:
+        gateway = await gateway_factory(settings_for(tmp_path, {"cand": fake}))  # type: ignore[dict-item]
+        record = new_run(engine, suite, options, run_id="stop")
+        five_done = asyncio.Event()
+
+        def on_result(_row: ResultRow) -> None:
+            if len(fake.received) >= 5:
+                five_done.set()
+
+        task = asyncio.create_task(run_suite(gateway, suite, record, options, on_result))
+        await five_done.wait()
+        started = len(fake.received)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.wait_for(task, timeout=5)
+        assert task.cancelled()
+        await asyncio.sleep(0.2)
+        assert len(fake.received) <= started + options.concurrency
+        await gateway.aclose()
+    assert record.info().status == "interrupted"
+    rows = list(record.results())
+    assert all(r.error_code is None for r in rows), {r.error_code for r in rows}
+    assert len(rows) < 5 + 2 * options.concurrency

@@ -261,3 +261,37 @@ def test_ctrl_c_prints_the_whole_resume_command(home: Path, monkeypatch: Any) ->
     assert out.stderr.splitlines() == [
         f"interrupted; resume with: laneway eval run s.yaml --resume c1 --database {db}"
     ]
+
+
+def test_sigterm_stops_a_run_like_ctrl_c(home: Path) -> None:
+    # A CI job cancelled, `timeout` or `kill` sends SIGTERM: it killed the process at
+    # once, losing the answers not yet written (up to 32) and leaving the run "running".
+    import signal
+    import subprocess
+    import sys
+
+    with PlantedFake(Plan(slow=frozenset(range(20)))) as slow:
+        config = yaml.safe_load((home / "laneway.yaml").read_text("utf-8"))
+        config["deployments"].append(deployment("slow", slow.url))
+        (home / "laneway.yaml").write_text(yaml.safe_dump(config), "utf-8")
+        args = ["eval", "run", "s.yaml", "--models", "slow", "--run-id", "t1", "--concurrency", "1"]
+        proc = subprocess.Popen(
+            [sys.executable, "-c", "from laneway.cli import main; main()", *args],
+            cwd=home,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.startswith("cli: 4/20"):
+                break
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 143, err
+    assert err.splitlines() == ["terminated; resume with: laneway eval run s.yaml --resume t1"]
+    assert _status(home, "t1") == "interrupted"
+    engine = open_database(f"sqlite:///{home / 'l.db'}")
+    rows = list(RunRecord(engine, "t1").results())
+    engine.dispose()
+    assert 4 <= len(rows) < 20 and all(r.error_code is None for r in rows)

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = ["eval_app", "quiet_when_cancelled", "register"]
 
 _EXAMPLE = "_example.yaml"
+_T = TypeVar("_T")
 
 eval_app = typer.Typer(
     help="Evals: run your own suites against candidate models through the gateway.",
@@ -492,13 +493,43 @@ def _execute(
 ) -> RunSummary:
     import asyncio  # here, not at the top: `laneway --help` starts faster
 
+    terminated: list[bool] = []
     try:
-        _, summary = asyncio.run(_run_async(settings, engine, suite, options, start))
-    except KeyboardInterrupt:
+        run = _run_async(settings, engine, suite, options, start)
+        _, summary = asyncio.run(_stopped_by_sigterm(run, terminated))
+    except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+        if isinstance(exc, asyncio.CancelledError) and not terminated:
+            raise
         hint = f"; resume with: {resume_hint}" if record.exists() else ""
-        typer.echo(f"interrupted{hint}", err=True)
-        raise typer.Exit(130) from None
+        typer.echo(f"{'terminated' if terminated else 'interrupted'}{hint}", err=True)
+        raise typer.Exit(143 if terminated else 130) from None
     return summary
+
+
+async def _stopped_by_sigterm(work: Awaitable[_T], terminated: list[bool]) -> _T:
+    """``work``, stopped on SIGTERM (a CI job cancelled, ``timeout``, ``kill``) the way
+    Ctrl-C stops it: the calls done are saved and the run can be resumed. SIGTERM used to
+    kill the process at once, losing the answers not yet written (up to a batch of 32)
+    and leaving the run "running"."""
+    import asyncio
+    import signal
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+
+    def stop() -> None:
+        terminated.append(True)
+        if task is not None:
+            task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGTERM, stop)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread
+        return await work
+    try:
+        return await work
+    finally:
+        loop.remove_signal_handler(signal.SIGTERM)
 
 
 def _print_run(

@@ -54,6 +54,13 @@ async def call_model(
 
         report = await run_request(gateway, request, source="eval")
         error = report.error
+        if error is not None and error.code == "shutting_down":
+            # The gateway answers a request cancelled from outside with `shutting_down`
+            # and un-cancels its task (for a server, the grace period after SIGTERM has
+            # ended). In-process, only Ctrl-C or SIGTERM of the harness cancels a call:
+            # stop. Swallowed, it left every worker going on to its next call: the run
+            # went on to the end before it said "interrupted".
+            raise asyncio.CancelledError
         if error is None:
             return report
         if error.code == "unsupported_parameter":
