@@ -1,6 +1,7 @@
 """Router v2 acceptance figures: gain routing, task identity, transfer and cascades.
 
     python benchmarks/router_v2.py [--rounds 1000] [--only halves,transfer,rubric,cascade]
+    python benchmarks/router_v2.py --only variants
 
 Every figure is APGR (CPT(50%) where the cascade is compared) with a 95% percentile
 bootstrap interval over prompts, and paired intervals for differences (the same
@@ -13,7 +14,11 @@ resampled prompts for both methods). Sections:
 * ``transfer``: the shipped recipe retrained with four groups of MMLU-Pro categories
   held out in turn (never trained on), scored per held-out category against length:
   without the length prior, with the prior chosen on the other groups only (nested)
-  and with the shipped prior (chosen on all four groups' cells).
+  and with the shipped prior (chosen on all four groups' cells). Beside each cell's
+  own 95% interval, family-wise figures over the 28 cells: simultaneous 95% intervals
+  (max-|t| bootstrap: ``family_wise``), the cells below and above length under them,
+  and the chance that a router exactly as good as length shows at least one cell
+  "significantly below" under the per-cell intervals.
 * ``rubric``: the shipped router on the independent rubric sets (each scored once
   before this revision: a second look, reported as such).
 * ``cascade``: the answers data split into halves by a hash of the prompt id; per
@@ -22,13 +27,19 @@ resampled prompts for both methods). Sections:
   the best pre-routing router for the pair (length, the text gain router, the text +
   task gain router, all trained on the train half; the best picked on the test half,
   which favours the baseline), with paired intervals for APGR and CPT(50%).
+* ``variants`` (only when asked for): recipe variants tried on the weak transfer cells
+  (a post-hoc length shift, a standardised blend of gain and length, a heavier L2 on
+  every signal but length, hinge terms of length), each value chosen jointly with the
+  prior by the nested procedure of ``transfer``; none is shipped.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from laneway.router import (
     DEFAULT_TIERS,
     Verifier,
+    _linear,
     load_router,
     pair_metrics,
     train_scorer,
@@ -117,8 +129,10 @@ def compare(
     weak: FloatArray,
     diffs: Sequence[tuple[str, str]],
     rounds: int,
+    draws: dict[str, FloatArray] | None = None,
 ) -> tuple[dict[str, str], dict[str, str], dict[str, tuple[float, float, float]]]:
-    """(APGR cells, difference cells, differences as numbers)."""
+    """(APGR cells, difference cells, differences as numbers); ``draws``, when given,
+    receives each difference's bootstrap draws (for family-wise intervals)."""
     boot = Boot(len(strong), rounds)
     stats = {n: boot.stat(apgr_fn(s, strong, weak)) for n, s in scores.items()}
     cells = {n: fmt(*st[:3]) for n, st in stats.items()}
@@ -126,6 +140,8 @@ def compare(
     nums: dict[str, tuple[float, float, float]] = {}
     for a, b in diffs:
         d = stats[a][3] - stats[b][3]
+        if draws is not None:
+            draws[f"{a} − {b}"] = d
         lo, hi = np.percentile(d, [2.5, 97.5])
         nums[f"{a} − {b}"] = (stats[a][0] - stats[b][0], float(lo), float(hi))
         out[f"{a} − {b}"] = fmt(*nums[f"{a} − {b}"], sign=True)
@@ -205,15 +221,25 @@ class _Recipe:
         self.x_mmlu = feature_matrix([r["conversation"] for r in self.mmlu], None, False)
         self.x_rest = feature_matrix([r["conversation"] for r in self.rest], None, False)
 
-    def scorer(self, held: Sequence[str], prior: float) -> Any:
-        """Trained without the MMLU-Pro categories ``held`` (and the dev split)."""
-        keep = [r["category"] not in held and bucket(r["id"], 10) != 0 for r in self.mmlu]
+    def train_mask(self, held: Sequence[str]) -> npt.NDArray[np.bool_]:
+        """The MMLU-Pro rows trained on without the categories ``held`` (and the dev split)."""
+        return np.array([r["category"] not in held and bucket(r["id"], 10) != 0
+                         for r in self.mmlu])  # fmt: skip
+
+    def scorer(
+        self, held: Sequence[str], prior: float, *, text_l2: float = 1.0, hinges: bool = False
+    ) -> Any:
+        """Trained without the MMLU-Pro categories ``held`` (and the dev split);
+        ``text_l2`` and ``hinges``: the variants of :func:`variants` (not shipped)."""
+        keep = self.train_mask(held)
         train = [r for r, k in zip(self.mmlu, keep, strict=True) if k]
         answers, varied = self.rest[: self.n_answers], self.rest[self.n_answers :]
         rows = shipped_training_rows(train, answers, varied)
-        x = np.vstack([self.x_mmlu[np.array(keep)], self.x_rest])
-        return train_scorer(rows, DEFAULT_TIERS, tier_models(), None, use_embedding=False,
-                            verifier=False, length_prior=prior, features=x)  # fmt: skip
+        x = np.vstack([self.x_mmlu[keep], self.x_rest])
+        with _text_l2(text_l2):
+            return train_scorer(rows, DEFAULT_TIERS, tier_models(), None, use_embedding=False,
+                                verifier=False, length_prior=prior,
+                                features=with_hinges(x) if hinges else x)  # fmt: skip
 
     def category(self, name: str) -> list[Row]:
         return [r for r in self.mmlu if r["category"] == name]
@@ -252,10 +278,23 @@ def transfer(rounds: int) -> None:
     print("- the shipped prior's search (these cells; the shipped value is chosen on them): "
           + ", ".join(f"{p:g}: {np.mean(v):+.4f}" for p, v in search.items()))  # fmt: skip
     print(f"- shipped prior: {LENGTH_PRIOR:g}\n")
-    print("| held-out category | pair | n | length | no prior − length | nested − length | "
-          "shipped − length |")  # fmt: skip
-    print("|" + " --- |" * 7)
-    below = {"none": 0, "nested": 0, "shipped": 0}
+    cells = _transfer_cells(recipe, outer, nested, rounds)
+    _print_transfer(cells)
+
+
+RECIPES = ("none", "nested", "shipped")
+TransferCell = tuple[str, str, int, str, dict[str, tuple[float, float, float, FloatArray]]]
+
+
+def _transfer_cells(
+    recipe: _Recipe,
+    outer: Mapping[tuple[tuple[str, ...], float], Any],
+    nested: Mapping[tuple[str, ...], float],
+    rounds: int,
+) -> list[TransferCell]:
+    """Per held-out (category, pair): (category, pair, n, length's APGR, per recipe
+    (router − length, per-cell 95% low, high, bootstrap draws of the difference))."""
+    out: list[TransferCell] = []
     for fold in FOLDS:
         for category in fold:
             test = recipe.category(category)
@@ -267,13 +306,69 @@ def transfer(rounds: int) -> None:
             }
             for strong, weak in TRANSFER_PAIRS:
                 s, w = outcome(test, strong), outcome(test, weak)
-                cells, diffs, nums = compare(scores, s, w, [(n, "length") for n in below], rounds)
-                for n in below:
-                    below[n] += nums[f"{n} − length"][2] < 0
-                print(f"| {category} | {strong} / {weak} | {len(test)} | {cells['length']} | "
-                      + " | ".join(diffs.values()) + " |")  # fmt: skip
-    print("\ncells whose upper bound is below 0 (router significantly below length): "
-          + ", ".join(f"{n} {k}" for n, k in below.items()) + "\n")  # fmt: skip
+                draws: dict[str, FloatArray] = {}
+                diffs = [(n, "length") for n in RECIPES]
+                apgr, _, nums = compare(scores, s, w, diffs, rounds, draws)
+                per = {n: (*nums[f"{n} − length"], draws[f"{n} − length"]) for n in RECIPES}
+                out.append((category, f"{strong} / {weak}", len(test), apgr["length"], per))
+    return out
+
+
+def family_wise(
+    points: FloatArray, draws: FloatArray, level: float = 0.95
+) -> tuple[float, FloatArray, FloatArray, float]:
+    """Simultaneous intervals over cells by the max-|t| bootstrap, and the chance that
+    the per-cell rule flags at least one cell for a router equal to length.
+
+    ``points``: one difference per cell; ``draws``: (cells, rounds), every cell's
+    bootstrap draws, round ``r`` of each cell taken together (cells of one category
+    share their resampled prompts, so their correlation is kept; categories are
+    disjoint, so their rounds are independent: a stratified bootstrap). With each
+    cell's standard error ``se`` and ``t = |draw − point| / se``, the critical value
+    ``c`` is the ``level`` quantile of the largest ``t`` over the cells; the
+    intervals are ``point ± c·se`` and cover every cell at once with probability
+    ``level`` (Bonferroni's normal value for 28 cells, 3.19, is slightly wider: it
+    ignores the correlation). For the null chance, each round's centred draws stand
+    for the estimates of a router exactly as good as length: a cell is "below" when
+    that estimate plus the distance from the cell's point to its per-cell upper bound
+    (97.5th percentile) is below 0. Returns (c, lows, highs, that chance)."""
+    dev = draws - points[:, None]
+    se = dev.std(axis=1, ddof=1)
+    crit = float(np.quantile(np.max(np.abs(dev) / se[:, None], axis=0), level))
+    gap = np.percentile(draws, 97.5, axis=1) - points
+    false_below = float(np.mean(np.any(dev < -gap[:, None], axis=0)))
+    return crit, points - crit * se, points + crit * se, false_below
+
+
+def _print_transfer(cells: Sequence[TransferCell]) -> None:
+    fw = {}
+    for n in RECIPES:
+        points = np.array([c[4][n][0] for c in cells])
+        fw[n] = (points, *family_wise(points, np.stack([c[4][n][3] for c in cells])))
+    print("| held-out category | pair | n | length | no prior − length | nested − length | "
+          "shipped − length | nested, simultaneous | shipped, simultaneous |")  # fmt: skip
+    print("|" + " --- |" * 9)
+    for k, (category, pair, n, base, per) in enumerate(cells):
+        simultaneous = [fmt(fw[r][0][k], fw[r][2][k], fw[r][3][k], sign=True)
+                        for r in ("nested", "shipped")]  # fmt: skip
+        print(f"| {category} | {pair} | {n} | {base} | "
+              + " | ".join(fmt(*per[r][:3], sign=True) for r in RECIPES) + " | "
+              + " | ".join(simultaneous) + " |")  # fmt: skip
+    k = len(cells)
+    print(f"\n{k} cells; per recipe: mean of the cells; cells significantly below / above "
+          "length with per-cell 95% intervals; the same with simultaneous 95% intervals "
+          "(max-|t| bootstrap over the cells); the chance that a router exactly as good as "
+          "length shows at least one per-cell \"below\" (from the same draws)\n")  # fmt: skip
+    for n in RECIPES:
+        points, crit, lo, hi, null = fw[n]
+        per_lo = np.array([c[4][n][1] for c in cells])
+        per_hi = np.array([c[4][n][2] for c in cells])
+        print(f"- {n}: mean {points.mean():+.4f}; per-cell below {int((per_hi < 0).sum())}, "
+              f"above {int((per_lo > 0).sum())}; simultaneous (critical value {crit:.2f}) "
+              f"below {int((hi < 0).sum())}, above {int((lo > 0).sum())}; "
+              f"P(≥ 1 false per-cell below) {null:.0%}")  # fmt: skip
+    print(f"- independent cells at 2.5% each: P(≥ 1 false below) = 1 − 0.975^{k} = "
+          f"{1 - 0.975**k:.0%}\n")  # fmt: skip
 
 
 def rubric(rounds: int) -> None:
@@ -384,18 +479,155 @@ def cascade(rounds: int) -> None:
     print()
 
 
+# Recipe variants tried on the weak held-out cells (model card, "Transfer"; none shipped).
+# Each variant's value is chosen jointly with the length prior by the nested procedure
+# (the held-out group never seen); the first value of each is the recipe as shipped.
+VARIANTS: dict[str, tuple[float, ...]] = {
+    "prior only": (0.0,),
+    # + v · (t/(T−1) − ½) · standardised log length on each tier's logit, after the fit
+    "length shift": (0.0, 0.25, 0.5, 1.0, 2.0),
+    # gain / sd(gain) + v · log length / sd(log length), sds on the training rows
+    "score blend": (0.0, 0.25, 0.5, 1.0, 2.0),
+    # every signal but log length penalised v × the L2
+    "text L2": (1.0, 3.0, 10.0, 30.0),
+    # v = 1: + two hinge columns of log length (a piecewise-linear length term)
+    "length hinges": (0.0, 1.0),
+}
+_HINGES = (5.0, 6.5)  # log characters (~150 and ~665), fixed before any run
+
+
+def with_hinges(x: FloatArray) -> FloatArray:
+    return np.hstack([x, *(np.maximum(0.0, x[:, :1] - k) for k in _HINGES)])
+
+
+@contextlib.contextmanager
+def _text_l2(factor: float) -> Iterator[None]:
+    """Fits made inside penalise every signal but log length (column 0) ``factor`` × the
+    L2 (benchmark only: the library's L2 is one number, so the fit sees those standardised
+    columns scaled by 1/√factor and their weights are scaled back)."""
+    original = _linear.fit_logistic
+    if factor == 1.0:
+        yield
+        return
+
+    def fit(x: FloatArray, y: FloatArray, l2: float, **kw: Any) -> tuple[FloatArray, float]:
+        scale = np.r_[1.0, np.full(x.shape[1] - 1, factor**-0.5)]
+        w, b = original(x * scale, y, l2, **kw)
+        return w * scale, b
+
+    _linear.fit_logistic = fit
+    try:
+        yield
+    finally:
+        _linear.fit_logistic = original
+
+
+class _Variants:
+    """Fits (cached) and gains of the variants on the transfer folds."""
+
+    def __init__(self, recipe: _Recipe) -> None:
+        self.recipe = recipe
+        self.cats = np.array([r["category"] for r in recipe.mmlu])
+        self.size = length(recipe.mmlu)
+        self.fits: dict[tuple[Any, ...], Any] = {}
+
+    def fit(self, held: tuple[str, ...], prior: float, variant: str, v: float) -> Any:
+        refit = (variant == "text L2" and v != 1.0) or (variant == "length hinges" and v > 0)
+        key = (tuple(sorted(held)), prior, variant if refit else "", v if refit else 0.0)
+        if key not in self.fits:
+            self.fits[key] = self.recipe.scorer(
+                held, prior, text_l2=v if variant == "text L2" else 1.0,
+                hinges=variant == "length hinges" and v > 0)  # fmt: skip
+        return self.fits[key]
+
+    def gain(self, held: tuple[str, ...], prior: float, variant: str, v: float,
+             mask: npt.NDArray[np.bool_]) -> FloatArray:  # fmt: skip
+        scorer = self.fit(held, prior, variant, v)
+        x = self.recipe.x_mmlu
+        if variant == "length hinges" and v > 0:
+            x = with_hinges(x)
+        if variant == "length shift":
+            w = scorer.heads.weights.copy()
+            w[0] += v * np.linspace(-0.5, 0.5, w.shape[1])
+            scorer = dataclasses.replace(scorer, heads=dataclasses.replace(scorer.heads, weights=w))
+        est = scorer.predict_matrix(x[mask])
+        g = np.asarray(est[:, -1] - est[:, 0], dtype=np.float64)
+        if variant != "score blend":
+            return g
+        train = self.recipe.train_mask(held)
+        est = scorer.predict_matrix(x[train])
+        sd_gain, sd_len = float(np.std(est[:, -1] - est[:, 0])), float(np.std(x[train, 0]))
+        return g / sd_gain + v * x[mask, 0] / sd_len
+
+    def point_diffs(self, held: tuple[str, ...], prior: float, variant: str, v: float,
+                    cats: Sequence[str]) -> list[float]:  # fmt: skip
+        out = []
+        for category in cats:
+            mask = self.cats == category
+            g, test = self.gain(held, prior, variant, v, mask), self.recipe.category(category)
+            for strong, weak in TRANSFER_PAIRS:
+                s, w = outcome(test, strong), outcome(test, weak)
+                out.append(pair_metrics(g, s, w).apgr - pair_metrics(self.size[mask], s, w).apgr)
+        return out
+
+
+def variants(rounds: int) -> None:
+    print("## Transfer: recipe variants tried on the weak cells (nested; none shipped)\n")
+    runs = _Variants(_Recipe())
+    print("| variant | values | chosen per group (prior, value) | mean of 28 cells | per-cell "
+          "below | per-cell above | simultaneous below | simultaneous above |")  # fmt: skip
+    print("|" + " --- |" * 8)
+    for variant, values in VARIANTS.items():
+        combos = [(p, v) for p in PRIORS for v in values]
+        chosen: dict[tuple[str, ...], tuple[float, float]] = {}
+        for fold in FOLDS:
+            inner: dict[tuple[float, float], list[float]] = {k: [] for k in combos}
+            for other in (f for f in FOLDS if f != fold):
+                for p, v in combos:
+                    inner[p, v] += runs.point_diffs(fold + other, p, variant, v, other)
+            chosen[fold] = max(combos, key=lambda k: float(np.mean(inner[k])))
+        points, draws, names = [], [], []
+        for fold in FOLDS:
+            for category in fold:
+                mask = runs.cats == category
+                prior, value = chosen[fold]
+                g = runs.gain(fold, prior, variant, value, mask)
+                test = runs.recipe.category(category)
+                for strong, weak in TRANSFER_PAIRS:
+                    s, w = outcome(test, strong), outcome(test, weak)
+                    d: dict[str, FloatArray] = {}
+                    scores = {"router": g, "length": runs.size[mask]}
+                    _, _, nums = compare(scores, s, w, [("router", "length")], rounds, d)
+                    points.append(nums["router − length"])
+                    draws.append(d["router − length"])
+                    names.append(f"{category} {strong.split('-')[0]}")
+        pts = np.array([p[0] for p in points])
+        _, lo, hi, _ = family_wise(pts, np.stack(draws))
+        below = [f"{n} {p[0]:+.3f} [{p[1]:+.3f}, {p[2]:+.3f}]"
+                 for n, p in zip(names, points, strict=True) if p[2] < 0]  # fmt: skip
+        above = sum(p[1] > 0 for p in points)
+        picks = ", ".join(f"({p:g}, {v:g})" for p, v in chosen.values())
+        print(f"| {variant} | {', '.join(f'{v:g}' for v in values)} | {picks} | "
+              f"{pts.mean():+.4f} | {len(below)}{': ' if below else ''}{'; '.join(below)} | "
+              f"{above} | {int((hi < 0).sum())} | {int((lo > 0).sum())} |")  # fmt: skip
+    print()
+
+
 SECTIONS: dict[str, Callable[[int], None]] = {
     "halves": halves,
     "transfer": transfer,
     "rubric": rubric,
     "cascade": cascade,
+    "variants": variants,
 }
+DEFAULT_SECTIONS = ("halves", "transfer", "rubric", "cascade")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--rounds", type=int, default=1000, help="bootstrap rounds")
-    ap.add_argument("--only", default=",".join(SECTIONS), help="comma-separated sections")
+    ap.add_argument("--only", default=",".join(DEFAULT_SECTIONS),
+                    help=f"comma-separated sections of {', '.join(SECTIONS)}")  # fmt: skip
     args = ap.parse_args()
     for name in args.only.split(","):
         SECTIONS[name.strip()](args.rounds)
