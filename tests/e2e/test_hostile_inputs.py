@@ -182,3 +182,15 @@ def test_checking_a_large_body_does_not_stall_other_requests(gw: RunningGateway,
     assert response.status_code != 500, response.text  # checked (then context, upstream...)
     assert took > 0.3, took  # the check is long enough to measure against
     assert max(waits) < took / 3, (max(waits), took)
+
+
+def test_count_tokens_for_an_unknown_model_is_404_like_messages(gw: RunningGateway) -> None:
+    body = {"model": "claude-9-imaginary", "messages": HI}
+    counted = httpx.post(gw.url + "/v1/messages/count_tokens", json=body, timeout=30)
+    sent = httpx.post(gw.url + "/v1/messages", json={**body, "max_tokens": 5}, timeout=30)
+    assert sent.status_code == 404
+    assert counted.status_code == 404, counted.text  # it said 200 for a model never served
+    assert _anthropic_error(counted)["type"] == "not_found_error"
+    assert _anthropic_error(counted)["laneway_code"] == "model_not_found"
+    ok = httpx.post(gw.url + "/v1/messages/count_tokens", json={**body, "model": "gpt"}, timeout=30)
+    assert ok.status_code == 200 and ok.json()["input_tokens"] > 0

@@ -166,6 +166,8 @@ async def count_tokens(request: Request) -> Response:
         body, _ = await read_request(gateway, request, ctx, credentials)
         depth = gateway.settings.server.max_json_depth
         chat = parse_messages_request(body, max_depth=depth, count_only=True)
+        if chat.model != "auto" and not chat.model.startswith("auto:"):
+            gateway.resolver.resolve(chat.model)  # 404 for a model never served, as Messages
     except LanewayError as exc:
         return error_response(exc, None, ANTHROPIC_MESSAGES)
     return _json({"input_tokens": estimate_prompt_tokens(chat)})
