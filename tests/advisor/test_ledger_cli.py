@@ -244,3 +244,20 @@ def test_from_ledger_sensitive_traffic_gets_its_own_self_hosted_lane(tmp_path: P
 
     html = render_html(advice)
     assert "From the ledger: observed $0.02/month vs the model" in html
+
+
+async def test_cli_from_ledger_reads_the_configs_database(tmp_path: Path, monkeypatch: Any) -> None:
+    # It read ./laneway.db whatever the config's database.url said (and had no --config):
+    # with the gateway's ledger elsewhere, "no ledger database at 'laneway.db'".
+    await _fill(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("LANEWAY_DATABASE_URL", raising=False)
+    config = tmp_path / "gw.yaml"
+    config.write_text(f"database: {{url: 'sqlite:///{tmp_path / 'ledger.db'}'}}\n", "utf-8")
+    app = build_app()
+    for args in (["-c", str(config)], ["--db", f"sqlite:///{tmp_path / 'ledger.db'}"]):
+        result = CliRunner().invoke(app, ["advise", "--from-ledger", "--json", *args])
+        assert result.exit_code == 0, result.output
+        assert json.loads(result.stdout)["workload"]["name"]
+    monkeypatch.setenv("LANEWAY_CONFIG", str(config))
+    assert CliRunner().invoke(app, ["advise", "--from-ledger"]).exit_code == 0

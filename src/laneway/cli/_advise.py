@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from laneway.cli._ledger_db import DatabaseOption, database_url
 from laneway.errors import LanewayError
 
 if TYPE_CHECKING:
@@ -250,9 +251,13 @@ def advise_command(
     ops: Annotated[
         str, typer.Option(help="With --from-ledger: MLOps capacity none|partial|full.")
     ] = "none",
-    database: Annotated[
-        str, typer.Option(envvar="LANEWAY_DATABASE_URL", help="Ledger database URL.")
-    ] = "sqlite:///laneway.db",
+    database: DatabaseOption = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            "--config", "-c", help="laneway.yaml, for its database.url (default: the usual lookup)."
+        ),
+    ] = None,
     seed_check: Annotated[
         bool,
         typer.Option(
@@ -293,9 +298,12 @@ def advise_command(
     overrides = _checked_overrides(gpu, set_ or [])
     if out is not None:
         _check_out(out)
+    # The ledger the gateway writes: --database, else $LANEWAY_DATABASE_URL, else the
+    # config's database.url (it was always ./laneway.db, whatever the config said).
+    url = database_url(database, config) if from_ledger else ""
     try:
         profile = (
-            _ledger_workload(database, start, ops) if from_ledger else load_workload(workload)  # type: ignore[arg-type]
+            _ledger_workload(url, start, ops) if from_ledger else load_workload(workload)  # type: ignore[arg-type]
         )
         advice = advise(profile, assumptions=default_assumptions(gpu), overrides=overrides)
         data = advice_to_json(advice)

@@ -25,8 +25,11 @@ __all__ = ["DatabaseOption", "database_url", "read_ledger"]
 DatabaseOption = Annotated[
     str | None,
     typer.Option(
+        "--database",
+        "--db",  # as the eval, drift and shadow commands take it
         envvar="LANEWAY_DATABASE_URL",
-        help="Ledger database URL (default: the config's database.url, as `serve` uses).",
+        help="Ledger database URL (default: the config's database.url, as `serve` uses; "
+        "--db is an alias).",
     ),
 ]
 
