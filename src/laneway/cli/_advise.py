@@ -278,7 +278,17 @@ def advise_command(
     ] = None,
 ) -> None:
     """Advise on closed API vs serverless open-weight vs self-hosted for a workload: costs per
-    path and tier, crossover volume, the six questions and four gates, a recommendation."""
+    path and tier, crossover volume, the six questions and four gates, a recommendation.
+
+    Exit 0 advice given; 1 a workload, ledger, model or GPU that cannot be used; 2 a wrong
+    command line.
+
+    Examples:
+
+    \b
+      laneway advise examples/workload.yaml --out advice.html
+      laneway advise --from-ledger --since 30d --ops partial --json
+      laneway advise --seed-check"""
     from laneway.advisor import (
         advice_to_json,
         advise,

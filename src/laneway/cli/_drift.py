@@ -116,7 +116,12 @@ def run_command(
     """Run a canary suite: the first run is the baseline, later ones are compared.
 
     Exit 0: no drift (or the baseline was pinned); 1: a drift alarm, an error or an
-    incomplete canary run (an `error:` line says which); 2: a wrong command line."""
+    incomplete canary run (an `error:` line says which); 2: a wrong command line.
+
+    Example (crontab, hourly):
+
+    \b
+      0 * * * * laneway drift run --suite canary.yaml --model gpt-4o --judge claude"""
     from laneway.cli._eval import _settings, _suite
 
     settings = _settings(config)
@@ -207,7 +212,12 @@ def check_command(
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """Compare a deployment's recent traffic with its baseline window (exit 1 on an alarm)."""
+    """Compare a deployment's recent traffic with its baseline window (exit 1 on an alarm).
+
+    Reads the ledger only (no gateway needs to run). Example:
+
+    \b
+      laneway drift check --deployment gpt --window 1d --baseline 7d"""
     from laneway.errors import LanewayError
     from laneway.evals import drift_from_ledger
     from laneway.ledger import parse_since

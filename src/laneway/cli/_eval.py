@@ -428,9 +428,15 @@ def run_command(
     """Run every case on every candidate (resumable: completed cases are not re-run).
 
     Exit 0 when the run completed (and passed --min-pass); 1 when a candidate is below
-    --min-pass, the run is incomplete or an error stopped it; 130 on Ctrl-C.
+    --min-pass, the run is incomplete or an error stopped it; 130 on Ctrl-C, 143 on
+    SIGTERM (both save the calls made and print the resume command).
 
-    Example: laneway eval run basics --models local,tier:standard --repeats 3 --out evals"""
+    Examples:
+
+    \b
+      laneway eval run basics --models local,tier:standard --repeats 3 --out evals
+      laneway eval run my-suite.yaml --models gpt-4o --judge claude --min-pass 0.8
+      laneway eval run my-suite.yaml --resume RUN_ID"""
     from laneway.evals import RunOptions, RunRecord, candidates_from, new_run, run_exists_message
 
     the_id = _planned_id(resume, run_id)
@@ -592,7 +598,9 @@ def show_command(
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """Metrics of a run, per model and per tag."""
+    """Metrics of a run, per model and per tag.
+
+    Example: laneway eval show RUN_ID --tokens-per-day 5000000 --json"""
     from laneway.evals import metrics_to_json
 
     loaded, metrics = _run_metrics(run, tokens_per_day, config, db)
@@ -664,8 +672,16 @@ def compare_command(
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """Paired comparison over cases; exit 1 when B is significantly worse than A, 2 on
-    an error. An incomplete run is flagged on stderr."""
+    """Paired comparison over cases; exit 1 when B is significantly worse than A or the
+    comparison cannot be made (an unknown run or model, no case in common), 2 for a
+    wrong command line. An incomplete run is flagged on stderr.
+
+    Examples:
+
+    \b
+      laneway eval compare RUN_A RUN_B            two runs, each of one model
+      laneway eval compare RUN --model-a gpt-4o --model-b local
+      laneway eval compare old.json new.json      two runs' JSON exports"""
     from laneway.evals import compare_runs, load_run
 
     refs = (run_a,) if run_b is None else (run_a, run_b)

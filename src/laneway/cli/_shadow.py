@@ -247,7 +247,17 @@ def report(
     database: DbOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Candidate vs primary on the mirrored requests collected."""
+    """Candidate vs primary on the mirrored requests collected.
+
+    Reads the pairs a gateway with `shadow.rules` stored (it need not be running;
+    --judge calls the judge model through the config's deployments). Exit 0 done; 1
+    nothing collected, a judge that failed or a gate not passed (an `error:` line says
+    which); 2 a wrong command line.
+
+    Example:
+
+    \b
+      laneway shadow report --candidate llama-70b --judge gpt-4o --gate --margin 0.05"""
     import asyncio
     from dataclasses import asdict
 
@@ -317,7 +327,10 @@ def export(
     config: ConfigOpt = None,
     database: DbOpt = None,
 ) -> None:
-    """Judged pairs as outcome rows: {id, prompt, task, outcomes: {model: 0/1}}."""
+    """Judged pairs as outcome rows: {id, prompt, task, outcomes: {model: 0/1}}.
+
+    Example: laneway shadow export --out outcomes.jsonl && laneway router train --data
+    outcomes.jsonl --out my-router"""
     from laneway.evals import check_output_file, write_atomic
 
     start = _since(since)
