@@ -25,9 +25,9 @@ machine at this moment.
 **Instructions** (``--instructions``). Each gateway runs under ``valgrind --tool=
 cachegrind`` twice, serving one request and then 1 + ``--requests``; the difference per
 request is the gateway process's CPU per client request: with ``--process inline`` the
-copies to the candidate included (they run on its event loop); with ``separate`` (the
-default) only their handing-off (pickling and a pipe write), since valgrind does not follow
-the sender process. Noise-free where the timed figure is not.
+copies to the candidate included (they run on its event loop); with ``separate`` (and
+``auto``, the default) only their handing-off (pickling and a pipe write), since valgrind
+does not follow the sender process. Noise-free where the timed figure is not.
 
 **offer()** (``--offer``). The only shadow work done on a request's own path, before its
 response is sent: ``ShadowMirror.offer`` in a loop against stub objects, matched by the
