@@ -143,3 +143,20 @@ def test_a_judge_that_fails_is_an_error_not_a_silent_report(
     assert len(errors) == 1
     assert errors[0].startswith("error: judge judge failed on 2 pair(s), left unjudged (")
     assert "candidate c: 6 pairs" in failed.stdout  # the report is still printed
+
+
+def test_a_tiny_p_value_is_not_printed_as_zero(tmp_path: Path) -> None:
+    # 1,200 pairs where every candidate call failed: the exact test's p underflowed to
+    # 0.0 and printed "p=0".
+    url = _db(tmp_path, 1200)
+    engine = open_database(url)
+    with engine.begin() as conn:
+        conn.execute(SHADOW_PAIRS.update().values(candidate_error="upstream_error"))
+    engine.dispose()
+    result = _cli("report", "--database", url)
+    assert result.exit_code == 0, result.output
+    failed = next(line for line in result.stdout.splitlines() if "failed rate" in line)
+    assert failed.endswith("p < 1e-4"), failed
+    report = _strict(_cli("report", "--json", "--database", url).stdout)["c"]
+    failed_json = next(r for r in report["rates"] if r["name"] == "failed")
+    assert 0 < failed_json["test"]["p_value"] < 1e-300

@@ -23,6 +23,12 @@ from laneway.evals import (
 from tests.evals._runs import make_run, planted
 
 
+def test_sign_test_never_returns_zero() -> None:
+    # 2 * tail / 2**n is below the smallest float beyond ~1,075 one-sided pairs: it was 0.0.
+    assert 0 < sign_test(1200, 0) < 1e-300
+    assert 0 < sign_test(0, 5000) < 1e-300
+
+
 def test_sign_test_exact_values() -> None:
     assert sign_test(4, 0) == pytest.approx(0.125)
     assert sign_test(5, 1) == pytest.approx(2 * 7 / 64)

@@ -167,6 +167,17 @@ def _num(value: float | None, spec: str) -> str:
     return "–" if value is None or math.isnan(value) else format(value, spec)
 
 
+def _p(value: float | None) -> str:
+    """``p=0.031``, ``p < 1e-4`` (never ``p=0``: an exact test over a thousand pairs
+    underflows), or ``p=–``."""
+    from laneway.evals import format_p
+
+    if value is None or math.isnan(value):
+        return "p=–"
+    shown = format_p(value)
+    return f"p {shown}" if shown.startswith("<") else f"p={shown}"
+
+
 def _plain_json(value: Any) -> Any:
     """``value`` as strict JSON can carry it: NaN and infinities become null (``NaN`` is
     not JSON: jq and JavaScript refuse it), Decimals plain decimal strings (not ``0E-9``)."""
@@ -196,7 +207,7 @@ def _print(candidate: str, report: ShadowReport) -> None:
     for rate in report.rates:
         shown = [_num(v, ".1%") for v in (rate.primary, rate.candidate)]
         typer.echo(
-            f"  {rate.name + ' rate':22}{shown[0]:>14}{shown[1]:>14}   p={rate.test.p_value:.3g}"
+            f"  {rate.name + ' rate':22}{shown[0]:>14}{shown[1]:>14}   {_p(rate.test.p_value)}"
         )
     judge = report.judge
     if judge is None:
@@ -205,7 +216,7 @@ def _print(candidate: str, report: ShadowReport) -> None:
         lo, hi = judge.ci
         typer.echo(
             f"  judge: candidate wins {judge.wins}, ties {judge.ties}, loses {judge.losses}; "
-            f"preference {judge.preference:.1%} [{lo:.1%}, {hi:.1%}], p={judge.p_value:.3g}"
+            f"preference {judge.preference:.1%} [{lo:.1%}, {hi:.1%}], {_p(judge.p_value)}"
         )
     human = report.human
     if human is not None:
@@ -213,7 +224,7 @@ def _print(candidate: str, report: ShadowReport) -> None:
         typer.echo(
             f"  human (blind sample): candidate wins {human.wins}, ties {human.ties}, loses "
             f"{human.losses}; preference {human.preference:.1%} [{lo:.1%}, {hi:.1%}], "
-            f"p={human.p_value:.3g}"
+            f"{_p(human.p_value)}"
         )
     if report.judge_human_agreement is not None:
         agreed, both = report.judge_human_agreement
@@ -223,7 +234,7 @@ def _print(candidate: str, report: ShadowReport) -> None:
         typer.echo(
             f"  gate {gate.metric} at margin {gate.margin:g}: {verdict} (estimate "
             f"{_num(gate.estimate, '+.3f')}, lower bound {_num(gate.lower_bound, '+.3f')}, "
-            f"p={_num(gate.p_value, '.3g')}) {gate.reason}".rstrip()
+            f"{_p(gate.p_value)}) {gate.reason}".rstrip()
         )
 
 
