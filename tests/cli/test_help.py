@@ -36,3 +36,9 @@ def test_help_states_the_exit_codes_the_commands_use() -> None:
     for command in (["shadow", "report"], ["advise"]):
         text = " ".join(CliRunner().invoke(build_app(), [*command, "--help"]).stdout.split())
         assert "Exit 0" in text and "2 a wrong command line" in text, text
+
+
+@pytest.mark.parametrize("command", [("eval", "run"), ("drift", "run")], ids=" ".join)
+def test_help_says_no_running_gateway_is_needed(command: tuple[str, ...]) -> None:
+    text = " ".join(CliRunner().invoke(build_app(), [*command, "--help"]).stdout.split())
+    assert "no `laneway serve` needs to run" in text, text

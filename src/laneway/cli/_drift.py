@@ -115,6 +115,9 @@ def run_command(
 ) -> None:
     """Run a canary suite: the first run is the baseline, later ones are compared.
 
+    The calls go through a gateway built in this process from the config (no `laneway
+    serve` needs to run).
+
     Exit 0: no drift (or the baseline was pinned); 1: a drift alarm, an error or an
     incomplete canary run (an `error:` line says which); 2: a wrong command line.
 

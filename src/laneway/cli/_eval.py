@@ -427,6 +427,9 @@ def run_command(
 ) -> None:
     """Run every case on every candidate (resumable: completed cases are not re-run).
 
+    The calls go through a gateway built in this process from the config (no `laneway
+    serve` needs to run); candidates behind an API need their keys and the network.
+
     Exit 0 when the run completed (and passed --min-pass); 1 when a candidate is below
     --min-pass, the run is incomplete or an error stopped it; 130 on Ctrl-C, 143 on
     SIGTERM (both save the calls made and print the resume command).
