@@ -516,21 +516,31 @@ def eval_command(
     data: Annotated[Path, typer.Option("--data", help="Outcomes JSONL (.gz ok).")],
     strong: Annotated[str, typer.Option("--strong", help="Model id of the strong model.")],
     weak: Annotated[str, typer.Option("--weak", help="Model id of the weak model.")],
-    plot: Annotated[Path | None, typer.Option(help="Write the cost-quality curve PNG.")] = None,
-    rounds: Annotated[int, typer.Option(help="Bootstrap rounds.")] = 200,
+    plot: Annotated[
+        Path | None,
+        typer.Option(help="Write the cost-quality curve PNG (its directory must exist)."),
+    ] = None,
+    rounds: Annotated[
+        int, typer.Option(min=10, max=100_000, help="Bootstrap rounds, 10-100000.")
+    ] = 200,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     router: RouterDir = None,
 ) -> None:
     """APGR, CPT(50%), CPT(80%) with 95% bootstrap intervals, against baselines."""
+    from laneway.evals import check_output_file
     from laneway.router import evaluate_pair, load_router, plot_curves, read_outcomes
 
     try:
+        if plot is not None:  # before the work: a bad path was a traceback after it
+            check_output_file(plot)
         scorer = load_router(router).scorer
         report = evaluate_pair(scorer, read_outcomes(data), strong, weak, rounds=rounds)
         if plot is not None:
             plot_curves(report, plot)
     except LanewayError as exc:
         raise _fail(exc) from exc
+    except OSError as exc:
+        raise _fail(InvalidRequest(f"cannot write {plot}: {exc.strerror or exc}")) from exc
     if as_json:
         typer.echo(json.dumps(report.to_dict()))
         return
