@@ -48,3 +48,17 @@ def test_rounds_that_cannot_be_are_a_wrong_command_line(outcomes: Path, rounds: 
     result = _eval(outcomes, "--rounds", rounds)
     assert result.exit_code == 2
     assert result.stderr.startswith("error: Invalid value for '--rounds'")
+
+
+@pytest.mark.parametrize(
+    "goal", [("--target-strong-share", "5"), ("--quality-floor", "-1"), ("--quality-floor", "nan")]
+)
+def test_calibrate_refuses_a_share_outside_0_to_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, goal: tuple[str, str]
+) -> None:
+    # They were accepted and wrote a profile sending everything to one tier.
+    monkeypatch.setenv("LANEWAY_DATA_DIR", str(tmp_path / "state"))
+    result = CliRunner().invoke(build_app(), ["router", "calibrate", "--profile", "p", *goal])
+    assert result.exit_code == 2, result.output
+    assert result.stderr.startswith(f"error: Invalid value for {goal[0]}: "), result.stderr
+    assert not list((tmp_path / "state").rglob("p.json"))

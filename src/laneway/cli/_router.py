@@ -427,10 +427,11 @@ def calibrate_command(
         ),
     ],
     target_strong_share: Annotated[
-        float | None, typer.Option(help="Largest share of requests sent to the strongest tier.")
+        float | None,
+        typer.Option(help="Largest share of requests sent to the strongest tier, 0-1."),
     ] = None,
     quality_floor: Annotated[
-        float | None, typer.Option(help="Fraction of the all-strongest-tier quality.")
+        float | None, typer.Option(help="Fraction of the all-strongest-tier quality, 0-1.")
     ] = None,
     max_cost_per_1k_requests: Annotated[
         str | None, typer.Option(help="USD per 1,000 requests the routing may cost at most.")
@@ -469,6 +470,11 @@ def calibrate_command(
         raise typer.BadParameter(
             "give exactly one of --target-strong-share, --quality-floor, --max-cost-per-1k-requests"
         )
+    shares = (("--target-strong-share", target_strong_share), ("--quality-floor", quality_floor))
+    for name, share in shares:
+        # A share outside 0-1 (or nan) wrote a degenerate profile: everything to one tier.
+        if share is not None and not 0.0 <= share <= 1.0:
+            raise typer.BadParameter(f"{share:g} is not a share from 0 to 1", param_hint=name)
     engine: Any = None
     try:
         check_profile_name(profile)
