@@ -152,6 +152,8 @@ USAGE = [
     ("router", "report", "--no-such-option"),
     ("shadow", "report", "--since", "a-while"),
     ("--no-such-option",),
+    ("eval", "from-ledger", "--where", "colour=red"),  # exited 1
+    ("eval", "from-ledger", "--where", "since=soon"),
     ("eval", "no-such-command"),
 ]
 

@@ -779,8 +779,10 @@ def from_ledger_command(
     """A suite from logged traffic (prompt-logged, non-sensitive, non-eval requests)."""
     import yaml
 
-    from laneway.evals import suite_from_ledger, write_atomic
+    from laneway.evals import check_where, suite_from_ledger, write_atomic
 
+    with _errors(2):  # a filter that cannot be one is a wrong command line
+        check_where(where or ())
     _out_file(out)
     engine = _engine(config, db, create=False)
     try:

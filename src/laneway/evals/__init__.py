@@ -14,7 +14,7 @@ from laneway.evals._compare import Comparison, Regression, compare_runs
 from laneway.evals._drift import DriftReport, DriftSignal, detect_drift
 from laneway.evals._drift_store import DriftCollector, DriftGauge, drift_gauges
 from laneway.evals._files import check_output_dir, check_output_file, write_atomic
-from laneway.evals._from_ledger import suite_from_ledger
+from laneway.evals._from_ledger import check_where, suite_from_ledger
 from laneway.evals._judge import PROMPT_VERSION, PairResult, judge_pair, judge_rubric, position_bias
 from laneway.evals._metrics import MIN_P95_SAMPLES, ModelMetrics, compute_metrics, metrics_to_json
 from laneway.evals._outcomes import outcome_rows, write_outcomes
@@ -110,6 +110,7 @@ __all__ = [
     "check_output_file",
     "check_run_id",
     "check_scorers",
+    "check_where",
     "clustered_interval",
     "compare_runs",
     "compute_metrics",

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from laneway.errors import ConfigError
 from laneway.ledger import LEDGER, parse_since
 
-__all__ = ["WHERE_FIELDS", "suite_from_ledger"]
+__all__ = ["WHERE_FIELDS", "check_where", "suite_from_ledger"]
 
 WHERE_FIELDS = ("deployment", "model", "tier", "key", "requested_model", "since")
 _DEFAULT_RUBRIC = "The answer addresses the request correctly, completely and concisely."
@@ -46,6 +46,12 @@ def _filters(where: Sequence[str]) -> list[sa.ColumnElement[bool]]:
         else:
             out.append(columns[name] == value.strip())
     return out
+
+
+def check_where(where: Sequence[str]) -> None:
+    """``ConfigError`` (or ``InvalidRequest`` for a ``since`` that is no time) for the
+    first ``--where`` filter that cannot be one, before any database is opened."""
+    _filters(where)
 
 
 def _sensitive(audit: Any) -> bool:
