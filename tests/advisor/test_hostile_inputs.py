@@ -289,3 +289,9 @@ def test_validation_errors_name_the_line(tmp_path: Path) -> None:
     text = yaml.safe_dump(_profile(traffic={"peak_to_mean": 0.5}), sort_keys=False)
     line = next(i for i, t in enumerate(text.splitlines(), 1) if "peak_to_mean" in t)
     _input_error(_run("advise", _file(tmp_path, text)), f"w.yaml:{line}: traffic.peak_to_mean")
+
+
+def test_a_task_named_twice_is_rejected(tmp_path: Path) -> None:
+    # A task pasted twice was advised on at twice its volume, without a word.
+    path = _file(tmp_path, _profile(tasks=[_task(name="chat"), _task(name="chat")]))
+    _input_error(_run("advise", path), "tasks[1].name", "'chat' names an earlier task")

@@ -454,6 +454,14 @@ def workload_from_dict(data: Mapping[str, Any], catalog: Catalog | None = None) 
     if not isinstance(tasks_raw, list) or not tasks_raw:
         raise InvalidRequest("tasks: at least one task is required")
     tasks = tuple(_task(raw, i, catalog) for i, raw in enumerate(tasks_raw))
+    seen: set[str] = set()
+    for i, task in enumerate(tasks):
+        if task.name in seen:  # a pasted-twice task doubled the volume without a word
+            raise InvalidRequest(
+                f"tasks[{i}].name: {task.name!r} names an earlier task too (each task "
+                "needs its own name: evals refer to tasks by name)"
+            )
+        seen.add(task.name)
     _check_volume(tasks)
     p95 = (
         None
