@@ -157,9 +157,8 @@ async def _call_chain(
         attempt = Attempt(d.name, time.perf_counter())
         ctx.trace.attempts.append(attempt)
         try:
-            vectors, usage = await embedder.embed(
-                _texts_for(ctx, d, request), dimensions=request.dimensions, user=request.user
-            )
+            texts, user = _texts_for(ctx, d, request)
+            vectors, usage = await embedder.embed(texts, dimensions=request.dimensions, user=user)
         except LanewayError as exc:
             attempt.ended = time.perf_counter()
             attempt.error = exc
@@ -184,10 +183,13 @@ async def _call_chain(
     raise last
 
 
-def _texts_for(ctx: RequestContext, d: Deployment, request: EmbedRequest) -> Sequence[str]:
-    """The redacted texts for a deployment outside the private network when the policy
-    redacts sensitive values; the texts as sent otherwise."""
+def _texts_for(
+    ctx: RequestContext, d: Deployment, request: EmbedRequest
+) -> tuple[Sequence[str], str | None]:
+    """The redacted texts and ``user`` for a deployment outside the private network when
+    the policy redacts sensitive values; the texts and ``user`` as sent otherwise."""
     admission = ctx.admission
-    if admission is None or admission.redacted is None or d.hosting in PRIVATE_HOSTING:
-        return request.texts
-    return [str(m.get("content", "")) for m in admission.redacted.messages]
+    redacted = admission.redacted if admission is not None else None
+    if redacted is None or d.hosting in PRIVATE_HOSTING:
+        return request.texts, request.user
+    return [str(m.get("content", "")) for m in redacted.messages], redacted.user

@@ -21,6 +21,7 @@ from laneway.governance._redact import Redaction, StreamRestorer, redact_request
 from laneway.governance._sanitize import redact_text
 from laneway.governance._scan import Finding, Scanner, ScanResult, scan_output
 from laneway.governance._schema import ClientSchema
+from laneway.governance._sent import unvisited_strings
 from laneway.governance._store import GovernanceStore, KeyCache
 from laneway.governance._wrappers import RedactingModel, SchemaCheckedModel
 
@@ -58,5 +59,6 @@ __all__ = [
     "scan_output",
     "secret_finder",
     "sha256_of",
+    "unvisited_strings",
     "validate_license_entries",
 ]

@@ -54,6 +54,7 @@ __all__ = [
     "Visitor",
     "leaf_prefix",
     "plain_texts",
+    "unvisited_strings",
     "walk_request",
 ]
 
@@ -272,3 +273,59 @@ def _call(call: Any, visitor: Visitor) -> Any:
         return text if new is parsed else json.dumps(new, ensure_ascii=False)
 
     return _structure(call, "tool_call", visitor, {"function": function})
+
+
+class _Seen:
+    """A visitor that records every text as the walk meets it (without its prefix)."""
+
+    __slots__ = ("decoded", "texts")
+
+    def __init__(self) -> None:
+        self.texts: set[str] = set()
+        self.decoded: set[str] = set()
+
+    def text(self, position: str, prefix: str, text: str) -> str:
+        self.texts.add(text)
+        return text
+
+    def encoded(self, position: str, text: str) -> None:
+        self.decoded.add(text)
+
+
+def unvisited_strings(
+    doc: Any, request: ChatRequest, skip: frozenset[str] = frozenset()
+) -> list[str]:
+    """Every string of ``doc`` (a body sent upstream as it is: keys, values, long
+    numbers) that the walk of ``request`` (the same body as governance reads it) does not
+    visit, in order and once each; values under a key in ``skip`` are left out.
+
+    A relayed body goes out unchanged while its scan is a translation: anything the
+    translation drops (item ids, annotations, settings it does not read) must be
+    scanned as well, or it would leave unread."""
+    seen = _Seen()
+    walk_request(request, seen)
+    known = seen.texts
+    out: dict[str, None] = {}
+
+    def visit(value: Any) -> None:
+        kind = type(value)
+        if kind is str:
+            if value[:5].lower() == "data:":  # read as the walk reads one: decoded
+                value = data_url_text(value)
+                if not value or value in seen.decoded:
+                    return
+            if value not in known:
+                out[value] = None
+        elif kind is dict:
+            for key, item in value.items():
+                visit(key)
+                if key not in skip:
+                    visit(item)
+        elif kind is list or kind is tuple:
+            for item in value:
+                visit(item)
+        elif (kind is int or kind is float) and not -_SHORT < value < _SHORT:
+            visit(str(value))
+
+    visit(doc)
+    return list(out)

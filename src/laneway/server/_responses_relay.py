@@ -54,6 +54,7 @@ from laneway.gateway import (
     RequestContext,
     close_stream,
 )
+from laneway.governance import unvisited_strings
 from laneway.server._chat import (
     _PARSE_ON_LOOP_BYTES,
     DisconnectWatch,
@@ -200,7 +201,15 @@ def _relay_plan(
         options=options,
         stream=bool(doc.get("stream")),
     )
+    # the body goes out as it is: what the translation dropped (item ids, annotations,
+    # settings) is scanned too; encrypted_content is OpenAI's ciphertext, model replaced
+    unread = unvisited_strings(doc, scan, _NOT_SCANNED)
+    if unread:
+        scan = dataclasses.replace(scan, options={**options, "relayed": unread})
     return _Plan(RelayRequest(doc, why, deployment, scan), parsed.store)
+
+
+_NOT_SCANNED = frozenset({"model", "encrypted_content"})
 
 
 def _relay_reason(doc: Mapping[str, Any]) -> str | None:

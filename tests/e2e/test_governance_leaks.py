@@ -1,0 +1,166 @@
+"""Adversarial review of the sensitive-data rule: fields and paths where a detected value
+could reach a closed upstream. Each test sends a value through the real app (official SDKs
+or raw HTTP) and checks what the closed fake upstream received."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import openai
+import pytest
+
+from laneway.testing import FakeOpenAI, FakeOpenAIResponses
+from tests.e2e.conftest import GatewayFactory, openai_deployment
+
+EMAIL = "dana.whitfield@example.org"
+CARD = "4111 1111 1111 1111"
+INCLUDE: Any = ["reasoning.encrypted_content"]
+
+
+def _private(url: str, model: str = "in-house-7b") -> dict[str, Any]:
+    return {
+        "name": "private",
+        "model": model,
+        "provider": "openai_compatible",
+        "vendor": "vllm",
+        "api_base": url + "/v1",
+        "hosting": "self_hosted",
+    }
+
+
+def _client(gw: Any) -> openai.OpenAI:
+    return openai.OpenAI(base_url=gw.base_url, api_key="unused", max_retries=0, timeout=30)
+
+
+# -- /v1/responses relayed unchanged: every string of the body, not only the translated ones
+
+
+@pytest.fixture
+def gpt() -> Iterator[FakeOpenAIResponses]:
+    with FakeOpenAIResponses(api_key="sk-upstream-secret") as server:
+        yield server
+
+
+SUMMARY = {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "x"}
+RELAY_PROBES: dict[str, dict[str, Any]] = {
+    "message item id": {
+        "input": [{"type": "message", "id": f"msg {EMAIL}", "role": "user", "content": "hi"}]
+    },
+    "output_text annotations": {
+        "input": [
+            {
+                "role": "assistant",
+                "content": [
+                    {
+                        "type": "output_text",
+                        "text": "see the source",
+                        "annotations": [{"type": "url_citation", "title": f"Mail {EMAIL}"}],
+                    }
+                ],
+            },
+            {"role": "user", "content": "ok"},
+        ]
+    },
+    "refusal part of a user turn": {
+        "input": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "input_text", "text": "hi"},
+                    {"type": "refusal", "refusal": f"card {CARD}"},
+                ],
+            }
+        ]
+    },
+    "function_call id": {
+        "input": [
+            {
+                "type": "function_call",
+                "id": f"fc {EMAIL}",
+                "call_id": "c1",
+                "name": "f",
+                "arguments": "{}",
+            },
+            {"type": "function_call_output", "call_id": "c1", "output": "done"},
+        ]
+    },
+    "function_call_output status": {
+        "input": [
+            {"type": "function_call", "call_id": "c1", "name": "f", "arguments": "{}"},
+            {"type": "function_call_output", "call_id": "c1", "output": "ok", "status": EMAIL},
+        ]
+    },
+    "reasoning.summary": {"input": "hi", "reasoning": {"summary": EMAIL}},
+    "text.verbosity": {"input": "hi", "text": {"verbosity": EMAIL}},
+}
+
+
+@pytest.mark.parametrize("field", list(RELAY_PROBES))
+def test_every_string_of_a_relayed_responses_body_is_scanned(
+    field: str, gpt: FakeOpenAIResponses, start_gateway: GatewayFactory
+) -> None:
+    gw = start_gateway({"deployments": [openai_deployment("gpt", gpt.url, model="gpt-5.4")]})
+    body = {"model": "gpt", "include": INCLUDE, "store": False, **RELAY_PROBES[field]}
+    reply = httpx.post(gw.base_url + "/responses", json=body, timeout=30)
+    assert reply.status_code == 503, reply.text
+    assert reply.json()["error"]["code"] == "no_private_route"
+    assert not gpt.received
+
+
+# -- embeddings under `redact`: `user` is sent too
+
+
+def test_redacted_embeddings_send_no_sensitive_user(start_gateway: GatewayFactory) -> None:
+    with FakeOpenAI(api_key="sk-upstream-secret", model="text-embedding-3-small") as closed:
+        deployment = openai_deployment("embed", closed.url, model="text-embedding-3-small")
+        gw = start_gateway(
+            {"deployments": [deployment], "policies": {"sensitive": {"action": "redact"}}}
+        )
+        with _client(gw) as client:
+            answer = client.embeddings.create(model="embed", input=["clean"], user=EMAIL)
+        assert len(answer.data) == 1
+        sent = closed.received[0].body
+    assert EMAIL not in json.dumps(sent)
+    assert sent["user"] == "[EMAIL_1]" and sent["input"] == ["clean"]
+
+
+@pytest.fixture
+def lanes() -> Iterator[tuple[FakeOpenAI, FakeOpenAI]]:
+    with (
+        FakeOpenAI(api_key="sk-upstream-secret", model="gpt-4o") as closed,
+        FakeOpenAI(model="in-house-7b") as private,
+    ):
+        yield closed, private
+
+
+def _two_lane(closed: FakeOpenAI, private: FakeOpenAI, **extra: Any) -> dict[str, Any]:
+    return {
+        "deployments": [openai_deployment("closed", closed.url), _private(private.url)],
+        "tiers": {"standard": ["closed", "private"]},
+        "retry": {"max_retries": 0, "base_delay": 0.001, "max_delay": 0.002},
+        **extra,
+    }
+
+
+# -- previous_response_id: the stored turn is part of what the continuation sends
+
+
+def test_a_continuation_of_a_sensitive_turn_stays_private(
+    lanes: tuple[FakeOpenAI, FakeOpenAI], start_gateway: GatewayFactory
+) -> None:
+    closed, private = lanes
+    gw = start_gateway(_two_lane(closed, private))
+    with _client(gw) as client:
+        first = client.responses.with_raw_response.create(
+            model="tier:standard", input=f"Remember {EMAIL}", store=True
+        )
+        assert first.headers["x-laneway-deployment"] == "private"
+        with pytest.raises(openai.APIStatusError) as info:
+            client.responses.create(
+                model="closed", input="Who was that?", previous_response_id=first.parse().id
+            )
+    assert info.value.status_code == 503
+    assert not closed.received
