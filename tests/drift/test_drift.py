@@ -194,6 +194,11 @@ def test_a_model_swapped_behind_a_stable_name_is_flagged_by_one_canary_run(
     engine.dispose()
     status = _drift("status")
     assert status.exit_code == 1 and "ALARM" in status.stdout
+    # Columns named, the p-value shown, the time's zone said (it was unlabelled UTC).
+    lines = status.stdout.splitlines()
+    assert lines[0].split() == ["target", "signal", "state", "p", "checked", "(UTC)"]
+    alarm = next(line.split() for line in lines if "ALARM" in line)
+    assert alarm[3] in ("–", "<") or float(alarm[3]) < 0.01, alarm  # "–": a changed model id
     # Re-pinning accepts the new model as the baseline.
     repin = _drift("run", "--suite", "canary.yaml", "--model", "prod", "--rebaseline")
     assert repin.exit_code == 0 and "baseline pinned" in repin.stdout

@@ -286,8 +286,16 @@ def status_command(
     elif not gauges:
         typer.echo("no drift check yet (run `laneway drift run` or `laneway drift check`)")
     else:
+        from laneway.evals import format_p
+
+        # A header, the p-value, and the time zone of the check (it was unlabelled UTC).
+        typer.echo(f"{'target':<32} {'signal':<18} {'state':<6} {'p':<8} checked (UTC)")
         for g in gauges:
             state = "ALARM" if g.alarm else "ok"
-            typer.echo(f"{g.target:<32} {g.signal:<18} {state:<6} {g.checked_at:%Y-%m-%d %H:%M}")
+            shown = "–" if g.p_value is None else format_p(g.p_value)
+            typer.echo(
+                f"{g.target:<32} {g.signal:<18} {state:<6} {shown:<8} "
+                f"{g.checked_at.astimezone(UTC):%Y-%m-%d %H:%M}"
+            )
     if any(g.alarm for g in gauges):
         raise typer.Exit(1)
