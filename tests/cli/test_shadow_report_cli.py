@@ -160,3 +160,18 @@ def test_a_tiny_p_value_is_not_printed_as_zero(tmp_path: Path) -> None:
     report = _strict(_cli("report", "--json", "--database", url).stdout)["c"]
     failed_json = next(r for r in report["rates"] if r["name"] == "failed")
     assert 0 < failed_json["test"]["p_value"] < 1e-300
+
+
+def test_ctrl_c_while_judging_says_what_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It exited 130 without a word.
+    from laneway.cli import _shadow
+
+    async def interrupted(*_args: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_shadow, "_judge", interrupted)
+    result = _cli("report", "--judge", "j", "--database", _db(tmp_path, 3))
+    assert result.exit_code == 130
+    assert result.stderr.startswith("interrupted; the verdicts so far are saved")

@@ -280,7 +280,15 @@ def report(
         engine = _engine(config, database, create=False)
         rows = _rows(engine, start, candidate)
         if judge is not None and rows:
-            _, failures = asyncio.run(_judge(engine, config, judge, rows))
+            try:
+                _, failures = asyncio.run(_judge(engine, config, judge, rows))
+            except KeyboardInterrupt:
+                typer.echo(
+                    "interrupted; the verdicts so far are saved (run the report again to "
+                    "judge the rest)",
+                    err=True,
+                )
+                raise typer.Exit(130) from None
     if not rows:
         raise _fail(f"no shadow pairs since {start:%Y-%m-%d %H:%M} UTC (configure shadow.rules)")
     by_candidate: dict[str, list[dict[str, Any]]] = {}
