@@ -75,3 +75,21 @@ def test_a_p95_over_few_calls_is_flagged(tmp_path: Path) -> None:
         CliRunner().invoke(eval_cli(), ["eval", "show", str(path), "--json"]).stdout
     )
     assert data[0]["latency_samples"] == 25
+
+
+def test_no_scored_case_shows_no_interval(tmp_path: Path) -> None:
+    # A run of unscored cases (no check: from-ledger suites without a judge) showed the
+    # pass rate "–" next to a 95% interval "0.0%-100.0%" (and [0, 1] in --json, and in
+    # the HTML report).
+    run = make_run("u", {}, extra=[row("c1", "m", 0), row("c2", "m", 0)])
+    path = tmp_path / "u.json"
+    path.write_bytes(orjson.dumps(_export_dict(run.info, run.results, run.pairs)))
+    table = CliRunner().invoke(eval_cli(), ["eval", "show", str(path)])
+    assert table.exit_code == 0, table.output
+    assert "100.0%" not in table.output
+    shown = CliRunner().invoke(eval_cli(), ["eval", "show", str(path), "--json"])
+    assert orjson.loads(shown.stdout)[0]["pass_ci"] is None
+    report = tmp_path / "u.html"
+    written = CliRunner().invoke(eval_cli(), ["eval", "report", str(path), "--out", str(report)])
+    assert written.exit_code == 0, written.output
+    assert "100.0%" not in report.read_text("utf-8")

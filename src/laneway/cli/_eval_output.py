@@ -63,7 +63,8 @@ def metrics_table(metrics: list[ModelMetrics], title: str) -> Table:
             str(m.attempts),
             str(m.errors),
             pct(m.pass_rate),
-            f"{pct(m.pass_ci[0])}–{pct(m.pass_ci[1])}",
+            # No scored case: no rate, and no interval (it showed 0.0%-100.0%).
+            "–" if m.pass_rate is None else f"{pct(m.pass_ci[0])}–{pct(m.pass_ci[1])}",
             pct(m.instruction_following),
             pct(m.format_adherence),
             "–" if k is None or k < 2 else f"k={k} {pct(m.pass_hat_k[k])}",

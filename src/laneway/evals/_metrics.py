@@ -186,7 +186,7 @@ def metrics_to_json(metrics: Sequence[ModelMetrics]) -> list[dict[str, Any]]:
     out = []
     for m in metrics:
         item = {f: getattr(m, f) for f in m.__slots__}
-        item["pass_ci"] = list(m.pass_ci)
+        item["pass_ci"] = None if m.pass_rate is None else list(m.pass_ci)
         item["pass_hat_k"] = {str(k): v for k, v in m.pass_hat_k.items()}
         item["cost_per_case_usd"] = format_usd(m.cost_per_case_usd)
         item["monthly_cost_usd"] = format_usd(m.monthly_cost_usd)
