@@ -3,6 +3,7 @@ shadow rule mirroring 10% of requests to a candidate, against the same gateway w
 
     python benchmarks/shadow.py [--rate 0.1] [--pairs 20] [--seconds 2] [--concurrency 16]
     python benchmarks/shadow.py --control        # both arms without the rule: the noise
+    python benchmarks/shadow.py --upstream-ms 50 # a model's latency: CPU to spare
     python benchmarks/shadow.py --process inline # copies sent on the gateway's own loop
     python benchmarks/shadow.py --instructions   # valgrind: instructions per request
     python benchmarks/shadow.py --offer          # in-process: the cost of offer() itself
@@ -92,13 +93,16 @@ def _config(
     return config
 
 
-def _upstreams(procs: Processes, env: dict[str, str], tmp: Path) -> tuple[str, str]:
+def _upstreams(
+    procs: Processes, env: dict[str, str], tmp: Path, latency_ms: float = 0.0
+) -> tuple[str, str]:
     """The primary's fake upstream, and the candidate's: another provider, so another
     process, under ``nice 19`` (on a machine with free cores it would cost the client
     nothing; here it only gets the CPU time the rest leaves)."""
     urls = []
     for name, prefix in (("upstream", []), ("candidate-upstream", ["nice", "-n", "19"])):
         argv = [*prefix, sys.executable, str(HERE / "_upstream.py")]
+        argv += ["--latency", str(latency_ms / 1000)]
         proc = procs.start(name, argv, cpus=None, env=env, capture_stdout=True)
         assert proc.stdout is not None
         ready = proc.stdout.readline().decode().split()
@@ -114,10 +118,11 @@ def _start(
     rates: tuple[float | None, float | None],
     process: str,
     nice: int | None = None,
+    latency_ms: float = 0.0,
 ) -> list[tuple[int, int]]:
     """(port, pid) of each gateway."""
     env = _clean_env() | {"LANEWAY_BENCH_KEY": "sk-bench"}
-    upstreams = _upstreams(procs, env, tmp)
+    upstreams = _upstreams(procs, env, tmp, latency_ms)
     ports = []
     for i, sample in enumerate(rates):
         port = free_port()
@@ -181,6 +186,8 @@ async def _measure(
     async with aiohttp.ClientSession(connector=connector) as session:
         for port, _ in (off, on):  # warm-up: connections, caches, the first ledger flushes
             await _phase(session, port, 1.0, args.concurrency)
+        if not args.control:  # the sender process's start-up (seconds of CPU) is no copy's
+            await _first_copy(session, on[0], args.concurrency)
         for i in range(args.pairs):
             order = (("off", off), ("on", on)) if i % 2 == 0 else (("on", on), ("off", off))
             pair: dict[str, float] = {}
@@ -198,6 +205,19 @@ async def _measure(
             copies = _copies(await r.text())
     pairs.append(copies)
     return pairs
+
+
+async def _first_copy(session: aiohttp.ClientSession, port: int, concurrency: int) -> None:
+    """Warm up until the gateway with the rule reports a copy sent (its sender process,
+    at the lowest CPU priority, can take a while to start on a busy machine)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        async with session.get(f"http://127.0.0.1:{port}/metrics") as r:
+            if _copies(await r.text()).get("sent", 0) > 0:
+                await _phase(session, port, 1.0, concurrency)
+                return
+        await _phase(session, port, 0.5, concurrency)
+    raise RuntimeError("no shadow copy was sent within 120 s")
 
 
 def _copies(metrics: str) -> dict[str, float]:
@@ -232,7 +252,7 @@ def timed(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="laneway-shadow-bench-") as name:
         tmp = Path(name)
         with Processes(tmp) as procs:
-            off, on = _start(procs, tmp, rates, args.process, args.nice)
+            off, on = _start(procs, tmp, rates, args.process, args.nice, args.upstream_ms)
             *pairs, copies = asyncio.run(_measure(off, on, args))
     diffs = [p["p50_on"] - p["p50_off"] for p in pairs]
     low, high = bootstrap_median(diffs)
@@ -246,7 +266,8 @@ def timed(args: argparse.Namespace) -> int:
     what += f" (shadow.process: {args.process}"
     what += f", sender_nice {args.nice})" if args.nice is not None else ")"
     print(
-        f"{what}, c={args.concurrency}, 0 ms upstream, {args.pairs} ABBA pairs of "
+        f"{what}, c={args.concurrency}, {args.upstream_ms:g} ms upstream, {args.pairs} ABBA "
+        f"pairs of "
         f"{args.seconds:g} s phases; load average (1/5/15 min) before {load_before}, "
         f"after {_load()}"
     )
@@ -401,6 +422,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=2.0, help="length of one phase")
     parser.add_argument("--concurrency", type=int, default=16, help="concurrent clients")
     parser.add_argument("--control", action="store_true", help="both arms without the rule")
+    parser.add_argument(
+        "--upstream-ms", type=float, default=0.0,
+        help="the fake upstreams' latency (0: the gateway is saturated by construction; a "
+        "model's latency leaves it CPU to spare)",
+    )  # fmt: skip
     parser.add_argument(
         "--process", choices=("auto", "separate", "inline"), default="auto",
         help="shadow.process: copies sent by a sender process or on the gateway's loop "

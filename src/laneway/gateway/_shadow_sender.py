@@ -19,6 +19,7 @@ import pickle
 import signal
 import sys
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from laneway.gateway._build import build_gateway
@@ -100,7 +101,18 @@ def main() -> int:
     # Ctrl-C reaches the whole process group: the gateway stops us by closing stdin (after
     # its graceful shutdown), so that the queued copies are finished first
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return asyncio.run(_serve())
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        return runner.run(_serve())
+
+
+def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's loop where it is installed, as the gateway's server uses (each copy's HTTP
+    call costs the sender less CPU on it); asyncio's otherwise."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
 
 
 if __name__ == "__main__":
