@@ -100,3 +100,23 @@ def test_sides_rates_and_judge() -> None:
 def test_too_few_pairs_never_pass() -> None:
     gate = non_inferiority([0.0] * 10, margin=0.5, metric="pass_rate")
     assert not gate.passed and "too few pairs" in gate.reason
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "low", "high"),
+    [
+        (["candidate"] * 9, 0.70, 1.0),  # 9 of 9 is not certainty
+        (["tie"] * 33, 0.33, 0.67),  # nor are 33 ties
+        (["candidate"] * 150 + ["tie"] * 100 + ["primary"] * 150, 0.457, 0.543),
+    ],
+)
+def test_the_preference_interval_is_never_of_zero_width(
+    verdicts: list[str], low: float, high: float
+) -> None:
+    """With few pairs or one kind of verdict the interval stays honest (it was mean +- z*sd/
+    sqrt(n): [100%, 100%] for 9 wins of 9); with many mixed ones it is the usual one."""
+    pairs = [ShadowPair(100.0, 90.0, "a", "b", verdict=v) for v in verdicts]
+    judge = shadow_report(pairs, margin=0.1).judge
+    assert judge is not None
+    assert judge.ci[0] == pytest.approx(low, abs=0.01)
+    assert judge.ci[1] == pytest.approx(high, abs=0.01)

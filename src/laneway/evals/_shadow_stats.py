@@ -196,7 +196,7 @@ def _summary(verdicts: Sequence[str | None]) -> JudgeSummary | None:
         ties,
         losses,
         preference,
-        _mean_ci(_scores(wins, ties, losses)),
+        _preference_interval(wins, ties, losses),
         sign_test(losses, wins),
     )
 
@@ -205,12 +205,16 @@ def _scores(wins: int, ties: int, losses: int) -> list[float]:
     return [1.0] * wins + [0.5] * ties + [0.0] * losses
 
 
-def _mean_ci(values: Sequence[float], z: float = 1.959964) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
-    half = z * sd / math.sqrt(n)
-    return max(0.0, mean - half), min(1.0, mean + half)
+def _preference_interval(wins: int, ties: int, losses: int) -> tuple[float, float]:
+    """95% interval of the preference (wins + ties/2) / n: Wilson's, at the effective sample
+    size that gives it the scores' observed variance (ties shrink it below the binomial
+    one). Unlike mean ± z·sd/√n it is never of zero width: 9 wins of 9 is [70%, 100%], not
+    [100%, 100%], and 33 ties are [34%, 66%], not [50%, 50%]."""
+    n = wins + ties + losses
+    p = (wins + ties / 2) / n
+    variance = (wins + ties / 4) / n - p * p
+    n_eff = n * p * (1 - p) / variance if variance > 1e-12 else float(n)
+    return wilson_interval(p * n_eff, n_eff)
 
 
 def _normal_upper_tail(z: float) -> float:
