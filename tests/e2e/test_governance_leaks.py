@@ -4,8 +4,10 @@ or raw HTTP) and checks what the closed fake upstream received."""
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +15,7 @@ import openai
 import pytest
 
 from laneway.testing import FakeOpenAI, FakeOpenAIResponses
-from tests.e2e.conftest import GatewayFactory, openai_deployment
+from tests.e2e.conftest import GatewayFactory, ledger_rows, openai_deployment
 
 EMAIL = "dana.whitfield@example.org"
 CARD = "4111 1111 1111 1111"
@@ -164,3 +166,85 @@ def test_a_continuation_of_a_sensitive_turn_stays_private(
             )
     assert info.value.status_code == 503
     assert not closed.received
+
+
+# -- everyday encodings: an HTML character reference (how web pages write e-mail addresses)
+
+ENTITIES = {
+    "decimal": "Write to dana.whitfield&#64;example.org",
+    "hex": "Write to dana.whitfield&#x40;example&#x2E;org",
+    "card": "Charge &#52;111 1111 1111 1111",
+}
+
+
+@pytest.mark.parametrize("form", list(ENTITIES))
+def test_an_html_character_reference_is_read_as_the_character(
+    form: str,
+    lanes: tuple[FakeOpenAI, FakeOpenAI],
+    start_gateway: GatewayFactory,
+    tmp_path: Path,
+) -> None:
+    closed, private = lanes
+    gw = start_gateway(_two_lane(closed, private))
+    with _client(gw) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="tier:standard", messages=[{"role": "user", "content": ENTITIES[form]}]
+        )
+    assert raw.headers["x-laneway-deployment"] == "private"
+    assert not closed.received
+    gw.stop()
+    audit = ledger_rows(tmp_path)[0]["audit"]
+    audit = json.loads(audit) if isinstance(audit, str) else audit
+    assert audit["sensitive"] is True and audit["positions"] == {"user": 1}
+
+
+# -- logged prompts: a value the redactor cannot replace is not stored in any form
+
+SSN_TEXT = "SSN 536-22-8417"
+UNREDACTABLE: dict[str, tuple[Any, tuple[str, ...]]] = {
+    "data: URL": (
+        [
+            {"type": "text", "text": "what does this say?"},
+            {
+                "type": "image_url",
+                "image_url": {
+                    "url": "data:text/plain;base64," + base64.b64encode(SSN_TEXT.encode()).decode()
+                },
+            },
+        ],
+        (base64.b64encode(SSN_TEXT.encode()).decode(),),
+    ),
+    "split across parts": (
+        [
+            {"type": "text", "text": "Write to dana.whitfield@"},
+            {"type": "text", "text": "example.org"},
+        ],
+        ("dana.whitfield@", "example.org"),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(UNREDACTABLE))
+def test_a_prompt_that_cannot_be_redacted_is_not_logged(
+    case: str,
+    lanes: tuple[FakeOpenAI, FakeOpenAI],
+    start_gateway: GatewayFactory,
+    tmp_path: Path,
+) -> None:
+    closed, private = lanes
+    content, pieces = UNREDACTABLE[case]
+    gw = start_gateway({**_two_lane(closed, private), "ledger": {"log_prompts": True}})
+    with _client(gw) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="tier:standard", messages=[{"role": "user", "content": content}]
+        )
+        client.chat.completions.create(
+            model="tier:standard", messages=[{"role": "user", "content": "hi"}]
+        )
+    assert raw.headers["x-laneway-deployment"] == "private"
+    gw.stop()
+    rows = ledger_rows(tmp_path)
+    assert any(r["prompt"] and "hi" in r["prompt"] for r in rows)  # prompts are logged
+    for path in tmp_path.glob("ledger.db*"):
+        data = path.read_bytes()
+        assert not all(piece.encode() in data for piece in pieces), path

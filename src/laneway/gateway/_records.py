@@ -231,7 +231,8 @@ def _single_call(ctx: RequestContext, outcome: CallOutcome) -> bool:
 
 def _ledger_prompt(gateway: Gateway, ctx: RequestContext) -> str | None:
     """Prompt text for the ledger: only when prompt logging is on (globally, per key
-    or per call), and with detected sensitive values replaced by placeholders."""
+    or per call), and with detected sensitive values replaced by placeholders; not at
+    all when they cannot all be replaced (a ``data:`` URL, a value split across parts)."""
     wanted = ctx.log_prompt
     if wanted is None:
         key = ctx.key
@@ -243,7 +244,11 @@ def _ledger_prompt(gateway: Gateway, ctx: RequestContext) -> str | None:
     if admission is not None and admission.sensitive:
         from laneway.governance import redact_request
 
-        redacted = admission.redacted or redact_request(ctx.request, gateway.governance.scanner)[0]
+        redacted = admission.redacted
+        if redacted is None:
+            redacted, redaction = redact_request(ctx.request, gateway.governance.scanner)
+            if redaction.errors:  # something would be stored as the client sent it
+                return None
         messages = redacted.messages
     return orjson.dumps(messages).decode()
 

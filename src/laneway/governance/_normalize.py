@@ -13,9 +13,11 @@ URL. :func:`normalize` returns a copy where each of these is in its plain form:
   hyphen, bidi marks, the byte-order mark) are removed;
 * every Unicode decimal digit (category ``Nd``) becomes its ASCII digit, every dash
   (category ``Pd``: ``‐ ‑ – — －``) an ASCII ``-``;
-* each run of ``%XX`` escapes is percent-decoded (as UTF-8; once: ``%2540`` stays ``%40``).
+* each run of ``%XX`` escapes is percent-decoded (as UTF-8; once: ``%2540`` stays ``%40``);
+* each numeric HTML character reference (``&#64;``, ``&#x40;``: e-mail addresses on web
+  pages are often written so, and a model reads them as the character) is decoded.
 
-ASCII text without ``%`` (the usual request) is returned as it is: :func:`normalize`
+ASCII text without ``%`` or ``&#`` (the usual request) is returned as it is: :func:`normalize`
 costs two C-level passes over it and builds nothing. Other text is translated in C
 (:meth:`str.translate` over a memo of the characters seen); a copy of the same length
 needs no map. Otherwise the copy carries an :class:`OffsetMap` so that a finding in the
@@ -31,11 +33,15 @@ from __future__ import annotations
 import re
 import unicodedata
 from bisect import bisect_right
+from html import unescape
 from urllib.parse import unquote
 
 __all__ = ["MAX_EXPANSIONS", "OffsetMap", "normalize"]
 
-_ESCAPES = r"%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2})*"
+_ESCAPES = (
+    r"%[0-9A-Fa-f]{2}(?:%[0-9A-Fa-f]{2})*"  # a run of percent-escapes
+    r"|&#[0-9]{1,7};|&#[xX][0-9A-Fa-f]{1,6};"  # an HTML character reference: &#64; &#x40;
+)
 _MEMO_MAX = 65_536  # characters remembered by the translation table
 MAX_EXPANSIONS = 50_000  # escape runs and expanding characters mapped in one text
 
@@ -146,7 +152,7 @@ _TABLE = _Table()
 def normalize(text: str) -> tuple[str, OffsetMap | None]:
     """The detectors' copy of ``text`` and the map back to it (``None``: the copy has
     the same length and maps character for character, or is ``text`` itself)."""
-    if text.isascii() and "%" not in text:
+    if text.isascii() and "%" not in text and "&#" not in text:
         return text, None
     table = _TABLE
     copy = text.translate(table)  # also learns the irregular characters of ``text``
@@ -175,7 +181,12 @@ def normalize(text: str) -> tuple[str, OffsetMap | None]:
             offsets._add(size, pos, start, True)
             size += start - pos
         run = m.group()
-        out = unquote(run, errors="replace") if run[0] == "%" else run
+        if run[0] == "%":
+            out = unquote(run, errors="replace")
+        elif run[0] == "&":
+            out = unescape(run)
+        else:
+            out = run
         out = out.translate(table)
         if out:
             pieces.append(out)

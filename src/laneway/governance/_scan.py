@@ -116,7 +116,7 @@ class Scanner:
         copy: str = text
         offsets: OffsetMap | None = None
         errors: list[str] = []
-        if not text.isascii() or "%" in text:  # else: the text is its own normalised copy
+        if not text.isascii() or "%" in text or "&#" in text:  # else: its own normalised copy
             copy, offsets, errors = _normalized(text)
         hits: list[tuple[int, Hit]] = []
         kinds = self.kinds
@@ -171,9 +171,14 @@ class Scanner:
         the texts are joined with a separator no detector pattern can span (NUL
         characters), and each finding is mapped back to its position. One pass instead
         of one per text halves the per-detector overhead on typical requests."""
-        texts = request_texts(request)
+        texts, seams = _collected(request)
         if not texts:
             return ScanResult({}, (), {})
+        if seams:
+            return self._with_seams(self._scan_texts(texts), seams)
+        return self._scan_texts(texts)
+
+    def _scan_texts(self, texts: list[tuple[str, str]]) -> ScanResult:
         joined = _SEPARATOR.join([text for _, text in texts])
         capped: tuple[str, ...] = ()
         if len(joined) > CAP_FROM:
@@ -194,6 +199,28 @@ class Scanner:
             positions[texts[bisect_right(starts, finding.start) - 1][0]] += 1
         return ScanResult(dict(counts), tuple(dict.fromkeys(errs)), dict(positions), capped)
 
+    def _with_seams(self, result: ScanResult, seams: list[tuple[str, str, str]]) -> ScanResult:
+        """``result`` plus the values that span a seam between two adjacent text parts
+        (the end of one and the start of the next, read as one text; a value inside
+        either part was counted already)."""
+        counts: Counter[str] = Counter(result.counts)
+        positions: Counter[str] = Counter(result.positions)
+        errors = list(result.errors)
+        for position, before, after in seams:
+            head, tail = before[-_SEAM:], after[:_SEAM]
+            findings, errs = self.scan_text_checked(head + tail)
+            errors.extend(errs)
+            cut = len(head)
+            for finding in findings:
+                if finding.start < cut < finding.end:
+                    counts[finding.kind] += 1
+                    positions[position] += 1
+        if counts == result.counts and len(errors) == len(result.errors):
+            return result
+        return ScanResult(
+            dict(counts), tuple(dict.fromkeys(errors)), dict(positions), result.capped
+        )
+
 
 def _normalized(text: str) -> tuple[str, OffsetMap | None, list[str]]:
     """The detectors' copy of ``text``; past the normaliser's bound (an adversarial text
@@ -211,6 +238,7 @@ CAP_FROM = 16_384  # characters: a request scan of a longer text caps the hits p
 HIT_CAP = 1_000  # hits per detector in such a scan (counts past it are not needed)
 _CLEAN = ScanResult(MappingProxyType({}), (), MappingProxyType({}))  # shared: read-only
 _DIGIT = re.compile(r"\d")
+_SEAM = 256  # characters each side of a seam between text parts (an email is at most 254)
 
 
 def has_digit(text: str) -> bool:
@@ -239,12 +267,17 @@ def scan_output(text: str, scanner: Scanner) -> Mapping[str, int]:
 
 
 class _Collect:
-    """The scanner's visitor: records each text after its context, changes nothing."""
+    """The scanner's visitor: records each text after its context, and each seam
+    between two adjacent text parts; changes nothing."""
 
-    __slots__ = ("texts",)
+    __slots__ = ("seams", "texts")
 
     def __init__(self) -> None:
         self.texts: list[tuple[str, str]] = []
+        self.seams: list[tuple[str, str, str]] = []
+
+    def seam(self, position: str, before: str, after: str) -> None:
+        self.seams.append((position, before, after))
 
     def text(self, position: str, prefix: str, text: str) -> str:
         self.texts.append((position, prefix + text if prefix else text))
@@ -257,9 +290,14 @@ class _Collect:
 def request_texts(request: ChatRequest) -> list[tuple[str, str]]:
     """``(position, text)`` for every text ``request`` sends upstream (JSON leaves after
     their key, ``"phone: …"``); plain-text requests without a generic walk."""
+    return _collected(request)[0]
+
+
+def _collected(request: ChatRequest) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
+    """:func:`request_texts` and the seams between adjacent text parts."""
     texts = plain_texts(request)
     if texts is not None:
-        return texts
+        return texts, []
     collect = _Collect()
     walk_request(request, collect)
-    return collect.texts
+    return collect.texts, collect.seams

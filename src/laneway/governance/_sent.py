@@ -29,6 +29,10 @@ Not visited, on purpose (the whole list):
   redact`` fails closed for such a request (self-hosted only). ``http(s)`` image URLs
   are scanned as text (percent-decoded by the normaliser).
 
+A value split across two adjacent text parts of one message (``"dana@"``,
+``"example.org"``) is found too: the scanner's visitor gets each such seam
+(``seam(position, before, after)``, an optional method) and reads the texts around it.
+
 Positions (the audit's ``positions``): a message's text counts under its role
 (``system``, ``user``, ``assistant``, ``tool_result``), tool calls under ``tool_call``,
 ``tools`` and ``tool_choice`` under ``tools``, ``response_format`` under ``schema``,
@@ -229,8 +233,26 @@ def _content(content: Any, position: str, visitor: Visitor) -> Any:
     if isinstance(content, str):
         return visitor.text(position, "", content)
     if isinstance(content, list):
-        return _sequence(content, lambda part: _part(part, position, visitor))
+        new = _sequence(content, lambda part: _part(part, position, visitor))
+        seam = getattr(visitor, "seam", None)  # the scanner's: a value across two parts
+        if seam is not None and len(content) > 1:
+            _seams(content, position, seam)
+        return new
     return _free(content, position, "content", visitor)
+
+
+def _seams(parts: list[Any], position: str, seam: Any) -> None:
+    """Each pair of adjacent text parts (the model reads them as one text) to the
+    visitor's ``seam(position, before, after)``."""
+    before: str | None = None
+    for part in parts:
+        text = part.get("text") if type(part) is dict and part.get("type") == "text" else None
+        if type(text) is not str:
+            before = None
+            continue
+        if before:
+            seam(position, before, text)
+        before = text
 
 
 def _part(part: Any, position: str, visitor: Visitor) -> Any:
