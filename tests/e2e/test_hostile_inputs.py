@@ -194,3 +194,33 @@ def test_count_tokens_for_an_unknown_model_is_404_like_messages(gw: RunningGatew
     assert _anthropic_error(counted)["laneway_code"] == "model_not_found"
     ok = httpx.post(gw.url + "/v1/messages/count_tokens", json={**body, "model": "gpt"}, timeout=30)
     assert ok.status_code == 200 and ok.json()["input_tokens"] > 0
+
+
+@pytest.mark.parametrize(
+    "url", ["file:///etc/passwd", "ftp://example.com/a.png", "gopher://x", "javascript:alert(1)"]
+)
+@pytest.mark.parametrize("path", ["/chat/completions", "/responses"])
+def test_an_image_url_that_is_not_http_or_data_is_400_before_any_call(
+    gw: RunningGateway, fake_openai: FakeOpenAI, url: str, path: str
+) -> None:
+    """As /v1/messages refuses them: a self-hosted OpenAI-compatible server (vLLM with a
+    local media path) would read a file:// URL from its own disk."""
+    if path == "/chat/completions":
+        part: dict[str, Any] = {"type": "image_url", "image_url": {"url": url}}
+        body: dict[str, Any] = {"model": "gpt", "messages": [{"role": "user", "content": [part]}]}
+        where = "messages[0].content[0].image_url.url"
+    else:
+        part = {"type": "input_image", "image_url": url}
+        body = {"model": "gpt", "input": [{"role": "user", "content": [part]}]}
+        where = "image_url.url"
+    response = httpx.post(gw.base_url + path, json=body, timeout=30)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["code"] == "invalid_request" and error["param"].endswith(where)
+    assert fake_openai.received == []
+    good = "data:image/png;base64,iVBORw0KGgo="
+    if path == "/chat/completions":
+        part["image_url"]["url"] = good
+    else:
+        part["image_url"] = good
+    assert httpx.post(gw.base_url + path, json=body, timeout=30).status_code == 200

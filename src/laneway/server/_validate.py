@@ -401,8 +401,16 @@ def _image_url(value: Any, where: str) -> dict[str, Any]:
             )
     else:
         raise type_error(where, "an object or a URL string", value)
-    expect_nonempty_str(image.get("url"), f"{where}.url")
+    url = expect_nonempty_str(image.get("url"), f"{where}.url")
+    if not url[:8].lower().startswith(_IMAGE_SCHEMES):
+        # never file:// and the like: a self-hosted server may read it from its own disk
+        raise InvalidRequest(
+            f"'{where}.url' must be an http(s) URL or a data: URL", param=f"{where}.url"
+        )
     return image
+
+
+_IMAGE_SCHEMES = ("http://", "https://", "data:")
 
 
 def _tool_calls(value: Any, where: str) -> None:
