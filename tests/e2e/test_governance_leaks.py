@@ -14,6 +14,7 @@ import httpx
 import openai
 import pytest
 
+from laneway.governance import on_private_network
 from laneway.testing import FakeOpenAI, FakeOpenAIResponses
 from tests.e2e.conftest import GatewayFactory, ledger_rows, openai_deployment
 
@@ -248,3 +249,56 @@ def test_a_prompt_that_cannot_be_redacted_is_not_logged(
     for path in tmp_path.glob("ledger.db*"):
         data = path.read_bytes()
         assert not all(piece.encode() in data for piece in pieces), path
+
+
+# -- an OpenAI-compatible deployment of no known vendor, on a public address
+
+
+def test_an_unknown_vendors_public_api_is_not_taken_for_self_hosted(
+    lanes: tuple[FakeOpenAI, FakeOpenAI], start_gateway: GatewayFactory, tmp_path: Path
+) -> None:
+    """``provider: openai_compatible`` with no ``vendor`` and no ``hosting`` was taken for
+    a self-hosted server wherever it was: a new serverless vendor's API got sensitive
+    requests. Only a private address (or an hourly cost) makes it self-hosted now."""
+    closed, private = lanes
+    newcomer = {
+        "name": "newcomer",
+        "model": "llama-3.1-70b-instruct",
+        "provider": "openai_compatible",
+        "api_base": "https://api.newcomer-inference.example/v1",  # not reachable: never tried
+        "api_key": "env:FAKE_KEY",
+    }
+    config = _two_lane(closed, private)
+    config["deployments"].append(newcomer)
+    config["tiers"] = {"standard": ["newcomer", "private"]}
+    gw = start_gateway(config)
+    with _client(gw) as client:
+        raw = client.chat.completions.with_raw_response.create(
+            model="tier:standard", messages=[{"role": "user", "content": f"Mail {EMAIL}"}]
+        )
+    assert raw.headers["x-laneway-deployment"] == "private"
+    assert raw.headers.get("x-laneway-fallbacks", "0") == "0"  # newcomer was never tried
+    gw.stop()
+    audit = ledger_rows(tmp_path)[0]["audit"]
+    audit = json.loads(audit) if isinstance(audit, str) else audit
+    assert {"deployment": "newcomer", "rule": "sensitive"}.items() <= audit["removed"][0].items()
+
+
+@pytest.mark.parametrize(
+    ("url", "private"),
+    [
+        ("http://127.0.0.1:8000/v1", True),
+        ("http://localhost:8000/v1", True),
+        ("http://vllm:8000/v1", True),  # a container or service name
+        ("http://10.1.2.3/v1", True),
+        ("http://[::1]:8080/v1", True),
+        ("http://gpu-01.internal/v1", True),
+        ("http://llm.ml.svc.cluster.local/v1", True),
+        ("https://api.together.xyz/v1", False),
+        ("https://llm.example.com/v1", False),
+        ("http://8.8.8.8/v1", False),
+        ("", False),
+    ],
+)
+def test_which_addresses_count_as_a_private_network(url: str, private: bool) -> None:
+    assert on_private_network(url) is private

@@ -16,6 +16,7 @@ from laneway.errors import (
     NoDeploymentAvailable,
     UnsupportedParameter,
 )
+from laneway.governance import on_private_network
 from laneway.providers import ChatModel, ChatRequest, prompt_upper_bound, vendor_for
 from laneway.resilience import CircuitBreaker, Trace
 from laneway.settings import DeploymentSettings, LocalModelSettings, Settings
@@ -66,7 +67,13 @@ def hosting_of(settings: DeploymentSettings) -> str:
     if settings.provider == "local":
         return "embedded"
     vendor = vendor_for(settings)
-    return vendor.hosting if vendor is not None else "self_hosted"
+    if vendor is not None:
+        return vendor.hosting
+    # an OpenAI-compatible server of no known vendor: one's own only where it is priced by
+    # the hour or on a private network; else anyone's API (sensitive data never goes there)
+    if settings.hourly_cost_usd is not None or on_private_network(settings.api_base or ""):
+        return "self_hosted"
+    return "serverless"
 
 
 def prices_of(settings: DeploymentSettings, info: ModelInfo | None) -> Prices | None:

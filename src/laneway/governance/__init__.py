@@ -4,6 +4,7 @@ policy, keys and budgets, rate limits, kill switches, output checks and the audi
 from laneway.governance._budget import Reservation
 from laneway.governance._engine import PRIVATE_HOSTING, Admission, DeploymentView, Governance
 from laneway.governance._fast import secret_finder
+from laneway.governance._hosting import on_private_network
 from laneway.governance._injection import InjectionFinding, injection_score
 from laneway.governance._keys import KeyRecord
 from laneway.governance._kill import KillRecord, KillSwitchCache, check_kill_target
@@ -53,6 +54,7 @@ __all__ = [
     "effective_policy",
     "evaluate",
     "injection_score",
+    "on_private_network",
     "pin_problem",
     "redact_request",
     "redact_text",
