@@ -238,7 +238,7 @@ class _RetryAfter(LanewayError):
     def headers(self) -> dict[str, str]:
         if self.retry_after is None:
             return {}
-        return {"retry-after": str(max(1, round(self.retry_after)))}
+        return {"retry-after": str(max(1, math.ceil(self.retry_after)))}
 
 
 class RateLimited(_RetryAfter):

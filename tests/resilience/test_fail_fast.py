@@ -252,3 +252,12 @@ async def test_a_circuit_refusal_never_hides_the_failure_before_it() -> None:
     )
     with pytest.raises(UpstreamServerError):
         await chain.complete(REQUEST)
+
+
+@pytest.mark.parametrize(("after", "header"), [(2.5, "3"), (0.2, "1"), (6.01, "7"), (7.0, "7")])
+def test_retry_after_is_rounded_up(after: float, header: str) -> None:
+    """A client told to come back sooner than the wait would be refused again: the header
+    rounds up (``round`` sent 2 for 2.5 and 6 for 6.01)."""
+    from laneway.errors import RateLimited
+
+    assert RateLimited("slow down", retry_after=after).headers() == {"retry-after": header}
