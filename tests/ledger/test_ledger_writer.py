@@ -146,6 +146,26 @@ def test_a_row_that_cannot_be_stored_is_dropped_alone(
     assert (writer.written, writer.dropped) == (2, 1)
 
 
+@pytest.mark.parametrize("sqlite", [True, False])
+def test_a_row_the_database_refuses_costs_no_other_row(
+    engine: sa.Engine, make_row: Callable[..., LedgerRow], sqlite: bool
+) -> None:
+    """A value the database cannot take (an integer past 64 bits) fails the batch's insert:
+    the batch is written again row by row and only that row is dropped — it used to be
+    retried and then dropped with every other request's row in its batch."""
+    from laneway.ledger._schema import row_to_params
+
+    writer = LedgerWriter(engine)
+    if not sqlite:  # the SQLAlchemy Core path, as for PostgreSQL
+        writer._sqlite, writer._convert = False, row_to_params
+    writer.record(make_row("good-1"))
+    writer.record(make_row("huge", prompt_tokens=2**70))
+    writer.record(make_row("good-2"))
+    writer.flush()
+    assert (writer.written, writer.dropped, writer.queued) == (2, 1, 0)
+    assert _count(engine) == 2
+
+
 def test_queue_is_capped_while_the_database_is_down(
     engine: sa.Engine, make_row: Callable[..., LedgerRow]
 ) -> None:

@@ -54,6 +54,19 @@ def _describe(exc: BaseException) -> str:
     return f"{type(cause).__name__}: {first_line}" if first_line else type(cause).__name__
 
 
+def _refused_row(exc: BaseException) -> bool:
+    """The database refused a value of the batch (it will refuse it again), as opposed to
+    being unavailable (locked, disk full, gone), which a retry may cure."""
+    cause = getattr(exc, "orig", None) or exc
+    if isinstance(cause, sqlite3.OperationalError) or isinstance(exc, sa.exc.OperationalError):
+        return False
+    return isinstance(
+        cause,
+        (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError, OverflowError,
+         TypeError, ValueError),
+    ) or isinstance(exc, (sa.exc.IntegrityError, sa.exc.DataError))  # fmt: skip
+
+
 def _none(_: None) -> None:
     return None
 
@@ -216,6 +229,8 @@ class LedgerWriter:
         try:
             self._insert(batch)
         except Exception as exc:
+            if len(batch) > 1 and _refused_row(exc):
+                return self._write_each(batch)
             self._pending_tries += 1
             with self._count_lock:
                 self.failed_flushes += 1
@@ -235,4 +250,23 @@ class LedgerWriter:
             return False
         with self._count_lock:
             self.written += len(batch)
+        return True
+
+    def _write_each(self, batch: list[Any]) -> bool:
+        """A batch the database refused for one of its values: written row by row, so that
+        only the rows it cannot take are dropped; a failure of another kind (locked, disk
+        full) keeps the rows not yet written pending, to be retried."""
+        for i, row in enumerate(batch):
+            try:
+                self._insert([row])
+            except Exception as exc:
+                if not _refused_row(exc):
+                    self._pending = batch[i:]
+                    return self._write(self._pending)
+                self._count_dropped(1)
+                _log.error("ledger row dropped: the database refused it (%s)", _describe(exc))
+                continue
+            with self._count_lock:
+                self.written += 1
+        self._pending = []
         return True
