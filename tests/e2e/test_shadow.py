@@ -114,6 +114,12 @@ def test_shadow_report_flags_a_worse_candidate_and_passes_an_identical_one(
     assert any("ada@example.org" in str(r.body) for r in fakes["same"].received)
     stored = _count(db, "SELECT count(*) FROM shadow_pairs WHERE prompt LIKE '%ada@example%'")
     assert stored == 0  # the stored prompt is redacted
+    echoed = _count(  # and so are the answers, which repeat it (the fakes echo the prompt)
+        db,
+        "SELECT count(*) FROM shadow_pairs WHERE primary_output LIKE '%ada@example%' "
+        "OR candidate_output LIKE '%ada@example%'",
+    )
+    assert echoed == 0
     while _count(db, "SELECT count(*) FROM ledger WHERE source = 'shadow'") < pairs:
         assert time.monotonic() < deadline
         time.sleep(0.1)

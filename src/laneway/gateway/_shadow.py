@@ -41,7 +41,13 @@ import sqlalchemy as sa
 
 from laneway.errors import LanewayError
 from laneway.gateway._shadow_link import SenderLink
-from laneway.governance import PRIVATE_HOSTING, Admission, Governance, redact_request
+from laneway.governance import (
+    PRIVATE_HOSTING,
+    Admission,
+    Governance,
+    redact_request,
+    redact_text,
+)
 from laneway.ledger import LedgerRow, LedgerWriter, UtcDateTime, usd_to_nusd
 from laneway.providers import ChatModel, ChatRequest, ChatResult, Usage
 from laneway.resilience import Trace
@@ -534,8 +540,17 @@ class ShadowMirror:
         """The pair's values in ``_PAIR_COLUMNS`` order; on SQLite already in storage form
         (the text datetime SQLAlchemy writes, JSON text), for the driver's executemany."""
         request = job.request
+        primary_output = job.primary_output
+        candidate_output = result.content if result is not None else None
         if job.admission is not None and job.admission.sensitive:
-            request = redact_request(request, self._gateway.governance.scanner)[0]
+            # what is stored for judging and review: the prompt, and both answers (which
+            # may repeat the values), with detected values replaced by placeholders
+            scanner = self._gateway.governance.scanner
+            request = redact_request(request, scanner)[0]
+            if primary_output:
+                primary_output = redact_text(primary_output, scanner)
+            if candidate_output:
+                candidate_output = redact_text(candidate_output, scanner)
         usage = result.usage if result is not None else None
         now = datetime.now(UTC)
         prompt = [dict(m) for m in request.messages]
@@ -547,13 +562,13 @@ class ShadowMirror:
             orjson.dumps(prompt).decode() if self._sqlite else prompt,
             job.primary_deployment,
             job.primary_model,
-            job.primary_output,
+            primary_output,
             job.primary_latency_ms,
             usd_to_nusd(job.primary_cost),
             job.primary_tokens,
             candidate,
             result.model if result is not None else None,
-            result.content if result is not None else None,
+            candidate_output,
             error.code if error is not None else None,
             latency,
             usd_to_nusd(cost),
