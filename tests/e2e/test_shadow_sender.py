@@ -78,6 +78,37 @@ def _mirror(settings: Settings, embedded: str | None = None) -> tuple[ShadowMirr
     return ShadowMirror(settings.shadow, engine, gateway), gateway
 
 
+@pytest.fixture
+def spare_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As on a machine with a core beyond the gateway's workers and one more."""
+    monkeypatch.setattr("laneway.gateway._shadow.spare_core", lambda workers: True)
+
+
+def test_auto_needs_a_spare_core(
+    tmp_path: Path, candidate: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a machine without a core beyond the workers and one more, ``auto`` sends copies
+    from the worker's own loop (on 2 cores a sender process cost the clients more)."""
+    from laneway.gateway._shadow import spare_core
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert not spare_core(1)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2}, raising=False)
+    assert spare_core(1) and not spare_core(2)
+    monkeypatch.setattr("laneway.gateway._shadow.spare_core", lambda workers: False)
+    mirror, _ = _mirror(_settings(tmp_path, candidate.url, process="auto"))
+
+    async def run() -> None:
+        mirror.start()
+        try:
+            assert mirror.link is None and mirror._workers
+        finally:
+            await asyncio.wait_for(mirror.stop(), 30)
+
+    asyncio.run(run())
+
+
+@pytest.mark.usefixtures("spare_core")
 def test_auto_uses_the_sender_process_unless_it_cannot(
     tmp_path: Path, candidate: FakeOpenAI
 ) -> None:
@@ -247,6 +278,7 @@ def test_an_in_memory_database_keeps_the_copies_in_process(tmp_path: Path) -> No
     asyncio.run(run())
 
 
+@pytest.mark.usefixtures("spare_core")
 def test_only_a_gateway_built_from_its_settings_alone_sends_from_a_process(
     tmp_path: Path, candidate: FakeOpenAI
 ) -> None:

@@ -4,11 +4,12 @@ change), to compare them in ``laneway shadow report``.
 
 ``offer`` runs when a request is recorded: a few comparisons, then at most one queue put.
 The queue is bounded; a full queue drops the copy (``laneway_shadow_copies{outcome=
-"dropped"}``). With ``shadow.process: separate`` (and ``auto``, the default) the gateway's
-loop only pickles each queued copy and pipes it to a sender process (``_shadow_link``,
-``_shadow_sender``) running at ``sender_nice`` (19: it gets the CPU time the clients
-leave), which runs this same mirror inline; with ``inline`` (and ``auto`` with a database
-no other process can open, a gateway built with injected parts, or an embedded candidate,
+"dropped"}``). With ``shadow.process: separate`` (and ``auto``, the default, on a machine
+with a core to spare beyond the workers and one more) the gateway's loop only pickles each
+queued copy and pipes it to a sender process (``_shadow_link``, ``_shadow_sender``)
+running at ``sender_nice`` (19: it gets the CPU time the clients leave), which runs this
+same mirror inline; with ``inline`` (and ``auto`` without a spare core, with a database no
+other process can open, a gateway built with injected parts, or an embedded candidate,
 which the sender would load a second time) the workers below run on the gateway's own
 loop. Worker tasks send each copy to the rule's candidates, governed as live traffic would
 be: a sensitive request goes only to private candidates (or nowhere, per the rule), policy
@@ -26,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
+import os
 import pickle
 import random
 import time
@@ -205,6 +207,18 @@ class ShadowJob:
     primary_tokens: int | None
 
 
+def spare_core(workers: int) -> bool:
+    """Whether this machine has a core beyond the gateway's workers and one more (the
+    database, the OS): only there does a sender process take the copies' CPU off the
+    workers. On 2 cores with one worker it cost the clients more than copies on the worker's
+    own loop (benchmarks/shadow.py: +1.37 against +0.79 ms p50 at c=16, 10%)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return cores >= workers + 2
+
+
 class ShadowMirror:
     def __init__(
         self,
@@ -245,7 +259,7 @@ class ShadowMirror:
             return None
         settings = self._gateway.settings
         if process == "auto":
-            if not self._portable:
+            if not self._portable or not spare_core(settings.server.workers):
                 return None
             deployments = self._gateway.deployments
             candidates = {name for rule in self.rules for name in rule.candidates}
@@ -264,6 +278,9 @@ class ShadowMirror:
                 self._settings.drain_s,
             )  # fmt: skip
             self.link.start()
+            log.info(
+                "shadow copies are sent by a sender process at nice %d", self._settings.sender_nice
+            )
             return
         self._workers = [
             asyncio.create_task(self._work(), name=f"laneway-shadow-{i}")

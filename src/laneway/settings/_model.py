@@ -226,9 +226,10 @@ class ShadowSettings(_Frozen):
     workers: int = Field(default=2, ge=1, le=64)
     # where copies are sent from: a dedicated low-priority process fed over a pipe (the
     # gateway's loop only pickles and writes each copy, ~11 us), or the gateway's own event
-    # loop (~370 us of the worker's CPU per copy). ``auto`` (default): the sender process,
-    # except with an in-memory database (it could not open it) or an embedded candidate
-    # (it would load the model a second time) — see benchmarks/shadow.py
+    # loop (~370 us of the worker's CPU per copy). ``auto`` (default): the sender process
+    # where the machine has a core to spare beyond the workers and one more, the database is
+    # one it can open and no candidate is embedded (it would load the model again); the
+    # worker's loop otherwise — see benchmarks/shadow.py
     process: Literal["auto", "separate", "inline"] = "auto"
     drain_s: float = Field(default=5.0, ge=0, le=600)  # at shutdown, for queued copies
     # the sender process's niceness increment: on busy cores the clients' gateway goes
