@@ -64,16 +64,18 @@ def email_finder() -> Finder:
 
     def find(text: str, limit: int = ALL) -> list[Span]:
         spans: list[Span] = []
-        at = text.find("@")
+        at, previous = text.find("@"), -1
         while at != -1 and len(spans) < limit:
-            lm = local.search(text, max(0, at - 64), at)
+            # a local part holds no '@': searching from after the previous one keeps
+            # "a@a@a@…" linear (1.5 s of CPU per MB when every '@' searched 64 characters)
+            lm = local.search(text, max(0, at - 64, previous + 1), at)
             dm = domain.match(text, at + 1) if lm else None
             if lm and dm:
                 start = lm.start()
                 while start < at and text[start] in "._%+-":
                     start += 1
                 spans.append((start, dm.end()))
-            at = text.find("@", at + 1)
+            at, previous = text.find("@", at + 1), at
         return spans
 
     return find
