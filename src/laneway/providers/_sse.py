@@ -56,7 +56,7 @@ class SSEParser:
             self._buffer = lines.pop()
             if len(self._buffer) > MAX_EVENT_BYTES:
                 raise event_too_large()
-            return self._lines([line.rstrip(b"\r") for line in lines])
+            return self.feed_lines([line.rstrip(b"\r") for line in lines])
         blocks = buffer.split(b"\n\n")
         self._buffer = blocks.pop()
         if len(self._buffer) > MAX_EVENT_BYTES:
@@ -66,20 +66,21 @@ class SSEParser:
             if block[:6] == b"data: " and block.find(b"\n") < 0:
                 events.append(SSEEvent(None, block[6:]))
             else:  # other fields, several lines, comments: line by line
-                events.extend(self._lines([*block.split(b"\n"), b""]))
+                events.extend(self.feed_lines([*block.split(b"\n"), b""]))
         return events
 
     def end(self) -> list[SSEEvent]:
         """The events left when the body ends (a last event needs no blank line)."""
         rest, self._buffer = self._buffer, b""
         lines = [line.rstrip(b"\r") for line in rest.split(b"\n")] if rest else []
-        events = self._lines(lines)
+        events = self.feed_lines(lines)
         if self._data:
             events.append(SSEEvent(self._event, b"\n".join(self._data)))
         self._event, self._data, self._size = None, [], 0
         return events
 
-    def _lines(self, lines: Iterable[bytes]) -> list[SSEEvent]:
+    def feed_lines(self, lines: Iterable[bytes]) -> list[SSEEvent]:
+        """The events completed by ``lines`` (already split, without their ``\\n``)."""
         events: list[SSEEvent] = []
         for line in lines:
             if not line:
@@ -103,30 +104,14 @@ class SSEParser:
 
 
 async def iter_sse(lines: AsyncIterator[bytes]) -> AsyncIterator[SSEEvent]:
-    """Group SSE lines into events (``event:`` and multi-line ``data:`` fields).
+    """Group SSE lines into events (``event:`` and multi-line ``data:`` fields), with
+    :class:`SSEParser`'s rules and bound.
 
     Comments (``:`` lines) and unknown fields are ignored, per the SSE specification.
     """
-    event: str | None = None
-    data: list[bytes] = []
-    size = 0
+    parser = SSEParser()
     async for line in lines:
-        if not line:
-            if data:
-                yield SSEEvent(event, b"\n".join(data))
-            event, data, size = None, [], 0
-            continue
-        if line.startswith(b":"):
-            continue
-        name, _, value = line.partition(b":")
-        if value.startswith(b" "):
-            value = value[1:]
-        if name == b"data":
-            data.append(value)
-            size += len(value)
-            if size > MAX_EVENT_BYTES:
-                raise event_too_large()
-        elif name == b"event":
-            event = value.decode("utf-8", "replace")
-    if data:
-        yield SSEEvent(event, b"\n".join(data))
+        for event in parser.feed_lines((line,)):
+            yield event
+    for event in parser.end():
+        yield event

@@ -146,14 +146,7 @@ def _delta_body(delta: StreamDelta, first: bool) -> dict[str, Any]:
 def render_chunk(
     delta: StreamDelta, *, request_id: str, created: int, model: str, first: bool
 ) -> bytes:
-    body: dict[str, Any] = {}
-    if first:
-        body["role"] = "assistant"
-        body["content"] = delta.content or ""
-    elif delta.content is not None:
-        body["content"] = delta.content
-    if delta.tool_calls:
-        body["tool_calls"] = delta.tool_calls
+    body = _delta_body(delta, first)
     choice: dict[str, Any] = {"index": 0, "delta": body, "finish_reason": delta.finish_reason}
     if delta.logprobs is not None:  # only when asked for: the usual chunk stays as small
         choice["logprobs"] = delta.logprobs
