@@ -19,16 +19,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from laneway.cli._eval import (
-    ConfigOpt,
-    DbOpt,
-    JsonOpt,
-    _console,
-    _engine,
-    _errors,
-    _fail,
-    quiet_when_cancelled,
-)
+from laneway.cli._common import ConfigOpt, DbOpt, JsonOpt, console, engine_from, errors, fail
+from laneway.cli._eval import quiet_when_cancelled
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -80,7 +72,7 @@ def _print_report(report: DriftReport, as_json: bool) -> None:
             "–" if s.p_value is None else format_p(s.p_value),
             "ALARM" if s.alarm else "ok",
         )
-    _console().print(table)
+    console().print(table)
     names = ", ".join(s.signal for s in report.alarms)
     typer.echo(f"DRIFT ALARM: {names}" if names else "no drift")
 
@@ -125,13 +117,13 @@ def run_command(
 
     \b
       0 * * * * laneway drift run --suite canary.yaml --model gpt-4o --judge claude"""
-    from laneway.cli._eval import _settings, _suite
+    from laneway.cli._common import settings_from, suite_from
 
-    settings = _settings(config)
-    suite = _suite(suite_ref)
-    engine = _engine(config, db)
+    settings = settings_from(config)
+    suite = suite_from(suite_ref)
+    engine = engine_from(config, db)
     try:
-        with _errors():
+        with errors():
             outcome = _canary(
                 settings, engine, suite, model, repeats, judge, alpha, concurrency, rebaseline
             )
@@ -188,7 +180,7 @@ def _finish_canary(outcome: CanaryOutcome, as_json: bool) -> None:
     summary = outcome.summary
     if summary.status != "complete":
         codes = ", ".join(f"{c} x{n}" for c, n in sorted(summary.error_codes.items()))
-        raise _fail(
+        raise fail(
             f"canary run {outcome.run_id} is incomplete ({summary.errors} failed calls: "
             f"{codes or 'judge failures'}); nothing compared"
         )
@@ -236,12 +228,12 @@ def check_command(
         except LanewayError:
             is_span = False
         if not is_span or start >= now:
-            raise _fail(f"{name} {text!r}: give a duration such as 1d, 12h or 90m", 2)
+            raise fail(f"{name} {text!r}: give a duration such as 1d, 12h or 90m", 2)
         spans.append(now - start)
     recent_span, base_span = spans
-    engine = _engine(config, db, create=False)
+    engine = engine_from(config, db, create=False)
     try:
-        with _errors():
+        with errors():
             report = drift_from_ledger(
                 engine, deployment, window=recent_span, baseline=base_span, alpha=alpha, now=now
             )
@@ -261,9 +253,9 @@ def status_command(
     """The latest check of every target and signal (exit 1 when any is in alarm)."""
     from laneway.evals import drift_gauges
 
-    engine = _engine(config, db, create=False)
+    engine = engine_from(config, db, create=False)
     try:
-        with _errors():
+        with errors():
             gauges = drift_gauges(engine)
     finally:
         engine.dispose()

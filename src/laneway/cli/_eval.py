@@ -26,12 +26,24 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
+from laneway.cli._common import (
+    ConfigOpt,
+    DbOpt,
+    JsonOpt,
+    TokensPerDayOpt,
+    console,
+    engine_from,
+    errors,
+    fail,
+    out_dir,
+    out_file,
+    settings_from,
+    suite_from,
+)
 from laneway.cli._eval_output import finish_run, metrics_table, print_bias, print_comparison
-from laneway.errors import LanewayError
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
-    from rich.console import Console
 
     from laneway.evals import ModelMetrics, RunOptions, RunRecord, RunSummary, Suite
     from laneway.settings import Settings
@@ -46,130 +58,10 @@ eval_app = typer.Typer(
     no_args_is_help=True,
 )
 
-ConfigOpt = Annotated[
-    Path | None, typer.Option("--config", "-c", help="laneway.yaml (default: the usual lookup).")
-]
-DbOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--database",
-        "--db",
-        envvar="LANEWAY_DATABASE_URL",
-        show_envvar=True,
-        help="Database URL, e.g. sqlite:///laneway.db (--db is an alias; "
-        "default: the config's database.url).",
-    ),
-]
-TokensPerDayOpt = Annotated[
-    int | None,
-    typer.Option(
-        min=1,
-        help="Your expected traffic in tokens per day: adds the projected $/month per model "
-        "(the run's cost per token x this x 30). Default: no projection.",
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-
 
 def register(app: typer.Typer) -> None:
     """Add the ``eval`` command group to ``app``."""
     app.add_typer(eval_app, name="eval")
-
-
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    """One ``error:`` line; exit 1 (the work could not be done) or 2 (a wrong command line)."""
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _database_problem(exc: Exception) -> str:
-    """One line for a database error (by SQLite error code, not by message text)."""
-    orig = getattr(exc, "orig", None)
-    code = str(getattr(orig, "sqlite_errorname", ""))
-    if code.startswith(("SQLITE_BUSY", "SQLITE_LOCKED")):
-        return "database is locked (another process is writing to it); try again"
-    if code == "SQLITE_NOTADB":
-        return "not a SQLite database"
-    return "database error: " + " ".join(str(orig or exc).split())
-
-
-@contextlib.contextmanager
-def _errors(code: int = 1) -> Iterator[None]:
-    """Known failures as one ``error:`` line and exit ``code``, never a traceback: 1 for
-    work that could not be done, 2 around the parsing of a command-line value."""
-    import sqlalchemy as sa
-
-    try:
-        yield
-    except LanewayError as exc:
-        raise _fail(exc.message, code) from None
-    except sa.exc.SQLAlchemyError as exc:
-        raise _fail(_database_problem(exc), code) from None
-    except OSError as exc:
-        where = f"{exc.filename}: " if exc.filename else ""
-        raise _fail(f"{where}{exc.strerror or exc}", code) from None
-
-
-def _out_file(path: Path) -> Path:
-    from laneway.evals import check_output_file
-
-    with _errors():
-        return check_output_file(path)
-
-
-def _out_dir(path: Path) -> Path:
-    from laneway.evals import check_output_dir
-
-    with _errors():
-        return check_output_dir(path)
-
-
-def _console() -> Console:
-    from rich.console import Console
-
-    console = Console()
-    return console if console.is_terminal else Console(width=160)
-
-
-def _settings(config: Path | None) -> Settings:
-    from laneway.settings import load_settings
-
-    with _errors():
-        return load_settings(config)
-
-
-def _engine(config: Path | None, db: str | None, *, create: bool = True) -> sa.Engine:
-    """The database engine; ``create=False`` (commands that only read) refuses to create
-    a missing SQLite file."""
-    import sqlalchemy as sa
-
-    from laneway.ledger import open_database
-
-    url = db or _settings(config).database.url
-    try:
-        shown = sa.make_url(url).render_as_string(hide_password=True)
-    except sa.exc.ArgumentError:
-        raise _fail(f"not a database URL: {url!r}", 2 if db else 1) from None
-    try:
-        return open_database(url, create=create)
-    except LanewayError as exc:
-        hint = "" if create else " (pass --database or set LANEWAY_DATABASE_URL)"
-        raise _fail(exc.message + hint) from None
-    except sa.exc.SQLAlchemyError as exc:
-        raise _fail(f"{shown}: {_database_problem(exc)}") from None
-    except ImportError as exc:
-        raise _fail(f"{shown}: the database driver is not installed ({exc.name})") from None
-
-
-def _suite(ref: str) -> Suite:
-    from laneway.evals import load_suite, packaged_suites
-
-    packaged = packaged_suites()
-    path = Path(ref)
-    if not path.exists() and ref in packaged:
-        path = packaged[ref]
-    with _errors():
-        return load_suite(path)
 
 
 @eval_app.command("init")
@@ -186,13 +78,13 @@ def init_command(
     from laneway.evals import write_atomic
 
     if path.exists() and not path.is_dir() and not force:
-        raise _fail(f"{path} exists (use --force to overwrite)")
-    _out_file(path)
+        raise fail(f"{path} exists (use --force to overwrite)")
+    out_file(path)
     text = resources.files("laneway.evals").joinpath("suites", _EXAMPLE).read_text("utf-8")
     # The header's "Run it with:" names the file written, not the default name.
     shown = shlex.quote(str(path))
     text = text.replace("laneway eval run eval-suite.yaml", f"laneway eval run {shown}", 1)
-    with _errors():
+    with errors():
         write_atomic(path, text.encode("utf-8"))
     typer.echo(f"wrote {path}; run it with: laneway eval run {shown} --models local")
 
@@ -264,8 +156,8 @@ def _planned_id(resume: str | None, run_id: str | None) -> str:
     from laneway.evals import check_run_id, new_run_id
 
     if resume is not None and run_id is not None:
-        raise _fail("give --resume ID to continue a run or --run-id ID for a new one, not both", 2)
-    with _errors(2):
+        raise fail("give --resume ID to continue a run or --run-id ID for a new one, not both", 2)
+    with errors(2):
         if resume is not None:
             return check_run_id(resume)
         return new_run_id() if run_id is None else check_run_id(run_id)
@@ -444,24 +336,24 @@ def run_command(
 
     the_id = _planned_id(resume, run_id)
     if out is not None:
-        _out_dir(out)
-    settings = _settings(config)
-    with _errors(2):
+        out_dir(out)
+    settings = settings_from(config)
+    with errors(2):
         candidates_from(models)
-    suite = _suite(suite_ref)
-    engine = _engine(config, db)
+    suite = suite_from(suite_ref)
+    engine = engine_from(config, db)
     hint = _resume_hint(ctx, suite_ref, the_id)
     try:
-        with _errors():
+        with errors():
             record = RunRecord(engine, the_id)
             stored: dict[str, Any] = {}
             if resume is not None:
                 info = record.info()
                 if info.suite_digest != suite.digest:
-                    raise _fail(f"run {resume} used a different version of the suite")
+                    raise fail(f"run {resume} used a different version of the suite")
                 models, repeats, stored = ",".join(info.models), info.repeats, info.config
             elif record.exists():
-                raise _fail(run_exists_message(the_id))
+                raise fail(run_exists_message(the_id))
             run = _merged(
                 ctx,
                 stored,
@@ -469,7 +361,7 @@ def run_command(
             )
             kept = _merged(ctx, stored, dict.fromkeys(_KEPT))
             if kept["out"] is not None:
-                kept["out"] = str(_out_dir(Path(kept["out"])).absolute())
+                kept["out"] = str(out_dir(Path(kept["out"])).absolute())
             options = RunOptions(models=candidates_from(models), repeats=repeats, **run)
 
             def start() -> RunRecord:
@@ -484,8 +376,8 @@ def run_command(
                 return started
 
             summary = _execute(settings, engine, suite, options, record, start, hint)
-            out_dir = out if out is not None or kept["out"] is None else Path(kept["out"])
-            metrics = _print_run(record, engine, kept["tokens_per_day"], out_dir)
+            written_to = out if out is not None or kept["out"] is None else Path(kept["out"])
+            metrics = _print_run(record, engine, kept["tokens_per_day"], written_to)
         finish_run(summary, hint, the_id, metrics, kept["min_pass"])
     finally:
         engine.dispose()
@@ -550,7 +442,7 @@ def _print_run(
     metrics = compute_metrics(
         run.results, run.info.suite, run.info.models, tokens_per_day=tokens_per_day
     )
-    _console().print(metrics_table(metrics, f"run {run.info.run_id} ({run.info.status})"))
+    console().print(metrics_table(metrics, f"run {run.info.run_id} ({run.info.status})"))
     print_bias(run.pairs)
     if out is not None:
         out.mkdir(exist_ok=True)
@@ -565,12 +457,12 @@ def _reading(config: Path | None, db: str | None, *refs: str) -> Iterator[sa.Eng
     """The database to read runs from (``None`` when every ref is a JSON export file);
     never creates a database file; errors as one line."""
     if all(Path(ref).is_file() or Path(ref).suffix == ".json" for ref in refs):
-        with _errors():
+        with errors():
             yield None
         return
-    engine = _engine(config, db, create=False)
+    engine = engine_from(config, db, create=False)
     try:
-        with _errors():
+        with errors():
             yield engine
     finally:
         engine.dispose()
@@ -610,7 +502,7 @@ def show_command(
     if as_json:
         typer.echo(json.dumps(metrics_to_json(metrics), indent=2, default=str))
         return
-    _console().print(metrics_table(metrics, f"run {loaded.info.run_id} ({loaded.info.status})"))
+    console().print(metrics_table(metrics, f"run {loaded.info.run_id} ({loaded.info.status})"))
     print_bias(loaded.pairs)
 
 
@@ -631,9 +523,9 @@ def report_command(
     """Write the HTML report of a run (plots and tables)."""
     from laneway.evals import write_report
 
-    _out_file(out)
+    out_file(out)
     loaded, metrics = _run_metrics(run, tokens_per_day, config, db)
-    with _errors():
+    with errors():
         typer.echo(f"wrote {write_report(loaded, metrics, out)}")
 
 
@@ -719,13 +611,13 @@ def review_command(
 
     from laneway.evals import ReviewServer, RunRecord, can_open_browser, review_items
 
-    engine = _engine(config, db, create=False)
+    engine = engine_from(config, db, create=False)
     try:
-        with _errors():
+        with errors():
             record = RunRecord(engine, run)
             models = record.info().models
             if len(models) < 2:
-                raise _fail(
+                raise fail(
                     f"run {run} has one model ({', '.join(models)}): a blind review compares "
                     "two; run the suite with --models A,B"
                 )
@@ -781,21 +673,21 @@ def from_ledger_command(
 
     from laneway.evals import check_where, suite_from_ledger, write_atomic
 
-    with _errors(2):  # a filter that cannot be one is a wrong command line
+    with errors(2):  # a filter that cannot be one is a wrong command line
         check_where(where or ())
-    _out_file(out)
-    engine = _engine(config, db, create=False)
+    out_file(out)
+    engine = engine_from(config, db, create=False)
     try:
-        with _errors():
+        with errors():
             data = suite_from_ledger(
                 engine, sample=sample, where=where or (), seed=seed, name=out.stem
             )
     finally:
         engine.dispose()
     if not data["cases"]:
-        raise _fail("no usable requests: prompt logging must be on for the keys you sample")
+        raise fail("no usable requests: prompt logging must be on for the keys you sample")
     text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
-    with _errors():
+    with errors():
         write_atomic(out, text.encode("utf-8"))
     typer.echo(f"wrote {len(data['cases'])} cases to {out}")
 
@@ -817,7 +709,7 @@ def export_outcomes_command(
     """Per-prompt outcomes in the router's training format."""
     from laneway.evals import load_run, write_outcomes
 
-    _out_file(out)
+    out_file(out)
     with _reading(config, db, run) as engine:
         count = write_outcomes(load_run(run, engine), out)
     typer.echo(f"wrote {count} prompts to {out}")

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from laneway.cli._eval import ConfigOpt, DbOpt, JsonOpt, _engine, _errors, _fail, _settings
+from laneway.cli._common import ConfigOpt, DbOpt, JsonOpt, engine_from, errors, fail, settings_from
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -114,7 +114,7 @@ async def _judge(
     from laneway.gateway import SHADOW_PAIRS
     from laneway.server import build_gateway
 
-    gateway = build_gateway(_settings(config), engine=engine)
+    gateway = build_gateway(settings_from(config), engine=engine)
     await gateway.start()
     done, failures = 0, []
     todo = [
@@ -276,8 +276,8 @@ def report(
 
     start = _since(since)
     failures: list[list[str]] = []
-    with _errors():
-        engine = _engine(config, database, create=False)
+    with errors():
+        engine = engine_from(config, database, create=False)
         rows = _rows(engine, start, candidate)
         if judge is not None and rows:
             try:
@@ -290,7 +290,7 @@ def report(
                 )
                 raise typer.Exit(130) from None
     if not rows:
-        raise _fail(f"no shadow pairs since {start:%Y-%m-%d %H:%M} UTC (configure shadow.rules)")
+        raise fail(f"no shadow pairs since {start:%Y-%m-%d %H:%M} UTC (configure shadow.rules)")
     by_candidate: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_candidate.setdefault(row["candidate"], []).append(row)
@@ -353,9 +353,9 @@ def export(
     from laneway.evals import check_output_file, write_atomic
 
     start = _since(since)
-    with _errors():
+    with errors():
         check_output_file(out)
-        engine = _engine(config, database, create=False)
+        engine = engine_from(config, database, create=False)
         try:
             rows = [r for r in _rows(engine, start, candidate) if r["verdict"] is not None]
         finally:
@@ -372,7 +372,7 @@ def export(
             "outcomes": {cand: wins[0], primary: wins[1]},
         }
         lines.append(json.dumps(outcome) + "\n")
-    with _errors():
+    with errors():
         write_atomic(out, "".join(lines).encode("utf-8"))
     typer.echo(f"wrote {len(lines)} outcome rows to {out}")
 
@@ -416,12 +416,12 @@ def review(
     from laneway.evals import ReviewServer, can_open_browser, shadow_review_items
 
     start = _since(since)
-    with _errors():
-        engine = _engine(config, database, create=False)
+    with errors():
+        engine = engine_from(config, database, create=False)
         try:
             rows = _rows(engine, start, candidate)
             if not rows:
-                raise _fail(
+                raise fail(
                     f"no shadow pairs since {start:%Y-%m-%d %H:%M} UTC (configure shadow.rules)"
                 )
             items = shadow_review_items(rows, sample, seed)
