@@ -231,38 +231,43 @@ class LedgerWriter:
         except Exception as exc:
             if len(batch) > 1 and _refused_row(exc):
                 return self._write_each(batch)
-            self._pending_tries += 1
-            with self._count_lock:
-                self.failed_flushes += 1
-            give_up = self._pending_tries > self._max_retries
-            _log.warning(
-                "ledger write of %d rows failed (try %d of %d)%s: %s",
-                len(batch),
-                self._pending_tries,
-                self._max_retries + 1,
-                "; rows dropped" if give_up else "",
-                _describe(exc),
-            )
-            if give_up:
-                self._count_dropped(len(batch))
-                self._pending = []
-                return True
-            return False
+            return self._failed(batch, exc)
         with self._count_lock:
             self.written += len(batch)
         return True
 
+    def _failed(self, batch: list[Any], exc: Exception) -> bool:
+        """Count a failed try of the pending ``batch``; drop it after ``max_retries``
+        (``True``: nothing is left pending)."""
+        self._pending = batch
+        self._pending_tries += 1
+        with self._count_lock:
+            self.failed_flushes += 1
+        give_up = self._pending_tries > self._max_retries
+        _log.warning(
+            "ledger write of %d rows failed (try %d of %d)%s: %s",
+            len(batch),
+            self._pending_tries,
+            self._max_retries + 1,
+            "; rows dropped" if give_up else "",
+            _describe(exc),
+        )
+        if give_up:
+            self._count_dropped(len(batch))
+            self._pending = []
+            return True
+        return False
+
     def _write_each(self, batch: list[Any]) -> bool:
         """A batch the database refused for one of its values: written row by row, so that
         only the rows it cannot take are dropped; a failure of another kind (locked, disk
-        full) keeps the rows not yet written pending, to be retried."""
+        full) keeps the rows not yet written pending, to be retried on the next tick."""
         for i, row in enumerate(batch):
             try:
                 self._insert([row])
             except Exception as exc:
                 if not _refused_row(exc):
-                    self._pending = batch[i:]
-                    return self._write(self._pending)
+                    return self._failed(batch[i:], exc)
                 self._count_dropped(1)
                 _log.error("ledger row dropped: the database refused it (%s)", _describe(exc))
                 continue
