@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
 import textwrap
@@ -19,6 +20,7 @@ from laneway.ledger import (
     open_database,
     pending_migrations,
 )
+from laneway.ledger._db import _set_wal
 
 
 def test_open_database_creates_the_file_in_wal_mode_and_migrates(db_url: str) -> None:
@@ -177,3 +179,41 @@ def test_read_only_open_refuses_a_missing_file_and_creates_nothing(tmp_path: Pat
 def test_in_memory_sqlite_is_refused(url: str) -> None:
     with pytest.raises(ConfigError, match="SQLite file"):
         open_database(url)
+
+
+class _LockedCursor:
+    """A cursor whose ``journal_mode`` pragma fails ``fails`` times with ``error``."""
+
+    def __init__(self, fails: int, error: str = "database is locked") -> None:
+        self.fails, self.error, self.calls = fails, error, 0
+
+    def execute(self, sql: str) -> None:
+        assert sql == "PRAGMA journal_mode = WAL"
+        self.calls += 1
+        if self.calls <= self.fails:
+            raise sqlite3.OperationalError(self.error)
+
+
+def test_switching_to_wal_is_retried_while_another_connection_holds_the_file() -> None:
+    """SQLite answers "database is locked" at once, without waiting out busy_timeout, to a
+    connection that wants the exclusive lock while another holds a shared one (two
+    processes opening a new ledger together: the race above failed this way in CI)."""
+    cursor = _LockedCursor(fails=3)
+    _set_wal(cursor, busy_timeout_ms=5000)
+    assert cursor.calls == 4
+
+
+def test_switching_to_wal_gives_up_after_the_busy_timeout() -> None:
+    cursor = _LockedCursor(fails=10**6)
+    started = time.monotonic()
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        _set_wal(cursor, busy_timeout_ms=200)
+    assert 0.2 <= time.monotonic() - started < 5
+    assert cursor.calls > 1
+
+
+def test_other_errors_while_switching_to_wal_are_not_retried() -> None:
+    cursor = _LockedCursor(fails=1, error="disk I/O error")
+    with pytest.raises(sqlite3.OperationalError, match="disk I/O"):
+        _set_wal(cursor, busy_timeout_ms=5000)
+    assert cursor.calls == 1
