@@ -50,7 +50,7 @@ from laneway.errors import (
     UpstreamServerError,
 )
 from laneway.providers._batches import in_batches
-from laneway.providers._http import UpstreamClient
+from laneway.providers._http import UpstreamClient, response_limit
 from laneway.providers._sse import iter_sse
 from laneway.providers._status import Endpoint, describe_body, error_for_status
 from laneway.providers._types import (
@@ -548,6 +548,7 @@ class GeminiAdapter:
             self._headers,
             orjson.dumps({"requests": requests}),
             self.endpoint.timeouts,
+            limit=response_limit(len(texts)),
         )
         if response.status >= 400:
             raise gemini_error(response.status, response.headers, response.body, self.provider)

@@ -3,7 +3,9 @@
 Adapters receive an :class:`UpstreamClient`; nothing builds a client at import time.
 Transport failures are mapped to Laneway's exception tree here, in one place, by
 exception type: connection problems → ``UpstreamConnectionError``, time-outs (connect,
-read, stream idle, a stream's maximum duration) → ``UpstreamTimeout``.
+read, stream idle, a stream's maximum duration) → ``UpstreamTimeout``; a body past its
+size limit (:data:`MAX_RESPONSE_BYTES`) → ``UpstreamBadResponse``, as a stream event past
+``MAX_EVENT_BYTES`` is.
 """
 
 from __future__ import annotations
@@ -17,16 +19,69 @@ from typing import Protocol
 import aiohttp
 from yarl import URL
 
-from laneway.errors import UpstreamConnectionError, UpstreamTimeout
+from laneway.errors import UpstreamBadResponse, UpstreamConnectionError, UpstreamTimeout
 from laneway.providers._sse import MAX_EVENT_BYTES, event_too_large
 
 __all__ = [
+    "EMBEDDING_BYTES_PER_INPUT",
+    "MAX_RESPONSE_BYTES",
     "AiohttpUpstream",
     "Timeouts",
     "UpstreamClient",
     "UpstreamResponse",
     "UpstreamStream",
+    "response_limit",
 ]
+
+
+MAX_RESPONSE_BYTES = 32 * 1024 * 1024
+"""The most a whole upstream body read at once may hold (a non-streamed answer, or the
+error body of a stream), decoded: far above any real answer (128k tokens of text are
+well under 1 MiB; with 20 top logprobs per token, 16k tokens are ~20 MiB), and a bound on
+what a broken or hostile upstream sending gigabytes, or a chunked body without end, can
+make the gateway buffer. Over it: ``UpstreamBadResponse`` (502), the connection dropped."""
+
+EMBEDDING_BYTES_PER_INPUT = 128 * 1024
+"""What one input may add to the limit of an embeddings answer, whose size grows with its
+inputs: 4096 floats in pretty-printed JSON are ~90 KiB, and 2048 inputs (OpenAI's
+maximum, sent in one call) of 3072 dimensions make ~140 MiB."""
+
+
+def response_limit(inputs: int = 0) -> int:
+    """The most an answer's body may hold: :data:`MAX_RESPONSE_BYTES`, and
+    :data:`EMBEDDING_BYTES_PER_INPUT` more per input of an embeddings call."""
+    return MAX_RESPONSE_BYTES + inputs * EMBEDDING_BYTES_PER_INPUT
+
+
+def _size(limit: int) -> str:
+    mib = 1024 * 1024
+    return f"{limit // mib} MiB" if limit % mib == 0 else f"{limit} bytes"
+
+
+def body_too_large(limit: int, status: int) -> UpstreamBadResponse:
+    return UpstreamBadResponse(
+        f"upstream response body exceeds {_size(limit)}", upstream_status=status
+    )
+
+
+async def _read_limited(response: aiohttp.ClientResponse, limit: int) -> bytes:
+    """The whole body, or ``UpstreamBadResponse`` (the connection closed) once more than
+    ``limit`` bytes arrived, or at once when ``Content-Length`` says so. The loop is
+    aiohttp's own ``read()`` (``readany`` until the end) with a count."""
+    length = response.content_length
+    if length is not None and length > limit:
+        response.close()
+        raise body_too_large(limit, response.status)
+    read = response.content.readany
+    blocks: list[bytes] = []
+    size = 0
+    while block := await read():
+        size += len(block)
+        if size > limit:
+            response.close()
+            raise body_too_large(limit, response.status)
+        blocks.append(block)
+    return blocks[0] if len(blocks) == 1 else b"".join(blocks)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +120,17 @@ class UpstreamStream(Protocol):
 
 class UpstreamClient(Protocol):
     async def post(
-        self, url: str, headers: Mapping[str, str], body: bytes, timeouts: Timeouts
-    ) -> UpstreamResponse: ...
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeouts: Timeouts,
+        *,
+        limit: int | None = None,
+    ) -> UpstreamResponse:
+        """The whole answer; ``limit``: the most its body may hold (default
+        :func:`response_limit`; ``UpstreamBadResponse`` past it)."""
+        ...
 
     def post_stream(
         self, url: str, headers: Mapping[str, str], body: bytes, timeouts: Timeouts
@@ -124,7 +188,7 @@ class _AiohttpStream:
 
     async def read_body(self) -> bytes:
         try:
-            return await self._response.read()
+            return await _read_limited(self._response, response_limit())
         except TimeoutError as exc:
             raise UpstreamTimeout("upstream stalled while sending its body") from exc
         except aiohttp.ClientError as exc:
@@ -194,7 +258,13 @@ class AiohttpUpstream:
         return self._session
 
     async def post(
-        self, url: str, headers: Mapping[str, str], body: bytes, timeouts: Timeouts
+        self,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        timeouts: Timeouts,
+        *,
+        limit: int | None = None,
     ) -> UpstreamResponse:
         timeout = self._timeouts.get(timeouts)
         if timeout is None:
@@ -206,7 +276,7 @@ class AiohttpUpstream:
             async with self._get_session().post(
                 self._url(url), data=body, headers=headers, timeout=timeout, allow_redirects=False
             ) as response:
-                data = await response.read()
+                data = await _read_limited(response, response_limit() if limit is None else limit)
                 return UpstreamResponse(response.status, response.headers, data)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"upstream did not answer within {timeouts.read:g} s") from exc

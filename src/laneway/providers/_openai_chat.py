@@ -23,7 +23,7 @@ from laneway.errors import (
     UpstreamBadResponse,
     UpstreamError,
 )
-from laneway.providers._http import UpstreamClient
+from laneway.providers._http import UpstreamClient, response_limit
 from laneway.providers._sse import SSEParser
 from laneway.providers._status import Endpoint, describe_body, error_for_status
 from laneway.providers._types import (
@@ -211,7 +211,11 @@ class OpenAIChatAdapter:
             body["user"] = user
         url = self.endpoint.api_base.rstrip("/") + "/embeddings"
         response = await self._client.post(
-            url, self._headers, orjson.dumps(body), self.endpoint.timeouts
+            url,
+            self._headers,
+            orjson.dumps(body),
+            self.endpoint.timeouts,
+            limit=response_limit(len(texts)),
         )
         if response.status >= 400:
             raise self._error(response.status, response.headers, response.body)

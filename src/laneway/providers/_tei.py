@@ -24,7 +24,7 @@ import orjson
 
 from laneway.errors import UnsupportedParameter, UpstreamBadResponse, UpstreamError
 from laneway.providers._batches import in_batches
-from laneway.providers._http import UpstreamClient
+from laneway.providers._http import UpstreamClient, response_limit
 from laneway.providers._status import Endpoint, describe_body, error_for_status
 from laneway.providers._types import MAX_TOKEN_COUNT, ChatRequest, ChatResult, StreamDelta, Usage
 
@@ -90,7 +90,13 @@ class TEIAdapter:
 
     async def _embed_batch(self, texts: Sequence[str]) -> tuple[list[list[float]], int | None]:
         body = orjson.dumps({"inputs": list(texts)})
-        response = await self._client.post(self._url, self._headers, body, self.endpoint.timeouts)
+        response = await self._client.post(
+            self._url,
+            self._headers,
+            body,
+            self.endpoint.timeouts,
+            limit=response_limit(len(texts)),
+        )
         if response.status >= 400:
             raise self._error(response.status, response.headers, response.body)
         try:
