@@ -26,6 +26,7 @@ from laneway.errors import (
 from laneway.providers._http import UpstreamClient, response_limit
 from laneway.providers._sse import SSEParser
 from laneway.providers._status import Endpoint, describe_body, error_for_status
+from laneway.providers._tool_arguments import ArgumentsCheck, check_arguments
 from laneway.providers._types import (
     MAX_TOKEN_COUNT,
     ChatRequest,
@@ -184,12 +185,15 @@ class OpenAIChatAdapter:
         if finish == "content_filter" and not content:
             raise ContentFiltered("the upstream's content filter blocked the answer")
         model = payload.get("model")
+        tool_calls = _tool_calls(message.get("tool_calls"), self.provider)
+        if request.object_arguments:
+            check_arguments(tool_calls, self.provider)
         return ChatResult(
             content=content,
             finish_reason=finish,
             model=model if type(model) is str and model else self.endpoint.upstream_model,
             usage=parse_openai_usage(payload.get("usage"), self.provider),
-            tool_calls=_tool_calls(message.get("tool_calls"), self.provider),
+            tool_calls=tool_calls,
             refusal=refusal,
             logprobs=logprobs,
             system_fingerprint=_fingerprint(payload),
@@ -251,6 +255,7 @@ class OpenAIChatAdapter:
             parser = SSEParser()
             next_chunk = response.chunks().__anext__
             ended = False
+            check = ArgumentsCheck(self.provider) if request.object_arguments else None
             while not ended:  # each piece of the body as it arrives, then the body's end
                 try:
                     events = parser.feed(await next_chunk())
@@ -258,10 +263,14 @@ class OpenAIChatAdapter:
                     events, ended = parser.end(), True
                 for event in events:
                     if event.data == b"[DONE]":
+                        if check is not None:
+                            check.end()
                         return
                     delta = self._parse_chunk(event.data)
                     if delta is not None:
                         finished = finished or delta.finish_reason is not None
+                        if check is not None:
+                            check.feed(delta)
                         yield delta
             # Ended cleanly without [DONE]: complete if a finish_reason came (some servers
             # never send [DONE]), truncated otherwise.

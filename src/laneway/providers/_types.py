@@ -110,6 +110,9 @@ class ChatRequest:
     accept (``presence_penalty``, ``logprobs`` …); other adapters reject them.
     ``cache_control``: Anthropic prompt-caching breakpoints (:data:`CacheMarks`); only
     the Anthropic adapter sends them, every other one drops them (they are a hint).
+    ``object_arguments``: the client needs each tool call's arguments as a JSON object
+    (Anthropic Messages' ``tool_use.input``); an upstream that sends other text fails the
+    answer as malformed instead of passing it on (see ``_tool_arguments``).
     """
 
     model: str
@@ -128,6 +131,7 @@ class ChatRequest:
     response_format: Mapping[str, Any] | None = None
     options: Mapping[str, Any] = field(default_factory=dict)
     cache_control: CacheMarks = field(default_factory=dict)
+    object_arguments: bool = False
 
     @property
     def json_schema(self) -> Mapping[str, Any] | None:

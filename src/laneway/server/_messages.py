@@ -118,6 +118,7 @@ def parse_messages_request(
         parallel_tool_calls=parallel,
         options=options,
         cache_control=marks,
+        object_arguments=True,  # tool_use.input is an object: no other text can be sent
     )
 
 
