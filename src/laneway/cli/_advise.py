@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from decimal import Decimal, DecimalException
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -238,6 +239,26 @@ def _ledger_workload(database: str, start: Any, ops: str) -> Any:
         engine.dispose()
 
 
+def _advice_json(
+    load: Callable[[], Any], gpu: str, overrides: dict[str, str], out: Path | None
+) -> dict[str, Any]:
+    """The advice for the workload ``load`` returns, as its JSON document; the HTML report
+    too when ``out`` is given. Errors are one line."""
+    from laneway.advisor import advice_to_json, advise, default_assumptions
+
+    try:
+        workload = load()
+        advice = advise(workload, assumptions=default_assumptions(gpu), overrides=overrides)
+        data: dict[str, Any] = advice_to_json(advice)
+        if out is not None:
+            _write_report(advice, out)
+    except LanewayError as exc:
+        raise _error(exc) from None
+    except DecimalException:
+        raise _fail(_TOO_LARGE) from None
+    return data
+
+
 def advise_command(
     workload: Annotated[
         Path | None, typer.Argument(help="Workload profile YAML (see examples/workload.yaml).")
@@ -289,13 +310,7 @@ def advise_command(
       laneway advise examples/workload.yaml --out advice.html
       laneway advise --from-ledger --since 30d --ops partial --json
       laneway advise --seed-check"""
-    from laneway.advisor import (
-        advice_to_json,
-        advise,
-        default_assumptions,
-        load_workload,
-        seed_checks,
-    )
+    from laneway.advisor import load_workload, seed_checks
 
     if seed_check:
         _print_checks(seed_checks(), as_json)
@@ -310,19 +325,12 @@ def advise_command(
         _check_out(out)
     # The ledger the gateway writes: --database, else $LANEWAY_DATABASE_URL, else the
     # config's database.url (it was always ./laneway.db, whatever the config said).
-    url = database_url(database, config) if from_ledger else ""
-    try:
-        profile = (
-            _ledger_workload(url, start, ops) if from_ledger else load_workload(workload)  # type: ignore[arg-type]
-        )
-        advice = advise(profile, assumptions=default_assumptions(gpu), overrides=overrides)
-        data = advice_to_json(advice)
-        if out is not None:
-            _write_report(advice, out)
-    except LanewayError as exc:
-        raise _error(exc) from None
-    except DecimalException:
-        raise _fail(_TOO_LARGE) from None
+    if workload is None:  # --from-ledger
+        url = database_url(database, config)
+        data = _advice_json(lambda: _ledger_workload(url, start, ops), gpu, overrides, out)
+    else:
+        path = workload
+        data = _advice_json(lambda: load_workload(path), gpu, overrides, out)
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:

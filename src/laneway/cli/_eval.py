@@ -332,7 +332,7 @@ def run_command(
       laneway eval run basics --models local,tier:standard --repeats 3 --out evals
       laneway eval run my-suite.yaml --models gpt-4o --judge claude --min-pass 0.8
       laneway eval run my-suite.yaml --resume RUN_ID"""
-    from laneway.evals import RunOptions, RunRecord, candidates_from, new_run, run_exists_message
+    from laneway.evals import RunOptions, RunRecord, candidates_from, new_run
 
     the_id = _planned_id(resume, run_id)
     if out is not None:
@@ -346,14 +346,7 @@ def run_command(
     try:
         with errors():
             record = RunRecord(engine, the_id)
-            stored: dict[str, Any] = {}
-            if resume is not None:
-                info = record.info()
-                if info.suite_digest != suite.digest:
-                    raise fail(f"run {resume} used a different version of the suite")
-                models, repeats, stored = ",".join(info.models), info.repeats, info.config
-            elif record.exists():
-                raise fail(run_exists_message(the_id))
+            models, repeats, stored = _run_plan(record, suite, resume, models, repeats)
             run = _merged(
                 ctx,
                 stored,
@@ -381,6 +374,23 @@ def run_command(
         finish_run(summary, hint, the_id, metrics, kept["min_pass"])
     finally:
         engine.dispose()
+
+
+def _run_plan(
+    record: RunRecord, suite: Suite, resume: str | None, models: str, repeats: int
+) -> tuple[str, int, dict[str, Any]]:
+    """The models, repeats and stored options of the run being resumed (its suite must be
+    the same version), else those given and none; a new run's id must be free."""
+    from laneway.evals import run_exists_message
+
+    if resume is not None:
+        info = record.info()
+        if info.suite_digest != suite.digest:
+            raise fail(f"run {resume} used a different version of the suite")
+        return ",".join(info.models), info.repeats, info.config
+    if record.exists():
+        raise fail(run_exists_message(record.run_id))
+    return models, repeats, {}
 
 
 def _execute(

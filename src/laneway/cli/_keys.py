@@ -275,6 +275,13 @@ def create_command(
         "policy": policy,
     }
     # After the options are parsed: a wrong command line exits 2 whatever the environment.
+    _check_master_key(force)
+    _create_key(name, options, database, config, as_json=as_json)
+
+
+def _check_master_key(force: bool) -> None:
+    """Refuse (exit 1) to create a key that the gateway would not enforce, unless
+    ``force``, which warns."""
     if not os.environ.get("LANEWAY_MASTER_KEY"):
         if not force:
             raise _fail(
@@ -282,6 +289,17 @@ def create_command(
                 "for the gateway and here, or pass --force to create the key anyway"
             )
         typer.echo(f"warning: {_NO_MASTER_KEY}; creating the key anyway (--force)", err=True)
+
+
+def _create_key(
+    name: str,
+    options: dict[str, Any],
+    database: str | None,
+    config: str | None,
+    *,
+    as_json: bool,
+) -> None:
+    """Store the key and print it once (a taken name exits 1, a bad option 2)."""
     with _store(database, config, create=True) as store:
         try:
             plaintext, key = store.create_key(name, **options)

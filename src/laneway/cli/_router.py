@@ -265,24 +265,14 @@ def train_command(
         Goal,
         calibrate_router,
         default_router_dir,
-        held_out,
         held_out_check,
         load_embedder,
-        read_outcomes,
         train_scorer,
     )
 
     order, mapping = _parse_tiers(tiers) if tiers is not None else _config_tiers(config)
     try:
-        rows = [row for path in data for row in read_outcomes(path)]
-        held = [held_out(r, holdout_every) for r in rows]
-        train = [r for r, h in zip(rows, held, strict=True) if not h]
-        calib = [r for r, h in zip(rows, held, strict=True) if h]
-        if len(calib) < 10 or len(train) < 10:
-            raise InvalidRequest(
-                f"{len(rows)} row(s) leave {len(calib)} held out and {len(train)} to train "
-                "on: need at least 10 of each (more data, or a smaller --holdout-every)"
-            )
+        train, calib = _split_rows(data, holdout_every)
         embedder = load_embedder(default_router_dir()) if embedding else None
         scorer = train_scorer(
             train, order, mapping, embedder, use_embedding=embedding, l2=l2, verifier=verifier,
@@ -302,6 +292,23 @@ def train_command(
                f"{'yes' if scorer.verifier else 'no'}")  # fmt: skip
     for line in check.lines():
         typer.echo(line)
+
+
+def _split_rows(data: list[Path], holdout_every: int) -> tuple[list[Any], list[Any]]:
+    """The outcome rows of ``data``: those to train on, and those held out (one in
+    ``holdout_every``, by id hash) for the check and calibration; at least 10 of each."""
+    from laneway.router import held_out, read_outcomes
+
+    rows = [row for path in data for row in read_outcomes(path)]
+    held = [held_out(r, holdout_every) for r in rows]
+    train = [r for r, h in zip(rows, held, strict=True) if not h]
+    calib = [r for r, h in zip(rows, held, strict=True) if h]
+    if len(calib) < 10 or len(train) < 10:
+        raise InvalidRequest(
+            f"{len(rows)} row(s) leave {len(calib)} held out and {len(train)} to train "
+            "on: need at least 10 of each (more data, or a smaller --holdout-every)"
+        )
+    return train, calib
 
 
 def _save_router(scorer: Scorer, profiles: list[Any], out: Path) -> None:
@@ -465,16 +472,7 @@ def calibrate_command(
     )
     from laneway.settings import load_settings
 
-    goals = [target_strong_share, quality_floor, max_cost_per_1k_requests]
-    if sum(g is not None for g in goals) != 1:
-        raise typer.BadParameter(
-            "give exactly one of --target-strong-share, --quality-floor, --max-cost-per-1k-requests"
-        )
-    shares = (("--target-strong-share", target_strong_share), ("--quality-floor", quality_floor))
-    for name, share in shares:
-        # A share outside 0-1 (or nan) wrote a degenerate profile: everything to one tier.
-        if share is not None and not 0.0 <= share <= 1.0:
-            raise typer.BadParameter(f"{share:g} is not a share from 0 to 1", param_hint=name)
+    _check_goal(target_strong_share, quality_floor, max_cost_per_1k_requests)
     engine: Any = None
     try:
         check_profile_name(profile)
@@ -505,6 +503,19 @@ def calibrate_command(
     target = _write_profile(directory, result)
     typer.echo(json.dumps({"calibration_set": source, **dict(result.report)}))
     typer.echo(f"wrote {target} (use model 'auto:{profile}')")
+
+
+def _check_goal(strong_share: float | None, quality_floor: float | None, cost: str | None) -> None:
+    """Exactly one goal, and a share from 0 to 1 (usage error otherwise)."""
+    if sum(g is not None for g in (strong_share, quality_floor, cost)) != 1:
+        raise typer.BadParameter(
+            "give exactly one of --target-strong-share, --quality-floor, --max-cost-per-1k-requests"
+        )
+    shares = (("--target-strong-share", strong_share), ("--quality-floor", quality_floor))
+    for name, share in shares:
+        # A share outside 0-1 (or nan) wrote a degenerate profile: everything to one tier.
+        if share is not None and not 0.0 <= share <= 1.0:
+            raise typer.BadParameter(f"{share:g} is not a share from 0 to 1", param_hint=name)
 
 
 def _write_profile(directory: Path, result: Any) -> Path:
@@ -576,14 +587,13 @@ def report_command(
     """Profiles (frontier share, expected quality), per-task gains and tier shares, and
     the cost saved against sending everything to the top tier."""
     from laneway.catalog import default_catalog
-    from laneway.ledger import open_database, parse_since, usage_summary
+    from laneway.ledger import parse_since
     from laneway.router import (
         DEFAULT_TIERS,
         baseline_price,
         load_router,
         profile_summaries,
         savings_report,
-        task_summaries,
     )
     from laneway.settings import load_settings
 
@@ -593,24 +603,8 @@ def report_command(
         start = None if since.strip().lower() == "all" else parse_since(since)
     except LanewayError as exc:
         raise _fail(exc) from exc
-    groups: list[Any] = []
-    tasks: list[Any] = []
-    ledger_note: str | None = None
     url = database or settings.database.url
-    try:
-        engine = open_database(url, create=False, migrate=False)
-    except LanewayError as exc:
-        if database is not None:  # asked for by name: it must exist
-            raise _fail(exc) from exc
-        ledger_note = f"no traffic to report: {exc.message} (the gateway writes it)"
-    else:
-        try:
-            groups = usage_summary(engine, since=start, by="tier", source="api")
-            tasks = task_summaries(engine, start, loaded.scorer.tiers)
-        except LanewayError as exc:
-            raise _fail(exc) from exc
-        finally:
-            engine.dispose()
+    groups, tasks, ledger_note = _ledger_traffic(url, start, loaded.scorer.tiers, database)
     profiles = profile_summaries(loaded)
     savings: dict[str, Any] | None
     note: str | None
@@ -651,6 +645,30 @@ def report_command(
         typer.echo(note or "")
         return
     _print_savings(savings)
+
+
+def _ledger_traffic(
+    url: str, start: Any, tiers: Any, named: str | None
+) -> tuple[list[Any], list[Any], str | None]:
+    """The API traffic by tier and the auto requests by task since ``start``; without a
+    ledger, none and a note saying so (an error when ``--database`` named it: ``named``)."""
+    from laneway.ledger import open_database, usage_summary
+    from laneway.router import task_summaries
+
+    try:
+        engine = open_database(url, create=False, migrate=False)
+    except LanewayError as exc:
+        if named is not None:  # asked for by name: it must exist
+            raise _fail(exc) from exc
+        return [], [], f"no traffic to report: {exc.message} (the gateway writes it)"
+    try:
+        groups = usage_summary(engine, since=start, by="tier", source="api")
+        tasks = task_summaries(engine, start, tiers)
+    except LanewayError as exc:
+        raise _fail(exc) from exc
+    finally:
+        engine.dispose()
+    return groups, tasks, None
 
 
 def _savings_body(report: Any) -> dict[str, Any]:
