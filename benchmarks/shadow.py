@@ -65,6 +65,7 @@ def _config(
     rate: float | None,
     process: str,
     nice: int | None = None,
+    max_lag: str | None = None,
 ) -> dict[str, Any]:
     def deployment(name: str, upstream: str) -> dict[str, Any]:
         return {
@@ -90,6 +91,8 @@ def _config(
         config["shadow"] = {"rules": [rule], "process": process}
         if nice is not None:
             config["shadow"]["sender_nice"] = nice
+        if max_lag is not None:
+            config["shadow"]["inline_max_lag_ms"] = None if max_lag == "none" else float(max_lag)
     return config
 
 
@@ -119,6 +122,7 @@ def _start(
     process: str,
     nice: int | None = None,
     latency_ms: float = 0.0,
+    max_lag: str | None = None,
 ) -> list[tuple[int, int]]:
     """(port, pid) of each gateway."""
     env = _clean_env() | {"LANEWAY_BENCH_KEY": "sk-bench"}
@@ -127,7 +131,8 @@ def _start(
     for i, sample in enumerate(rates):
         port = free_port()
         path = tmp / f"laneway-shadow-{i}.yaml"
-        path.write_text(yaml.safe_dump(_config(upstreams, port, tmp, sample, process, nice)))
+        config = _config(upstreams, port, tmp, sample, process, nice, max_lag)
+        path.write_text(yaml.safe_dump(config))
         argv = [sys.executable, "-c", _LANEWAY_MAIN, "serve", "--config", str(path)]
         proc = procs.start(f"laneway-{i}", [*argv, "--log-level", "warning"], cpus=None, env=env)
         wait_http(f"http://127.0.0.1:{port}/health/live", proc, 60.0, tmp / f"{i}.log")
@@ -186,8 +191,8 @@ async def _measure(
     async with aiohttp.ClientSession(connector=connector) as session:
         for port, _ in (off, on):  # warm-up: connections, caches, the first ledger flushes
             await _phase(session, port, 1.0, args.concurrency)
-        if not args.control:  # the sender process's start-up (seconds of CPU) is no copy's
-            await _first_copy(session, on[0], args.concurrency)
+        if not args.control and _children(on[1]):  # a sender process: its start-up (seconds
+            await _first_copy(session, on[0], args.concurrency)  # of CPU) is no copy's
         for i in range(args.pairs):
             order = (("off", off), ("on", on)) if i % 2 == 0 else (("on", on), ("off", off))
             pair: dict[str, float] = {}
@@ -199,6 +204,7 @@ async def _measure(
                 pair[f"own_{mode}"] = own * 1000 / len(latencies)
                 pair[f"p50_{mode}"] = statistics.median(latencies)
                 pair[f"n_{mode}"] = len(latencies)
+                pair[f"share_{mode}"] = own / args.seconds
             pairs.append(pair)
         await asyncio.sleep(1.0)  # the copies still queued: sent by now, or never
         async with session.get(f"http://127.0.0.1:{on[0]}/metrics") as r:
@@ -218,6 +224,17 @@ async def _first_copy(session: aiohttp.ClientSession, port: int, concurrency: in
                 return
         await _phase(session, port, 0.5, concurrency)
     raise RuntimeError("no shadow copy was sent within 120 s")
+
+
+def _children(pid: int) -> list[int]:
+    """The child processes of ``pid`` (a gateway's shadow sender)."""
+    found: list[int] = []
+    try:
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            found += [int(c) for c in (task / "children").read_text().split()]
+    except OSError:
+        return []
+    return found
 
 
 def _copies(metrics: str) -> dict[str, float]:
@@ -252,7 +269,9 @@ def timed(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="laneway-shadow-bench-") as name:
         tmp = Path(name)
         with Processes(tmp) as procs:
-            off, on = _start(procs, tmp, rates, args.process, args.nice, args.upstream_ms)
+            off, on = _start(
+                procs, tmp, rates, args.process, args.nice, args.upstream_ms, args.max_lag
+            )
             *pairs, copies = asyncio.run(_measure(off, on, args))
     diffs = [p["p50_on"] - p["p50_off"] for p in pairs]
     low, high = bootstrap_median(diffs)
@@ -264,7 +283,8 @@ def timed(args: argparse.Namespace) -> int:
     own_off = statistics.median(p["own_off"] for p in pairs)
     what = "control: both arms WITHOUT the rule" if args.control else f"shadow at {args.rate:.0%}"
     what += f" (shadow.process: {args.process}"
-    what += f", sender_nice {args.nice})" if args.nice is not None else ")"
+    what += f", sender_nice {args.nice}" if args.nice is not None else ""
+    what += f", inline_max_lag_ms {args.max_lag})" if args.max_lag is not None else ")"
     print(
         f"{what}, c={args.concurrency}, {args.upstream_ms:g} ms upstream, {args.pairs} ABBA "
         f"pairs of "
@@ -273,7 +293,9 @@ def timed(args: argparse.Namespace) -> int:
     )
     print(
         f"  p50 off {statistics.median(p['p50_off'] for p in pairs):.3f} ms, on "
-        f"{statistics.median(p['p50_on'] for p in pairs):.3f} ms (medians of phases)"
+        f"{statistics.median(p['p50_on'] for p in pairs):.3f} ms (medians of phases); the "
+        f"gateway process used {statistics.median(p['share_off'] for p in pairs):.2f} / "
+        f"{statistics.median(p['share_on'] for p in pairs):.2f} of a core"
     )
     print(
         f"  added p50: median of per-pair differences {statistics.median(diffs):+.3f} ms, "
@@ -430,11 +452,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--process", choices=("auto", "separate", "inline"), default="auto",
         help="shadow.process: copies sent by a sender process or on the gateway's loop "
-        "(auto, the default: the sender process here)",
+        "(auto, the default: a sender process only on a machine with a core to spare)",
     )  # fmt: skip
     parser.add_argument(
         "--nice", type=int, default=None,
         help="shadow.sender_nice for the sender process (default: the setting's default)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--max-lag", default=None, metavar="MS|none",
+        help="shadow.inline_max_lag_ms: inline copies wait while the gateway's loop is later "
+        "(default: the setting's default; none: never wait)",
     )  # fmt: skip
     parser.add_argument("--instructions", action="store_true", help="valgrind counts instead")
     parser.add_argument("--requests", type=int, default=3000, help="--instructions: requests")

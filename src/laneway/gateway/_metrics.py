@@ -69,8 +69,9 @@ class Metrics:
         self.ttft: dict[str, _Histogram] = {}
         self.circuit_open: Callable[[], dict[str, int]] = dict
         self.inflight: Callable[[], int] = lambda: 0
-        # shadow copies by rule and outcome (sent, dropped: queue full, skipped_*: policy,
-        # sensitive data, daily budget)
+        # shadow copies by rule and outcome (sent, failed, dropped: queue full, shed: queue
+        # full while the worker was too busy to send, skipped_*: policy, sensitive data,
+        # daily budget, lost: held by a sender process that died)
         self.shadow: defaultdict[tuple[str, str], int] = defaultdict(int)
         self.registry.register(_Collector(self))
 
@@ -171,7 +172,7 @@ class _Collector:
         yield circuit
         yield _counter(
             "laneway_shadow_copies",
-            "Shadow copies by rule and outcome (sent, failed, dropped, skipped_*)",
+            "Shadow copies by rule and outcome (sent, failed, dropped, shed, skipped_*, lost)",
             ["rule", "outcome"],
             m.shadow,
         )

@@ -6,19 +6,21 @@ change), to compare them in ``laneway shadow report``.
 The queue is bounded; a full queue drops the copy (``laneway_shadow_copies{outcome=
 "dropped"}``). With ``shadow.process: separate`` (and ``auto``, the default, on a machine
 with a core to spare beyond the workers and one more) the gateway's loop only pickles each
-queued copy and pipes it to a sender process (``_shadow_link``, ``_shadow_sender``)
-running at ``sender_nice`` (19: it gets the CPU time the clients leave), which runs this
-same mirror inline; with ``inline`` (and ``auto`` without a spare core, with a database no
-other process can open, a gateway built with injected parts, or an embedded candidate,
-which the sender would load a second time) the workers below run on the gateway's own
-loop. Worker tasks send each copy to the rule's candidates, governed as live traffic would
-be: a sensitive request goes only to private candidates (or nowhere, per the rule), policy
-and kill switches apply, and each rule has a daily spend cap (per gateway worker process).
-The sender reports its outcomes (sent, failed, skipped_*) to the gateway's metrics; the
-copies a dead sender held, or a sender killed after ``shadow.drain_s`` at shutdown, are
-counted ``lost``.
-Key budgets are never charged. Each copy is a ledger row with ``source=shadow`` and
-``mirror_of`` = the primary's request id, and a ``shadow_pairs`` row with both answers
+queued copy and pipes it to a sender process (``_shadow_link``, ``_shadow_sender``) running
+at ``sender_nice`` (19: it gets the CPU time the clients leave), which runs this same mirror
+inline; with ``inline`` (and ``auto`` without a spare core, with a database no other process
+can open, a gateway built with injected parts, or an embedded candidate, which the sender
+would load a second time) the workers below run on the gateway's own loop. Copies on the
+gateway's own loop wait while that loop is busy serving clients (its timers late by more
+than ``shadow.inline_max_lag_ms``): a copy costs the clients about as much CPU as a request,
+so they go first, and what the full queue cannot hold is shed (``outcome="shed"``). Worker
+tasks send each copy to the rule's candidates, governed as live traffic would be: a
+sensitive request goes only to private candidates (or nowhere, per the rule), policy and
+kill switches apply, and each rule has a daily spend cap (per gateway worker process). The
+sender reports its outcomes (sent, failed, skipped_*) to the gateway's metrics; the copies a
+dead sender held, or a sender killed after ``shadow.drain_s`` at shutdown, are counted
+``lost``. Key budgets are never charged. Each copy is a ledger row with ``source=shadow``
+and ``mirror_of`` = the primary's request id, and a ``shadow_pairs`` row with both answers
 (the prompt stored with detected sensitive values replaced by placeholders).
 """
 
@@ -55,7 +57,7 @@ from laneway.providers import ChatModel, ChatRequest, ChatResult, Usage
 from laneway.resilience import Trace
 from laneway.settings import Settings, ShadowRule, ShadowSettings
 
-__all__ = ["SHADOW_PAIRS", "ShadowJob", "ShadowMirror"]
+__all__ = ["SHADOW_PAIRS", "ShadowJob", "ShadowMirror", "loop_lag"]
 
 
 # What the mirror needs of the gateway and of one request: structural types, so that this
@@ -219,6 +221,15 @@ def spare_core(workers: int) -> bool:
     return cores >= workers + 2
 
 
+async def loop_lag(probe_s: float = 0.005) -> float:
+    """How late (seconds) a timer of ``probe_s`` fires on this event loop: about zero on a
+    loop with time to spare, most of a turn of the loop on one busy serving clients (its
+    timers run only after the callbacks that were ready)."""
+    started = time.perf_counter()
+    await asyncio.sleep(probe_s)
+    return max(0.0, time.perf_counter() - started - probe_s)
+
+
 class ShadowMirror:
     def __init__(
         self,
@@ -247,6 +258,8 @@ class ShadowMirror:
         self._by_name = {rule.name: rule for rule in self.rules}
         self.done: Counter[str] = Counter()  # copies finished, per rule (the sender reports)
         self.link: SenderLink | None = None  # shadow.process: separate
+        self.lag = loop_lag  # inline copies wait while it reads over inline_max_lag_ms
+        self.holding = False  # an inline copy is waiting for the worker to be less busy
 
     def _sender_boot(self) -> bytes | None:
         """What the sender process builds itself from, or ``None`` when copies cannot be
@@ -339,7 +352,8 @@ class ShadowMirror:
             try:
                 queue.put_nowait((rule, ctx, result, output, cost, time.perf_counter()))
             except asyncio.QueueFull:
-                self._gateway.metrics.shadow[rule.name, "dropped"] += 1
+                outcome = "shed" if self.holding else "dropped"
+                self._gateway.metrics.shadow[rule.name, outcome] += 1
 
     # -- between the gateway and the sender process ------------------------------------
     def encode(self, offered: _Offered) -> tuple[str, bytes]:
@@ -434,6 +448,7 @@ class ShadowMirror:
         while True:
             offered = await self._queue.get()
             try:
+                await self._until_idle()
                 job = self._job(offered)
                 for candidate in job.rule.candidates:
                     await self._mirror(job, candidate)
@@ -443,6 +458,19 @@ class ShadowMirror:
                 rule = offered.rule if isinstance(offered, ShadowJob) else offered[0]
                 self.done[rule.name] += 1
                 self._queue.task_done()
+
+    async def _until_idle(self) -> None:
+        """Wait while the worker's loop is busy serving clients: two timers in a row late
+        by more than ``inline_max_lag_ms`` (a copy on this loop costs its clients about as
+        much CPU as a request). The queue holds the copies meanwhile."""
+        limit_ms = self._settings.inline_max_lag_ms
+        if limit_ms is None:
+            return
+        limit = limit_ms / 1000
+        while await self.lag() > limit or await self.lag() > limit:
+            self.holding = True
+            await asyncio.sleep(0.05)
+        self.holding = False
 
     async def drain(self) -> None:
         """Wait until every queued copy was sent (tests, shutdown)."""

@@ -35,7 +35,10 @@ log = logging.getLogger("laneway.shadow")
 
 
 def _inline(settings: Settings) -> Settings:
-    shadow = settings.shadow.model_copy(update={"process": "inline"})
+    # the sender's loop serves only copies (at sender_nice: the OS gives the clients' worker
+    # the CPU first), so its mirror never waits for its own loop to be idle
+    update = {"process": "inline", "inline_max_lag_ms": None}
+    shadow = settings.shadow.model_copy(update=update)
     return settings.model_copy(update={"shadow": shadow})
 
 

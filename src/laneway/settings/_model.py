@@ -235,6 +235,10 @@ class ShadowSettings(_Frozen):
     # the sender process's niceness increment: on busy cores the clients' gateway goes
     # first, and copies get the CPU time it leaves (a saturated worker drops, counted)
     sender_nice: int = Field(default=19, ge=0, le=19)
+    # copies sent from the worker's own loop wait while that loop is busy serving clients:
+    # its timers fire later than this (ms; the clients go first; a full queue sheds,
+    # counted outcome="shed"); null: never wait
+    inline_max_lag_ms: float | None = Field(default=1.0, gt=0, le=10_000)
 
 
 class Settings(_Frozen):

@@ -1,0 +1,139 @@
+"""Copies sent from the worker's own loop wait while that loop is busy: a copy costs
+about as much CPU as a request, so on a saturated worker the clients go first, the queue
+holds the copies, and what it cannot hold is shed (counted ``outcome="shed"``)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from laneway.gateway import ShadowMirror
+from laneway.gateway._shadow import loop_lag
+from laneway.gateway._shadow_sender import _inline
+from laneway.providers import ChatRequest, ChatResult, Usage
+from laneway.settings import Settings, ShadowSettings
+
+RESULT = ChatResult(content="answer", finish_reason="stop", usage=Usage(3, 7), model="m")
+
+
+def test_the_lag_probe_reads_how_late_a_timer_fires_on_a_busy_loop() -> None:
+    async def run() -> None:
+        idle = await loop_lag()
+        assert 0.0 <= idle < 0.2  # nothing else on this loop
+
+        # a callback that holds the loop 50 ms (a turn serving a heavy request), due while
+        # the probe's timer is pending
+        asyncio.get_running_loop().call_later(0.001, time.sleep, 0.05)
+        busy = await loop_lag()
+        assert busy >= 0.04  # the timer ran only after the 50 ms callback
+
+    asyncio.run(run())
+
+
+class _Lag:
+    """A stand-in for ``loop_lag``: reads ``value`` seconds, after a real turn of the loop."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    async def __call__(self) -> float:
+        await asyncio.sleep(0)
+        return self.value
+
+
+def _mirror(limit: float | None, queue: int = 3) -> tuple[Any, Any, list[str]]:
+    rule = {"name": "r", "match": {"model": ["primary"]}, "sample_rate": 1.0,
+            "candidates": ["cand"], "daily_budget_usd": "1"}  # fmt: skip
+    settings = ShadowSettings.model_validate(
+        {"rules": [rule], "queue": queue, "workers": 1, "inline_max_lag_ms": limit}
+    )
+    gateway = SimpleNamespace(metrics=SimpleNamespace(shadow=defaultdict(int)))
+    mirror: Any = ShadowMirror(settings, engine=None, gateway=gateway)  # type: ignore[arg-type]
+    sent: list[str] = []
+
+    async def mirror_one(job: Any, candidate: str) -> None:
+        sent.append(job.request_id)
+
+    mirror._mirror = mirror_one
+    return mirror, gateway, sent
+
+
+def _ctx(request_id: str) -> Any:
+    request = ChatRequest(model="primary", messages=({"role": "user", "content": "hi"},))
+    return SimpleNamespace(
+        source="api", request=request, request_id=request_id, admission=None, key_id=None,
+        task=None, trace=SimpleNamespace(served_by="prim"), started=0.0,
+        estimated_usage=None, resolution=None, requested_model="primary",
+    )  # fmt: skip
+
+
+def test_a_busy_worker_holds_its_copies_and_sheds_what_the_queue_cannot_hold() -> None:
+    async def run() -> None:
+        mirror, gateway, sent = _mirror(limit=1.0, queue=3)
+        mirror.lag = _Lag(0.004)  # 4 ms late: the clients keep the loop busy
+        mirror.start()
+        try:
+            for i in range(5):
+                mirror.offer(_ctx(f"req-{i}"), RESULT, "answer", None)
+                await asyncio.sleep(0.02)
+            await asyncio.sleep(0.2)
+            assert sent == []  # nothing went out while the worker was busy
+            assert mirror.holding
+            # the worker took one copy and waits with it; the queue holds three more
+            assert gateway.metrics.shadow["r", "shed"] == 1
+            assert gateway.metrics.shadow["r", "dropped"] == 0
+            mirror.lag.value = 0.0002  # the clients leave the loop time to spare
+            await asyncio.wait_for(mirror.drain(), 5)
+            assert sent == [f"req-{i}" for i in range(4)]
+            assert not mirror.holding
+            mirror.offer(_ctx("req-5"), RESULT, "answer", None)
+            await asyncio.wait_for(mirror.drain(), 5)
+            assert sent[-1] == "req-5"
+        finally:
+            await mirror.stop()
+
+    asyncio.run(run())
+
+
+def test_a_full_queue_on_an_idle_worker_still_counts_dropped() -> None:
+    async def run() -> None:
+        mirror, gateway, _ = _mirror(limit=1.0, queue=1)
+        mirror._queue = asyncio.Queue(1)  # no workers: the queue only fills
+        mirror.offer(_ctx("a"), RESULT, "answer", None)
+        mirror.offer(_ctx("b"), RESULT, "answer", None)
+        assert gateway.metrics.shadow["r", "dropped"] == 1
+        assert gateway.metrics.shadow["r", "shed"] == 0
+
+    asyncio.run(run())
+
+
+def test_without_a_limit_copies_go_out_however_busy_the_worker_is() -> None:
+    async def run() -> None:
+        mirror, _, sent = _mirror(limit=None)
+        mirror.lag = _Lag(5.0)
+        mirror.start()
+        try:
+            mirror.offer(_ctx("x"), RESULT, "answer", None)
+            await asyncio.wait_for(mirror.drain(), 5)
+            assert sent == ["x"]
+            assert not mirror.holding
+        finally:
+            await mirror.stop()
+
+    asyncio.run(run())
+
+
+def test_the_default_limit_and_the_sender_process_never_waiting_for_itself() -> None:
+    assert ShadowSettings().inline_max_lag_ms == 1.0
+    settings = Settings.model_validate({"shadow": {"inline_max_lag_ms": 3}})
+    # the sender's loop serves only copies (at sender_nice): waiting for it to be idle
+    # would stall them
+    assert _inline(settings).shadow.inline_max_lag_ms is None
+    assert _inline(settings).shadow.process == "inline"
+    with pytest.raises(ValueError, match="greater than 0"):
+        ShadowSettings.model_validate({"inline_max_lag_ms": 0})
