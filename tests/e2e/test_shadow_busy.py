@@ -137,3 +137,38 @@ def test_the_default_limit_and_the_sender_process_never_waiting_for_itself() -> 
     assert _inline(settings).shadow.process == "inline"
     with pytest.raises(ValueError, match="greater than 0"):
         ShadowSettings.model_validate({"inline_max_lag_ms": 0})
+
+
+def test_copies_wait_on_their_candidates_concurrently() -> None:
+    """A copy waits on the candidate's whole answer (seconds for a real model): with the
+    default workers the copies of a busy hour keep up instead of filling the queue."""
+
+    async def run() -> None:
+        rule = {"name": "r", "match": {"model": ["primary"]}, "sample_rate": 1.0,
+                "candidates": ["cand"], "daily_budget_usd": "1"}  # fmt: skip
+        settings = ShadowSettings.model_validate({"rules": [rule]})
+        assert settings.workers == 16
+        gateway = SimpleNamespace(metrics=SimpleNamespace(shadow=defaultdict(int)))
+        mirror: Any = ShadowMirror(settings, engine=None, gateway=gateway)  # type: ignore[arg-type]
+        mirror.lag = _Lag(0.0)
+        in_flight, most = 0, 0
+
+        async def slow_candidate(job: Any, candidate: str) -> None:
+            nonlocal in_flight, most
+            in_flight += 1
+            most = max(most, in_flight)
+            await asyncio.sleep(0.2)
+            in_flight -= 1
+
+        mirror._mirror = slow_candidate
+        mirror.start()
+        try:
+            for i in range(40):
+                mirror.offer(_ctx(f"req-{i}"), RESULT, "answer", None)
+            await asyncio.wait_for(mirror.drain(), 10)
+            assert most == 16
+            assert gateway.metrics.shadow["r", "dropped"] == 0
+        finally:
+            await mirror.stop()
+
+    asyncio.run(run())

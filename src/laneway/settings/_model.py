@@ -223,7 +223,9 @@ class ShadowRule(_Frozen):
 class ShadowSettings(_Frozen):
     rules: tuple[ShadowRule, ...] = ()
     queue: int = Field(default=1000, ge=1, le=1_000_000)  # copies waiting; more are dropped
-    workers: int = Field(default=2, ge=1, le=64)
+    # copies in flight at once per sending loop: a copy waits on the candidate's whole
+    # answer (seconds for a real model), so 2 kept up with only ~1 copy/s
+    workers: int = Field(default=16, ge=1, le=256)
     # where copies are sent from: a dedicated low-priority process fed over a pipe (the
     # gateway's loop only pickles and writes each copy, ~11 us), or the gateway's own event
     # loop (~370 us of the worker's CPU per copy). ``auto`` (default): the sender process
