@@ -172,3 +172,44 @@ def test_copies_wait_on_their_candidates_concurrently() -> None:
             await mirror.stop()
 
     asyncio.run(run())
+
+
+def test_one_sending_task_at_a_time_probes_a_busy_loop() -> None:
+    """Sixteen tasks holding copies on a busy loop would each wake it every 50 ms: one
+    probes, the others wait their turn; once the loop is idle they all go."""
+
+    async def run() -> None:
+        rule = {"name": "r", "match": {"model": ["primary"]}, "sample_rate": 1.0,
+                "candidates": ["cand"], "daily_budget_usd": "1"}  # fmt: skip
+        settings = ShadowSettings.model_validate({"rules": [rule]})
+        gateway = SimpleNamespace(metrics=SimpleNamespace(shadow=defaultdict(int)))
+        mirror: Any = ShadowMirror(settings, engine=None, gateway=gateway)  # type: ignore[arg-type]
+        probes = 0
+
+        class _Counting(_Lag):
+            async def __call__(self) -> float:
+                nonlocal probes
+                probes += 1
+                return await super().__call__()
+
+        mirror.lag = _Counting(0.01)
+        sent: list[str] = []
+
+        async def mirror_one(job: Any, candidate: str) -> None:
+            sent.append(job.request_id)
+
+        mirror._mirror = mirror_one
+        mirror.start()
+        try:
+            for i in range(16):
+                mirror.offer(_ctx(f"req-{i}"), RESULT, "answer", None)
+            await asyncio.sleep(0.5)
+            assert sent == []
+            assert probes <= 0.5 / 0.05 + 2  # one probe per 50 ms, not one per task
+            mirror.lag.value = 0.0
+            await asyncio.wait_for(mirror.drain(), 5)
+            assert sorted(sent) == sorted(f"req-{i}" for i in range(16))
+        finally:
+            await mirror.stop()
+
+    asyncio.run(run())

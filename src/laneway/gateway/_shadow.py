@@ -260,6 +260,8 @@ class ShadowMirror:
         self.link: SenderLink | None = None  # shadow.process: separate
         self.lag = loop_lag  # inline copies wait while it reads over inline_max_lag_ms
         self.holding = False  # an inline copy is waiting for the worker to be less busy
+        self._probe = asyncio.Lock()  # one sending task at a time probes the loop
+        self._idle_until = 0.0  # found idle: copies until then go without a probe
 
     def _sender_boot(self) -> bytes | None:
         """What the sender process builds itself from, or ``None`` when copies cannot be
@@ -462,15 +464,20 @@ class ShadowMirror:
     async def _until_idle(self) -> None:
         """Wait while the worker's loop is busy serving clients: two timers in a row late
         by more than ``inline_max_lag_ms`` (a copy on this loop costs its clients about as
-        much CPU as a request). The queue holds the copies meanwhile."""
+        much CPU as a request). One sending task probes at a time, and a probe that finds
+        the loop idle lets the copies of the next 50 ms go; the queue holds the rest."""
         limit_ms = self._settings.inline_max_lag_ms
         if limit_ms is None:
             return
         limit = limit_ms / 1000
-        while await self.lag() > limit or await self.lag() > limit:
-            self.holding = True
-            await asyncio.sleep(0.05)
-        self.holding = False
+        async with self._probe:
+            if time.monotonic() < self._idle_until:
+                return
+            while await self.lag() > limit or await self.lag() > limit:
+                self.holding = True
+                await asyncio.sleep(0.05)
+            self.holding = False
+            self._idle_until = time.monotonic() + 0.05
 
     async def drain(self) -> None:
         """Wait until every queued copy was sent (tests, shutdown)."""
