@@ -465,7 +465,7 @@ class ShadowMirror:
         """Wait while the worker's loop is busy serving clients: two timers in a row late
         by more than ``inline_max_lag_ms`` (a copy on this loop costs its clients about as
         much CPU as a request). One sending task probes at a time, and a probe that finds
-        the loop idle lets the copies of the next 50 ms go; the queue holds the rest."""
+        the loop idle lets the copies of the next 10 ms go; the queue holds the rest."""
         limit_ms = self._settings.inline_max_lag_ms
         if limit_ms is None:
             return
@@ -477,7 +477,7 @@ class ShadowMirror:
                 self.holding = True
                 await asyncio.sleep(0.05)
             self.holding = False
-            self._idle_until = time.monotonic() + 0.05
+            self._idle_until = time.monotonic() + 0.01  # as long as the probe took
 
     async def drain(self) -> None:
         """Wait until every queued copy was sent (tests, shutdown)."""
