@@ -20,7 +20,7 @@ from laneway.advisor._decision import (
 )
 from laneway.advisor._finetune import FineTune, apply_fine_tunes
 from laneway.advisor._fleet import Fleet, best_api, fleet_for, volume_crossover
-from laneway.advisor._format import human_tokens
+from laneway.advisor._format import human_tokens, usd
 from laneway.advisor._plan import PathCost, TierPlan, plan_tier
 from laneway.advisor._sources import cite
 from laneway.advisor._workload import Workload
@@ -220,10 +220,33 @@ def _warnings(
             f"({cite('004')}); "
             "measure the API p95 (api_latency_p95_ms) before choosing"
         )
+    out += _slo_warnings(choice, workload, a)
     src = a.get("gpu_hourly_usd").source
     if "on-demand" in src.lower():
         out.append(f"GPU price for {a.text('gpu')} is an on-demand rate; a reserved one is lower")
     return list(dict.fromkeys(out))
+
+
+def _slo_warnings(choice: Choice, workload: Workload, a: Assumptions) -> list[str]:
+    """A measured API p95 over the SLO on a tier the advice still sends to an API: say so,
+    and whether self-hosting (novaaiops.com's 50–200 ms saving) could close the gap."""
+    slo, p95 = workload.latency_slo_ms, workload.api_latency_p95_ms
+    on_api = [t.tier for t in choice.tiers if t.path in ("closed_api", "serverless_open")]
+    if slo is None or p95 is None or p95 <= slo or not on_api:
+        return []
+    low, high = a.number("vpc_latency_saving_ms_low"), a.number("vpc_latency_saving_ms_high")
+    miss = f"the API p95 {p95:,.0f} ms misses the {slo:,.0f} ms SLO by {p95 - slo:,.0f} ms"
+    tiers = ", ".join(on_api)
+    if p95 - high > slo:
+        return [
+            f"{miss}, more than self-hosting in your VPC saves ({low:,.0f}–{high:,.0f} ms, "
+            f"{cite('004')}): no path is known to meet it for {tiers}; measure a self-hosted "
+            "p95 or relax the SLO"
+        ]
+    return [
+        f"{miss}; self-hosting in your VPC could close it ({low:,.0f}–{high:,.0f} ms, "
+        f"{cite('004')}), but {tiers} stay on an API: see the failed gates"
+    ]
 
 
 def _lane(path: str | None) -> str:
@@ -246,7 +269,7 @@ def _summary(choice: Choice, crossovers: list[Crossover]) -> str:
         text = "self-hosted only (data cannot leave our infrastructure): " + "; ".join(parts)
     total = choice.total
     if total is not None:
-        text += f" — ${total:,.0f}/month"
+        text += f" — {usd(total)}/month"
     if choice.fleet is None:
         ref = next((c for c in crossovers if c.b == "recommended"), None) or next(
             (c for c in crossovers if c.b == "hybrid_api"), None

@@ -25,7 +25,7 @@ from decimal import Decimal
 
 from laneway.advisor._assumptions import Assumptions
 from laneway.advisor._fleet import Assignment, Fleet, best_api, best_assignment
-from laneway.advisor._format import human_tokens
+from laneway.advisor._format import human_tokens, usd
 from laneway.advisor._plan import PathCost, PathName, TierPlan
 from laneway.advisor._sources import cite
 from laneway.advisor._workload import Workload
@@ -115,17 +115,17 @@ def _volume_gate(plans: list[TierPlan], a: Assumptions, workload: Workload) -> G
         why = "self-hosting any tier costs more than its API path"
         if base_total is not None and whole and whole.total is not None:
             why += (
-                f": one fleet for {', '.join(eligible)} ${whole.total:,.0f}/month vs "
-                f"${base_total:,.0f}/month with API paths"
+                f": one fleet for {', '.join(eligible)} {usd(whole.total)}/month vs "
+                f"{usd(base_total)}/month with API paths"
             )
         return Gate("volume", False, f"volume is below the crossover: {why}{shape}")
     assert mixed.fleet is not None
     return Gate(
         "volume",
         True,
-        f"one fleet for {', '.join(mixed.fleet.tiers)} (${mixed.fleet.total:,.0f}/month, "
+        f"one fleet for {', '.join(mixed.fleet.tiers)} ({usd(mixed.fleet.total)}/month, "
         f"utilisation {mixed.fleet.utilisation:.0%}) plus API for the rest: "
-        f"${mixed.total:,.0f}/month vs ${base_total:,.0f}/month with API paths{shape}",
+        f"{usd(mixed.total)}/month vs {usd(base_total)}/month with API paths{shape}",
     )
 
 

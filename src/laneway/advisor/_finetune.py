@@ -13,6 +13,7 @@ from decimal import Decimal
 from laneway.advisor._assumptions import Assumptions
 from laneway.advisor._decision import Choice, TierChoice
 from laneway.advisor._evidence import applicable
+from laneway.advisor._format import usd
 from laneway.advisor._plan import TierPlan, api_problem
 from laneway.advisor._sources import cite
 from laneway.advisor._tco import api_cost_per_day
@@ -91,14 +92,14 @@ def apply_fine_tunes(
                 elif open_cost + ft < now:
                     winner = "fine-tune"
                     why = (
-                        f"{model.id} + LoRA ${open_cost:,.0f} + fine-tune ${ft:,.0f} < "
-                        f"{current.path} ${now:,.0f}/month"
+                        f"{model.id} + LoRA {usd(open_cost)} + fine-tune {usd(ft)} < "
+                        f"{current.path} {usd(now)}/month"
                     )
                 else:
                     winner = "stay"
                     why = (
-                        f"{current.path} ${now:,.0f} ≤ {model.id} + LoRA ${open_cost:,.0f} + "
-                        f"fine-tune ${ft:,.0f}/month"
+                        f"{current.path} {usd(now)} ≤ {model.id} + LoRA {usd(open_cost)} + "
+                        f"fine-tune {usd(ft)}/month"
                     )
                 results.append(FineTune(task.name, model.id, now, open_cost, ft, winner, why))
                 if winner == "fine-tune" and len(plan.tasks) == 1 and current.path != "self_hosted":

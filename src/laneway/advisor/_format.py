@@ -28,8 +28,12 @@ def human_tokens(value: Decimal | int | None) -> str:
     return f"{number:,.0f}"
 
 
-def usd(value: Decimal | None, places: int = 0) -> str:
-    """``Decimal('25206')`` → ``$25,206``; ``None`` → ``unknown``."""
+def usd(value: Decimal | None, places: int | None = None) -> str:
+    """``Decimal('25206')`` → ``$25,206``; ``Decimal('0.84')`` → ``$0.84`` (cents below
+    $100 unless ``places`` says otherwise, so a small bill never reads ``$0``); ``None`` →
+    ``unknown``."""
     if value is None:
         return "unknown"
+    if places is None:
+        places = 2 if abs(value) < 100 else 0
     return f"${value:,.{places}f}"
