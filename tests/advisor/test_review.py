@@ -3,9 +3,13 @@ would write from an article, with the article's sentence it checks."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
+import pytest
+
 from laneway.advisor import advice_to_json, advise, workload_from_dict
+from laneway.errors import InvalidRequest
 
 
 def _realtime(p95: int, ops: str = "full") -> dict[str, Any]:
@@ -80,3 +84,22 @@ def test_a_small_bill_is_never_written_as_zero_dollars() -> None:
     assert data["recommendation"]["summary"].endswith(f"${float(monthly):.2f}/month")
     volume = next(g for g in data["gates"] if g["name"] == "volume")
     assert "vs $0/month" not in volume["reason"], volume["reason"]
+
+
+def test_an_empty_ledger_says_which_window_was_empty(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    from laneway.advisor import workload_from_ledger
+    from laneway.ledger import open_database
+
+    engine = open_database(f"sqlite:///{tmp_path / 'empty.db'}")
+    try:
+        with pytest.raises(InvalidRequest) as info:
+            workload_from_ledger(engine, since=datetime(2026, 11, 7, tzinfo=UTC))
+        assert "since 2026-11-07 00:00 UTC" in info.value.message
+        assert "--since" in info.value.message
+        with pytest.raises(InvalidRequest) as info:
+            workload_from_ledger(engine, since=None)
+        assert "no API requests" in info.value.message
+    finally:
+        engine.dispose()

@@ -187,7 +187,12 @@ def workload_from_ledger(
     if not tasks:
         from laneway.errors import InvalidRequest
 
-        raise InvalidRequest("the ledger has no API requests in that window")
+        window = "" if since is None else f" since {since:%Y-%m-%d %H:%M} UTC"
+        hint = "" if since is None else "; widen --since (or 'all')"
+        raise InvalidRequest(
+            f"the ledger has no API requests{window} (eval and shadow traffic are not "
+            f"counted){hint}: nothing to advise on"
+        )
     return Workload(
         name="ledger",
         tasks=tuple(tasks),
