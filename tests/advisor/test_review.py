@@ -103,3 +103,44 @@ def test_an_empty_ledger_says_which_window_was_empty(tmp_path: Path) -> None:
         assert "no API requests" in info.value.message
     finally:
         engine.dispose()
+
+
+def _volume_task(**volume: Any) -> dict[str, Any]:
+    task = {"name": "bulk", "tier": "standard", "input_tokens": 1500, "output_tokens": 500}
+    return {"name": "units", "tasks": [{**task, **volume}]}
+
+
+def test_a_volume_can_be_given_in_tokens_per_day_or_per_month() -> None:
+    # sabaoon.dev, Jun 2026: "a team processing 10 billion tokens per month"; RTSN, Jun 2026:
+    # "1 million tokens per day (roughly 30 million tokens per month)".
+    month = workload_from_dict(_volume_task(tokens_per_month=30_000_000))
+    day = workload_from_dict(_volume_task(tokens_per_day=1_000_000))
+    requests = workload_from_dict(_volume_task(requests_per_day=500))
+    assert month.tokens_per_day == day.tokens_per_day == requests.tokens_per_day == 1_000_000
+    assert month.tasks[0].requests_per_day == 500
+    ten_b = advise(workload_from_dict(_volume_task(tokens_per_month=10**10)))
+    assert abs(ten_b.workload.tokens_per_day * 30 - 10**10) < 1
+
+
+@pytest.mark.parametrize(
+    ("volume", "message"),
+    [
+        ({}, "tokens_per_day or tokens_per_month"),
+        ({"tokens_per_day": 1, "requests_per_day": 1}, "give one volume"),
+        ({"tokens_per_month": -1}, "tokens_per_month: must be a finite number >= 0"),
+        ({"tokens_per_day": "1B"}, "is not a number"),
+    ],
+)
+def test_a_volume_that_is_missing_twice_or_wrong_is_refused(
+    volume: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(InvalidRequest) as info:
+        workload_from_dict(_volume_task(**volume))
+    assert message in info.value.message
+
+
+def test_a_token_volume_needs_the_request_size() -> None:
+    data = {"name": "x", "tasks": [{"name": "a", "tier": "simple", "tokens_per_day": 10**6}]}
+    with pytest.raises(InvalidRequest) as info:
+        workload_from_dict(data)
+    assert "with tokens_per_day, give input_tokens and output_tokens" in info.value.message

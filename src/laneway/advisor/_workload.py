@@ -305,6 +305,8 @@ _TASK_KEYS = {
     "tier",
     "category",
     "requests_per_day",
+    "tokens_per_day",
+    "tokens_per_month",
     "input_tokens",
     "output_tokens",
     "cached_fraction",
@@ -314,6 +316,37 @@ _TASK_KEYS = {
     "quality",
     "sensitive",
 }
+
+
+_VOLUME_KEYS = ("requests_per_day", "tokens_per_day", "tokens_per_month")
+
+
+def _requests_per_day(data: Mapping[str, Any], where: str, inp: Decimal, out: Decimal) -> Decimal:
+    """A task's volume, given as exactly one of ``requests_per_day``, ``tokens_per_day`` or
+    ``tokens_per_month`` (input plus output, 30 days a month as RTSN, Jun 2026: "1 million
+    tokens per day (roughly 30 million tokens per month)"); a token volume becomes requests
+    of ``input_tokens + output_tokens`` each."""
+    given = [k for k in _VOLUME_KEYS if data.get(k) is not None]
+    if len(given) > 1:
+        raise InvalidRequest(
+            f"{where}.{given[1]}: give one volume, not both {given[0]} and {given[1]}"
+        )
+    if not given:
+        raise InvalidRequest(
+            f"{where}.requests_per_day: a number is required (or the task's volume as "
+            "tokens_per_day or tokens_per_month)"
+        )
+    key = given[0]
+    if key == "requests_per_day":
+        return _num(data, key, where, None, _MAX_REQUESTS_PER_DAY)
+    days = Decimal(30) if key == "tokens_per_month" else Decimal(1)
+    tokens = _num(data, key, where, None, MAX_TOKENS_PER_DAY * days) / days
+    if inp + out == 0:
+        raise InvalidRequest(
+            f"{where}.{key}: input_tokens and output_tokens per request are both 0, so "
+            f"{key} cannot be turned into requests"
+        )
+    return tokens / (inp + out)
 
 
 def _task(raw: object, index: int, catalog: Catalog) -> Task:
@@ -331,12 +364,21 @@ def _task(raw: object, index: int, catalog: Catalog) -> Task:
     cached = _num(data, "cached_fraction", where, "0")
     if cached > 1:
         raise InvalidRequest(f"{where}.cached_fraction: must be between 0 and 1")
+    volume = next((k for k in _VOLUME_KEYS[1:] if data.get(k) is not None), None)
+    for key in ("input_tokens", "output_tokens"):
+        if volume is not None and data.get(key) is None:
+            raise InvalidRequest(
+                f"{where}.{key}: a number is required: with {volume}, give input_tokens and "
+                "output_tokens per request (they split the volume and size the requests)"
+            )
+    inp = _num(data, "input_tokens", where, None, _MAX_TOKENS_PER_REQUEST)
+    out = _num(data, "output_tokens", where, None, _MAX_TOKENS_PER_REQUEST)
     task = Task(
         name=name,
         tier=tier,
-        requests_per_day=_num(data, "requests_per_day", where, None, _MAX_REQUESTS_PER_DAY),
-        input_tokens=_num(data, "input_tokens", where, None, _MAX_TOKENS_PER_REQUEST),
-        output_tokens=_num(data, "output_tokens", where, None, _MAX_TOKENS_PER_REQUEST),
+        requests_per_day=_requests_per_day(data, where, inp, out),
+        input_tokens=inp,
+        output_tokens=out,
         cached_fraction=cached,
         category=None if data.get("category") is None else str(data["category"]),
         needs=cast("tuple[Need, ...]", needs),
