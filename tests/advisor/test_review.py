@@ -3,6 +3,7 @@ would write from an article, with the article's sentence it checks."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,29 @@ def test_a_token_volume_needs_the_request_size() -> None:
     with pytest.raises(InvalidRequest) as info:
         workload_from_dict(data)
     assert "with tokens_per_day, give input_tokens and output_tokens" in info.value.message
+
+
+def test_seed_check_verdicts_follow_the_recomputed_figures() -> None:
+    # The verdicts are computed from each article's own inputs, so other inputs flip them:
+    # Digital Applied, Apr 2026: M2.7 "roughly 50x less per million output tokens" than Opus
+    # 4.6 ($25 vs $1.20: 20.8x); at a $60 Opus output price it would be 50x.
+    from laneway.advisor._seedcheck import (
+        _check_358x,
+        _check_crossover,
+        _check_m27,
+        _check_opus,
+    )
+
+    assert _check_m27().verdict == "does not hold"
+    assert _check_m27(opus_out=Decimal(60)).verdict == "holds"
+    # sabaoon.dev, Jun 2026: "$1.2M/month for Claude Opus versus $24,000/month for DeepSeek
+    # V4": only at $120/M output (GPT-5 Pro's price), not Opus 4.8's $100.
+    assert _check_opus().verdict == "does not hold"
+    assert _check_opus(opus_out=Decimal(120)).verdict == "holds"
+    # RTSN, Jun 2026: "$0.12 per day ... $43 per day ... a 358-fold difference".
+    assert _check_358x().verdict == "holds"
+    assert _check_358x(rig_day=Decimal(20)).verdict == "does not hold"
+    # RTSN: "around 500 million tokens per day ... roughly 5x savings" needs the API at
+    # >= $0.43/M against the $43/day rig.
+    assert _check_crossover().verdict == "does not hold"
+    assert _check_crossover(api_rate=Decimal("0.45")).verdict == "holds"
