@@ -171,3 +171,31 @@ def test_seed_check_verdicts_follow_the_recomputed_figures() -> None:
     # >= $0.43/M against the $43/day rig.
     assert _check_crossover().verdict == "does not hold"
     assert _check_crossover(api_rate=Decimal("0.45")).verdict == "holds"
+
+
+def test_a_fleet_below_half_utilisation_is_flagged() -> None:
+    # RTSN, Jun 2026: "only if GPU utilisation stays above 50%. Below that floor, per-token
+    # costs increase tenfold". On-prem data at 500k tokens/day is self-hosted whatever the
+    # price, on GPUs that sit nearly idle: the user must see that.
+    advice = advise(
+        workload_from_dict(
+            {
+                "name": "hospital",
+                "data_sensitivity": "on_prem",
+                "ops_capacity": "full",
+                "tasks": [
+                    {
+                        "name": "notes",
+                        "tier": "standard",
+                        "requests_per_day": 200,
+                        "input_tokens": 2000,
+                        "output_tokens": 500,
+                    }
+                ],
+            }
+        )
+    )
+    assert advice.choice.fleet is not None
+    text = " ".join(advice.warnings)
+    assert "under 1% average utilisation, below the 50%" in text, advice.warnings
+    assert "keeping the data inside" in text

@@ -221,10 +221,25 @@ def _warnings(
             "measure the API p95 (api_latency_p95_ms) before choosing"
         )
     out += _slo_warnings(choice, workload, a)
+    fleet = choice.fleet
+    if fleet is not None and fleet.utilisation < _UTILISATION_FLOOR:
+        why = {
+            "compliance": "the price of keeping the data inside",
+            "latency": "the price of the latency SLO",
+        }.get(choice.basis, "check the volume and the traffic shape")
+        used = f"{fleet.utilisation:.0%}" if fleet.utilisation >= Decimal("0.01") else "under 1%"
+        out.append(
+            f"the fleet runs at {used} average utilisation, below the 50% "
+            f"under which self-hosting stops paying ({cite('003')}: 'only if GPU utilisation "
+            f"stays above 50%. Below that floor, per-token costs increase tenfold'): {why}"
+        )
     src = a.get("gpu_hourly_usd").source
     if "on-demand" in src.lower():
         out.append(f"GPU price for {a.text('gpu')} is an on-demand rate; a reserved one is lower")
     return list(dict.fromkeys(out))
+
+
+_UTILISATION_FLOOR = Decimal("0.5")  # RTSN, Jun 2026
 
 
 def _slo_warnings(choice: Choice, workload: Workload, a: Assumptions) -> list[str]:
