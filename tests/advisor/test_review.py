@@ -199,3 +199,13 @@ def test_a_fleet_below_half_utilisation_is_flagged() -> None:
     text = " ".join(advice.warnings)
     assert "under 1% average utilisation, below the 50%" in text, advice.warnings
     assert "keeping the data inside" in text
+
+
+def test_residency_question_names_both_readings_of_the_articles() -> None:
+    # Digital Applied, Apr 2026, question 6: "EU data residency ... forces self-hosting";
+    # RTSN, Jun 2026: regional endpoints "for teams ... who prefer not to self-host".
+    data = _volume_task(requests_per_day=5000)
+    advice = advise(workload_from_dict({**data, "residency": ["EU"]}))
+    q6 = next(q for q in advice.questions if q.number == 6)
+    assert "in-region providers only" in q6.effect
+    assert "data_sensitivity: on_prem" in q6.effect

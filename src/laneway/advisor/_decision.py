@@ -364,6 +364,12 @@ def six_questions(workload: Workload, a: Assumptions, plans: list[TierPlan]) -> 
         if not workload.residency
         else "in-region providers only",
     }[workload.data_sensitivity]
+    if workload.residency and workload.data_sensitivity != "on_prem":
+        data += (
+            f" (regional endpoints, {S003}; {S000} reads residency as forcing self-hosting: "
+            "set data_sensitivity: on_prem if your client requires inference on hardware you "
+            "control)"
+        )
     return [
         Question(
             1,
