@@ -79,7 +79,8 @@ def test_every_router_option_has_help() -> None:
 
 
 def test_train_reads_several_files_with_tasks_and_answers(tmp_path: Path) -> None:
-    a, b = outcomes_file(tmp_path / "a.jsonl", 200), outcomes_file(tmp_path / "b.jsonl", 100)
+    # 400 + 100 rows: the held-out check needs 10 rows where the tiers differ (about 20 here)
+    a, b = outcomes_file(tmp_path / "a.jsonl", 400), outcomes_file(tmp_path / "b.jsonl", 100)
     out = train(tmp_path, "r", a, b)
     meta = json.loads((out / "router.json").read_text())
     assert meta["tasks"] == ["chat", "math"] and meta["verifier"] is True

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -34,10 +33,6 @@ TaskOpt = Annotated[
     str | None,
     typer.Option(help="Task name: per-task effects learned from outcomes (unseen: text only)."),
 ]
-# The shipped recipe's goals (quality relative to sending everything to the strongest tier).
-PROFILE_GOALS = {"economy": 0.90, "default": 0.95, "quality": 0.99}
-
-
 ConfigPath = Annotated[
     Path | None, typer.Option("--config", "-c", help="laneway.yaml (default: the usual lookup).")
 ]
@@ -116,23 +111,32 @@ def score_command(
     except LanewayError as exc:
         raise _fail(exc) from exc
     try:
-        written, errors = _score_file(loaded, input_path, output, profile)
+        written, errors, unjudged = _score_file(loaded, input_path, output, profile)
     except LanewayError as exc:
         raise _fail(exc) from exc
     typer.echo(f"scored {written - errors} line(s), {errors} error(s) → {output}", err=True)
+    if unjudged:
+        typer.echo(
+            f'note: {unjudged} answer(s) not judged ("escalation": null): the router has '
+            'no answer verifier (train one on rows with "answers")',
+            err=True,
+        )
 
 
 def _score_file(
     loaded: Any, input_path: Path, output: Path, profile: str | None
-) -> tuple[int, int]:
-    """Write one output line per input line; returns (lines written, error lines)."""
+) -> tuple[int, int, int]:
+    """Write one output line per input line; returns (lines written, error lines,
+    answers the router had no verifier to judge)."""
     from laneway.router import iter_jsonl
 
-    written = errors = 0
+    written = errors = unjudged = 0
     lines = iter_jsonl(input_path)
     first = next(lines, None)  # an unreadable input fails before the output is created
     try:
-        out = output.open("w", encoding="utf-8")
+        # backslashreplace: a lone surrogate read from the input ("\ud83d" cut from an
+        # emoji) is written as the same JSON escape, never a UnicodeEncodeError mid-file.
+        out = output.open("w", encoding="utf-8", errors="backslashreplace")
     except OSError as exc:
         raise InvalidRequest(f"cannot write {output}: {exc.strerror or exc}") from exc
     with out:
@@ -145,10 +149,11 @@ def _score_file(
                 message = exc.message if isinstance(exc, LanewayError) else str(exc)
                 body = {"error": f"line {number}: {message}"}
                 errors += 1
+            unjudged += "escalation" in body and body["escalation"] is None
             row_id = record.get("id") if isinstance(record, dict) else None
             out.write(json.dumps({"id": row_id, **body}, ensure_ascii=False) + "\n")
             written += 1
-    return written, errors
+    return written, errors, unjudged
 
 
 def _score_record(loaded: Any, record: Any, profile: str | None) -> dict[str, Any]:
@@ -171,196 +176,6 @@ def _score_record(loaded: Any, record: Any, profile: str | None) -> dict[str, An
             body["escalation"] = round(verdict.escalation, 6)
             body["answer_ok"] = round(verdict.answer_ok, 6)
     return body
-
-
-def _parse_tiers(spec: str | None) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    """``simple=m1,m2;frontier=m3``, a JSON object, or a JSON file; None: the default."""
-    from laneway.router import DEFAULT_TIER_MODELS, DEFAULT_TIERS
-
-    if spec is None:
-        return DEFAULT_TIERS, {t: tuple(m) for t, m in DEFAULT_TIER_MODELS.items()}
-    try:
-        text = Path(spec).read_text(encoding="utf-8") if Path(spec).is_file() else spec
-    except (OSError, ValueError) as exc:
-        raise typer.BadParameter(f"cannot read --tiers file {spec}: {exc}") from exc
-    if text.lstrip().startswith("{"):
-        try:
-            body = json.loads(text)
-            mapping = {str(t): tuple(str(m) for m in ms) for t, ms in body.items()}
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise typer.BadParameter(
-                f"--tiers JSON must map each tier to a list of models: {exc}"
-            ) from exc
-    else:
-        mapping = {}
-        for part in filter(None, (p.strip() for p in text.split(";"))):
-            tier, _, models = part.partition("=")
-            mapping[tier.strip()] = tuple(m.strip() for m in models.split(",") if m.strip())
-    if len(mapping) < 2:
-        raise typer.BadParameter("--tiers needs at least two tiers, cheapest first")
-    return tuple(mapping), mapping
-
-
-def _config_tiers(config: Path | None) -> tuple[tuple[str, ...], dict[str, tuple[str, ...]]]:
-    from laneway.catalog import default_catalog
-    from laneway.router import config_tier_models
-    from laneway.settings import find_config, load_settings
-
-    try:
-        if find_config(config, os.environ) is None:
-            return _parse_tiers(None)
-        mapping = config_tier_models(load_settings(config), default_catalog())
-    except LanewayError as exc:
-        raise _fail(exc) from exc
-    mapping = {t: m for t, m in mapping.items() if m}
-    if len(mapping) < 2:
-        raise typer.BadParameter("the config has fewer than two tiers with deployments: "
-                                 "give --tiers")  # fmt: skip
-    return tuple(mapping), mapping
-
-
-def train_command(
-    data: Annotated[
-        list[Path],
-        typer.Option(
-            "--data",
-            help="Outcome rows JSONL (.gz ok); repeat for eval exports, shadow outcomes and "
-            "the shared data. Rows may carry task and answers.",
-        ),
-    ],
-    out: Annotated[Path, typer.Option("--out", help="Router directory to write.")],
-    tiers: Annotated[
-        str | None, typer.Option(help="Tier → models, cheapest first: 'simple=a,b;frontier=c'.")
-    ] = None,
-    embedding: Annotated[
-        bool, typer.Option(help="Add the static sentence embedding to the features.")
-    ] = False,
-    verifier: Annotated[
-        bool, typer.Option(help="Fit the answer verifier on rows that carry answers.")
-    ] = True,
-    holdout_every: Annotated[
-        int,
-        typer.Option(
-            min=2, help="Hold out one row in N (by id hash) for the check and calibration."
-        ),
-    ] = 10,  # = laneway.router._promote.DEFAULT_HOLDOUT_MODULUS (tests/cli/test_startup.py)
-    l2: Annotated[float, typer.Option(help="L2 penalty of the logistic heads.")] = 3000.0,
-    length_prior: Annotated[
-        float,
-        typer.Option(
-            help="Prior slope of the gain on log prompt length (logits per standard deviation "
-            "between the cheapest and the strongest tier; the shipped router uses 1.2: it "
-            "keeps tasks never trained on from ranking below prompt length)."
-        ),
-    ] = 0.0,
-    config: ConfigPath = None,
-) -> None:
-    """Train a router from per-prompt outcomes, check it on the held-out rows and
-    calibrate its profiles (economy, default, quality) on them.
-
-    Without --tiers, the mapping comes from the config's tiers (cheapest first; each
-    deployment as its catalog model id), else the shipped mapping.
-    """
-    from laneway.router import (
-        Goal,
-        calibrate_router,
-        default_router_dir,
-        held_out_check,
-        load_embedder,
-        train_scorer,
-    )
-
-    order, mapping = _parse_tiers(tiers) if tiers is not None else _config_tiers(config)
-    try:
-        train, calib = _split_rows(data, holdout_every)
-        embedder = load_embedder(default_router_dir()) if embedding else None
-        scorer = train_scorer(
-            train, order, mapping, embedder, use_embedding=embedding, l2=l2, verifier=verifier,
-            length_prior=length_prior, meta={"trained_on": [str(p) for p in data],
-                  "holdout": {"modulus": holdout_every, "rows": len(calib)}},
-        )  # fmt: skip
-        check = held_out_check(scorer, calib)
-        profiles = [
-            calibrate_router(scorer, calib, name, Goal(quality_floor=floor))
-            for name, floor in PROFILE_GOALS.items()
-        ]
-        _save_router(scorer, profiles, out)
-    except LanewayError as exc:
-        raise _fail(exc) from exc
-    typer.echo(f"trained on {len(train)} row(s), tiers {', '.join(order)} → {out}")
-    typer.echo(f"tasks: {len(scorer.tasks.names)}; verifier: "
-               f"{'yes' if scorer.verifier else 'no'}")  # fmt: skip
-    for line in check.lines():
-        typer.echo(line)
-
-
-def _split_rows(data: list[Path], holdout_every: int) -> tuple[list[Any], list[Any]]:
-    """The outcome rows of ``data``: those to train on, and those held out (one in
-    ``holdout_every``, by id hash) for the check and calibration; at least 10 of each."""
-    from laneway.router import held_out, read_outcomes
-
-    rows = [row for path in data for row in read_outcomes(path)]
-    held = [held_out(r, holdout_every) for r in rows]
-    train = [r for r, h in zip(rows, held, strict=True) if not h]
-    calib = [r for r, h in zip(rows, held, strict=True) if h]
-    if len(calib) < 10 or len(train) < 10:
-        raise InvalidRequest(
-            f"{len(rows)} row(s) leave {len(calib)} held out and {len(train)} to train "
-            "on: need at least 10 of each (more data, or a smaller --holdout-every)"
-        )
-    return train, calib
-
-
-def _save_router(scorer: Scorer, profiles: list[Any], out: Path) -> None:
-    try:
-        scorer.save(out)
-        (out / "profiles").mkdir(exist_ok=True)
-        for profile in profiles:
-            (out / "profiles" / f"{profile.name}.json").write_text(
-                profile.to_json(), encoding="utf-8"
-            )
-    except OSError as exc:
-        raise InvalidRequest(f"cannot write the router to {out}: {exc.strerror or exc}") from exc
-
-
-def promote_command(
-    candidate: Annotated[Path, typer.Argument(help="Router directory from `router train`.")],
-    data: Annotated[
-        list[Path],
-        typer.Option(
-            "--data",
-            help="The team's outcome rows (JSONL, .gz ok; repeatable); only the rows the "
-            "candidate held out are used.",
-        ),
-    ],
-    rounds: Annotated[int, typer.Option(min=50, help="Bootstrap rounds.")] = 300,
-) -> None:
-    """Make a trained router the active one, if it is not worse than the active
-    router and than prompt length on the held-out outcomes."""
-    from laneway.router import held_out, held_out_check, install_router, load_router, read_outcomes
-
-    try:
-        new = load_router(candidate)
-        current = load_router(None)
-        modulus = int(new.scorer.meta.get("holdout", {}).get("modulus", 0))
-        rows = [r for path in data for r in read_outcomes(path)]
-        if modulus >= 2:
-            rows = [r for r in rows if held_out(r, modulus)]
-        check = held_out_check(new.scorer, rows, current.scorer, rounds=rounds)
-    except LanewayError as exc:
-        raise _fail(exc) from exc
-    for line in check.lines():
-        typer.echo(line)
-    worse = [n for n in ("active", "length") if check.metrics["candidate"].apgr
-             < check.metrics[n].apgr]  # fmt: skip
-    if worse:
-        typer.echo(f"refused: the candidate's APGR is below {' and '.join(worse)}'s", err=True)
-        raise typer.Exit(1)
-    try:
-        target = install_router(candidate)
-    except LanewayError as exc:
-        raise _fail(exc) from exc
-    typer.echo(f"promoted {candidate} → {target} (the gateway loads it at start-up)")
 
 
 def _tier_costs(spec: str | None, scorer: Scorer) -> dict[str, Decimal] | None:
@@ -500,9 +315,14 @@ def calibrate_command(
     finally:
         if engine is not None:
             engine.dispose()
-    target = _write_profile(directory, result)
+    _print_calibration(source, result, _write_profile(directory, result))
+
+
+def _print_calibration(source: str, result: Any, target: Path) -> None:
+    if "note" in result.report:
+        typer.echo(f"note: {result.report['note']}", err=True)
     typer.echo(json.dumps({"calibration_set": source, **dict(result.report)}))
-    typer.echo(f"wrote {target} (use model 'auto:{profile}')")
+    typer.echo(f"wrote {target} (use model 'auto:{result.name}')")
 
 
 def _check_goal(strong_share: float | None, quality_floor: float | None, cost: str | None) -> None:
@@ -706,6 +526,8 @@ def _print_savings(body: dict[str, Any]) -> None:
 
 def register(app: typer.Typer) -> None:
     """Add ``route`` and the ``router`` group to ``app``."""
+    from laneway.cli._router_train import promote_command, train_command
+
     app.command("route")(route_command)
     group = typer.Typer(
         help="Score, train, promote, calibrate, evaluate and report on the router.",

@@ -42,6 +42,12 @@ from laneway.router._from_config import (
     ledger_tokens_per_request,
     tier_costs,
 )
+from laneway.router._holdout import (
+    OutcomeSplit,
+    rows_not_trained_on,
+    save_trained_prompts,
+    split_outcomes,
+)
 from laneway.router._io import conversation_of, iter_jsonl, outcome_row, read_outcomes
 from laneway.router._metrics import PairMetrics, bootstrap, pair_metrics, pgr_curve
 from laneway.router._profiles import Goal, Profile, check_profile_name
@@ -99,6 +105,7 @@ __all__ = [
     "EvalReport",
     "Goal",
     "HeldOutCheck",
+    "OutcomeSplit",
     "PairMetrics",
     "Profile",
     "ProfileSummary",
@@ -146,7 +153,10 @@ __all__ = [
     "profile_summaries",
     "read_outcomes",
     "resolve_router_dir",
+    "rows_not_trained_on",
+    "save_trained_prompts",
     "savings_report",
+    "split_outcomes",
     "state_dir",
     "task_summaries",
     "tier_costs",

@@ -8,6 +8,7 @@ own estimates of quality.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -85,7 +86,14 @@ def calibrate_router(
     weights = np.array([float(r.get("weight", 1.0)) for r in rows], dtype=np.float64)
     if (weights < 0).any() or weights.sum() <= 0:
         raise InvalidRequest("calibration weights must be non-negative and not all zero")
-    return calibrate(name, scorer.tiers, estimates, goal, quality, weights)
+    profile = calibrate(name, scorer.tiers, estimates, goal, quality, weights)
+    if quality is None and any(r["outcomes"] for r in rows):
+        note = (
+            "the rows' outcomes name no model of the router's tier mapping: calibrated on "
+            "the router's own estimates, not on them"
+        )
+        return dataclasses.replace(profile, report={**profile.report, "note": note})
+    return profile
 
 
 def targets_for_tiers(rows: Sequence[Mapping[str, Any]], scorer: Scorer) -> np.ndarray:

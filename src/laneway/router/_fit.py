@@ -91,6 +91,7 @@ def train_scorer(
         if x.shape[0] != len(rows):
             raise InvalidRequest("features must have one row per outcome row")
     weights = np.array([float(r.get("weight", 1.0)) for r in rows], dtype=np.float64)
+    _check_trainable(targets, weights)
     centre = length_prior_weights(x.shape[1], len(tiers), length_prior)
     heads = LinearHeads.fit(x, targets, l2, weights, prior=centre)
     logits = ((x - heads.mean) / heads.scale) @ heads.weights + heads.bias
@@ -121,6 +122,20 @@ def train_scorer(
         checker,
         info,
     )
+
+
+def _check_trainable(targets: npt.NDArray[np.float64], weights: npt.NDArray[np.float64]) -> None:
+    """At least 10 rows with an outcome of a mapped model, and weight on them: a row
+    without one says nothing to any head (the fit would run on nothing, or divide by
+    zero)."""
+    usable = np.isfinite(targets).any(axis=1)
+    if int(usable.sum()) < 10:
+        raise InvalidRequest(
+            f"only {int(usable.sum())} of {len(targets)} rows have an outcome of a model "
+            "mapped to a tier: need at least 10 to train a router"
+        )
+    if not (np.isfinite(weights).all() and (weights >= 0).all() and weights[usable].sum() > 0):
+        raise InvalidRequest("row weights must be finite, non-negative and not all zero")
 
 
 def _task_of(row: Mapping[str, Any]) -> str | None:

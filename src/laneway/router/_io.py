@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -94,8 +95,8 @@ def outcome_row(record: Any) -> dict[str, Any]:
     if any(not 0.0 <= v <= 1.0 for v in scores.values()):
         raise InvalidRequest("outcome scores must lie in [0, 1]")
     weight = float(record.get("weight", 1.0))
-    if not weight >= 0.0:
-        raise InvalidRequest("'weight' must be a non-negative number")
+    if not 0.0 <= weight < math.inf:  # NaN and Infinity (json reads both) fail too
+        raise InvalidRequest("'weight' must be a finite non-negative number")
     return {
         "id": record.get("id"),
         "conversation": conv,

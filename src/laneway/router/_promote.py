@@ -6,6 +6,11 @@ scores those rows only. A row's pair is the cheapest and the strongest tier of t
 candidate's mapping (each tier's mean outcome); methods are ranked by APGR with
 paired bootstrap intervals. ``laneway router promote`` refuses a candidate whose
 APGR is below the active router's or prompt length's on the held-out rows.
+
+APGR divides by the gap between the strongest and the cheapest tier: where the
+strongest tier is not better on the rows checked, it ranks routers backwards, and
+where the tiers differ on a handful of rows only, it is noise. The check refuses both
+(at least ``MIN_DIFFERING_ROWS`` rows whose two outcomes differ).
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from laneway.router._training import targets_for
 
 __all__ = [
     "DEFAULT_HOLDOUT_MODULUS",
+    "MIN_DIFFERING_ROWS",
     "HeldOutCheck",
     "gain_scores",
     "held_out",
@@ -35,6 +41,8 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 DEFAULT_HOLDOUT_MODULUS = 10
+# Rows where the cheapest and the strongest tier's outcomes differ: only those move APGR.
+MIN_DIFFERING_ROWS = 10
 
 
 def holdout_key(row: Mapping[str, Any]) -> str:
@@ -45,7 +53,10 @@ def holdout_key(row: Mapping[str, Any]) -> str:
 
 
 def held_out(row: Mapping[str, Any], modulus: int) -> bool:
-    digest = hashlib.blake2b(holdout_key(row).encode(), digest_size=4).digest()
+    # surrogatepass: a lone surrogate (a "\ud83d" cut from an emoji in a log export)
+    # hashes instead of raising; every other string hashes as before.
+    key = holdout_key(row).encode("utf-8", "surrogatepass")
+    digest = hashlib.blake2b(key, digest_size=4).digest()
     return int.from_bytes(digest) % modulus == 0
 
 
@@ -61,9 +72,15 @@ class HeldOutCheck:
     pair: tuple[str, str]  # (cheapest tier, strongest tier)
     metrics: Mapping[str, PairMetrics]  # method → metrics
     versus: Mapping[str, tuple[float, float, float]]  # "a - b" → (diff, lo, hi)
+    means: tuple[float, float] = (float("nan"), float("nan"))  # mean outcome (cheap, strong)
+    differing: int = 0  # rows whose two outcomes differ
 
     def lines(self) -> list[str]:
-        out = [f"held-out rows: {self.rows}; pair {self.pair[1]} over {self.pair[0]}"]
+        out = [
+            f"held-out rows: {self.rows} ({self.differing} where the tiers' outcomes differ); "
+            f"pair {self.pair[1]} over {self.pair[0]} (mean outcome {self.means[1]:.3f} vs "
+            f"{self.means[0]:.3f})"
+        ]
         for name, m in self.metrics.items():
             out.append(f"  {name:10s} APGR {m.apgr:.3f}  CPT(50%) {m.cpt50:.3f}")
         for name, (d, lo, hi) in self.versus.items():
@@ -101,18 +118,17 @@ def held_out_check(
     ]
     if len(tiers) < 2:
         raise InvalidRequest("the candidate router has fewer than two trained tiers")
-    targets = targets_for(rows, candidate.tier_models, candidate.tiers) if rows else None
-    lo_i, hi_i = candidate.tiers.index(tiers[0]), candidate.tiers.index(tiers[-1])
-    if targets is None:
+    if not rows:
         raise InvalidRequest("no held-out rows to check the router on")
+    try:
+        targets = targets_for(rows, candidate.tier_models, candidate.tiers)
+    except ValueError as exc:  # no row has outcomes of two of the router's tiers
+        raise InvalidRequest(f"{exc} (the router maps {_mapping(candidate)})") from exc
+    lo_i, hi_i = candidate.tiers.index(tiers[0]), candidate.tiers.index(tiers[-1])
     usable = np.isfinite(targets[:, lo_i]) & np.isfinite(targets[:, hi_i])
     kept = [r for r, u in zip(rows, usable, strict=True) if u]
-    if len(kept) < 10:
-        raise InvalidRequest(
-            f"only {len(kept)} held-out row(s) have outcomes for both {tiers[0]} and "
-            f"{tiers[-1]}: need at least 10 to compare routers"
-        )
     weak, strong = targets[usable, lo_i], targets[usable, hi_i]
+    _check_comparable(tiers[0], tiers[-1], weak, strong)
     scores: dict[str, FloatArray] = {"candidate": gain_scores(candidate, kept)}
     if active is not None:
         scores["active"] = gain_scores(active, kept)
@@ -123,4 +139,30 @@ def held_out_check(
         for name, s in scores.items()
         if name != "candidate"
     }
-    return HeldOutCheck(len(kept), (tiers[0], tiers[-1]), metrics, versus)
+    means = (float(np.mean(weak)), float(np.mean(strong)))
+    differing = int(np.sum(weak != strong))
+    return HeldOutCheck(len(kept), (tiers[0], tiers[-1]), metrics, versus, means, differing)
+
+
+def _mapping(scorer: Scorer) -> str:
+    def models(names: Sequence[str]) -> str:
+        return ",".join(names[:3]) + (f",… ({len(names)} models)" if len(names) > 3 else "")
+
+    return "; ".join(f"{t}={models(m) or '-'}" for t, m in scorer.tier_models.items())
+
+
+def _check_comparable(cheap: str, top: str, weak: FloatArray, strong: FloatArray) -> None:
+    """Enough rows where the tiers differ, and the strongest tier better on average."""
+    differing = int(np.sum(weak != strong))
+    if differing < MIN_DIFFERING_ROWS:
+        raise InvalidRequest(
+            f"{len(weak)} held-out row(s) have outcomes for both {cheap} and {top}, "
+            f"{differing} where they differ: need at least {MIN_DIFFERING_ROWS} such rows "
+            "to compare routers (more outcome rows, or a smaller --holdout-every)"
+        )
+    if float(np.mean(strong)) <= float(np.mean(weak)):
+        raise InvalidRequest(
+            f"on the {len(weak)} held-out row(s) {top} is not better than {cheap} "
+            f"(mean outcome {np.mean(strong):.3f} vs {np.mean(weak):.3f}): escalating "
+            "gains nothing there, and APGR cannot rank routers"
+        )

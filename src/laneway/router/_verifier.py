@@ -131,8 +131,13 @@ def verifier_examples(
             targets.append((float(outcomes[model]), strong))
             weights.append(float(row.get("weight", 1.0)))
             tasks.append(row.get("task"))
-    if len(feats) < 10:
+    if len(feats) < 10 or not sum(weights) > 0:
+        seen = sorted({m for row in rows for m in (row.get("answers") or {})})
+        named = ", ".join(seen[:5]) + (f" … ({len(seen)} models)" if len(seen) > 5 else "")
         raise InvalidRequest(
-            "need at least 10 answers of models below the strongest tier to train a verifier"
+            f"need at least 10 answers (of positive weight) of models below the strongest "
+            f"tier, with their outcomes, to train a verifier; found {len(feats)} (answers "
+            f"given by: {named or 'none'}; below the strongest tier: "
+            f"{', '.join(sorted(cheap)[:5]) or 'none'}{' …' if len(cheap) > 5 else ''})"
         )
     return np.stack(feats), np.array(targets), np.array(weights), tasks

@@ -1,0 +1,230 @@
+"""The learning loop on a team's own outcome files, shaped as teams write them: their own
+model and task names, a half kept aside, prompts repeated under several ids, tiers that
+barely differ, rows no tier mapping covers, odd weights and odd characters. Every step
+works with honest figures or stops with one ``error:`` line."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from laneway.cli._router import register
+from laneway.errors import InvalidRequest
+from laneway.router import active_router_dir, conversation_from_prompt, train_scorer
+
+TIERS = "cheap=acme-mini;premium=acme-large"
+
+
+def invoke(*args: str) -> Any:
+    application = typer.Typer()
+    register(application)
+    return CliRunner().invoke(application, list(args))
+
+
+def team_rows(n: int, start: int = 0, *, weak_right: float | None = None) -> list[dict[str, Any]]:
+    """Outcome rows: long arithmetic prompts the weak model fails, short chat it answers
+    (``weak_right``: the share of rows the weak model gets right, the strong one then
+    wrong on a third of them)."""
+    rng = np.random.default_rng(start)
+    rows = []
+    for i in range(start, start + n):
+        hard = i % 2 == 0
+        prompt = (f"Compute step by step {i} * {i + 7} - {i // 3} and explain each step "
+                  f"with units {'and a proof ' * (i % 5)}." if hard
+                  else f"hello there, how is your day {i}?")  # fmt: skip
+        weak, strong = (0, 1) if hard else (1, 1)
+        if weak_right is not None:
+            weak = int(rng.random() < weak_right)
+            strong = int(rng.random() < 0.67)
+        rows.append({"id": f"t{i}", "prompt": prompt, "task": "billing" if hard else "chat",
+                     "outcomes": {"acme-mini": weak, "acme-large": strong}})  # fmt: skip
+    return rows
+
+
+def write(path: Path, rows: list[dict[str, Any]]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+def train(tmp_path: Path, data: Path, *extra: str) -> tuple[Path, Any]:
+    out = tmp_path / "cand"
+    result = invoke("router", "train", "--data", str(data), "--tiers", TIERS, "--out",
+                    str(out), *extra)  # fmt: skip
+    return out, result
+
+
+def held_rows(output: str) -> int:
+    found = re.search(r"held-out rows: (\d+)", output)
+    assert found, output
+    return int(found.group(1))
+
+
+def test_promote_checks_on_the_whole_half_the_team_kept_aside(tmp_path: Path) -> None:
+    """Train on one half, promote with the other: every row of the other half counts
+    (it was checked on the one row in ten the id hash picks: 20-odd rows of 200)."""
+    a = write(tmp_path / "a.jsonl", team_rows(300))
+    b = write(tmp_path / "b.jsonl", team_rows(200, start=1000))
+    cand, trained = train(tmp_path, a)
+    assert trained.exit_code == 0, trained.output
+    result = invoke("router", "promote", str(cand), "--data", str(b))
+    assert "Traceback" not in result.output
+    assert held_rows(result.output) == 200
+    both = invoke("router", "promote", str(cand), "--data", str(a), "--data", str(b))
+    left_out = int(re.search(r"left out (\d+) row", both.output).group(1))  # type: ignore[union-attr]
+    assert 250 < left_out < 300  # a's training rows; a's held-out rows and b are checked on
+    assert held_rows(both.output) == 500 - left_out
+
+
+def test_a_prompt_repeated_under_several_ids_is_never_on_both_sides(tmp_path: Path) -> None:
+    """A shadow export writes one row per request: the same prompt under new ids. Held
+    out by id, copies were trained on and checked on at once."""
+    from laneway.router import read_outcomes, split_outcomes
+
+    rows = [{**r, "id": f"{r['id']}-{k}"} for r in team_rows(200) for k in range(3)]
+    data = write(tmp_path / "dups.jsonl", rows)
+    split = split_outcomes(read_outcomes(data), {"c": ("acme-mini",), "p": ("acme-large",)}, 10)
+    trained = {r["conversation"].last_user for r in split.train}
+    assert split.held and not any(r["conversation"].last_user in trained for r in split.held)
+    assert split.repeated == 600
+    cand, result = train(tmp_path, data)
+    assert result.exit_code == 0, result.output
+    assert "repeat a prompt under another id" in result.output
+    # The candidate's own file: only the prompts it held out are checked on.
+    again = invoke("router", "promote", str(cand), "--data", str(data))
+    assert held_rows(again.output) == len(split.held)
+
+
+def test_promote_refuses_when_the_strong_tier_is_not_better(tmp_path: Path) -> None:
+    """The weak model right 97% of the time, the strong one 67%: APGR divides by a
+    negative gap and ranks routers backwards (this candidate was promoted)."""
+    data = write(tmp_path / "o.jsonl", team_rows(400, weak_right=0.97))
+    cand, trained = train(tmp_path, data)
+    assert trained.exit_code == 0, trained.output
+    assert "held-out check not made" in trained.output and "is not better than" in trained.output
+    result = invoke("router", "promote", str(cand), "--data", str(data))
+    assert result.exit_code == 1
+    assert result.output.startswith("error: ") and "is not better than" in result.output
+    assert result.output.count("\n") == 1
+    assert not (active_router_dir() / "router.json").exists()
+
+
+def test_promote_needs_rows_where_the_tiers_differ(tmp_path: Path) -> None:
+    """Rows where both tiers agree but for a handful: APGR is decided by those few rows
+    (any 10 rows with both outcomes were enough to promote)."""
+    cand, trained = train(tmp_path, write(tmp_path / "a.jsonl", team_rows(300)))
+    assert trained.exit_code == 0, trained.output
+    agree = [{**r, "outcomes": {"acme-mini": 1, "acme-large": 1}}
+             for r in team_rows(200, start=3000)]  # fmt: skip
+    differ = team_rows(10, start=4000)  # 5 hard rows: weak 0, strong 1
+    few = write(tmp_path / "few.jsonl", agree + differ)
+    result = invoke("router", "promote", str(cand), "--data", str(few))
+    assert result.exit_code == 1 and result.output.startswith("error: ")
+    assert "205 held-out row(s)" not in result.output
+    assert "5 where they differ: need at least 10" in result.output
+    assert not (active_router_dir() / "router.json").exists()
+    enough = write(tmp_path / "enough.jsonl", agree + team_rows(20, start=4000))
+    result = invoke("router", "promote", str(cand), "--data", str(enough))
+    assert "(10 where the tiers' outcomes differ)" in result.output, result.output
+
+
+def test_promote_on_outcomes_of_other_models_is_one_error_line(tmp_path: Path) -> None:
+    """Rows naming models the candidate does not map: a ValueError traceback before."""
+    cand, trained = train(tmp_path, write(tmp_path / "a.jsonl", team_rows(300)))
+    assert trained.exit_code == 0, trained.output
+    other = [{**r, "outcomes": {"tiny": 0, "huge": 1}} for r in team_rows(100, start=500)]
+    result = invoke("router", "promote", str(cand), "--data",
+                    str(write(tmp_path / "o.jsonl", other)))  # fmt: skip
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)
+    assert result.output.startswith("error: ") and result.output.count("\n") == 1
+    assert "cheap=acme-mini" in result.output
+
+
+def test_rows_no_tier_maps_are_left_out_and_counted(tmp_path: Path) -> None:
+    """Rows whose outcomes name only unmapped models said nothing to any head but were
+    counted as trained on; with fewer than 10 usable rows a router was still written."""
+    rows = team_rows(300) + [
+        {**r, "outcomes": {"someone-else": 1}} for r in team_rows(200, start=2000)
+    ]
+    _, result = train(tmp_path, write(tmp_path / "mixed.jsonl", rows))
+    assert result.exit_code == 0, result.output
+    assert "left out 200 row(s) with no outcome of a model in the tier mapping" in result.output
+    trained = int(re.search(r"trained on (\d+) row", result.output).group(1))  # type: ignore[union-attr]
+    assert trained + held_rows(result.output) == 300
+
+    few = [
+        {"conversation": conversation_from_prompt(f"q {i}"),
+         "outcomes": {"a": 1, "b": 0} if i < 5 else {"z": 1}}
+        for i in range(50)
+    ]  # fmt: skip
+    mapping = {"simple": ("a",), "frontier": ("b",)}
+    with pytest.raises(InvalidRequest, match="only 5 of 50 rows have an outcome"):
+        train_scorer(few, ("simple", "frontier"), mapping, None, use_embedding=False)
+
+
+def test_infinite_or_all_zero_weights_are_one_error_line(tmp_path: Path) -> None:
+    """weight: Infinity trained a model of NaN means silently; all weights 0 was a
+    ZeroDivisionError traceback."""
+    rows = team_rows(200)
+    inf = tmp_path / "inf.jsonl"
+    inf.write_text(
+        "".join(json.dumps(r) + "\n" for r in rows[:5])
+        + '{"id": "w", "prompt": "x", "weight": Infinity, "outcomes": {"acme-mini": 1}}\n'
+        + "".join(json.dumps(r) + "\n" for r in rows[5:])
+    )
+    _, result = train(tmp_path, inf)
+    assert result.exit_code == 1 and result.output.startswith("error: ")
+    assert "inf.jsonl:6: 'weight' must be a finite" in result.output
+    zero = write(tmp_path / "zero.jsonl", [{**r, "weight": 0} for r in rows])
+    _, result = train(tmp_path, zero)
+    assert result.exit_code == 1, result.output
+    assert result.output == "error: row weights must be finite, non-negative and not all zero\n"
+
+
+def test_lone_surrogates_in_prompts_and_ids_train_and_score(tmp_path: Path) -> None:
+    """A "\\ud83d" cut from an emoji (JSON allows it): UnicodeEncodeError tracebacks in the
+    hold-out hash and in the score output before."""
+    lines = [json.dumps(r) for r in team_rows(200)]
+    lines.append('{"id": "s\\ud800", "prompt": "broken \\ud83d emoji", '
+                 '"outcomes": {"acme-mini": 0, "acme-large": 1}}')  # fmt: skip
+    data = tmp_path / "sur.jsonl"
+    data.write_text("\n".join(lines) + "\n")
+    cand, result = train(tmp_path, data)
+    assert result.exit_code == 0, result.output
+    scored = tmp_path / "scored.jsonl"
+    result = invoke("router", "score", "--router", str(cand), "--input", str(data),
+                    "--output", str(scored))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    last = json.loads(scored.read_text(encoding="utf-8").splitlines()[-1])
+    assert last["id"] == "s\ud800" and "tier" in last
+
+
+def test_score_says_when_answers_go_unjudged(tmp_path: Path) -> None:
+    """Rows with the cheap model's answer against a router with no verifier got
+    "escalation": null and no word about it."""
+    cand, trained = train(tmp_path, write(tmp_path / "a.jsonl", team_rows(300)))
+    assert trained.exit_code == 0 and "verifier: no (no row carries answers)" in trained.output
+    src = write(tmp_path / "in.jsonl", [{"id": 1, "prompt": "2+2?", "answer": "4"}])
+    result = invoke("router", "score", "--router", str(cand), "--input", str(src),
+                    "--output", str(tmp_path / "o.jsonl"))  # fmt: skip
+    assert result.exit_code == 0
+    assert "note: 1 answer(s) not judged" in result.output
+
+
+def test_calibrate_says_when_the_outcomes_name_no_mapped_model(tmp_path: Path) -> None:
+    """A team's outcomes under model names the router does not map: the profile was
+    calibrated on the router's own estimates with only a field in the JSON saying so."""
+    cand, trained = train(tmp_path, write(tmp_path / "a.jsonl", team_rows(300)))
+    assert trained.exit_code == 0, trained.output
+    other = [{**r, "outcomes": {"tiny": 0, "huge": 1}} for r in team_rows(100, start=500)]
+    result = invoke("router", "calibrate", "--router", str(cand), "--profile", "team",
+                    "--quality-floor", "0.95", "--data",
+                    str(write(tmp_path / "o.jsonl", other)))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "note: the rows' outcomes name no model of the router's tier mapping" in result.output
