@@ -209,3 +209,25 @@ def test_residency_question_names_both_readings_of_the_articles() -> None:
     q6 = next(q for q in advice.questions if q.number == 6)
     assert "in-region providers only" in q6.effect
     assert "data_sensitivity: on_prem" in q6.effect
+
+
+def test_a_tier_nothing_can_serve_says_which_constraints_emptied_it() -> None:
+    # Digital Applied, Apr 2026, question 4: non-Chinese-origin clients; here every US model
+    # is denied too, while the task needs frontier reasoning (question 1: closed, US labs).
+    data = _volume_task(requests_per_day=1000)
+    data["tasks"][0]["needs"] = ["frontier_reasoning"]
+    data["constraints"] = {"denied_origins": ["US"]}
+    with pytest.raises(InvalidRequest) as info:
+        advise(workload_from_dict(data))
+    assert "origin US is denied" in info.value.message, info.value.message
+    assert "not named by the source articles for frontier_reasoning" in info.value.message
+
+
+def test_on_prem_data_with_only_closed_licences_says_why() -> None:
+    data = _volume_task(requests_per_day=1000)
+    data["data_sensitivity"] = "on_prem"
+    data["constraints"] = {"allowed_licenses": ["closed"]}
+    with pytest.raises(InvalidRequest) as info:
+        advise(workload_from_dict(data))
+    assert "data cannot leave our infrastructure" in info.value.message
+    assert "licence not allowed" in info.value.message, info.value.message

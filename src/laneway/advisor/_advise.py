@@ -21,7 +21,7 @@ from laneway.advisor._decision import (
 from laneway.advisor._finetune import FineTune, apply_fine_tunes
 from laneway.advisor._fleet import Fleet, best_api, fleet_for, volume_crossover
 from laneway.advisor._format import human_tokens, usd
-from laneway.advisor._plan import PathCost, TierPlan, plan_tier
+from laneway.advisor._plan import PathCost, TierPlan, excluded_summary, plan_tier
 from laneway.advisor._sources import cite
 from laneway.advisor._workload import Workload
 from laneway.catalog import Catalog, default_catalog
@@ -301,7 +301,9 @@ def _require_a_path(choice: Choice, plans: list[TierPlan]) -> None:
         if t.path is None:
             plan = next(p for p in plans if p.tier == t.tier)
             why = "; ".join(f"{p.path}: {p.reason}" for p in plan.paths)
-            raise InvalidRequest(f"tier {t.tier}: no admissible path ({why})")
+            raise InvalidRequest(
+                f"tier {t.tier}: no admissible path ({why}){excluded_summary(plan)}"
+            )
 
 
 def advise(

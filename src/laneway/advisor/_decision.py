@@ -26,7 +26,7 @@ from decimal import Decimal
 from laneway.advisor._assumptions import Assumptions
 from laneway.advisor._fleet import Assignment, Fleet, best_api, best_assignment
 from laneway.advisor._format import human_tokens, usd
-from laneway.advisor._plan import PathCost, PathName, TierPlan
+from laneway.advisor._plan import PathCost, PathName, TierPlan, excluded_summary
 from laneway.advisor._sources import cite
 from laneway.advisor._workload import Workload
 from laneway.errors import InvalidRequest
@@ -271,6 +271,7 @@ def choose(plans: list[TierPlan], gates: list[Gate], workload: Workload, a: Assu
             raise InvalidRequest(
                 f"tier {p.tier}: data cannot leave our infrastructure, but no admissible "
                 f"open-weight model can be self-hosted: {p.path('self_hosted').reason}"
+                f"{excluded_summary(p)}"
             )
         chosen = best_assignment(plans, a, [], forced=[p.tier for p in plans])
         why = {

@@ -46,6 +46,7 @@ __all__ = [
     "PathCost",
     "PathName",
     "TierPlan",
+    "excluded_summary",
     "model_size",
     "plan_tier",
     "tier_needs",
@@ -168,7 +169,10 @@ def api_problem(
 ) -> str | None:
     """Why ``provider``'s API may not carry this workload's data (``None``: it may)."""
     if any(t.sensitive for t in tasks):
-        return "sensitive data (marked by the gateway's audit): it never leaves our infrastructure"
+        return (
+            "sensitive data (sensitive: true, or marked by the gateway's audit): it never "
+            "leaves our infrastructure"
+        )
     if workload.data_sensitivity == "on_prem":
         return "data cannot leave our infrastructure: no per-token API is admissible"
     info = provider_info(provider)
@@ -401,3 +405,26 @@ def plan_tier(
         tuple(excluded),
         tuple(notes),
     )
+
+
+def excluded_summary(plan: TierPlan) -> str:
+    """Which constraints emptied a tier's catalog: ``; models excluded: licence not allowed
+    (33), origin US is denied (20)`` (embedding models left out as noise)."""
+    counts: dict[str, int] = {}
+    for _, why in plan.excluded:
+        if why.startswith("an embedding model"):
+            continue
+        key = (
+            "licence not allowed"
+            if why.startswith("licence ")
+            else "failed the team's eval"
+            if why.startswith("failed the team's eval")
+            else "deprecated"
+            if why.startswith("deprecated")
+            else why
+        )
+        counts[key] = counts.get(key, 0) + 1
+    if not counts:
+        return ""
+    ranked = sorted(counts.items(), key=lambda kv: -kv[1])
+    return "; models excluded: " + ", ".join(f"{k} ({n})" for k, n in ranked)
