@@ -228,3 +228,14 @@ def test_calibrate_says_when_the_outcomes_name_no_mapped_model(tmp_path: Path) -
                     str(write(tmp_path / "o.jsonl", other)))  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "note: the rows' outcomes name no model of the router's tier mapping" in result.output
+
+
+def test_router_eval_refuses_a_pair_whose_strong_model_is_not_better(tmp_path: Path) -> None:
+    """The weak model right more often than the strong one: eval printed the oracle's
+    APGR near 0 and every router ranked backwards, exit 0."""
+    data = write(tmp_path / "o.jsonl", team_rows(200, weak_right=0.97))
+    result = invoke("router", "eval", "--data", str(data), "--strong", "acme-large",
+                    "--weak", "acme-mini", "--rounds", "20")  # fmt: skip
+    assert result.exit_code == 1 and result.output.startswith("error: ")
+    assert "acme-large is not better than acme-mini" in result.output
+    assert result.output.count("\n") == 1

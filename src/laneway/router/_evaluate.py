@@ -60,6 +60,12 @@ def evaluate_pair(
     convs = [r["conversation"] for r in usable]
     s = np.array([r["outcomes"][strong] for r in usable], dtype=np.float64)
     w = np.array([r["outcomes"][weak] for r in usable], dtype=np.float64)
+    if float(s.mean()) <= float(w.mean()):  # PGR divides by this gap: the ranking would flip
+        raise InvalidRequest(
+            f"{strong} is not better than {weak} on these {len(usable)} prompts (mean outcome "
+            f"{s.mean():.3f} vs {w.mean():.3f}): APGR cannot rank routers (the oracle would "
+            "rank last); swap --strong and --weak if they are the wrong way round"
+        )
     x = feature_matrix(convs, scorer.embedder, scorer.use_embedding)
     est = scorer.predict_matrix(x, [r.get("task") for r in usable])
     scores = {
