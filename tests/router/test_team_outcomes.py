@@ -239,3 +239,32 @@ def test_router_eval_refuses_a_pair_whose_strong_model_is_not_better(tmp_path: P
     assert result.exit_code == 1 and result.output.startswith("error: ")
     assert "acme-large is not better than acme-mini" in result.output
     assert result.output.count("\n") == 1
+
+
+def with_answers(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The cheap model's answer: empty where it failed, a short reply where it did not."""
+    return [{**r, "answers": {"acme-mini": "Sure: 42." if r["outcomes"]["acme-mini"] else ""}}
+            for r in rows]  # fmt: skip
+
+
+def test_train_and_promote_print_the_cascade_check_of_the_verifier(tmp_path: Path) -> None:
+    """A verifier was trained on the team's answers with no figure of what it does on
+    answers it never saw; now the verifier, the gain score and length are compared on
+    the held-out cheap answers (train) and on the untrained rows (promote)."""
+    a = write(tmp_path / "a.jsonl", with_answers(team_rows(300)))
+    cand, trained = train(tmp_path, a)
+    assert trained.exit_code == 0, trained.output
+    assert "cascade, held-out answers:" in trained.output
+    assert "verifier - gain" in trained.output and "verifier - length" in trained.output
+    b = write(tmp_path / "b.jsonl", with_answers(team_rows(100, start=1000)))
+    result = invoke("router", "promote", str(cand), "--data", str(b))
+    assert result.exit_code == 0, result.output
+    assert "cascade, held-out answers: 100 (50 where" in result.output
+    # An empty answer is what failed here: the verifier ranks it first.
+    verifier = re.search(r"verifier +APGR (\d\.\d+)", result.output)
+    assert verifier and float(verifier.group(1)) > 0.6
+    plain = write(tmp_path / "plain.jsonl", team_rows(100, start=2000))
+    result = invoke("router", "promote", str(cand), "--data", str(plain))
+    assert "cascade check not made: no held-out row carries an answer of a cheap model" in (
+        result.output
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -113,7 +114,9 @@ def train_command(
     from laneway.router import (
         Goal,
         calibrate_router,
+        cascade_check,
         default_router_dir,
+        held_out_check,
         load_embedder,
         train_scorer,
     )
@@ -128,7 +131,8 @@ def train_command(
             meta={"trained_on": [str(p) for p in data],
                   "holdout": {"modulus": holdout_every, "rows": len(split.held)}},
         )  # fmt: skip
-        check = _check_or_reason(scorer, split.held)
+        check = _check_or_reason(held_out_check, scorer, split.held)
+        cascade = _check_or_reason(cascade_check, scorer, split.held) if scorer.verifier else ""
         profiles = [
             calibrate_router(scorer, split.held, name, Goal(quality_floor=floor))
             for name, floor in PROFILE_GOALS.items()
@@ -141,7 +145,7 @@ def train_command(
         typer.echo(note)
     typer.echo(f"tasks: {len(scorer.tasks.names)}; verifier: "
                f"{_verifier_note(scorer, verifier, split.train)}")  # fmt: skip
-    for line in check.lines() if not isinstance(check, str) else [check]:
+    for line in _check_lines(check) + _check_lines(cascade):
         typer.echo(line)
 
 
@@ -177,15 +181,22 @@ def _split_notes(split: OutcomeSplit) -> list[str]:
     return notes
 
 
-def _check_or_reason(scorer: Scorer, held: list[Any]) -> HeldOutCheck | str:
-    """The held-out check, or why it cannot be made (the router is still written:
-    ``router promote`` refuses it until the team's outcomes can check it)."""
-    from laneway.router import held_out_check
-
+def _check_or_reason(
+    check: Callable[[Scorer, list[Any]], HeldOutCheck], scorer: Scorer, rows: list[Any]
+) -> HeldOutCheck | str:
+    """A check on the held-out rows, or why it cannot be made (the router is still
+    written: ``router promote`` refuses it until the team's outcomes can check it)."""
     try:
-        return held_out_check(scorer, held)
+        return check(scorer, rows)
     except InvalidRequest as exc:
-        return f"held-out check not made: {exc.message}"
+        name = "cascade check" if check.__name__ == "cascade_check" else "held-out check"
+        return f"{name} not made: {exc.message}"
+
+
+def _check_lines(check: HeldOutCheck | str) -> list[str]:
+    if isinstance(check, str):
+        return [check] if check else []
+    return check.lines()
 
 
 def _verifier_note(scorer: Scorer, asked: bool, rows: list[Any]) -> str:
@@ -239,6 +250,11 @@ def promote_command(
         typer.echo(f"left out {left_out} row(s) whose prompt the candidate was trained on")
     for line in check.lines():
         typer.echo(line)
+    if new.scorer.verifier is not None:  # information only: the gate is the router's check
+        from laneway.router import cascade_check
+
+        for line in _check_lines(_check_or_reason(cascade_check, new.scorer, rows)):
+            typer.echo(line)
     worse = [n for n in ("active", "length") if check.metrics["candidate"].apgr
              < check.metrics[n].apgr]  # fmt: skip
     if worse:

@@ -29,6 +29,7 @@ from laneway.router._cascade import (
     check_answer,
     parse_cascade,
 )
+from laneway.router._cascade_check import cascade_check
 from laneway.router._conversation import (
     Conversation,
     conversation_from_messages,
@@ -125,6 +126,7 @@ __all__ = [
     "calibrate_logprob_threshold",
     "calibrate_router",
     "calibration_rows",
+    "cascade_check",
     "check_answer",
     "check_profile_name",
     "config_tier_models",

@@ -74,10 +74,11 @@ class HeldOutCheck:
     versus: Mapping[str, tuple[float, float, float]]  # "a - b" → (diff, lo, hi)
     means: tuple[float, float] = (float("nan"), float("nan"))  # mean outcome (cheap, strong)
     differing: int = 0  # rows whose two outcomes differ
+    label: str = "held-out rows"
 
     def lines(self) -> list[str]:
         out = [
-            f"held-out rows: {self.rows} ({self.differing} where the tiers' outcomes differ); "
+            f"{self.label}: {self.rows} ({self.differing} where the tiers' outcomes differ); "
             f"pair {self.pair[1]} over {self.pair[0]} (mean outcome {self.means[1]:.3f} vs "
             f"{self.means[0]:.3f})"
         ]
