@@ -15,7 +15,18 @@ if TYPE_CHECKING:
 # uvicorn, rich, the settings (pydantic) and the server are imported inside ``serve`` so
 # that other commands and ``--help`` start fast.
 
-__all__ = ["register"]
+__all__ = ["MAX_CONCURRENCY", "register"]
+
+MAX_CONCURRENCY = 2048
+"""Connections and requests one worker holds at once before uvicorn answers ``503 Service
+Unavailable`` (its ``limit_concurrency``; idle keep-alive connections count). Twice the
+upstream connection pool (1000), past which a request would only wait for a connection:
+a normal deployment never reaches it, and a flood stops there instead of growing the
+worker's memory and open files without end."""
+
+# Open files one worker may need besides its clients' connections: the upstream pool
+# (1000), the database, logs, the embedded model's files.
+_OTHER_FILES = 1024 + 128
 
 
 def _banner(settings: Settings, host: str, port: int, workers: int, source: str) -> None:
@@ -110,6 +121,16 @@ def serve(
         ),
     ] = None,
     log_level: Annotated[_LogLevel, typer.Option(help="Log level.")] = _LogLevel.info,
+    max_concurrency: Annotated[
+        int,
+        typer.Option(
+            min=16,
+            max=1_000_000,
+            help="Connections and requests each worker holds at once; past it new requests "
+            "get 503 Service Unavailable (uvicorn's limit_concurrency; clients retry), so a "
+            f"flood cannot exhaust memory or open files. Default {MAX_CONCURRENCY}.",
+        ),
+    ] = MAX_CONCURRENCY,
 ) -> None:
     """Run the OpenAI-compatible gateway: point any OpenAI SDK at http://HOST:PORT/v1."""
     import logging
@@ -117,21 +138,8 @@ def serve(
     import uvicorn
 
     from laneway.errors import ConfigError
-    from laneway.settings import check_environment, find_config, load_settings
 
-    # Everything is validated before the first side effect: no banner, no database file
-    # and no model load for a config that cannot start.
-    try:
-        path = find_config(config, os.environ)
-        settings = load_settings(path)
-        check_environment(settings, os.environ)
-    except ConfigError as exc:
-        raise _config_error(exc) from None
-    problems = embedded_problems(settings)
-    if problems:
-        for problem in problems:
-            typer.echo(f"error: {problem}", err=True)
-        raise typer.Exit(1)
+    path, settings = _checked_settings(config)
     host = host or settings.server.host
     port = settings.server.port if port is None else port
     workers = workers or settings.server.workers
@@ -146,6 +154,7 @@ def serve(
     _banner(settings, host, port, workers, f"config {path}" if path else "built-in defaults")
     level = _LogLevel(log_level).value
     logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+    _raise_open_file_limit(max_concurrency + _OTHER_FILES)
     common = {
         "host": host,
         "port": port,
@@ -158,6 +167,7 @@ def serve(
         "loop": "auto",
         "http": "auto",
         "timeout_graceful_shutdown": settings.server.graceful_shutdown_s,
+        "limit_concurrency": max_concurrency,
     }
     if app is None:
         if path is not None:
@@ -165,6 +175,44 @@ def serve(
         uvicorn.run("laneway.server:app_from_environment", factory=True, workers=workers, **common)  # type: ignore[arg-type]
         return
     uvicorn.run(app, **common)  # type: ignore[arg-type]
+
+
+def _checked_settings(config: Path | None) -> tuple[Path | None, Settings]:
+    """The config file found and its settings, everything validated before the first side
+    effect: no banner, no database file and no model load for a config that cannot start
+    (one ``error:`` line each, exit 1)."""
+    from laneway.errors import ConfigError
+    from laneway.settings import check_environment, find_config, load_settings
+
+    try:
+        path = find_config(config, os.environ)
+        settings = load_settings(path)
+        check_environment(settings, os.environ)
+    except ConfigError as exc:
+        raise _config_error(exc) from None
+    problems = embedded_problems(settings)
+    if problems:
+        for problem in problems:
+            typer.echo(f"error: {problem}", err=True)
+        raise typer.Exit(1)
+    return path, settings
+
+
+def _raise_open_file_limit(needed: int) -> None:
+    """Lift the soft limit on open files to ``needed`` where the hard limit allows (the
+    workers inherit it): a common soft default of 1024 would have a busy worker fail to
+    accept connections long before its concurrency limit."""
+    try:
+        import resource
+    except ImportError:  # not a Unix
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = needed if hard == resource.RLIM_INFINITY else min(needed, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (ValueError, OSError):  # macOS caps it below an infinite hard limit
+            return
 
 
 def _config_error(exc: Any) -> typer.Exit:
