@@ -16,7 +16,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,17 @@ from typing import Any
 import aiohttp
 import orjson
 
-__all__ = ["chat_body", "cpu_seconds", "main", "percentile", "read_stream"]
+__all__ = [
+    "Tally",
+    "chat_body",
+    "cpu_seconds",
+    "main",
+    "percentile",
+    "read_stream",
+    "sample_cpu",
+    "send",
+    "worker",
+]
 
 _TICK = os.sysconf("SC_CLK_TCK")
 
@@ -115,7 +125,10 @@ async def read_stream(response: aiohttp.ClientResponse, started: float) -> tuple
 
 
 @dataclass
-class _Tally:
+class Tally:
+    """One cell's answers and errors that finished in the measured window
+    (``warm_end``..``end``, ``time.perf_counter()`` seconds)."""
+
     warm_end: float
     end: float
     latencies: list[float] = field(default_factory=list)
@@ -125,9 +138,23 @@ class _Tally:
     first_error: str | None = None
 
 
-async def _one(session: aiohttp.ClientSession, url: str, payload: bytes, stream: bool) -> float:
+Reader = Callable[[aiohttp.ClientResponse, float], Awaitable[tuple[float, int]]]
+_BENCH_HEADERS = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
+
+
+async def send(
+    session: aiohttp.ClientSession,
+    url: str,
+    payload: bytes,
+    *,
+    stream: bool,
+    headers: dict[str, str] = _BENCH_HEADERS,
+    reader: Reader = read_stream,
+) -> float:
+    """One request; a streamed answer is drained by ``reader`` (default: OpenAI chunks).
+    Seconds to the first content delta (-1 unstreamed); ``RuntimeError`` on a status
+    other than 200 or a stream without content."""
     started = time.perf_counter()
-    headers = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
     async with session.post(url, data=payload, headers=headers) as response:
         if response.status != 200:
             text = (await response.read())[:200].decode("utf-8", "replace")
@@ -135,21 +162,18 @@ async def _one(session: aiohttp.ClientSession, url: str, payload: bytes, stream:
         if not stream:
             await response.read()
             return -1.0
-        ttft, count = await read_stream(response, started)
+        ttft, count = await reader(response, started)
         if count == 0:
             raise RuntimeError("stream carried no content")
         return ttft
 
 
-async def _worker(
-    session: aiohttp.ClientSession, url: str, payload: bytes, stream: bool, tally: _Tally
-) -> None:
-    while True:
-        started = time.perf_counter()
-        if started >= tally.end:
-            return
+async def worker(tally: Tally, call: Callable[[], Awaitable[float]]) -> None:
+    """``call`` (one :func:`send`) again and again until the window ends, counting what
+    finished inside it (an error waits 10 ms before the next call)."""
+    while (started := time.perf_counter()) < tally.end:
         try:
-            ttft = await _one(session, url, payload, stream)
+            ttft = await call()
         except (TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
             done = time.perf_counter()
             if tally.warm_end <= done <= tally.end:
@@ -161,11 +185,13 @@ async def _worker(
         if tally.warm_end <= done <= tally.end:
             tally.completed += 1
             tally.latencies.append(done - started)
-            if stream:
+            if ttft >= 0:
                 tally.ttfts.append(ttft)
 
 
-async def _sample_cpu(watch: dict[str, int], tally: _Tally) -> dict[str, float]:
+async def sample_cpu(watch: dict[str, int], tally: Tally) -> dict[str, float]:
+    """CPU seconds each watched process tree (and this process: ``loadgen``) used in the
+    measured window."""
     await asyncio.sleep(max(0.0, tally.warm_end - time.perf_counter()))
     before = {name: cpu_seconds(pid) for name, pid in watch.items()}
     own_before = time.process_time()
@@ -188,14 +214,13 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
         now = time.perf_counter()
-        tally = _Tally(warm_end=now + args.warmup, end=now + args.warmup + args.duration)
-        sampler = asyncio.ensure_future(_sample_cpu(pids, tally))
-        await asyncio.gather(
-            *(
-                _worker(session, args.url, payload, args.stream, tally)
-                for _ in range(args.concurrency)
-            )
-        )
+        tally = Tally(warm_end=now + args.warmup, end=now + args.warmup + args.duration)
+        sampler = asyncio.ensure_future(sample_cpu(pids, tally))
+
+        def call() -> Awaitable[float]:
+            return send(session, args.url, payload, stream=args.stream)
+
+        await asyncio.gather(*(worker(tally, call) for _ in range(args.concurrency)))
         cpu = await sampler
     return {
         "concurrency": args.concurrency,

@@ -32,7 +32,8 @@ import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass, field
+from collections.abc import Awaitable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ import orjson
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _loadgen import chat_body, cpu_seconds, percentile, read_stream
+from _loadgen import Tally, chat_body, percentile, read_stream, sample_cpu, send, worker
 from _procs import Processes
 from gateway_overhead import (
     Bench,
@@ -114,61 +115,6 @@ class Target:
     anthropic: bool
 
 
-@dataclass
-class _Tally:
-    warm_end: float
-    end: float
-    latencies: list[float] = field(default_factory=list)
-    completed: int = 0
-    errors: int = 0
-    first_error: str | None = None
-
-
-async def _one(session: aiohttp.ClientSession, target: Target, stream: bool) -> None:
-    started = time.perf_counter()
-    async with session.post(
-        target.url, data=target.payload[stream], headers=target.headers
-    ) as response:
-        if response.status != 200:
-            text = (await response.read())[:200].decode("utf-8", "replace")
-            raise RuntimeError(f"HTTP {response.status}: {text}")
-        if not stream:
-            await response.read()
-            return
-        reader = read_messages_stream if target.anthropic else read_stream
-        _, count = await reader(response, started)
-        if count == 0:
-            raise RuntimeError("stream carried no content")
-
-
-async def _worker(
-    session: aiohttp.ClientSession, target: Target, stream: bool, tally: _Tally
-) -> None:
-    while (started := time.perf_counter()) < tally.end:
-        try:
-            await _one(session, target, stream)
-        except (TimeoutError, aiohttp.ClientError, RuntimeError) as exc:
-            if tally.warm_end <= time.perf_counter() <= tally.end:
-                tally.errors += 1
-                tally.first_error = tally.first_error or f"{type(exc).__name__}: {exc}"
-            await asyncio.sleep(0.01)
-            continue
-        done = time.perf_counter()
-        if tally.warm_end <= done <= tally.end:
-            tally.completed += 1
-            tally.latencies.append(done - started)
-
-
-async def _cpu_window(watch: dict[str, int], tally: _Tally) -> dict[str, float]:
-    await asyncio.sleep(max(0.0, tally.warm_end - time.perf_counter()))
-    before = {name: cpu_seconds(pid) for name, pid in watch.items()}
-    own = time.process_time()
-    await asyncio.sleep(max(0.0, tally.end - time.perf_counter()))
-    used = {name: cpu_seconds(pid) - before[name] for name, pid in watch.items()}
-    used["loadgen"] = time.process_time() - own
-    return used
-
-
 async def _cell(
     target: Target, stream: bool, upstream_pid: int, duration: float, warmup: float
 ) -> dict[str, Any]:
@@ -177,10 +123,18 @@ async def _cell(
         connector=aiohttp.TCPConnector(limit=0), timeout=timeout
     ) as session:
         now = time.perf_counter()
-        tally = _Tally(warm_end=now + warmup, end=now + warmup + duration)
+        tally = Tally(warm_end=now + warmup, end=now + warmup + duration)
         watch = {"gateway": target.pid, "upstream": upstream_pid}
-        sampler = asyncio.ensure_future(_cpu_window(watch, tally))
-        await asyncio.gather(*(_worker(session, target, stream, tally) for _ in range(CONCURRENCY)))
+        sampler = asyncio.ensure_future(sample_cpu(watch, tally))
+        reader = read_messages_stream if target.anthropic else read_stream
+        payload = target.payload[stream]
+
+        def call() -> Awaitable[float]:
+            return send(
+                session, target.url, payload, stream=stream, headers=target.headers, reader=reader
+            )
+
+        await asyncio.gather(*(worker(tally, call) for _ in range(CONCURRENCY)))
         cpu = await sampler
     gw = cpu["gateway"]
     p50 = percentile(tally.latencies, 50)
