@@ -268,3 +268,21 @@ def test_train_and_promote_print_the_cascade_check_of_the_verifier(tmp_path: Pat
     assert "cascade check not made: no held-out row carries an answer of a cheap model" in (
         result.output
     )
+
+
+def test_a_line_past_the_limit_is_one_error_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A line was read whole however long (one endless line took the memory); past
+    MAX_LINE_CHARS (32 Mi characters, set lower here) it is an error naming the line."""
+    monkeypatch.setattr("laneway.router._io.MAX_LINE_CHARS", 1000)
+    rows = team_rows(200)
+    rows[7]["prompt"] = "word " * 400
+    _, result = train(tmp_path, write(tmp_path / "long.jsonl", rows))
+    assert result.exit_code == 1
+    assert (
+        result.output == f"error: {tmp_path / 'long.jsonl'}:8: line longer than 1,000 characters\n"
+    )
+    rows[7]["prompt"] = "word " * 150  # 750 characters and the rest of the row: under the limit
+    _, result = train(tmp_path, write(tmp_path / "ok.jsonl", rows))
+    assert result.exit_code == 0, result.output

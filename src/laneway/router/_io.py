@@ -16,7 +16,19 @@ from laneway.router._conversation import (
     conversation_from_prompt,
 )
 
-__all__ = ["conversation_of", "iter_jsonl", "open_text", "outcome_row", "read_outcomes"]
+__all__ = [
+    "MAX_LINE_CHARS",
+    "conversation_of",
+    "iter_jsonl",
+    "open_text",
+    "outcome_row",
+    "read_outcomes",
+]
+
+# A line is read whole before it is parsed: one endless line (a file that is not JSON
+# Lines, a corrupt export) must not take the machine's memory. The shared data's longest
+# row (a prompt with 49 models' answers) is 156k characters.
+MAX_LINE_CHARS = 32 * 1024 * 1024
 
 
 def open_text(path: Path) -> TextIO:
@@ -33,13 +45,18 @@ def open_text(path: Path) -> TextIO:
 def iter_jsonl(path: Path) -> Iterator[tuple[int, str]]:
     """(line number, raw line) for every non-blank line.
 
-    A missing or unreadable file, or a corrupt or truncated ``.gz``, raises
-    ``InvalidRequest`` naming the file and the last line read.
+    A missing or unreadable file, a corrupt or truncated ``.gz``, or a line longer than
+    ``MAX_LINE_CHARS`` raises ``InvalidRequest`` naming the file and the line.
     """
     with open_text(path) as handle:
         number = 0
         try:
-            for number, line in enumerate(handle, start=1):
+            while line := handle.readline(MAX_LINE_CHARS + 1):
+                number += 1
+                if len(line) > MAX_LINE_CHARS:
+                    raise InvalidRequest(
+                        f"{path}:{number}: line longer than {MAX_LINE_CHARS:,} characters"
+                    )
                 if line.strip():
                     yield number, line
         except (OSError, EOFError) as exc:
