@@ -286,3 +286,18 @@ def test_a_line_past_the_limit_is_one_error_line(
     rows[7]["prompt"] = "word " * 150  # 750 characters and the rest of the row: under the limit
     _, result = train(tmp_path, write(tmp_path / "ok.jsonl", rows))
     assert result.exit_code == 0, result.output
+
+
+def test_outcomes_no_tier_maps_name_the_models_the_rows_do_name(tmp_path: Path) -> None:
+    """A team's own model names under the shipped mapping, or a typo in --tiers: "outcomes
+    cover fewer than two tiers" said neither which tier nor which names the rows use."""
+    data = write(tmp_path / "a.jsonl", team_rows(300))
+    result = invoke("router", "train", "--data", str(data), "--out", str(tmp_path / "r"))
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "tier(s) simple, standard, complex, frontier; the rows name acme-mini, acme-large" in (
+        result.output
+    )
+    result = invoke("router", "train", "--data", str(data), "--out", str(tmp_path / "r"),
+                    "--tiers", "cheap=acme-mini;premium=acme-larg")  # fmt: skip
+    assert result.exit_code == 1
+    assert "no row has an outcome of a model of tier(s) premium;" in result.output

@@ -155,9 +155,12 @@ def _split_rows(
     """The outcome rows of ``data`` with an outcome of a mapped model: those to train
     on, and those held out (one in ``holdout_every``, by id hash; never a prompt also
     trained on) for the check and calibration; at least 10 of each."""
-    from laneway.router import read_outcomes, split_outcomes
+    from laneway.router import coverage_problem, read_outcomes, split_outcomes
 
     rows = [row for path in data for row in read_outcomes(path)]
+    problem = coverage_problem(rows, mapping)
+    if problem is not None:
+        raise InvalidRequest(problem)
     split = split_outcomes(rows, mapping, holdout_every)
     if len(split.held) < 10 or len(split.train) < 10:
         unmapped = (f" ({split.unmapped} without an outcome of a mapped model)"

@@ -45,6 +45,7 @@ from laneway.router._from_config import (
 )
 from laneway.router._holdout import (
     OutcomeSplit,
+    coverage_problem,
     rows_not_trained_on,
     save_trained_prompts,
     split_outcomes,
@@ -133,6 +134,7 @@ __all__ = [
     "conversation_from_messages",
     "conversation_from_prompt",
     "conversation_of",
+    "coverage_problem",
     "default_calibration_path",
     "default_router_dir",
     "ensure_active_router",

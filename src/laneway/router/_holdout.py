@@ -32,6 +32,7 @@ from laneway.router._promote import held_out
 __all__ = [
     "TRAINED_PROMPTS_FILE",
     "OutcomeSplit",
+    "coverage_problem",
     "prompt_fingerprint",
     "rows_not_trained_on",
     "save_trained_prompts",
@@ -80,6 +81,25 @@ def split_outcomes(
         (held if side else train).append(row)
     repeated_rows = sum(n for n in copies.values() if n > 1)
     return OutcomeSplit(train, held, len(rows) - len(usable), repeated_rows)
+
+
+def coverage_problem(
+    rows: Sequence[Mapping[str, Any]], tier_models: Mapping[str, Sequence[str]]
+) -> str | None:
+    """Why ``rows`` cannot train a router under ``tier_models`` — fewer than two tiers
+    have an outcome in them —, naming the tiers left empty and the models the rows do
+    name (a typo in ``--tiers``, or the shipped mapping for a team's own model names)."""
+    named = Counter(m for r in rows for m, v in r["outcomes"].items() if v is not None)
+    empty = [t for t, models in tier_models.items() if not any(m in named for m in models)]
+    if len(tier_models) - len(empty) >= 2:
+        return None
+    seen = ", ".join(m for m, _ in named.most_common(6)) or "none"
+    more = f" and {len(named) - 6} more" if len(named) > 6 else ""
+    return (
+        f"outcomes cover fewer than two tiers: no row has an outcome of a model of tier(s) "
+        f"{', '.join(empty)}; the rows name {seen}{more} (map them with --tiers "
+        "'cheap=MODEL,...;strong=MODEL,...')"
+    )
 
 
 def save_trained_prompts(directory: Path, rows: Iterable[Mapping[str, Any]]) -> None:
