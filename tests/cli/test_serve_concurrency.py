@@ -25,18 +25,19 @@ from laneway.settings import Settings
 from laneway.testing import FakeOpenAI, Fault
 
 
+def _settings(api_base: str, tmp_path: Path) -> dict[str, Any]:
+    """One OpenAI-compatible deployment: starts without keys or an embedded model."""
+    deployment = {"name": "up", "model": "gpt-4o", "provider": "openai_compatible"}
+    return {
+        "deployments": [{**deployment, "api_base": api_base}],
+        "database": {"url": f"sqlite:///{tmp_path}/l.db"},
+    }
+
+
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    """A config that starts without keys or an embedded model."""
     path = tmp_path / "laneway.yaml"
-    deployment = {
-        "name": "up",
-        "model": "gpt-4o",
-        "provider": "openai_compatible",
-        "api_base": "http://127.0.0.1:9/v1",
-    }
-    settings = {"deployments": [deployment], "database": {"url": f"sqlite:///{tmp_path}/l.db"}}
-    path.write_text(yaml.safe_dump(settings))
+    path.write_text(yaml.safe_dump(_settings("http://127.0.0.1:9/v1", tmp_path)))
     return path
 
 
@@ -104,19 +105,7 @@ def test_a_request_past_the_limit_gets_a_503_the_sdk_can_retry(tmp_path: Path) -
     is done, the SDK's own retry gets through."""
     with FakeOpenAI() as upstream:
         upstream.fail_next(Fault("stall", seconds=2.0))
-        settings = Settings.model_validate(
-            {
-                "deployments": [
-                    {
-                        "name": "up",
-                        "model": "gpt-4o",
-                        "provider": "openai_compatible",
-                        "api_base": upstream.url + "/v1",
-                    }
-                ],
-                "database": {"url": f"sqlite:///{tmp_path}/l.db"},
-            }
-        )
+        settings = Settings.model_validate(_settings(upstream.url + "/v1", tmp_path))
         config = uvicorn.Config(
             create_app(settings), log_level="error", lifespan="on", limit_concurrency=2
         )

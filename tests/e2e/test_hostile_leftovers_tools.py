@@ -66,6 +66,17 @@ def _client(gw: Any) -> anthropic.Anthropic:
     return anthropic.Anthropic(base_url=gw.url, api_key="unused", max_retries=0, timeout=30)
 
 
+def _ask(client: anthropic.Anthropic, **extra: Any) -> Any:
+    """The weather question, with the weather tool."""
+    return client.messages.create(
+        model="gpt",
+        max_tokens=100,
+        tools=[WEATHER],  # type: ignore[list-item]
+        messages=ASK,  # type: ignore[arg-type]
+        **extra,
+    )
+
+
 @pytest.mark.parametrize("arguments", list(BAD.values()), ids=list(BAD))
 def test_arguments_that_are_not_an_object_are_a_502_not_an_empty_input(
     start_gateway: GatewayFactory, upstream: FakeOpenAI, tmp_path: Path, arguments: str
@@ -73,7 +84,7 @@ def test_arguments_that_are_not_an_object_are_a_502_not_an_empty_input(
     upstream.responder = Replies(arguments)
     gw = _gateway(start_gateway, upstream)
     with _client(gw) as client, pytest.raises(anthropic.InternalServerError) as info:
-        client.messages.create(model="gpt", max_tokens=100, tools=[WEATHER], messages=ASK)  # type: ignore[list-item, arg-type]
+        _ask(client)
     assert info.value.status_code == 502
     body = info.value.body
     assert isinstance(body, dict) and body["error"]["type"] == "api_error"
@@ -84,37 +95,24 @@ def test_arguments_that_are_not_an_object_are_a_502_not_an_empty_input(
     assert rows[0]["status"] == 502
 
 
-def test_a_retry_that_brings_an_object_answers(
-    start_gateway: GatewayFactory, upstream: FakeOpenAI
+@pytest.mark.parametrize(
+    ("replies", "expected"),
+    [
+        ((BAD["truncated"], GOOD), {"city": "Paris"}),  # the retry brings an object
+        (("",), {}),  # no arguments at all: an empty input
+    ],
+    ids=["retried", "empty"],
+)
+def test_an_object_in_the_end_is_the_input(
+    start_gateway: GatewayFactory, upstream: FakeOpenAI, replies: tuple[str, ...], expected: Any
 ) -> None:
-    upstream.responder = Replies(BAD["truncated"], GOOD)
+    upstream.responder = Replies(*replies)
     gw = _gateway(start_gateway, upstream)
     with _client(gw) as client:
-        message = client.messages.create(
-            model="gpt",
-            max_tokens=100,
-            tools=[WEATHER],  # type: ignore[list-item]
-            messages=ASK,  # type: ignore[arg-type]
-        )
+        message = _ask(client)
     call = next(block for block in message.content if block.type == "tool_use")
-    assert call.input == {"city": "Paris"}
+    assert call.input == expected
     assert message.stop_reason == "tool_use"
-
-
-def test_no_arguments_at_all_are_an_empty_input(
-    start_gateway: GatewayFactory, upstream: FakeOpenAI
-) -> None:
-    upstream.responder = Replies("")
-    gw = _gateway(start_gateway, upstream)
-    with _client(gw) as client:
-        message = client.messages.create(
-            model="gpt",
-            max_tokens=100,
-            tools=[WEATHER],  # type: ignore[list-item]
-            messages=ASK,  # type: ignore[arg-type]
-        )
-    call = next(block for block in message.content if block.type == "tool_use")
-    assert call.input == {}
 
 
 @pytest.mark.parametrize("arguments", list(BAD.values()), ids=list(BAD))
@@ -127,13 +125,7 @@ def test_a_stream_with_bad_arguments_ends_with_an_error_event_before_the_block_c
     gw = _gateway(start_gateway, upstream)
     seen: list[str] = []
     with _client(gw) as client:
-        stream = client.messages.create(
-            model="gpt",
-            max_tokens=100,
-            tools=[WEATHER],  # type: ignore[list-item]
-            messages=ASK,  # type: ignore[arg-type]
-            stream=True,
-        )
+        stream = _ask(client, stream=True)
         with pytest.raises(anthropic.APIStatusError) as info:
             for event in stream:
                 seen.append(event.type)
