@@ -301,3 +301,24 @@ def test_outcomes_no_tier_maps_name_the_models_the_rows_do_name(tmp_path: Path) 
                     "--tiers", "cheap=acme-mini;premium=acme-larg")  # fmt: skip
     assert result.exit_code == 1
     assert "no row has an outcome of a model of tier(s) premium;" in result.output
+
+
+def test_a_copied_profile_file_reports_its_own_name(tmp_path: Path) -> None:
+    """A team copies default.json to casc.json and adds a cascade: `auto:casc` used it but
+    every decision (and so the ledger and `router report`) said profile "default"."""
+    import shutil
+
+    from laneway.router import load_router
+
+    cand, trained = train(tmp_path, write(tmp_path / "a.jsonl", with_answers(team_rows(300))))
+    assert trained.exit_code == 0, trained.output
+    body = json.loads((cand / "profiles" / "default.json").read_text())
+    body["cascade"] = {"from": "cheap", "to": "premium", "checks": ["verifier"]}
+    (cand / "profiles" / "casc.json").write_text(json.dumps(body))
+    shutil.copy(cand / "profiles" / "economy.json", cand / "profiles" / "thrifty.json")
+    router = load_router(cand)
+    decision = router.route([{"role": "user", "content": "hello there"}], "casc", task="chat")
+    assert decision.profile == "casc" and decision.cascade is not None
+    assert router.profile("thrifty").name == "thrifty"
+    result = invoke("route", "hello there", "--router", str(cand), "--profile", "casc", "--json")
+    assert json.loads(result.output)["profile"] == "casc"

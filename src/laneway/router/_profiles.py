@@ -11,6 +11,7 @@ may also carry a ``cascade`` (see ``_cascade``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -93,10 +94,16 @@ class Profile:
 
 
 def load_profiles(directory: Path) -> dict[str, Profile]:
+    """The profiles in ``directory``, each named by its file (``auto:NAME`` selects
+    ``NAME.json``; a copy of ``default.json`` saved as ``strict.json`` still says
+    ``"name": "default"`` inside, and decisions and the ledger would report it so)."""
     profiles: dict[str, Profile] = {}
     if directory.is_dir():
         for path in sorted(directory.glob("*.json")):
-            profiles[path.stem] = Profile.from_file(path)
+            profile = Profile.from_file(path)
+            if profile.name != path.stem:
+                profile = dataclasses.replace(profile, name=path.stem)
+            profiles[path.stem] = profile
     return profiles
 
 
