@@ -322,3 +322,28 @@ def test_a_copied_profile_file_reports_its_own_name(tmp_path: Path) -> None:
     assert router.profile("thrifty").name == "thrifty"
     result = invoke("route", "hello there", "--router", str(cand), "--profile", "casc", "--json")
     assert json.loads(result.output)["profile"] == "casc"
+
+
+def test_report_says_what_each_profile_was_calibrated_on(tmp_path: Path) -> None:
+    """A profile calibrated on 20-odd held-out rows, or on prompts without outcomes (the
+    router's own estimates), showed its quality as if measured on many."""
+    cand, trained = train(tmp_path, write(tmp_path / "a.jsonl", team_rows(300)))
+    assert trained.exit_code == 0, trained.output
+    held = json.loads((cand / "profiles" / "default.json").read_text())["calibration"]["rows"]
+    prompts = write(tmp_path / "p.jsonl", [{"prompt": f"hi {i}"} for i in range(60)])
+    calibrated = invoke("router", "calibrate", "--router", str(cand), "--profile", "guess",
+                        "--quality-floor", "0.9", "--data", str(prompts))  # fmt: skip
+    assert calibrated.exit_code == 0, calibrated.output
+    from laneway.ledger import open_database
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    open_database(url).dispose()
+    config = tmp_path / "laneway.yaml"
+    config.write_text("deployments: []\n")
+    args = ["router", "report", "--router", str(cand), "--config", str(config),
+            "--database", url]  # fmt: skip
+    text = invoke(*args)
+    assert f"({held} rows)" in text.output and "(60 rows, estimated)" in text.output
+    body = json.loads(invoke(*args, "--json").output)
+    guess = next(p for p in body["profiles"] if p["name"] == "guess")
+    assert guess["calibration_rows"] == 60 and guess["quality_source"] == "router estimates"

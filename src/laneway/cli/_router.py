@@ -441,19 +441,14 @@ def report_command(
             **(savings or {}),
             "profiles": [{"name": p.name, "max_loss": p.max_loss,
                           "frontier_share": p.frontier_share, "quality_ratio": p.quality_ratio,
+                          "calibration_rows": p.rows, "quality_source": p.quality_source,
                           "cascade": p.cascade} for p in profiles],
             "tasks": [{"task": t.task, "requests": t.requests, "mean_gain": t.mean_gain,
                        "tier_shares": dict(t.tier_shares)} for t in tasks],
             "savings_note": note,
         }))  # fmt: skip
         return
-    typer.echo("profiles (calibration set: frontier share, quality vs all-frontier):")
-    for p in profiles:
-        share = "?" if p.frontier_share is None else f"{p.frontier_share:.1%}"
-        ratio = "?" if p.quality_ratio is None else f"{p.quality_ratio:.3f}"
-        extra = f"  cascade {p.cascade}" if p.cascade else ""
-        typer.echo(f"  auto:{p.name:10s} frontier {share:>6s}  quality {ratio}  "
-                   f"max loss {p.max_loss:.3f}{extra}")  # fmt: skip
+    _print_profiles(profiles)
     typer.echo("tasks (auto requests: mean gain of escalating, tier shares):")
     if not tasks:
         typer.echo("  (no auto requests in the window)")
@@ -465,6 +460,22 @@ def report_command(
         typer.echo(note or "")
         return
     _print_savings(savings)
+
+
+def _print_profiles(profiles: list[Any]) -> None:
+    typer.echo("profiles (calibration set: frontier share, quality vs all-frontier):")
+    for p in profiles:
+        share = "?" if p.frontier_share is None else f"{p.frontier_share:.1%}"
+        ratio = "?" if p.quality_ratio is None else f"{p.quality_ratio:.3f}"
+        # How much the figures rest on: a profile calibrated on 20 rows, or on the
+        # router's own estimates (prompts without outcomes), says so.
+        basis = [f"{p.rows} rows"] if p.rows is not None else []
+        if p.quality_source == "router estimates":
+            basis.append("estimated")
+        ratio += f" ({', '.join(basis)})" if basis else ""
+        extra = f"  cascade {p.cascade}" if p.cascade else ""
+        typer.echo(f"  auto:{p.name:10s} frontier {share:>6s}  quality {ratio}  "
+                   f"max loss {p.max_loss:.3f}{extra}")  # fmt: skip
 
 
 def _ledger_traffic(

@@ -22,6 +22,8 @@ class ProfileSummary:
     frontier_share: float | None
     quality_ratio: float | None  # expected quality / all-strongest quality
     cascade: str | None
+    rows: int | None = None  # calibration rows
+    quality_source: str | None = None  # "observed outcomes" or "router estimates"
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +54,8 @@ def profile_summaries(router: Any) -> list[ProfileSummary]:
                 None if frontier is None else float(frontier),
                 None if ratio is None else float(ratio),
                 cascade,
+                int(report["rows"]) if isinstance(report.get("rows"), int) else None,
+                str(report["quality_source"]) if report.get("quality_source") else None,
             )
         )
     return sorted(out, key=lambda s: (s.frontier_share is None, s.frontier_share or 0.0))
