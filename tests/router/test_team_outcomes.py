@@ -347,3 +347,25 @@ def test_report_says_what_each_profile_was_calibrated_on(tmp_path: Path) -> None
     body = json.loads(invoke(*args, "--json").output)
     guess = next(p for p in body["profiles"] if p["name"] == "guess")
     assert guess["calibration_rows"] == 60 and guess["quality_source"] == "router estimates"
+
+
+def test_calibrate_on_outcomes_with_one_bad_row_is_an_error_not_estimates(
+    tmp_path: Path,
+) -> None:
+    """One outcome row out of range made the whole file read as bare prompts: the profile
+    was calibrated on the router's estimates, all 300 rows' outcomes unused, exit 0."""
+    cand, trained = train(tmp_path, write(tmp_path / "a.jsonl", team_rows(300)))
+    assert trained.exit_code == 0, trained.output
+    rows = team_rows(300, start=5000)
+    rows[3]["outcomes"] = {"acme-mini": 0.5, "acme-large": 2}
+    args = ["router", "calibrate", "--router", str(cand), "--profile", "team",
+            "--quality-floor", "0.95", "--data"]  # fmt: skip
+    bad = write(tmp_path / "bad.jsonl", rows)
+    result = invoke(*args, str(bad))
+    assert result.exit_code == 1
+    assert result.output == f"error: {bad}:4: outcome scores must lie in [0, 1]\n"
+    rows[3]["outcomes"] = {"acme-mini": 0.5, "acme-large": 1}
+    mixed = write(tmp_path / "mixed.jsonl", [*rows, {"prompt": "a prompt without outcomes"}])
+    result = invoke(*args, str(mixed))
+    assert result.exit_code == 0, result.output
+    assert '"quality_source": "observed outcomes"' in result.output

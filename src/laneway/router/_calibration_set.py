@@ -18,7 +18,7 @@ import numpy as np
 
 from laneway.errors import InvalidRequest
 from laneway.router._fit import feature_matrix
-from laneway.router._io import conversation_of, iter_jsonl, read_outcomes
+from laneway.router._io import conversation_of, iter_jsonl, outcome_row
 from laneway.router._profiles import Goal, Profile, calibrate
 from laneway.router._scorer import Scorer, default_router_dir
 from laneway.router._training import targets_for
@@ -47,25 +47,27 @@ def calibration_rows(path: Path) -> list[dict[str, Any]]:
             ]
         except (OSError, ValueError, TypeError, AttributeError, InvalidRequest) as exc:
             raise InvalidRequest(f"cannot read calibration set {path}: {exc}") from exc
-    try:
-        return read_outcomes(path)
-    except InvalidRequest:
-        pass
     rows: list[dict[str, Any]] = []
     for number, line in iter_jsonl(path):
         try:
-            record = json.loads(line)
-            task = record.get("task") if isinstance(record, dict) else None
-            rows.append(
-                {
-                    "conversation": conversation_of(record),
-                    "outcomes": {},
-                    "task": task if isinstance(task, str) else None,
-                }
-            )
-        except (ValueError, InvalidRequest) as exc:
+            rows.append(_jsonl_row(json.loads(line)))
+        except (ValueError, KeyError, TypeError, InvalidRequest) as exc:
             raise InvalidRequest(f"{path}:{number}: {exc}") from exc
     return rows
+
+
+def _jsonl_row(record: Any) -> dict[str, Any]:
+    """An outcome row where the line carries outcomes (a bad one is an error: one such
+    line made the whole file count as prompts, its outcomes silently unused), else a
+    prompt to calibrate on the router's estimates."""
+    if isinstance(record, dict) and ("outcomes" in record or "scores" in record):
+        return outcome_row(record)
+    task = record.get("task") if isinstance(record, dict) else None
+    return {
+        "conversation": conversation_of(record),
+        "outcomes": {},
+        "task": task if isinstance(task, str) else None,
+    }
 
 
 def calibrate_router(
