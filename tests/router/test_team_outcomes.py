@@ -369,3 +369,36 @@ def test_calibrate_on_outcomes_with_one_bad_row_is_an_error_not_estimates(
     result = invoke(*args, str(mixed))
     assert result.exit_code == 0, result.output
     assert '"quality_source": "observed outcomes"' in result.output
+
+
+def _versus(output: str) -> list[str]:
+    return [line for line in output.splitlines() if " - " in line and "bootstrap" in line]
+
+
+def test_a_prompt_checked_several_times_counts_once_in_the_intervals(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Rows of one prompt (repeated under new ids, or several cheap models' answers to it)
+    were resampled one by one: three copies of each row drew intervals ~1/sqrt(3) as wide.
+    Resampled by prompt, three copies give exactly the intervals of one."""
+    rows = with_answers(team_rows(300))
+    cand, trained = train(tmp_path, write(tmp_path / "a.jsonl", rows))
+    assert trained.exit_code == 0, trained.output
+    once = team_rows(120, start=7000)
+    for i, row in enumerate(once):  # a noisy half so that the intervals are not all zero
+        if i % 4 == 1:
+            row["outcomes"] = {"acme-mini": 0, "acme-large": 1}
+    once = with_answers(once)
+    thrice = [{**r, "id": f"{r['id']}-{k}"} for r in once for k in range(3)]
+    args = ["router", "promote", str(cand), "--data"]
+    single = invoke(*args, str(write(tmp_path / "once.jsonl", once)))
+    tripled = invoke(*args, str(write(tmp_path / "thrice.jsonl", thrice)))
+    assert "held-out rows: 360" in tripled.output
+    assert _versus(single.output) and _versus(tripled.output) == _versus(single.output)
+    # Resampled row by row (the old way), the copies narrow every interval.
+    monkeypatch.setattr("laneway.router._promote.prompt_groups", lambda rows: np.arange(len(rows)))
+    monkeypatch.setattr(
+        "laneway.router._cascade_check.prompt_groups", lambda rows: np.arange(len(rows))
+    )
+    narrow = invoke(*args, str(tmp_path / "thrice.jsonl"))
+    assert _versus(narrow.output) != _versus(single.output)

@@ -4,10 +4,11 @@ One example per held-out row and model of the router's cheapest trained tier tha
 both an answer and an outcome there (and the row an outcome of the strongest tier): the
 cheap model answered, and the question is which answers to escalate. Three orderings
 of the examples are ranked by APGR of the strongest tier over that cheap model, with
-paired bootstrap intervals: the verifier's escalation probability (it reads the
-answer), the router's gain score (it sees the prompt only: pre-routing) and prompt
-length. The same refusals as the router's check apply (too few examples where the
-outcomes differ, a strongest tier not better on average).
+paired bootstrap intervals (a prompt's examples are resampled together): the
+verifier's escalation probability (it reads the answer), the router's gain score (it
+sees the prompt only: pre-routing) and prompt length. The same refusals as the router's
+check apply (too few examples where the outcomes differ, a strongest tier not better
+on average).
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ import numpy.typing as npt
 
 from laneway.errors import InvalidRequest
 from laneway.router._metrics import pair_metrics
-from laneway.router._promote import HeldOutCheck, _check_comparable, _paired, gain_scores
+from laneway.router._promote import (
+    HeldOutCheck,
+    _check_comparable,
+    _paired,
+    gain_scores,
+    prompt_groups,
+)
 from laneway.router._scorer import Scorer
 from laneway.router._training import targets_for
 
@@ -75,8 +82,9 @@ def cascade_check(
         "length": np.array([r["conversation"].total_chars for r in kept], dtype=np.float64),
     }
     metrics = {name: pair_metrics(s, strong, weak) for name, s in scores.items()}
+    groups = prompt_groups(kept)  # a prompt's answers are resampled together
     versus = {
-        f"verifier - {name}": _paired(scores["verifier"], s, strong, weak, rounds)
+        f"verifier - {name}": _paired(scores["verifier"], s, strong, weak, rounds, groups)
         for name, s in scores.items()
         if name != "verifier"
     }

@@ -37,6 +37,7 @@ __all__ = [
     "held_out",
     "held_out_check",
     "holdout_key",
+    "prompt_groups",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -89,14 +90,37 @@ class HeldOutCheck:
         return out
 
 
+def prompt_groups(rows: Sequence[Mapping[str, Any]]) -> npt.NDArray[np.intp]:
+    """One group number per row: rows with the same system prompt and last user message
+    share one (the same prompt under several ids, or several cheap answers to it)."""
+    seen: dict[str, int] = {}
+    keys = [f"{r['conversation'].system}\x00{r['conversation'].last_user}" for r in rows]
+    return np.array([seen.setdefault(k, len(seen)) for k in keys], dtype=np.intp)
+
+
 def _paired(
-    a: FloatArray, b: FloatArray, strong: FloatArray, weak: FloatArray, rounds: int
+    a: FloatArray,
+    b: FloatArray,
+    strong: FloatArray,
+    weak: FloatArray,
+    rounds: int,
+    groups: npt.NDArray[np.intp] | None = None,
 ) -> tuple[float, float, float]:
+    """APGR(a) − APGR(b) and its paired percentile 95% interval. With ``groups``, whole
+    groups are resampled (rows of one prompt are not independent: resampling them one by
+    one drew intervals too narrow)."""
     rng = np.random.default_rng(0)
     n = len(a)
+    members: list[npt.NDArray[np.intp]] | None = None
+    if groups is not None and int(groups.max(initial=-1)) + 1 < n:
+        order = np.argsort(groups, kind="stable")
+        members = np.split(order, np.flatnonzero(np.diff(groups[order])) + 1)
     diffs = np.empty(rounds)
     for r in range(rounds):
-        i = rng.integers(0, n, n)
+        if members is None:
+            i = rng.integers(0, n, n)
+        else:
+            i = np.concatenate([members[k] for k in rng.integers(0, len(members), len(members))])
         diffs[r] = (
             pair_metrics(a[i], strong[i], weak[i]).apgr
             - pair_metrics(b[i], strong[i], weak[i]).apgr
@@ -135,8 +159,9 @@ def held_out_check(
         scores["active"] = gain_scores(active, kept)
     scores["length"] = np.array([r["conversation"].total_chars for r in kept], dtype=np.float64)
     metrics = {name: pair_metrics(s, strong, weak) for name, s in scores.items()}
+    groups = prompt_groups(kept)
     versus = {
-        f"candidate - {name}": _paired(scores["candidate"], s, strong, weak, rounds)
+        f"candidate - {name}": _paired(scores["candidate"], s, strong, weak, rounds, groups)
         for name, s in scores.items()
         if name != "candidate"
     }
