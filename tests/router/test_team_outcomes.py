@@ -402,3 +402,13 @@ def test_a_prompt_checked_several_times_counts_once_in_the_intervals(
     )
     narrow = invoke(*args, str(tmp_path / "thrice.jsonl"))
     assert _versus(narrow.output) != _versus(single.output)
+
+
+def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
+    """An export saved by a Windows tool starts with a UTF-8 BOM: line 1 was an error
+    ("Unexpected UTF-8 BOM")."""
+    data = tmp_path / "bom.jsonl"
+    text = "".join(json.dumps(r) + "\n" for r in team_rows(300))
+    data.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    _, result = train(tmp_path, data)
+    assert result.exit_code == 0, result.output

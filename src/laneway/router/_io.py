@@ -33,11 +33,12 @@ MAX_LINE_CHARS = 32 * 1024 * 1024
 
 def open_text(path: Path) -> TextIO:
     """The file as text; bytes that are not UTF-8 become U+FFFD (the line then fails to
-    parse or is read with the replacement), never an exception halfway through a file."""
+    parse or is read with the replacement), never an exception halfway through a file.
+    A byte-order mark at the start (files saved by Windows tools) is dropped."""
     try:
         if path.suffix == ".gz":
-            return gzip.open(path, "rt", encoding="utf-8", errors="replace")
-        return path.open(encoding="utf-8", errors="replace")
+            return gzip.open(path, "rt", encoding="utf-8-sig", errors="replace")
+        return path.open(encoding="utf-8-sig", errors="replace")
     except OSError as exc:
         raise InvalidRequest(f"cannot read {path}: {exc.strerror or exc}") from exc
 
