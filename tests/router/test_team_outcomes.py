@@ -412,3 +412,22 @@ def test_a_file_saved_with_a_byte_order_mark_is_read(tmp_path: Path) -> None:
     data.write_bytes(b"\xef\xbb\xbf" + text.encode())
     _, result = train(tmp_path, data)
     assert result.exit_code == 0, result.output
+
+
+def test_promote_leaves_out_rows_the_active_router_was_trained_on(tmp_path: Path) -> None:
+    """v1, trained on b, is active; v2, trained on a, is promoted with --data b: v1 was
+    scored on its own training rows, which flatters it against the candidate."""
+    a = write(tmp_path / "a.jsonl", team_rows(300))
+    b = write(tmp_path / "b.jsonl", team_rows(300, start=1000))
+    v1 = tmp_path / "v1"
+    trained = invoke("router", "train", "--data", str(b), "--tiers", TIERS, "--out", str(v1))
+    assert trained.exit_code == 0, trained.output
+    first = invoke("router", "promote", str(v1), "--data", str(a))
+    assert first.exit_code == 0, first.output
+    v2, trained = train(tmp_path, a)
+    assert trained.exit_code == 0, trained.output
+    result = invoke("router", "promote", str(v2), "--data", str(b))
+    used = held_rows(result.output)
+    left = re.search(r"left out (\d+) row\(s\) whose prompt the active router", result.output)
+    assert left, result.output
+    assert used + int(left.group(1)) == 300 and used < 60  # v1's held-out rows of b only

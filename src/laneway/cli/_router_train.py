@@ -245,13 +245,11 @@ def promote_command(
     try:
         new = load_router(candidate)
         current = load_router(None)
-        rows, left_out = _untrained_rows(candidate, new.scorer, data)
+        rows, notes = _untrained_rows(candidate, new.scorer, data)
         check = held_out_check(new.scorer, rows, current.scorer, rounds=rounds)
     except LanewayError as exc:
         raise _fail(exc) from exc
-    if left_out:
-        typer.echo(f"left out {left_out} row(s) whose prompt the candidate was trained on")
-    for line in check.lines():
+    for line in [*notes, *check.lines()]:
         typer.echo(line)
     if new.scorer.verifier is not None:  # information only: the gate is the router's check
         from laneway.router import cascade_check
@@ -272,9 +270,23 @@ def promote_command(
     typer.echo(f"promoted {candidate} → {target} (the gateway loads it at start-up)")
 
 
-def _untrained_rows(directory: Path, scorer: Scorer, data: list[Path]) -> tuple[list[Any], int]:
-    from laneway.router import read_outcomes, rows_not_trained_on
+def _untrained_rows(
+    directory: Path, scorer: Scorer, data: list[Path]
+) -> tuple[list[Any], list[str]]:
+    """The rows of ``data`` neither the candidate nor the active router was trained on
+    (an active router checked on its own training rows would look better than it is),
+    and a note per router that had rows left out."""
+    from laneway.router import read_outcomes, resolve_router_dir, rows_not_trained_on
 
     modulus = int(scorer.meta.get("holdout", {}).get("modulus", 0))
     rows = [r for path in data for r in read_outcomes(path)]
-    return rows_not_trained_on(rows, directory, modulus)
+    rows, mine = rows_not_trained_on(rows, directory, modulus)
+    active = resolve_router_dir(None)
+    theirs = 0
+    if active.resolve() != directory.resolve():
+        rows, theirs = rows_not_trained_on(rows, active, 0, required=False)
+    return rows, [
+        f"left out {n} row(s) whose prompt the {who} router was trained on"
+        for n, who in ((mine, "candidate"), (theirs, "active"))
+        if n
+    ]

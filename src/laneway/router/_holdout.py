@@ -11,8 +11,9 @@ The training prompts' fingerprints (8 bytes of BLAKE2b of the system prompt and 
 last user message, sorted) are saved beside the router in ``trained_prompts.npy``.
 ``router promote`` checks the candidate on every given row whose prompt is not among
 them (the rows it held out, and a half the team kept aside), never on one it was
-fitted on. A router without the file (trained before it existed) falls back to the
-hash rule recorded in ``router.json``.
+fitted on — nor on one the active router was fitted on, which would flatter it. A
+router without the file (trained before it existed) falls back to the hash rule
+recorded in ``router.json``.
 """
 
 from __future__ import annotations
@@ -119,15 +120,18 @@ def _trained_prompts(directory: Path) -> set[int] | None:
 
 
 def rows_not_trained_on(
-    rows: Sequence[dict[str, Any]], directory: Path, modulus: int
+    rows: Sequence[dict[str, Any]], directory: Path, modulus: int, *, required: bool = True
 ) -> tuple[list[dict[str, Any]], int]:
     """The rows of ``rows`` the router in ``directory`` was not fitted on, and how many
-    were left out: by its saved fingerprints, else by its hold-out rule (``modulus``)."""
+    were left out: by its saved fingerprints, else by its hold-out rule (``modulus``).
+    ``required=False``: a router recording neither (the shipped one) leaves all rows."""
     trained = _trained_prompts(directory)
     if trained is not None:
         kept = [r for r in rows if prompt_fingerprint(r) not in trained]
     elif modulus >= 2:
         kept = [r for r in rows if held_out(r, modulus)]
+    elif not required:
+        kept = list(rows)
     else:
         raise InvalidRequest(
             f"{directory} records neither its training prompts nor its hold-out rule: "
