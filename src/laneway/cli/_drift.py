@@ -73,6 +73,8 @@ def _print_report(report: DriftReport, as_json: bool) -> None:
             "ALARM" if s.alarm else "ok",
         )
     console().print(table)
+    if report.note:
+        typer.echo(report.note)
     names = ", ".join(s.signal for s in report.alarms)
     typer.echo(f"DRIFT ALARM: {names}" if names else "no drift")
 

@@ -31,7 +31,19 @@ from laneway.ledger import LEDGER
 if TYPE_CHECKING:
     from laneway.gateway import Gateway
 
-__all__ = ["CanaryOutcome", "canary_target", "drift_from_ledger", "run_canary", "sample_of_run"]
+__all__ = [
+    "MIN_WINDOW_CALLS",
+    "CanaryOutcome",
+    "canary_target",
+    "drift_from_ledger",
+    "run_canary",
+    "sample_of_run",
+]
+
+# A ledger window with fewer calls is too small for the statistical signals (the normal
+# approximation of Mann-Whitney's U needs about this many; a few failed calls in a quiet
+# hour are not a trend).
+MIN_WINDOW_CALLS = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,38 +182,54 @@ async def run_canary(
     return CanaryOutcome(record.run_id, summary, base.info.run_id, False, report)
 
 
-def _ledger_sample(
+def _ledger_calls(
     engine: sa.Engine, deployment: str, start: datetime, end: datetime
-) -> DriftSample:
+) -> list[sa.RowMapping]:
+    """The calls made to ``deployment`` in [start, end): every attempt row (a retried or
+    failed request has one per call, and its summary names no deployment when every
+    call failed), and the summary row of a request answered by its first and only call
+    (it has no attempt row)."""
     cols = [LEDGER.c.latency_ms, LEDGER.c.completion_tokens, LEDGER.c.status, LEDGER.c.error_kind]
-    extra = [c for c in ("served_model", "fingerprint") if c in LEDGER.c]
-    query = sa.select(*cols, *(LEDGER.c[c] for c in extra)).where(
-        LEDGER.c.attempt == 0,
+    extra = [LEDGER.c[c] for c in ("served_model", "fingerprint") if c in LEDGER.c]
+    attempts = sa.alias(LEDGER, "attempts")
+    has_attempts = (
+        sa.select(attempts.c.id)
+        .where(attempts.c.request_id == LEDGER.c.request_id, attempts.c.attempt >= 1)
+        .exists()
+    )
+    query = sa.select(*cols, *extra).where(
         LEDGER.c.deployment == deployment,
         LEDGER.c.ts >= start,
         LEDGER.c.ts < end,
+        sa.or_(LEDGER.c.attempt >= 1, ~has_attempts),
     )
+    with engine.connect() as conn:
+        return list(conn.execute(query).mappings().all())
+
+
+def _ledger_sample(
+    engine: sa.Engine, deployment: str, start: datetime, end: datetime
+) -> DriftSample:
     sample = DriftSample.empty()
     models: set[str] = set()
     prints: set[str] = set()
-    with engine.connect() as conn:
-        for row in conn.execute(query).mappings():
-            sample.calls += 1
-            if row["latency_ms"] is not None:
-                sample.latency_ms.append(float(row["latency_ms"]))
-            if row["status"] != 200:
-                sample.errors += 1
-                sample.refusals += row["error_kind"] == "content_filter"
-                continue
-            sample.answers += 1
-            if row["completion_tokens"] is not None:
-                sample.output_tokens.append(float(row["completion_tokens"]))
-            served: Any = row.get("served_model")
-            if served:
-                models.add(str(served))
-            fingerprint: Any = row.get("fingerprint")
-            if fingerprint:
-                prints.add(str(fingerprint))
+    for row in _ledger_calls(engine, deployment, start, end):
+        sample.calls += 1
+        if row["latency_ms"] is not None:
+            sample.latency_ms.append(float(row["latency_ms"]))
+        if row["status"] != 200:
+            sample.errors += 1
+            sample.refusals += row["error_kind"] == "content_filter"
+            continue
+        sample.answers += 1
+        if row["completion_tokens"] is not None:
+            sample.output_tokens.append(float(row["completion_tokens"]))
+        served: Any = row.get("served_model")
+        if served:
+            models.add(str(served))
+        fingerprint: Any = row.get("fingerprint")
+        if fingerprint:
+            prints.add(str(fingerprint))
     sample.served_models, sample.fingerprints = frozenset(models), frozenset(prints)
     return sample
 
@@ -215,9 +243,12 @@ def drift_from_ledger(
     alpha: float = 0.01,
     now: datetime | None = None,
     save: bool = True,
+    min_calls: int = MIN_WINDOW_CALLS,
 ) -> DriftReport:
     """``deployment``'s last ``window`` of traffic against the ``baseline`` before it
-    (refusals here are content-filter refusals: the ledger keeps no answers)."""
+    (refusals here are content-filter refusals: the ledger keeps no answers). With fewer
+    than ``min_calls`` calls on a side, only model id and fingerprint changes are
+    checked, and the report's note says so."""
     end = now or datetime.now(UTC)
     split = end - window
     start = split - baseline
@@ -234,6 +265,7 @@ def drift_from_ledger(
         base,
         recent,
         alpha=alpha,
+        min_calls=min_calls,
     )
     if save:
         save_report(engine, report)

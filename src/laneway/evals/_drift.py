@@ -24,6 +24,9 @@ format_adherence    Fisher's exact test                           significantly 
 The statistical signals share the significance level: each is tested at alpha / m
 (Bonferroni over the m tests made), so a cron job checking every hour does not page on
 noise. Changes of model id or fingerprint are facts, not estimates: they alarm as such.
+With ``min_calls``, a side with fewer calls is too small to test: only those changes are
+checked, and the report's ``note`` says so (a quiet hour of ledger traffic, three calls
+that failed, is not an alarm on error rate or latency).
 """
 
 from __future__ import annotations
@@ -111,6 +114,7 @@ class DriftReport:
     recent: str
     alpha: float
     signals: tuple[DriftSignal, ...]
+    note: str = ""  # e.g. why the statistical signals were not tested
 
     @property
     def alarms(self) -> tuple[DriftSignal, ...]:
@@ -123,6 +127,7 @@ class DriftReport:
             "recent": self.recent,
             "alpha": self.alpha,
             "alarm": bool(self.alarms),
+            "note": self.note or None,
             "signals": [s.to_json() for s in self.signals],
         }
 
@@ -204,6 +209,17 @@ def _two_sample(base: DriftSample, recent: DriftSample) -> list[_Pending]:
     return out
 
 
+def _too_few(base: DriftSample, recent: DriftSample, min_calls: int) -> str:
+    sides = [(n, side) for n, side in ((recent.calls, "recent"), (base.calls, "baseline"))]
+    small = [f"{n} in the {side} window" for n, side in sides if n < min_calls]
+    if not small:
+        return ""
+    return (
+        f"too few calls to test: {' and '.join(small)} (at least {min_calls} in each); "
+        "only model id and fingerprint changes checked"
+    )
+
+
 def detect_drift(
     target: str,
     baseline_label: str,
@@ -214,17 +230,20 @@ def detect_drift(
     alpha: float = 0.01,
     quality: tuple[float, float, float, str] | None = None,
     preference: tuple[int, int, int] | None = None,
+    min_calls: int = 0,
 ) -> DriftReport:
     """Every signal of ``recent`` against ``base``. ``quality`` is (p, baseline rate,
     recent rate, method) of a paired test over cases; ``preference`` is the judge's
-    (wins, ties, losses) of the recent answers against the pinned reference answers."""
-    pending = _two_sample(base, recent)
-    if quality is not None:
+    (wins, ties, losses) of the recent answers against the pinned reference answers.
+    A side with fewer than ``min_calls`` calls gets no statistical test (see ``note``)."""
+    note = _too_few(base, recent, min_calls)
+    pending = [] if note else _two_sample(base, recent)
+    if quality is not None and not note:
         p, b_rate, r_rate, method = quality
         pending.append(
             _Pending("quality", None, f"{b_rate:.1%}", f"{r_rate:.1%}", r_rate < b_rate, p, method)
         )
-    if preference is not None:
+    if preference is not None and not note:
         wins, ties, losses = preference
         pending.append(
             _Pending(
@@ -261,4 +280,4 @@ def detect_drift(
                 f"tested at alpha/{len(pending)} = {level:.2g}",
             )
         )
-    return DriftReport(target, baseline_label, recent_label, alpha, tuple(signals))
+    return DriftReport(target, baseline_label, recent_label, alpha, tuple(signals), note)
