@@ -15,8 +15,9 @@ from typing import Any
 
 import anthropic
 import pytest
+from aiohttp import web
 
-from laneway.testing import FakeOpenAI, FakeReply, FakeTurn
+from laneway.testing import FakeOpenAI, FakeReply, FakeTurn, FakeUpstreamServer
 from tests.e2e.conftest import GatewayFactory, openai_deployment, rows_when
 
 WEATHER = {
@@ -52,7 +53,7 @@ def upstream() -> Iterator[FakeOpenAI]:
         yield server
 
 
-def _gateway(start_gateway: GatewayFactory, upstream: FakeOpenAI) -> Any:
+def _gateway(start_gateway: GatewayFactory, upstream: FakeUpstreamServer) -> Any:
     return start_gateway(
         {
             "deployments": [openai_deployment("gpt", upstream.url)],
@@ -188,3 +189,71 @@ def _requests(tmp_path: Path) -> list[dict[str, Any]]:
     """The ledger's request rows (attempt 0; each try has a row of its own too)."""
     rows = rows_when(tmp_path, lambda rows: any(r["attempt"] == 0 for r in rows))
     return [r for r in rows if r["attempt"] == 0]
+
+
+class CutByMaxTokens(FakeUpstreamServer):
+    """OpenAI chat answering with a complete call and then one cut short by ``max_tokens``
+    (``finish_reason: length``), streamed or not."""
+
+    def routes(self) -> list[web.RouteDef]:
+        return [web.post("/v1/chat/completions", self._chat)]
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await self.record(request)
+        calls = [("call_0", "get_time", "{}"), ("call_1", "get_weather", BAD["truncated"])]
+        base = {"id": "chatcmpl-x", "created": 1, "model": "gpt-4o"}
+        if not body.get("stream"):
+            message = {
+                "role": "assistant",
+                "content": None,
+                "tool_calls": [
+                    {"id": i, "type": "function", "function": {"name": n, "arguments": a}}
+                    for i, n, a in calls
+                ],
+            }
+            choice = {"index": 0, "message": message, "finish_reason": "length"}
+            answer = {**base, "object": "chat.completion", "choices": [choice]}
+            return web.json_response(answer)
+        response = web.StreamResponse(headers={"content-type": "text/event-stream"})
+        await response.prepare(request)
+
+        async def send(delta: dict[str, Any], finish: str | None = None) -> None:
+            choice = {"index": 0, "delta": delta, "finish_reason": finish}
+            chunk = {**base, "object": "chat.completion.chunk", "choices": [choice]}
+            await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+
+        for index, (call_id, name, arguments) in enumerate(calls):
+            function = {"name": name, "arguments": ""}
+            await send({"tool_calls": [{"index": index, "id": call_id, "function": function}]})
+            await send({"tool_calls": [{"index": index, "function": {"arguments": arguments}}]})
+        await send({}, "length")
+        await response.write(b"data: [DONE]\n\n")
+        return response
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_a_call_cut_short_by_max_tokens_is_passed_on_as_truncated(
+    start_gateway: GatewayFactory, stream: bool
+) -> None:
+    """A call that ``max_tokens`` cut is no malformed answer: the client gets
+    ``stop_reason: max_tokens`` (as from Anthropic, whose truncated answers hold a partial
+    ``tool_use`` block too) and the calls before it whole; a retry would be cut again."""
+    with CutByMaxTokens() as upstream:
+        gw = _gateway(start_gateway, upstream)
+        with _client(gw) as client:
+            if stream:
+                with client.messages.stream(
+                    model="gpt",
+                    max_tokens=100,
+                    tools=[WEATHER],  # type: ignore[list-item]
+                    messages=ASK,  # type: ignore[arg-type]
+                ) as events:
+                    message = events.get_final_message()
+            else:
+                message = _ask(client)
+        tries = len(upstream.received)
+    assert message.stop_reason == "max_tokens"
+    calls = [block for block in message.content if block.type == "tool_use"]
+    assert [c.name for c in calls] == ["get_time", "get_weather"]
+    assert calls[0].input == {}  # whole, and checked: "{}"
+    assert tries == 1

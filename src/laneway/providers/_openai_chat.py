@@ -187,7 +187,7 @@ class OpenAIChatAdapter:
         model = payload.get("model")
         tool_calls = _tool_calls(message.get("tool_calls"), self.provider)
         if request.object_arguments:
-            check_arguments(tool_calls, self.provider)
+            check_arguments(tool_calls, self.provider, finish)
         return ChatResult(
             content=content,
             finish_reason=finish,

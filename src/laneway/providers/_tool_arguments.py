@@ -6,8 +6,12 @@ string). OpenAI chat completions pass the text on as it came; Anthropic Messages
 (``tool_use.input`` is an object), and making one up (``{}``) would have the client call
 its tool with no arguments. A request with ``ChatRequest.object_arguments`` set treats
 such an answer as malformed (``UpstreamBadResponse``: retried, then the next deployment;
-after a stream's first byte, its error event). Anthropic and Gemini upstreams send
-objects, checked where their answers are parsed.
+after a stream's first byte, its error event). A call cut short by ``max_tokens`` (the
+last one of an answer whose finish reason is ``length``) is passed on as it came: the
+client is told the answer is truncated (Anthropic's ``stop_reason: max_tokens``, after
+which Anthropic's own answers hold a partial ``tool_use`` block too), and a retry would
+only be cut again. Anthropic and Gemini upstreams send objects, checked where their
+answers are parsed.
 """
 
 from __future__ import annotations
@@ -37,9 +41,10 @@ def _not_an_object(provider: str, name: str) -> UpstreamBadResponse:
     )
 
 
-def check_arguments(calls: list[ToolCall], provider: str) -> None:
-    """Raise ``UpstreamBadResponse`` unless every call's arguments are a JSON object."""
-    for call in calls:
+def check_arguments(calls: list[ToolCall], provider: str, finish: str) -> None:
+    """Raise ``UpstreamBadResponse`` unless every call's arguments are a JSON object (but
+    the last one's when ``max_tokens`` cut the answer: ``finish`` is ``length``)."""
+    for call in calls[:-1] if finish == "length" else calls:
         function = call["function"]
         if not _is_object(function["arguments"]):
             raise _not_an_object(provider, function["name"])
@@ -77,6 +82,8 @@ class ArgumentsCheck:
                 if arguments:
                     parts.append(arguments)
         if delta.finish_reason is not None:
+            if delta.finish_reason == "length" and self._current is not None:
+                self._args.pop(self._current, None)  # cut short by max_tokens: passed on
             self.end()
 
     def end(self) -> None:

@@ -71,6 +71,9 @@ def _message_id(request_id: str) -> str:
 
 
 def _arguments(text: str) -> Any:
+    """A tool call's ``input``. The adapters refuse arguments that are no JSON object
+    (``ChatRequest.object_arguments``) but for a call cut short by ``max_tokens``: the
+    answer's ``stop_reason`` is then ``max_tokens``, and its input ``{}``."""
     try:
         value = orjson.loads(text) if text else {}
     except orjson.JSONDecodeError:
