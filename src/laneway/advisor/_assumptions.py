@@ -251,9 +251,11 @@ class Assumptions:
                 new = _number(name, value, where, check_range)
             elif name == "gpu":
                 try:
-                    new = gpu_table().gpu(str(value)).key
+                    spec = gpu_table().gpu(str(value))
                 except InvalidRequest as exc:
                     raise InvalidRequest(f"{where}{name}: {exc.message}") from None
+                new = spec.key
+                items.update(_follow_gpu(items, spec, keep=values))
             else:
                 new = str(value)
             items[name] = replace(old, value=new, source=source)
@@ -264,6 +266,19 @@ class Assumptions:
 
     def add(self, item: Assumption) -> Assumptions:
         return Assumptions({**self._items, item.name: item})
+
+
+def _follow_gpu(
+    items: Mapping[str, Assumption], spec: GpuSpec, keep: Mapping[str, object]
+) -> dict[str, Assumption]:
+    """The figures of the GPU ``items`` name that are still its defaults (not set by the
+    user, not in ``keep``), as ``spec``'s: another GPU is another price and memory."""
+    before = {x.name: x for x in _gpu_defaults(gpu_table().gpu(str(items["gpu"].value)))}
+    return {
+        x.name: x
+        for x in _gpu_defaults(spec)[1:]
+        if x.name not in keep and items.get(x.name) == before[x.name]
+    }
 
 
 def _a(name: str, value: str, unit: str, source: str) -> Assumption:
@@ -412,10 +427,9 @@ def _defaults_decision() -> list[Assumption]:
     ]
 
 
-def default_assumptions(gpu: str = "h100") -> Assumptions:
-    """The defaults, with the GPU-dependent ones taken from ``gpus.yaml`` for ``gpu``."""
-    spec = gpu_table().gpu(gpu)
-    items: list[Assumption] = [
+def _gpu_defaults(spec: GpuSpec) -> list[Assumption]:
+    """``gpu`` and the figures that belong to it (rent, memory, throughput), as defaults."""
+    return [
         Assumption("gpu", spec.key, "", f"Laneway default: {spec.name}"),
         Assumption(
             "gpu_hourly_usd",
@@ -434,6 +448,13 @@ def default_assumptions(gpu: str = "h100") -> Assumptions:
             f"{spec.throughput_factor} ({spec.throughput_factor_source}); table: "
             f"{gpu_table().throughput_source}",
         ),
+    ]
+
+
+def default_assumptions(gpu: str = "h100") -> Assumptions:
+    """The defaults, with the GPU-dependent ones taken from ``gpus.yaml`` for ``gpu``."""
+    items: list[Assumption] = [
+        *_gpu_defaults(gpu_table().gpu(gpu)),
         *_defaults_serving(),
         *_defaults_ops(),
         *_defaults_finetune(),
