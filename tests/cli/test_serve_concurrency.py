@@ -20,8 +20,9 @@ import yaml
 from typer.testing import CliRunner
 
 from laneway.cli import build_app
+from laneway.cli._serve import MAX_CONCURRENCY
 from laneway.server import create_app
-from laneway.settings import Settings
+from laneway.settings import ServerSettings, Settings
 from laneway.testing import FakeOpenAI, Fault
 
 
@@ -91,6 +92,18 @@ def test_the_limit_reaches_uvicorn_and_lifts_the_open_file_limit(
     result = _serve("--config", str(config), "--max-concurrency", "64")
     assert result.exit_code == 0, result.stderr
     assert started[1]["limit_concurrency"] == 64
+
+
+def test_the_config_sets_the_limit_and_the_option_overrides_it(
+    tmp_path: Path, started: list[dict[str, Any]]
+) -> None:
+    settings = _settings("http://127.0.0.1:9/v1", tmp_path) | {"server": {"max_concurrency": 100}}
+    config = tmp_path / "limited.yaml"
+    config.write_text(yaml.safe_dump(settings))
+    assert _serve("--config", str(config)).exit_code == 0
+    assert _serve("--config", str(config), "--max-concurrency", "50").exit_code == 0
+    assert [call["limit_concurrency"] for call in started] == [100, 50]
+    assert ServerSettings().max_concurrency == MAX_CONCURRENCY  # --help names the default
 
 
 def test_a_limit_below_16_is_a_usage_error(config: Path, started: list[dict[str, Any]]) -> None:

@@ -18,11 +18,11 @@ if TYPE_CHECKING:
 __all__ = ["MAX_CONCURRENCY", "register"]
 
 MAX_CONCURRENCY = 2048
-"""Connections and requests one worker holds at once before uvicorn answers ``503 Service
-Unavailable`` (its ``limit_concurrency``; idle keep-alive connections count). Twice the
-upstream connection pool (1000), past which a request would only wait for a connection:
-a normal deployment never reaches it, and a flood stops there instead of growing the
-worker's memory and open files without end."""
+"""``server.max_concurrency``'s default: connections and requests one worker holds at once
+before uvicorn answers ``503 Service Unavailable`` (its ``limit_concurrency``; idle
+keep-alive connections count). Twice the upstream connection pool (1000), past which a
+request would only wait for a connection: a normal deployment never reaches it, and a
+flood stops there instead of growing the worker's memory and open files without end."""
 
 # Open files one worker may need besides its clients' connections: the upstream pool
 # (1000), the database, logs, the embedded model's files.
@@ -122,15 +122,16 @@ def serve(
     ] = None,
     log_level: Annotated[_LogLevel, typer.Option(help="Log level.")] = _LogLevel.info,
     max_concurrency: Annotated[
-        int,
+        int | None,
         typer.Option(
             min=16,
             max=1_000_000,
             help="Connections and requests each worker holds at once; past it new requests "
             "get 503 Service Unavailable (uvicorn's limit_concurrency; clients retry), so a "
-            f"flood cannot exhaust memory or open files. Default {MAX_CONCURRENCY}.",
+            f"flood cannot exhaust memory or open files. Default {MAX_CONCURRENCY} "
+            "(server.max_concurrency).",
         ),
-    ] = MAX_CONCURRENCY,
+    ] = None,
 ) -> None:
     """Run the OpenAI-compatible gateway: point any OpenAI SDK at http://HOST:PORT/v1."""
     import logging
@@ -143,6 +144,7 @@ def serve(
     host = host or settings.server.host
     port = settings.server.port if port is None else port
     workers = workers or settings.server.workers
+    max_concurrency = max_concurrency or settings.server.max_concurrency
     app: Any = None
     if workers == 1:
         from laneway.server import create_app
@@ -155,7 +157,18 @@ def serve(
     level = _LogLevel(log_level).value
     logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
     _raise_open_file_limit(max_concurrency + _OTHER_FILES)
-    common = {
+    common = _uvicorn_options(host, port, level, settings.server.graceful_shutdown_s)
+    common["limit_concurrency"] = max_concurrency
+    if app is None:
+        if path is not None:
+            os.environ["LANEWAY_CONFIG"] = str(path.resolve())
+        uvicorn.run("laneway.server:app_from_environment", factory=True, workers=workers, **common)
+        return
+    uvicorn.run(app, **common)
+
+
+def _uvicorn_options(host: str, port: int, level: str, grace: float) -> dict[str, Any]:
+    return {
         "host": host,
         "port": port,
         "log_level": level,
@@ -166,15 +179,8 @@ def serve(
         "server_header": False,
         "loop": "auto",
         "http": "auto",
-        "timeout_graceful_shutdown": settings.server.graceful_shutdown_s,
-        "limit_concurrency": max_concurrency,
+        "timeout_graceful_shutdown": grace,
     }
-    if app is None:
-        if path is not None:
-            os.environ["LANEWAY_CONFIG"] = str(path.resolve())
-        uvicorn.run("laneway.server:app_from_environment", factory=True, workers=workers, **common)  # type: ignore[arg-type]
-        return
-    uvicorn.run(app, **common)  # type: ignore[arg-type]
 
 
 def _checked_settings(config: Path | None) -> tuple[Path | None, Settings]:

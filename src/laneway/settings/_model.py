@@ -166,6 +166,9 @@ class ServerSettings(_Frozen):
     body_timeout_s: float = Field(default=30.0, gt=0, le=3600)
     # SIGTERM: in-flight requests get this long to finish, then 503 shutting_down.
     graceful_shutdown_s: float = Field(default=30.0, ge=0, le=3600)
+    # Connections (idle keep-alive ones too) and requests one worker holds at once; past
+    # it uvicorn answers 503 (`laneway serve --max-concurrency` overrides it).
+    max_concurrency: int = Field(default=2048, ge=16, le=1_000_000)
 
 
 class DatabaseSettings(_Frozen):
