@@ -431,3 +431,22 @@ def test_promote_leaves_out_rows_the_active_router_was_trained_on(tmp_path: Path
     left = re.search(r"left out (\d+) row\(s\) whose prompt the active router", result.output)
     assert left, result.output
     assert used + int(left.group(1)) == 300 and used < 60  # v1's held-out rows of b only
+
+
+def test_retraining_into_a_router_with_its_own_profiles_is_refused(tmp_path: Path) -> None:
+    """Training into the directory of a router that has a calibrated profile of its own
+    kept that profile for the new model: a loss target calibrated for another model
+    (auto:team then sent nearly everything to one tier) with nothing said."""
+    a = write(tmp_path / "a.jsonl", team_rows(300))
+    cand, trained = train(tmp_path, a)
+    assert trained.exit_code == 0, trained.output
+    _, retrained = train(tmp_path, a)  # only the three profiles train writes: replaced
+    assert retrained.exit_code == 0, retrained.output
+    calibrated = invoke("router", "calibrate", "--router", str(cand), "--profile", "team",
+                        "--target-strong-share", "0.3", "--data", str(a))  # fmt: skip
+    assert calibrated.exit_code == 0, calibrated.output
+    before = (cand / "model.npz").read_bytes()
+    _, result = train(tmp_path, write(tmp_path / "b.jsonl", team_rows(300, start=900)))
+    assert result.exit_code == 1 and result.output.startswith("error: ")
+    assert "profile(s) team were calibrated for it" in result.output
+    assert (cand / "model.npz").read_bytes() == before

@@ -123,6 +123,7 @@ def train_command(
 
     order, mapping = _parse_tiers(tiers) if tiers is not None else _config_tiers(config)
     try:
+        _check_out(out)
         split = _split_rows(data, mapping, holdout_every)
         embedder = load_embedder(default_router_dir()) if embedding else None
         scorer = train_scorer(
@@ -147,6 +148,30 @@ def train_command(
                f"{_verifier_note(scorer, verifier, split.train)}")  # fmt: skip
     for line in _check_lines(check) + _check_lines(cascade):
         typer.echo(line)
+
+
+def _check_out(out: Path) -> None:
+    """Training over a router that has profiles of its own (calibrated by `router
+    calibrate`, or carrying a cascade) would leave them in place for the new model: a
+    loss target calibrated for another model, silently. Refuse, naming them."""
+    if not (out / "router.json").is_file():
+        return
+    own = sorted(p.stem for p in (out / "profiles").glob("*.json")
+                 if p.stem not in PROFILE_GOALS or _has_cascade(p))  # fmt: skip
+    if own:
+        raise InvalidRequest(
+            f"{out} holds a router whose profile(s) {', '.join(own)} were calibrated for it "
+            "(or carry a cascade): train into a new directory, then calibrate them there "
+            "(`router calibrate --router DIR`)"
+        )
+
+
+def _has_cascade(path: Path) -> bool:
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True  # unreadable: not ours to overwrite
+    return not isinstance(body, dict) or bool(body.get("cascade"))
 
 
 def _split_rows(
