@@ -1,6 +1,10 @@
 """The scanner on large and adversarial inputs: overlap resolution in O(n log n) with the
 same result as the pairwise greedy, a hit cap per detector on large requests, a bound on
-the DOB detector's work, and the fail-closed verdict kept throughout."""
+the DOB detector's work, and the fail-closed verdict kept throughout.
+
+The time bounds are on the CPU time this process spent (``time.process_time``), not on
+the wall clock: a scan's cost is its work, and on a shared 2-core CI machine the wall
+clock also counts the time other processes held the CPU."""
 
 from __future__ import annotations
 
@@ -63,9 +67,9 @@ def test_overlap_resolution_matches_the_pairwise_greedy(seed: int) -> None:
 def test_overlap_resolution_is_not_quadratic() -> None:
     hits = [(9, ("phone", i * 18, i * 18 + 17)) for i in range(60_000)]
     hits += [(3, ("email", i * 18 + 5, i * 18 + 30)) for i in range(0, 60_000, 7)]
-    start = time.perf_counter()
+    start = time.process_time()
     kept = resolve_overlaps(hits)
-    assert time.perf_counter() - start < 2.0  # was minutes: every hit against every kept
+    assert time.process_time() - start < 2.0  # was minutes: every hit against every kept
     assert all(a[2] <= b[1] for a, b in itertools.pairwise(kept))
     assert {k for k, _, _ in kept} == {"phone", "email"}
 
@@ -78,9 +82,9 @@ def test_a_1mb_adversarial_body_is_scanned_fast_and_flagged(
     scanner: Scanner, pattern: str, kind: str
 ) -> None:
     request = _request(_repeat(pattern, MB))
-    start = time.perf_counter()
+    start = time.process_time()
     result = scanner.scan_request(request)
-    elapsed = time.perf_counter() - start
+    elapsed = time.process_time() - start
     assert elapsed < 2.0, f"{elapsed:.2f} s"  # ~150 s before the fix
     assert result.sensitive
     assert result.counts[kind] == HIT_CAP
@@ -96,9 +100,9 @@ def test_small_requests_are_not_capped(scanner: Scanner) -> None:
 
 def test_birth_words_without_dates_are_bounded_and_fail_closed(scanner: Scanner) -> None:
     text = _repeat("born born born 1111 ", MB)  # every window has digits, none a date
-    start = time.perf_counter()
+    start = time.process_time()
     result = scanner.scan_request(_request(text))
-    assert time.perf_counter() - start < 2.0  # ~45 s before: a date search per word
+    assert time.process_time() - start < 2.0  # ~45 s before: a date search per word
     assert result.sensitive  # the DOB detector gave up: an error, so fail closed
     assert "date_of_birth" in result.errors
 

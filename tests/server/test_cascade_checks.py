@@ -36,6 +36,6 @@ def test_valid_arguments_pass_and_bad_ones_escalate() -> None:
 
 
 def test_a_catastrophic_pattern_is_checked_in_linear_time() -> None:
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: the work, not the other processes' turns
     assert _tool_problem(_request(HOSTILE), _answer("find", '{"q": "' + "a" * 40 + '!"}'))
-    assert time.perf_counter() - started < 0.5  # Python's re would take hours here
+    assert time.process_time() - started < 0.5  # Python's re would take hours here

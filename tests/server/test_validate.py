@@ -743,10 +743,10 @@ def test_nesting_bomb_is_rejected_fast(where: str) -> None:
         "prediction": b'{"model": "m", "messages": [], "prediction": ' + bomb + b"}",
         "content": b'{"model": "m", "messages": [{"role": "user", "content": ' + bomb + b"}]}",
     }[where]
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: the work, not the other processes' turns
     with pytest.raises(InvalidRequest, match="deeper than the limit of 64") as info:
         parse_chat_request(raw)
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
     assert info.value.param is None
 
 
@@ -754,9 +754,9 @@ def test_four_mib_body_parses() -> None:
     text = "lorem ipsum dolor sit amet [x] {y} " * (4 * 1024 * 1024 // 35)
     raw = msgs({"role": "system", "content": "s"}, {"role": "user", "content": text})
     assert len(raw) >= 4 * 1024 * 1024
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: the work, not the other processes' turns
     request = parse_chat_request(raw)
-    assert time.perf_counter() - started < 1.0
+    assert time.process_time() - started < 1.0
     assert request.messages[1]["content"] == text
 
 
