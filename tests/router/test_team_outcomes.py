@@ -450,3 +450,19 @@ def test_retraining_into_a_router_with_its_own_profiles_is_refused(tmp_path: Pat
     assert result.exit_code == 1 and result.output.startswith("error: ")
     assert "profile(s) team were calibrated for it" in result.output
     assert (cand / "model.npz").read_bytes() == before
+
+
+def test_answers_of_the_strong_model_only_name_the_models_and_the_way_out(
+    tmp_path: Path,
+) -> None:
+    """An answers map without the cheap model: no verifier can be trained; the error said
+    only "need at least 10 answers of models below the strongest tier"."""
+    rows = [{**r, "answers": {"acme-large": "Sure."}} for r in team_rows(300)]
+    _, result = train(tmp_path, write(tmp_path / "a.jsonl", rows))
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert "found 0 (answers given by: acme-large; below the strongest tier: acme-mini" in (
+        result.output
+    )
+    assert "--no-verifier" in result.output
+    _, result = train(tmp_path, write(tmp_path / "b.jsonl", rows), "--no-verifier")
+    assert result.exit_code == 0 and "verifier: no" in result.output

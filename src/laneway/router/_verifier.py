@@ -138,6 +138,7 @@ def verifier_examples(
             f"need at least 10 answers (of positive weight) of models below the strongest "
             f"tier, with their outcomes, to train a verifier; found {len(feats)} (answers "
             f"given by: {named or 'none'}; below the strongest tier: "
-            f"{', '.join(sorted(cheap)[:5]) or 'none'}{' …' if len(cheap) > 5 else ''})"
+            f"{', '.join(sorted(cheap)[:5]) or 'none'}{' …' if len(cheap) > 5 else ''}; "
+            "or train without one: --no-verifier)"
         )
     return np.stack(feats), np.array(targets), np.array(weights), tasks
