@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from laneway.testing import FakeOpenAI, RunningGateway
+from tests._quiet_gc import session_heap_frozen
 from tests.e2e.conftest import GatewayFactory, openai_deployment
 
 HI = [{"role": "user", "content": "hi"}]
@@ -149,7 +150,6 @@ def test_checking_a_large_body_does_not_stall_other_requests(gw: RunningGateway,
     """The checks of a large body (here 128 tool schemas of 100 patterns each) run off
     the event loop: the worker keeps answering other requests meanwhile (they waited
     for the whole check before). /responses: a request relayed to the Responses API."""
-    import gc
     import threading
 
     tools = _pattern_tools(128, 100)
@@ -172,23 +172,17 @@ def test_checking_a_large_body_does_not_stall_other_requests(gw: RunningGateway,
                 waits.append(time.monotonic() - started)
                 time.sleep(0.005)
 
-    # The gateway shares this process with the whole test session: a full garbage
-    # collection of the session's objects (hundreds of ms late in a full run) would stall
-    # the loop whatever the gateway does; a gateway's own process has no such heap.
-    gc.collect()
-    gc.freeze()
-    try:
+    with session_heap_frozen():  # a full collection of the session's heap is no stall of ours
         pinger = threading.Thread(target=ping)
         pinger.start()
-        time.sleep(0.1)
-        started = time.monotonic()
-        response = httpx.post(gw.base_url + path, json=body, timeout=60)
-        took = time.monotonic() - started
-        done.set()
-        pinger.join()
-    finally:
-        done.set()
-        gc.unfreeze()
+        try:
+            time.sleep(0.1)
+            started = time.monotonic()
+            response = httpx.post(gw.base_url + path, json=body, timeout=60)
+            took = time.monotonic() - started
+        finally:
+            done.set()
+            pinger.join()
     assert response.status_code != 500, response.text  # checked (then context, upstream...)
     assert took > 0.3, took  # the check is long enough to measure against
     assert max(waits) < took / 3, (max(waits), took)

@@ -4,6 +4,7 @@ upstream call; a hostile ``pattern`` never stalls the event loop."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import time
@@ -16,6 +17,7 @@ import pytest
 from openai import OpenAI
 
 from laneway.testing import FakeOpenAI, FakeReply, FakeTurn, RunningGateway
+from tests._quiet_gc import session_heap_frozen
 from tests.e2e.conftest import GatewayFactory
 
 
@@ -183,6 +185,7 @@ class _Probe:
         self.latencies: list[float] = []
         self._done = threading.Event()
         self._thread = threading.Thread(target=self._run)
+        self._frozen = contextlib.ExitStack()
 
     def _run(self) -> None:
         with httpx.Client(timeout=30) as client:
@@ -193,6 +196,8 @@ class _Probe:
                 time.sleep(0.01)
 
     def __enter__(self) -> _Probe:
+        # a full collection of the session's heap would be no stall of the gateway's
+        self._frozen.enter_context(session_heap_frozen())
         self._thread.start()
         while not self.latencies:  # the first answer: the client is set up
             time.sleep(0.01)
@@ -201,6 +206,7 @@ class _Probe:
     def __exit__(self, *exc: object) -> None:
         self._done.set()
         self._thread.join()
+        self._frozen.close()
 
 
 HOSTILE = "a" * 28 + "!"  # ^(a+)+$ on this text: ~35 s of backtracking in Python's re

@@ -13,6 +13,7 @@ from laneway.errors import InvalidOutput, InvalidRequest
 from laneway.governance import ClientSchema, SchemaCheckedModel, _schema
 from laneway.governance._schema import MAX_ANSWER_CHARS, MAX_EXPANDED, MAX_SUBSCHEMAS
 from laneway.providers import ChatRequest, ChatResult
+from tests._quiet_gc import session_heap_frozen
 
 WHERE = "response_format.json_schema.schema"
 
@@ -170,9 +171,9 @@ def test_catastrophic_patterns_run_in_linear_time(pattern: str, text: str) -> No
     ]
     answers = [f'"{text}"', f'{{"{text}": "x"}}', f'{{"{text}": 1}}', f'{{"{text}": 1}}',
                f'{{"{text}": 1}}']  # fmt: skip
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: the work, not the other processes' turns
     results = [check(s, a) for s, a in zip(schemas, answers, strict=True)]
-    assert time.perf_counter() - started < 0.5  # Python's re: minutes to years
+    assert time.process_time() - started < 0.5  # Python's re: minutes to years
     assert results[0] is not None and "pattern" in results[0]
     assert results[1] is None  # the key does not match: no constraint applies
     assert results[2] is not None and results[3] is not None and results[4] is not None
@@ -214,9 +215,9 @@ def test_references_that_multiply_are_refused_before_they_can_stall_a_check() ->
     for i in range(1, 25):  # each level refers twice to the one below: 2**24 evaluations
         below = {"$ref": f"#/$defs/l{i - 1}"}
         defs[f"l{i}"] = {"anyOf": [below, {"allOf": [below]}]}
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: the work, not the other processes' turns
     message = refused({"$defs": defs, "$ref": "#/$defs/l24"})
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
     assert f"more than {MAX_EXPANDED} subschemas" in message
 
 
@@ -272,7 +273,8 @@ def test_a_costly_check_leaves_the_event_loop_free(monkeypatch: pytest.MonkeyPat
         await ticker
         return problem, max(gaps)
 
-    problem, worst = asyncio.run(run())
+    with session_heap_frozen():  # a full collection of the session's heap is no stall of ours
+        problem, worst = asyncio.run(run())
     assert problem == "the answer does not match the schema at n: type failed"
     assert worst < 0.1, worst
 
@@ -309,10 +311,10 @@ def test_schema_checked_model_retries_then_fails_with_a_linear_time_check() -> N
     inner = _Scripted(f'"{"a" * 40}!"', f'"{"a" * 40}!"')
     model = SchemaCheckedModel(inner, schema)  # type: ignore[arg-type]
     request = ChatRequest(model="m", messages=({"role": "user", "content": "x"},))
-    started = time.perf_counter()
+    started = time.process_time()  # CPU time: the work, not the other processes' turns
     with pytest.raises(InvalidOutput, match="pattern failed"):
         asyncio.run(model.complete(request))
-    assert time.perf_counter() - started < 0.5
+    assert time.process_time() - started < 0.5
     assert inner.calls == 2
     ok = _Scripted('"aaa"')
     assert asyncio.run(SchemaCheckedModel(ok, schema).complete(request)).content == '"aaa"'  # type: ignore[arg-type]
