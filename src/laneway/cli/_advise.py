@@ -22,10 +22,34 @@ if TYPE_CHECKING:
 __all__ = ["advise_command", "register", "tco_command"]
 
 
+#: The names ``--set`` takes, grouped as ``default_assumptions`` lists them: spelled out
+#: because the advisor loads inside the commands only (a test keeps them equal).
+_ASSUMPTIONS_EPILOG = """\b
+Assumptions --set can override (--json prints each value and its source):
+  GPU        gpu, gpu_hourly_usd, gpu_memory_gb, throughput_tps_per_gpu
+  serving    days_per_month, precision_bytes, kv_cache_bytes_per_token,
+             gpu_memory_usable_fraction, max_gpu_utilisation, input_token_weight,
+             time_in_system_s
+  ops        ml_engineer_usd_per_year, ops_fte_share, update_cycle_usd,
+             update_cycles_per_year, infra_overhead_multiplier, work_hours_per_year
+  fine-tune  lora_gpu_hours, lora_data_prep_hours, lora_reeval_hours
+  decision   closed_api_below_tokens_per_month, vpc_latency_saving_ms_low,
+             vpc_latency_saving_ms_high"""
+_SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="NAME=VALUE",
+        help="Override an assumption (repeatable), e.g. gpu_hourly_usd=2.1; the names are "
+        "listed below.",
+    ),
+]
+
+
 def register(app: typer.Typer) -> None:
     """Add ``advise`` and ``tco`` to ``app``."""
-    app.command("advise")(advise_command)
-    app.command("tco")(tco_command)
+    app.command("advise", epilog=_ASSUMPTIONS_EPILOG)(advise_command)
+    app.command("tco", epilog=_ASSUMPTIONS_EPILOG)(tco_command)
 
 
 def _fail(message: str, code: int = 1) -> typer.Exit:
@@ -204,6 +228,25 @@ def _since(since: str) -> Any:
         raise _fail(f"--since: {exc.message}", 2) from None
 
 
+def _source_options(
+    workload: Path | None, from_ledger: bool, ops: str | None, since: str | None
+) -> tuple[str, Any]:
+    """Where the workload comes from: a file, or the ledger with ``--ops`` (default none)
+    and ``--since`` (default 30d), which a file gives itself (they would be ignored)."""
+    if (workload is None) == (not from_ledger):
+        raise _fail("give a workload file or --from-ledger (one of them)", 2)
+    if workload is not None and (ops is not None or since is not None):
+        raise _fail(
+            "--ops and --since go with --from-ledger; a workload file gives its own "
+            "ops_capacity and volumes",
+            2,
+        )
+    ops = ops or "none"
+    if ops not in ("none", "partial", "full"):
+        raise _fail(f"--ops: {ops!r} is not one of none, partial, full", 2)
+    return ops, _since(since or "30d") if from_ledger else None
+
+
 def _checked_overrides(gpu: str, values: list[str]) -> dict[str, str]:
     """``--set`` checked against the assumptions before any work: an unknown GPU is a name
     that does not exist (exit 1), a value that cannot be its assumption's exits 2."""
@@ -267,11 +310,13 @@ def advise_command(
         bool, typer.Option("--from-ledger", help="Build the profile from the ledger's API traffic.")
     ] = False,
     since: Annotated[
-        str, typer.Option(help="Ledger window: 30d, 24h, an ISO date, or 'all'.")
-    ] = "30d",
+        str | None,
+        typer.Option(help="With --from-ledger: window 30d (default), 24h, an ISO date, or 'all'."),
+    ] = None,
     ops: Annotated[
-        str, typer.Option(help="With --from-ledger: MLOps capacity none|partial|full.")
-    ] = "none",
+        str | None,
+        typer.Option(help="With --from-ledger: MLOps capacity none (default), partial or full."),
+    ] = None,
     database: DatabaseOption = None,
     config: Annotated[
         Path | None,
@@ -286,10 +331,7 @@ def advise_command(
             help="Recompute the worked figures of the five source articles and say which hold.",
         ),
     ] = False,
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override an assumption: NAME=VALUE (repeatable)."),
-    ] = None,
+    set_: _SetOption = None,
     gpu: Annotated[str, typer.Option(help="GPU type: h100, h200, a100, b200, l40s.")] = "h100",
     as_json: Annotated[
         bool, typer.Option("--json", help="Print the documented JSON schema.")
@@ -313,13 +355,11 @@ def advise_command(
     from laneway.advisor import load_workload, seed_checks
 
     if seed_check:
+        if workload is not None or from_ledger:
+            raise _fail("--seed-check takes no workload file and no --from-ledger", 2)
         _print_checks(seed_checks(), as_json)
         return
-    if (workload is None) == (not from_ledger):
-        raise _fail("give a workload file or --from-ledger (one of them)", 2)
-    if ops not in ("none", "partial", "full"):
-        raise _fail(f"--ops: {ops!r} is not one of none, partial, full", 2)
-    start = _since(since) if from_ledger else None
+    ops, start = _source_options(workload, from_ledger, ops, since)
     overrides = _checked_overrides(gpu, set_ or [])
     if out is not None:
         _check_out(out)
@@ -340,14 +380,22 @@ def advise_command(
 
 
 def tco_command(
-    tokens_per_day: Annotated[float, typer.Option(help="Total tokens per day.", min=0)],
+    tokens_per_day: Annotated[
+        float, typer.Option(help="Tokens per day, input and output, e.g. 2e9.", min=0)
+    ],
     model: Annotated[
         str, typer.Option(help="Catalog model id (open weights, with total and active parameters).")
     ],
     gpu: Annotated[str, typer.Option(help="GPU type: h100, h200, a100, b200, l40s.")] = "h100",
-    gpu_hourly: Annotated[float | None, typer.Option(help="USD per GPU-hour.")] = None,
+    gpu_hourly: Annotated[
+        float | None,
+        typer.Option(
+            help="USD per GPU-hour (default: the GPU's price in gpus.yaml; --json shows it)."
+        ),
+    ] = None,
     throughput: Annotated[
-        float | None, typer.Option(help="Measured output tokens/s per GPU.")
+        float | None,
+        typer.Option(help="Measured output tokens/s per GPU (default: a table by active params)."),
     ] = None,
     output_share: Annotated[
         float, typer.Option(help="Share of tokens that are output.", min=0, max=1)
@@ -355,12 +403,18 @@ def tco_command(
     peak_to_mean: Annotated[
         float, typer.Option(help="Busiest hour over the mean hour.", min=1)
     ] = 1.0,
-    set_: Annotated[
-        list[str] | None, typer.Option("--set", help="Override an assumption: NAME=VALUE.")
-    ] = None,
+    set_: _SetOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
 ) -> None:
-    """A quick self-hosting sum: GPUs, utilisation and monthly cost for one model at a volume."""
+    """A quick self-hosting sum for one open-weight model at a volume: GPUs, utilisation,
+    monthly cost, and per million output tokens the GPU rent alone and the total.
+
+    Exit 0 the sum printed; 1 a model or GPU that cannot be used; 2 a wrong command line.
+
+    Example (Digital Applied's 8xH100 node at $18/hour):
+
+    \b
+      laneway tco --tokens-per-day 2e9 --model nemotron-3-super-120b --gpu-hourly 2.25"""
     from laneway.advisor import Load, default_assumptions, model_size, self_hosted_monthly
     from laneway.catalog import default_catalog
 
@@ -388,28 +442,15 @@ def tco_command(
         cost = self_hosted_monthly(load, size, a)
         if cost is None or cost.sizing is None:
             raise _fail(f"no price for {gpu}: pass --gpu-hourly")
-        data = _tco_json(info.id, cost, a, total)
+        data = _tco_json(info.id, cost, a, load)
     except LanewayError as exc:
         raise _error(exc) from None
     except DecimalException:
         raise _fail(_TOO_LARGE) from None
     if as_json:
         typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
-        return
-    m = data["monthly_usd"]
-    s = cost.sizing
-    per_m = data["usd_per_million_tokens"]
-    usd = {k: _money(v) for k, v in m.items()}
-    per = (
-        "n/a per M tokens at 0 tokens/day" if per_m is None else f"${Decimal(per_m):,.4f}/M tokens"
-    )
-    typer.echo(
-        f"{info.id} on {s.gpus} × {data['gpu']} ({s.replicas} replica(s) of "
-        f"{s.gpus_per_replica}, utilisation {s.utilisation:.0%}): {usd['total']}/month = GPU "
-        f"rent {usd['gpu_rent']} + overhead {usd['infra_overhead']} + ops staff "
-        f"{usd['ops_staff']} + model updates {usd['model_updates']} "
-        f"({data['multiple_of_gpu_rent']}x GPU rent; {per})"
-    )
+    else:
+        typer.echo(_tco_text(data))
 
 
 def _option_overrides(a: Any, gpu_hourly: float | None, throughput: float | None) -> Any:
@@ -443,14 +484,23 @@ def _tco_number(option: str, value: float, high: Decimal) -> Decimal:
     return number
 
 
-def _tco_json(model_id: str, cost: Any, a: Any, total: Any) -> dict[str, Any]:
-    """The `laneway tco --json` document (money as decimal strings)."""
+def _per_million(usd: Decimal, tokens_per_day: Decimal, days: Decimal) -> str | None:
+    """Monthly ``usd`` per million of ``tokens_per_day`` (``None`` at no tokens)."""
+    return f"{usd / (tokens_per_day * days) * 1_000_000:.4f}" if tokens_per_day else None
+
+
+def _tco_json(model_id: str, cost: Any, a: Any, load: Any) -> dict[str, Any]:
+    """The `laneway tco --json` document (money as decimal strings). Per million output
+    tokens as well as per million tokens: Digital Applied prices a node's rent per million
+    output tokens ('$0.50 to $1.00 per million output tokens'), rent alone."""
     s = cost.sizing
-    per_m = cost.total / (total * a.number("days_per_month")) * 1_000_000 if total else None
+    days = a.number("days_per_month")
+    total, out = load.tokens_per_day, load.output_tokens_per_day
     data: dict[str, Any] = {
         "model": model_id,
         "gpu": a.text("gpu"),
         "gpus": s.gpus,
+        "sizing": {"replicas": s.replicas, "gpus_per_replica": s.gpus_per_replica},
         "utilisation": f"{s.utilisation:.4f}",
         "monthly_usd": {
             "gpu_rent": f"{cost.gpu_rent:.2f}",
@@ -460,7 +510,43 @@ def _tco_json(model_id: str, cost: Any, a: Any, total: Any) -> dict[str, Any]:
             "total": f"{cost.total:.2f}",
         },
         "multiple_of_gpu_rent": f"{cost.multiple_of_gpu_rent:.2f}",
-        "usd_per_million_tokens": None if per_m is None else f"{per_m:.4f}",
+        "usd_per_million_tokens": _per_million(cost.total, total, days),
+        "usd_per_million_output_tokens": _per_million(cost.total, out, days),
+        "gpu_rent_usd_per_million_output_tokens": _per_million(cost.gpu_rent, out, days),
         "assumptions": [{"name": x.name, "value": str(x.value), "source": x.source} for x in a],
     }
     return data
+
+
+def _per_m_text(value: str | None) -> str:
+    amount = Decimal(value) if value is not None else None
+    if amount is None:
+        return "n/a"
+    return f"${amount:,.2f}" if amount >= Decimal("0.1") else f"${amount:.4f}"
+
+
+def _tco_text(data: dict[str, Any]) -> str:
+    """``laneway tco`` without ``--json``: the sum, then the cost per million tokens."""
+    usd = {k: _money(v) for k, v in data["monthly_usd"].items()}
+    rent_out = _per_m_text(data["gpu_rent_usd_per_million_output_tokens"])
+    total_out = _per_m_text(data["usd_per_million_output_tokens"])
+    total_all = _per_m_text(data["usd_per_million_tokens"])
+    if data["usd_per_million_tokens"] is None:
+        per = "per million tokens: n/a at 0 tokens/day"
+    elif data["usd_per_million_output_tokens"] is None:
+        per = f"per million tokens: total {total_all} (no output tokens: --output-share 0)"
+    else:
+        per = (
+            f"per million output tokens: GPU rent {rent_out}, total {total_out}; "
+            f"per million tokens (input and output): total {total_all}"
+        )
+    s = data["sizing"]
+    replicas = "1 replica" if s["replicas"] == 1 else f"{s['replicas']} replicas"
+    return (
+        f"{data['model']} on {data['gpus']} × {data['gpu']} ({replicas} of "
+        f"{s['gpus_per_replica']}, utilisation {Decimal(data['utilisation']):.0%}): "
+        f"{usd['total']}/month\n"
+        f"  = GPU rent {usd['gpu_rent']} + overhead {usd['infra_overhead']} + ops staff "
+        f"{usd['ops_staff']} + model updates {usd['model_updates']} "
+        f"({data['multiple_of_gpu_rent']}x GPU rent)\n  {per}"
+    )
