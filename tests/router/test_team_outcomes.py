@@ -397,9 +397,6 @@ def test_a_prompt_checked_several_times_counts_once_in_the_intervals(
     assert _versus(single.output) and _versus(tripled.output) == _versus(single.output)
     # Resampled row by row (the old way), the copies narrow every interval.
     monkeypatch.setattr("laneway.router._promote.prompt_groups", lambda rows: np.arange(len(rows)))
-    monkeypatch.setattr(
-        "laneway.router._cascade_check.prompt_groups", lambda rows: np.arange(len(rows))
-    )
     narrow = invoke(*args, str(tmp_path / "thrice.jsonl"))
     assert _versus(narrow.output) != _versus(single.output)
 

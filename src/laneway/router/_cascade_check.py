@@ -20,14 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from laneway.errors import InvalidRequest
-from laneway.router._metrics import pair_metrics
-from laneway.router._promote import (
-    HeldOutCheck,
-    _check_comparable,
-    _paired,
-    gain_scores,
-    prompt_groups,
-)
+from laneway.router._promote import HeldOutCheck, _check_comparable, compare, gain_scores
 from laneway.router._scorer import Scorer
 from laneway.router._training import targets_for
 
@@ -81,15 +74,4 @@ def cascade_check(
         "gain": gain_scores(scorer, kept),
         "length": np.array([r["conversation"].total_chars for r in kept], dtype=np.float64),
     }
-    metrics = {name: pair_metrics(s, strong, weak) for name, s in scores.items()}
-    groups = prompt_groups(kept)  # a prompt's answers are resampled together
-    versus = {
-        f"verifier - {name}": _paired(scores["verifier"], s, strong, weak, rounds, groups)
-        for name, s in scores.items()
-        if name != "verifier"
-    }
-    means = (float(np.mean(weak)), float(np.mean(strong)))
-    differing = int(np.sum(weak != strong))
-    return HeldOutCheck(
-        len(pairs), (cheap, top), metrics, versus, means, differing, "cascade, held-out answers"
-    )
+    return compare(scores, kept, strong, weak, (cheap, top), rounds, "cascade, held-out answers")

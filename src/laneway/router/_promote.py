@@ -33,6 +33,7 @@ __all__ = [
     "DEFAULT_HOLDOUT_MODULUS",
     "MIN_DIFFERING_ROWS",
     "HeldOutCheck",
+    "compare",
     "gain_scores",
     "held_out",
     "held_out_check",
@@ -158,16 +159,31 @@ def held_out_check(
     if active is not None:
         scores["active"] = gain_scores(active, kept)
     scores["length"] = np.array([r["conversation"].total_chars for r in kept], dtype=np.float64)
-    metrics = {name: pair_metrics(s, strong, weak) for name, s in scores.items()}
-    groups = prompt_groups(kept)
+    return compare(scores, kept, strong, weak, (tiers[0], tiers[-1]), rounds)
+
+
+def compare(
+    scores: Mapping[str, FloatArray],
+    rows: Sequence[Mapping[str, Any]],
+    strong: FloatArray,
+    weak: FloatArray,
+    pair: tuple[str, str],
+    rounds: int,
+    label: str = "held-out rows",
+) -> HeldOutCheck:
+    """APGR of each ordering in ``scores`` (the first is the one checked) on ``rows``,
+    and the first minus each other, paired, a prompt's rows resampled together."""
+    first = next(iter(scores))
+    groups = prompt_groups(rows)
     versus = {
-        f"candidate - {name}": _paired(scores["candidate"], s, strong, weak, rounds, groups)
+        f"{first} - {name}": _paired(scores[first], s, strong, weak, rounds, groups)
         for name, s in scores.items()
-        if name != "candidate"
+        if name != first
     }
+    metrics = {name: pair_metrics(s, strong, weak) for name, s in scores.items()}
     means = (float(np.mean(weak)), float(np.mean(strong)))
     differing = int(np.sum(weak != strong))
-    return HeldOutCheck(len(kept), (tiers[0], tiers[-1]), metrics, versus, means, differing)
+    return HeldOutCheck(len(rows), pair, metrics, versus, means, differing, label)
 
 
 def _mapping(scorer: Scorer) -> str:
