@@ -183,7 +183,7 @@ _ModelsOpt = Annotated[
     str,
     typer.Option(
         help="Candidates, comma separated: deployment or model names from the config, "
-        "tier:NAME or auto. Ignored with --resume (the run's own are used)."
+        "tier:NAME or auto. With --resume, the run's own (others are an error)."
     ),
 ]
 
@@ -193,7 +193,8 @@ _RepeatsOpt = Annotated[
         min=1,
         max=100,
         help="Times each case is asked of each candidate, 1-100; 2 or more measures "
-        "consistency (pass^k, agreement). Ignored with --resume.",
+        "consistency (pass^k, agreement). With --resume, the run's own (another is an "
+        "error).",
     ),
 ]
 
@@ -346,7 +347,7 @@ def run_command(
     try:
         with errors():
             record = RunRecord(engine, the_id)
-            models, repeats, stored = _run_plan(record, suite, resume, models, repeats)
+            models, repeats, stored = _run_plan(ctx, record, suite, resume)
             run = _merged(
                 ctx,
                 stored,
@@ -376,18 +377,39 @@ def run_command(
         engine.dispose()
 
 
+def _given(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name == "COMMANDLINE"
+
+
 def _run_plan(
-    record: RunRecord, suite: Suite, resume: str | None, models: str, repeats: int
+    ctx: typer.Context, record: RunRecord, suite: Suite, resume: str | None
 ) -> tuple[str, int, dict[str, Any]]:
     """The models, repeats and stored options of the run being resumed (its suite must be
-    the same version), else those given and none; a new run's id must be free."""
-    from laneway.evals import run_exists_message
+    the same version; --models and --repeats, when given, its own: they used to be
+    ignored without a word), else those given and none; a new run's id must be free."""
+    from laneway.evals import candidates_from, run_exists_message
 
+    models: str = ctx.params["models"]
+    repeats: int = ctx.params["repeats"]
     if resume is not None:
         info = record.info()
         if info.suite_digest != suite.digest:
             raise fail(f"run {resume} used a different version of the suite")
-        return ",".join(info.models), info.repeats, info.config
+        run_models = ",".join(info.models)
+        if _given(ctx, "models") and set(candidates_from(models)) != set(info.models):
+            raise fail(
+                f"run {resume} has candidates {run_models}, not {models}: a resumed run "
+                "keeps its candidates (start a new run for others)",
+                2,
+            )
+        if _given(ctx, "repeats") and repeats != info.repeats:
+            raise fail(
+                f"run {resume} has {info.repeats} repeats, not {repeats}: a resumed run "
+                "keeps its repeats (start a new run for others)",
+                2,
+            )
+        return run_models, info.repeats, info.config
     if record.exists():
         raise fail(run_exists_message(record.run_id))
     return models, repeats, {}
