@@ -463,3 +463,18 @@ def test_answers_of_the_strong_model_only_name_the_models_and_the_way_out(
     assert "--no-verifier" in result.output
     _, result = train(tmp_path, write(tmp_path / "b.jsonl", rows), "--no-verifier")
     assert result.exit_code == 0 and "verifier: no" in result.output
+
+
+def test_a_task_name_no_request_can_carry_is_an_error(tmp_path: Path) -> None:
+    """Rows with task "Customer Support": the router learned offsets under a name the
+    gateway refuses in x-laneway-task / metadata.laneway_task (400), so they could never
+    be used, and nothing said so."""
+    rows = team_rows(300)
+    rows[4]["task"] = "Customer Support"
+    data = write(tmp_path / "a.jsonl", rows)
+    _, result = train(tmp_path, data)
+    assert result.exit_code == 1 and result.output.count("\n") == 1
+    assert f"{data}:5: 'task' 'Customer Support' must be 1-64 letters" in result.output
+    rows[4]["task"] = "support/eu-west:v2.1"
+    _, result = train(tmp_path, write(tmp_path / "b.jsonl", rows))
+    assert result.exit_code == 0, result.output

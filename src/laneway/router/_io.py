@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, TextIO
@@ -18,6 +19,7 @@ from laneway.router._conversation import (
 
 __all__ = [
     "MAX_LINE_CHARS",
+    "TASK_NAME",
     "conversation_of",
     "iter_jsonl",
     "open_text",
@@ -82,15 +84,6 @@ def conversation_of(record: Any) -> Conversation:
     raise InvalidRequest("line has no 'prompt', 'question' or 'messages'")
 
 
-def _optional_str(record: Mapping[str, Any], key: str) -> str | None:
-    value = record.get(key)
-    if value is None:
-        return None
-    if not isinstance(value, str) or not value:
-        raise InvalidRequest(f"'{key}' must be a non-empty string")
-    return value
-
-
 def _answers(record: Mapping[str, Any]) -> dict[str, str]:
     answers = record.get("answers")
     if answers is None:
@@ -98,6 +91,25 @@ def _answers(record: Mapping[str, Any]) -> dict[str, str]:
     if not isinstance(answers, Mapping):
         raise InvalidRequest("'answers' must map models to answer texts")
     return {str(k): v for k, v in answers.items() if isinstance(v, str)}
+
+
+# The names a request can carry (x-laneway-task, metadata.laneway_task: the gateway
+# refuses others with 400). A task learned under another name ("Customer Support")
+# could never be selected: its per-task effects would be silently unused.
+TASK_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}")
+
+
+def _task(record: Mapping[str, Any]) -> str | None:
+    task = record.get("task")
+    if task is None:
+        return None
+    if not isinstance(task, str) or TASK_NAME.fullmatch(task) is None:
+        raise InvalidRequest(
+            f"'task' {task!r} must be 1-64 letters, digits or _ . : / - starting with a "
+            "letter or digit (the names a request can carry in x-laneway-task or "
+            "metadata.laneway_task)"
+        )
+    return task
 
 
 def outcome_row(record: Any) -> dict[str, Any]:
@@ -119,7 +131,7 @@ def outcome_row(record: Any) -> dict[str, Any]:
         "id": record.get("id"),
         "conversation": conv,
         "outcomes": scores,
-        "task": _optional_str(record, "task"),
+        "task": _task(record),
         "answers": _answers(record),
         "weight": weight,
     }
