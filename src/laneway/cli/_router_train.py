@@ -257,14 +257,14 @@ def promote_command(
         typer.Option(
             "--data",
             help="The team's outcome rows (JSONL, .gz ok; repeatable): the rows the candidate "
-            "held out and any it never saw (a half kept aside); rows whose prompt it was "
-            "trained on are left out.",
+            "held out and any it never saw (a half kept aside); rows whose prompt it (or "
+            "the active router) was trained on are left out.",
         ),
     ],
     rounds: Annotated[int, typer.Option(min=50, help="Bootstrap rounds.")] = 300,
 ) -> None:
     """Make a trained router the active one, if it is not worse than the active
-    router and than prompt length on outcomes it was not trained on."""
+    router and than prompt length on outcomes neither was trained on."""
     from laneway.router import held_out_check, install_router, load_router
 
     try:
