@@ -27,11 +27,12 @@ def metrics_table(metrics: list[ModelMetrics], title: str) -> Table:
     few = [
         m for m in metrics if m.latency_p95_ms is not None and m.latency_samples < MIN_P95_SAMPLES
     ]
-    caption = (
-        f"* p95 over fewer than {MIN_P95_SAMPLES} calls: not a reliable tail estimate"
-        if few
-        else None
-    )
+    notes = []
+    if few:
+        notes.append(f"* p95 over fewer than {MIN_P95_SAMPLES} calls: not a reliable tail estimate")
+    if any(m.cost_failed_unknown and m.cost_per_case_usd is not None for m in metrics):
+        notes.append("+ $/case over the calls with a known cost: failed calls have none")
+    caption = "\n".join(notes) or None
 
     from rich.table import Table
 
@@ -73,10 +74,16 @@ def metrics_table(metrics: list[ModelMetrics], title: str) -> Table:
             ms(m.latency_p95_ms) + ("*" if m in few else ""),
             ms(m.ttft_p50_ms),
             ms(m.tokens_per_case),
-            "unknown" if m.cost_per_case_usd is None else f"{m.cost_per_case_usd:.6f}",
+            _cost(m),
             "–" if m.monthly_cost_usd is None else str(m.monthly_cost_usd),
         )
     return table
+
+
+def _cost(m: ModelMetrics) -> str:
+    if m.cost_per_case_usd is None:
+        return "unknown"
+    return f"{m.cost_per_case_usd:.6f}" + ("+" if m.cost_failed_unknown else "")
 
 
 def finish_run(

@@ -13,7 +13,10 @@
   out, it would make a failing model look fast); ``latency_samples`` says how many, and a
   p95 over fewer than :data:`MIN_P95_SAMPLES` is flagged. TTFT over answered calls.
 * tokens and cost per attempt, and the projected monthly cost at ``tokens_per_day``
-  (cost per token x tokens x 30).
+  (cost per token x tokens x 30). The gateway reports no cost for a failed call: such
+  calls are left out of the cost per attempt (``cost_failed_unknown`` counts them); an
+  answered call of unknown price makes the cost unknown. One failed call used to make
+  the cost of the whole model unknown.
 """
 
 from __future__ import annotations
@@ -57,7 +60,9 @@ class _Acc:
     tokens: int = 0
     token_rows: int = 0
     cost: Decimal = Decimal(0)
+    cost_rows: int = 0
     cost_unknown: int = 0
+    cost_failed_unknown: int = 0
     per_case: dict[str, list[bool]] = field(default_factory=dict)
     answers: dict[str, list[str]] = field(default_factory=dict)
 
@@ -84,6 +89,7 @@ class ModelMetrics:
     tokens_per_case: float | None
     cost_per_case_usd: Decimal | None
     monthly_cost_usd: Decimal | None
+    cost_failed_unknown: int = 0  # failed calls of unknown cost, left out of the cost
 
 
 def _kind_ok(checks: Sequence[Mapping[str, Any]], kind: str) -> bool | None:
@@ -116,10 +122,13 @@ def _add(acc: _Acc, row: ResultRow, wants_format: bool, wants_instr: bool) -> No
     if row.prompt_tokens is not None or row.completion_tokens is not None:
         acc.tokens += (row.prompt_tokens or 0) + (row.completion_tokens or 0)
         acc.token_rows += 1
-    if row.cost_usd is None:
-        acc.cost_unknown += 1
-    else:
+    if row.cost_usd is not None:
         acc.cost += row.cost_usd
+        acc.cost_rows += 1
+    elif row.error_code is not None and not harness:
+        acc.cost_failed_unknown += 1
+    else:
+        acc.cost_unknown += 1
 
 
 def _finish(model: str, tag: str | None, acc: _Acc, tokens_per_day: int | None) -> ModelMetrics:
@@ -132,8 +141,8 @@ def _finish(model: str, tag: str | None, acc: _Acc, tokens_per_day: int | None) 
         if vals:
             hat[k] = sum(vals) / len(vals)
     agree = [agreement(answers) for answers in acc.answers.values() if len(answers) > 1]
-    cost_known = acc.cost_unknown == 0 and acc.attempts > 0
-    cost_per = acc.cost / acc.attempts if cost_known else None
+    cost_known = acc.cost_unknown == 0 and acc.cost_rows > 0
+    cost_per = acc.cost / acc.cost_rows if cost_known else None
     monthly = None
     if cost_known and tokens_per_day and acc.tokens:
         monthly = (acc.cost / acc.tokens * tokens_per_day * 30).quantize(Decimal("0.01"))
@@ -158,6 +167,7 @@ def _finish(model: str, tag: str | None, acc: _Acc, tokens_per_day: int | None) 
         tokens_per_case=acc.tokens / acc.token_rows if acc.token_rows else None,
         cost_per_case_usd=cost_per,
         monthly_cost_usd=monthly,
+        cost_failed_unknown=acc.cost_failed_unknown,
     )
 
 
