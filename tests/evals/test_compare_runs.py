@@ -89,7 +89,7 @@ def test_a_tiny_p_is_printed_below_a_bound(tmp_path: Path) -> None:
         ],
     )
     assert out.exit_code == 1
-    assert "p = < 1e-4" in out.output
+    assert "sign-test over cases: p < 1e-4 (alpha 0.05)" in out.output  # was "p = < 1e-4"
     assert "p = 0 " not in out.output and "p = 0.0 " not in out.output
 
 

@@ -157,8 +157,10 @@ def print_comparison(result: Comparison) -> None:
         typer.echo(f"left out: {', '.join(left_out)} cases")
     if result.dropped_checks:
         typer.echo(f"checks in one run only, left out: {', '.join(result.dropped_checks)}")
+    shown = format_p(t.p_value)
+    p_text = f"p {shown}" if shown.startswith("<") else f"p = {shown}"  # not "p = < 1e-4"
     typer.echo(
-        f"{t.method} over cases: p = {format_p(t.p_value)} (alpha {result.alpha}); "
+        f"{t.method} over cases: {p_text} (alpha {result.alpha}); "
         f"B worse on {t.worse}, better on {t.better}"
     )
     for reg in result.regressions:
