@@ -14,7 +14,8 @@ judge_preference    exact sign test of the judge's wins against   significantly 
                     losses, recent answers vs the pinned          losses than wins
                     reference (baseline) answers
 latency             Mann-Whitney U, failed calls included         significant and the
-                                                                  median 20% slower
+                                                                  median 20% and 25 ms
+                                                                  slower
 output_length       Mann-Whitney U on completion tokens           significant, either way
 refusal_rate        Fisher's exact test                           significantly higher
 error_rate          Fisher's exact test                           significantly higher
@@ -54,6 +55,10 @@ _REFUSAL = re.compile(
     re.IGNORECASE,
 )
 _SLOWER = 1.2
+# A median this much slower at least: a few milliseconds are the measuring machine's own
+# noise (a canary against a 3 ms upstream on a busy machine read 3 -> 8 ms, p = 0.004),
+# never a provider's drift.
+_SLOWER_MS = 25.0
 
 
 def is_refusal(text: str | None, finish_reason: str | None = None) -> bool:
@@ -173,7 +178,7 @@ def _two_sample(base: DriftSample, recent: DriftSample) -> list[_Pending]:
         test = mann_whitney(base.latency_ms, recent.latency_ms)
         b50 = percentile(base.latency_ms, 50) or 0.0
         r50 = percentile(recent.latency_ms, 50) or 0.0
-        slower = r50 > _SLOWER * b50
+        slower = r50 > _SLOWER * b50 and r50 - b50 >= _SLOWER_MS
         out.append(
             _Pending("latency", test, _median(base.latency_ms), _median(recent.latency_ms), slower)
         )
