@@ -255,6 +255,14 @@ class ReviewServer:
         self.stop()
 
 
+def _content_length(value: str | None, limit: int = 65536) -> int | None:
+    """A request body's length, at most ``limit``; ``None`` when it is not a number of
+    bytes (``abc`` raised in the handler: a traceback on the reviewer's terminal; ``-1``
+    read until the client hung up)."""
+    text = (value or "0").strip()
+    return min(int(text), limit) if text.isascii() and text.isdigit() else None
+
+
 def _handler_for(review: ReviewServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -280,12 +288,14 @@ def _handler_for(review: ReviewServer) -> type[BaseHTTPRequestHandler]:
             if self.path != "/api/choice":
                 self._send(HTTPStatus.NOT_FOUND, b'{"error": "not found"}', "application/json")
                 return
-            length = min(int(self.headers.get("content-length") or 0), 65536)
-            try:
-                body = orjson.loads(self.rfile.read(length))
-                ok = review.choose(str(body["token"]), str(body["choice"]))
-            except (orjson.JSONDecodeError, KeyError, TypeError):
-                ok = False
+            length = _content_length(self.headers.get("content-length"))
+            ok = False
+            if length is not None:  # not a number, or negative: a read that never ends
+                try:
+                    body = orjson.loads(self.rfile.read(length))
+                    ok = review.choose(str(body["token"]), str(body["choice"]))
+                except (orjson.JSONDecodeError, KeyError, TypeError):
+                    pass
             status = HTTPStatus.OK if ok else HTTPStatus.BAD_REQUEST
             self._send(status, orjson.dumps({"ok": ok}), "application/json")
 
