@@ -102,3 +102,4 @@ def test_a_window_with_too_few_calls_is_said_to_be_one_not_an_alarm(tmp_path: Pa
         "too few calls to test: 3 in the recent window (at least 20 in each); "
         "only model id and fingerprint changes checked" in out.stdout
     )
+    assert out.stdout.splitlines()[-1] == "no model id or fingerprint change"  # not "no drift"

@@ -76,7 +76,8 @@ def _print_report(report: DriftReport, as_json: bool) -> None:
     if report.note:
         typer.echo(report.note)
     names = ", ".join(s.signal for s in report.alarms)
-    typer.echo(f"DRIFT ALARM: {names}" if names else "no drift")
+    quiet = "no model id or fingerprint change" if report.note else "no drift"
+    typer.echo(f"DRIFT ALARM: {names}" if names else quiet)
 
 
 @drift_app.command("run")
