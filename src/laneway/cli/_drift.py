@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from laneway.cli._common import ConfigOpt, DbOpt, JsonOpt, console, engine_from, errors, fail
-from laneway.cli._eval import quiet_when_cancelled
+from laneway.cli._eval import quiet_when_cancelled, stopped_by_sigterm
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -172,11 +172,21 @@ def _canary(
         finally:
             await gateway.aclose()
 
+    # SIGTERM (cron's or systemd's time limit, kill) stops the run as Ctrl-C does: the
+    # calls made are saved and the run is marked interrupted. It killed the process at
+    # once, without a word, leaving the canary run "running" and up to 32 answers unsaved.
+    terminated: list[bool] = []
     try:
-        return asyncio.run(go())
-    except KeyboardInterrupt:
-        typer.echo("interrupted", err=True)
-        raise typer.Exit(130) from None
+        return asyncio.run(stopped_by_sigterm(go(), terminated))
+    except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+        if isinstance(exc, asyncio.CancelledError) and not terminated:
+            raise
+        typer.echo(
+            f"{'terminated' if terminated else 'interrupted'}: canary run stopped, nothing "
+            "compared",
+            err=True,
+        )
+        raise typer.Exit(143 if terminated else 130) from None
 
 
 def _finish_canary(outcome: CanaryOutcome, as_json: bool) -> None:

@@ -48,7 +48,7 @@ if TYPE_CHECKING:
     from laneway.evals import ModelMetrics, RunOptions, RunRecord, RunSummary, Suite
     from laneway.settings import Settings
 
-__all__ = ["eval_app", "quiet_when_cancelled", "register"]
+__all__ = ["eval_app", "quiet_when_cancelled", "register", "stopped_by_sigterm"]
 
 _EXAMPLE = "_example.yaml"
 _T = TypeVar("_T")
@@ -429,7 +429,7 @@ def _execute(
     terminated: list[bool] = []
     try:
         run = _run_async(settings, engine, suite, options, start)
-        _, summary = asyncio.run(_stopped_by_sigterm(run, terminated))
+        _, summary = asyncio.run(stopped_by_sigterm(run, terminated))
     except (KeyboardInterrupt, asyncio.CancelledError) as exc:
         if isinstance(exc, asyncio.CancelledError) and not terminated:
             raise
@@ -439,7 +439,7 @@ def _execute(
     return summary
 
 
-async def _stopped_by_sigterm(work: Awaitable[_T], terminated: list[bool]) -> _T:
+async def stopped_by_sigterm(work: Awaitable[_T], terminated: list[bool]) -> _T:
     """``work``, stopped on SIGTERM (a CI job cancelled, ``timeout``, ``kill``) the way
     Ctrl-C stops it: the calls done are saved and the run can be resumed. SIGTERM used to
     kill the process at once, losing the answers not yet written (up to a batch of 32)
