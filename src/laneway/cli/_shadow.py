@@ -76,6 +76,26 @@ def _rows(engine: sa.Engine, since: datetime, candidate: str | None) -> list[dic
         return [dict(r) for r in conn.execute(query.order_by(SHADOW_PAIRS.c.id)).mappings()]
 
 
+def _no_pairs(engine: sa.Engine, since: datetime, candidate: str | None) -> typer.Exit:
+    """The error for no pair: with --candidate, the candidates that have pairs (a name
+    mistyped read "configure shadow.rules" although the rule was collecting pairs)."""
+    import sqlalchemy as sa
+
+    from laneway.gateway import SHADOW_PAIRS
+
+    when = f"since {since:%Y-%m-%d %H:%M} UTC"
+    if candidate is not None:
+        query = sa.select(SHADOW_PAIRS.c.candidate).where(SHADOW_PAIRS.c.ts >= since).distinct()
+        with engine.connect() as conn:
+            others = sorted(str(c) for c in conn.execute(query).scalars())
+        if others:
+            return fail(
+                f"no shadow pairs of candidate {candidate!r} {when}; candidates with pairs: "
+                + ", ".join(others)
+            )
+    return fail(f"no shadow pairs {when} (configure shadow.rules)")
+
+
 def _pair(row: dict[str, Any]) -> ShadowPair:
     from laneway.evals import ShadowPair
     from laneway.ledger import nusd_to_usd
@@ -290,7 +310,8 @@ def report(
                 )
                 raise typer.Exit(130) from None
     if not rows:
-        raise fail(f"no shadow pairs since {start:%Y-%m-%d %H:%M} UTC (configure shadow.rules)")
+        with errors():
+            raise _no_pairs(engine, start, candidate)
     by_candidate: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         by_candidate.setdefault(row["candidate"], []).append(row)
@@ -421,9 +442,7 @@ def review(
         try:
             rows = _rows(engine, start, candidate)
             if not rows:
-                raise fail(
-                    f"no shadow pairs since {start:%Y-%m-%d %H:%M} UTC (configure shadow.rules)"
-                )
+                raise _no_pairs(engine, start, candidate)
             items = shadow_review_items(rows, sample, seed)
             if not items:
                 typer.echo("nothing to review (every pair has a verdict, failed or is identical)")
