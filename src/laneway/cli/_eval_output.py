@@ -155,6 +155,11 @@ def print_comparison(result: Comparison) -> None:
     left_out += [f"{result.unpaired} unpaired"] if result.unpaired else []
     if left_out:
         typer.echo(f"left out: {', '.join(left_out)} cases")
+    if result.changed:
+        shown = ", ".join(result.changed[:5]) + (", …" if len(result.changed) > 5 else "")
+        typer.echo(
+            f"left out: {len(result.changed)} cases defined differently in the two suites ({shown})"
+        )
     if result.dropped_checks:
         typer.echo(f"checks in one run only, left out: {', '.join(result.dropped_checks)}")
     shown = format_p(t.p_value)

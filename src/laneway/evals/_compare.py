@@ -9,7 +9,9 @@ pass/fail, a sign-flip permutation test on per-case pass rates or graded scores.
 Only checks present on both sides are compared: a rubric graded by a judge in one run
 and not in the other is left out (and named), never read as a regression. Answers with
 no check are unscored, not failures; a failed call is a failure. A run that did not
-complete is flagged.
+complete is flagged. A case whose definition (prompt, checks, anything but its tags)
+differs between the two runs' suites is left out and named: its answers were not held
+to the same checks.
 """
 
 from __future__ import annotations
@@ -51,6 +53,7 @@ class Comparison:
     graded: bool = False
     dropped_checks: tuple[str, ...] = ()
     incomplete: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()  # cases defined differently in the two runs' suites
 
     @property
     def significantly_worse(self) -> bool:
@@ -78,6 +81,7 @@ class Comparison:
             "unscored": self.unscored,
             "dropped_checks": list(self.dropped_checks),
             "incomplete": list(self.incomplete),
+            "changed": list(self.changed),
             "regressions": [
                 {"case_id": r.case_id, "baseline": r.baseline, "candidate": r.candidate}
                 for r in self.regressions
@@ -166,6 +170,19 @@ def _incomplete(run: LoadedRun, model: str, side: str) -> list[str]:
     ]
 
 
+def _changed_cases(a: LoadedRun, b: LoadedRun, ids: Iterable[str]) -> list[str]:
+    """The cases of ``ids`` defined differently (tags aside) in the runs' suites."""
+
+    def defs(run: LoadedRun) -> dict[str, dict[str, Any]]:
+        cases = run.info.suite.get("cases", ())
+        return {c["id"]: {k: v for k, v in c.items() if k != "tags"} for c in cases}
+
+    if a.info.suite_digest == b.info.suite_digest:
+        return []
+    defs_a, defs_b = defs(a), defs(b)
+    return sorted(c for c in ids if defs_a.get(c) != defs_b.get(c))
+
+
 def compare_runs(
     a: LoadedRun,
     b: LoadedRun,
@@ -179,9 +196,12 @@ def compare_runs(
     ``model_a`` in run ``a`` (``b`` may be ``a`` with two of its candidates)."""
     name_a, name_b = _pick_models(a, b, model, model_a, model_b)
     cases_a, cases_b = _per_case(a.results, name_a), _per_case(b.results, name_b)
-    both = sorted(set(cases_a) & set(cases_b))
+    common = set(cases_a) & set(cases_b)
+    changed = _changed_cases(a, b, common)
+    both = sorted(common - set(changed))
     if not both:
-        raise ConfigError("the runs have no case in common")
+        why = f" defined alike ({len(changed)} changed)" if changed else ""
+        raise ConfigError(f"the runs have no case in common{why}")
     checks_a = _check_names(r for c in both for r in cases_a[c])
     checks_b = _check_names(r for c in both for r in cases_b[c])
     names = checks_a & checks_b
@@ -215,4 +235,5 @@ def compare_runs(
         graded=graded,
         dropped_checks=tuple(sorted(checks_a ^ checks_b)),
         incomplete=tuple(_incomplete(a, name_a, "A") + _incomplete(b, name_b, "B")),
+        changed=tuple(changed),
     )
