@@ -5,8 +5,6 @@ leaving the run "running" and the answers of the last batch unsaved."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,19 +12,14 @@ import sqlalchemy as sa
 
 from laneway.ledger import open_database
 from tests.drift.test_drift import Swappable, home, upstream
+from tests.evals._cli import cli_process
 
 __all__ = ["home", "upstream"]  # the fixtures this module uses
 
 
 def test_sigterm_stops_a_canary_run_like_ctrl_c(home: Path, upstream: Swappable) -> None:
     args = ["drift", "run", "--suite", "canary.yaml", "--model", "prod", "--repeats", "20"]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", "from laneway.cli import main; main()", *args],
-        cwd=home,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = cli_process(args, home)
     deadline = time.monotonic() + 60
     while len(upstream.received) < 12 and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -20,7 +20,7 @@ from laneway.evals import RunOptions, RunRecord, load_suite
 from laneway.evals._runner import new_run
 from laneway.ledger import open_database
 from laneway.testing import FakeOpenAI, FakeReply, FakeTurn, running
-from tests.evals._cli import eval_cli
+from tests.evals._cli import cli_process, eval_cli
 from tests.evals.conftest import ENV, Plan, PlantedFake, case_index, deployment
 
 
@@ -267,21 +267,13 @@ def test_sigterm_stops_a_run_like_ctrl_c(home: Path) -> None:
     # A CI job cancelled, `timeout` or `kill` sends SIGTERM: it killed the process at
     # once, losing the answers not yet written (up to 32) and leaving the run "running".
     import signal
-    import subprocess
-    import sys
 
     with PlantedFake(Plan(slow=frozenset(range(20)))) as slow:
         config = yaml.safe_load((home / "laneway.yaml").read_text("utf-8"))
         config["deployments"].append(deployment("slow", slow.url))
         (home / "laneway.yaml").write_text(yaml.safe_dump(config), "utf-8")
         args = ["eval", "run", "s.yaml", "--models", "slow", "--run-id", "t1", "--concurrency", "1"]
-        proc = subprocess.Popen(
-            [sys.executable, "-c", "from laneway.cli import main; main()", *args],
-            cwd=home,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = cli_process(args, home)
         assert proc.stdout is not None
         for line in proc.stdout:
             if line.startswith("cli: 4/20"):
