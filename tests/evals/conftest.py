@@ -82,9 +82,10 @@ class PlantedResponder:
 class PlantedFake(FakeOpenAI):
     """A fake OpenAI upstream that answers the planted cases slowly."""
 
-    def __init__(self, plan: Plan, **kwargs: Any) -> None:
+    def __init__(self, plan: Plan, *, slow_s: float = SLOW_S, **kwargs: Any) -> None:
         super().__init__(responder=PlantedResponder(plan), api_key=ENV["FAKE_KEY"], **kwargs)
         self.plan = plan
+        self.slow_s = slow_s
 
     async def before_answer(self, request: web.Request, fault: Fault | None) -> None:
         await super().before_answer(request, fault)
@@ -92,7 +93,7 @@ class PlantedFake(FakeOpenAI):
         text = " ".join(str(m.get("content", "")) for m in body.get("messages", []))
         found = _Q.search(text)
         if found and int(found.group(1)) in self.plan.slow:
-            await asyncio.sleep(SLOW_S)
+            await asyncio.sleep(self.slow_s)
 
 
 def planted_suite_yaml(n: int) -> str:
