@@ -199,7 +199,7 @@ def calibrate(
     if best is None:
         raise InvalidRequest(f"no routing meets {goal.describe()} on this calibration set")
     tau, chosen, qual, cost = best
-    tau = float(np.clip(tau, -1.0, 1.0))
+    tau = float(np.clip(_midway(losses, tau), -1.0, 1.0))
     report: dict[str, Any] = {
         "rows": len(estimates),
         "quality_source": "observed outcomes" if quality is not None else "router estimates",
@@ -213,6 +213,17 @@ def calibrate(
         report["cost_per_1k_requests"] = cost
     report["frontier_share"] = report["tier_shares"][tiers[-1]]
     return Profile(name, tau, goal.describe(), report)
+
+
+def _midway(losses: FloatArray, tau: float) -> float:
+    """Midway from ``tau`` (a loss of the calibration set) to the next loss above it: the
+    calibration set routes the same for either, and a prompt scored a hair above ``tau``
+    (the same wording, a few characters longer) is not sent the other way."""
+    if not np.isfinite(tau):
+        return tau
+    cheap = losses[:, :-1]
+    above = cheap[cheap > tau]
+    return (tau + float(above.min())) / 2 if above.size else tau
 
 
 def _tier_costs(tiers: Sequence[str], goal: Goal) -> FloatArray | None:
