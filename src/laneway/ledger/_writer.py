@@ -12,10 +12,17 @@ storage form (``row_to_sqlite``): SQLAlchemy's per-value bind processing cost ~4
 and competed with the event loop for the interpreter lock; the driver releases it while
 SQLite works. Other databases use SQLAlchemy Core.
 
-A failing batch (database locked, disk full) is kept and retried on the next ticks, up to
-``max_retries`` times; then it is dropped and counted in ``dropped``. Failures are logged
-with the exception type only, never row contents (prompts, keys). When the database stays
-down, the queue is capped at ``max_pending`` rows and further rows are dropped and counted.
+A batch that fails because the database is away (locked, disk full, read-only, an I/O
+error, a file it cannot open, a lost server connection) is kept and retried on every tick
+until the database takes it: an outage loses no row, as long as the queue holds
+``max_pending`` rows; past that new rows are dropped and counted in ``dropped``. Such an
+outage is logged once when it starts, again every ``_REMIND_S`` seconds while it lasts, and
+once when writes resume, never once per request (``failing_since`` and ``last_error`` say
+so meanwhile; ``/health/ready`` shows them). Any other failure of a batch (a missing table)
+is retried ``max_retries`` times and then dropped and counted. At shutdown (``close``) every
+failure gets ``max_retries`` more tries, so that a database that stays away cannot hold the
+process. Failures are logged with the exception type only, never row contents (prompts,
+keys).
 """
 
 from __future__ import annotations
@@ -65,6 +72,30 @@ def _refused_row(exc: BaseException) -> bool:
         (sqlite3.IntegrityError, sqlite3.InterfaceError, sqlite3.DataError, OverflowError,
          TypeError, ValueError),
     ) or isinstance(exc, (sa.exc.IntegrityError, sa.exc.DataError))  # fmt: skip
+
+
+# SQLite's primary result codes for a database that is there but cannot take a write now:
+# an outage, not a fault of the rows (the extended codes, e.g. SQLITE_IOERR_WRITE or
+# SQLITE_READONLY_DBMOVED, share these prefixes).
+_AWAY_CODES = frozenset(
+    {"SQLITE_BUSY", "SQLITE_LOCKED", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_FULL",
+     "SQLITE_CANTOPEN", "SQLITE_PROTOCOL", "SQLITE_PERM", "SQLITE_NOLFS", "SQLITE_NOTADB"}
+)  # fmt: skip
+
+# While the database stays away, how often the outage is logged again.
+_REMIND_S = 60.0
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """The database is away (disk full, read-only, locked, gone) rather than refusing
+    what was written: its rows are kept for when it comes back."""
+    cause = getattr(exc, "orig", None) or exc
+    name = getattr(cause, "sqlite_errorname", None)
+    if isinstance(name, str):
+        return "_".join(name.split("_")[:2]) in _AWAY_CODES
+    return isinstance(exc, sa.exc.OperationalError) or bool(
+        getattr(exc, "connection_invalidated", False)
+    )
 
 
 def _none(_: None) -> None:
@@ -120,6 +151,9 @@ class LedgerWriter:
         self.written = 0
         self.dropped = 0
         self.failed_flushes = 0
+        self.failing_since: float | None = None  # time.monotonic() of an outage's first failure
+        self.last_error: str | None = None  # its type and first line, no row contents
+        self._logged_at = 0.0
 
     @property
     def queued(self) -> int:
@@ -159,6 +193,7 @@ class LedgerWriter:
         if self._thread is not None:
             self._thread.join()
         with self._flush_lock:
+            self._pending_tries = 0  # each kind of failure gets max_retries tries now
             while self._queue or self._pending:
                 if not self._drain():
                     time.sleep(self._flush_interval)
@@ -234,15 +269,48 @@ class LedgerWriter:
             return self._failed(batch, exc)
         with self._count_lock:
             self.written += len(batch)
+        if self.failing_since is not None:
+            self._resumed()
         return True
 
+    def _resumed(self) -> None:
+        since = self.failing_since or time.monotonic()
+        self.failing_since = self.last_error = None
+        _log.warning(
+            "ledger writes resumed after %.1f s; the rows kept meanwhile are written "
+            "(%d rows dropped since start)",
+            time.monotonic() - since,
+            self.dropped,
+        )
+
     def _failed(self, batch: list[Any], exc: Exception) -> bool:
-        """Count a failed try of the pending ``batch``; drop it after ``max_retries``
-        (``True``: nothing is left pending)."""
+        """Count a failed try of the pending ``batch``: kept while the database is away
+        (logged once an outage, then every ``_REMIND_S``), else dropped after
+        ``max_retries`` (``True``: nothing is left pending)."""
         self._pending = batch
         self._pending_tries += 1
         with self._count_lock:
             self.failed_flushes += 1
+        now = time.monotonic()
+        self.last_error = _describe(exc)
+        if self.failing_since is None:
+            self.failing_since = now
+            self._logged_at = 0.0
+        if _unavailable(exc) and not self._closed:
+            if now - self._logged_at >= _REMIND_S:
+                self._logged_at = now
+                _log.warning(
+                    "ledger writes are failing since %.0f s (%s); %d rows are kept and "
+                    "retried every %.2f s (at most %d; past that new rows are dropped, "
+                    "%d so far)",
+                    now - self.failing_since,
+                    self.last_error,
+                    self.queued,
+                    self._flush_interval,
+                    self._max_pending,
+                    self.dropped,
+                )
+            return False
         give_up = self._pending_tries > self._max_retries
         _log.warning(
             "ledger write of %d rows failed (try %d of %d)%s: %s",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
 
@@ -196,9 +197,30 @@ async def health_ready(request: Request) -> Response:
             "disabled": problem,
         }
     return _json(
-        {"status": "ok" if any_ready else "unavailable", "deployments": report},
+        {
+            "status": "ok" if any_ready else "unavailable",
+            "deployments": report,
+            "ledger": _ledger_health(gateway),
+        },
         200 if any_ready else 503,
     )
+
+
+def _ledger_health(gateway: Gateway) -> dict[str, object] | None:
+    """Whether the ledger's writes go through. Not a reason to take the worker out of
+    service (all workers share the database; unkeyed requests are still answered and their
+    rows kept), but what an operator looks at when ``writing`` is false."""
+    writer = gateway.ledger
+    if writer is None:
+        return None
+    since = writer.failing_since
+    return {
+        "writing": since is None,
+        "failing_for_s": None if since is None else round(time.monotonic() - since, 1),
+        "error": writer.last_error,
+        "queued": writer.queued,
+        "dropped": writer.dropped,
+    }
 
 
 async def metrics(request: Request) -> Response:
