@@ -21,7 +21,7 @@ import yaml
 from openai import AsyncOpenAI
 
 from laneway.testing import FakeOpenAI
-from tests.e2e.conftest import ledger_rows
+from tests.e2e.conftest import rows_when
 
 MASTER = "master-key-for-workers"
 PRICE = Decimal("1000")  # USD per million tokens, so each request costs a few cents
@@ -115,7 +115,9 @@ def test_budget_holds_under_concurrency_across_workers(
     assert outcomes.get("budget_exceeded", 0) > 0
     assert outcomes.get("ok", 0) > 0
     assert set(outcomes) <= {"ok", "budget_exceeded"}, outcomes
-    time.sleep(0.5)  # ledger flush interval
+    # each worker's ledger writer flushes in the background: wait for every answer's row
+    # (written after its budget settlement), not for a guess at the flush interval
+    rows = rows_when(tmp_path, lambda rows: len(_answered(rows)) >= outcomes["ok"])
     listed = _laneway("keys", "list", "--json", env=env)
     assert listed.returncode == 0, listed.stderr
     record = next(k for k in json.loads(listed.stdout) if k["name"] == "race")
@@ -123,11 +125,15 @@ def test_budget_holds_under_concurrency_across_workers(
     # one request costs at most (prompt bytes / 3 + max_tokens) tokens at PRICE per million
     max_cost = Decimal(200 // 3 + 1 + 5) * PRICE / 1_000_000
     assert spent <= Decimal("1.00") + max_cost
-    rows = [r for r in ledger_rows(tmp_path) if r["attempt"] == 0 and r["status"] == 200]
+    rows = _answered(rows)
     assert len(rows) == outcomes["ok"]
     ledger_spent = sum(Decimal(r["cost_nusd"]) for r in rows) / Decimal(10**9)
     assert ledger_spent == spent
     assert len(upstream.received) == outcomes["ok"]
+
+
+def _answered(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [r for r in rows if r["attempt"] == 0 and r["status"] == 200]
 
 
 async def _storm(url: str, key: str, n: int) -> dict[str, int]:
