@@ -324,4 +324,7 @@ def abandoned_usage(
         return last.usage
     counted = getattr(exc, "usage", None)
     counted = counted if isinstance(counted, Usage) else None
+    if error is None and isinstance(exc, asyncio.CancelledError) and not ctx.client_gone:
+        # the server cancelled it (its shutdown grace period ended), not the client
+        error = ShuttingDown("the gateway is shutting down; retry the request")
     return _settle_partial(ctx, request, counted, 0, error)
