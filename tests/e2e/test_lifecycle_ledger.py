@@ -139,3 +139,38 @@ def test_a_full_disk_loses_no_row_and_ready_says_so(
         _wait(lambda: ledger()["writing"] is True)
         assert ledger()["dropped"] == 0
     rows_when(tiny_tmpfs, lambda rows: len(rows) == 21)
+
+
+def test_a_deleted_database_file_keeps_the_rows_for_the_file_put_back(
+    tmp_path: Path, fake_openai: FakeOpenAI, start_gateway: GatewayFactory
+) -> None:
+    """Deleted under a running gateway, the file lived on through the open connections:
+    the writer said all was well while 10 answered requests went into a file no one could
+    read. Now it notices (``/health/ready``), keeps the rows, and writes them to the file
+    that takes the old one's place."""
+    gw = start_gateway(
+        {
+            "deployments": [openai_deployment("primary", fake_openai.url)],
+            "ledger": {"flush_interval": 0.05},
+        }
+    )
+    path = tmp_path / "ledger.db"
+    root = gw.base_url.removesuffix("/v1")
+    with httpx.Client(base_url=root, timeout=20) as client:
+        assert client.post("/v1/chat/completions", json=HELLO).status_code == 200
+        rows_when(tmp_path, lambda rows: len(rows) == 1)
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        answered = [client.post("/v1/chat/completions", json=HELLO).status_code for _ in range(10)]
+        assert answered == [200] * 10
+
+        def ledger() -> Any:
+            return client.get("/health/ready").json()["ledger"]
+
+        _wait(lambda: ledger()["writing"] is False)
+        assert "deleted" in ledger()["error"]
+        assert ledger()["queued"] == 10
+        open_database(f"sqlite:///{path}").dispose()  # the operator puts a database back
+        _wait(lambda: ledger()["writing"] is True)
+        assert ledger()["dropped"] == 0
+    rows_when(tmp_path, lambda rows: len(rows) == 10)

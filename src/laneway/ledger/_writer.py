@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -90,12 +91,30 @@ def _unavailable(exc: BaseException) -> bool:
     """The database is away (disk full, read-only, locked, gone) rather than refusing
     what was written: its rows are kept for when it comes back."""
     cause = getattr(exc, "orig", None) or exc
+    if isinstance(cause, DatabaseFileGone):
+        return True
     name = getattr(cause, "sqlite_errorname", None)
     if isinstance(name, str):
         return "_".join(name.split("_")[:2]) in _AWAY_CODES
     return isinstance(exc, sa.exc.OperationalError) or bool(
         getattr(exc, "connection_invalidated", False)
     )
+
+
+class DatabaseFileGone(OSError):
+    """The SQLite file the writer opened was deleted or replaced: a write would go to the
+    deleted file (its open descriptors keep it alive) and be lost with it."""
+
+
+def _file_id(path: str | None) -> tuple[int, int] | None:
+    """The file's (device, inode), ``None`` when there is no such file."""
+    if not path:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return st.st_dev, st.st_ino
 
 
 def _none(_: None) -> None:
@@ -154,6 +173,9 @@ class LedgerWriter:
         self.failing_since: float | None = None  # time.monotonic() of an outage's first failure
         self.last_error: str | None = None  # its type and first line, no row contents
         self._logged_at = 0.0
+        database = engine.url.database if self._sqlite else None
+        self._path = database if database and database != ":memory:" else None
+        self._file = _file_id(self._path)  # (device, inode) of the file written to
 
     @property
     def queued(self) -> int:
@@ -241,7 +263,20 @@ class LedgerWriter:
                 return False
             self._pending = []
 
+    def _check_file(self) -> None:
+        """Raise ``DatabaseFileGone`` when the SQLite file was deleted; when another file
+        took its place (restored, recreated), reconnect to it."""
+        if self._path is None:
+            return
+        now = _file_id(self._path)
+        if now is None:
+            raise DatabaseFileGone(f"the database file {self._path} was deleted or moved")
+        if now != self._file:
+            self._engine.dispose()  # pooled connections still write to the old file
+            self._file = now
+
     def _insert(self, batch: list[Any]) -> None:
+        self._check_file()
         if not self._sqlite:
             with self._engine.connect() as conn, conn.begin():
                 conn.execute(LEDGER.insert(), batch)
