@@ -5,6 +5,7 @@ within the grace period every request finishes and is recorded; past it each one
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import sqlite3
@@ -31,7 +32,9 @@ MESSAGES: list[Any] = [{"role": "user", "content": WORDS}]
 class Served:
     """A ``laneway serve`` subprocess on a free port with a one-deployment config."""
 
-    def __init__(self, tmp_path: Path, upstream: str, server: dict[str, Any]) -> None:
+    def __init__(
+        self, tmp_path: Path, upstream: str, server: dict[str, Any], workers: int = 1
+    ) -> None:
         self.db = tmp_path / "ledger.db"
         config = {
             "database": {"url": f"sqlite:///{self.db}"},
@@ -45,7 +48,8 @@ class Served:
             self.port = int(sock.getsockname()[1])
         self.url = f"http://127.0.0.1:{self.port}"
         command = [sys.executable, "-m", "laneway.cli", "serve", "--config",
-                   str(tmp_path / "laneway.yaml"), "--port", str(self.port)]  # fmt: skip
+                   str(tmp_path / "laneway.yaml"), "--port", str(self.port),
+                   "--workers", str(workers)]  # fmt: skip
         self.log = (tmp_path / "serve.log").open("w")
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.log)
         deadline = time.monotonic() + 60
@@ -186,3 +190,82 @@ def test_past_the_grace_period_clients_get_503_and_rows_say_shutting_down(
     # every row, the call in flight's included, says the gateway stopped it (it used to
     # record that call as a 499 client_closed: the client had not gone anywhere)
     assert {(r["status"], r["error_kind"]) for r in rows} == {(503, "shutting_down")}, rows
+
+
+def _chat(url: str) -> int:
+    client = openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=60)
+    with client:
+        client.chat.completions.create(model="gpt", messages=MESSAGES)
+    return 200
+
+
+def _refused(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            return False
+    except ConnectionRefusedError:
+        return True
+
+
+def test_with_workers_new_connections_are_refused_during_the_drain(
+    tmp_path: Path, upstream: FakeOpenAI
+) -> None:
+    """``--workers 2``: the supervisor kept its copy of the listening socket open until it
+    exited, so during the drain a new connection was accepted and never answered (the
+    client waited out its timeout) instead of refused."""
+    upstream.latency = 8  # the drain lasts this long
+    served = Served(tmp_path, upstream.url, {"graceful_shutdown_s": 30}, workers=2)
+    got: list[int] = []
+    try:
+        call = threading.Thread(target=lambda: got.append(_chat(served.url)))
+        call.start()
+        deadline = time.monotonic() + 20
+        while not upstream.received:
+            assert time.monotonic() < deadline, "the call never reached the upstream"
+            time.sleep(0.02)
+        served.process.send_signal(signal.SIGTERM)
+        while not _refused(served.port):
+            assert call.is_alive(), "new connections were accepted during the whole drain"
+            time.sleep(0.05)
+        assert call.is_alive()  # refused while the request in flight was still draining
+        call.join(60)
+        served.process.wait(60)
+    finally:
+        served.stop()
+    assert got == [200]
+    assert [r["status"] for r in served.rows()] == [200]
+
+
+def _workers_of(supervisor: int) -> set[int]:
+    found = subprocess.run(["pgrep", "-P", str(supervisor)], capture_output=True, text=True)
+    pids = {int(p) for p in found.stdout.split()}
+    return {p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()}
+
+
+@pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="reads /proc")
+def test_a_killed_worker_is_replaced_and_the_other_keeps_serving(
+    tmp_path: Path, upstream: FakeOpenAI
+) -> None:
+    served = Served(tmp_path, upstream.url, {}, workers=2)
+    try:
+        deadline = time.monotonic() + 30
+        while len(workers := _workers_of(served.process.pid)) < 2:
+            assert time.monotonic() < deadline, "two workers never started"
+            time.sleep(0.1)
+        assert [_chat(served.url) for _ in range(5)] == [200] * 5
+        while len(served.rows()) < 5:  # flushed (a crash loses the last interval's rows)
+            assert time.monotonic() < deadline, "the first rows were never written"
+            time.sleep(0.05)
+        victim = min(workers)
+        os.kill(victim, signal.SIGKILL)
+        assert [_chat(served.url) for _ in range(20)] == [200] * 20
+        while len(_workers_of(served.process.pid) - {victim}) < 2:
+            assert time.monotonic() < deadline + 30, "the killed worker was not replaced"
+            time.sleep(0.1)
+        served.process.send_signal(signal.SIGTERM)
+        served.process.wait(60)
+    finally:
+        served.stop()
+    rows = served.rows()
+    assert len(rows) == 25
+    assert len({r["request_id"] for r in rows}) == 25

@@ -162,9 +162,35 @@ def serve(
     if app is None:
         if path is not None:
             os.environ["LANEWAY_CONFIG"] = str(path.resolve())
-        uvicorn.run("laneway.server:app_from_environment", factory=True, workers=workers, **common)
+        _run_workers(workers, common)
         return
     uvicorn.run(app, **common)
+
+
+def _run_workers(workers: int, options: dict[str, Any]) -> None:
+    """``uvicorn.run``'s multi-worker branch with one change: told to stop, the supervisor
+    closes its own copy of the listening socket before it signals the workers, which close
+    theirs as they start draining. Otherwise the socket stayed open in the supervisor for
+    the whole drain (up to ``server.graceful_shutdown_s``): new connections were accepted
+    by the kernel and answered by no one, each client waiting out its own timeout instead
+    of being refused at once (and retrying elsewhere)."""
+    import contextlib
+
+    import uvicorn
+    from uvicorn.supervisors import Multiprocess
+
+    class Supervisor(Multiprocess):
+        def terminate_all(self) -> None:
+            for sock in self.sockets:
+                sock.close()
+            super().terminate_all()
+
+    config = uvicorn.Config(
+        "laneway.server:app_from_environment", factory=True, workers=workers, **options
+    )
+    sock = config.bind_socket()
+    with contextlib.suppress(KeyboardInterrupt):  # as uvicorn.run: a second Ctrl-C
+        Supervisor(config, sockets=[sock]).run()
 
 
 def _uvicorn_options(host: str, port: int, level: str, grace: float) -> dict[str, Any]:
