@@ -33,14 +33,19 @@ class Served:
     """A ``laneway serve`` subprocess on a free port with a one-deployment config."""
 
     def __init__(
-        self, tmp_path: Path, upstream: str, server: dict[str, Any], workers: int = 1
+        self,
+        tmp_path: Path,
+        upstream: str,
+        server: dict[str, Any],
+        workers: int = 1,
+        price: dict[str, str] | None = None,
     ) -> None:
         self.db = tmp_path / "ledger.db"
         config = {
             "database": {"url": f"sqlite:///{self.db}"},
             "server": server,
             "deployments": [{"name": "gpt", "model": "gpt-4o", "provider": "openai_compatible",
-                             "api_base": upstream + "/v1"}],
+                             "api_base": upstream + "/v1", **({"price": price} if price else {})}],
         }  # fmt: skip
         (tmp_path / "laneway.yaml").write_text(yaml.safe_dump(config))
         with socket.socket() as sock:
