@@ -173,7 +173,7 @@ def test_sigterm_lets_requests_in_flight_finish_and_records_them(
 def test_past_the_grace_period_clients_get_503_and_rows_say_shutting_down(
     tmp_path: Path, upstream: FakeOpenAI
 ) -> None:
-    upstream.latency = 60  # never answers within the grace period
+    upstream.latency = 5  # answers long after the grace period (0.5 s) ended
     served = Served(tmp_path, upstream.url, {"graceful_shutdown_s": 0.5})
     try:
         got, threads = _in_flight(served, upstream)
