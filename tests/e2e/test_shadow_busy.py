@@ -213,3 +213,50 @@ def test_one_sending_task_at_a_time_probes_a_busy_loop() -> None:
             await mirror.stop()
 
     asyncio.run(run())
+
+
+def _slow_mirror(drain_s: float, workers: int = 1) -> tuple[Any, Any, list[str]]:
+    rule = {"name": "r", "match": {"model": ["primary"]}, "sample_rate": 1.0,
+            "candidates": ["cand"], "daily_budget_usd": "1"}  # fmt: skip
+    settings = ShadowSettings.model_validate(
+        {"rules": [rule], "workers": workers, "drain_s": drain_s, "process": "inline"}
+    )
+    gateway = SimpleNamespace(metrics=SimpleNamespace(shadow=defaultdict(int)))
+    mirror: Any = ShadowMirror(settings, engine=None, gateway=gateway)  # type: ignore[arg-type]
+    mirror.lag = _Lag(0.0)
+    sent: list[str] = []
+
+    async def slow(job: Any, candidate: str) -> None:
+        await asyncio.sleep(0.1)
+        sent.append(job.request_id)
+
+    mirror._mirror = slow
+    return mirror, gateway, sent
+
+
+def test_stopping_gives_queued_copies_drain_s_to_go_out() -> None:
+    async def run() -> None:
+        mirror, gateway, sent = _slow_mirror(drain_s=5)
+        mirror.start()
+        for i in range(5):
+            mirror.offer(_ctx(f"req-{i}"), RESULT, "answer", None)
+        await mirror.stop()  # before: cancelled at once, 0 of 5 sent
+        assert sent == [f"req-{i}" for i in range(5)]
+        assert gateway.metrics.shadow["r", "lost"] == 0
+
+    asyncio.run(run())
+
+
+def test_copies_still_queued_after_drain_s_are_counted_lost() -> None:
+    async def run() -> None:
+        mirror, gateway, sent = _slow_mirror(drain_s=0.15)
+        mirror.start()
+        for i in range(10):
+            mirror.offer(_ctx(f"req-{i}"), RESULT, "answer", None)
+        await mirror.stop()
+        queued_lost = gateway.metrics.shadow["r", "lost"]
+        assert 1 <= len(sent) < 10
+        # the one in flight when the workers were cancelled is neither sent nor queued
+        assert len(sent) + queued_lost in (9, 10)
+
+    asyncio.run(run())

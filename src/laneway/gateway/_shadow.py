@@ -27,6 +27,7 @@ and ``mirror_of`` = the primary's request id, and a ``shadow_pairs`` row with bo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import operator
 import os
@@ -309,6 +310,7 @@ class ShadowMirror:
             await link.stop()
             self._queue = None
             return
+        await self._drain_inline()
         for task in self._workers:
             task.cancel()
         if self._flusher is not None:
@@ -320,6 +322,21 @@ class ShadowMirror:
         if self._pairs:  # what was still waiting to be written
             batch, self._pairs = self._pairs, []
             await asyncio.to_thread(self._write_pairs, batch)
+
+    async def _drain_inline(self) -> None:
+        """At shutdown: ``shadow.drain_s`` for the copies queued on this loop to be sent;
+        those still queued after it are counted ``lost``."""
+        queue = self._queue
+        if queue is None or not self._workers:
+            return
+        if self._settings.drain_s > 0:  # queued and in flight: join waits for both
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(queue.join(), self._settings.drain_s)
+        while not queue.empty():
+            left = queue.get_nowait()
+            rule = left.rule if isinstance(left, ShadowJob) else left[0]
+            self._gateway.metrics.shadow[rule.name, "lost"] += 1
+            queue.task_done()
 
     # -- on the request path -----------------------------------------------------------
     def draw(self, ctx: _Context) -> tuple[ShadowRule, ...]:
