@@ -35,6 +35,8 @@ exactly one place each, by exception type and HTTP status, never by message text
     │   ├── NoPrivateRoute      503 no_private_route   (sensitive data, no healthy private model)
     │   ├── CircuitOpen         503 circuit_open (every deployment's breaker is open; Retry-After)
     │   └── DeploymentDisabled  503 deployment_disabled (kill switch)
+    ├── GovernanceUnavailable   503 governance_unavailable (budget / rate-limit store
+    │                               cannot be written: fail closed; Retry-After)
     ├── InvalidOutput           502 invalid_output     (answer fails the requested JSON schema)
     └── UpstreamError           502 upstream_error
         ├── UpstreamRateLimited 429 rate_limited (upstream said 429; retryable, Retry-After)
@@ -62,6 +64,7 @@ __all__ = [
     "ContentFiltered",
     "ContextLengthExceeded",
     "DeploymentDisabled",
+    "GovernanceUnavailable",
     "HeadersTooLarge",
     "InjectionBlocked",
     "InvalidOutput",
@@ -308,6 +311,19 @@ class DeploymentDisabled(NoDeploymentAvailable):
     """Only killed deployments could serve the request."""
 
     code = "deployment_disabled"
+
+
+class GovernanceUnavailable(LanewayError):
+    """A key's budget or rate limit had to be written and the database would not take the
+    write (full, read-only, locked past the busy timeout, gone): the request is refused,
+    never served unmetered (governance fails closed)."""
+
+    status = 503
+    type = "server_error"
+    code = "governance_unavailable"
+
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": "5"}
 
 
 class InvalidOutput(LanewayError):

@@ -11,6 +11,7 @@ keep the request path off the database for authentication and kill checks.
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 import threading
 import time
@@ -23,7 +24,7 @@ from typing import Literal
 
 import sqlalchemy as sa
 
-from laneway.errors import InvalidRequest, KeyNameTaken
+from laneway.errors import GovernanceUnavailable, InvalidRequest, KeyNameTaken
 from laneway.governance import _budget
 from laneway.governance._budget import BudgetStatus, Reservation
 from laneway.governance._keys import (
@@ -52,6 +53,9 @@ _DUMMY_HASH = "0" * 64
 _MAX_KILL_NAME = 200
 
 
+log = logging.getLogger("laneway.governance")
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
 
@@ -74,14 +78,30 @@ class GovernanceStore:
         self._engine = engine
         self._clock = clock
         self._ttl = reservation_ttl
+        self._unavailable_logged = -60.0  # monotonic time of the last "unavailable" line
 
     @contextmanager
     def _write(self) -> Iterator[sa.Connection]:
-        with (
-            self._engine.connect().execution_options(laneway_begin="IMMEDIATE") as conn,
-            conn.begin(),
-        ):
-            yield conn
+        """One write transaction; a database that will not take it (full, read-only, locked
+        past the busy timeout, gone) is ``GovernanceUnavailable``, logged once a minute."""
+        try:
+            with (
+                self._engine.connect().execution_options(laneway_begin="IMMEDIATE") as conn,
+                conn.begin(),
+            ):
+                yield conn
+        except sa.exc.OperationalError as exc:
+            now = time.monotonic()
+            if now - self._unavailable_logged >= 60:
+                self._unavailable_logged = now
+                log.error(
+                    "governance database unavailable (%s): requests that need a budget or "
+                    "rate-limit write are refused with 503 governance_unavailable",
+                    str(exc.orig).splitlines()[0] if exc.orig is not None else "error",
+                )
+            raise GovernanceUnavailable(
+                "the gateway cannot record this key's budget or rate limit right now"
+            ) from exc
 
     # -- keys ---------------------------------------------------------------------------
 
