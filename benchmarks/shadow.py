@@ -149,11 +149,11 @@ def _cpu_s(pid: int, descendants: bool = True) -> float:
         current = todo.pop()
         try:
             fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / tick
-            for task in Path(f"/proc/{current}/task").iterdir() if descendants else ():
-                todo += [int(c) for c in (task / "children").read_text().split()]
         except OSError:
             continue
+        total += (int(fields[11]) + int(fields[12])) / tick
+        if descendants:
+            todo += _children(current)
     return total
 
 

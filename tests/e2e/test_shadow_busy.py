@@ -46,20 +46,23 @@ class _Lag:
         return self.value
 
 
-def _mirror(limit: float | None, queue: int = 3) -> tuple[Any, Any, list[str]]:
+def _mirror(delay: float = 0.0, **shadow: Any) -> tuple[Any, Any, list[str]]:
+    """A mirror with one rule and ``shadow`` settings whose candidate calls take ``delay``
+    seconds and record the request id; its loop reads idle until a test says otherwise."""
     rule = {"name": "r", "match": {"model": ["primary"]}, "sample_rate": 1.0,
             "candidates": ["cand"], "daily_budget_usd": "1"}  # fmt: skip
-    settings = ShadowSettings.model_validate(
-        {"rules": [rule], "queue": queue, "workers": 1, "inline_max_lag_ms": limit}
-    )
+    settings = ShadowSettings.model_validate({"rules": [rule], **shadow})
     gateway = SimpleNamespace(metrics=SimpleNamespace(shadow=defaultdict(int)))
     mirror: Any = ShadowMirror(settings, engine=None, gateway=gateway)  # type: ignore[arg-type]
+    mirror.lag = _Lag(0.0)
     sent: list[str] = []
 
-    async def mirror_one(job: Any, candidate: str) -> None:
+    async def send(job: Any, candidate: str) -> None:
+        if delay:
+            await asyncio.sleep(delay)
         sent.append(job.request_id)
 
-    mirror._mirror = mirror_one
+    mirror._mirror = send
     return mirror, gateway, sent
 
 
@@ -74,7 +77,7 @@ def _ctx(request_id: str) -> Any:
 
 def test_a_busy_worker_holds_its_copies_and_sheds_what_the_queue_cannot_hold() -> None:
     async def run() -> None:
-        mirror, gateway, sent = _mirror(limit=1.0, queue=3)
+        mirror, gateway, sent = _mirror(queue=3, workers=1, inline_max_lag_ms=1.0)
         mirror.lag = _Lag(0.004)  # 4 ms late: the clients keep the loop busy
         mirror.start()
         try:
@@ -102,7 +105,7 @@ def test_a_busy_worker_holds_its_copies_and_sheds_what_the_queue_cannot_hold() -
 
 def test_a_full_queue_on_an_idle_worker_still_counts_dropped() -> None:
     async def run() -> None:
-        mirror, gateway, _ = _mirror(limit=1.0, queue=1)
+        mirror, gateway, _ = _mirror(queue=1, workers=1, inline_max_lag_ms=1.0)
         mirror._queue = asyncio.Queue(1)  # no workers: the queue only fills
         mirror.offer(_ctx("a"), RESULT, "answer", None)
         mirror.offer(_ctx("b"), RESULT, "answer", None)
@@ -114,7 +117,7 @@ def test_a_full_queue_on_an_idle_worker_still_counts_dropped() -> None:
 
 def test_without_a_limit_copies_go_out_however_busy_the_worker_is() -> None:
     async def run() -> None:
-        mirror, _, sent = _mirror(limit=None)
+        mirror, _, sent = _mirror(workers=1, inline_max_lag_ms=None)
         mirror.lag = _Lag(5.0)
         mirror.start()
         try:
@@ -144,13 +147,8 @@ def test_copies_wait_on_their_candidates_concurrently() -> None:
     default workers the copies of a busy hour keep up instead of filling the queue."""
 
     async def run() -> None:
-        rule = {"name": "r", "match": {"model": ["primary"]}, "sample_rate": 1.0,
-                "candidates": ["cand"], "daily_budget_usd": "1"}  # fmt: skip
-        settings = ShadowSettings.model_validate({"rules": [rule]})
-        assert settings.workers == 16
-        gateway = SimpleNamespace(metrics=SimpleNamespace(shadow=defaultdict(int)))
-        mirror: Any = ShadowMirror(settings, engine=None, gateway=gateway)  # type: ignore[arg-type]
-        mirror.lag = _Lag(0.0)
+        assert ShadowSettings().workers == 16
+        mirror, gateway, _ = _mirror()
         in_flight, most = 0, 0
 
         async def slow_candidate(job: Any, candidate: str) -> None:
@@ -179,11 +177,7 @@ def test_one_sending_task_at_a_time_probes_a_busy_loop() -> None:
     probes, the others wait their turn; once the loop is idle they all go."""
 
     async def run() -> None:
-        rule = {"name": "r", "match": {"model": ["primary"]}, "sample_rate": 1.0,
-                "candidates": ["cand"], "daily_budget_usd": "1"}  # fmt: skip
-        settings = ShadowSettings.model_validate({"rules": [rule]})
-        gateway = SimpleNamespace(metrics=SimpleNamespace(shadow=defaultdict(int)))
-        mirror: Any = ShadowMirror(settings, engine=None, gateway=gateway)  # type: ignore[arg-type]
+        mirror, _, sent = _mirror()
         probes = 0
 
         class _Counting(_Lag):
@@ -193,12 +187,6 @@ def test_one_sending_task_at_a_time_probes_a_busy_loop() -> None:
                 return await super().__call__()
 
         mirror.lag = _Counting(0.01)
-        sent: list[str] = []
-
-        async def mirror_one(job: Any, candidate: str) -> None:
-            sent.append(job.request_id)
-
-        mirror._mirror = mirror_one
         mirror.start()
         try:
             for i in range(16):
@@ -215,28 +203,9 @@ def test_one_sending_task_at_a_time_probes_a_busy_loop() -> None:
     asyncio.run(run())
 
 
-def _slow_mirror(drain_s: float, workers: int = 1) -> tuple[Any, Any, list[str]]:
-    rule = {"name": "r", "match": {"model": ["primary"]}, "sample_rate": 1.0,
-            "candidates": ["cand"], "daily_budget_usd": "1"}  # fmt: skip
-    settings = ShadowSettings.model_validate(
-        {"rules": [rule], "workers": workers, "drain_s": drain_s, "process": "inline"}
-    )
-    gateway = SimpleNamespace(metrics=SimpleNamespace(shadow=defaultdict(int)))
-    mirror: Any = ShadowMirror(settings, engine=None, gateway=gateway)  # type: ignore[arg-type]
-    mirror.lag = _Lag(0.0)
-    sent: list[str] = []
-
-    async def slow(job: Any, candidate: str) -> None:
-        await asyncio.sleep(0.1)
-        sent.append(job.request_id)
-
-    mirror._mirror = slow
-    return mirror, gateway, sent
-
-
 def test_stopping_gives_queued_copies_drain_s_to_go_out() -> None:
     async def run() -> None:
-        mirror, gateway, sent = _slow_mirror(drain_s=5)
+        mirror, gateway, sent = _mirror(0.1, workers=1, drain_s=5, process="inline")
         mirror.start()
         for i in range(5):
             mirror.offer(_ctx(f"req-{i}"), RESULT, "answer", None)
@@ -249,7 +218,7 @@ def test_stopping_gives_queued_copies_drain_s_to_go_out() -> None:
 
 def test_copies_still_queued_after_drain_s_are_counted_lost() -> None:
     async def run() -> None:
-        mirror, gateway, sent = _slow_mirror(drain_s=0.15)
+        mirror, gateway, sent = _mirror(0.1, workers=1, drain_s=0.15, process="inline")
         mirror.start()
         for i in range(10):
             mirror.offer(_ctx(f"req-{i}"), RESULT, "answer", None)
