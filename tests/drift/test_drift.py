@@ -301,7 +301,8 @@ def test_ledger_check_without_traffic(home: Path) -> None:
     open_database(f"sqlite:///{home / 'l.db'}").dispose()
     none = _drift("check", "--deployment", "other")
     assert none.exit_code == 1
-    assert none.stderr.startswith("error: deployment 'other' has no logged request")
+    # (was "has no logged request": only client traffic is compared by default)
+    assert none.stderr.startswith("error: deployment 'other' has no logged client traffic")
 
 
 def test_an_incomplete_canary_run_is_an_error_and_pins_nothing(home: Path) -> None:

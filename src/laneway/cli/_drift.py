@@ -2,8 +2,10 @@
 
 ``drift run`` runs a canary suite on a model through the gateway, pins the first complete
 run as the baseline and compares every later run with it; ``drift check`` compares a
-deployment's recent window of logged traffic with the window before; ``drift status``
-prints the latest signals (what ``/metrics`` exports as ``laneway_drift_*`` gauges).
+deployment's recent window of logged traffic with the window before, one source of traffic
+at a time (client traffic unless ``--source`` says otherwise: eval, canary and shadow calls
+are not the clients' requests); ``drift status`` prints the latest signals (what
+``/metrics`` exports as ``laneway_drift_*`` gauges).
 
 Exit codes (the README's rule): 0 no alarm (or a baseline was pinned); 1 a drift alarm,
 or the check could not be done (a missing suite or database, an incomplete canary run: one
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -31,10 +34,33 @@ if TYPE_CHECKING:
 __all__ = ["drift_app", "register"]
 
 drift_app = typer.Typer(
-    help="Drift: catch a model that changed behind a stable name (canary suites, ledger "
-    "windows); exit 1 on an alarm.",
+    help="Drift: catch a model that changed behind a stable name. `run` asks a canary "
+    "suite and compares it with the first (pinned) run; `check` compares a deployment's "
+    "recent logged traffic with an earlier window of the same kind of traffic; `status` "
+    "lists the latest signals. Exit 1 on an alarm.",
     no_args_is_help=True,
 )
+
+
+class _Source(StrEnum):
+    """The ledger's traffic sources that ``drift_from_ledger`` compares (a test keeps
+    this list equal to the one it validates with)."""
+
+    api = "api"
+    shadow = "shadow"
+    eval = "eval"
+
+
+SourceOpt = Annotated[
+    _Source,
+    typer.Option(
+        "--source",
+        help="Which traffic to compare, the same in both windows: api = client requests; "
+        "shadow = copies a shadow rule sent to this deployment (a candidate that serves "
+        "no client yet); eval = `eval run` and `drift run` suite calls (meaningful only "
+        "when the same suites ran in both windows).",
+    ),
+]
 
 AlphaOpt = Annotated[
     float,
@@ -60,7 +86,9 @@ def _print_report(report: DriftReport, as_json: bool) -> None:
         return
     from laneway.evals import format_p
 
-    table = Table(title=f"drift of {report.target}: {report.baseline} -> {report.recent}")
+    compared = f"\n{report.source}" if report.source else ""
+    title = f"drift of {report.target}: {report.baseline} -> {report.recent}{compared}"
+    table = Table(title=title)
     for col in ("signal", "test", "baseline", "recent", "p", "alarm"):
         table.add_column(col)
     for s in report.signals:
@@ -208,13 +236,16 @@ def _finish_canary(outcome: CanaryOutcome, as_json: bool) -> None:
 
 @drift_app.command("check")
 def check_command(
-    deployment: Annotated[str, typer.Option(help="The deployment to check (its ledger rows).")],
+    deployment: Annotated[
+        str, typer.Option(help="The deployment to check: its name in the config.")
+    ],
     window: Annotated[
         str, typer.Option(help="The recent window: 1h, 1d, 7d… (ending now).")
     ] = "1d",
     baseline: Annotated[
         str, typer.Option(help="The baseline: this long before the recent window (7d, 30d…).")
     ] = "7d",
+    source: SourceOpt = _Source.api,
     alpha: AlphaOpt = 0.01,
     as_json: JsonOpt = False,
     config: ConfigOpt = None,
@@ -222,10 +253,20 @@ def check_command(
 ) -> None:
     """Compare a deployment's recent traffic with its baseline window (exit 1 on an alarm).
 
-    Reads the ledger only (no gateway needs to run). Example:
+    Both windows hold one source of traffic (--source, client requests by default), so
+    an eval suite or shadow copies in one window are not read as drift. Reads the ledger
+    only (no gateway needs to run). Signals: served model id and fingerprint, latency,
+    output length, error and content-filter refusal rates; with fewer than 20 calls in
+    a window only model id and fingerprint changes are checked. Client traffic is
+    gauge target deployment:NAME, other sources deployment:NAME:SOURCE.
+
+    Exit 0: no drift; 1: a drift alarm, or no traffic of that source in a window (the
+    error names the sources it has); 2: a wrong command line.
 
     \b
-      laneway drift check --deployment gpt --window 1d --baseline 7d"""
+    Examples:
+      laneway drift check --deployment gpt --window 1d --baseline 7d
+      laneway drift check --deployment llama-candidate --source shadow"""
     from laneway.errors import LanewayError
     from laneway.evals import drift_from_ledger
     from laneway.ledger import parse_since
@@ -248,7 +289,13 @@ def check_command(
     try:
         with errors():
             report = drift_from_ledger(
-                engine, deployment, window=recent_span, baseline=base_span, alpha=alpha, now=now
+                engine,
+                deployment,
+                window=recent_span,
+                baseline=base_span,
+                source=source.value,
+                alpha=alpha,
+                now=now,
             )
     finally:
         engine.dispose()
@@ -263,7 +310,11 @@ def status_command(
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """The latest check of every target and signal (exit 1 when any is in alarm)."""
+    """The latest check of every target and signal (exit 1 when any is in alarm).
+
+    Targets: SUITE:MODEL for `drift run`, deployment:NAME for `drift check` of client
+    traffic, deployment:NAME:SOURCE for `drift check --source`. The same values are
+    the `/metrics` gauges laneway_drift_alarm{target,signal} and laneway_drift_p_value."""
     from laneway.evals import drift_gauges
 
     engine = engine_from(config, db, create=False)

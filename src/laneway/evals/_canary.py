@@ -4,7 +4,8 @@
 ``eval run`` does; the first complete run of a (suite, model) target is pinned as its
 baseline, every later run is compared with it (and its answers are the pinned reference
 answers the judge compares new answers with). ``drift_from_ledger``: a deployment's
-recent window of logged traffic against the window before it.
+recent window of logged traffic against the window before it, one source of traffic at a
+time (client traffic unless told: ``LEDGER_SOURCES``), so like is compared with like.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ if TYPE_CHECKING:
     from laneway.gateway import Gateway
 
 __all__ = [
+    "LEDGER_SOURCES",
     "MIN_WINDOW_CALLS",
     "CanaryOutcome",
     "canary_target",
     "drift_from_ledger",
+    "ledger_target",
     "run_canary",
     "sample_of_run",
 ]
@@ -177,43 +180,81 @@ async def run_canary(
         alpha=alpha,
         quality=_quality(base, recent, model),
         preference=preference,
+        source=f"canary runs of suite {suite.name} (the pinned baseline run)",
     )
     save_report(engine, report, record.run_id)
     return CanaryOutcome(record.run_id, summary, base.info.run_id, False, report)
 
 
-def _ledger_calls(
-    engine: sa.Engine, deployment: str, start: datetime, end: datetime
-) -> list[sa.RowMapping]:
+# What a ledger window of one deployment can hold (``source`` on the row), and how a
+# report names it. Drift compares a source with itself only: an eval suite's prompts are
+# not the clients' (other lengths, refusals and failures), shadow copies are a sample of
+# another deployment's requests, and mixing them alarmed on a quiet deployment (or hid a
+# real change under the other traffic).
+LEDGER_SOURCES: Mapping[str, str] = {
+    "api": "client traffic",
+    "shadow": "shadow copies",
+    "eval": "eval and canary suite calls",
+}
+
+
+def ledger_target(deployment: str, source: str = "api") -> str:
+    """The drift target (gauge label) of ``deployment``'s ``source`` traffic: client
+    traffic keeps the plain ``deployment:NAME`` (a deployment name has no ``:``)."""
+    return f"deployment:{deployment}" + ("" if source == "api" else f":{source}")
+
+
+def _calls_where(deployment: str, start: datetime, end: datetime) -> list[Any]:
     """The calls made to ``deployment`` in [start, end): every attempt row (a retried or
     failed request has one per call, and its summary names no deployment when every
     call failed), and the summary row of a request answered by its first and only call
     (it has no attempt row)."""
-    cols = [LEDGER.c.latency_ms, LEDGER.c.completion_tokens, LEDGER.c.status, LEDGER.c.error_kind]
-    extra = [LEDGER.c[c] for c in ("served_model", "fingerprint") if c in LEDGER.c]
     attempts = sa.alias(LEDGER, "attempts")
     has_attempts = (
         sa.select(attempts.c.id)
         .where(attempts.c.request_id == LEDGER.c.request_id, attempts.c.attempt >= 1)
         .exists()
     )
-    query = sa.select(*cols, *extra).where(
+    return [
         LEDGER.c.deployment == deployment,
         LEDGER.c.ts >= start,
         LEDGER.c.ts < end,
         sa.or_(LEDGER.c.attempt >= 1, ~has_attempts),
+    ]
+
+
+def _ledger_calls(
+    engine: sa.Engine, deployment: str, start: datetime, end: datetime, source: str
+) -> list[sa.RowMapping]:
+    """The calls of ``source`` (attempt rows repeat their request's source)."""
+    cols = [LEDGER.c.latency_ms, LEDGER.c.completion_tokens, LEDGER.c.status, LEDGER.c.error_kind]
+    extra = [LEDGER.c[c] for c in ("served_model", "fingerprint") if c in LEDGER.c]
+    query = sa.select(*cols, *extra).where(
+        *_calls_where(deployment, start, end), LEDGER.c.source == source
     )
     with engine.connect() as conn:
         return list(conn.execute(query).mappings().all())
 
 
-def _ledger_sample(
+def _calls_by_source(
     engine: sa.Engine, deployment: str, start: datetime, end: datetime
+) -> dict[str, int]:
+    query = (
+        sa.select(LEDGER.c.source, sa.func.count())
+        .where(*_calls_where(deployment, start, end))
+        .group_by(LEDGER.c.source)
+    )
+    with engine.connect() as conn:
+        return {str(source): int(n) for source, n in conn.execute(query).all()}
+
+
+def _ledger_sample(
+    engine: sa.Engine, deployment: str, start: datetime, end: datetime, source: str
 ) -> DriftSample:
     sample = DriftSample.empty()
     models: set[str] = set()
     prints: set[str] = set()
-    for row in _ledger_calls(engine, deployment, start, end):
+    for row in _ledger_calls(engine, deployment, start, end, source):
         sample.calls += 1
         if row["latency_ms"] is not None:
             sample.latency_ms.append(float(row["latency_ms"]))
@@ -234,38 +275,62 @@ def _ledger_sample(
     return sample
 
 
+def _no_calls(
+    engine: sa.Engine, deployment: str, source: str, side: str, start: datetime, end: datetime
+) -> ConfigError:
+    """No call of ``source`` on one side: say which other traffic the window holds (a
+    shadow candidate serves no client yet: its traffic is ``--source shadow``)."""
+    kind = LEDGER_SOURCES[source]
+    others = _calls_by_source(engine, deployment, start, end)
+    others.pop(source, None)
+    message = f"deployment {deployment!r} has no logged {kind} (source={source}) in the {side}"
+    if others:
+        shown = ", ".join(f"{n} {s}" for s, n in sorted(others.items()))
+        options = " or ".join(f"--source {s}" for s in sorted(others) if s in LEDGER_SOURCES)
+        message += f"; it has {shown} calls there"
+        if options:
+            message += f" (compare those with {options})"
+    return ConfigError(message)
+
+
 def drift_from_ledger(
     engine: sa.Engine,
     deployment: str,
     *,
     window: timedelta,
     baseline: timedelta,
+    source: str = "api",
     alpha: float = 0.01,
     now: datetime | None = None,
     save: bool = True,
     min_calls: int = MIN_WINDOW_CALLS,
 ) -> DriftReport:
-    """``deployment``'s last ``window`` of traffic against the ``baseline`` before it
+    """``deployment``'s last ``window`` of ``source`` traffic (client traffic by default:
+    see ``LEDGER_SOURCES``) against the ``baseline`` before it, of the same source
     (refusals here are content-filter refusals: the ledger keeps no answers). With fewer
     than ``min_calls`` calls on a side, only model id and fingerprint changes are
     checked, and the report's note says so."""
+    if source not in LEDGER_SOURCES:
+        raise ConfigError(f"unknown traffic source {source!r}: one of {', '.join(LEDGER_SOURCES)}")
     end = now or datetime.now(UTC)
     split = end - window
     start = split - baseline
-    recent = _ledger_sample(engine, deployment, split, end)
-    base = _ledger_sample(engine, deployment, start, split)
-    if recent.calls == 0 or base.calls == 0:
-        side = "recent window" if recent.calls == 0 else "baseline window"
-        raise ConfigError(f"deployment {deployment!r} has no logged request in the {side}")
+    recent = _ledger_sample(engine, deployment, split, end, source)
+    if recent.calls == 0:
+        raise _no_calls(engine, deployment, source, "recent window", split, end)
+    base = _ledger_sample(engine, deployment, start, split, source)
+    if base.calls == 0:
+        raise _no_calls(engine, deployment, source, "baseline window", start, split)
     label = f"{start:%Y-%m-%d %H:%M}..{split:%Y-%m-%d %H:%M}"
     report = detect_drift(
-        f"deployment:{deployment}",
+        ledger_target(deployment, source),
         label,
         f"{split:%Y-%m-%d %H:%M}..{end:%Y-%m-%d %H:%M}",
         base,
         recent,
         alpha=alpha,
         min_calls=min_calls,
+        source=f"{LEDGER_SOURCES[source]} (source={source})",
     )
     if save:
         save_report(engine, report)

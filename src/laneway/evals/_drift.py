@@ -28,6 +28,11 @@ noise. Changes of model id or fingerprint are facts, not estimates: they alarm a
 With ``min_calls``, a side with fewer calls is too small to test: only those changes are
 checked, and the report's ``note`` says so (a quiet hour of ledger traffic, three calls
 that failed, is not an alarm on error rate or latency).
+
+Both sides must hold the same kind of traffic (``DriftReport.source`` says which): a
+canary run against the pinned canary run, a window of client traffic against an earlier
+window of client traffic. An eval suite's or a shadow rule's calls in one window only
+would read as drift of output length, errors and refusals.
 """
 
 from __future__ import annotations
@@ -120,6 +125,7 @@ class DriftReport:
     alpha: float
     signals: tuple[DriftSignal, ...]
     note: str = ""  # e.g. why the statistical signals were not tested
+    source: str = ""  # what traffic both sides hold, e.g. "client traffic (source=api)"
 
     @property
     def alarms(self) -> tuple[DriftSignal, ...]:
@@ -130,6 +136,7 @@ class DriftReport:
             "target": self.target,
             "baseline": self.baseline,
             "recent": self.recent,
+            "source": self.source or None,
             "alpha": self.alpha,
             "alarm": bool(self.alarms),
             "note": self.note or None,
@@ -236,8 +243,10 @@ def detect_drift(
     quality: tuple[float, float, float, str] | None = None,
     preference: tuple[int, int, int] | None = None,
     min_calls: int = 0,
+    source: str = "",
 ) -> DriftReport:
-    """Every signal of ``recent`` against ``base``. ``quality`` is (p, baseline rate,
+    """Every signal of ``recent`` against ``base`` (both of the traffic ``source`` names:
+    the report only says it). ``quality`` is (p, baseline rate,
     recent rate, method) of a paired test over cases; ``preference`` is the judge's
     (wins, ties, losses) of the recent answers against the pinned reference answers.
     A side with fewer than ``min_calls`` calls gets no statistical test (see ``note``)."""
@@ -285,4 +294,4 @@ def detect_drift(
                 f"tested at alpha/{len(pending)} = {level:.2g}",
             )
         )
-    return DriftReport(target, baseline_label, recent_label, alpha, tuple(signals), note)
+    return DriftReport(target, baseline_label, recent_label, alpha, tuple(signals), note, source)
