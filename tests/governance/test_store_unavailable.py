@@ -1,6 +1,7 @@
 """A database that will not take a budget or rate-limit write (full, read-only, locked, gone)
 refuses the request with 503 governance_unavailable and Retry-After, logged once, never a
-500 with a traceback per request, and never an unmetered call (governance fails closed)."""
+500 with a traceback per request, and never an unmetered call (governance fails closed).
+(A file deleted while running: also tests/governance/test_store_file_gone.py.)"""
 
 from __future__ import annotations
 
@@ -33,20 +34,31 @@ def _read_only(engine: sa.Engine) -> None:
     engine.dispose()  # the pooled connections were opened before
 
 
+def _delete_file(engine: sa.Engine) -> None:
+    """The database file deleted under the running store (its connections stay open)."""
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{engine.url.database}{suffix}").unlink(missing_ok=True)
+
+
+OUTAGES = {"read-only": (_read_only, "readonly"), "deleted": (_delete_file, "deleted or moved")}
+
+
 @pytest.fixture
 def engine(tmp_path: Path) -> Iterator[sa.Engine]:
-    eng = open_database(f"sqlite:///{tmp_path / 'gov.db'}")
+    eng = open_database(f"sqlite:///{tmp_path / 'gov.db'}", file_check_s=0)
     yield eng
     eng.dispose()
 
 
+@pytest.mark.parametrize("outage", OUTAGES)
 def test_a_budget_write_the_database_refuses_is_503_and_logged_once(
-    engine: sa.Engine, caplog: pytest.LogCaptureFixture
+    engine: sa.Engine, caplog: pytest.LogCaptureFixture, outage: str
 ) -> None:
     store = GovernanceStore(engine)
     key = store.create_key("team", budget_usd=Decimal("10"), period="day")[1]
     limited = store.create_key("rl", rpm=10)[1]
-    _read_only(engine)
+    make_outage, reason = OUTAGES[outage]
+    make_outage(engine)
     with caplog.at_level(logging.ERROR, logger="laneway.governance"):
         for _ in range(3):
             with pytest.raises(GovernanceUnavailable) as info:
@@ -57,7 +69,7 @@ def test_a_budget_write_the_database_refuses_is_503_and_logged_once(
     assert info.value.headers() == {"retry-after": "5"}
     lines = [r for r in caplog.records if "governance database unavailable" in r.getMessage()]
     assert len(lines) == 1
-    assert "readonly" in lines[0].getMessage()
+    assert reason in lines[0].getMessage()
     # a key without a budget needs no write and is not refused
     free = store.reserve(store.get_key("rl"), Decimal("0.01"))
     assert not free.active

@@ -6,6 +6,11 @@ A save goes into a small in-memory map at once (so the client's next request, wh
 follow within milliseconds, finds it in this worker) and to the database on a background
 thread; a load looks in memory, then in the database off the event loop. Another key's
 response, an expired one and an unknown one are all "not found".
+
+A save the database does not take (full, read-only, locked, its file deleted: the engine
+refuses a commit to a deleted file, see ``laneway.ledger.open_database``) never fails the
+request; the response stays in this worker's memory, and the failures are logged once
+when they start, then at most once a minute with a count, and once when saves resume.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections import OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,6 +32,17 @@ from laneway.ledger import UtcDateTime
 __all__ = ["ResponseStore", "StoredResponse"]
 
 log = logging.getLogger("laneway.responses")
+
+_REMIND_S = 60.0  # while saves keep failing, how often that is logged again
+
+
+def _describe(exc: Exception) -> str:
+    """The error's type and the database's first line (never the values it was given)."""
+    orig = getattr(exc, "orig", None)
+    if not isinstance(orig, BaseException):
+        return type(exc).__name__
+    first = (str(orig).splitlines() or [""])[0][:200]
+    return f"{type(orig).__name__}: {first}" if first else type(orig).__name__
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +79,9 @@ class ResponseStore:
         self._lock = threading.Lock()
         self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="laneway-responses")
         self._saves = 0
+        self._failed = 0  # saves lost since saves began to fail
+        self._failing = False
+        self._logged_at = float("-inf")
 
     def save(
         self,
@@ -97,7 +117,29 @@ class ResponseStore:
                 if sweep:
                     conn.execute(_TABLE.delete().where(_TABLE.c.expires_at < now))
         except Exception as exc:  # a lost save must never fail the request that made it
-            log.error("could not store response %s: %s", record.id, type(exc).__name__)
+            self._save_failed(record.id, exc)
+            return
+        if self._failing:
+            self._failing = False
+            log.warning("responses are stored again (%d were not)", self._failed)
+            self._failed = 0
+
+    def _save_failed(self, response_id: str, exc: Exception) -> None:
+        """Count a lost save; logged when failures start, then once per ``_REMIND_S``
+        (runs on the one writer thread)."""
+        self._failed += 1
+        now = time.monotonic()
+        if self._failing and now - self._logged_at < _REMIND_S:
+            return
+        self._failing = True
+        self._logged_at = now
+        log.error(
+            "could not store response %s (%s): %d not stored since saves began to fail; "
+            "they are kept only in this worker's memory",
+            response_id,
+            _describe(exc),
+            self._failed,
+        )
 
     async def load(self, response_id: str, key_id: str | None) -> StoredResponse | None:
         with self._lock:
