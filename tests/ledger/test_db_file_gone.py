@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from laneway.ledger import LedgerWriter, open_database
+from laneway.ledger._db import check_database_file
 from laneway.server._response_store import ResponseStore
 from tests.ledger.conftest import row
 
@@ -67,6 +68,19 @@ def test_a_commit_to_a_deleted_file_is_refused(engine: sa.Engine, path: Path) ->
     with engine.connect() as conn:  # reads go on from the connection already open
         assert conn.execute(sa.select(sa.func.count()).select_from(_NOTES)).scalar_one() == 1
     assert not path.exists()
+
+
+def test_a_raw_connection_writer_can_ask_before_it_commits(engine: sa.Engine, path: Path) -> None:
+    """Writers that commit through the driver (the shadow pairs' writer) see no commit
+    event; ``check_database_file`` is their check."""
+    raw = engine.raw_connection()
+    try:
+        check_database_file(raw)
+        _delete(path)
+        with pytest.raises(sa.exc.OperationalError, match="deleted or moved"):
+            check_database_file(raw)
+    finally:
+        raw.close()
 
 
 def test_no_empty_file_is_created_in_a_deleted_files_place(engine: sa.Engine, path: Path) -> None:

@@ -27,12 +27,13 @@ from typing import Any
 import orjson
 import sqlalchemy as sa
 from sqlalchemy import event
+from sqlalchemy.pool import PoolProxiedConnection
 
 from laneway.errors import ConfigError
 from laneway.ledger import _migrations
 from laneway.ledger._writer import DatabaseFileGone, _file_id
 
-__all__ = ["open_database", "sqlite_path"]
+__all__ = ["check_database_file", "open_database", "sqlite_path"]
 
 _BEGIN_MODES = frozenset({"DEFERRED", "IMMEDIATE", "EXCLUSIVE"})
 
@@ -81,6 +82,7 @@ def _set_wal(cursor: Any, busy_timeout_ms: int) -> None:
 # every ``ledger.flush_interval`` (100 ms by default).
 FILE_CHECK_S = 0.1
 _FILE_KEY = "laneway_file"  # a pooled connection's info: the (device, inode) it opened
+_WATCH_KEY = "laneway_watch"  # ... and the engine's _FileWatch
 
 
 class _FileWatch:
@@ -121,6 +123,7 @@ def _install_file_watch(engine: sa.Engine, path: Path, interval: float) -> None:
     def _note_file(_dbapi_connection: Any, record: Any) -> None:
         watch.opened = True
         record.info[_FILE_KEY] = watch.refresh()
+        record.info[_WATCH_KEY] = watch
 
     @event.listens_for(engine, "checkout")
     def _reconnect_if_replaced(_dbapi_connection: Any, record: Any, _proxy: Any) -> None:
@@ -130,8 +133,17 @@ def _install_file_watch(engine: sa.Engine, path: Path, interval: float) -> None:
 
     @event.listens_for(engine, "commit")
     def _refuse_lost_write(conn: sa.Connection) -> None:
-        if watch.current() != conn.connection.info.get(_FILE_KEY):
-            raise watch.gone()  # rolled back when the pool takes the connection back
+        check_database_file(conn.connection)  # rolled back when the pool takes it back
+
+
+def check_database_file(connection: PoolProxiedConnection) -> None:
+    """Raise ``sa.exc.OperationalError`` (``orig``: ``DatabaseFileGone``) when the SQLite
+    file ``connection`` was opened on is deleted or replaced (looked at no more than once
+    per ``file_check_s``). Commits through SQLAlchemy are checked already; a writer that
+    commits on ``engine.raw_connection()`` itself calls this before it commits."""
+    watch = connection.info.get(_WATCH_KEY)
+    if isinstance(watch, _FileWatch) and watch.current() != connection.info.get(_FILE_KEY):
+        raise watch.gone()
 
 
 def _install_sqlite_events(engine: sa.Engine, busy_timeout_ms: int) -> None:
