@@ -34,6 +34,9 @@ ANSWERS = SHARED / "answers.jsonl.gz"
 PROMPTS = ROOT / "tests" / "router" / "data"
 VARIED = PROMPTS / "varied_prompts.jsonl"
 INDEPENDENT = (PROMPTS / "independent_prompts.jsonl", PROMPTS / "independent_prompts_2.jsonl")
+# Two fresh sets of 150 prompts by two more blind writers (2026-12-07), read once with the
+# shipped router as it was; never trained or tuned on.
+FRESH = (PROMPTS / "independent_prompts_3.jsonl", PROMPTS / "independent_prompts_4.jsonl")
 VARIED_SHARE = 0.3  # total weight of the varied prompts against the MMLU-Pro rows
 # The gain's length prior (``train_scorer(length_prior=...)``, logits per standard
 # deviation of log length between the cheapest and the strongest tier). Chosen among

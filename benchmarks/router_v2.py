@@ -59,6 +59,7 @@ from laneway.router import (
 from laneway.router._fit import feature_matrix
 from laneway.router._promote import gain_scores
 from router_data import (
+    FRESH,
     INDEPENDENT,
     LENGTH_PRIOR,
     VARIED,
@@ -372,12 +373,13 @@ def _print_transfer(cells: Sequence[TransferCell]) -> None:
 
 
 def rubric(rounds: int) -> None:
-    print("## The shipped router on the independent rubric sets (second look)\n")
+    print("## The shipped router on the independent rubric sets\n")
     router = load_router(None, environ={})
     print("| set | weak answers iff grade ≤ | length | shipped router | router − length |")
     print("|" + " --- |" * 5)
-    for path in INDEPENDENT:
-        rows = rubric_rows(path)
+    sets = [(p.name, rubric_rows(p)) for p in (*INDEPENDENT, *FRESH)]
+    fresh = [row for p in FRESH for row in rubric_rows(p)]
+    for name, rows in [*sets, ("sets 3 + 4 pooled", fresh)]:
         grade = np.array([r["grade"] for r in rows])
         gain = np.array([router.route_conversation(r["conversation"]).score for r in rows])
         for cut in (1, 2, 3):
@@ -385,7 +387,7 @@ def rubric(rounds: int) -> None:
             cells, diffs, _ = compare(
                 {"length": length(rows), "router": gain}, s, w, [("router", "length")], rounds
             )
-            print(f"| {path.name} | {cut} | {cells['length']} | {cells['router']} | "
+            print(f"| {name} ({len(rows)}) | {cut} | {cells['length']} | {cells['router']} | "
                   f"{next(iter(diffs.values()))} |")  # fmt: skip
     print()
 
