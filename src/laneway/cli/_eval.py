@@ -738,10 +738,16 @@ def export_outcomes_command(
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """Per-prompt outcomes in the router's training format."""
+    """Per-prompt outcomes in the router's training format.
+
+    A column is the catalog model id of the deployment that answered (what `laneway
+    router train` maps to tiers). Two deployments of one model in the run get a column
+    each, MODEL@DEPLOYMENT, and a `note:` line says so (one column would mix them)."""
     from laneway.evals import load_run, write_outcomes
 
     out_file(out)
     with _reading(config, db, run) as engine:
-        count = write_outcomes(load_run(run, engine), out)
-    typer.echo(f"wrote {count} prompts to {out}")
+        written = write_outcomes(load_run(run, engine), out)
+    for note in written.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(f"wrote {written.rows} prompts to {out}")

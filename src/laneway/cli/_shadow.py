@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import math
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -31,7 +31,7 @@ from laneway.cli._common import ConfigOpt, DbOpt, JsonOpt, engine_from, errors, 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
-    from laneway.evals import ReviewItem, ShadowPair, ShadowReport, VerdictSink
+    from laneway.evals import LoadedRun, ReviewItem, ShadowPair, ShadowReport, VerdictSink
 
 __all__ = ["register", "shadow_app"]
 
@@ -359,6 +359,92 @@ def _finish(
         raise typer.Exit(code)
 
 
+# The (candidate, primary) scores of a verdict: a tie is a good answer on both sides.
+_SCORES = {"a": (1.0, 0.0), "b": (0.0, 1.0), "tie": (1.0, 1.0)}
+
+
+def _judged_pairs(engine: sa.Engine, since: datetime, candidate: str | None) -> list[Any]:
+    """The judged pairs, each with the catalog model id of both sides from the ledger:
+    the primary request's summary row and the candidate's copy (``mirror_of``). The
+    pair itself stores the model ids the upstreams reported, which `router train`'s
+    tier mapping (catalog ids) does not name."""
+    import sqlalchemy as sa
+
+    from laneway.gateway import SHADOW_PAIRS as P
+    from laneway.ledger import LEDGER
+
+    primary, copy = sa.alias(LEDGER, "primary_row"), sa.alias(LEDGER, "copy_row")
+    joined = P.outerjoin(
+        primary, sa.and_(primary.c.request_id == P.c.request_id, primary.c.attempt == 0)
+    ).outerjoin(
+        copy,
+        sa.and_(
+            copy.c.mirror_of == P.c.request_id,
+            copy.c.source == "shadow",
+            copy.c.deployment == P.c.candidate,
+        ),
+    )
+    cols = (P.c.id, P.c.prompt, P.c.task, P.c.verdict, P.c.primary_deployment, P.c.candidate)
+    query = (
+        sa.select(
+            *cols,
+            sa.func.coalesce(primary.c.model_id, P.c.primary_model).label("primary_model"),
+            sa.func.coalesce(copy.c.model_id, P.c.candidate_model).label("candidate_model"),
+        )
+        .select_from(joined)
+        .where(P.c.ts >= since, P.c.verdict.is_not(None))
+        .order_by(P.c.id)
+    )
+    if candidate is not None:
+        query = query.where(P.c.candidate == candidate)
+    with engine.connect() as conn:
+        rows = conn.execute(query).all()
+    # One row per pair (a request mirrored twice to one candidate joins two copies).
+    unique: dict[int, Any] = {}
+    for row in rows:
+        unique.setdefault(row.id, row)
+    return list(unique.values())
+
+
+def _pairs_as_run(rows: list[Any]) -> tuple[LoadedRun, int]:
+    """The judged pairs as a run that ``write_outcomes`` reads (a pair is a case that
+    two deployments answered, the verdict their scores), and how many pairs compared a
+    deployment with itself (a rule's candidate served the request: no outcome)."""
+    from laneway.evals import LoadedRun, ResultRow, RunInfo
+
+    cases: list[dict[str, Any]] = []
+    results: list[ResultRow] = []
+    itself = 0
+    for row in rows:
+        scores = _SCORES.get(row.verdict)
+        if scores is None:
+            continue
+        if row.candidate == row.primary_deployment:
+            itself += 1
+            continue
+        case_id = f"shadow-{row.id}"
+        cases.append({"id": case_id, "messages": row.prompt, "task": row.task})
+        sides = (
+            (row.candidate, row.candidate_model or row.candidate),
+            (row.primary_deployment, row.primary_model or row.primary_deployment or "primary"),
+        )
+        for (deployment, model), score in zip(sides, scores, strict=True):
+            results.append(
+                ResultRow(
+                    case_id,
+                    deployment or "primary",
+                    0,
+                    None,
+                    score > 0,
+                    score,
+                    deployment=deployment,
+                    model_id=model,
+                )
+            )
+    info = RunInfo("shadow", datetime.now(UTC), "complete", {"cases": cases}, "", (), 1, {})
+    return LoadedRun(info, tuple(results), ()), itself
+
+
 @shadow_app.command("export")
 def export(
     out: Annotated[Path, typer.Option("--out", help="Outcome rows (JSONL) for `router train`.")],
@@ -367,35 +453,34 @@ def export(
     config: ConfigOpt = None,
     database: DbOpt = None,
 ) -> None:
-    """Judged pairs as outcome rows: {id, prompt, task, outcomes: {model: 0/1}}.
+    """Judged pairs as outcome rows: {id, messages, task, outcomes: {model: 0/1}}.
+
+    A column is the catalog model id of the deployment (what `router train` maps to
+    tiers); a candidate and a primary of one catalog model get a column each,
+    MODEL@DEPLOYMENT, and a `note:` line says so. A tie is 1 for both.
 
     Example: laneway shadow export --out outcomes.jsonl && laneway router train --data
     outcomes.jsonl --out my-router"""
-    from laneway.evals import check_output_file, write_atomic
+    from laneway.evals import check_output_file, write_outcomes
 
     start = _since(since)
     with errors():
         check_output_file(out)
         engine = engine_from(config, database, create=False)
         try:
-            rows = [r for r in _rows(engine, start, candidate) if r["verdict"] is not None]
+            run, itself = _pairs_as_run(_judged_pairs(engine, start, candidate))
         finally:
             engine.dispose()
-    lines = []
-    for row in rows:
-        primary = row["primary_model"] or row["primary_deployment"] or "primary"
-        cand = row["candidate_model"] or row["candidate"]
-        wins = {"a": (1, 0), "b": (0, 1), "tie": (1, 1)}[row["verdict"]]
-        outcome = {
-            "id": f"shadow-{row['id']}",
-            "messages": row["prompt"],
-            "task": row["task"],
-            "outcomes": {cand: wins[0], primary: wins[1]},
-        }
-        lines.append(json.dumps(outcome) + "\n")
-    with errors():
-        write_atomic(out, "".join(lines).encode("utf-8"))
-    typer.echo(f"wrote {len(lines)} outcome rows to {out}")
+        written = write_outcomes(run, out)
+    if itself:
+        typer.echo(
+            f"note: {itself} pair(s) left out: the candidate was the deployment that "
+            "answered the request itself",
+            err=True,
+        )
+    for note in written.notes:
+        typer.echo(f"note: {note}", err=True)
+    typer.echo(f"wrote {written.rows} outcome rows to {out}")
 
 
 def _save_review(engine: sa.Engine) -> VerdictSink:
