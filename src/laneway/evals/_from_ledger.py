@@ -1,8 +1,9 @@
 """``from-ledger``: a suite sampled from real logged traffic.
 
 Only requests with a logged prompt are used (the key or the gateway opted in to prompt
-logging), only client traffic (``source`` other than ``eval``), only successful ones, and
-never a row whose ``audit`` JSON says ``"sensitive": true`` (governance marks those).
+logging), only client traffic (``source == "api"``: never eval, canary or shadow calls),
+only successful ones, and never a row whose ``audit`` JSON says ``"sensitive": true``
+(governance marks those).
 Identical prompts are taken once. The cases carry no expected answer: they are for judge
 rubrics, pairwise comparison, consistency, latency and cost.
 """
@@ -72,7 +73,7 @@ def suite_from_ledger(
         .where(
             LEDGER.c.attempt == 0,
             LEDGER.c.prompt.is_not(None),
-            LEDGER.c.source != "eval",
+            LEDGER.c.source == "api",
             LEDGER.c.status == 200,
             *_filters(where),
         )
