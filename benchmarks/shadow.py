@@ -3,25 +3,47 @@ shadow rule mirroring 10% of requests to a candidate, against the same gateway w
 
     python benchmarks/shadow.py [--rate 0.1] [--pairs 20] [--seconds 2] [--concurrency 16]
     python benchmarks/shadow.py --control        # both arms without the rule: the noise
-    python benchmarks/shadow.py --upstream-ms 50 # a model's latency: CPU to spare
+    python benchmarks/shadow.py --upstream-ms 100 # a model's latency: arms run together
     python benchmarks/shadow.py --process inline # copies sent on the gateway's own loop
     python benchmarks/shadow.py --instructions   # valgrind: instructions per request
     python benchmarks/shadow.py --offer          # in-process: the cost of offer() itself
 
-**Timed** (default). Fake OpenAI upstreams (0 ms) serve the primary and, in another
-process under ``nice 19``, the candidate (another provider: on a machine with free cores
-its work would cost the client nothing; sharing the primary's upstream process instead
-made every copy delay the primary's own answers). Two gateways run side by side (one with
-the rule, one without). The load generator runs ``--pairs`` pairs of short phases at the
-same concurrency, in ABBA order (off, on, on, off, …) so that a drift of the machine's
-load falls on both arms alike, and takes the p50 of each phase. The figure is the median
-of the per-pair differences (on − off) with a 95% bootstrap interval of that median; the
-load average is printed before and after, since on a shared machine it is the main source
-of noise. The gateway's own CPU time per request (user + system from /proc, threads
-included) is reported the same way: it is much less sensitive to the machine's load than
-latency, and it includes the copies. ``--control`` runs the same procedure with two
-gateways *without* the rule: its intervals show what "no difference" looks like on this
-machine at this moment.
+**Timed** (default). Fake OpenAI upstreams serve the primary and, in another process
+under ``nice 19``, the candidate (another provider: on a machine with free cores its work
+would cost the client nothing; sharing the primary's upstream process instead made every
+copy delay the primary's own answers). Two gateways run side by side (one with the rule, one
+without). The load generator runs ``--pairs`` pairs of short phases at the same concurrency
+and takes, per phase and arm, the median of each request's **added time**: its latency minus
+the upstream's own handling time, which each answer carries (``_upstream.py --timing``), so
+that the fake's sleep, rounded to whole milliseconds by its event loop, and its scheduling
+jitter drop out. The figure is the median of the per-pair differences (on − off) with a 95%
+bootstrap interval of that median; the earlier statistic, the phases' latency p50, is
+printed beside it. The load average is printed before and after.
+
+How the arms share the machine. At 0 ms upstream (``--apart``, the default there) each
+gateway is saturated by construction and needs a core, so the arms run one after the other
+in ABBA order (off, on, on, off, …) and a drift of the machine's load falls on both alike
+only as far as it is linear. With ``--upstream-ms`` the gateways use a fraction of a core,
+and both arms of a pair run at the same time (``--together``, the default there), each with
+its own ``--concurrency`` clients, so that whatever else the machine does falls on both
+arms alike (the A/A interval at 100 ms upstream, 20 pairs of 2 s on this shared 2-core
+machine: 0.28 ms wide at load 4.7–5.3, against 1.5–2.2 ms one after the other at load
+2.2–4.7). The cost of that: the copies' CPU competes with the other arm too, which on a
+machine without a core to spare makes the difference slightly smaller.
+
+Closed-loop clients that start together stay in step when the upstream's latency is
+fixed: every round the ``--concurrency`` requests reach the gateway as one burst and queue
+behind each other (p50 ~108 ms at 100 ms upstream, 5–15 ms of it queueing), and a phase's
+median depends on how its bursts were ordered. So with ``--upstream-ms`` client ``i`` starts
+``i/concurrency`` of a round late, and each answer's delay is drawn from ``upstream ±
+--spread-ms`` (a tenth of it by default; seeded); ``--lockstep`` restores the earlier
+traffic (neither). The share of requests sent within 1 ms of another is printed.
+
+The gateway's own CPU time per request (user + system from /proc, threads included) is
+reported the same way: it is much less sensitive to the machine's load than latency, and
+it includes the copies. ``--control`` runs the same procedure with two gateways *without*
+the rule: its intervals show what "no difference" looks like on this machine at this
+moment. ``--json PATH`` keeps every pair's figures.
 
 **Instructions** (``--instructions``). Each gateway runs under ``valgrind --tool=
 cachegrind`` twice, serving one request and then 1 + ``--requests``; the difference per
@@ -39,6 +61,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
 import os
 import random
 import statistics
@@ -53,6 +76,7 @@ import orjson
 import yaml
 
 from _procs import Processes, free_port, wait_http
+from _shadow_timing import Sample, phase, summarise
 from gateway_overhead import _LANEWAY_MAIN, _clean_env
 
 HERE = Path(__file__).resolve().parent
@@ -97,15 +121,25 @@ def _config(
 
 
 def _upstreams(
-    procs: Processes, env: dict[str, str], tmp: Path, latency_ms: float = 0.0
+    procs: Processes,
+    env: dict[str, str],
+    tmp: Path,
+    latency_ms: float = 0.0,
+    spread_ms: float | None = None,
 ) -> tuple[str, str]:
     """The primary's fake upstream, and the candidate's: another provider, so another
     process, under ``nice 19`` (on a machine with free cores it would cost the client
-    nothing; here it only gets the CPU time the rest leaves)."""
+    nothing; here it only gets the CPU time the rest leaves). With ``spread_ms`` (0
+    included) they report their own times in each answer and draw each delay from
+    ``latency_ms ± spread_ms`` (``_upstream.py --timing --spread``)."""
     urls = []
-    for name, prefix in (("upstream", []), ("candidate-upstream", ["nice", "-n", "19"])):
+    for seed, (name, prefix) in enumerate(
+        (("upstream", []), ("candidate-upstream", ["nice", "-n", "19"])), start=1
+    ):
         argv = [*prefix, sys.executable, str(HERE / "_upstream.py")]
         argv += ["--latency", str(latency_ms / 1000)]
+        if spread_ms is not None:
+            argv += ["--timing", "--spread", str(spread_ms / 1000), "--seed", str(seed)]
         proc = procs.start(name, argv, cpus=None, env=env, capture_stdout=True)
         assert proc.stdout is not None
         ready = proc.stdout.readline().decode().split()
@@ -123,10 +157,11 @@ def _start(
     nice: int | None = None,
     latency_ms: float = 0.0,
     max_lag: str | None = None,
+    spread_ms: float | None = None,
 ) -> list[tuple[int, int]]:
     """(port, pid) of each gateway."""
     env = _clean_env() | {"LANEWAY_BENCH_KEY": "sk-bench"}
-    upstreams = _upstreams(procs, env, tmp, latency_ms)
+    upstreams = _upstreams(procs, env, tmp, latency_ms, spread_ms)
     ports = []
     for i, sample in enumerate(rates):
         port = free_port()
@@ -157,60 +192,68 @@ def _cpu_s(pid: int, descendants: bool = True) -> float:
     return total
 
 
-async def _phase(
-    session: aiohttp.ClientSession, port: int, seconds: float, concurrency: int
-) -> list[float]:
-    body = orjson.dumps(
-        {"model": "primary", "messages": [{"role": "user", "content": "hello there"}]}
-    )
-    url = f"http://127.0.0.1:{port}/v1/chat/completions"
-    latencies: list[float] = []
-    deadline = time.perf_counter() + seconds
-    headers = {"content-type": "application/json"}
-
-    async def worker() -> None:
-        while time.perf_counter() < deadline:
-            started = time.perf_counter()
-            async with session.post(url, data=body, headers=headers) as r:
-                await r.read()
-                if r.status != 200:
-                    raise RuntimeError(f"gateway answered {r.status}")
-            latencies.append((time.perf_counter() - started) * 1000)
-
-    await asyncio.gather(*(worker() for _ in range(concurrency)))
-    return latencies
-
-
 async def _measure(
     off: tuple[int, int], on: tuple[int, int], args: argparse.Namespace
 ) -> list[dict[str, float]]:
-    """Per pair of phases (ABBA order): each arm's p50 (ms) and the gateway process's CPU
-    per request (ms, from /proc: user + system, its threads included)."""
+    """Per pair of phases (ABBA order): each arm's p50 (ms), median added time (latency −
+    the upstream's own time, ms), and the gateway process's CPU per request (ms, from
+    /proc: user + system, its threads included)."""
     pairs: list[dict[str, float]] = []
     connector = aiohttp.TCPConnector(limit=0)
+    stagger = args.upstream_ms / 1000 if args.stagger else 0.0
     async with aiohttp.ClientSession(connector=connector) as session:
         for port, _ in (off, on):  # warm-up: connections, caches, the first ledger flushes
-            await _phase(session, port, 1.0, args.concurrency)
+            await phase(session, port, 1.0, args.concurrency, stagger)
         if not args.control and _children(on[1]):  # a sender process: its start-up (seconds
             await _first_copy(session, on[0], args.concurrency)  # of CPU) is no copy's
         for i in range(args.pairs):
             order = (("off", off), ("on", on)) if i % 2 == 0 else (("on", on), ("off", off))
             pair: dict[str, float] = {}
-            for mode, (port, pid) in order:
-                cpu, own = _cpu_s(pid), _cpu_s(pid, descendants=False)
-                latencies = await _phase(session, port, args.seconds, args.concurrency)
-                pair[f"cpu_{mode}"] = (_cpu_s(pid) - cpu) * 1000 / len(latencies)
-                own = _cpu_s(pid, descendants=False) - own
-                pair[f"own_{mode}"] = own * 1000 / len(latencies)
-                pair[f"p50_{mode}"] = statistics.median(latencies)
-                pair[f"n_{mode}"] = len(latencies)
-                pair[f"share_{mode}"] = own / args.seconds
+            if args.together:  # both arms at once: the machine's load falls on both alike
+                cpu = {mode: _cpu_pair(pid) for mode, (_, pid) in order}
+                both = await asyncio.gather(*(
+                    phase(session, port, args.seconds, args.concurrency, stagger, k / 2)
+                    for k, (_, (port, _)) in enumerate(order)
+                ))  # fmt: skip
+                for (mode, (_, pid)), samples in zip(order, both, strict=True):
+                    _record(pair, mode, pid, cpu[mode], samples, args.seconds)
+            else:
+                for mode, (port, pid) in order:
+                    cpu_before = _cpu_pair(pid)
+                    samples = await phase(session, port, args.seconds, args.concurrency, stagger)
+                    _record(pair, mode, pid, cpu_before, samples, args.seconds)
             pairs.append(pair)
         await asyncio.sleep(1.0)  # the copies still queued: sent by now, or never
         async with session.get(f"http://127.0.0.1:{on[0]}/metrics") as r:
             copies = _copies(await r.text())
     pairs.append(copies)
     return pairs
+
+
+def _cpu_pair(pid: int) -> tuple[float, float]:
+    """CPU seconds of the gateway with its sender process, and of the gateway alone."""
+    return _cpu_s(pid), _cpu_s(pid, descendants=False)
+
+
+def _record(
+    pair: dict[str, float],
+    mode: str,
+    pid: int,
+    cpu_before: tuple[float, float],
+    samples: list[Sample],
+    seconds: float,
+) -> None:
+    """One arm's figures of a phase into ``pair``, keys suffixed ``_off`` or ``_on``."""
+    cpu, own = (after - before for after, before in zip(_cpu_pair(pid), cpu_before, strict=True))
+    stats = summarise(samples)
+    pair[f"cpu_{mode}"] = cpu * 1000 / len(samples)
+    pair[f"own_{mode}"] = own * 1000 / len(samples)
+    pair[f"p50_{mode}"] = stats.p50
+    pair[f"added_{mode}"] = math.nan if stats.added is None else stats.added
+    pair[f"in_{mode}"] = math.nan if stats.inbound is None else stats.inbound
+    pair[f"bunched_{mode}"] = stats.bunched
+    pair[f"n_{mode}"] = stats.n
+    pair[f"share_{mode}"] = own / seconds
 
 
 async def _first_copy(session: aiohttp.ClientSession, port: int, concurrency: int) -> None:
@@ -220,9 +263,9 @@ async def _first_copy(session: aiohttp.ClientSession, port: int, concurrency: in
     while time.monotonic() < deadline:
         async with session.get(f"http://127.0.0.1:{port}/metrics") as r:
             if _copies(await r.text()).get("sent", 0) > 0:
-                await _phase(session, port, 1.0, concurrency)
+                await phase(session, port, 1.0, concurrency)
                 return
-        await _phase(session, port, 0.5, concurrency)
+        await phase(session, port, 0.5, concurrency)
     raise RuntimeError("no shadow copy was sent within 120 s")
 
 
@@ -265,43 +308,87 @@ def _load() -> str:
 
 def timed(args: argparse.Namespace) -> int:
     rates = (None, None) if args.control else (None, args.rate)
+    if args.lockstep:
+        args.spread_ms, args.stagger = 0.0, False
+    elif args.spread_ms is None:
+        args.spread_ms = args.upstream_ms / 10
+    args.stagger = args.stagger and args.upstream_ms > 0
+    if args.together is None:
+        args.together = args.upstream_ms > 0
     load_before = _load()
     with tempfile.TemporaryDirectory(prefix="laneway-shadow-bench-") as name:
         tmp = Path(name)
         with Processes(tmp) as procs:
             off, on = _start(
-                procs, tmp, rates, args.process, args.nice, args.upstream_ms, args.max_lag
-            )
+                procs, tmp, rates, args.process, args.nice, args.upstream_ms, args.max_lag,
+                args.spread_ms,
+            )  # fmt: skip
             *pairs, copies = asyncio.run(_measure(off, on, args))
-    diffs = [p["p50_on"] - p["p50_off"] for p in pairs]
+    what = "control: both arms WITHOUT the rule" if args.control else f"shadow at {args.rate:.0%}"
+    what += f" (shadow.process: {args.process}"
+    what += f", sender_nice {args.nice}" if args.nice is not None else ""
+    what += f", inline_max_lag_ms {args.max_lag})" if args.max_lag is not None else ")"
+    traffic = "clients in step (--lockstep)" if args.lockstep else (
+        f"delay ± {args.spread_ms:g} ms, clients' starts staggered" if args.stagger
+        else f"delay ± {args.spread_ms:g} ms"
+    )  # fmt: skip
+    print(
+        f"{what}, c={args.concurrency}, {args.upstream_ms:g} ms upstream ({traffic}), "
+        f"{args.pairs} {'pairs' if args.together else 'ABBA pairs'} of {args.seconds:g} s "
+        f"phases{', both arms at once' if args.together else ''}; load average (1/5/15 min) "
+        f"before {load_before}, after {_load()}"
+    )
+    _print_latency(pairs)
+    _print_cpu(pairs)
+    if not args.control:
+        served = sum(p["n_on"] for p in pairs)
+        outcomes = ", ".join(f"{k} {v:.0f}" for k, v in sorted(copies.items())) or "none"
+        print(
+            f"  copies ({served} requests served with the rule in the timed phases, so about "
+            f"{served * args.rate:.0f} sampled, plus the warm-up's): {outcomes}"
+        )
+    if args.json:
+        Path(args.json).write_bytes(orjson.dumps({"args": vars(args), "pairs": pairs}))
+    return 0
+
+
+def _difference(pairs: list[dict[str, float]], key: str) -> str:
+    """Median of the per-pair differences (on − off) of ``key``, its 95% bootstrap
+    interval, and how many pairs were higher with the rule."""
+    diffs = [p[f"{key}_on"] - p[f"{key}_off"] for p in pairs]
     low, high = bootstrap_median(diffs)
+    return (
+        f"{statistics.median(diffs):+.3f} ms, 95% bootstrap CI [{low:+.3f}, {high:+.3f}] "
+        f"(width {high - low:.3f}); {sum(d > 0 for d in diffs)} of {len(diffs)} pairs higher"
+    )
+
+
+def _print_latency(pairs: list[dict[str, float]]) -> None:
+    def both(key: str, digits: int = 3) -> str:
+        off, on = (statistics.median(p[f"{key}_{m}"] for p in pairs) for m in ("off", "on"))
+        return f"off {off:.{digits}f}, on {on:.{digits}f}"
+
+    print(
+        f"  medians of phases: p50 {both('p50')} ms; added time (latency - the upstream's "
+        f"own) {both('added')} ms, of it the way in {both('in')} ms; requests sent within 1 "
+        f"ms of another {both('bunched', 2)}; the gateway process used {both('share', 2)} of "
+        f"a core"
+    )
+    if not any(math.isnan(p["added_on"]) or math.isnan(p["added_off"]) for p in pairs):
+        print(
+            f"  added time per request (median per phase; target <= +0.2): "
+            f"{_difference(pairs, 'added')}"
+        )
+    print(f"  added p50 of latency (the earlier statistic): {_difference(pairs, 'p50')}")
+
+
+def _print_cpu(pairs: list[dict[str, float]]) -> None:
     cpu = [p["cpu_on"] - p["cpu_off"] for p in pairs]
     cpu_low, cpu_high = bootstrap_median(cpu)
     cpu_off = statistics.median(p["cpu_off"] for p in pairs)
     own = [p["own_on"] - p["own_off"] for p in pairs]
     own_low, own_high = bootstrap_median(own)
     own_off = statistics.median(p["own_off"] for p in pairs)
-    what = "control: both arms WITHOUT the rule" if args.control else f"shadow at {args.rate:.0%}"
-    what += f" (shadow.process: {args.process}"
-    what += f", sender_nice {args.nice}" if args.nice is not None else ""
-    what += f", inline_max_lag_ms {args.max_lag})" if args.max_lag is not None else ")"
-    print(
-        f"{what}, c={args.concurrency}, {args.upstream_ms:g} ms upstream, {args.pairs} ABBA "
-        f"pairs of "
-        f"{args.seconds:g} s phases; load average (1/5/15 min) before {load_before}, "
-        f"after {_load()}"
-    )
-    print(
-        f"  p50 off {statistics.median(p['p50_off'] for p in pairs):.3f} ms, on "
-        f"{statistics.median(p['p50_on'] for p in pairs):.3f} ms (medians of phases); the "
-        f"gateway process used {statistics.median(p['share_off'] for p in pairs):.2f} / "
-        f"{statistics.median(p['share_on'] for p in pairs):.2f} of a core"
-    )
-    print(
-        f"  added p50: median of per-pair differences {statistics.median(diffs):+.3f} ms, "
-        f"95% bootstrap CI [{low:+.3f}, {high:+.3f}] ms (target <= +0.2); "
-        f"{sum(d > 0 for d in diffs)} of {len(diffs)} pairs slower with the rule"
-    )
     print(
         f"  gateway CPU per request: off {cpu_off * 1000:.0f} us; added "
         f"{statistics.median(cpu) * 1000:+.1f} us ({statistics.median(cpu) / cpu_off:+.1%}), "
@@ -313,14 +400,6 @@ def timed(args: argparse.Namespace) -> int:
         f"{statistics.median(own) * 1000:+.1f} us ({statistics.median(own) / own_off:+.1%}), "
         f"95% bootstrap CI [{own_low * 1000:+.1f}, {own_high * 1000:+.1f}] us"
     )
-    if not args.control:
-        served = sum(p["n_on"] for p in pairs)
-        outcomes = ", ".join(f"{k} {v:.0f}" for k, v in sorted(copies.items())) or "none"
-        print(
-            f"  copies ({served} requests served with the rule in the timed phases, so about "
-            f"{served * args.rate:.0f} sampled, plus the warm-up's): {outcomes}"
-        )
-    return 0
 
 
 def instructions(args: argparse.Namespace) -> int:
@@ -449,6 +528,32 @@ def main(argv: list[str] | None = None) -> int:
         help="the fake upstreams' latency (0: the gateway is saturated by construction; a "
         "model's latency leaves it CPU to spare)",
     )  # fmt: skip
+    parser.add_argument(
+        "--spread-ms", type=float, default=None,
+        help="each upstream answer's delay is drawn from --upstream-ms ± this (default: a "
+        "tenth of --upstream-ms), so that the clients do not stay in step",
+    )  # fmt: skip
+    parser.add_argument(
+        "--no-stagger", dest="stagger", action="store_false",
+        help="start all clients of a phase at once (default with --upstream-ms: client i "
+        "starts i/concurrency of the upstream's latency late)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--lockstep", action="store_true",
+        help="the earlier traffic: no spread, no stagger (the clients stay in step)",
+    )  # fmt: skip
+    arms = parser.add_mutually_exclusive_group()
+    arms.add_argument(
+        "--together", action="store_true", default=None,
+        help="both arms of a pair at the same time, each with its own clients (the default "
+        "with --upstream-ms: the machine's load then falls on both alike)",
+    )  # fmt: skip
+    arms.add_argument(
+        "--apart", dest="together", action="store_false",
+        help="the arms one after the other, in ABBA order (the default at 0 ms upstream, "
+        "where each gateway needs a core of its own)",
+    )  # fmt: skip
+    parser.add_argument("--json", default=None, help="write every pair's figures here")
     parser.add_argument(
         "--process", choices=("auto", "separate", "inline"), default="auto",
         help="shadow.process: copies sent by a sender process or on the gateway's loop "
