@@ -323,3 +323,41 @@ def test_token_table_is_loaded_only_by_a_router_that_uses_the_embedding(tmp_path
     conv = conversation_from_prompt("Calculate the momentum of a 3 kg mass at 2 m/s.")
     assert trained.features(conv).shape == (len(STRUCTURAL_NAMES) + trained.embedder.dim,)
     assert shipped.scorer.features(conv).shape == (len(STRUCTURAL_NAMES),)
+
+
+def test_train_from_config_reads_split_columns_of_one_model_on_two_deployments(
+    tmp_path: Path,
+) -> None:
+    """An outcome export writes ``MODEL@DEPLOYMENT`` columns where two deployments of one
+    catalog model answered (self-hosted in the cheap tier, a serverless API in the pricey
+    one); ``router train`` with the config and no ``--tiers`` maps them to their tiers."""
+    import yaml
+
+    deployments = [
+        {"name": name, "model": "llama-3.1-70b-instruct", "provider": "openai",
+         "price": {"input_per_mtok": price, "output_per_mtok": price}}
+        for name, price in (("local", "0.1"), ("api", "1"))
+    ]  # fmt: skip
+    config = tmp_path / "laneway.yaml"
+    body = {"deployments": deployments, "tiers": {"cheap": ["local"], "pricey": ["api"]}}
+    config.write_text(yaml.safe_dump(body), encoding="utf-8")
+    plain, data, out = tmp_path / "plain.jsonl", tmp_path / "split.jsonl", tmp_path / "r"
+    synthetic_outcomes(plain)
+    with data.open("w") as f:
+        for line in plain.read_text().splitlines():
+            row = json.loads(line)
+            o = row["outcomes"]
+            row["outcomes"] = {"llama-3.1-70b-instruct@local": o["weak-a"],
+                               "llama-3.1-70b-instruct@api": o["strong-a"]}  # fmt: skip
+            f.write(json.dumps(row) + "\n")
+    run("router", "train", "--data", str(data), "--out", str(out), "--config", str(config))
+    meta = json.loads((out / "router.json").read_text())
+    assert meta["tier_models"] == {
+        "cheap": ["llama-3.1-70b-instruct", "llama-3.1-70b-instruct@local"],
+        "pricey": ["llama-3.1-70b-instruct", "llama-3.1-70b-instruct@api"],
+    }
+    hard = "Calculate the energy of a 7 kg mass at 9 m/s, then derive step by step the momentum."
+    router = load_router(out, environ={})
+    easy_score = router.route_conversation(conversation_from_prompt("hi there, how are you?"))
+    hard_score = router.route_conversation(conversation_from_prompt(hard))
+    assert hard_score.score > easy_score.score + 0.2

@@ -700,7 +700,8 @@ def from_ledger_command(
     config: ConfigOpt = None,
     db: DbOpt = None,
 ) -> None:
-    """A suite from logged traffic (prompt-logged, non-sensitive, non-eval requests)."""
+    """A suite from logged client traffic (prompt-logged, non-sensitive requests; eval,
+    canary and shadow calls left out)."""
     import yaml
 
     from laneway.evals import check_where, suite_from_ledger, write_atomic

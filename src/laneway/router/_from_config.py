@@ -98,17 +98,33 @@ def tier_costs(
 
 
 def config_tier_models(settings: Any, catalog: Any) -> dict[str, tuple[str, ...]]:
-    """Tier → catalog model ids of its deployments, in the config's tier order."""
+    """Tier → catalog model ids of its deployments, in the config's tier order. A catalog
+    model served by two or more deployments is also listed as ``MODEL@DEPLOYMENT``: the
+    column an outcome export (``eval export-outcomes``, ``shadow export``) writes for it,
+    so such rows train without ``--tiers``."""
+
+    def model_of(name: str) -> str | None:
+        d = settings.deployment(name)
+        if d is None:
+            return None
+        info = catalog.get(d.model)
+        return str(info.id) if info is not None else str(d.model)
+
+    served: dict[str, int] = {}
+    for d in settings.deployments:
+        model = model_of(d.name)
+        if model is not None:
+            served[model] = served.get(model, 0) + 1
     mapping: dict[str, tuple[str, ...]] = {}
     for tier, members in settings.tiers.items():
         models: list[str] = []
         for name in members:
-            d = settings.deployment(name)
-            if d is None:
+            model = model_of(name)
+            if model is None:
                 continue
-            info = catalog.get(d.model)
-            model = info.id if info is not None else d.model
-            if model not in models:
-                models.append(model)
+            shared = served.get(model, 0) > 1
+            for column in (model, f"{model}@{name}") if shared else (model,):
+                if column not in models:
+                    models.append(column)
         mapping[tier] = tuple(models)
     return mapping
