@@ -71,6 +71,25 @@ def test_json_since_all_source_all_and_group_by_tier(seeded: str) -> None:
     assert (groups[None]["cost_known_usd"], groups[None]["cost_unknown_requests"]) == ("1", 1)
 
 
+def test_source_shadow_counts_only_the_copies_shadow_rules_sent(
+    engine: sa.Engine, db_url: str, write_rows: Callable[[list[LedgerRow]], None]
+) -> None:
+    now = datetime.now(UTC).replace(microsecond=0)
+    write_rows(
+        [
+            row("c1", 0, ts=now, deployment="prod", tier="simple"),
+            row("s1", 0, ts=now, source="shadow", deployment="cand"),
+            row("s1", 1, ts=now, source="shadow", deployment="cand", cost_usd=D("0.5")),
+        ]
+    )  # fmt: skip
+    code, out, err = _invoke("--database", db_url, "--json", "--source", "shadow")
+    assert code == 0, err
+    groups = {g["key"]: g for g in json.loads(out)}
+    assert set(groups) == {"cand"} and groups["cand"]["cost_usd"] == "0.5"
+    code, out, _ = _invoke("--database", db_url, "--json")
+    assert {g["key"] for g in json.loads(out)} == {"prod"}
+
+
 def test_table_output(seeded: str) -> None:
     code, out, _ = _invoke("--database", seeded, "--by", "deployment")
     assert code == 0

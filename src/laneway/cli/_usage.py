@@ -35,6 +35,7 @@ class _By(StrEnum):
 class _Source(StrEnum):
     api = "api"
     eval = "eval"
+    shadow = "shadow"
     all = "all"
 
 
@@ -219,7 +220,13 @@ def usage_command(
         str, typer.Option(help="Window: 24h, 30d, 90m, 2w, an ISO date or time, or 'all'.")
     ] = "24h",
     by: Annotated[_By, typer.Option(help="Group rows by this.")] = _By.deployment,
-    source: Annotated[_Source, typer.Option(help="Traffic to count.")] = _Source.api,
+    source: Annotated[
+        _Source,
+        typer.Option(
+            help="Traffic to count: api (client requests), eval (eval and canary runs), "
+            "shadow (copies sent by shadow rules, never charged to a key), or all."
+        ),
+    ] = _Source.api,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
     database: DatabaseOption = None,
     config: Annotated[
