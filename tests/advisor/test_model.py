@@ -228,6 +228,18 @@ def test_ops_gate(ops: str, passed: bool) -> None:
     assert gate["operations_capacity"]["passed"] is passed
 
 
+@pytest.mark.parametrize(("ops", "warned"), [("none", True), ("partial", False)])
+def test_serverless_open_weight_without_mlops_is_flagged(ops: str, warned: bool) -> None:
+    """RTSN: 'No MLOps capability: closed API only'; managed open-weight at partial."""
+    advice = advice_to_json(advise(workload_from_dict(_workload(ops_capacity=ops))))
+    paths = {t["tier"]: t["path"] for t in advice["recommendation"]["tiers"]}
+    assert paths["simple"] == "serverless_open"
+    flagged = [w for w in advice["warnings"] if "closed API only" in w]
+    assert bool(flagged) is warned
+    if warned:
+        assert flagged[0].startswith("simple on serverless open-weight")
+
+
 def test_questions_origin_coding_video_and_volume_bands() -> None:
     w = _workload(constraints={"denied_origins": ["CN"]})
     w["tasks"][0]["category"] = "coding"

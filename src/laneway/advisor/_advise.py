@@ -209,6 +209,15 @@ def _warnings(
             f"MLOps is a liability, not an asset' ({cite('003')}); budget for 1–3 FTE "
             f"({cite('004')})"
         )
+    serverless = [t.tier for t in choice.tiers if t.path == "serverless_open"]
+    if serverless and workload.ops_capacity == "none":
+        out.append(
+            f"{', '.join(serverless)} on serverless open-weight with no MLOps capacity: "
+            f"{cite('003')} says 'No MLOps capability: closed API only' and puts managed "
+            "open-weight hosting at partial capacity; the vendor runs the servers, but someone "
+            "must re-run your eval when the vendor updates the model and watch for drift "
+            "(laneway drift); the monthly costs' all_closed is the closed-only price"
+        )
     slo = workload.latency_slo_ms
     if (
         slo is not None
