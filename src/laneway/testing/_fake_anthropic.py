@@ -73,6 +73,13 @@ class FakeAnthropic(FakeUpstreamServer):
     def _invalid(self, message: str) -> web.Response:
         return self.error_body(Fault("status", status=400), message)
 
+    @staticmethod
+    def stream_failure(fault: Fault) -> bytes:
+        """Anthropic's in-stream ``error`` event (``overloaded_error`` by default)."""
+        kind = fault.error_code or "overloaded_error"
+        message = fault.message or f"scripted in-stream {kind}"
+        return _event("error", {"type": "error", "error": {"type": kind, "message": message}})
+
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body = await self.record(request)
         fault = self.take_fault()
@@ -102,7 +109,8 @@ class FakeAnthropic(FakeUpstreamServer):
             "usage": usage,
         }
         if body.get("stream"):
-            return await self.sse_response(request, _stream_events(message), fault)
+            failure = self.stream_failure(fault) if fault is not None else b""
+            return await self.sse_response(request, _stream_events(message), fault, failure)
         if fault is not None and fault.kind == "malformed":
             return web.Response(
                 body=b'{"id": "msg_x", "type": "message", "content": [',

@@ -75,6 +75,17 @@ class FakeOpenAI(FakeUpstreamServer):
             body=body,
         )
 
+    @staticmethod
+    def stream_failure(fault: Fault) -> bytes:
+        """Chat completions' in-stream error: a ``data:`` event holding ``error``."""
+        error = {
+            "message": fault.message or f"scripted in-stream error {fault.status}",
+            "type": _ERROR_TYPES.get(fault.status, "server_error"),
+            "param": None,
+            "code": fault.error_code,
+        }
+        return b"data: " + orjson.dumps({"error": error}) + b"\n\n"
+
     def error_body(self, fault: Fault) -> web.Response:
         code = fault.error_code
         payload = {
@@ -145,7 +156,8 @@ class FakeOpenAI(FakeUpstreamServer):
         if body.get("stream"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             events = self._stream_events(text, reply, finish, usage if include_usage else None)
-            return await self.sse_response(request, events, fault)
+            failure = self.stream_failure(fault) if fault is not None else b""
+            return await self.sse_response(request, events, fault, failure)
         if fault is not None and fault.kind == "malformed":
             return web.Response(
                 body=b'{"id": "chatcmpl-x", "choices": [',

@@ -72,7 +72,15 @@ class FakeOpenAIResponses(FakeOpenAI):
         if body.get("store", True):
             self.stored[response["id"]] = {**response, "_conversation": conversation}
         if body.get("stream"):
-            return await self.sse_response(request, _events(response), fault)
+            events = _events(response)
+            failure = _failed(response, len(events), fault) if fault is not None else b""
+            return await self.sse_response(request, events, fault, failure)
+        if fault is not None and fault.kind == "malformed":
+            return web.Response(
+                body=b'{"id": "resp_x", "object": "response", "output": [',
+                status=200,
+                content_type="application/json",
+            )
         return json_response(response)
 
     def _answer(self, body: dict[str, Any], conversation: list[Any]) -> dict[str, Any]:
@@ -158,6 +166,17 @@ def _turn(body: dict[str, Any], conversation: list[Any]) -> FakeTurn:
     )
 
 
+def _failed(response: dict[str, Any], sequence: int, fault: Fault) -> bytes:
+    """The Responses API's ``response.failed`` event (for the ``fail`` fault)."""
+    error = {
+        "code": fault.error_code or "server_error",
+        "message": fault.message or "scripted failure: the model stopped generating",
+    }
+    failed = {**response, "status": "failed", "error": error, "output": [], "usage": None}
+    body = {"type": "response.failed", "sequence_number": sequence, "response": failed}
+    return b"event: response.failed\ndata: " + orjson.dumps(body) + b"\n\n"
+
+
 def _events(response: dict[str, Any]) -> list[bytes]:
     """The semantic event sequence of a streamed response."""
     sequence = iter(range(10_000))
@@ -176,8 +195,10 @@ def _events(response: dict[str, Any]) -> list[bytes]:
         if item["type"] == "message":
             text = item["content"][0]["text"]
             where = {"item_id": item["id"], "output_index": index, "content_index": 0}
-            for piece in text.split(" "):
-                events.append(event("response.output_text.delta", **where, delta=piece + " "))
+            pieces = text.split(" ")  # the deltas add up to the text
+            for i, piece in enumerate(pieces):
+                delta = piece if i == len(pieces) - 1 else piece + " "
+                events.append(event("response.output_text.delta", **where, delta=delta))
             events.append(event("response.output_text.done", **where, text=text))
         events.append(event("response.output_item.done", output_index=index, item=item))
     events.append(event("response.completed", response=response))

@@ -15,9 +15,14 @@ __all__ = ["RunningGateway"]
 
 
 class RunningGateway:
-    """``with RunningGateway(app) as gw: OpenAI(base_url=gw.base_url, api_key="x")``."""
+    """``with RunningGateway(app) as gw: OpenAI(base_url=gw.base_url, api_key="x")``.
 
-    def __init__(self, app: ASGIApp, *, log_level: str = "warning") -> None:
+    :meth:`stop` lets requests in flight finish for ``graceful_shutdown_s``, then cancels
+    them (as ``laneway serve`` does after ``server.graceful_shutdown_s``)."""
+
+    def __init__(
+        self, app: ASGIApp, *, log_level: str = "warning", graceful_shutdown_s: float = 5
+    ) -> None:
         self.app = app
         self.port = 0
         self._server = uvicorn.Server(
@@ -26,7 +31,8 @@ class RunningGateway:
                 log_level=log_level,
                 lifespan="on",
                 access_log=False,
-                timeout_graceful_shutdown=5,
+                # annotated int; uvicorn waits with asyncio.wait_for, which takes a float
+                timeout_graceful_shutdown=graceful_shutdown_s,  # type: ignore[arg-type]
             )
         )
         self._thread: threading.Thread | None = None

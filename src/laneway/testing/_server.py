@@ -30,7 +30,19 @@ __all__ = [
 ]
 
 FaultKind = Literal[
-    "status", "stall", "reset", "malformed", "cut", "slow", "silent", "drip", "html", "unended"
+    "status",
+    "stall",
+    "reset",
+    "malformed",
+    "cut",
+    "slow",
+    "silent",
+    "drip",
+    "html",
+    "unended",
+    "hang",
+    "fail",
+    "short",
 ]
 
 
@@ -51,6 +63,14 @@ class Fault:
     ``html``: answer HTTP ``status`` with a proxy's HTML error page (``text/html``).
     ``unended``: stream every event but the final one (OpenAI's ``[DONE]``, Anthropic's
     ``message_stop``), then close the stream cleanly.
+    ``hang``: stream the first ``after_chunks`` events, then send nothing more (headers
+    and those events out, the connection open) until the client leaves.
+    ``fail``: stream the first ``after_chunks`` events, then the provider's own in-stream
+    failure (OpenAI chat's ``data: {"error": ...}``, Anthropic's ``event: error``, the
+    Responses API's ``response.failed``; Gemini's fake has none: a clean end), then close
+    the stream cleanly.
+    ``short``: stream the first ``after_chunks`` events, then close the stream cleanly
+    (no finish reason, no final event: a truncation that looks like an end).
     """
 
     kind: FaultKind
@@ -229,9 +249,11 @@ class FakeUpstreamServer:
         request: web.Request,
         events: list[bytes],
         fault: Fault | None,
+        failure: bytes = b"",
     ) -> web.StreamResponse:
         """Send pre-rendered SSE ``events`` (each a complete ``event``/``data`` block),
-        honouring ``cut`` and ``slow`` faults."""
+        honouring the stream faults; ``failure`` is the provider's in-stream error event
+        (for ``fail``)."""
         response = web.StreamResponse(
             status=200, headers={"content-type": "text/event-stream", "cache-control": "no-cache"}
         )
@@ -242,6 +264,15 @@ class FakeUpstreamServer:
             return response
         if fault is not None and fault.kind == "unended":
             events = events[:-1]
+        if fault is not None and fault.kind in ("hang", "fail", "short"):
+            for event in events[: fault.after_chunks]:
+                await response.write(event)
+            if fault.kind == "hang":
+                await self.wait_for_client_to_leave(request)
+                return response
+            await response.write(failure if fault.kind == "fail" else b"")
+            await response.write_eof()
+            return response
         for index, event in enumerate(events):
             if fault is not None and fault.kind == "cut" and index >= fault.after_chunks:
                 self.abort(request)
