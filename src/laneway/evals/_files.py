@@ -1,19 +1,98 @@
-"""Writing output files: whole or not at all, never creating missing folders.
+"""Reading the files a user names, within limits; writing output files whole or not at all,
+never creating missing folders.
 
-The ``check_*`` functions are called before any work, so a bad output path fails at
+A file the user names is read with a bound (``read_limited``, ``limited_lines``): never more
+than its limit plus one byte, whatever its size (a 2 GB file costs one bounded read, not
+2 GB of memory), and one over the limit is a one-line ``ConfigError`` naming it and the
+limit. The ``check_*`` functions are called before any work, so a bad output path fails at
 once (one ``ConfigError`` line) rather than after a long run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
+from collections.abc import Iterator
 from pathlib import Path
 
 from laneway.errors import ConfigError
 
-__all__ = ["check_output_dir", "check_output_file", "write_atomic"]
+__all__ = [
+    "check_output_dir",
+    "check_output_file",
+    "limited_lines",
+    "read_limited",
+    "write_atomic",
+]
+
+MIB = 1 << 20
 
 _FILE_SUFFIXES = (".json", ".jsonl", ".html", ".htm", ".yaml", ".yml")
+
+
+def _size(n: int) -> str:
+    return f"{n // MIB} MiB" if n % MIB == 0 else f"{n} bytes"
+
+
+def _check_input(path: Path, what: str) -> None:
+    if path.is_dir():
+        raise ConfigError(f"{path} is a directory, not a {what}")
+    if not path.is_file():
+        raise ConfigError(f"{what} not found: {path}")
+
+
+def _too_big(path: Path, what: str, limit: int) -> ConfigError:
+    return ConfigError(f"{path}: the {what} is larger than its limit of {_size(limit)}")
+
+
+def _decode(path: Path, data: bytes, offset: int = 0, where: str = "") -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        byte = exc.object[exc.start : exc.start + 1].hex()
+        at = offset + exc.start
+        raise ConfigError(
+            f"{path}{where}: not UTF-8 text (byte 0x{byte} at offset {at}); save it as UTF-8"
+        ) from None
+
+
+def read_limited(path: Path, what: str, limit: int) -> str:
+    """The UTF-8 text of a file the user named (``what``: "suite file"), read with a bound:
+    a one-line ``ConfigError`` for a file over ``limit`` bytes, a directory, a missing
+    file, bytes that are not UTF-8 or a read error."""
+    _check_input(path, what)
+    try:
+        with path.open("rb") as f:
+            data = f.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(data) > limit:
+        raise _too_big(path, what, limit)
+    return _decode(path, data)
+
+
+def limited_lines(path: Path, what: str, limit: int, line_limit: int) -> Iterator[tuple[int, str]]:
+    """The lines of a file the user named, numbered from 1, read one at a time: at most
+    ``limit`` bytes in all and ``line_limit`` bytes a line (a one-line ``ConfigError``
+    past either, as for :func:`read_limited`)."""
+    _check_input(path, what)
+    total = 0
+    try:
+        with path.open("rb") as f:
+            for number in itertools.count(1):
+                line = f.readline(line_limit + 1)
+                if not line:
+                    return
+                if len(line) > line_limit and not line.endswith(b"\n"):
+                    raise ConfigError(
+                        f"{path}:{number}: a line longer than its limit of {_size(line_limit)}"
+                    )
+                if total + len(line) > limit:
+                    raise _too_big(path, what, limit)
+                yield number, _decode(path, line, total, f":{number}")
+                total += len(line)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def _check_parent(path: Path) -> None:

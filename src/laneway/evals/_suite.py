@@ -2,6 +2,14 @@
 
 A malformed suite fails with :class:`~laneway.errors.ConfigError` naming the file, the
 line and what is wrong (``suite.yaml:14: cases[2].regex: not a valid regular expression``).
+
+Limits (a suite is user input; each is checked while reading, so a huge or endless file
+costs no more than its limit): a YAML suite file of at most 4 MiB, a JSONL cases file of at
+most 256 MiB and 16 MiB a line (read a line at a time, parsed by orjson), and at most
+100,000 cases in a suite. YAML is the expensive one: 4 MiB of the smallest cases
+(``- {id: c1, prompt: b}``) took 42 s and 590 MB to parse on a 2-core machine (PyYAML's
+pure-Python loader; its libyaml loader is 4x faster but crashes the process on deeply
+nested input), so large suites belong in a JSONL ``cases_file``.
 """
 
 from __future__ import annotations
@@ -18,8 +26,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from laneway.errors import ConfigError, InvalidRequest
+from laneway.evals._files import MIB, limited_lines, read_limited
 from laneway.governance import ClientSchema
-from laneway.settings import read_user_text, yaml_line, yaml_problem
+from laneway.settings import yaml_line, yaml_problem
 
 __all__ = [
     "Case",
@@ -30,6 +39,11 @@ __all__ = [
     "packaged_suites",
     "suite_from_dict",
 ]
+
+MAX_SUITE_BYTES = 4 * MIB  # a YAML suite file
+MAX_CASES_BYTES = 256 * MIB  # a JSONL file of cases
+MAX_CASE_LINE_BYTES = 16 * MIB  # one line (one case) of it
+MAX_CASES = 100_000  # in one suite (`eval from-ledger --sample` takes at most as many)
 
 _ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,127}$")
 
@@ -216,14 +230,23 @@ def _case(
     return case
 
 
+def _too_many(where: str | Path) -> ConfigError:
+    return ConfigError(f"{where}: the suite has more than {MAX_CASES} cases, its limit")
+
+
 def _jsonl_cases(
-    path: Path, defaults: Mapping[str, Any], what: str = "cases file"
+    path: Path, defaults: Mapping[str, Any], what: str = "cases file", room: int | None = None
 ) -> list[tuple[Case, str]]:
-    """The cases of a JSONL file, each with where it is (``file:line``)."""
+    """The cases of a JSONL file, each with where it is (``file:line``); more than
+    ``room`` cases (default ``MAX_CASES``) is an error."""
+    room = MAX_CASES if room is None else room
     cases: list[tuple[Case, str]] = []
-    for number, text in enumerate(read_user_text(path, what).splitlines(), start=1):
+    lines = limited_lines(path, what, MAX_CASES_BYTES, MAX_CASE_LINE_BYTES)
+    for number, text in lines:
         if not text.strip():
             continue
+        if len(cases) >= room:
+            raise _too_many(path)
         try:
             raw = orjson.loads(text)
         except orjson.JSONDecodeError as exc:
@@ -269,6 +292,8 @@ def suite_from_dict(data: Any, path: Path, root: yaml.Node | None = None) -> Sui
             ["defaults", unknown[0]],
             f"not a default a case can take (allowed: {', '.join(sorted(_DEFAULTABLE))})",
         )
+    if len(spec.cases) > MAX_CASES:
+        raise _too_many(path)
     cases = [
         (
             _case(raw, spec.defaults, path, line_of, ["cases", i]),
@@ -277,9 +302,20 @@ def suite_from_dict(data: Any, path: Path, root: yaml.Node | None = None) -> Sui
         for i, raw in enumerate(spec.cases)
     ]
     if spec.cases_file:
-        cases += _jsonl_cases(path.parent / spec.cases_file, spec.defaults)
+        room = MAX_CASES - len(cases)
+        cases += _jsonl_cases(path.parent / spec.cases_file, spec.defaults, room=room)
     empty = _where(path, line_of([]))
     return Suite(spec.name, spec.description, spec.version, _checked(cases, empty), str(path))
+
+
+def _parse_yaml(text: str) -> tuple[yaml.Node | None, Any]:
+    """The YAML's nodes (for line numbers) and the data built from them, parsed once."""
+    loader = yaml.SafeLoader(text)
+    try:
+        root = loader.get_single_node()
+        return root, None if root is None else loader.construct_document(root)
+    finally:
+        loader.dispose()
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -288,10 +324,9 @@ def load_suite(path: str | Path) -> Suite:
     if path.suffix == ".jsonl":
         cases = _checked(_jsonl_cases(path, {}, "suite file"), str(path))
         return Suite(path.stem, "", 1, cases, str(path))
-    text = read_user_text(path, "suite file")
+    text = read_limited(path, "suite file", MAX_SUITE_BYTES)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root, data = _parse_yaml(text)
     except yaml.YAMLError as exc:
         line, problem = yaml_problem(exc)
         raise _fail(path, line, [], f"not valid YAML: {problem}") from None
