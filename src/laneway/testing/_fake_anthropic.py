@@ -12,6 +12,7 @@ from laneway.testing._server import (
     FakeTurn,
     FakeUpstreamServer,
     Fault,
+    broken_json,
     count_tokens,
     json_response,
 )
@@ -112,11 +113,7 @@ class FakeAnthropic(FakeUpstreamServer):
             failure = self.stream_failure(fault) if fault is not None else b""
             return await self.sse_response(request, _stream_events(message), fault, failure)
         if fault is not None and fault.kind == "malformed":
-            return web.Response(
-                body=b'{"id": "msg_x", "type": "message", "content": [',
-                status=200,
-                content_type="application/json",
-            )
+            return broken_json(b'{"id": "msg_x", "type": "message", "content": [')
         return json_response(message, headers={"request-id": "req_fake"})
 
     def _usage(self, body: dict[str, Any], text: str, reply: FakeReply) -> dict[str, Any]:

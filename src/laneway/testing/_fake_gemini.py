@@ -14,6 +14,7 @@ from laneway.testing._server import (
     FakeTurn,
     FakeUpstreamServer,
     Fault,
+    broken_json,
     count_tokens,
     json_response,
 )
@@ -169,11 +170,7 @@ class FakeGemini(FakeUpstreamServer):
             events = [b"data: " + orjson.dumps(c) + b"\r\n\r\n" for c in chunks]
             return await self.sse_response(request, events, fault)
         if fault is not None and fault.kind == "malformed":
-            return web.Response(
-                body=b'{"candidates": [{"content": {"parts": [',
-                status=200,
-                content_type="application/json",
-            )
+            return broken_json(b'{"candidates": [{"content": {"parts": [')
         parts = _parts(text, reply)
         completion = count_tokens(text) + sum(count_tokens(a) for _, a in reply.tool_calls)
         return json_response(
@@ -203,7 +200,7 @@ def _batch_embed(body: Any, model: str, fault: Fault | None) -> web.Response:
         size = item.get("outputDimensionality") or 8
         embeddings.append({"values": fake_vector(text, size)})
     if fault is not None and fault.kind == "malformed":
-        return web.Response(body=b'{"embeddings": [', status=200, content_type="application/json")
+        return broken_json(b'{"embeddings": [')
     return json_response({"embeddings": embeddings})
 
 

@@ -14,6 +14,7 @@ from laneway.testing._server import (
     FakeTurn,
     FakeUpstreamServer,
     Fault,
+    broken_json,
     count_tokens,
     json_response,
 )
@@ -159,11 +160,7 @@ class FakeOpenAI(FakeUpstreamServer):
             failure = self.stream_failure(fault) if fault is not None else b""
             return await self.sse_response(request, events, fault, failure)
         if fault is not None and fault.kind == "malformed":
-            return web.Response(
-                body=b'{"id": "chatcmpl-x", "choices": [',
-                status=200,
-                content_type="application/json",
-            )
+            return broken_json(b'{"id": "chatcmpl-x", "choices": [')
         message: dict[str, Any] = {"role": "assistant", "content": text or None}
         if reply.tool_calls:
             message["tool_calls"] = _tool_calls(reply)

@@ -15,7 +15,7 @@ import orjson
 from aiohttp import web
 
 from laneway.testing._fake_openai import FakeOpenAI
-from laneway.testing._server import FakeTurn, Fault, count_tokens, json_response
+from laneway.testing._server import FakeTurn, Fault, broken_json, count_tokens, json_response
 
 __all__ = ["FakeOpenAIResponses"]
 
@@ -76,11 +76,7 @@ class FakeOpenAIResponses(FakeOpenAI):
             failure = _failed(response, len(events), fault) if fault is not None else b""
             return await self.sse_response(request, events, fault, failure)
         if fault is not None and fault.kind == "malformed":
-            return web.Response(
-                body=b'{"id": "resp_x", "object": "response", "output": [',
-                status=200,
-                content_type="application/json",
-            )
+            return broken_json(b'{"id": "resp_x", "object": "response", "output": [')
         return json_response(response)
 
     def _answer(self, body: dict[str, Any], conversation: list[Any]) -> dict[str, Any]:

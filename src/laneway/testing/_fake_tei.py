@@ -7,7 +7,13 @@ from typing import Any
 from aiohttp import web
 
 from laneway.testing._fake_openai import _fake_vector as fake_vector
-from laneway.testing._server import FakeUpstreamServer, Fault, count_tokens, json_response
+from laneway.testing._server import (
+    FakeUpstreamServer,
+    Fault,
+    broken_json,
+    count_tokens,
+    json_response,
+)
 
 __all__ = ["FakeTEI"]
 
@@ -83,7 +89,7 @@ class FakeTEI(FakeUpstreamServer):
                 f"batch size {len(texts)} > maximum allowed batch size {self.max_batch}",
             )
         if fault is not None and fault.kind == "malformed":
-            return web.Response(body=b"[[0.1, 0.2", status=200, content_type="application/json")
+            return broken_json(b"[[0.1, 0.2")
         headers = {"x-compute-type": "cpu"}
         if self.token_header:
             headers["x-compute-tokens"] = str(sum(count_tokens(t) + 2 for t in texts))

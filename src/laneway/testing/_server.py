@@ -23,6 +23,7 @@ __all__ = [
     "Fault",
     "ReceivedRequest",
     "Responder",
+    "broken_json",
     "count_tokens",
     "default_responder",
     "json_response",
@@ -358,6 +359,11 @@ _HTML_ERROR_PAGE = (
     + b"<!-- padding -->" * 64
     + b"</body></html>\n"
 )
+
+
+def broken_json(start: bytes) -> web.Response:
+    """A 200 JSON answer cut short after ``start`` (the ``malformed`` fault)."""
+    return web.Response(body=start, status=200, content_type="application/json")
 
 
 def json_response(
