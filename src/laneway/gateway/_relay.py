@@ -19,13 +19,18 @@ from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import orjson
+
 from laneway.errors import (
     CircuitOpen,
+    ClientClosed,
     LanewayError,
     NoDeploymentAvailable,
     SensitiveDataBlocked,
+    ShuttingDown,
     UnsupportedParameter,
     UpstreamError,
+    UpstreamServerError,
 )
 from laneway.gateway._context import CallOutcome, RequestContext
 from laneway.gateway._deployments import Deployment
@@ -101,9 +106,8 @@ async def _create(
                 raise
             last = exc
             continue
-        except BaseException:
-            attempt.ended = time.perf_counter()
-            ctx.trace.served_by = d.name  # a 499: the row names the deployment it was on
+        except BaseException:  # the call in flight is settled (499, 503) by Accounted
+            ctx.trace.served_by = d.name  # the row names the deployment it was on
             d.breaker.abandon()
             raise
         d.breaker.success()
@@ -170,42 +174,106 @@ async def _relayed(
     first_byte = attempt.first_byte
     outcome = CallOutcome(status=200, ttft=None if first_byte is None else first_byte - ctx.started)
     usage: Usage | None = None
-    final: RelayEvent | None = None
     deltas = 0  # text / arguments deltas sent: what a broken stream is billed for
     try:
         event: RelayEvent | None = first
         while event is not None:
+            if event.kind == "error":  # the upstream's: sent on as the gateway's own
+                raise UpstreamServerError(_upstream_error(event))
             yield event.raw
             if event.kind in _DELTAS:
                 deltas += 1
             elif event.response is not None:
-                final, usage = event, event.usage
+                usage = event.usage
                 ctx.served_model = _model_of(event.response)
                 _scan_output(gateway, ctx, event.response, sent=True)  # the audit only
+                if event.kind == "response.failed":  # relayed; the error event follows
+                    raise UpstreamServerError(_upstream_error(event))
             event = await anext(events, None)
         d.breaker.success()
-        if final is not None and final.kind == "response.failed":
-            outcome.status = 502
         outcome.usage = _usage(ctx, request, usage)
         outcome.cost = gateway.request_cost(ctx)
         outcome.priced = True
     except LanewayError as exc:  # after the start: the client gets an error event
-        _failed(d, attempt, exc)
-        outcome.status, outcome.error, outcome.partial = exc.status, exc, True
-        outcome.usage = _usage(ctx, request, usage, deltas)
-        attempt.partial = True
+        _broken(ctx, request, outcome, d, attempt, exc, usage, deltas)
         yield exc
-    except (asyncio.CancelledError, GeneratorExit):  # the client left
-        d.breaker.abandon()
-        ctx.client_gone = True
-        outcome.status, outcome.partial = 499, True
-        outcome.usage = _usage(ctx, request, usage, deltas)
-        attempt.partial = True
+    except asyncio.CancelledError:
+        if ctx.client_gone:
+            _left(ctx, request, outcome, d, attempt, usage, deltas)
+            raise
+        # the shutdown grace period is over: the client still gets an error event
+        task = asyncio.current_task()
+        if task is not None:
+            task.uncancel()
+        stopped = ShuttingDown("the gateway is shutting down; retry the request")
+        _broken(ctx, request, outcome, d, attempt, stopped, usage, deltas)
+        yield stopped
+    except GeneratorExit:  # closed: the client left, or the server stopped writing
+        if ctx.client_gone:
+            _left(ctx, request, outcome, d, attempt, usage, deltas)
+        else:
+            stopped = ShuttingDown("the gateway stopped the stream")
+            _broken(ctx, request, outcome, d, attempt, stopped, usage, deltas)
         raise
     finally:
         attempt.ended = time.perf_counter()
-        await asyncio.shield(events.aclose())
+        # recorded before the upstream connection is closed (an await): when the server
+        # stops, its ledger closes right after the grace period's cancellations
         gateway.finish(ctx, outcome)
+        await asyncio.shield(events.aclose())
+
+
+def _broken(
+    ctx: RequestContext,
+    request: RelayRequest,
+    outcome: CallOutcome,
+    d: Deployment,
+    attempt: Attempt,
+    exc: LanewayError,
+    usage: Usage | None,
+    deltas: int,
+) -> None:
+    """A relayed stream that failed after its start: the request and its call failed,
+    partial, billed for what was sent."""
+    _failed(d, attempt, exc)
+    outcome.status, outcome.error, outcome.partial = exc.status, exc, True
+    outcome.usage = _usage(ctx, request, usage, deltas)
+    attempt.partial = True
+
+
+def _left(
+    ctx: RequestContext,
+    request: RelayRequest,
+    outcome: CallOutcome,
+    d: Deployment,
+    attempt: Attempt,
+    usage: Usage | None,
+    deltas: int,
+) -> None:
+    """The client left a relayed stream: 499, and its call too (partial, billed)."""
+    d.breaker.abandon()
+    outcome.status, outcome.partial = 499, True
+    outcome.usage = _usage(ctx, request, usage, deltas)
+    attempt.partial = True
+    attempt.error = ClientClosed("the client closed the connection")
+
+
+def _upstream_error(event: RelayEvent) -> str:
+    """What an upstream's ``error`` or ``response.failed`` event says went wrong."""
+    payload = event.response if event.kind == "response.failed" else _payload(event.raw)
+    error = payload.get("error") if isinstance(payload, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if message is None and isinstance(payload, dict):
+        message = payload.get("message")  # the documented flat shape
+    detail = f": {message[:500]}" if isinstance(message, str) and message else ""
+    return f"openai sent {event.kind}{detail}"
+
+
+def _payload(raw: bytes) -> Any:
+    try:
+        return orjson.loads(raw[raw.index(b"\ndata: ") + 7 :])
+    except (ValueError, orjson.JSONDecodeError):
+        return None
 
 
 async def _govern(gateway: Gateway, ctx: RequestContext, request: RelayRequest) -> list[Deployment]:

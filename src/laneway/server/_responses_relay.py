@@ -68,9 +68,10 @@ from laneway.server._chat import (
 )
 from laneway.server._jsonlimits import check_depth, expect_str, load_object, only_keys
 from laneway.server._protocol import ClientProtocol
-from laneway.server._render import error_body, money
+from laneway.server._render import money
 from laneway.server._response_store import ResponseStore
 from laneway.server._responses import parse_responses_body
+from laneway.server._responses_render import failure_events
 from laneway.settings import ResponsesSettings
 
 __all__ = ["RELAY_MARK", "serve_responses"]
@@ -108,7 +109,8 @@ async def serve_responses(
         refuse(gateway, request.scope, exc, request_id, ctx.key_id)
         return error_response(exc, request_id, protocol)
     if plan is None:
-        return await handle(gateway, Request(request.scope, _replay(body)), protocol)
+        replayed = _replay(body, request.receive)
+        return await handle(gateway, Request(request.scope, replayed), protocol)
     relay = plan.request
     ctx.requested_model = str(relay.doc["model"])
     ctx.request = relay.scan
@@ -118,14 +120,16 @@ async def serve_responses(
     return await _complete(gateway, ctx, plan, store, protocol, request.receive)
 
 
-def _replay(body: bytes) -> Receive:
-    """A ``receive`` that hands the body already read to the translated path once."""
+def _replay(body: bytes, then: Receive) -> Receive:
+    """A ``receive`` that hands the body already read to the translated path once, then
+    passes on what the connection says next (its ``http.disconnect``: the handler
+    watches for the client leaving)."""
     sent = False
 
     async def receive() -> ASGIMessage:
         nonlocal sent
         if sent:
-            await asyncio.Event().wait()  # nothing more arrives; the handler may watch
+            return await then()
         sent = True
         return {"type": "http.request", "body": body, "more_body": False}
 
@@ -321,18 +325,51 @@ _SSE_HEADERS = (
 async def _events(
     gateway: Gateway, relayed: AsyncGenerator[bytes | LanewayError, None]
 ) -> AsyncGenerator[bytes, None]:
-    """The relayed events byte for byte; a failure after the start as an ``error``
-    event numbered after them. Closing this closes the core's stream (its ledger row)."""
+    """The relayed events byte for byte; a failure after the start ends the stream as
+    the translated path's does (``failure_events``, numbered after the events relayed):
+    ``response.failed`` (unless the upstream sent its own terminal event), then an
+    ``error`` event. Closing this closes the core's stream (its ledger row)."""
     sent = 0
+    snapshot: dict[str, Any] | None = None  # response.created's response
+    ended = False  # a terminal event was relayed
     try:
         async for item in relayed:
             if isinstance(item, LanewayError):
-                yield _error_event(gateway.sanitize(item) or item, sent)
+                exc = gateway.sanitize(item) or item
+                yield failure_events(exc, sent, None if ended else _failed_snapshot(snapshot))
                 continue
+            if sent == 0 and item.startswith(_CREATED):
+                snapshot = _response_of(item)
+            elif item.startswith(_TERMINAL):
+                ended = True
             yield item
             sent += 1
     finally:
         await close_stream(relayed)
+
+
+_CREATED = b"event: response.created\n"
+_TERMINAL = (
+    b"event: response.completed\n",
+    b"event: response.failed\n",
+    b"event: response.incomplete\n",
+)
+
+
+def _response_of(event: bytes) -> dict[str, Any] | None:
+    """The ``response`` of a relayed event (``event: …\\ndata: {json}``), if it has one."""
+    try:
+        payload = orjson.loads(event[event.index(b"\ndata: ") + 7 :])
+    except (ValueError, orjson.JSONDecodeError):
+        return None
+    response = payload.get("response") if isinstance(payload, dict) else None
+    return response if isinstance(response, dict) else None
+
+
+def _failed_snapshot(created: dict[str, Any] | None) -> dict[str, Any]:
+    """The response a failed relayed stream's ``response.failed`` carries: the one
+    ``response.created`` announced (its id: clients match it), without usage."""
+    return {**(created or {"object": "response", "output": []}), "usage": None}
 
 
 class _RelayResponse(Response):
@@ -372,10 +409,3 @@ class _RelayResponse(Response):
         finally:
             watch.stop()
             await close_stream(self._body)
-
-
-def _error_event(exc: LanewayError, sequence: int) -> bytes:
-    """A Responses stream's ``error`` event (numbered after the events relayed)."""
-    error = orjson.loads(error_body(exc))["error"]
-    payload = {"type": "error", "sequence_number": sequence, **error}
-    return b"event: error\ndata: " + orjson.dumps(payload) + b"\n\n"

@@ -7,8 +7,10 @@ Stream: ``response.created`` and ``response.in_progress``; per output item
 ``response.output_text.delta``… ``response.output_text.done``,
 ``response.content_part.done``, or for a function call
 ``response.function_call_arguments.delta``… ``.done``; ``response.output_item.done``;
-finally ``response.completed`` with usage. A failure after the start is an ``error``
-event. Errors before it are OpenAI error bodies, as for chat.
+finally ``response.completed`` with usage. A failure after the start is
+``response.failed`` (the response so far, ``status: "failed"`` and its ``error``) and
+then an ``error`` event (:func:`failure_events`). Errors before it are OpenAI error
+bodies, as for chat.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from laneway.server._response_store import ResponseStore
 from laneway.server._responses import ResponsesInput, parse_responses_body
 from laneway.settings import ResponsesSettings
 
-__all__ = ["ResponsesProtocol", "response_id_of", "usage_object"]
+__all__ = ["ResponsesProtocol", "failure_events", "response_id_of", "usage_object"]
 
 
 def response_id_of(request_id: str) -> str:
@@ -47,6 +49,36 @@ def usage_object(usage: Usage | None) -> dict[str, Any] | None:
         "output_tokens_details": {"reasoning_tokens": 0},
         "total_tokens": usage.total_tokens,
     }
+
+
+def _sse(kind: str, payload: dict[str, Any]) -> bytes:
+    return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(payload) + b"\n\n"
+
+
+def failure_events(exc: LanewayError, sequence: int, response: dict[str, Any] | None) -> bytes:
+    """How a Responses stream that failed after its start ends, numbered from
+    ``sequence``: ``response.failed`` with ``response`` (the response so far; left out when
+    ``None``: the stream already had its terminal event), its status ``failed`` and
+    ``error`` ``{code, message}``; then an ``error`` event carrying the error twice: flat
+    (``code``, ``message``, ``param``: the API reference's shape, the SDK's
+    ``ResponseErrorEvent``) and nested under ``error`` (the shape OpenAI sends at runtime,
+    and the one the ``openai`` SDK raises ``APIError`` for on plain iteration: a stream
+    read with ``for event in stream`` would otherwise end quietly)."""
+    error = orjson.loads(error_body(exc))["error"]  # message, type, param, code
+    out = b""
+    if response is not None:
+        failed = {
+            **response,
+            "status": "failed",
+            "error": {"code": error["code"], "message": error["message"]},
+        }
+        payload = {"type": "response.failed", "sequence_number": sequence, "response": failed}
+        out = _sse("response.failed", payload)
+        sequence += 1
+    flat = {"code": error["code"], "message": error["message"], "param": error["param"]}
+    return out + _sse(
+        "error", {"type": "error", "sequence_number": sequence, **flat, "error": error}
+    )
 
 
 def _message_item(item_id: str, text: str, status: str = "completed") -> dict[str, Any]:
@@ -202,7 +234,7 @@ class _ResponsesEncoder:
     def _event(self, kind: str, payload: dict[str, Any]) -> bytes:
         body = {"type": kind, "sequence_number": self._sequence, **payload}
         self._sequence += 1
-        return b"event: " + kind.encode() + b"\ndata: " + orjson.dumps(body) + b"\n\n"
+        return _sse(kind, body)
 
     def _start(self) -> bytes:
         snapshot = self._protocol.response_object(
@@ -354,5 +386,12 @@ class _ResponsesEncoder:
         return out + self._event(kind, {"response": response})
 
     def error(self, exc: LanewayError) -> bytes:
-        payload = orjson.loads(error_body(exc))["error"]
-        return self._event("error", payload)
+        output = self._output()
+        if self._open is not None:  # the item cut off in the middle
+            output[self._order.index(self._open)]["status"] = "incomplete"
+        response = self._protocol.response_object(
+            self._request_id, self._model, output, None, "stop", status="failed"
+        )
+        out = failure_events(exc, self._sequence, response)
+        self._sequence += 2
+        return out
