@@ -702,9 +702,10 @@ def from_ledger_command(
 ) -> None:
     """A suite from logged client traffic (prompt-logged, non-sensitive requests; eval,
     canary and shadow calls left out)."""
+    import orjson
     import yaml
 
-    from laneway.evals import check_where, suite_from_ledger, write_atomic
+    from laneway.evals import MAX_SUITE_BYTES, check_where, suite_from_ledger, write_atomic
 
     with errors(2):  # a filter that cannot be one is a wrong command line
         check_where(where or ())
@@ -719,10 +720,22 @@ def from_ledger_command(
         engine.dispose()
     if not data["cases"]:
         raise fail("no usable requests: prompt logging must be on for the keys you sample")
-    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    n = len(data["cases"])
+    text = yaml.safe_dump(data, sort_keys=False, allow_unicode=True).encode("utf-8")
+    if len(text) <= MAX_SUITE_BYTES:
+        with errors():
+            write_atomic(out, text)
+        typer.echo(f"wrote {n} cases to {out}")
+        return
+    # Too large for a YAML suite (eval run would refuse it): the cases go to a JSONL file
+    # beside it, which the suite names (cases_file) and which is read a line at a time.
+    cases_path = out.with_name(f"{out.stem}.cases.jsonl")
+    lines = b"".join(orjson.dumps(c) + b"\n" for c in data["cases"])
+    head = {**{k: v for k, v in data.items() if k != "cases"}, "cases_file": cases_path.name}
     with errors():
-        write_atomic(out, text.encode("utf-8"))
-    typer.echo(f"wrote {len(data['cases'])} cases to {out}")
+        write_atomic(cases_path, lines)
+        write_atomic(out, yaml.safe_dump(head, sort_keys=False, allow_unicode=True).encode())
+    typer.echo(f"wrote {n} cases to {cases_path} and the suite naming them to {out}")
 
 
 @eval_app.command("export-outcomes")

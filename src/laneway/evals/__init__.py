@@ -67,10 +67,18 @@ from laneway.evals._store import (
     run_exists_message,
     write_export,
 )
-from laneway.evals._suite import Case, Instructions, Suite, load_suite, packaged_suites
+from laneway.evals._suite import (
+    MAX_SUITE_BYTES,
+    Case,
+    Instructions,
+    Suite,
+    load_suite,
+    packaged_suites,
+)
 from laneway.evals._twosample import TwoSample, fisher_exact, mann_whitney
 
 __all__ = [
+    "MAX_SUITE_BYTES",
     "MIN_P95_SAMPLES",
     "PROMPT_VERSION",
     "CanaryOutcome",
