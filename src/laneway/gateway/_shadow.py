@@ -53,7 +53,7 @@ from laneway.governance import (
     redact_request,
     redact_text,
 )
-from laneway.ledger import LedgerRow, LedgerWriter, UtcDateTime, usd_to_nusd
+from laneway.ledger import LedgerRow, LedgerWriter, UtcDateTime, check_database_file, usd_to_nusd
 from laneway.providers import ChatModel, ChatRequest, ChatResult, Usage
 from laneway.resilience import Trace
 from laneway.settings import Settings, ShadowRule, ShadowSettings
@@ -662,6 +662,7 @@ class ShadowMirror:
                 cursor.execute("BEGIN IMMEDIATE")
                 try:
                     cursor.executemany(_PAIR_INSERT, batch)
+                    check_database_file(raw)  # not into a deleted or replaced file
                 except BaseException:
                     cursor.execute("ROLLBACK")
                     raise

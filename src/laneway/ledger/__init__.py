@@ -7,7 +7,7 @@ the request path, pure pricing functions and the usage queries behind ``laneway 
 
 from __future__ import annotations
 
-from laneway.ledger._db import open_database, sqlite_path
+from laneway.ledger._db import check_database_file, open_database, sqlite_path
 from laneway.ledger._migrations import (
     MIGRATIONS,
     Migration,
@@ -44,6 +44,7 @@ __all__ = [
     "UtcDateTime",
     "amortised_cost",
     "applied_migrations",
+    "check_database_file",
     "format_usd",
     "migrate",
     "nusd_to_usd",
