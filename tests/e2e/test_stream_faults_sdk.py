@@ -358,9 +358,9 @@ def test_a_client_that_gives_up_before_the_answer_is_ledgered_499(
 ) -> None:
     rig = fresh
     start = _last_id(rig)
-    rig.primary.fail_next(Fault("stall", seconds=1.5))  # "q" waits for it (60 s time-out)
-    client_openai = rig.openai.with_options(timeout=0.3)
-    client_claude = rig.anthropic.with_options(timeout=0.3)
+    rig.primary.fail_next(Fault("stall", seconds=2.0))  # "q" waits for it (60 s time-out)
+    client_openai = rig.openai.with_options(timeout=0.6)
+    client_claude = rig.anthropic.with_options(timeout=0.6)
     quick = Rig(
         rig.gateway, rig.primary, rig.backup, rig.claude, rig.ledger, client_openai, client_claude
     )
