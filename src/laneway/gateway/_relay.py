@@ -123,9 +123,12 @@ async def relay_stream(
     """Govern and open the first deployment that answers (falling over before its first
     event). A refusal is a recorded :class:`CallOutcome` holding the error (not yet
     sanitized); otherwise the upstream's SSE events byte for byte, then, when it fails
-    after the start, the error (for the client's ``error`` event). The request is
+    after the start, the error (for the client's ``error`` event): a cut, a time-out, a
+    stream without its final event, the upstream's own ``error`` event (not passed on)
+    or ``response.failed`` (passed on), or a cancellation while the client is still
+    there (the shutdown grace period ended: 503 ``shutting_down``). The request is
     recorded when that generator ends or is closed (close it: ``close_stream``); when
-    the client leaves, set ``ctx.client_gone`` and cancel: the row says 499."""
+    the client leaves, set ``ctx.client_gone`` and cancel: the rows say 499."""
     try:
         chosen = await _govern(gateway, ctx, request)
     except LanewayError as exc:

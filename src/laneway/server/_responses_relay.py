@@ -25,9 +25,10 @@ Responses-capable deployment; a ``previous_response_id`` answered on the transla
 A request the policy would redact is refused (403 ``sensitive_data_blocked``): relayed
 items cannot be redacted. The output scan (``policies.output_scan`` / ``redact_output``)
 applies to non-streamed answers' ``output_text``; a relayed stream goes out as the
-upstream sent it, its final response scanned for the audit only. Not applied: cascades
-and shadow copies. A client that leaves is ledgered 499 (its prompt billed as an
-estimate).
+upstream sent it, its final response scanned for the audit only, but for how it fails:
+as a translated stream does (``response.failed``, unless the upstream sent it, then an
+``error`` event the ``openai`` SDK raises for). Not applied: cascades and shadow copies.
+A client that leaves is ledgered 499 (its prompt billed as an estimate).
 """
 
 from __future__ import annotations
