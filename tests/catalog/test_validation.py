@@ -198,3 +198,29 @@ def test_kv_cache_geometry(tmp_path: pathlib.Path) -> None:
     bad = geo.replace("kv_heads: 8, ", "")
     with pytest.raises(ConfigError, match="kv_heads"):
         load_catalog(_write(tmp_path, bad))
+
+
+def test_a_deeply_nested_or_huge_user_catalog_is_an_error(tmp_path: pathlib.Path) -> None:
+    """libyaml's loader (kept for the packaged catalog) dies with SIGSEGV on deeply nested
+    input; a user's file goes through the pure-Python loader, in a child process here so
+    that a crash fails the test instead of killing the run."""
+    import subprocess
+    import sys
+
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("[" * 200_000 + "]" * 200_000, encoding="utf-8")
+    code = (
+        "import sys\nfrom laneway.catalog import load_catalog\nfrom laneway.errors import "
+        "ConfigError\ntry:\n    load_catalog(__import__('pathlib').Path(sys.argv[1]))\n"
+        "except ConfigError as exc:\n    print(exc)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(nested)], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-500:]
+    assert "nested too deeply" in done.stdout
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as handle:
+        handle.truncate(17 * 1024 * 1024)
+    with pytest.raises(ConfigError, match="larger than 16 MiB"):
+        load_catalog(huge)

@@ -246,11 +246,21 @@ def _check_unique(models: list[ModelInfo], where: str) -> None:
             owner[key] = model.id
 
 
-def _parse(text: str, where: str) -> Catalog:
+# A catalog file a user names: at most this many bytes (the packaged one is ~100 kB).
+MAX_CATALOG_BYTES = 16 * 1024 * 1024
+
+
+def _parse(text: str, where: str, *, packaged: bool = False) -> Catalog:
+    # libyaml's loader is ~4x faster and used for the packaged file; on a user's file it
+    # is not: it crashes the process (SIGSEGV) on deeply nested input, where the
+    # pure-Python loader raises RecursionError.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader) if packaged else yaml.SafeLoader
     try:
-        document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+        document = yaml.load(text, Loader=loader)  # noqa: S506
     except yaml.YAMLError as exc:
         raise ConfigError(f"{where}: not valid YAML: {exc}") from exc
+    except RecursionError:
+        raise ConfigError(f"{where}: not valid YAML: nested too deeply") from None
     top = Fields(document, where)
     top.check_keys(frozenset({"version", "updated", "models"}))
     version = top.raw("version", required=True)
@@ -272,11 +282,19 @@ def load_catalog(path: pathlib.Path | None = None) -> Catalog:
     """
     if path is None:
         resource = importlib.resources.files("laneway.catalog").joinpath("models.yaml")
-        return _parse(resource.read_text(encoding="utf-8"), "laneway/catalog/models.yaml")
+        text = resource.read_text(encoding="utf-8")
+        return _parse(text, "laneway/catalog/models.yaml", packaged=True)
     try:
-        text = path.read_text(encoding="utf-8")
+        with path.open("rb") as handle:
+            data = handle.read(MAX_CATALOG_BYTES + 1)
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read catalog file: {exc}") from exc
+    if len(data) > MAX_CATALOG_BYTES:
+        raise ConfigError(f"{path}: catalog file larger than {MAX_CATALOG_BYTES // 2**20} MiB")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: cannot read catalog file: not UTF-8 ({exc.reason})") from None
     return _parse(text, str(path))
 
 
