@@ -295,3 +295,17 @@ def test_a_task_named_twice_is_rejected(tmp_path: Path) -> None:
     # A task pasted twice was advised on at twice its volume, without a word.
     path = _file(tmp_path, _profile(tasks=[_task(name="chat"), _task(name="chat")]))
     _input_error(_run("advise", path), "tasks[1].name", "'chat' names an earlier task")
+
+
+def test_a_deeply_nested_or_huge_workload_is_one_error(tmp_path: Path) -> None:
+    from laneway.errors import InvalidRequest
+
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(InvalidRequest, match="nested too deeply"):
+        load_workload(nested)
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as handle:
+        handle.truncate(5 * 1024 * 1024)
+    with pytest.raises(InvalidRequest, match="larger than 4 MiB"):
+        load_workload(huge)

@@ -109,3 +109,17 @@ def test_settings_are_immutable() -> None:
     settings = default_settings({})
     with pytest.raises(ValidationError):
         settings.server.port = 1  # type: ignore[misc]
+
+
+def test_a_deeply_nested_or_huge_config_is_one_error(tmp_path: Path) -> None:
+    """PyYAML recursed into a RecursionError traceback on 100k nested brackets; a huge
+    file was read whole. Both are a one-line ConfigError (exit 1 from every command)."""
+    nested = tmp_path / "nested.yaml"
+    nested.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    with pytest.raises(ConfigError, match="nested too deeply"):
+        load_settings(nested)
+    huge = tmp_path / "huge.yaml"
+    with huge.open("wb") as handle:
+        handle.truncate(5 * 1024 * 1024)
+    with pytest.raises(ConfigError, match="larger than 4 MiB"):
+        load_settings(huge)

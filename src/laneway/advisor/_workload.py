@@ -566,6 +566,8 @@ def load_workload(path: Path, catalog: Catalog | None = None) -> Workload:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise _yaml_error(path, exc) from None
+    except RecursionError:
+        raise InvalidRequest(f"{path}: not valid YAML: nested too deeply") from None
     try:
         return workload_from_dict(data if data is not None else {}, catalog)
     except InvalidRequest as exc:

@@ -149,12 +149,18 @@ def default_settings(env: Mapping[str, str]) -> Settings:
 
 def _from_file(path: Path) -> Settings:
     try:
-        text = path.read_text("utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_USER_FILE_BYTES + 1)
+        if len(raw) > MAX_USER_FILE_BYTES:
+            raise ConfigError(f"{path}: the config file is larger than {_MIB_TEXT}")
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read the config file: {exc}") from exc
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -270,6 +276,12 @@ def check_environment(settings: Settings, env: Mapping[str, str]) -> None:
         raise ConfigError(f"{len(problems)} problems:\n  " + "\n  ".join(problems) + f"\n{hint}")
 
 
+# A config or workload file: read with this bound (they are a few kB; YAML parsing of a
+# large file is slow and memory-hungry).
+MAX_USER_FILE_BYTES = 4 * 1024 * 1024
+_MIB_TEXT = f"{MAX_USER_FILE_BYTES // 2**20} MiB"
+
+
 def read_user_text(path: Path, what: str) -> str:
     """The UTF-8 text of a file the user named (``what``: "suite file", ...); a one-line
     ``ConfigError`` for a directory, a missing file, bytes that are not UTF-8 or a read
@@ -279,7 +291,11 @@ def read_user_text(path: Path, what: str) -> str:
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
     try:
-        return path.read_text("utf-8")
+        with path.open("rb") as handle:
+            raw = handle.read(MAX_USER_FILE_BYTES + 1)
+        if len(raw) > MAX_USER_FILE_BYTES:
+            raise ConfigError(f"{path}: the {what} is larger than {_MIB_TEXT}")
+        return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         byte = exc.object[exc.start : exc.start + 1].hex()
         raise ConfigError(
