@@ -26,18 +26,28 @@ in ABBA order (off, on, on, off, …) and a drift of the machine's load falls on
 only as far as it is linear. With ``--upstream-ms`` the gateways use a fraction of a core,
 and both arms of a pair run at the same time (``--together``, the default there), each with
 its own ``--concurrency`` clients, so that whatever else the machine does falls on both
-arms alike (the A/A interval at 100 ms upstream, 20 pairs of 2 s on this shared 2-core
-machine: 0.28 ms wide at load 4.7–5.3, against 1.5–2.2 ms one after the other at load
-2.2–4.7). The cost of that: the copies' CPU competes with the other arm too, which on a
-machine without a core to spare makes the difference slightly smaller.
+arms alike. The cost of that: the copies' CPU competes with the other arm too, which on a
+machine without a core to spare makes the difference slightly smaller (at 100 ms upstream
+a 10% rule adds about 0.02 of a core). The pairs are split into ``--blocks`` (2) of freshly
+started processes, the rule on the gateway started second in even blocks and first in odd
+ones, so that whatever goes with a gateway's position falls on both arms alike; the median
+difference of each block is printed.
+
+A/A controls at 100 ms upstream on the shared 2-core machine (other sessions' tests running,
+load 4–6), 20 pairs of 2 s each, run back to back: the earlier procedure (``--lockstep
+--apart``, latency p50) gave intervals 4.6 and 3.0 ms wide (per-pair differences' SD 4.6 and
+5.5 ms); in step but together, 2.0 and 3.7; apart but out of step, 1.1; together and out of
+step, the p50 1.2 and 1.3, the added time 0.57 and 0.61 (SD 0.82 and 0.63). 40 pairs in 8
+blocks at load 3–4: added time +0.034 ms [−0.113, +0.191].
 
 Closed-loop clients that start together stay in step when the upstream's latency is
 fixed: every round the ``--concurrency`` requests reach the gateway as one burst and queue
-behind each other (p50 ~108 ms at 100 ms upstream, 5–15 ms of it queueing), and a phase's
-median depends on how its bursts were ordered. So with ``--upstream-ms`` client ``i`` starts
-``i/concurrency`` of a round late, and each answer's delay is drawn from ``upstream ±
---spread-ms`` (a tenth of it by default; seeded); ``--lockstep`` restores the earlier
-traffic (neither). The share of requests sent within 1 ms of another is printed.
+behind each other (at 100 ms upstream, 76–81% of requests sent within 1 ms of another,
+and a median added time of 9–12 ms, against 4.5–6.4 ms out of step in the same rounds), and
+a phase's median depends on how its bursts were ordered. So with ``--upstream-ms`` client
+``i`` starts ``i/concurrency`` of a round late, and each answer's delay is drawn from
+``upstream ± --spread-ms`` (a tenth of it by default; seeded); ``--lockstep`` restores the
+earlier traffic (neither). The share of requests sent within 1 ms of another is printed.
 
 The gateway's own CPU time per request (user + system from /proc, threads included) is
 reported the same way: it is much less sensitive to the machine's load than latency, and
@@ -193,11 +203,11 @@ def _cpu_s(pid: int, descendants: bool = True) -> float:
 
 
 async def _measure(
-    off: tuple[int, int], on: tuple[int, int], args: argparse.Namespace
-) -> list[dict[str, float]]:
-    """Per pair of phases (ABBA order): each arm's p50 (ms), median added time (latency −
-    the upstream's own time, ms), and the gateway process's CPU per request (ms, from
-    /proc: user + system, its threads included)."""
+    off: tuple[int, int], on: tuple[int, int], args: argparse.Namespace, count: int
+) -> tuple[list[dict[str, float]], dict[str, float]]:
+    """Per pair of phases (ABBA order, or together): each arm's p50 (ms), median added time
+    (latency − the upstream's own time, ms), and the gateway process's CPU per request (ms,
+    from /proc: user + system, its threads included); and the copies' outcomes."""
     pairs: list[dict[str, float]] = []
     connector = aiohttp.TCPConnector(limit=0)
     stagger = args.upstream_ms / 1000 if args.stagger else 0.0
@@ -206,7 +216,7 @@ async def _measure(
             await phase(session, port, 1.0, args.concurrency, stagger)
         if not args.control and _children(on[1]):  # a sender process: its start-up (seconds
             await _first_copy(session, on[0], args.concurrency)  # of CPU) is no copy's
-        for i in range(args.pairs):
+        for i in range(count):
             order = (("off", off), ("on", on)) if i % 2 == 0 else (("on", on), ("off", off))
             pair: dict[str, float] = {}
             if args.together:  # both arms at once: the machine's load falls on both alike
@@ -226,8 +236,7 @@ async def _measure(
         await asyncio.sleep(1.0)  # the copies still queued: sent by now, or never
         async with session.get(f"http://127.0.0.1:{on[0]}/metrics") as r:
             copies = _copies(await r.text())
-    pairs.append(copies)
-    return pairs
+    return pairs, copies
 
 
 def _cpu_pair(pid: int) -> tuple[float, float]:
@@ -316,14 +325,21 @@ def timed(args: argparse.Namespace) -> int:
     if args.together is None:
         args.together = args.upstream_ms > 0
     load_before = _load()
-    with tempfile.TemporaryDirectory(prefix="laneway-shadow-bench-") as name:
-        tmp = Path(name)
-        with Processes(tmp) as procs:
-            off, on = _start(
-                procs, tmp, rates, args.process, args.nice, args.upstream_ms, args.max_lag,
-                args.spread_ms,
-            )  # fmt: skip
-            *pairs, copies = asyncio.run(_measure(off, on, args))
+    pairs: list[dict[str, float]] = []
+    copies: dict[str, float] = {}
+    for block in range(args.blocks):
+        count = args.pairs // args.blocks + (block < args.pairs % args.blocks)
+        first = block % 2 == 1  # odd blocks: the gateway started first has the rule
+        with tempfile.TemporaryDirectory(prefix="laneway-shadow-bench-") as name:
+            tmp = Path(name)
+            with Processes(tmp) as procs:
+                off, on = _start(
+                    procs, tmp, rates[::-1] if first else rates, args.process, args.nice,
+                    args.upstream_ms, args.max_lag, args.spread_ms,
+                )[:: -1 if first else 1]  # fmt: skip
+                found, sent = asyncio.run(_measure(off, on, args, count))
+        pairs += [p | {"block": block} for p in found]
+        copies = {k: copies.get(k, 0.0) + sent.get(k, 0.0) for k in copies.keys() | sent.keys()}
     what = "control: both arms WITHOUT the rule" if args.control else f"shadow at {args.rate:.0%}"
     what += f" (shadow.process: {args.process}"
     what += f", sender_nice {args.nice}" if args.nice is not None else ""
@@ -335,8 +351,9 @@ def timed(args: argparse.Namespace) -> int:
     print(
         f"{what}, c={args.concurrency}, {args.upstream_ms:g} ms upstream ({traffic}), "
         f"{args.pairs} {'pairs' if args.together else 'ABBA pairs'} of {args.seconds:g} s "
-        f"phases{', both arms at once' if args.together else ''}; load average (1/5/15 min) "
-        f"before {load_before}, after {_load()}"
+        f"phases{', both arms at once' if args.together else ''} in {args.blocks} "
+        f"block{'s' if args.blocks > 1 else ''} of fresh processes; load average (1/5/15 "
+        f"min) before {load_before}, after {_load()}"
     )
     _print_latency(pairs)
     _print_cpu(pairs)
@@ -380,6 +397,17 @@ def _print_latency(pairs: list[dict[str, float]]) -> None:
             f"{_difference(pairs, 'added')}"
         )
     print(f"  added p50 of latency (the earlier statistic): {_difference(pairs, 'p50')}")
+    key = "added" if not math.isnan(pairs[0]["added_on"]) else "p50"
+    blocks = sorted({int(p["block"]) for p in pairs})
+    if len(blocks) > 1:
+        each = [
+            statistics.median(p[f"{key}_on"] - p[f"{key}_off"] for p in pairs if p["block"] == b)
+            for b in blocks
+        ]
+        print(
+            "  by block (the rule on the gateway started second, first, second, ...): "
+            + ", ".join(f"{x:+.3f}" for x in each) + " ms"
+        )  # fmt: skip
 
 
 def _print_cpu(pairs: list[dict[str, float]]) -> None:
@@ -552,6 +580,11 @@ def main(argv: list[str] | None = None) -> int:
         "--apart", dest="together", action="store_false",
         help="the arms one after the other, in ABBA order (the default at 0 ms upstream, "
         "where each gateway needs a core of its own)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--blocks", type=int, default=2,
+        help="split the pairs into blocks, each with freshly started gateways and upstreams; "
+        "the rule goes to the gateway started second, then first, and so on",
     )  # fmt: skip
     parser.add_argument("--json", default=None, help="write every pair's figures here")
     parser.add_argument(
