@@ -370,6 +370,21 @@ def test_a_client_that_gives_up_before_the_answer_is_ledgered_499(
     assert [r["status"] for r in rows] == [499, 499], _brief(rows)
 
 
+def test_a_relayed_answer_with_status_failed_is_a_failure_not_an_empty_answer(
+    fresh: Rig,
+) -> None:
+    """A non-streamed Responses answer can be an HTTP 200 whose response says
+    ``status: "failed"`` (no output): the SDK returns it as a response whose
+    ``output_text`` is empty. It is a failed call: the backup answers."""
+    rig = fresh
+    start = _last_id(rig)
+    rig.primary.fail_next(Fault("fail"))
+    assert _ask(rig, "relay", False) == ANSWER
+    rows = _rows_after(rig, start, lambda rows: len(_calls(rows)) >= 2)
+    calls = [(r["deployment"], r["status"], r["error_kind"]) for r in _calls(rows)]
+    assert calls == [("p", 502, "upstream_error"), ("b", 200, None)], _brief(rows)
+
+
 @pytest.mark.xfail(
     strict=True,
     reason="gateway/_records._attempt_status records the upstream's HTTP status (200 here) "

@@ -100,6 +100,8 @@ async def _create(
         relay_, attempt = begun
         try:
             response, usage = await relay_.create(request.doc)
+            if response.get("status") == "failed":  # an HTTP 200 that is no answer
+                raise UpstreamServerError(_upstream_error("response", response))
         except LanewayError as exc:
             _failed(d, attempt, exc)
             if not may_fall_back(exc):
@@ -182,7 +184,7 @@ async def _relayed(
         event: RelayEvent | None = first
         while event is not None:
             if event.kind == "error":  # the upstream's: sent on as the gateway's own
-                raise UpstreamServerError(_upstream_error(event))
+                raise UpstreamServerError(_upstream_error(event.kind, _payload(event.raw)))
             yield event.raw
             if event.kind in _DELTAS:
                 deltas += 1
@@ -191,7 +193,7 @@ async def _relayed(
                 ctx.served_model = _model_of(event.response)
                 _scan_output(gateway, ctx, event.response, sent=True)  # the audit only
                 if event.kind == "response.failed":  # relayed; the error event follows
-                    raise UpstreamServerError(_upstream_error(event))
+                    raise UpstreamServerError(_upstream_error(event.kind, event.response))
             event = await anext(events, None)
         d.breaker.success()
         outcome.usage = _usage(ctx, request, usage)
@@ -261,15 +263,16 @@ def _left(
     attempt.error = ClientClosed("the client closed the connection")
 
 
-def _upstream_error(event: RelayEvent) -> str:
-    """What an upstream's ``error`` or ``response.failed`` event says went wrong."""
-    payload = event.response if event.kind == "response.failed" else _payload(event.raw)
+def _upstream_error(kind: str, payload: Any) -> str:
+    """What an upstream's ``error`` event, or a response (``response.failed``'s, or a
+    non-streamed one) with ``status: "failed"``, says went wrong."""
     error = payload.get("error") if isinstance(payload, dict) else None
     message = error.get("message") if isinstance(error, dict) else None
     if message is None and isinstance(payload, dict):
         message = payload.get("message")  # the documented flat shape
     detail = f": {message[:500]}" if isinstance(message, str) and message else ""
-    return f"openai sent {event.kind}{detail}"
+    what = "a failed response" if kind == "response" else kind
+    return f"openai sent {what}{detail}"
 
 
 def _payload(raw: bytes) -> Any:

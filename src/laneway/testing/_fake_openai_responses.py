@@ -73,8 +73,10 @@ class FakeOpenAIResponses(FakeOpenAI):
             self.stored[response["id"]] = {**response, "_conversation": conversation}
         if body.get("stream"):
             events = _events(response)
-            failure = _failed(response, len(events), fault) if fault is not None else b""
+            failure = _failed_event(response, len(events), fault) if fault is not None else b""
             return await self.sse_response(request, events, fault, failure)
+        if fault is not None and fault.kind == "fail":
+            return json_response(_failed(response, fault))
         if fault is not None and fault.kind == "malformed":
             return broken_json(b'{"id": "resp_x", "object": "response", "output": [')
         return json_response(response)
@@ -162,13 +164,19 @@ def _turn(body: dict[str, Any], conversation: list[Any]) -> FakeTurn:
     )
 
 
-def _failed(response: dict[str, Any], sequence: int, fault: Fault) -> bytes:
-    """The Responses API's ``response.failed`` event (for the ``fail`` fault)."""
+def _failed(response: dict[str, Any], fault: Fault) -> dict[str, Any]:
+    """``response`` as the Responses API reports a failed one (the ``fail`` fault: a
+    non-streamed answer is this, with HTTP 200)."""
     error = {
         "code": fault.error_code or "server_error",
         "message": fault.message or "scripted failure: the model stopped generating",
     }
-    failed = {**response, "status": "failed", "error": error, "output": [], "usage": None}
+    return {**response, "status": "failed", "error": error, "output": [], "usage": None}
+
+
+def _failed_event(response: dict[str, Any], sequence: int, fault: Fault) -> bytes:
+    """The ``response.failed`` event that ends a stream (the ``fail`` fault)."""
+    failed = _failed(response, fault)
     body = {"type": "response.failed", "sequence_number": sequence, "response": failed}
     return b"event: response.failed\ndata: " + orjson.dumps(body) + b"\n\n"
 

@@ -69,7 +69,8 @@ class Fault:
     ``fail``: stream the first ``after_chunks`` events, then the provider's own in-stream
     failure (OpenAI chat's ``data: {"error": ...}``, Anthropic's ``event: error``, the
     Responses API's ``response.failed``; Gemini's fake has none: a clean end), then close
-    the stream cleanly.
+    the stream cleanly. Not streamed, the Responses API's fake answers HTTP 200 with the
+    response ``status: "failed"`` and its ``error``.
     ``short``: stream the first ``after_chunks`` events, then close the stream cleanly
     (no finish reason, no final event: a truncation that looks like an end).
     """
