@@ -37,6 +37,8 @@ exactly one place each, by exception type and HTTP status, never by message text
     │   └── DeploymentDisabled  503 deployment_disabled (kill switch)
     ├── GovernanceUnavailable   503 governance_unavailable (budget / rate-limit store
     │                               cannot be written: fail closed; Retry-After)
+    ├── StoreUnavailable        503 store_unavailable (a stored response cannot be
+    │                               deleted: the database will not take the write)
     ├── InvalidOutput           502 invalid_output     (answer fails the requested JSON schema)
     └── UpstreamError           502 upstream_error
         ├── UpstreamRateLimited 429 rate_limited (upstream said 429; retryable, Retry-After)
@@ -85,6 +87,7 @@ __all__ = [
     "RouteNotFound",
     "SensitiveDataBlocked",
     "ShuttingDown",
+    "StoreUnavailable",
     "StreamInterrupted",
     "UnsupportedMediaType",
     "UnsupportedParameter",
@@ -321,6 +324,19 @@ class GovernanceUnavailable(LanewayError):
     status = 503
     type = "server_error"
     code = "governance_unavailable"
+
+    def headers(self) -> dict[str, str]:
+        return {"retry-after": "5"}
+
+
+class StoreUnavailable(LanewayError):
+    """A change to stored state (deleting a stored ``/v1/responses`` answer) that the
+    database would not take (full, read-only, locked, its file deleted): nothing was
+    changed, and the client may retry."""
+
+    status = 503
+    type = "server_error"
+    code = "store_unavailable"
 
     def headers(self) -> dict[str, str]:
         return {"retry-after": "5"}

@@ -27,6 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from laneway.errors import StoreUnavailable
 from laneway.ledger import UtcDateTime
 
 __all__ = ["ResponseStore", "StoredResponse"]
@@ -164,9 +165,16 @@ class ResponseStore:
     async def delete(self, response_id: str, key_id: str | None) -> bool:
         if await self.load(response_id, key_id) is None:
             return False
+        try:
+            await asyncio.to_thread(self._delete, response_id)
+        except sa.exc.SQLAlchemyError as exc:  # kept, in memory and on disk: say so
+            log.warning("could not delete stored response: %s", _describe(exc))
+            raise StoreUnavailable(
+                "the stored response could not be deleted (the database will not take "
+                "the write); nothing was changed: retry later"
+            ) from None
         with self._lock:
             self._memory.pop(response_id, None)
-        await asyncio.to_thread(self._delete, response_id)
         return True
 
     def _delete(self, response_id: str) -> None:
