@@ -397,6 +397,7 @@ def rubric(rounds: int) -> None:
 # the test half in the previous revision).
 VERIFIER_L2S = (30.0, 300.0, 3000.0)
 _N_VERIFIER = 24 + 25
+PROMPT_SIGNALS = np.r_[np.ones(24), np.zeros(_N_VERIFIER - 24)]  # the answer's zeroed
 SIGNAL_SETS = {
     "all": np.ones(_N_VERIFIER),
     "all but the last 4": np.r_[np.ones(_N_VERIFIER - 4), np.zeros(4)],
@@ -441,8 +442,8 @@ def cascade(rounds: int) -> None:
     test_all = [r for r in rows if bucket(r["id"], 2) == 1]
     print("| pair | n | verifier chosen on the train half | length | gain (text) | gain + task "
           "| verifier | verifier − best pre-routing | CPT(50%) best pre-routing | CPT(50%) "
-          "verifier | CPT(50%) verifier − best |")  # fmt: skip
-    print("|" + " --- |" * 11)
+          "verifier | CPT(50%) verifier − best | answer signals' own part |")  # fmt: skip
+    print("|" + " --- |" * 12)
     for strong, weak in ANSWER_PAIRS:
         train = [r for r in pair_rows(train_all, strong, weak) if r["answers"]]
         test = [r for r in pair_rows(test_all, strong, weak) if r["answers"]]
@@ -474,10 +475,19 @@ def cascade(rounds: int) -> None:
         d = cpt["verifier"][3] - cpt[best][3]
         lo, hi = np.percentile(d, [2.5, 97.5])
         cpt_diff = fmt(cpt["verifier"][0] - cpt[best][0], float(lo), float(hi), sign=True)
+        # What reading the answer adds: the same verifier with its answer signals zeroed
+        # (the prompt's signals only), APGR difference, paired.
+        prompt_only = _verifier_escalation(
+            (x, y, tasks), (xt, [r["task"] for r in test]),
+            SIGNAL_SETS[chosen[0]] * PROMPT_SIGNALS, chosen[1],
+        )  # fmt: skip
+        _, own, _ = compare({"verifier": scores["verifier"], "prompt": prompt_only}, s, w,
+                            [("verifier", "prompt")], rounds)  # fmt: skip
         print(f"| {strong} / {weak} | {len(test)} | {chosen[0]}, L2 {chosen[1]:g} | "
               f"{cells['length']} | {cells['text']} | {cells['task']} | {cells['verifier']} | "
               f"{next(iter(diffs.values()))} ({best}) | {fmt(*cpt[best][:3])} | "
-              f"{fmt(*cpt['verifier'][:3])} | {cpt_diff} |")  # fmt: skip
+              f"{fmt(*cpt['verifier'][:3])} | {cpt_diff} | "
+              f"{next(iter(own.values()))} |")  # fmt: skip
     print()
 
 
