@@ -606,6 +606,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--offer", action="store_true", help="time offer() in-process")
     parser.add_argument("--calls", type=int, default=200_000, help="--offer: calls per run")
     args = parser.parse_args(argv)
+    if not 1 <= args.blocks <= args.pairs:
+        parser.error("--blocks must be between 1 and --pairs")
     if args.instructions:
         return instructions(args)
     if args.offer:
