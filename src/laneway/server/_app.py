@@ -8,6 +8,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, datetime
+from itertools import chain
 
 import orjson
 from sqlalchemy import Engine
@@ -295,9 +296,8 @@ class LanewayApp:
             return HeadersTooLarge(
                 f"{len(headers)} request headers; at most {limits.max_headers} are accepted"
             )
-        size = 0
-        for name, value in headers:
-            size += len(name) + len(value) + 4
+        # name + value + 4 bytes (": ", CRLF) a header, summed in C (no loop in Python)
+        size = sum(map(len, chain.from_iterable(headers))) + 4 * len(headers)
         if size > limits.max_header_bytes:
             return HeadersTooLarge(
                 f"request headers of {size} bytes; at most {limits.max_header_bytes} "
