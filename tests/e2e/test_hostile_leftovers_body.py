@@ -246,7 +246,10 @@ def test_an_endless_body_is_cut_at_the_default_32_mib(start_gateway: GatewayFact
     assert info.value.status_code == 502
     assert isinstance(info.value.body, dict)
     assert "exceeds 32 MiB" in info.value.body["message"]
-    assert 32 * MiB < written < 64 * MiB
+    # ``written`` counts whole pieces whose write returned; the byte past the limit is in
+    # the piece being written when the gateway left (that write raises, uncounted), so
+    # exactly 32 MiB counted is a cut at the limit (seen once in CI-like runs).
+    assert 32 * MiB <= written < 64 * MiB
 
 
 def _requests(tmp_path: Path) -> list[dict[str, Any]]:
