@@ -38,7 +38,8 @@ load 4–6), 20 pairs of 2 s each, run back to back: the earlier procedure (``--
 --apart``, latency p50) gave intervals 4.6 and 3.0 ms wide (per-pair differences' SD 4.6 and
 5.5 ms); in step but together, 2.0 and 3.7; apart but out of step, 1.1; together and out of
 step, the p50 1.2 and 1.3, the added time 0.57 and 0.61 (SD 0.82 and 0.63). 40 pairs in 8
-blocks at load 3–4: added time +0.034 ms [−0.113, +0.191].
+blocks (about 2 min 40 s): added time +0.034 ms [−0.113, +0.191] and +0.049 [−0.171, +0.163]
+at load 3–4, −0.009 [−0.083, +0.071] at load 1.3–2.2 (the p50 beside it: 0.59 ms wide).
 
 Closed-loop clients that start together stay in step when the upstream's latency is
 fixed: every round the ``--concurrency`` requests reach the gateway as one burst and queue
