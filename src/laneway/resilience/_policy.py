@@ -148,8 +148,11 @@ class Trace:
     @property
     def fallbacks(self) -> int:
         """How many deployments failed before the one that served (or the last one)."""
+        attempts = self.attempts
+        if len(attempts) < 2:  # the usual request: one call, nothing to count
+            return 0
         names: list[str] = []
-        for attempt in self.attempts:
+        for attempt in attempts:
             if not names or names[-1] != attempt.deployment:
                 names.append(attempt.deployment)
         return max(0, len(names) - 1)
