@@ -34,9 +34,11 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.engine.interfaces import DBAPICursor
 
 from laneway.ledger._row import LedgerRow
 from laneway.ledger._schema import (
@@ -132,6 +134,21 @@ def _adapt_none_directly() -> None:
     sqlite3.register_adapter(type(None), _none)
 
 
+# Rows per multi-row INSERT on SQLite (largest first): 64 rows are 2,112 parameters, far
+# below SQLite's limit of 32,766; a few fixed sizes keep the statements cached.
+_BLOCKS = (64, 16, 4)
+
+
+def _insert_sql(rows: int) -> str:
+    """``INSERT INTO ledger (…) VALUES (?, …), …`` for ``rows`` rows: fixed column names,
+    every value bound as a parameter."""
+    values = f"({', '.join('?' for _ in SQLITE_COLUMNS)})"
+    return (
+        f"INSERT INTO ledger ({', '.join(SQLITE_COLUMNS)}) "  # noqa: S608
+        f"VALUES {', '.join([values] * rows)}"
+    )
+
+
 class LedgerWriter:
     """Batches ledger rows off the request path. Thread-safe; one per process."""
 
@@ -157,10 +174,8 @@ class LedgerWriter:
         if self._sqlite:
             _adapt_none_directly()
         self._convert = row_to_sqlite if self._sqlite else row_to_params
-        self._insert_sql = (  # fixed column names, values bound as parameters
-            f"INSERT INTO ledger ({', '.join(SQLITE_COLUMNS)}) "  # noqa: S608
-            f"VALUES ({', '.join('?' for _ in SQLITE_COLUMNS)})"
-        )
+        self._insert_sql = _insert_sql(1)
+        self._block_sql = {rows: _insert_sql(rows) for rows in _BLOCKS}
         self._pending_tries = 0
         self._flush_lock = threading.Lock()
         self._count_lock = threading.Lock()
@@ -286,7 +301,7 @@ class LedgerWriter:
             cursor = raw.cursor()
             cursor.execute("BEGIN IMMEDIATE")
             try:
-                cursor.executemany(self._insert_sql, batch)
+                self._insert_rows(cursor, batch)
             except BaseException:
                 cursor.execute("ROLLBACK")
                 raise
@@ -294,6 +309,20 @@ class LedgerWriter:
             cursor.close()
         finally:
             raw.close()
+
+    def _insert_rows(self, cursor: DBAPICursor, batch: list[Any]) -> None:
+        """``batch`` in order: blocks of rows as one multi-row ``INSERT`` each, the rest
+        with ``executemany``. The driver releases and takes back the interpreter lock
+        around every statement step; a step per row made the writer thread and the event
+        loop hand the lock back and forth (futex calls) hundreds of times a batch."""
+        start, end = 0, len(batch)
+        for rows in _BLOCKS:
+            sql = self._block_sql[rows]
+            while end - start >= rows:
+                cursor.execute(sql, list(chain.from_iterable(batch[start : start + rows])))
+                start += rows
+        if start < end:
+            cursor.executemany(self._insert_sql, batch[start:])
 
     def _write(self, batch: list[Any]) -> bool:
         try:
