@@ -3,14 +3,15 @@
 ``record()`` only appends to a deque (about a microsecond, never blocks on the database,
 never raises), so the request path does not wait for SQLite. A thread wakes every
 ``flush_interval`` seconds and writes what has queued in batches of at most ``max_batch``
-rows, one ``executemany`` per batch. A process crash therefore loses at most the rows of
+rows, one transaction per batch. A process crash therefore loses at most the rows of
 the last interval; ``close()`` (called at shutdown, and at interpreter exit as a safety
 net) writes everything still queued.
 
-On SQLite the batch goes straight to the driver's ``executemany`` with values already in
-storage form (``row_to_sqlite``): SQLAlchemy's per-value bind processing cost ~40 µs a row
-and competed with the event loop for the interpreter lock; the driver releases it while
-SQLite works. Other databases use SQLAlchemy Core.
+On SQLite the batch goes straight to the driver (blocks of rows as multi-row ``INSERT``s,
+the rest with ``executemany``) with values already in storage form (``row_to_sqlite``):
+SQLAlchemy's per-value bind processing cost ~40 µs a row and competed with the event loop
+for the interpreter lock; the driver releases it while SQLite works. Other databases use
+SQLAlchemy Core.
 
 A batch that fails because the database is away (locked, disk full, read-only, an I/O
 error, a file it cannot open, a lost server connection) is kept and retried on every tick
