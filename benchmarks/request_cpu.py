@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -40,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _loadgen import chat_body, cpu_seconds, send
 from _procs import Processes, free_port, wait_http
+from gateway_overhead import _clean_env
 
 HERE = Path(__file__).resolve().parent
 SRC = HERE.parent / "src"
@@ -57,12 +57,8 @@ MODES = ("json", "stream")
 
 
 def _env(src: Path) -> dict[str, str]:
-    drop = ("LANEWAY_CONFIG", "LANEWAY_DATABASE_URL", "HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
-    env = {k: v for k, v in os.environ.items() if k.upper() not in drop}
-    env = {k: v for k, v in env.items() if not k.upper().endswith("_API_KEY")}
-    env |= {"PYTHONPATH": str(src), "LANEWAY_BENCH_KEY": "sk-bench", "PYTHONUNBUFFERED": "1"}
-    env["NO_PROXY"] = env["no_proxy"] = "127.0.0.1,localhost"
-    return env
+    """gateway_overhead.py's environment for gateways, importing from ``src``."""
+    return _clean_env() | {"PYTHONPATH": str(src), "LANEWAY_BENCH_KEY": "sk-bench"}
 
 
 def _start_upstream(procs: Processes) -> str:
