@@ -50,7 +50,7 @@ from laneway.router._holdout import (
     save_trained_prompts,
     split_outcomes,
 )
-from laneway.router._io import conversation_of, iter_jsonl, outcome_row, read_outcomes
+from laneway.router._io import TASK_NAME, conversation_of, iter_jsonl, outcome_row, read_outcomes
 from laneway.router._metrics import PairMetrics, bootstrap, pair_metrics, pgr_curve
 from laneway.router._profiles import Goal, Profile, check_profile_name
 from laneway.router._promote import (
@@ -98,6 +98,7 @@ __all__ = [
     "DEFAULT_TIERS",
     "DEFAULT_TIER_MODELS",
     "MMLU_PRO_TIER_MODELS",
+    "TASK_NAME",
     "AnswerResult",
     "BaselinePrice",
     "CascadeSpec",

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import re
 import time
 from collections.abc import AsyncGenerator, Awaitable, Generator
 from typing import Any
@@ -30,6 +29,7 @@ from laneway.errors import (
 )
 from laneway.gateway import CallOutcome, Gateway, RequestContext, close_stream
 from laneway.providers import ChatRequest, StreamDelta
+from laneway.router import TASK_NAME
 from laneway.server._protocol import OPENAI_CHAT, ClientProtocol, StreamEncoder
 from laneway.server._render import _finish_step, money, send_events
 
@@ -337,9 +337,6 @@ def _own_headers(
     )
 
 
-_TASK = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/-]{0,63}")
-
-
 def _task_of(header: str | None, chat: ChatRequest) -> tuple[str | None, ChatRequest]:
     """The request's task for per-task routing and reports: ``metadata.laneway_task`` in
     the body (taken out of what is forwarded upstream) or the ``x-laneway-task`` header."""
@@ -354,7 +351,7 @@ def _task_of(header: str | None, chat: ChatRequest) -> tuple[str | None, ChatReq
         chat = dataclasses.replace(chat, options=options)
     if task is None:
         return None, chat
-    if not isinstance(task, str) or _TASK.fullmatch(task) is None:
+    if not isinstance(task, str) or TASK_NAME.fullmatch(task) is None:
         raise InvalidRequest(
             "the task (x-laneway-task or metadata.laneway_task) must be 1-64 letters, digits "
             "or _ . : / - starting with a letter or digit",
