@@ -385,11 +385,6 @@ def test_a_relayed_answer_with_status_failed_is_a_failure_not_an_empty_answer(
     assert calls == [("p", 502, "upstream_error"), ("b", 200, None)], _brief(rows)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gateway/_records._attempt_status records the upstream's HTTP status (200 here) "
-    "on a failed call; the README says a malformed answer is a 502 upstream_error",
-)
 def test_a_call_that_answered_200_with_a_broken_body_is_ledgered_502(fresh: Rig) -> None:
     rig = fresh
     start = _last_id(rig)

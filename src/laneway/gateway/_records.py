@@ -272,7 +272,9 @@ def _attempt_status(error: LanewayError | None) -> int:
     if error is None:
         return 200
     upstream = getattr(error, "upstream_status", None)
-    return upstream if isinstance(upstream, int) else error.status
+    # The upstream's HTTP status where it was an error; a failed call the upstream
+    # answered 200 (a malformed body, a failed Responses status) is the error's status.
+    return upstream if isinstance(upstream, int) and upstream >= 400 else error.status
 
 
 # Failures that mean "no deployment answered", as opposed to the request's own fault
