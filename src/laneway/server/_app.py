@@ -261,16 +261,39 @@ class LanewayApp:
         self.starlette = starlette
         self.state = starlette.state
         self.gateway = gateway
+        self.open_requests = 0  # HTTP requests whose handler has not returned, every route
+        self._idle: asyncio.Event | None = None  # set when open_requests reaches 0 (settle)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            problem = self._header_problem(scope["headers"])
-            if problem is not None:
-                refuse(self.gateway, scope, problem)
-                protocol = _protocol_of(scope["path"])
-                await error_response(problem, None, protocol)(scope, receive, send)
-                return
-        if scope["type"] == "http" and scope["method"] == "POST" and scope["path"] in _CHAT_PATHS:
+        if scope["type"] != "http":
+            await self.starlette(scope, receive, send)
+            return
+        self.open_requests += 1
+        try:
+            await self._http(scope, receive, send)
+        finally:
+            self.open_requests -= 1
+            if self.open_requests == 0 and self._idle is not None:
+                self._idle.set()
+
+    async def settle(self, limit_s: float = 1.0) -> None:
+        """At shutdown, after the server has cancelled the requests still running: give
+        their cleanup (the ledger row each writes in its ``finally``) up to ``limit_s``
+        to finish before the ledger closes; rows recorded after it would be lost."""
+        if self.open_requests == 0:
+            return
+        self._idle = asyncio.Event()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._idle.wait(), limit_s)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        problem = self._header_problem(scope["headers"])
+        if problem is not None:
+            refuse(self.gateway, scope, problem)
+            protocol = _protocol_of(scope["path"])
+            await error_response(problem, None, protocol)(scope, receive, send)
+            return
+        if scope["method"] == "POST" and scope["path"] in _CHAT_PATHS:
             scope["app"] = self.starlette
             gateway = self.gateway
             gateway.inflight += 1
@@ -353,6 +376,7 @@ def create_app(
         try:
             yield
         finally:
+            await wrapper.settle()
             await gateway.aclose()
             responses_store.close()
 
@@ -379,4 +403,5 @@ def create_app(
     app.router.redirect_slashes = False
     app.state.gateway = gateway
     app.state.responses = responses_store
-    return LanewayApp(app, gateway)
+    wrapper = LanewayApp(app, gateway)  # the lifespan's settle() reads its open requests
+    return wrapper
