@@ -307,5 +307,5 @@ def test_a_deeply_nested_or_huge_workload_is_one_error(tmp_path: Path) -> None:
     huge = tmp_path / "huge.yaml"
     with huge.open("wb") as handle:
         handle.truncate(5 * 1024 * 1024)
-    with pytest.raises(InvalidRequest, match="larger than 4 MiB"):
+    with pytest.raises(InvalidRequest, match="larger than its limit of 4 MiB"):
         load_workload(huge)

@@ -222,5 +222,5 @@ def test_a_deeply_nested_or_huge_user_catalog_is_an_error(tmp_path: pathlib.Path
     huge = tmp_path / "huge.yaml"
     with huge.open("wb") as handle:
         handle.truncate(17 * 1024 * 1024)
-    with pytest.raises(ConfigError, match="larger than 16 MiB"):
+    with pytest.raises(ConfigError, match="larger than its limit of 16 MiB"):
         load_catalog(huge)

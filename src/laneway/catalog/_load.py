@@ -23,6 +23,7 @@ from laneway.catalog._model import (
     Price,
 )
 from laneway.errors import ConfigError
+from laneway.settings import read_user_text
 
 __all__ = ["PROVIDERS", "default_catalog", "load_catalog"]
 
@@ -285,16 +286,9 @@ def load_catalog(path: pathlib.Path | None = None) -> Catalog:
         text = resource.read_text(encoding="utf-8")
         return _parse(text, "laneway/catalog/models.yaml", packaged=True)
     try:
-        with path.open("rb") as handle:
-            data = handle.read(MAX_CATALOG_BYTES + 1)
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read catalog file: {exc}") from exc
-    if len(data) > MAX_CATALOG_BYTES:
-        raise ConfigError(f"{path}: catalog file larger than {MAX_CATALOG_BYTES // 2**20} MiB")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: cannot read catalog file: not UTF-8 ({exc.reason})") from None
+        text = read_user_text(path, "catalog file", MAX_CATALOG_BYTES)
+    except ConfigError as exc:
+        raise ConfigError(f"cannot read the catalog: {exc.message}") from None
     return _parse(text, str(path))
 
 

@@ -1,7 +1,8 @@
 """Reading the files a user names, within limits; writing output files whole or not at all,
 never creating missing folders.
 
-A file the user names is read with a bound (``read_limited``, ``limited_lines``): never more
+A file the user names is read with a bound (``laneway.settings.read_user_text``, or
+``limited_lines`` a line at a time): never more
 than its limit plus one byte, whatever its size (a 2 GB file costs one bounded read, not
 2 GB of memory), and one over the limit is a one-line ``ConfigError`` naming it and the
 limit. The ``check_*`` functions are called before any work, so a bad output path fails at
@@ -21,7 +22,6 @@ __all__ = [
     "check_output_dir",
     "check_output_file",
     "limited_lines",
-    "read_limited",
     "write_atomic",
 ]
 
@@ -56,25 +56,10 @@ def _decode(path: Path, data: bytes, offset: int = 0, where: str = "") -> str:
         ) from None
 
 
-def read_limited(path: Path, what: str, limit: int) -> str:
-    """The UTF-8 text of a file the user named (``what``: "suite file"), read with a bound:
-    a one-line ``ConfigError`` for a file over ``limit`` bytes, a directory, a missing
-    file, bytes that are not UTF-8 or a read error."""
-    _check_input(path, what)
-    try:
-        with path.open("rb") as f:
-            data = f.read(limit + 1)
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
-    if len(data) > limit:
-        raise _too_big(path, what, limit)
-    return _decode(path, data)
-
-
 def limited_lines(path: Path, what: str, limit: int, line_limit: int) -> Iterator[tuple[int, str]]:
     """The lines of a file the user named, numbered from 1, read one at a time: at most
     ``limit`` bytes in all and ``line_limit`` bytes a line (a one-line ``ConfigError``
-    past either, as for :func:`read_limited`)."""
+    past either, as for ``laneway.settings.read_user_text``)."""
     _check_input(path, what)
     total = 0
     try:

@@ -26,9 +26,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from laneway.errors import ConfigError, InvalidRequest
-from laneway.evals._files import MIB, limited_lines, read_limited
+from laneway.evals._files import MIB, limited_lines
 from laneway.governance import ClientSchema
-from laneway.settings import yaml_line, yaml_problem
+from laneway.settings import read_user_text, yaml_line, yaml_problem
 
 __all__ = [
     "Case",
@@ -324,7 +324,7 @@ def load_suite(path: str | Path) -> Suite:
     if path.suffix == ".jsonl":
         cases = _checked(_jsonl_cases(path, {}, "suite file"), str(path))
         return Suite(path.stem, "", 1, cases, str(path))
-    text = read_limited(path, "suite file", MAX_SUITE_BYTES)
+    text = read_user_text(path, "suite file", MAX_SUITE_BYTES)
     try:
         root, data = _parse_yaml(text)
     except yaml.YAMLError as exc:

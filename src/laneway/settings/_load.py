@@ -148,14 +148,7 @@ def default_settings(env: Mapping[str, str]) -> Settings:
 
 
 def _from_file(path: Path) -> Settings:
-    try:
-        with path.open("rb") as handle:
-            raw = handle.read(MAX_USER_FILE_BYTES + 1)
-        if len(raw) > MAX_USER_FILE_BYTES:
-            raise ConfigError(f"{path}: the config file is larger than {_MIB_TEXT}")
-        text = raw.decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read the config file: {exc}") from exc
+    text = read_user_text(path, "config file")
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -279,30 +272,35 @@ def check_environment(settings: Settings, env: Mapping[str, str]) -> None:
 # A config or workload file: read with this bound (they are a few kB; YAML parsing of a
 # large file is slow and memory-hungry).
 MAX_USER_FILE_BYTES = 4 * 1024 * 1024
-_MIB_TEXT = f"{MAX_USER_FILE_BYTES // 2**20} MiB"
 
 
-def read_user_text(path: Path, what: str) -> str:
-    """The UTF-8 text of a file the user named (``what``: "suite file", ...); a one-line
-    ``ConfigError`` for a directory, a missing file, bytes that are not UTF-8 or a read
-    error."""
+def _size(n: int) -> str:
+    return f"{n >> 20} MiB" if n % (1 << 20) == 0 else f"{n} bytes"
+
+
+def read_user_text(path: Path, what: str, limit: int = MAX_USER_FILE_BYTES) -> str:
+    """The UTF-8 text of a file the user named (``what``: "suite file", ...), read with a
+    bound (never more than ``limit`` + 1 bytes, whatever the file's size); a one-line
+    ``ConfigError`` for a file over ``limit`` bytes, a directory, a missing file, bytes
+    that are not UTF-8 or a read error."""
     if path.is_dir():
         raise ConfigError(f"{path} is a directory, not a {what}")
     if not path.is_file():
         raise ConfigError(f"{what} not found: {path}")
     try:
         with path.open("rb") as handle:
-            raw = handle.read(MAX_USER_FILE_BYTES + 1)
-        if len(raw) > MAX_USER_FILE_BYTES:
-            raise ConfigError(f"{path}: the {what} is larger than {_MIB_TEXT}")
+            raw = handle.read(limit + 1)
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
+    if len(raw) > limit:
+        raise ConfigError(f"{path}: the {what} is larger than its limit of {_size(limit)}")
+    try:
         return raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         byte = exc.object[exc.start : exc.start + 1].hex()
         raise ConfigError(
             f"{path}: not UTF-8 text (byte 0x{byte} at offset {exc.start}); save it as UTF-8"
         ) from None
-    except OSError as exc:
-        raise ConfigError(f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 def yaml_problem(exc: yaml.YAMLError) -> tuple[int | None, str]:
