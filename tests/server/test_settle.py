@@ -7,25 +7,39 @@ from __future__ import annotations
 
 import asyncio
 import time
+from types import SimpleNamespace
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from laneway.server._app import LanewayApp
+from laneway.settings import default_settings
 
 
 def _app(hold_s: float) -> LanewayApp:
-    app = LanewayApp(Starlette(), gateway=None)  # type: ignore[arg-type]
-
-    async def handler(scope: Any, receive: Any, send: Any) -> None:
+    async def slow(request: Request) -> Response:
         await asyncio.sleep(hold_s)  # a request still cleaning up
+        return Response(b"")
 
-    app._http = handler  # type: ignore[method-assign]
-    return app
+    gateway = SimpleNamespace(settings=default_settings(env={}))
+    return LanewayApp(Starlette(routes=[Route("/slow", slow)]), gateway)  # type: ignore[arg-type]
 
 
 async def _settle_while(app: LanewayApp, limit_s: float) -> tuple[float, asyncio.Task[None]]:
-    task = asyncio.ensure_future(app({"type": "http"}, None, None))  # type: ignore[arg-type]
+    scope = {"type": "http", "method": "GET", "path": "/slow", "headers": [],
+             "query_string": b""}  # fmt: skip
+    sent: list[Any] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: Any) -> None:
+        sent.append(message)
+
+    task = asyncio.ensure_future(app(scope, receive, send))
     await asyncio.sleep(0)  # the request has started
     assert app.open_requests == 1
     started = time.monotonic()

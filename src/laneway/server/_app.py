@@ -270,7 +270,29 @@ class LanewayApp:
             return
         self.open_requests += 1
         try:
-            await self._http(scope, receive, send)
+            problem = self._header_problem(scope["headers"])
+            if problem is not None:
+                refuse(self.gateway, scope, problem)
+                protocol = _protocol_of(scope["path"])
+                await error_response(problem, None, protocol)(scope, receive, send)
+                return
+            if scope["method"] == "POST" and scope["path"] in _CHAT_PATHS:
+                scope["app"] = self.starlette
+                gateway = self.gateway
+                gateway.inflight += 1
+                try:
+                    try:
+                        response = await handle_chat(gateway, Request(scope, receive))
+                    except Exception:
+                        log.exception("unhandled error on %s", scope["path"])
+                        response = error_response(
+                            LanewayError("internal error (see the gateway's log)")
+                        )
+                    await response(scope, receive, send)
+                finally:
+                    gateway.inflight -= 1
+                return
+            await self.starlette(scope, receive, send)
         finally:
             self.open_requests -= 1
             if self.open_requests == 0 and self._idle is not None:
@@ -285,31 +307,6 @@ class LanewayApp:
         self._idle = asyncio.Event()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._idle.wait(), limit_s)
-
-    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        problem = self._header_problem(scope["headers"])
-        if problem is not None:
-            refuse(self.gateway, scope, problem)
-            protocol = _protocol_of(scope["path"])
-            await error_response(problem, None, protocol)(scope, receive, send)
-            return
-        if scope["method"] == "POST" and scope["path"] in _CHAT_PATHS:
-            scope["app"] = self.starlette
-            gateway = self.gateway
-            gateway.inflight += 1
-            try:
-                try:
-                    response = await handle_chat(gateway, Request(scope, receive))
-                except Exception:
-                    log.exception("unhandled error on %s", scope["path"])
-                    response = error_response(
-                        LanewayError("internal error (see the gateway's log)")
-                    )
-                await response(scope, receive, send)
-            finally:
-                gateway.inflight -= 1
-            return
-        await self.starlette(scope, receive, send)
 
     def _header_problem(self, headers: list[tuple[bytes, bytes]]) -> LanewayError | None:
         """431 for too many headers or too many header bytes (the HTTP parser has no
