@@ -35,10 +35,10 @@ exactly one place each, by exception type and HTTP status, never by message text
     │   ├── NoPrivateRoute      503 no_private_route   (sensitive data, no healthy private model)
     │   ├── CircuitOpen         503 circuit_open (every deployment's breaker is open; Retry-After)
     │   └── DeploymentDisabled  503 deployment_disabled (kill switch)
-    ├── GovernanceUnavailable   503 governance_unavailable (budget / rate-limit store
-    │                               cannot be written: fail closed; Retry-After)
-    ├── StoreUnavailable        503 store_unavailable (a stored response cannot be
-    │                               deleted: the database will not take the write)
+    ├── StoreUnavailable        503 store_unavailable (the database will not take a write:
+    │   │                           a stored response cannot be deleted; Retry-After)
+    │   └── GovernanceUnavailable 503 governance_unavailable (budget / rate-limit store
+    │                               cannot be written: fail closed)
     ├── InvalidOutput           502 invalid_output     (answer fails the requested JSON schema)
     └── UpstreamError           502 upstream_error
         ├── UpstreamRateLimited 429 rate_limited (upstream said 429; retryable, Retry-After)
@@ -316,23 +316,10 @@ class DeploymentDisabled(NoDeploymentAvailable):
     code = "deployment_disabled"
 
 
-class GovernanceUnavailable(LanewayError):
-    """A key's budget or rate limit had to be written and the database would not take the
-    write (full, read-only, locked past the busy timeout, gone): the request is refused,
-    never served unmetered (governance fails closed)."""
-
-    status = 503
-    type = "server_error"
-    code = "governance_unavailable"
-
-    def headers(self) -> dict[str, str]:
-        return {"retry-after": "5"}
-
-
 class StoreUnavailable(LanewayError):
-    """A change to stored state (deleting a stored ``/v1/responses`` answer) that the
-    database would not take (full, read-only, locked, its file deleted): nothing was
-    changed, and the client may retry."""
+    """A write to stored state that the database would not take (full, read-only, locked
+    past the busy timeout, its file deleted): nothing was changed, and the client may
+    retry. As such: deleting a stored ``/v1/responses`` answer."""
 
     status = 503
     type = "server_error"
@@ -340,6 +327,13 @@ class StoreUnavailable(LanewayError):
 
     def headers(self) -> dict[str, str]:
         return {"retry-after": "5"}
+
+
+class GovernanceUnavailable(StoreUnavailable):
+    """A key's budget or rate limit had to be written and the database would not take the
+    write: the request is refused, never served unmetered (governance fails closed)."""
+
+    code = "governance_unavailable"
 
 
 class InvalidOutput(LanewayError):
